@@ -1,0 +1,1 @@
+//! dpx-consensus: under construction.

@@ -1,0 +1,1 @@
+//! dpx-contracts: under construction.

@@ -1,0 +1,1 @@
+//! dpx-genesis: under construction.

@@ -1,0 +1,1 @@
+//! dpx-ledger: under construction.

@@ -1,0 +1,1 @@
+//! dpx-tests: cluster simulation and end-to-end tests.
