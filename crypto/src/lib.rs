@@ -25,7 +25,7 @@ mod hash;
 pub mod keyfile;
 mod keys;
 
-pub use batch::{BatchItem, verify_batch};
+pub use batch::{BatchItem, verify_batch, verify_batch_each};
 pub use error::CryptoError;
 pub use hash::{Domain, Hash, HashWriter};
 pub use keys::{Keypair, PublicKey, Signature};
