@@ -1,1 +1,101 @@
-//! dpx-contracts: under construction.
+//! `dpx-contracts`: what the dpx ledger means — the transaction format and the deterministic
+//! state-transition rules of the data-product marketplace.
+//!
+//! - [`tx`]: [`SignedTransaction`] over a [`TransactionBody`] (chain id, nonce, optional expiry,
+//!   one [`Operation`]); [`check_stateless`] / [`decode_unverified`] for the mempool and batch
+//!   verification.
+//! - [`exec`]: [`check_stateful`] (nonce, expiry, signer) and [`execute`] / [`execute_block`],
+//!   which produce a [`Receipt`] for every transaction. A failed transaction changes nothing but
+//!   its signer's nonce.
+//! - The marketplace: [`participants`], [`products`], [`demands`], [`trades`] (orders and
+//!   life-cycle attestations) and [`grants`] — one use, one authorization: a grant moves
+//!   `Issued → Consumed | Revoked | Expired` exactly once.
+//! - [`policy`]: Cedar policies with a built-in schema, held in state and evaluated for every
+//!   guarded operation; each decision is recorded as a [`DecisionReceipt`].
+//! - [`governance`]: proposals approved by more than 2/3 of agencies change policies, the
+//!   validator set (from a later height), parameters, and admit agencies.
+//! - [`keys`]: the state key of every object; [`render`] turns any stored value into JSON.
+//!
+//! The crate does no I/O and reads no clock, randomness or floating point: the same state,
+//! block context and transactions give the same receipts and state on every node.
+//!
+//! ```
+//! use dpx_contracts::*;
+//! use dpx_crypto::{Hash, Keypair};
+//!
+//! let chain = "dpx-doc";
+//! let agency = Keypair::from_seed([1; 32]);
+//! let mut state = MemState::new();
+//! let genesis = GenesisApp {
+//!     agencies: vec![GenesisAgency { name: "Data Bureau".into(), key: agency.public() }],
+//!     validators: vec![Validator { key: agency.public(), power: 10, name: "v0".into() }],
+//!     policies: None, // the built-in default policies
+//!     params: Params::default(),
+//! };
+//! init_genesis(&mut state, chain, &genesis).unwrap();
+//!
+//! // The agency admits a provider.
+//! let provider = Keypair::from_seed([2; 32]);
+//! let op = Operation::Admit { key: provider.public(), name: "Acme Data".into(), roles: vec![Role::Provider] };
+//! let bytes = TransactionBody::new(chain, 0, op).sign(&agency).encode();
+//! let tx = check_stateless(&bytes, chain).unwrap();
+//! let ctx = BlockContext { chain_id: chain.into(), height: 1, time_ms: 0 };
+//! let receipt = execute(&mut state, &ctx, &tx);
+//! assert!(receipt.is_ok(), "{}", receipt.reason);
+//! assert_eq!(receipt.decision.unwrap().determining, ["agencies-admit-and-suspend"]);
+//!
+//! // The same transaction again is refused (replay) and changes nothing.
+//! let again = execute(&mut state, &ctx, &tx);
+//! assert_eq!(again.code, Code::Invalid);
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod codec;
+pub mod demands;
+mod error;
+pub mod exec;
+mod genesis;
+pub mod governance;
+pub mod grants;
+pub mod keys;
+mod ops;
+mod params;
+pub mod participants;
+pub mod policy;
+pub mod products;
+mod receipt;
+mod render;
+mod state;
+pub mod trades;
+pub mod tx;
+mod types;
+
+pub use demands::{Demand, DemandResponse};
+pub use error::{ContractError, DecodeError, GrantRefusal, TxError};
+pub use exec::{BlockContext, begin_block, check_stateful, execute, execute_block, next_nonce, resolve_account};
+pub use genesis::{GenesisAgency, GenesisApp, init_genesis};
+pub use governance::{
+    Proposal, ProposalAction, Validator, ValidatorChange, agency_count, current_validators, validator_set,
+    validator_updates,
+};
+pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt};
+pub use ops::Operation;
+pub use params::{Params, params};
+pub use participants::{Participant, ROTATE_KEY_DOMAIN, load_participant, rotation_message};
+pub use policy::{
+    Action, DEFAULT_POLICIES, PolicySetRecord, SCHEMA_TEXT, authorize_read, current_policies, parse_policies,
+};
+pub use products::{Product, ProductConditions, ProductSpec};
+pub use receipt::{Attr, DecisionReceipt, Event, Receipt};
+pub use render::render;
+pub use state::{MemState, State};
+pub use trades::{AttestTarget, Attestation, Order};
+pub use tx::{
+    MAX_TX_BYTES, SignedTransaction, TransactionBody, UnverifiedTx, VerifiedTx, check_stateless,
+    decode_unverified,
+};
+pub use types::{
+    Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus, MAX_GRADE, MAX_RATING,
+    OrderId, OrderStatus, ProductId, ProposalId, ProposalStatus, Role, Stage,
+};

@@ -1,0 +1,112 @@
+//! The application part of genesis: founding agencies, validators, policies and parameters.
+
+use std::collections::BTreeSet;
+
+use dpx_crypto::{Hash, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::ContractError;
+use crate::governance::{Validator, check_set, set_agency_count, store_initial_validators};
+use crate::keys;
+use crate::params::Params;
+use crate::participants::Participant;
+use crate::policy::{DEFAULT_POLICIES, PolicySetRecord, parse_policies};
+use crate::state::State;
+use crate::tx::MAX_CHAIN_ID_BYTES;
+use crate::types::{ListStatus, MAX_TEXT_BYTES, Role};
+
+/// A founding agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAgency {
+    pub name: String,
+    pub key: PublicKey,
+}
+
+/// The contracts' section of the genesis file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisApp {
+    pub agencies: Vec<GenesisAgency>,
+    pub validators: Vec<Validator>,
+    /// Cedar policy text; `None` loads [`DEFAULT_POLICIES`].
+    #[serde(default)]
+    pub policies: Option<String>,
+    #[serde(default)]
+    pub params: Params,
+}
+
+fn err(reason: impl std::fmt::Display) -> ContractError {
+    ContractError::Genesis { reason: reason.to_string() }
+}
+
+impl GenesisApp {
+    /// Everything `init_genesis` would refuse, without touching state.
+    pub fn validate(&self, chain_id: &str) -> Result<(), ContractError> {
+        if chain_id.is_empty() || chain_id.len() > MAX_CHAIN_ID_BYTES {
+            return Err(err(format!("chain id must be 1..={MAX_CHAIN_ID_BYTES} bytes")));
+        }
+        self.params.validate().map_err(err)?;
+        if self.agencies.is_empty() {
+            return Err(err("at least one agency is needed"));
+        }
+        let mut keys = BTreeSet::new();
+        for a in &self.agencies {
+            if a.name.is_empty() || a.name.len() > MAX_TEXT_BYTES {
+                return Err(err(format!("agency name must be 1..={MAX_TEXT_BYTES} bytes")));
+            }
+            if !keys.insert(a.key) {
+                return Err(err(format!("agency key {} appears twice", a.key)));
+            }
+        }
+        let mut vkeys = BTreeSet::new();
+        for v in &self.validators {
+            if !vkeys.insert(v.key) {
+                return Err(err(format!("validator key {} appears twice", v.key)));
+            }
+        }
+        check_set(&self.validators).map_err(err)?;
+        parse_policies(self.policy_text(), self.params.max_policy_bytes as usize).map_err(err)?;
+        Ok(())
+    }
+
+    fn policy_text(&self) -> &str {
+        self.policies.as_deref().unwrap_or(DEFAULT_POLICIES)
+    }
+}
+
+/// Write height 0's application state. Refuses an already initialised state.
+pub fn init_genesis<S: State + ?Sized>(st: &mut S, chain_id: &str, app: &GenesisApp) -> Result<(), ContractError> {
+    app.validate(chain_id)?;
+    if st.get(keys::CHAIN_ID).is_some() {
+        return Err(err("state is already initialised"));
+    }
+    st.put(keys::CHAIN_ID.to_vec(), chain_id.as_bytes().to_vec());
+    for a in &app.agencies {
+        let p = Participant {
+            account: a.key,
+            current_key: a.key,
+            name: a.name.clone(),
+            roles: vec![Role::Agency],
+            rating: 0,
+            list_status: ListStatus::Normal,
+            suspended: false,
+            suspension_reason: String::new(),
+            admitted_by: a.key,
+            admitted_height: 0,
+            updated_height: 0,
+        };
+        st.put(keys::participant(&a.key), codec::encode(&p));
+    }
+    set_agency_count(st, app.agencies.len() as u64);
+    let mut validators = app.validators.clone();
+    validators.sort_by_key(|v| v.key);
+    store_initial_validators(st, validators);
+    let text = app.policy_text().to_string();
+    let rec = PolicySetRecord { version: 1, hash: Hash::digest(text.as_bytes()), text, height: 0 };
+    st.put(keys::policy_version(1), codec::encode(&rec));
+    st.put(keys::POLICY_CURRENT.to_vec(), codec::encode(&rec));
+    st.put(keys::PARAMS.to_vec(), codec::encode(&app.params));
+    Ok(())
+}

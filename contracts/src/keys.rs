@@ -1,0 +1,165 @@
+//! The state key of every object. Each kind has a `PREFIX_*` so the RPC can list a kind by
+//! prefix and an auditor can prove a single object by its key.
+//!
+//! Layout: `<prefix><fixed-width binary id>`; numbers are big-endian so keys sort numerically.
+
+use dpx_crypto::PublicKey;
+
+use crate::types::{DemandId, GrantId, OrderId, ProductId, ProposalId};
+
+pub const PREFIX_PARTICIPANT: &[u8] = b"participant/";
+/// Maps a rotated-in signing key to its participant's account key.
+pub const PREFIX_KEY_BINDING: &[u8] = b"keybind/";
+pub const PREFIX_NONCE: &[u8] = b"nonce/";
+pub const PREFIX_PRODUCT: &[u8] = b"product/";
+pub const PREFIX_DEMAND: &[u8] = b"demand/";
+pub const PREFIX_RESPONSE: &[u8] = b"response/";
+pub const PREFIX_ORDER: &[u8] = b"order/";
+pub const PREFIX_GRANT: &[u8] = b"grant/";
+pub const PREFIX_USAGE: &[u8] = b"usage/";
+pub const PREFIX_ATTESTATION: &[u8] = b"attest/";
+pub const PREFIX_ATTESTATION_COUNT: &[u8] = b"attestcount/";
+pub const PREFIX_PROPOSAL: &[u8] = b"proposal/";
+pub const PREFIX_APPROVAL: &[u8] = b"approval/";
+pub const PREFIX_POLICY_VERSION: &[u8] = b"policyv/";
+pub const PREFIX_VALIDATOR_UPDATE: &[u8] = b"valupdate/";
+pub const PREFIX_META: &[u8] = b"meta/";
+
+/// The policy set in force.
+pub const POLICY_CURRENT: &[u8] = b"meta/policy";
+/// Chain parameters.
+pub const PARAMS: &[u8] = b"meta/params";
+/// The validator set in force.
+pub const VALIDATORS: &[u8] = b"meta/validators";
+/// The validator set after every scheduled update, with the height it takes effect.
+pub const VALIDATORS_LATEST: &[u8] = b"meta/validators-latest";
+/// Number of agencies, the denominator of the governance quorum.
+pub const AGENCY_COUNT: &[u8] = b"meta/agency-count";
+/// Chain id, written at genesis; its presence marks an initialised state.
+pub const CHAIN_ID: &[u8] = b"meta/chain-id";
+
+fn cat(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let len = prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut k = Vec::with_capacity(len);
+    k.extend_from_slice(prefix);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// A participant, by account key (the key it was admitted with).
+pub fn participant(account: &PublicKey) -> Vec<u8> {
+    cat(PREFIX_PARTICIPANT, &[account.as_bytes()])
+}
+
+/// The account a rotated-in signing key acts for.
+pub fn key_binding(signing_key: &PublicKey) -> Vec<u8> {
+    cat(PREFIX_KEY_BINDING, &[signing_key.as_bytes()])
+}
+
+/// The next nonce of a signing key.
+pub fn nonce(signer: &PublicKey) -> Vec<u8> {
+    cat(PREFIX_NONCE, &[signer.as_bytes()])
+}
+
+pub fn product(id: &ProductId) -> Vec<u8> {
+    cat(PREFIX_PRODUCT, &[id.0.as_bytes()])
+}
+
+pub fn demand(id: &DemandId) -> Vec<u8> {
+    cat(PREFIX_DEMAND, &[id.0.as_bytes()])
+}
+
+/// One responder's answer to a demand; all answers to a demand share the prefix
+/// `PREFIX_RESPONSE ‖ demand`.
+pub fn response(demand: &DemandId, responder: &PublicKey) -> Vec<u8> {
+    cat(PREFIX_RESPONSE, &[demand.0.as_bytes(), responder.as_bytes()])
+}
+
+pub fn order(id: &OrderId) -> Vec<u8> {
+    cat(PREFIX_ORDER, &[id.0.as_bytes()])
+}
+
+pub fn grant(id: &GrantId) -> Vec<u8> {
+    cat(PREFIX_GRANT, &[id.0.as_bytes()])
+}
+
+/// The usage receipt of a consumed grant (a grant is used at most once, so one per grant).
+pub fn usage(grant: &GrantId) -> Vec<u8> {
+    cat(PREFIX_USAGE, &[grant.0.as_bytes()])
+}
+
+/// Tag byte of an attestation target in keys.
+pub(crate) const TARGET_ORDER: u8 = b'o';
+pub(crate) const TARGET_GRANT: u8 = b'g';
+
+/// The `seq`-th life-cycle attestation of an order or grant use.
+pub fn attestation(target_tag: u8, target: &[u8; 32], seq: u32) -> Vec<u8> {
+    cat(PREFIX_ATTESTATION, &[&[target_tag], target, &seq.to_be_bytes()])
+}
+
+/// Number of attestations recorded for a target.
+pub fn attestation_count(target_tag: u8, target: &[u8; 32]) -> Vec<u8> {
+    cat(PREFIX_ATTESTATION_COUNT, &[&[target_tag], target])
+}
+
+pub fn proposal(id: &ProposalId) -> Vec<u8> {
+    cat(PREFIX_PROPOSAL, &[id.0.as_bytes()])
+}
+
+/// Marker that `agency` approved `proposal`.
+pub fn approval(proposal: &ProposalId, agency: &PublicKey) -> Vec<u8> {
+    cat(PREFIX_APPROVAL, &[proposal.0.as_bytes(), agency.as_bytes()])
+}
+
+/// A past or present policy set, by version.
+pub fn policy_version(version: u64) -> Vec<u8> {
+    cat(PREFIX_POLICY_VERSION, &[&version.to_be_bytes()])
+}
+
+/// The full validator set that takes effect at `height`.
+pub fn validator_update(height: u64) -> Vec<u8> {
+    cat(PREFIX_VALIDATOR_UPDATE, &[&height.to_be_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpx_crypto::{Hash, Keypair};
+
+    #[test]
+    fn keys_start_with_their_prefix_and_differ() {
+        let pk = Keypair::from_seed([1; 32]).public();
+        let id = Hash::digest(b"x");
+        let all = [
+            (participant(&pk), PREFIX_PARTICIPANT),
+            (key_binding(&pk), PREFIX_KEY_BINDING),
+            (nonce(&pk), PREFIX_NONCE),
+            (product(&ProductId(id)), PREFIX_PRODUCT),
+            (demand(&DemandId(id)), PREFIX_DEMAND),
+            (response(&DemandId(id), &pk), PREFIX_RESPONSE),
+            (order(&OrderId(id)), PREFIX_ORDER),
+            (grant(&GrantId(id)), PREFIX_GRANT),
+            (usage(&GrantId(id)), PREFIX_USAGE),
+            (attestation(TARGET_ORDER, &id.0, 0), PREFIX_ATTESTATION),
+            (attestation_count(TARGET_ORDER, &id.0), PREFIX_ATTESTATION_COUNT),
+            (proposal(&ProposalId(id)), PREFIX_PROPOSAL),
+            (approval(&ProposalId(id), &pk), PREFIX_APPROVAL),
+            (policy_version(3), PREFIX_POLICY_VERSION),
+            (validator_update(9), PREFIX_VALIDATOR_UPDATE),
+        ];
+        for (k, p) in &all {
+            assert!(k.starts_with(p));
+        }
+        // No prefix is a prefix of another kind's prefix, so listing one kind never shows another.
+        for (i, (_, a)) in all.iter().enumerate() {
+            for (j, (_, b)) in all.iter().enumerate() {
+                if i != j && a != b {
+                    assert!(!a.starts_with(b), "{:?} vs {:?}", String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+                }
+            }
+        }
+        assert!(validator_update(2) < validator_update(10));
+    }
+}

@@ -1,0 +1,96 @@
+//! Chain parameters, set at genesis and changed by governance.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Wire, pb};
+use crate::error::DecodeError;
+use crate::keys;
+use crate::policy::MAX_POLICY_BYTES;
+use crate::state::State;
+use crate::tx::MAX_TX_BYTES;
+
+/// Limits and delays every node applies identically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    pub max_block_bytes: u64,
+    pub max_block_txs: u32,
+    /// At most [`MAX_TX_BYTES`].
+    pub max_tx_bytes: u32,
+    /// A validator-set change takes effect at least this many blocks after it is decided.
+    pub validator_update_delay: u64,
+    /// A proposal not approved within this many blocks can no longer be approved.
+    pub proposal_ttl_blocks: u64,
+    /// At most [`MAX_POLICY_BYTES`].
+    pub max_policy_bytes: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            max_block_bytes: 4 * 1024 * 1024,
+            max_block_txs: 10_000,
+            max_tx_bytes: 64 * 1024,
+            validator_update_delay: 2,
+            proposal_ttl_blocks: 100_000,
+            max_policy_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1024..=MAX_TX_BYTES as u32).contains(&self.max_tx_bytes) {
+            return Err(format!("max_tx_bytes must be in 1024..={MAX_TX_BYTES}"));
+        }
+        if self.max_block_bytes < u64::from(self.max_tx_bytes) || self.max_block_bytes > 1 << 30 {
+            return Err("max_block_bytes must be in max_tx_bytes..=1 GiB".into());
+        }
+        if self.max_block_txs == 0 || self.max_block_txs > 1_000_000 {
+            return Err("max_block_txs must be in 1..=1000000".into());
+        }
+        if self.validator_update_delay == 0 {
+            return Err("validator_update_delay must be at least 1".into());
+        }
+        if self.proposal_ttl_blocks == 0 {
+            return Err("proposal_ttl_blocks must be at least 1".into());
+        }
+        if !(1024..=MAX_POLICY_BYTES as u32).contains(&self.max_policy_bytes) {
+            return Err(format!("max_policy_bytes must be in 1024..={MAX_POLICY_BYTES}"));
+        }
+        Ok(())
+    }
+}
+
+impl Wire for Params {
+    type Pb = pb::Params;
+    const MAX_BYTES: usize = 256;
+    fn to_pb(&self) -> pb::Params {
+        pb::Params {
+            max_block_bytes: self.max_block_bytes,
+            max_block_txs: self.max_block_txs,
+            max_tx_bytes: self.max_tx_bytes,
+            validator_update_delay: self.validator_update_delay,
+            proposal_ttl_blocks: self.proposal_ttl_blocks,
+            max_policy_bytes: self.max_policy_bytes,
+        }
+    }
+    fn from_pb(p: pb::Params) -> Result<Self, DecodeError> {
+        let params = Self {
+            max_block_bytes: p.max_block_bytes,
+            max_block_txs: p.max_block_txs,
+            max_tx_bytes: p.max_tx_bytes,
+            validator_update_delay: p.validator_update_delay,
+            proposal_ttl_blocks: p.proposal_ttl_blocks,
+            max_policy_bytes: p.max_policy_bytes,
+        };
+        params.validate().map_err(|e| DecodeError::field("params", e))?;
+        Ok(params)
+    }
+}
+
+/// The parameters in force (the defaults before genesis or if the stored value is unreadable,
+/// which genesis validation rules out).
+pub fn params<S: State + ?Sized>(st: &S) -> Params {
+    st.get(keys::PARAMS).and_then(|b| codec::decode(&b).ok()).unwrap_or_default()
+}

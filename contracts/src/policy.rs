@@ -1,0 +1,328 @@
+//! The policy engine: Cedar policies held on the ledger, evaluated deterministically.
+//!
+//! The schema is built in ([`SCHEMA_TEXT`]); the policy set is stored in state
+//! ([`PolicySetRecord`]), written at genesis and replaced only by governance. Every policy must
+//! carry an `@id("...")` annotation, which becomes its id in decision receipts. Determinism:
+//! Cedar's evaluation is a pure function of (policies, entities, request); the only unordered
+//! things it returns — the determining policy ids and erroring policy ids — are sorted here
+//! before they reach a receipt.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
+    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use dpx_crypto::{Hash, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Wire, pb};
+use crate::error::{ContractError, DecodeError};
+use crate::keys;
+use crate::participants::Participant;
+use crate::products::Product;
+use crate::receipt::DecisionReceipt;
+use crate::state::State;
+use crate::types::code_enum;
+
+/// The Cedar schema every policy set is validated against.
+pub const SCHEMA_TEXT: &str = include_str!("policy/schema.cedarschema");
+/// The default policies (used when the genesis file brings none).
+pub const DEFAULT_POLICIES: &str = include_str!("policy/default.cedar");
+/// Hard upper bound on a policy set's text; `Params::max_policy_bytes` may only lower it.
+pub const MAX_POLICY_BYTES: usize = 256 * 1024;
+/// Longest policy id.
+pub const MAX_POLICY_ID_BYTES: usize = 64;
+
+static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
+    // A constant compiled into the binary; the test `built_in_schema_and_defaults_validate`
+    // proves it parses, so a failure here is a broken build, not bad input.
+    Schema::from_cedarschema_str(SCHEMA_TEXT).map(|(s, _)| s).expect("built-in Cedar schema parses")
+});
+
+static TYPES: LazyLock<[EntityTypeName; 4]> = LazyLock::new(|| {
+    ["Participant", "Product", "Market", "Action"]
+        .map(|t| EntityTypeName::from_str(t).expect("built-in entity type names parse"))
+});
+
+code_enum!(
+    /// A policy-guarded action (the Cedar `Action::"<name>"`).
+    Action {
+        Admit = 1 => "admit",
+        RotateKey = 2 => "rotate_key",
+        Rate = 3 => "rate",
+        SetListStatus = 4 => "set_list_status",
+        Suspend = 5 => "suspend",
+        Reinstate = 6 => "reinstate",
+        ListProduct = 10 => "list_product",
+        UpdateProduct = 11 => "update_product",
+        DelistProduct = 12 => "delist_product",
+        PostDemand = 20 => "post_demand",
+        RespondDemand = 21 => "respond_demand",
+        AwardDemand = 22 => "award_demand",
+        CloseDemand = 23 => "close_demand",
+        Order = 30 => "order",
+        AcceptOrder = 31 => "accept_order",
+        DeliverOrder = 32 => "deliver_order",
+        ConfirmOrder = 33 => "confirm_order",
+        SettleOrder = 34 => "settle_order",
+        CancelOrder = 35 => "cancel_order",
+        DisputeOrder = 36 => "dispute_order",
+        ResolveDispute = 37 => "resolve_dispute",
+        Attest = 38 => "attest",
+        UseGrant = 41 => "use_grant",
+        Read = 60 => "read",
+    }
+);
+
+/// What an action is performed on.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// The marketplace as a whole (admissions, demands, attestations, reads).
+    Market,
+    Participant(Participant),
+    Product(Product),
+}
+
+/// The request context.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyContext {
+    /// A grant for this use was consumed in this transaction.
+    pub grant_consumed: bool,
+    pub purpose: String,
+}
+
+impl PolicyContext {
+    pub fn none() -> Self {
+        Self::default()
+    }
+}
+
+/// The policy set in force, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySetRecord {
+    /// 1 at genesis, +1 per governance change.
+    pub version: u64,
+    pub text: String,
+    /// blake3 of `text`.
+    pub hash: Hash,
+    /// Height it took effect.
+    pub height: u64,
+}
+
+impl Wire for PolicySetRecord {
+    type Pb = pb::PolicySetRecord;
+    const MAX_BYTES: usize = MAX_POLICY_BYTES + 256;
+    fn to_pb(&self) -> pb::PolicySetRecord {
+        pb::PolicySetRecord { version: self.version, text: self.text.clone(), hash: self.hash.0.to_vec(), height: self.height }
+    }
+    fn from_pb(p: pb::PolicySetRecord) -> Result<Self, DecodeError> {
+        Ok(Self { version: p.version, text: p.text, hash: codec::hash(&p.hash, "hash")?, height: p.height })
+    }
+}
+
+fn policy_err(reason: impl std::fmt::Display) -> ContractError {
+    ContractError::Policy { reason: reason.to_string() }
+}
+
+/// Parse and validate a policy set: bounded size, no templates, every policy with a unique
+/// `@id`, and strict validation against the schema.
+pub fn parse_policies(text: &str, max_bytes: usize) -> Result<PolicySet, ContractError> {
+    let max = max_bytes.min(MAX_POLICY_BYTES);
+    if text.len() > max {
+        return Err(policy_err(format!("{} bytes exceeds the maximum of {max}", text.len())));
+    }
+    let raw = PolicySet::from_str(text).map_err(|e| policy_err(format!("parse error: {e}")))?;
+    if raw.templates().next().is_some() {
+        return Err(policy_err("templates are not supported"));
+    }
+    let mut ids = BTreeSet::new();
+    let mut set = PolicySet::new();
+    for p in raw.policies() {
+        let Some(id) = p.annotation("id") else {
+            return Err(policy_err("every policy needs an @id(\"...\") annotation"));
+        };
+        let id_ok = !id.is_empty()
+            && id.len() <= MAX_POLICY_ID_BYTES
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(policy_err(format!("policy id {id:?} must be 1..={MAX_POLICY_ID_BYTES} of [A-Za-z0-9_-]")));
+        }
+        if !ids.insert(id.to_string()) {
+            return Err(policy_err(format!("duplicate policy id {id:?}")));
+        }
+        set.add(p.new_id(PolicyId::new(id))).map_err(policy_err)?;
+    }
+    if ids.is_empty() {
+        return Err(policy_err("the policy set is empty"));
+    }
+    let result = Validator::new(SCHEMA.clone()).validate(&set, ValidationMode::Strict);
+    if !result.validation_passed() {
+        let mut errors: Vec<String> = result.validation_errors().map(ToString::to_string).collect();
+        errors.sort();
+        return Err(policy_err(format!("does not validate against the schema: {}", errors.join("; "))));
+    }
+    Ok(set)
+}
+
+thread_local! {
+    /// Parsed policy set by text hash. A pure cache: the same text always parses to the same set,
+    /// so hits and misses cannot change any result.
+    static CACHE: RefCell<Option<(Hash, Rc<PolicySet>)>> = const { RefCell::new(None) };
+}
+
+fn cached_set(record: &PolicySetRecord) -> Result<Rc<PolicySet>, ContractError> {
+    if let Some(set) = CACHE.with_borrow(|c| c.as_ref().filter(|(h, _)| *h == record.hash).map(|(_, s)| Rc::clone(s))) {
+        return Ok(set);
+    }
+    // Stored text was validated when written; re-check the size bound only.
+    let set = Rc::new(parse_policies(&record.text, MAX_POLICY_BYTES)?);
+    CACHE.with_borrow_mut(|c| *c = Some((record.hash, Rc::clone(&set))));
+    Ok(set)
+}
+
+/// The policy set in force.
+pub fn current_policies<S: State + ?Sized>(st: &S) -> Result<PolicySetRecord, ContractError> {
+    let bytes = st.get(keys::POLICY_CURRENT).ok_or_else(|| ContractError::Corrupt { reason: "no policy set (genesis not run?)".into() })?;
+    Ok(codec::decode(&bytes)?)
+}
+
+fn uid(ty: usize, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(TYPES[ty].clone(), EntityId::new(id))
+}
+
+fn participant_uid(key: &PublicKey) -> EntityUid {
+    uid(0, &key.to_hex())
+}
+
+fn strings<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.into_iter().map(|s| RestrictedExpression::new_string(s.to_string())))
+}
+
+fn participant_entity(p: &Participant) -> Result<Entity, ContractError> {
+    let attrs = HashMap::from([
+        ("roles".to_string(), strings(p.roles.iter().map(|r| r.as_str()))),
+        ("rating".to_string(), RestrictedExpression::new_long(i64::from(p.rating))),
+        ("list_status".to_string(), RestrictedExpression::new_string(p.list_status.as_str().to_string())),
+        ("suspended".to_string(), RestrictedExpression::new_bool(p.suspended)),
+    ]);
+    Entity::new(participant_uid(&p.account), attrs, HashSet::new()).map_err(policy_err)
+}
+
+fn product_entity(p: &Product) -> Result<Entity, ContractError> {
+    let s = &p.spec;
+    let attrs = HashMap::from([
+        ("grade".to_string(), RestrictedExpression::new_long(i64::from(s.grade))),
+        ("category".to_string(), RestrictedExpression::new_string(s.category.as_str().to_string())),
+        ("domain".to_string(), RestrictedExpression::new_string(s.domain.clone())),
+        ("listed".to_string(), RestrictedExpression::new_bool(p.listed)),
+        ("provider".to_string(), RestrictedExpression::new_entity_uid(participant_uid(&p.provider))),
+        ("min_consumer_rating".to_string(), RestrictedExpression::new_long(i64::from(s.conditions.min_consumer_rating))),
+        ("whitelist_only".to_string(), RestrictedExpression::new_bool(s.conditions.whitelist_only)),
+        ("purposes".to_string(), strings(s.conditions.purposes.iter().map(String::as_str))),
+    ]);
+    Entity::new(uid(1, &p.id.to_string()), attrs, HashSet::new()).map_err(policy_err)
+}
+
+/// Evaluate `principal` doing `action` on `resource` under the policy set in force.
+pub fn decide<S: State + ?Sized>(
+    st: &S,
+    principal: &Participant,
+    action: Action,
+    resource: &Resource,
+    context: &PolicyContext,
+) -> Result<DecisionReceipt, ContractError> {
+    let record = current_policies(st)?;
+    let set = cached_set(&record)?;
+    let p_entity = participant_entity(principal)?;
+    let p_uid = p_entity.uid();
+    let (r_uid, r_entity) = match resource {
+        Resource::Market => (uid(2, "dpx"), Some(Entity::new_no_attrs(uid(2, "dpx"), HashSet::new()))),
+        Resource::Participant(p) if p.account == principal.account => (p_uid.clone(), None),
+        Resource::Participant(p) => (participant_uid(&p.account), Some(participant_entity(p)?)),
+        Resource::Product(p) => {
+            let e = product_entity(p)?;
+            (e.uid(), Some(e))
+        }
+    };
+    let entities = Entities::from_entities(std::iter::once(p_entity).chain(r_entity), Some(&SCHEMA)).map_err(policy_err)?;
+    let ctx = Context::from_pairs([
+        ("grant_consumed".to_string(), RestrictedExpression::new_bool(context.grant_consumed)),
+        ("purpose".to_string(), RestrictedExpression::new_string(context.purpose.clone())),
+    ])
+    .map_err(policy_err)?;
+    let request = Request::new(p_uid, uid(3, action.as_str()), r_uid.clone(), ctx, Some(&SCHEMA)).map_err(policy_err)?;
+    let response = Authorizer::new().is_authorized(&request, &set, &entities);
+    let allowed = response.decision() == Decision::Allow;
+    let mut determining: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+    determining.sort();
+    let mut erroring: Vec<String> = response.diagnostics().errors().map(|cedar_policy::AuthorizationError::PolicyEvaluationError(e)| e.policy_id().to_string()).collect();
+    erroring.sort();
+    erroring.dedup();
+    let mut reason = match (allowed, determining.is_empty()) {
+        (true, _) => format!("allowed by {}", determining.join(", ")),
+        (false, false) => format!("forbidden by {}", determining.join(", ")),
+        (false, true) => format!("no policy permits {action} on {r_uid}"),
+    };
+    if !erroring.is_empty() {
+        reason.push_str(&format!("; policies that failed to evaluate: {}", erroring.join(", ")));
+    }
+    Ok(DecisionReceipt {
+        action: action.as_str().to_string(),
+        principal: principal.account,
+        resource: r_uid.to_string(),
+        allowed,
+        policy_version: record.version,
+        policy_hash: record.hash,
+        determining,
+        reason,
+    })
+}
+
+/// May the holder of `reader` (a participant's current key) read ledger state? The RPC asks
+/// this before serving restricted views; regulators and auditors may read everything.
+pub fn authorize_read<S: State + ?Sized>(st: &S, reader: &PublicKey) -> Result<DecisionReceipt, ContractError> {
+    let account = crate::exec::resolve_account(st, reader)
+        .map_err(|e| ContractError::forbidden(e.to_string()))?
+        .ok_or_else(|| ContractError::forbidden(format!("{reader} is not a participant")))?;
+    decide(st, &account, Action::Read, &Resource::Market, &PolicyContext::none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_schema_and_defaults_validate() {
+        let _ = &*SCHEMA;
+        let set = parse_policies(DEFAULT_POLICIES, MAX_POLICY_BYTES).unwrap();
+        assert!(set.policy(&PolicyId::new("restricted-needs-consumed-grant")).is_some());
+        assert!(set.policy(&PolicyId::new("negative-listed-denied")).is_some());
+        for a in Action::ALL {
+            assert!(SCHEMA.actions().any(|u| u.id().unescaped() == a.as_str()), "{a} in schema");
+        }
+    }
+
+    #[test]
+    fn bad_policy_sets_are_refused_with_reasons() {
+        let cases = [
+            ("permit(principal, action, resource);", "@id"),
+            ("@id(\"a\") permit(principal, action, resource); @id(\"a\") permit(principal, action, resource);", "duplicate"),
+            ("@id(\"a\") permit(principal, action == Action::\"fly\", resource);", "schema"),
+            ("@id(\"a\") permit(principal, action, resource) when { principal.nope };", "schema"),
+            ("not cedar", "parse"),
+            ("", "empty"),
+            ("@id(\"bad id\") permit(principal, action, resource);", "must be"),
+        ];
+        for (text, want) in cases {
+            let err = parse_policies(text, MAX_POLICY_BYTES).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let big = format!("@id(\"a\") permit(principal, action, resource);{}", " ".repeat(2000));
+        assert!(parse_policies(&big, 1024).unwrap_err().to_string().contains("exceeds"));
+    }
+}

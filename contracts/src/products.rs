@@ -1,0 +1,213 @@
+//! The product registry (上架 / 下架): a provider lists a processed data product — never the
+//! raw data — with category, domain, classification grade, price, a hash of its terms and the
+//! conditions the policies check.
+
+use dpx_crypto::{Hash, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Wire, pb};
+use crate::error::{ContractError, DecodeError};
+use crate::exec::Exec;
+use crate::keys;
+use crate::policy::{Action, PolicyContext, Resource};
+use crate::receipt::Event;
+use crate::state::State;
+use crate::types::{Category, MAX_GRADE, MAX_RATING, MAX_TEXT_BYTES, ProductId};
+
+/// Most purposes a product may restrict its grants to.
+pub const MAX_PURPOSES: usize = 16;
+
+/// Per-product conditions, evaluated by the policies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductConditions {
+    /// Consumers need at least this certification rating.
+    pub min_consumer_rating: u8,
+    /// Only whitelisted consumers may order or use it.
+    pub whitelist_only: bool,
+    /// If not empty, grants for this product must name one of these purposes.
+    pub purposes: Vec<String>,
+}
+
+/// What a provider states about a product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSpec {
+    pub name: String,
+    pub category: Category,
+    /// Application domain: finance, transport, legal, education, tax, safety…
+    pub domain: String,
+    /// Data classification grade, 1 (open) to 4 (most restricted).
+    pub grade: u8,
+    /// Price in the smallest currency unit (fen).
+    pub price: u64,
+    /// blake3 of the product's terms document.
+    pub terms_hash: Hash,
+    #[serde(default)]
+    pub conditions: ProductConditions,
+}
+
+/// A product as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: ProductId,
+    /// The provider's account key.
+    pub provider: PublicKey,
+    pub spec: ProductSpec,
+    pub listed: bool,
+    pub listed_height: u64,
+    pub updated_height: u64,
+    /// Incremented by every update.
+    pub version: u32,
+}
+
+fn text_ok(s: &str, what: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > MAX_TEXT_BYTES {
+        return Err(format!("{what} must be 1..={MAX_TEXT_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+impl ProductSpec {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        text_ok(&self.name, "product name")?;
+        text_ok(&self.domain, "product domain")?;
+        if !(1..=MAX_GRADE).contains(&self.grade) {
+            return Err(format!("grade {} not in 1..={MAX_GRADE}", self.grade));
+        }
+        let c = &self.conditions;
+        if c.min_consumer_rating > MAX_RATING {
+            return Err(format!("min_consumer_rating above {MAX_RATING}"));
+        }
+        if c.purposes.len() > MAX_PURPOSES {
+            return Err(format!("more than {MAX_PURPOSES} purposes"));
+        }
+        c.purposes.iter().try_for_each(|p| text_ok(p, "purpose"))
+    }
+}
+
+impl Wire for ProductSpec {
+    type Pb = pb::ProductSpec;
+    const MAX_BYTES: usize = 8192;
+    fn to_pb(&self) -> pb::ProductSpec {
+        pb::ProductSpec {
+            name: self.name.clone(),
+            category: self.category.code(),
+            domain: self.domain.clone(),
+            grade: u32::from(self.grade),
+            price: self.price,
+            terms_hash: self.terms_hash.0.to_vec(),
+            conditions: Some(pb::ProductConditions {
+                min_consumer_rating: u32::from(self.conditions.min_consumer_rating),
+                whitelist_only: self.conditions.whitelist_only,
+                purposes: self.conditions.purposes.clone(),
+            }),
+        }
+    }
+    fn from_pb(p: pb::ProductSpec) -> Result<Self, DecodeError> {
+        let c = p.conditions.unwrap_or_default();
+        Ok(Self {
+            name: p.name,
+            category: Category::from_wire(p.category, "category")?,
+            domain: p.domain,
+            grade: codec::small(p.grade, "grade")?,
+            price: p.price,
+            terms_hash: codec::hash(&p.terms_hash, "terms_hash")?,
+            conditions: ProductConditions {
+                min_consumer_rating: codec::small(c.min_consumer_rating, "min_consumer_rating")?,
+                whitelist_only: c.whitelist_only,
+                purposes: c.purposes,
+            },
+        })
+    }
+}
+
+impl Wire for Product {
+    type Pb = pb::Product;
+    const MAX_BYTES: usize = 8192;
+    fn to_pb(&self) -> pb::Product {
+        pb::Product {
+            id: self.id.to_wire(),
+            provider: self.provider.to_bytes().to_vec(),
+            spec: Some(self.spec.to_pb()),
+            listed: self.listed,
+            listed_height: self.listed_height,
+            updated_height: self.updated_height,
+            version: self.version,
+        }
+    }
+    fn from_pb(p: pb::Product) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: ProductId::from_wire(&p.id, "id")?,
+            provider: codec::key(&p.provider, "provider")?,
+            spec: ProductSpec::from_pb(codec::req(p.spec, "spec")?)?,
+            listed: p.listed,
+            listed_height: p.listed_height,
+            updated_height: p.updated_height,
+            version: p.version,
+        })
+    }
+}
+
+/// A product that exists and is listed; a delisted one cannot be ordered or used.
+pub(crate) fn load_listed<S: State + ?Sized>(x: &Exec<'_, S>, id: &ProductId) -> Result<Product, ContractError> {
+    let p: Product = x.must(&keys::product(id), "product", id)?;
+    if !p.listed {
+        return Err(ContractError::WrongState { kind: "product", id: id.to_string(), state: "delisted".into(), action: "this", expected: "a listed product".into() });
+    }
+    Ok(p)
+}
+
+fn own_listed<S: State + ?Sized>(x: &Exec<'_, S>, id: &ProductId) -> Result<Product, ContractError> {
+    let p = load_listed(x, id)?;
+    if p.provider != x.me()?.account {
+        return Err(ContractError::forbidden(format!("only the provider of product {id} may change it")));
+    }
+    Ok(p)
+}
+
+fn product_event(kind: &str, p: &Product) -> Event {
+    Event::new(kind)
+        .attr("product", p.id)
+        .attr("provider", p.provider)
+        .attr("category", p.spec.category)
+        .attr("grade", p.spec.grade)
+        .attr("price", p.spec.price)
+        .attr("terms_hash", p.spec.terms_hash)
+}
+
+pub(crate) fn list<S: State + ?Sized>(x: &mut Exec<'_, S>, spec: &ProductSpec) -> Result<(), ContractError> {
+    let provider = x.me()?.account;
+    let id = ProductId::derive(x.chain_id(), &x.signer, x.nonce);
+    let h = x.height();
+    let p = Product { id, provider, spec: spec.clone(), listed: true, listed_height: h, updated_height: h, version: 1 };
+    x.authorize(Action::ListProduct, Resource::Product(p.clone()), PolicyContext::none())?;
+    if x.st.get(&keys::product(&id)).is_some() {
+        return Err(ContractError::conflict(format!("product {id} exists")));
+    }
+    x.store(keys::product(&id), &p);
+    x.emit(product_event("product.listed", &p));
+    Ok(())
+}
+
+pub(crate) fn update<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &ProductId, spec: &ProductSpec) -> Result<(), ContractError> {
+    let mut p = own_listed(x, id)?;
+    p.spec = spec.clone();
+    p.version = p.version.saturating_add(1);
+    p.updated_height = x.height();
+    // The policy judges the product as it would be after the update (e.g. a raised grade).
+    x.authorize(Action::UpdateProduct, Resource::Product(p.clone()), PolicyContext::none())?;
+    x.store(keys::product(id), &p);
+    x.emit(product_event("product.updated", &p).attr("version", p.version));
+    Ok(())
+}
+
+pub(crate) fn delist<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &ProductId) -> Result<(), ContractError> {
+    let mut p = own_listed(x, id)?;
+    x.authorize(Action::DelistProduct, Resource::Product(p.clone()), PolicyContext::none())?;
+    p.listed = false;
+    p.updated_height = x.height();
+    x.store(keys::product(id), &p);
+    x.emit(product_event("product.delisted", &p));
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! Trades: order → accept → deliver (hash) → confirm → settle, with cancel and dispute paths,
+//! and the life-cycle attestations (processed, shared onward, destroyed) of the data received.
+
+use dpx_crypto::{Hash, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Wire, pb};
+use crate::demands::Demand;
+use crate::error::{ContractError, DecodeError, GrantRefusal};
+use crate::exec::Exec;
+use crate::grants::{self, GrantRecord, UsageReceipt, UseRequest};
+use crate::keys;
+use crate::ops::Operation;
+use crate::policy::{Action, PolicyContext, Resource};
+use crate::products::{Product, load_listed};
+use crate::receipt::Event;
+use crate::state::State;
+use crate::types::{DemandId, DemandStatus, GrantId, GrantState, OrderId, OrderStatus, ProductId, Stage};
+
+/// Most attestations per order or grant use.
+pub const MAX_ATTESTATIONS: u32 = 64;
+
+/// One trade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub product: ProductId,
+    pub buyer: PublicKey,
+    pub provider: PublicKey,
+    /// The product's price when ordered.
+    pub price: u64,
+    pub status: OrderStatus,
+    pub delivery_hash: Option<Hash>,
+    pub settlement_amount: Option<u64>,
+    pub dispute_reason_hash: Option<Hash>,
+    /// The grant consumed by this order (grade ≥ 3 products).
+    pub grant: Option<GrantId>,
+    pub demand: Option<DemandId>,
+    pub purpose: String,
+    pub ordered_height: u64,
+    pub updated_height: u64,
+}
+
+/// What an attestation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestTarget {
+    Order(OrderId),
+    /// The use of a consumed grant.
+    Grant(GrantId),
+}
+
+/// A holder's signed statement (the transaction's signature) about a later stage of the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    pub target: AttestTarget,
+    pub stage: Stage,
+    /// Hash of the holder's evidence (e.g. a destruction certificate).
+    pub hash: Hash,
+    pub attester: PublicKey,
+    pub height: u64,
+    pub tx_hash: Hash,
+    pub seq: u32,
+}
+
+impl AttestTarget {
+    /// Key tag and id bytes.
+    pub fn key_parts(&self) -> (u8, [u8; 32]) {
+        match self {
+            Self::Order(id) => (keys::TARGET_ORDER, id.0.0),
+            Self::Grant(id) => (keys::TARGET_GRANT, id.0.0),
+        }
+    }
+}
+
+impl Wire for AttestTarget {
+    type Pb = pb::AttestTarget;
+    const MAX_BYTES: usize = 64;
+    fn to_pb(&self) -> pb::AttestTarget {
+        use pb::attest_target::Kind;
+        let kind = match self {
+            Self::Order(id) => Kind::Order(id.to_wire()),
+            Self::Grant(id) => Kind::Grant(id.to_wire()),
+        };
+        pb::AttestTarget { kind: Some(kind) }
+    }
+    fn from_pb(p: pb::AttestTarget) -> Result<Self, DecodeError> {
+        use pb::attest_target::Kind;
+        Ok(match codec::req(p.kind, "target")? {
+            Kind::Order(b) => Self::Order(OrderId::from_wire(&b, "target.order")?),
+            Kind::Grant(b) => Self::Grant(GrantId::from_wire(&b, "target.grant")?),
+        })
+    }
+}
+
+impl Wire for Attestation {
+    type Pb = pb::Attestation;
+    const MAX_BYTES: usize = 512;
+    fn to_pb(&self) -> pb::Attestation {
+        pb::Attestation {
+            target: Some(self.target.to_pb()),
+            stage: self.stage.code(),
+            hash: self.hash.0.to_vec(),
+            attester: self.attester.to_bytes().to_vec(),
+            height: self.height,
+            tx_hash: self.tx_hash.0.to_vec(),
+            seq: self.seq,
+        }
+    }
+    fn from_pb(p: pb::Attestation) -> Result<Self, DecodeError> {
+        Ok(Self {
+            target: AttestTarget::from_pb(codec::req(p.target, "target")?)?,
+            stage: Stage::from_wire(p.stage, "stage")?,
+            hash: codec::hash(&p.hash, "hash")?,
+            attester: codec::key(&p.attester, "attester")?,
+            height: p.height,
+            tx_hash: codec::hash(&p.tx_hash, "tx_hash")?,
+            seq: p.seq,
+        })
+    }
+}
+
+impl Wire for Order {
+    type Pb = pb::Order;
+    const MAX_BYTES: usize = 2048;
+    fn to_pb(&self) -> pb::Order {
+        pb::Order {
+            id: self.id.to_wire(),
+            product: self.product.to_wire(),
+            buyer: self.buyer.to_bytes().to_vec(),
+            provider: self.provider.to_bytes().to_vec(),
+            price: self.price,
+            status: self.status.code(),
+            delivery_hash: self.delivery_hash.map(|h| h.0.to_vec()),
+            settlement_amount: self.settlement_amount,
+            dispute_reason_hash: self.dispute_reason_hash.map(|h| h.0.to_vec()),
+            grant: self.grant.map(|g| g.to_wire()),
+            demand: self.demand.map(|d| d.to_wire()),
+            purpose: self.purpose.clone(),
+            ordered_height: self.ordered_height,
+            updated_height: self.updated_height,
+        }
+    }
+    fn from_pb(p: pb::Order) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: OrderId::from_wire(&p.id, "id")?,
+            product: ProductId::from_wire(&p.product, "product")?,
+            buyer: codec::key(&p.buyer, "buyer")?,
+            provider: codec::key(&p.provider, "provider")?,
+            price: p.price,
+            status: OrderStatus::from_wire(p.status, "status")?,
+            delivery_hash: codec::opt_hash(p.delivery_hash.as_ref(), "delivery_hash")?,
+            settlement_amount: p.settlement_amount,
+            dispute_reason_hash: codec::opt_hash(p.dispute_reason_hash.as_ref(), "dispute_reason_hash")?,
+            grant: p.grant.map(|g| GrantId::from_wire(&g, "grant")).transpose()?,
+            demand: p.demand.map(|d| DemandId::from_wire(&d, "demand")).transpose()?,
+            purpose: p.purpose,
+            ordered_height: p.ordered_height,
+            updated_height: p.updated_height,
+        })
+    }
+}
+
+/// Who may take a step on an order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Party {
+    Buyer,
+    Provider,
+    Either,
+    /// Decided by the policy alone (operators settle).
+    Policy,
+}
+
+fn place<S: State + ?Sized>(x: &mut Exec<'_, S>, product: &ProductId, grant: Option<&grants::GrantRef>, purpose: &str, demand: Option<&DemandId>) -> Result<(), ContractError> {
+    let p = load_listed(x, product)?;
+    let buyer = x.me()?.account;
+    if p.provider == buyer {
+        return Err(ContractError::forbidden("a provider cannot order its own product"));
+    }
+    if let Some(did) = demand {
+        let d: Demand = x.must(&keys::demand(did), "demand", did)?;
+        if d.poster != buyer || d.status != DemandStatus::Awarded || d.awarded_to != Some(p.provider) {
+            return Err(ContractError::conflict(format!("demand {did} is not the buyer's demand awarded to this provider")));
+        }
+    }
+    let id = OrderId::derive(x.chain_id(), &x.signer, x.nonce);
+    let consumed = match grant {
+        Some(g) => Some(grants::consume(x, g, &UseRequest { product: *product, purpose, request_hash: id.0 })?),
+        None => None,
+    };
+    let ctx = PolicyContext { grant_consumed: consumed.is_some(), purpose: purpose.to_string() };
+    x.authorize(Action::Order, Resource::Product(p.clone()), ctx)?;
+    let h = x.height();
+    let o = Order { id, product: *product, buyer, provider: p.provider, price: p.spec.price, status: OrderStatus::Ordered, delivery_hash: None, settlement_amount: None, dispute_reason_hash: None, grant: consumed, demand: demand.copied(), purpose: purpose.to_string(), ordered_height: h, updated_height: h };
+    x.store(keys::order(&id), &o);
+    let mut e = Event::new("order.placed").attr("order", id).attr("product", product).attr("buyer", buyer).attr("provider", p.provider).attr("price", p.spec.price);
+    if let Some(g) = consumed {
+        e = e.attr("grant", g);
+    }
+    x.emit(e);
+    Ok(())
+}
+
+/// Move an order from one of `from` to `to`, after the party and policy checks.
+fn step<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &OrderId, action: Action, party: Party, from: &[OrderStatus], to: OrderStatus, edit: impl FnOnce(&mut Order) -> Result<(), ContractError>) -> Result<Order, ContractError> {
+    let mut o: Order = x.must(&keys::order(id), "order", id)?;
+    let me = x.me()?.account;
+    let ok = match party {
+        Party::Buyer => me == o.buyer,
+        Party::Provider => me == o.provider,
+        Party::Either => me == o.buyer || me == o.provider,
+        Party::Policy => true,
+    };
+    if !ok {
+        return Err(ContractError::forbidden(format!("{me} is not the party who may {action} order {id}")));
+    }
+    if !from.contains(&o.status) {
+        let expected: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        return Err(ContractError::WrongState { kind: "order", id: id.to_string(), state: o.status.to_string(), action: action.as_str(), expected: expected.join(" or ") });
+    }
+    // The product may have been delisted since the order; the policy still sees it as it is.
+    let product: Product = x.must(&keys::product(&o.product), "product", o.product)?;
+    x.authorize(action, Resource::Product(product), PolicyContext::none())?;
+    edit(&mut o)?;
+    o.status = to;
+    o.updated_height = x.height();
+    x.store(keys::order(id), &o);
+    Ok(o)
+}
+
+fn settle_amount(o: &Order, amount: u64) -> Result<(), ContractError> {
+    if amount > o.price {
+        return Err(ContractError::invalid(format!("settlement {amount} exceeds the order price {}", o.price)));
+    }
+    Ok(())
+}
+
+fn attest<S: State + ?Sized>(x: &mut Exec<'_, S>, target: AttestTarget, stage: Stage, hash: Hash) -> Result<(), ContractError> {
+    x.authorize(Action::Attest, Resource::Market, PolicyContext::none())?;
+    let me = x.me()?.account;
+    let holder = match target {
+        AttestTarget::Order(id) => {
+            let o: Order = x.must(&keys::order(&id), "order", id)?;
+            let received = [OrderStatus::Delivered, OrderStatus::Confirmed, OrderStatus::Settled, OrderStatus::Disputed];
+            if !received.contains(&o.status) {
+                return Err(ContractError::WrongState { kind: "order", id: id.to_string(), state: o.status.to_string(), action: "attest", expected: "delivered data".into() });
+            }
+            o.buyer
+        }
+        AttestTarget::Grant(id) => {
+            let rec: GrantRecord = x.must(&keys::grant(&id), "grant", id)?;
+            if rec.state != GrantState::Consumed {
+                return Err(ContractError::grant(id, GrantRefusal::NotIssued { state: rec.state }));
+            }
+            let usage: UsageReceipt = x.must(&keys::usage(&id), "usage receipt", id)?;
+            usage.consumer
+        }
+    };
+    if me != holder {
+        return Err(ContractError::forbidden(format!("only the holder of the data ({holder}) may attest its life cycle")));
+    }
+    let (tag, tid) = target.key_parts();
+    let count_key = keys::attestation_count(tag, &tid);
+    let count = x.st.get(&count_key).and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map_or(0, u32::from_be_bytes);
+    if count >= MAX_ATTESTATIONS {
+        return Err(ContractError::conflict(format!("at most {MAX_ATTESTATIONS} attestations per use")));
+    }
+    if count > 0 {
+        let last: Attestation = x.must(&keys::attestation(tag, &tid, count - 1), "attestation", count - 1)?;
+        if last.stage == Stage::Destroyed {
+            return Err(ContractError::conflict("the data was attested destroyed; no later stage can follow"));
+        }
+    }
+    let a = Attestation { target, stage, hash, attester: me, height: x.height(), tx_hash: x.tx_hash, seq: count };
+    x.store(keys::attestation(tag, &tid, count), &a);
+    x.st.put(count_key, (count + 1).to_be_bytes().to_vec());
+    let t = match target {
+        AttestTarget::Order(id) => format!("order:{id}"),
+        AttestTarget::Grant(id) => format!("grant:{id}"),
+    };
+    x.emit(Event::new("lifecycle.attested").attr("target", t).attr("stage", stage).attr("hash", hash).attr("by", me).attr("seq", count));
+    Ok(())
+}
+
+pub(crate) fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<(), ContractError> {
+    use OrderStatus as St;
+    let o = match op {
+        Operation::PlaceOrder { product, grant, purpose, demand } => return place(x, product, grant.as_ref(), purpose, demand.as_ref()),
+        Operation::Attest { target, stage, hash } => return attest(x, *target, *stage, *hash),
+        Operation::AcceptOrder { order } => step(x, order, Action::AcceptOrder, Party::Provider, &[St::Ordered], St::Accepted, |_| Ok(()))?,
+        Operation::DeliverOrder { order, delivery_hash } => step(x, order, Action::DeliverOrder, Party::Provider, &[St::Accepted], St::Delivered, |o| {
+            o.delivery_hash = Some(*delivery_hash);
+            Ok(())
+        })?,
+        Operation::ConfirmOrder { order } => step(x, order, Action::ConfirmOrder, Party::Buyer, &[St::Delivered], St::Confirmed, |_| Ok(()))?,
+        Operation::SettleOrder { order, amount } => step(x, order, Action::SettleOrder, Party::Policy, &[St::Confirmed], St::Settled, |o| {
+            settle_amount(o, *amount)?;
+            o.settlement_amount = Some(*amount);
+            Ok(())
+        })?,
+        Operation::CancelOrder { order } => step(x, order, Action::CancelOrder, Party::Either, &[St::Ordered, St::Accepted], St::Cancelled, |_| Ok(()))?,
+        Operation::DisputeOrder { order, reason_hash } => step(x, order, Action::DisputeOrder, Party::Either, &[St::Delivered, St::Confirmed], St::Disputed, |o| {
+            o.dispute_reason_hash = Some(*reason_hash);
+            Ok(())
+        })?,
+        Operation::ResolveDispute { order, settle_amount: amount } => {
+            let to = if amount.is_some() { St::Settled } else { St::Cancelled };
+            step(x, order, Action::ResolveDispute, Party::Policy, &[St::Disputed], to, |o| {
+                if let Some(a) = amount {
+                    settle_amount(o, *a)?;
+                }
+                o.settlement_amount = *amount;
+                Ok(())
+            })?
+        }
+        _ => return Err(ContractError::invalid(format!("{} is not a trade operation", op.name()))),
+    };
+    let mut e = Event::new(&format!("order.{}", o.status)).attr("order", o.id).attr("product", o.product).attr("buyer", o.buyer).attr("provider", o.provider);
+    if let Some(h) = o.delivery_hash.filter(|_| o.status == St::Delivered) {
+        e = e.attr("delivery_hash", h);
+    }
+    if let Some(a) = o.settlement_amount {
+        e = e.attr("settlement_amount", a);
+    }
+    x.emit(e);
+    Ok(())
+}
