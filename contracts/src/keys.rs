@@ -91,8 +91,8 @@ pub fn usage(grant: &GrantId) -> Vec<u8> {
 }
 
 /// Tag byte of an attestation target in keys.
-pub(crate) const TARGET_ORDER: u8 = b'o';
-pub(crate) const TARGET_GRANT: u8 = b'g';
+pub const TARGET_ORDER: u8 = b'o';
+pub const TARGET_GRANT: u8 = b'g';
 
 /// The `seq`-th life-cycle attestation of an order or grant use.
 pub fn attestation(target_tag: u8, target: &[u8; 32], seq: u32) -> Vec<u8> {
