@@ -99,3 +99,6 @@ pub use types::{
     Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus, MAX_GRADE, MAX_RATING,
     OrderId, OrderStatus, ProductId, ProposalId, ProposalStatus, Role, Stage,
 };
+
+#[cfg(test)]
+mod roundtrip_tests;

@@ -1,0 +1,216 @@
+//! Round-trip property tests for every encoded type: protobuf and JSON.
+
+use dpx_crypto::{Hash, Keypair, PublicKey, Signature};
+use proptest::collection::vec;
+use proptest::option;
+use proptest::prelude::*;
+
+use crate::codec::{self, Wire};
+use crate::*;
+use crate::governance::{ScheduledSet, ValidatorSet};
+
+fn key() -> impl Strategy<Value = PublicKey> {
+    any::<u8>().prop_map(|s| Keypair::from_seed([s; 32]).public())
+}
+fn hash() -> impl Strategy<Value = Hash> {
+    any::<[u8; 32]>().prop_map(Hash)
+}
+fn sig() -> impl Strategy<Value = Signature> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
+        let mut s = [0u8; 64];
+        s[..32].copy_from_slice(&a);
+        s[32..].copy_from_slice(&b);
+        Signature(s)
+    })
+}
+fn text() -> impl Strategy<Value = String> {
+    "[a-z0-9 ]{1,16}"
+}
+fn pick<T: Copy + std::fmt::Debug + 'static>(all: &'static [T]) -> impl Strategy<Value = T> {
+    proptest::sample::select(all)
+}
+
+fn spec() -> impl Strategy<Value = ProductSpec> {
+    (text(), pick(Category::ALL), text(), 1u8..=4, any::<u64>(), hash(), 0u8..=5, any::<bool>(), vec(text(), 0..3)).prop_map(
+        |(name, category, domain, grade, price, terms_hash, r, w, purposes)| ProductSpec {
+            name,
+            category,
+            domain,
+            grade,
+            price,
+            terms_hash,
+            conditions: ProductConditions { min_consumer_rating: r, whitelist_only: w, purposes },
+        },
+    )
+}
+
+fn signed_grant() -> impl Strategy<Value = SignedGrant> {
+    (hash(), key(), key(), hash(), text(), any::<u64>(), sig()).prop_map(|(id, subject, consumer, product, purpose, expiry_height, signature)| SignedGrant {
+        grant: Grant { id: GrantId(id), subject, consumer, product: ProductId(product), purpose, expiry_height },
+        signature,
+    })
+}
+
+fn grant_ref() -> impl Strategy<Value = GrantRef> {
+    prop_oneof![signed_grant().prop_map(|g| GrantRef::Inline(Box::new(g))), hash().prop_map(|h| GrantRef::Id(GrantId(h)))]
+}
+
+fn validator() -> impl Strategy<Value = Validator> {
+    (key(), any::<u64>(), text()).prop_map(|(key, power, name)| Validator { key, power, name })
+}
+
+fn proposal_action() -> impl Strategy<Value = ProposalAction> {
+    prop_oneof![
+        text().prop_map(|text| ProposalAction::SetPolicies { text }),
+        (vec(validator(), 0..4), any::<u64>()).prop_map(|(changes, effective_height)| ProposalAction::UpdateValidators { changes, effective_height }),
+        (1u32..100).prop_map(|n| ProposalAction::SetParams { params: Params { max_block_txs: n, ..Params::default() } }),
+        (key(), text()).prop_map(|(key, name)| ProposalAction::AdmitAgency { key, name }),
+    ]
+}
+
+fn order_id() -> impl Strategy<Value = OrderId> {
+    hash().prop_map(OrderId)
+}
+
+/// Every operation variant.
+pub(crate) fn operation() -> impl Strategy<Value = Operation> {
+    let participants = prop_oneof![
+        (key(), text(), vec(pick(Role::ALL), 0..4)).prop_map(|(key, name, roles)| Operation::Admit { key, name, roles }),
+        (key(), sig()).prop_map(|(new_key, new_key_signature)| Operation::RotateKey { new_key, new_key_signature }),
+        (key(), any::<u8>()).prop_map(|(participant, rating)| Operation::SetRating { participant, rating }),
+        (key(), pick(ListStatus::ALL)).prop_map(|(participant, status)| Operation::SetListStatus { participant, status }),
+        (key(), text()).prop_map(|(participant, reason)| Operation::Suspend { participant, reason }),
+        key().prop_map(|participant| Operation::Reinstate { participant }),
+        spec().prop_map(|spec| Operation::ListProduct { spec }),
+        (hash(), spec()).prop_map(|(p, spec)| Operation::UpdateProduct { product: ProductId(p), spec }),
+        hash().prop_map(|p| Operation::DelistProduct { product: ProductId(p) }),
+    ];
+    let market = prop_oneof![
+        (text(), text(), any::<u64>(), hash(), option::of(any::<u64>())).prop_map(|(title, domain, budget, description_hash, deadline_height)| Operation::PostDemand { title, domain, budget, description_hash, deadline_height }),
+        (hash(), option::of(hash()), any::<u64>(), hash()).prop_map(|(d, p, price, proposal_hash)| Operation::RespondDemand { demand: DemandId(d), product: p.map(ProductId), price, proposal_hash }),
+        (hash(), key()).prop_map(|(d, responder)| Operation::AwardDemand { demand: DemandId(d), responder }),
+        hash().prop_map(|d| Operation::CloseDemand { demand: DemandId(d) }),
+        (hash(), option::of(grant_ref()), text(), option::of(hash())).prop_map(|(p, grant, purpose, d)| Operation::PlaceOrder { product: ProductId(p), grant, purpose, demand: d.map(DemandId) }),
+        order_id().prop_map(|order| Operation::AcceptOrder { order }),
+        (order_id(), hash()).prop_map(|(order, delivery_hash)| Operation::DeliverOrder { order, delivery_hash }),
+        order_id().prop_map(|order| Operation::ConfirmOrder { order }),
+        (order_id(), any::<u64>()).prop_map(|(order, amount)| Operation::SettleOrder { order, amount }),
+        order_id().prop_map(|order| Operation::CancelOrder { order }),
+        (order_id(), hash()).prop_map(|(order, reason_hash)| Operation::DisputeOrder { order, reason_hash }),
+        (order_id(), option::of(any::<u64>())).prop_map(|(order, settle_amount)| Operation::ResolveDispute { order, settle_amount }),
+    ];
+    let rest = prop_oneof![
+        (prop_oneof![order_id().prop_map(AttestTarget::Order), hash().prop_map(|h| AttestTarget::Grant(GrantId(h)))], pick(Stage::ALL), hash())
+            .prop_map(|(target, stage, hash)| Operation::Attest { target, stage, hash }),
+        signed_grant().prop_map(|g| Operation::RegisterGrant { grant: Box::new(g) }),
+        (grant_ref(), hash(), text(), hash()).prop_map(|(grant, p, purpose, request_hash)| Operation::UseGrant { grant, product: ProductId(p), purpose, request_hash }),
+        hash().prop_map(|h| Operation::RevokeGrant { grant: GrantId(h) }),
+        hash().prop_map(|h| Operation::ExpireGrant { grant: GrantId(h) }),
+        proposal_action().prop_map(|action| Operation::Propose { action }),
+        hash().prop_map(|h| Operation::Approve { proposal: ProposalId(h) }),
+    ];
+    prop_oneof![participants, market, rest]
+}
+
+fn wire_round_trip<T: Wire + PartialEq + std::fmt::Debug>(v: &T) {
+    let bytes = codec::encode(v);
+    assert_eq!(&codec::decode::<T>(&bytes).unwrap(), v);
+}
+
+fn json_round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: &T) {
+    let json = serde_json::to_string(v).unwrap();
+    assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), v, "{json}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn operations_and_transactions_round_trip(op in operation(), nonce in any::<u64>(), expiry in option::of(any::<u64>()), seed in any::<u8>()) {
+        wire_round_trip(&op);
+        json_round_trip(&op);
+        let body = TransactionBody { chain_id: "c".into(), nonce, expiry_height: expiry, op };
+        prop_assert_eq!(&TransactionBody::decode(&body.encode()).unwrap(), &body);
+        json_round_trip(&body);
+        let signed = body.sign(&Keypair::from_seed([seed; 32]));
+        let bytes = signed.encode();
+        prop_assert_eq!(&SignedTransaction::decode(&bytes).unwrap(), &signed);
+        prop_assert_eq!(signed.hash(), Hash::digest(&bytes));
+        match decode_unverified(&bytes, "c") {
+            Ok(u) => {
+                prop_assert_eq!(u.hash, signed.hash());
+                prop_assert!(u.verify().is_ok());
+            }
+            Err(e) => prop_assert!(matches!(e, TxError::InvalidOp { .. }), "{e}"),
+        }
+    }
+
+    #[test]
+    fn grants_round_trip(g in signed_grant()) {
+        prop_assert_eq!(&SignedGrant::decode(&g.encode()).unwrap(), &g);
+        prop_assert_eq!(&SignedGrant::from_compact(&g.to_compact()).unwrap(), &g);
+        prop_assert!(g.to_compact().len() <= grants::MAX_COMPACT_CHARS);
+        json_round_trip(&g);
+        let rec = GrantRecord { grant: Some(g.clone()), subject: g.grant.subject, state: GrantState::Consumed, state_height: 3, registered_height: 2 };
+        wire_round_trip(&rec);
+        json_round_trip(&rec);
+        let tomb = GrantRecord { grant: None, ..rec };
+        wire_round_trip(&tomb);
+        let usage = UsageReceipt { grant: g.grant.id, consumer: g.grant.consumer, product: g.grant.product, purpose: g.grant.purpose.clone(), height: 9, request_hash: Hash::ZERO, tx_hash: Hash::digest(b"t") };
+        wire_round_trip(&usage);
+        json_round_trip(&usage);
+    }
+
+    #[test]
+    fn receipts_round_trip(tx_hash in hash(), code in pick(Code::ALL), reason in text(), kinds in vec((text(), text(), text()), 0..4), who in key(), allowed in any::<bool>(), ids in vec(text(), 0..3)) {
+        let events = kinds.into_iter().map(|(k, a, v)| Event::new(&k).attr(&a, v)).collect();
+        let decision = DecisionReceipt { action: "order".into(), principal: who, resource: "Market::\"dpx\"".into(), allowed, policy_version: 4, policy_hash: tx_hash, determining: ids, reason: reason.clone() };
+        for decision in [None, Some(decision)] {
+            let r = Receipt { tx_hash, code, reason: reason.clone(), events: Vec::clone(&events), decision };
+            prop_assert_eq!(&Receipt::decode(&r.encode()).unwrap(), &r);
+            json_round_trip(&r);
+        }
+    }
+
+    #[test]
+    fn state_objects_round_trip(k1 in key(), k2 in key(), h in hash(), s in spec(), n in any::<u64>(), t in text(), roles in vec(pick(Role::ALL), 0..3), status in pick(OrderStatus::ALL), action in proposal_action(), vs in vec(validator(), 0..4)) {
+        let p = Participant { account: k1, current_key: k2, name: t.clone(), roles, rating: 3, list_status: ListStatus::Whitelisted, suspended: true, suspension_reason: t.clone(), admitted_by: k2, admitted_height: n, updated_height: n };
+        wire_round_trip(&p);
+        json_round_trip(&p);
+        let product = Product { id: ProductId(h), provider: k1, spec: s, listed: false, listed_height: n, updated_height: 1, version: 7 };
+        wire_round_trip(&product);
+        json_round_trip(&product);
+        let d = Demand { id: DemandId(h), poster: k1, title: t.clone(), domain: t.clone(), budget: n, description_hash: h, deadline_height: Some(n), status: DemandStatus::Awarded, responses: 2, awarded_to: Some(k2), posted_height: 1, updated_height: 2 };
+        wire_round_trip(&d);
+        json_round_trip(&d);
+        let resp = DemandResponse { demand: DemandId(h), responder: k2, product: Some(ProductId(h)), price: n, proposal_hash: h, height: 4 };
+        wire_round_trip(&resp);
+        let o = Order { id: OrderId(h), product: ProductId(h), buyer: k1, provider: k2, price: n, status, delivery_hash: Some(h), settlement_amount: Some(n), dispute_reason_hash: None, grant: Some(GrantId(h)), demand: None, purpose: t.clone(), ordered_height: 1, updated_height: n };
+        wire_round_trip(&o);
+        json_round_trip(&o);
+        let a = Attestation { target: AttestTarget::Grant(GrantId(h)), stage: Stage::Destroyed, hash: h, attester: k1, height: n, tx_hash: h, seq: 3 };
+        wire_round_trip(&a);
+        json_round_trip(&a);
+        let prop = Proposal { id: ProposalId(h), proposer: k1, action, approvals: 2, status: ProposalStatus::Open, created_height: 1, expiry_height: n, decided_height: 0 };
+        wire_round_trip(&prop);
+        json_round_trip(&prop);
+        wire_round_trip(&ValidatorSet(vs.clone()));
+        wire_round_trip(&ScheduledSet { effective_height: n, validators: vs });
+        let rec = PolicySetRecord { version: n, text: t, hash: h, height: 2 };
+        wire_round_trip(&rec);
+        json_round_trip(&rec);
+        wire_round_trip(&Params::default());
+    }
+
+    /// Whatever bytes arrive, the decoders return an error or a value — never a panic.
+    #[test]
+    fn decoders_never_panic(bytes in vec(any::<u8>(), 0..512)) {
+        let _ = check_stateless(&bytes, "c");
+        let _ = SignedGrant::decode(&bytes);
+        let _ = Receipt::decode(&bytes);
+        let _ = SignedGrant::from_compact(&String::from_utf8_lossy(&bytes));
+        for prefix in [keys::PREFIX_PARTICIPANT, keys::PREFIX_GRANT, keys::PREFIX_ORDER, keys::PREFIX_PROPOSAL, keys::POLICY_CURRENT] {
+            let _ = render(prefix, &bytes);
+        }
+    }
+}
