@@ -5,44 +5,57 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{Hash, SignedProposal, SignedVote, ValidatorIndex};
 
+/// Distinct votes counted per validator, round and kind. An honest validator casts one; an
+/// equivocator's extra votes are counted as the paper counts messages (one per sender and
+/// value), up to this bound so a byzantine validator cannot grow the tables without limit.
+pub(crate) const VOTES_PER_VALIDATOR_MAX: usize = 4;
+
 /// What adding a vote did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Added {
     New,
     Duplicate,
-    /// The validator already voted differently: this is the earlier vote.
+    /// The validator already voted differently: this is its first vote.
     Conflict(SignedVote),
 }
 
-/// Votes of one kind in one round: the first vote of each validator, and power per value.
+/// Votes of one kind in one round, and the voting power behind each value.
+///
+/// The paper's "2f+1 ⟨PREVOTE, h, r, id(v)⟩" counts distinct senders of that message, so a
+/// validator that equivocates counts once for each value it voted for. This never breaks
+/// safety: two quorums for different values overlap in more than a third of the power, so in
+/// at least one correct validator, which votes once. "2f+1 ⟨PREVOTE, h, r, ∗⟩" counts distinct
+/// senders whatever their values.
 #[derive(Debug, Default)]
 pub(crate) struct VoteTally {
-    votes: BTreeMap<ValidatorIndex, SignedVote>,
+    votes: BTreeMap<ValidatorIndex, Vec<SignedVote>>,
     power_by_value: BTreeMap<Option<Hash>, u64>,
     total_power: u64,
 }
 
 impl VoteTally {
     pub(crate) fn add(&mut self, vote: SignedVote, power: u64) -> Added {
-        match self.votes.get(&vote.vote.validator) {
-            Some(old) if old.vote == vote.vote => Added::Duplicate,
-            // Only the first vote counts; a second one is equivocation, never counted.
-            Some(old) => Added::Conflict(*old),
-            None => {
-                self.votes.insert(vote.vote.validator, vote);
-                *self.power_by_value.entry(vote.vote.value_id).or_default() += power;
+        let mine = self.votes.entry(vote.vote.validator).or_default();
+        if mine.iter().any(|v| v.vote == vote.vote) {
+            return Added::Duplicate;
+        }
+        let first = mine.first().copied();
+        if mine.len() < VOTES_PER_VALIDATOR_MAX {
+            mine.push(vote);
+            *self.power_by_value.entry(vote.vote.value_id).or_default() += power;
+            if first.is_none() {
                 self.total_power += power;
-                Added::New
             }
         }
+        first.map_or(Added::New, Added::Conflict)
     }
 
-    /// Power of the votes for `value` (`None` = nil).
+    /// Power of the validators that voted for `value` (`None` = nil).
     pub(crate) fn power_for(&self, value: Option<Hash>) -> u64 {
         self.power_by_value.get(&value).copied().unwrap_or(0)
     }
 
-    /// Power of all votes, whatever their value (the paper's `∗`).
+    /// Power of all validators that voted, whatever their value (the paper's `∗`).
     pub(crate) fn total_power(&self) -> u64 {
         self.total_power
     }
@@ -59,8 +72,9 @@ impl VoteTally {
     ) -> Vec<(ValidatorIndex, dpx_crypto::Signature)> {
         self.votes
             .iter()
-            .filter(|(_, v)| v.vote.value_id == value)
-            .map(|(i, v)| (*i, v.signature))
+            .filter_map(|(i, vs)| {
+                vs.iter().find(|v| v.vote.value_id == value).map(|v| (*i, v.signature))
+            })
             .collect()
     }
 }
