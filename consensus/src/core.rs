@@ -171,6 +171,12 @@ impl Consensus {
         self.admit(msg).map(|_| ())
     }
 
+    /// Is this exact signed message already in the current height's log? For a gossip layer
+    /// deciding what a peer still needs.
+    pub fn knows(&self, msg: &SignedMessage) -> bool {
+        self.current.as_ref().is_some_and(|hs| hs.height == msg.height() && hs.knows(msg))
+    }
+
     /// The current state, once a height has started.
     pub fn view(&self) -> Option<StateView> {
         self.current.as_ref().map(|hs| StateView {
@@ -246,6 +252,13 @@ impl Consensus {
             evidence_sent: BTreeSet::new(),
         };
         hs.start_round(round, &mut self.ctx, out); // L10 / L54
+        // After a crash between persist and send, the last signed message may never have left:
+        // send it again (it is the identical message, so it conflicts with nothing).
+        if let Some(last) = self.ctx.safety.last_message
+            && self.ctx.safety.height == height
+        {
+            out.push(Output::Broadcast(last));
+        }
         self.current = Some(hs);
         for msg in std::mem::take(&mut self.next_height) {
             if msg.height() == height {
@@ -304,6 +317,10 @@ impl Consensus {
                 return Err(Error::NotProposer { round: p.proposal.round, got: signer, expected });
             }
         }
+        // Gossip re-sends messages many times; byte-identical ones were verified on arrival.
+        if hs.knows(msg) {
+            return Ok(Admit::Ignore);
+        }
         msg.verify(&self.ctx.chain_id, &hs.validators)?;
         Ok(Admit::Current)
     }
@@ -328,6 +345,21 @@ struct HeightState {
 }
 
 impl HeightState {
+    /// Is this exact signed message (signature included) already in the log?
+    fn knows(&self, msg: &SignedMessage) -> bool {
+        match msg {
+            SignedMessage::Proposal(p) => {
+                self.rounds.get(&p.proposal.round).is_some_and(|rs| rs.proposals.contains(p))
+            }
+            SignedMessage::Vote(v) => {
+                self.rounds.get(&v.vote.round).is_some_and(|rs| match v.vote.kind {
+                    VoteKind::Prevote => rs.prevotes.contains(v),
+                    VoteKind::Precommit => rs.precommits.contains(v),
+                })
+            }
+        }
+    }
+
     fn is_valid(&self, value: &Hash) -> bool {
         self.validity.get(value) == Some(&Validity::Valid)
     }
@@ -406,10 +438,12 @@ impl HeightState {
             return;
         }
         let signature = key.sign_digest(&digest);
+        let msg = SignedMessage::Vote(SignedVote { vote, signature });
         ctx.safety.locked = self.locked;
         ctx.safety.valid = self.valid;
+        ctx.safety.last_message = Some(msg);
         out.push(Output::PersistSafety(ctx.safety));
-        out.push(Output::Broadcast(SignedMessage::Vote(SignedVote { vote, signature })));
+        out.push(Output::Broadcast(msg));
     }
 
     fn on_propose_value(

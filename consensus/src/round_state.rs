@@ -50,6 +50,11 @@ impl VoteTally {
         first.map_or(Added::New, Added::Conflict)
     }
 
+    /// Is this exact signed vote already counted?
+    pub(crate) fn contains(&self, vote: &SignedVote) -> bool {
+        self.votes.get(&vote.vote.validator).is_some_and(|vs| vs.contains(vote))
+    }
+
     /// Power of the validators that voted for `value` (`None` = nil).
     pub(crate) fn power_for(&self, value: Option<Hash>) -> u64 {
         self.power_by_value.get(&value).copied().unwrap_or(0)

@@ -10,11 +10,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::messages::MAX_MESSAGE_BYTES;
 use crate::wire::{self, pb};
-use crate::{Error, Hash, Height, Round, Step};
+use crate::{Error, Hash, Height, Round, SignedMessage, SignedProposal, SignedVote, Step};
 
 /// Largest encoded [`SafetyState`] accepted by [`SafetyState::decode`].
-pub const MAX_SAFETY_STATE_BYTES: usize = 256;
+pub const MAX_SAFETY_STATE_BYTES: usize = 256 + MAX_MESSAGE_BYTES;
 
 /// A value id with the round it is tied to (the paper's `lockedValue`/`lockedRound` and
 /// `validValue`/`validRound` pairs).
@@ -37,6 +38,10 @@ pub struct SafetyState {
     pub locked: Option<ValueRound>,
     /// `validValue`/`validRound` (paper lines 42–43) at `height`.
     pub valid: Option<ValueRound>,
+    /// The last signed message itself. A node that crashed after persisting but before
+    /// sending re-broadcasts it on restart; without it, the vote would be lost for good (the
+    /// guard refuses any other vote at that position) and a round could stall.
+    pub last_message: Option<SignedMessage>,
 }
 
 /// Why the guard refused to sign.
@@ -122,6 +127,14 @@ impl SafetyState {
             last_digest: self.last_digest.map(|d| d.0.to_vec()).unwrap_or_default(),
             locked: vr(self.locked),
             valid: vr(self.valid),
+            last_message: self.last_message.map(|m| match m {
+                SignedMessage::Proposal(p) => {
+                    pb::SignedMessage { msg: Some(pb::signed_message::Msg::Proposal(p.to_pb())) }
+                }
+                SignedMessage::Vote(v) => {
+                    pb::SignedMessage { msg: Some(pb::signed_message::Msg::Vote(v.to_pb())) }
+                }
+            }),
         }
         .encode_to_vec()
     }
@@ -153,12 +166,22 @@ impl SafetyState {
         if step.is_some() != last_digest.is_some() {
             return Err(Error::Malformed("safety step and digest disagree".into()));
         }
+        let last_message = match m.last_message.and_then(|x| x.msg) {
+            None => None,
+            Some(pb::signed_message::Msg::Proposal(p)) => {
+                Some(SignedMessage::Proposal(SignedProposal::from_pb(&p)?))
+            }
+            Some(pb::signed_message::Msg::Vote(v)) => {
+                Some(SignedMessage::Vote(SignedVote::from_pb(&v)?))
+            }
+        };
         Ok(Self {
             height: Height(m.height),
             last_signed: step.map(|s| (Round(m.round), s)),
             last_digest,
             locked: vr(m.locked)?,
             valid: vr(m.valid)?,
+            last_message,
         })
     }
 }
@@ -236,7 +259,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_oversized_and_inconsistent() {
-        assert!(matches!(SafetyState::decode(&[0; 1000]), Err(Error::TooLarge { .. })));
+        assert!(matches!(SafetyState::decode(&[0; 2000]), Err(Error::TooLarge { .. })));
         let bad = pb::SafetyState { height: 1, round: 0, step: 2, ..Default::default() };
         assert!(SafetyState::decode(&prost::Message::encode_to_vec(&bad)).is_err());
         let bad = pb::SafetyState { step: 9, last_digest: vec![0; 32], ..Default::default() };
@@ -260,6 +283,10 @@ mod tests {
                 last_digest: signed.map(|(_, _, d)| Hash(d)),
                 locked,
                 valid,
+                last_message: signed.map(|(r, _, d)| SignedMessage::Vote(SignedVote {
+                    vote: crate::Vote { kind: crate::VoteKind::Precommit, height: Height(h), round: Round(r), value_id: Some(Hash(d)), validator: crate::ValidatorIndex(r % 7) },
+                    signature: dpx_crypto::Signature([r as u8; 64]),
+                })),
             };
             prop_assert_eq!(SafetyState::decode(&st.encode()).unwrap(), st);
         }

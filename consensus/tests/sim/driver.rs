@@ -1,0 +1,312 @@
+//! The simulated node driver: feeds inputs to cores, carries out their outputs (persist before
+//! broadcast, timeouts, the application's answers, decisions), gossip, crashes and restarts.
+
+use std::collections::VecDeque;
+
+use super::*;
+
+fn error_kind(e: &Error) -> String {
+    let s = format!("{e:?}");
+    s.split([' ', '{', '(']).next().unwrap_or("").to_string()
+}
+
+fn as_input(m: SignedMessage) -> Input {
+    match m {
+        SignedMessage::Proposal(p) => Input::Proposal(p),
+        SignedMessage::Vote(v) => Input::Vote(v),
+    }
+}
+
+impl World {
+    pub(super) fn boot(&mut self, i: usize) {
+        let inst = &mut self.instances[i];
+        if matches!(inst.role, Role::Byzantine(_)) || inst.core.is_some() {
+            return;
+        }
+        let key = self.keys[inst.validator].clone();
+        inst.core = Some(Consensus::new(CHAIN, Some(key), consensus_config(), inst.disk));
+        inst.incarnation += 1;
+        let height = inst.committed.next();
+        let _ = self.feed(i, Input::StartHeight { height, validators: self.set.clone() });
+    }
+
+    fn crash(&mut self, i: usize) {
+        self.instances[i].core = None;
+        self.crashes += 1;
+        let after = self.rng.gen_range(50..500);
+        self.schedule(after, Event::Restart { to: i });
+    }
+
+    pub(super) fn heal(&mut self) {
+        for i in 0..self.instances.len() {
+            self.boot(i);
+        }
+        self.heal_height = self.honest_heights().into_iter().max().unwrap_or(0);
+    }
+
+    pub(super) fn apply(&mut self, e: Event) {
+        match e {
+            Event::Deliver { to, from, bytes } => {
+                self.trace
+                    .update(&[0])
+                    .update(&(to as u64).to_le_bytes())
+                    .update(&(from as u64).to_le_bytes());
+                self.trace.update(&bytes);
+                self.deliver(to, from, &bytes);
+            }
+            Event::Timeout { to, incarnation, height, round, step } => {
+                if self.instances[to].incarnation == incarnation
+                    && self.instances[to].core.is_some()
+                {
+                    self.trace.update(&[1]).update(&(to as u64).to_le_bytes());
+                    let _ = self.feed(to, Input::TimeoutFired { height, round, step });
+                }
+            }
+            Event::Restart { to } => {
+                self.trace.update(&[2]).update(&(to as u64).to_le_bytes());
+                self.boot(to);
+            }
+            Event::Gossip => {
+                self.gossip();
+                self.schedule(GOSSIP_EVERY_MS, Event::Gossip);
+            }
+            Event::Tick => {
+                self.tick();
+                self.schedule(TICK_EVERY_MS, Event::Tick);
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: usize, from: usize, bytes: &[u8]) {
+        let msg = match SignedMessage::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                *self.refused.entry(format!("decode:{}", error_kind(&e))).or_default() += 1;
+                return;
+            }
+        };
+        if matches!(self.instances[to].role, Role::Byzantine(_)) {
+            if self.is_checked(from) {
+                self.byz_view = self.byz_view.max((msg.height(), msg.round()));
+                self.run_byzantine(to, Some((from, msg)));
+            }
+            return;
+        }
+        if self.instances[to].core.is_none() {
+            return;
+        }
+        if let SignedMessage::Proposal(p) = msg {
+            self.instances[to]
+                .proposals
+                .entry((p.proposal.height, p.proposal.value_id))
+                .or_insert(p);
+        }
+        if self.feed(to, as_input(msg)) {
+            self.instances[to]
+                .gossip
+                .entry(msg.height())
+                .or_default()
+                .entry(bytes.to_vec())
+                .or_insert(msg);
+        }
+    }
+
+    fn run_byzantine(&mut self, i: usize, msg: Option<(usize, SignedMessage)>) {
+        let Role::Byzantine(mut b) = std::mem::replace(&mut self.instances[i].role, Role::Honest)
+        else {
+            return;
+        };
+        let v = self.instances[i].validator;
+        let sends = {
+            let mut ctx = ByzCtx {
+                chain_id: CHAIN,
+                key: &self.keys[v],
+                me: ValidatorIndex(v as u32),
+                validators: &self.set,
+                sides: [&self.sides[0], &self.sides[1]],
+                rng: &mut self.rng,
+                valid_values: &mut self.valid_values,
+                height: self.byz_view.0,
+                round: self.byz_view.1,
+            };
+            match &msg {
+                Some((from, m)) => b.on_message(&mut ctx, *from, m),
+                None => b.on_tick(&mut ctx),
+            }
+        };
+        self.instances[i].role = Role::Byzantine(b);
+        for Send { to, bytes } in sends {
+            match to {
+                Some(t) => self.send_to(i, t, &bytes),
+                None => self.send(i, &bytes),
+            }
+        }
+    }
+
+    fn send_to(&mut self, from: usize, to: usize, bytes: &[u8]) {
+        if from == to || !byzantine::twins::linked(&self.twin_side, &self.honest_side, from, to) {
+            return;
+        }
+        for d in self.net.deliveries(&mut self.rng, self.now, from, to) {
+            self.schedule(d, Event::Deliver { to, from, bytes: bytes.to_vec() });
+        }
+    }
+
+    fn send(&mut self, from: usize, bytes: &[u8]) {
+        for to in 0..self.instances.len() {
+            self.send_to(from, to, bytes);
+        }
+    }
+
+    /// Feed `input` to instance `i` and carry out everything that follows, in order. Own
+    /// broadcasts loop back through the same input path, immediately. True if the core
+    /// accepted the first input.
+    fn feed(&mut self, i: usize, input: Input) -> bool {
+        let mut queue = VecDeque::from([input]);
+        let mut first = None;
+        while let Some(input) = queue.pop_front() {
+            let Some(core) = self.instances[i].core.as_mut() else { break };
+            let result = core.handle(input);
+            first.get_or_insert(result.is_ok());
+            let outputs = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    *self.refused.entry(error_kind(&e)).or_default() += 1;
+                    continue;
+                }
+            };
+            for o in outputs {
+                if !self.output(i, o, &mut queue) {
+                    return true; // crashed mid-way: the rest of the outputs are lost
+                }
+            }
+        }
+        first.unwrap_or(false)
+    }
+
+    /// Carry out one output; false if the instance crashed.
+    fn output(&mut self, i: usize, o: Output, queue: &mut VecDeque<Input>) -> bool {
+        match o {
+            Output::PersistSafety(s) => {
+                self.instances[i].disk = Some(s);
+                self.trace.update(&[3]).update(&s.encode());
+                // The riskiest crash point: written, not yet sent.
+                if self.now < self.cfg.heal_at_ms
+                    && self.rng.gen_range(0..2000) < self.cfg.crash_per_mille
+                {
+                    self.crash(i);
+                    return false;
+                }
+            }
+            Output::Broadcast(m) => {
+                if self.is_checked(i) {
+                    self.checker.signed(i, &m);
+                }
+                let bytes = m.encode();
+                self.trace.update(&[4]).update(&bytes);
+                self.instances[i].gossip.entry(m.height()).or_default().insert(bytes.clone(), m);
+                self.send(i, &bytes);
+                queue.push_back(as_input(m));
+            }
+            Output::ScheduleTimeout { height, round, step, duration_ms } => {
+                let incarnation = self.instances[i].incarnation;
+                self.schedule(
+                    duration_ms,
+                    Event::Timeout { to: i, incarnation, height, round, step },
+                );
+            }
+            Output::RequestValue { height, round } => {
+                let v = Hash::digest(format!("block {height:?} {round:?} by {i}").as_bytes());
+                self.valid_values.insert(v);
+                queue.push_back(Input::ProposeValue { height, round, value_id: v });
+            }
+            Output::ValidateValue { height, round, value_id } => {
+                let valid = self.valid_values.contains(&value_id);
+                queue.push_back(Input::ValueValidity { height, round, value_id, valid });
+            }
+            Output::Decide { height, value_id, certificate } => {
+                self.trace.update(&[5]).update(value_id.as_bytes());
+                if self.is_checked(i) {
+                    let valid = self.valid_values.contains(&value_id);
+                    self.checker.decided(i, height, value_id, valid);
+                    let set = self.set.clone();
+                    self.checker.certificate(i, CHAIN, &certificate, &set);
+                }
+                let inst = &mut self.instances[i];
+                inst.committed = height;
+                let relay = inst.gossip.entry(height).or_default();
+                if let Some(p) = inst.proposals.get(&(height, value_id)) {
+                    let m = SignedMessage::Proposal(*p);
+                    relay.insert(m.encode(), m);
+                }
+                for (index, signature) in &certificate.signatures {
+                    let vote = Vote {
+                        kind: VoteKind::Precommit,
+                        height,
+                        round: certificate.round,
+                        value_id: Some(value_id),
+                        validator: *index,
+                    };
+                    let m = SignedMessage::Vote(SignedVote { vote, signature: *signature });
+                    relay.insert(m.encode(), m);
+                }
+                queue.push_back(Input::StartHeight {
+                    height: height.next(),
+                    validators: self.set.clone(),
+                });
+            }
+            Output::Evidence(e) => {
+                assert!(
+                    e.verify(CHAIN, &self.set).is_ok(),
+                    "core emitted unverifiable evidence {e:?}"
+                );
+                self.evidence += 1;
+            }
+        }
+        true
+    }
+
+    fn gossip(&mut self) {
+        let n = self.instances.len();
+        for i in 0..n {
+            if self.instances[i].core.is_none() {
+                continue;
+            }
+            for j in 0..n {
+                let Some(peer) = self.instances[j].core.as_ref() else { continue };
+                let Some(hj) = peer.height() else { continue };
+                if i == j {
+                    continue;
+                }
+                // Like a real gossip layer that tracks what each peer has, send only what the
+                // peer's core does not know yet.
+                let msgs: Vec<Vec<u8>> = self.instances[i]
+                    .gossip
+                    .get(&hj)
+                    .map(|ms| {
+                        ms.iter().filter(|(_, m)| !peer.knows(m)).map(|(b, _)| b.clone()).collect()
+                    })
+                    .unwrap_or_default();
+                for bytes in msgs {
+                    self.send_to(i, j, &bytes);
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        for i in 0..self.instances.len() {
+            match self.instances[i].role {
+                Role::Byzantine(_) => self.run_byzantine(i, None),
+                _ => {
+                    if self.now < self.cfg.heal_at_ms
+                        && self.instances[i].core.is_some()
+                        && self.rng.gen_range(0..1000) < self.cfg.crash_per_mille
+                    {
+                        self.crash(i);
+                    }
+                }
+            }
+        }
+    }
+}
