@@ -44,7 +44,10 @@ pub(crate) fn sig(bytes: &[u8], field: &'static str) -> Result<Signature, Decode
     Signature::from_slice(bytes).map_err(|e| DecodeError::field(field, e))
 }
 
-pub(crate) fn opt_hash(bytes: Option<&Vec<u8>>, field: &'static str) -> Result<Option<Hash>, DecodeError> {
+pub(crate) fn opt_hash(
+    bytes: Option<&Vec<u8>>,
+    field: &'static str,
+) -> Result<Option<Hash>, DecodeError> {
     bytes.map(|b| hash(b, field)).transpose()
 }
 

@@ -90,7 +90,7 @@ impl Wire for DemandResponse {
         pb::DemandResponse {
             demand: self.demand.to_wire(),
             responder: self.responder.to_bytes().to_vec(),
-            product: self.product.map(|p| p.to_wire()),
+            product: self.product.map(super::types::ProductId::to_wire),
             price: self.price,
             proposal_hash: self.proposal_hash.0.to_vec(),
             height: self.height,
@@ -109,41 +109,73 @@ impl Wire for DemandResponse {
 }
 
 fn wrong(d: &Demand, action: &'static str, expected: &str) -> ContractError {
-    ContractError::WrongState { kind: "demand", id: d.id.to_string(), state: d.status.to_string(), action, expected: expected.into() }
+    ContractError::WrongState {
+        kind: "demand",
+        id: d.id.to_string(),
+        state: d.status.to_string(),
+        action,
+        expected: expected.into(),
+    }
 }
 
 /// Load a demand the signer posted.
 fn own<S: State + ?Sized>(x: &Exec<'_, S>, id: &DemandId) -> Result<Demand, ContractError> {
     let d: Demand = x.must(&keys::demand(id), "demand", id)?;
     if d.poster != x.me()?.account {
-        return Err(ContractError::forbidden(format!("only the poster of demand {id} may do this")));
+        return Err(ContractError::forbidden(format!(
+            "only the poster of demand {id} may do this"
+        )));
     }
     Ok(d)
 }
 
-pub(crate) fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<(), ContractError> {
+pub(crate) fn dispatch<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    op: &Operation,
+) -> Result<(), ContractError> {
     let h = x.height();
     match op {
         Operation::PostDemand { title, domain, budget, description_hash, deadline_height } => {
-            x.authorize(Action::PostDemand, Resource::Market, PolicyContext::none())?;
+            x.authorize(Action::PostDemand, &Resource::Market, &PolicyContext::none())?;
             if deadline_height.is_some_and(|d| d < h) {
                 return Err(ContractError::invalid("deadline height already passed"));
             }
             let id = DemandId::derive(x.chain_id(), &x.signer, x.nonce);
             let poster = x.me()?.account;
-            let d = Demand { id, poster, title: title.clone(), domain: domain.clone(), budget: *budget, description_hash: *description_hash, deadline_height: *deadline_height, status: DemandStatus::Open, responses: 0, awarded_to: None, posted_height: h, updated_height: h };
+            let d = Demand {
+                id,
+                poster,
+                title: title.clone(),
+                domain: domain.clone(),
+                budget: *budget,
+                description_hash: *description_hash,
+                deadline_height: *deadline_height,
+                status: DemandStatus::Open,
+                responses: 0,
+                awarded_to: None,
+                posted_height: h,
+                updated_height: h,
+            };
             x.store(keys::demand(&id), &d);
-            x.emit(Event::new("demand.posted").attr("demand", id).attr("poster", poster).attr("domain", domain).attr("budget", budget));
+            x.emit(
+                Event::new("demand.posted")
+                    .attr("demand", id)
+                    .attr("poster", poster)
+                    .attr("domain", domain)
+                    .attr("budget", budget),
+            );
         }
         Operation::RespondDemand { demand, product, price, proposal_hash } => {
-            x.authorize(Action::RespondDemand, Resource::Market, PolicyContext::none())?;
+            x.authorize(Action::RespondDemand, &Resource::Market, &PolicyContext::none())?;
             let mut d: Demand = x.must(&keys::demand(demand), "demand", demand)?;
             let me = x.me()?.account;
             if d.status != DemandStatus::Open {
                 return Err(wrong(&d, "respond", "open"));
             }
             if d.deadline_height.is_some_and(|dl| h > dl) {
-                return Err(ContractError::conflict(format!("demand {demand} closed for responses at its deadline")));
+                return Err(ContractError::conflict(format!(
+                    "demand {demand} closed for responses at its deadline"
+                )));
             }
             if d.poster == me {
                 return Err(ContractError::forbidden("a poster cannot answer its own demand"));
@@ -151,37 +183,58 @@ pub(crate) fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -
             if let Some(pid) = product {
                 let p: Product = x.must(&keys::product(pid), "product", pid)?;
                 if p.provider != me || !p.listed {
-                    return Err(ContractError::forbidden(format!("product {pid} is not a listed product of the responder")));
+                    return Err(ContractError::forbidden(format!(
+                        "product {pid} is not a listed product of the responder"
+                    )));
                 }
             }
             let key = keys::response(demand, &me);
             if x.st.get(&key).is_some() {
-                return Err(ContractError::conflict(format!("{me} already answered demand {demand}")));
+                return Err(ContractError::conflict(format!(
+                    "{me} already answered demand {demand}"
+                )));
             }
-            let r = DemandResponse { demand: *demand, responder: me, product: *product, price: *price, proposal_hash: *proposal_hash, height: h };
+            let r = DemandResponse {
+                demand: *demand,
+                responder: me,
+                product: *product,
+                price: *price,
+                proposal_hash: *proposal_hash,
+                height: h,
+            };
             x.store(key, &r);
             d.responses += 1;
             d.updated_height = h;
             x.store(keys::demand(demand), &d);
-            x.emit(Event::new("demand.responded").attr("demand", demand).attr("responder", me).attr("price", price));
+            x.emit(
+                Event::new("demand.responded")
+                    .attr("demand", demand)
+                    .attr("responder", me)
+                    .attr("price", price),
+            );
         }
         Operation::AwardDemand { demand, responder } => {
-            x.authorize(Action::AwardDemand, Resource::Market, PolicyContext::none())?;
+            x.authorize(Action::AwardDemand, &Resource::Market, &PolicyContext::none())?;
             let mut d = own(x, demand)?;
             if d.status != DemandStatus::Open {
                 return Err(wrong(&d, "award", "open"));
             }
             if x.st.get(&keys::response(demand, responder)).is_none() {
-                return Err(ContractError::not_found("response", format!("of {responder} to demand {demand}")));
+                return Err(ContractError::not_found(
+                    "response",
+                    format!("of {responder} to demand {demand}"),
+                ));
             }
             d.status = DemandStatus::Awarded;
             d.awarded_to = Some(*responder);
             d.updated_height = h;
             x.store(keys::demand(demand), &d);
-            x.emit(Event::new("demand.awarded").attr("demand", demand).attr("responder", responder));
+            x.emit(
+                Event::new("demand.awarded").attr("demand", demand).attr("responder", responder),
+            );
         }
         Operation::CloseDemand { demand } => {
-            x.authorize(Action::CloseDemand, Resource::Market, PolicyContext::none())?;
+            x.authorize(Action::CloseDemand, &Resource::Market, &PolicyContext::none())?;
             let mut d = own(x, demand)?;
             if d.status == DemandStatus::Closed {
                 return Err(wrong(&d, "close", "open or awarded"));
@@ -191,7 +244,9 @@ pub(crate) fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -
             x.store(keys::demand(demand), &d);
             x.emit(Event::new("demand.closed").attr("demand", demand));
         }
-        _ => return Err(ContractError::invalid(format!("{} is not a demand operation", op.name()))),
+        _ => {
+            return Err(ContractError::invalid(format!("{} is not a demand operation", op.name())));
+        }
     }
     Ok(())
 }

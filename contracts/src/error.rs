@@ -2,7 +2,7 @@
 
 use std::fmt::Display;
 
-use dpx_crypto::{Hash, PublicKey};
+use dpx_crypto::Hash;
 
 use crate::types::{Code, GrantId, GrantState};
 
@@ -48,10 +48,11 @@ pub enum TxError {
     NonceTooHigh { expected: u64, got: u64 },
     #[error("transaction expired at height {expiry_height}, now {height}")]
     Expired { expiry_height: u64, height: u64 },
+    /// `signer` is the key in hex (kept as text so the error stays small).
     #[error("signer {signer} is not a participant; only grant operations are open to any key")]
-    UnknownSigner { signer: PublicKey },
+    UnknownSigner { signer: String },
     #[error("signer key {signer} was rotated out and can no longer sign")]
-    RotatedKey { signer: PublicKey },
+    RotatedKey { signer: String },
     #[error("state is unreadable: {reason}")]
     Corrupt { reason: String },
 }
@@ -73,8 +74,9 @@ pub enum GrantRefusal {
     Revoked { height: u64 },
     #[error("grant expired (expiry height {expiry_height}, now {height})")]
     Expired { expiry_height: u64, height: u64 },
+    /// Keys in hex.
     #[error("grant names consumer {expected}, used by {got}")]
-    WrongConsumer { expected: PublicKey, got: PublicKey },
+    WrongConsumer { expected: String, got: String },
     #[error("grant is for product {expected}, used for {got}")]
     WrongProduct { expected: Hash, got: Hash },
     #[error("grant is for purpose {expected:?}, used for {got:?}")]
@@ -103,13 +105,19 @@ pub enum ContractError {
     #[error("{what}")]
     Forbidden { what: String },
     #[error("{kind} {id} is {state}; {action} needs {expected}")]
-    WrongState { kind: &'static str, id: String, state: String, action: &'static str, expected: String },
+    WrongState {
+        kind: &'static str,
+        id: String,
+        state: String,
+        action: &'static str,
+        expected: String,
+    },
     #[error("{what}")]
     Conflict { what: String },
     #[error("invalid input: {what}")]
     Invalid { what: String },
     #[error("grant {id}: {refusal}")]
-    Grant { id: GrantId, refusal: GrantRefusal },
+    Grant { id: GrantId, refusal: Box<GrantRefusal> },
     #[error("policy set rejected: {reason}")]
     Policy { reason: String },
     #[error("genesis: {reason}")]
@@ -144,7 +152,7 @@ impl ContractError {
     }
 
     pub(crate) fn grant(id: GrantId, refusal: GrantRefusal) -> Self {
-        Self::Grant { id, refusal }
+        Self::Grant { id, refusal: Box::new(refusal) }
     }
 }
 

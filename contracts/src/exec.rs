@@ -44,35 +44,50 @@ pub fn next_nonce<S: State + ?Sized>(st: &S, signer: &PublicKey) -> Result<u64, 
 
 /// The participant `key` signs for: its account if `key` is an account's current key, the
 /// bound account if `key` was rotated in, `None` for a key that is no participant's.
-pub fn resolve_account<S: State + ?Sized>(st: &S, key: &PublicKey) -> Result<Option<Participant>, TxError> {
+pub fn resolve_account<S: State + ?Sized>(
+    st: &S,
+    key: &PublicKey,
+) -> Result<Option<Participant>, TxError> {
     let corrupt = |e: ContractError| TxError::Corrupt { reason: e.to_string() };
     if let Some(p) = load_participant(st, key).map_err(corrupt)? {
-        return if p.current_key == *key { Ok(Some(p)) } else { Err(TxError::RotatedKey { signer: *key }) };
+        return if p.current_key == *key {
+            Ok(Some(p))
+        } else {
+            Err(TxError::RotatedKey { signer: key.to_hex() })
+        };
     }
     let Some(account) = st.get(&keys::key_binding(key)) else { return Ok(None) };
-    let account = codec::key(&account, "key binding").map_err(|e| TxError::Corrupt { reason: e.to_string() })?;
+    let account = codec::key(&account, "key binding")
+        .map_err(|e| TxError::Corrupt { reason: e.to_string() })?;
     load_participant(st, &account).map_err(corrupt)
 }
 
 /// The mempool's cheap stateful check: chain, size, expiry, nonce, signer.
-pub fn check_stateful<S: State + ?Sized>(st: &S, tx: &VerifiedTx, height: u64) -> Result<(), TxError> {
+pub fn check_stateful<S: State + ?Sized>(
+    st: &S,
+    tx: &VerifiedTx,
+    height: u64,
+) -> Result<(), TxError> {
     precheck(st, tx, height).map(|_| ())
 }
 
-fn precheck<S: State + ?Sized>(st: &S, tx: &VerifiedTx, height: u64) -> Result<Option<Participant>, TxError> {
-    if let Some(chain) = st.get(keys::CHAIN_ID) {
-        if chain != tx.body.chain_id.as_bytes() {
-            return Err(TxError::WrongChain { expected: String::from_utf8_lossy(&chain).into_owned(), got: tx.body.chain_id.clone() });
-        }
+fn precheck<S: State + ?Sized>(
+    st: &S,
+    tx: &VerifiedTx,
+    height: u64,
+) -> Result<Option<Participant>, TxError> {
+    if let Some(chain) = st.get(keys::CHAIN_ID).filter(|c| c != tx.body.chain_id.as_bytes()) {
+        return Err(TxError::WrongChain {
+            expected: String::from_utf8_lossy(&chain).into_owned(),
+            got: tx.body.chain_id.clone(),
+        });
     }
     let max = params(st).max_tx_bytes as usize;
     if tx.size > max {
         return Err(TxError::TooLarge { size: tx.size, max });
     }
-    if let Some(expiry_height) = tx.body.expiry_height {
-        if height > expiry_height {
-            return Err(TxError::Expired { expiry_height, height });
-        }
+    if let Some(expiry_height) = tx.body.expiry_height.filter(|e| height > *e) {
+        return Err(TxError::Expired { expiry_height, height });
     }
     let expected = next_nonce(st, &tx.signer)?;
     let got = tx.body.nonce;
@@ -84,7 +99,7 @@ fn precheck<S: State + ?Sized>(st: &S, tx: &VerifiedTx, height: u64) -> Result<O
     }
     let account = resolve_account(st, &tx.signer)?;
     if account.is_none() && !tx.body.op.open_to_any_key() {
-        return Err(TxError::UnknownSigner { signer: tx.signer });
+        return Err(TxError::UnknownSigner { signer: tx.signer.to_hex() });
     }
     Ok(account)
 }
@@ -97,12 +112,22 @@ pub fn begin_block<S: State + ?Sized>(st: &mut S, height: u64) {
 
 /// Execute a block of encoded signed transactions. Undecodable or badly signed ones get a
 /// `Code::Undecodable` receipt and change nothing.
-pub fn execute_block<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, txs: &[Vec<u8>]) -> Vec<Receipt> {
+pub fn execute_block<S: State + ?Sized>(
+    st: &mut S,
+    ctx: &BlockContext,
+    txs: &[Vec<u8>],
+) -> Vec<Receipt> {
     begin_block(st, ctx.height);
     txs.iter()
         .map(|bytes| match check_stateless(bytes, &ctx.chain_id) {
             Ok(tx) => execute(st, ctx, &tx),
-            Err(e) => Receipt { tx_hash: Hash::digest(bytes), code: Code::Undecodable, reason: e.to_string(), events: Vec::new(), decision: None },
+            Err(e) => Receipt {
+                tx_hash: Hash::digest(bytes),
+                code: Code::Undecodable,
+                reason: e.to_string(),
+                events: Vec::new(),
+                decision: None,
+            },
         })
         .collect()
 }
@@ -110,12 +135,22 @@ pub fn execute_block<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, txs: &[V
 /// Execute one verified transaction. Deterministic: the receipt and the writes depend only on
 /// the state, the context and the transaction.
 pub fn execute<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, tx: &VerifiedTx) -> Receipt {
-    let mut receipt = Receipt { tx_hash: tx.hash, code: Code::Ok, reason: String::new(), events: Vec::new(), decision: None };
+    let mut receipt = Receipt {
+        tx_hash: tx.hash,
+        code: Code::Ok,
+        reason: String::new(),
+        events: Vec::new(),
+        decision: None,
+    };
     let account = match precheck(st, tx, ctx.height) {
         Ok(a) if tx.body.chain_id == ctx.chain_id => a,
         Ok(_) => {
             receipt.code = Code::Invalid;
-            receipt.reason = TxError::WrongChain { expected: ctx.chain_id.clone(), got: tx.body.chain_id.clone() }.to_string();
+            receipt.reason = TxError::WrongChain {
+                expected: ctx.chain_id.clone(),
+                got: tx.body.chain_id.clone(),
+            }
+            .to_string();
             return receipt;
         }
         Err(e) => {
@@ -147,7 +182,13 @@ pub fn execute<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, tx: &VerifiedT
             drop(overlay);
             receipt.code = e.code();
             receipt.reason = e.to_string();
-            receipt.events = failure_events(&e, &tx.body.op, tx.signer, account.as_ref(), receipt.decision.as_ref());
+            receipt.events = failure_events(
+                &e,
+                &tx.body.op,
+                &tx.signer,
+                account.as_ref(),
+                receipt.decision.as_ref(),
+            );
         }
     }
     st.put(keys::nonce(&tx.signer), (tx.body.nonce + 1).to_be_bytes().to_vec());
@@ -156,14 +197,32 @@ pub fn execute<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, tx: &VerifiedT
 
 /// What a failed transaction leaves for auditors: refused grant operations (e.g. an attempted
 /// second use) and denied policy decisions.
-fn failure_events(e: &ContractError, op: &Operation, signer: PublicKey, account: Option<&Participant>, decision: Option<&DecisionReceipt>) -> Vec<Event> {
-    let who = account.map_or(signer, |a| a.account);
+fn failure_events(
+    e: &ContractError,
+    op: &Operation,
+    signer: &PublicKey,
+    account: Option<&Participant>,
+    decision: Option<&DecisionReceipt>,
+) -> Vec<Event> {
+    let who = account.map_or(*signer, |a| a.account);
     let mut out = Vec::new();
     if let ContractError::Grant { id, refusal } = e {
-        out.push(Event::new("grant.refused").attr("grant", id).attr("op", op.name()).attr("by", who).attr("reason", refusal));
+        out.push(
+            Event::new("grant.refused")
+                .attr("grant", id)
+                .attr("op", op.name())
+                .attr("by", who)
+                .attr("reason", refusal),
+        );
     }
     if let Some(d) = decision.filter(|d| !d.allowed) {
-        out.push(Event::new("policy.denied").attr("action", &d.action).attr("principal", d.principal).attr("resource", &d.resource).attr("reason", &d.reason));
+        out.push(
+            Event::new("policy.denied")
+                .attr("action", &d.action)
+                .attr("principal", d.principal)
+                .attr("resource", &d.resource)
+                .attr("reason", &d.reason),
+        );
     }
     out.push(Event::new("tx.failed").attr("op", op.name()).attr("by", who).attr("reason", e));
     out
@@ -173,15 +232,22 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
     use Operation as O;
     match op {
         O::Admit { key, name, roles } => participants::admit(x, *key, name, roles),
-        O::RotateKey { new_key, new_key_signature } => participants::rotate_key(x, *new_key, new_key_signature),
+        O::RotateKey { new_key, new_key_signature } => {
+            participants::rotate_key(x, *new_key, new_key_signature)
+        }
         O::SetRating { participant, rating } => participants::set_rating(x, participant, *rating),
-        O::SetListStatus { participant, status } => participants::set_list_status(x, participant, *status),
+        O::SetListStatus { participant, status } => {
+            participants::set_list_status(x, participant, *status)
+        }
         O::Suspend { participant, reason } => participants::suspend(x, participant, reason),
         O::Reinstate { participant } => participants::reinstate(x, participant),
         O::ListProduct { spec } => products::list(x, spec),
         O::UpdateProduct { product, spec } => products::update(x, product, spec),
         O::DelistProduct { product } => products::delist(x, product),
-        O::PostDemand { .. } | O::RespondDemand { .. } | O::AwardDemand { .. } | O::CloseDemand { .. } => demands::dispatch(x, op),
+        O::PostDemand { .. }
+        | O::RespondDemand { .. }
+        | O::AwardDemand { .. }
+        | O::CloseDemand { .. } => demands::dispatch(x, op),
         O::PlaceOrder { .. }
         | O::AcceptOrder { .. }
         | O::DeliverOrder { .. }
@@ -192,9 +258,11 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         | O::ResolveDispute { .. }
         | O::Attest { .. } => trades::dispatch(x, op),
         O::RegisterGrant { grant } => grants::register(x, grant),
-        O::UseGrant { grant, product, purpose, request_hash } => {
-            grants::use_grant(x, grant, &grants::UseRequest { product: *product, purpose, request_hash: *request_hash })
-        }
+        O::UseGrant { grant, product, purpose, request_hash } => grants::use_grant(
+            x,
+            grant,
+            &grants::UseRequest { product: *product, purpose, request_hash: *request_hash },
+        ),
         O::RevokeGrant { grant } => grants::revoke(x, grant),
         O::ExpireGrant { grant } => grants::expire(x, grant),
         O::Propose { action } => governance::propose(x, action),
@@ -227,7 +295,9 @@ impl<S: State + ?Sized> Exec<'_, S> {
 
     /// The signer's participant record.
     pub fn me(&self) -> Result<&Participant, ContractError> {
-        self.account.as_ref().ok_or_else(|| ContractError::forbidden(format!("signer {} is not a participant", self.signer)))
+        self.account.as_ref().ok_or_else(|| {
+            ContractError::forbidden(format!("signer {} is not a participant", self.signer))
+        })
     }
 
     pub fn load<T: Wire>(&self, key: &[u8]) -> Result<Option<T>, ContractError> {
@@ -235,12 +305,21 @@ impl<S: State + ?Sized> Exec<'_, S> {
     }
 
     /// Load an object that must exist.
-    pub fn must<T: Wire>(&self, key: &[u8], kind: &'static str, id: impl Display) -> Result<T, ContractError> {
+    pub fn must<T: Wire>(
+        &self,
+        key: &[u8],
+        kind: &'static str,
+        id: impl Display,
+    ) -> Result<T, ContractError> {
         self.load(key)?.ok_or_else(|| ContractError::not_found(kind, id))
     }
 
     pub fn store<T: Wire>(&mut self, key: Vec<u8>, value: &T) {
-        let mine = self.account.as_ref().filter(|a| key == keys::participant(&a.account)).map(|a| a.account);
+        let mine = self
+            .account
+            .as_ref()
+            .filter(|a| key == keys::participant(&a.account))
+            .map(|a| a.account);
         self.st.put(key, codec::encode(value));
         // Keep the signer's cached record current when this transaction changes it.
         if let Some(account) = mine {
@@ -253,9 +332,14 @@ impl<S: State + ?Sized> Exec<'_, S> {
     }
 
     /// Ask the policy set; record the decision in the receipt; fail on deny.
-    pub fn authorize(&mut self, action: Action, resource: Resource, ctx: PolicyContext) -> Result<(), ContractError> {
+    pub fn authorize(
+        &mut self,
+        action: Action,
+        resource: &Resource,
+        ctx: &PolicyContext,
+    ) -> Result<(), ContractError> {
         let me = self.me()?.clone();
-        let d = policy::decide(&self.st, &me, action, &resource, &ctx)?;
+        let d = policy::decide(&self.st, &me, action, resource, ctx)?;
         let allowed = d.allowed;
         let reason = d.reason.clone();
         self.decision = Some(d);

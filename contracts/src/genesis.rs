@@ -77,7 +77,11 @@ impl GenesisApp {
 }
 
 /// Write height 0's application state. Refuses an already initialised state.
-pub fn init_genesis<S: State + ?Sized>(st: &mut S, chain_id: &str, app: &GenesisApp) -> Result<(), ContractError> {
+pub fn init_genesis<S: State + ?Sized>(
+    st: &mut S,
+    chain_id: &str,
+    app: &GenesisApp,
+) -> Result<(), ContractError> {
     app.validate(chain_id)?;
     if st.get(keys::CHAIN_ID).is_some() {
         return Err(err("state is already initialised"));

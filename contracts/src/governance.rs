@@ -43,12 +43,22 @@ pub type ValidatorChange = Validator;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProposalAction {
     /// Replace the policy set with this Cedar text.
-    SetPolicies { text: String },
+    SetPolicies {
+        text: String,
+    },
     /// Change the validator set from `effective_height` on.
-    UpdateValidators { changes: Vec<ValidatorChange>, effective_height: u64 },
-    SetParams { params: Params },
+    UpdateValidators {
+        changes: Vec<ValidatorChange>,
+        effective_height: u64,
+    },
+    SetParams {
+        params: Params,
+    },
     /// Admit a new agency (also raising the quorum).
-    AdmitAgency { key: PublicKey, name: String },
+    AdmitAgency {
+        key: PublicKey,
+        name: String,
+    },
 }
 
 /// A proposal as the ledger holds it.
@@ -84,7 +94,10 @@ impl ProposalAction {
                         return Err(format!("validator {} changed twice", c.key));
                     }
                     if c.name.len() > MAX_TEXT_BYTES || c.power > MAX_TOTAL_POWER {
-                        return Err(format!("validator {}: name too long or power too large", c.key));
+                        return Err(format!(
+                            "validator {}: name too long or power too large",
+                            c.key
+                        ));
                     }
                 }
                 Ok(())
@@ -99,19 +112,47 @@ impl ProposalAction {
 }
 
 fn validators_to_pb(set: &[Validator]) -> Vec<pb::Validator> {
-    set.iter().map(|v| pb::Validator { key: v.key.to_bytes().to_vec(), power: v.power, name: v.name.clone() }).collect()
+    set.iter()
+        .map(|v| pb::Validator {
+            key: v.key.to_bytes().to_vec(),
+            power: v.power,
+            name: v.name.clone(),
+        })
+        .collect()
 }
 
 fn validators_from_pb(set: Vec<pb::Validator>) -> Result<Vec<Validator>, DecodeError> {
-    set.into_iter().map(|v| Ok(Validator { key: codec::key(&v.key, "validator.key")?, power: v.power, name: v.name })).collect()
+    set.into_iter()
+        .map(|v| {
+            Ok(Validator {
+                key: codec::key(&v.key, "validator.key")?,
+                power: v.power,
+                name: v.name,
+            })
+        })
+        .collect()
 }
 
 fn changes_to_pb(set: &[Validator]) -> Vec<pb::ValidatorChange> {
-    set.iter().map(|v| pb::ValidatorChange { key: v.key.to_bytes().to_vec(), power: v.power, name: v.name.clone() }).collect()
+    set.iter()
+        .map(|v| pb::ValidatorChange {
+            key: v.key.to_bytes().to_vec(),
+            power: v.power,
+            name: v.name.clone(),
+        })
+        .collect()
 }
 
 fn changes_from_pb(set: Vec<pb::ValidatorChange>) -> Result<Vec<Validator>, DecodeError> {
-    set.into_iter().map(|v| Ok(Validator { key: codec::key(&v.key, "validator.key")?, power: v.power, name: v.name })).collect()
+    set.into_iter()
+        .map(|v| {
+            Ok(Validator {
+                key: codec::key(&v.key, "validator.key")?,
+                power: v.power,
+                name: v.name,
+            })
+        })
+        .collect()
 }
 
 /// A validator set as stored.
@@ -140,7 +181,10 @@ impl Wire for ScheduledSet {
     type Pb = pb::ValidatorUpdate;
     const MAX_BYTES: usize = MAX_VALIDATORS * 512;
     fn to_pb(&self) -> pb::ValidatorUpdate {
-        pb::ValidatorUpdate { changes: changes_to_pb(&self.validators), effective_height: self.effective_height }
+        pb::ValidatorUpdate {
+            changes: changes_to_pb(&self.validators),
+            effective_height: self.effective_height,
+        }
     }
     fn from_pb(p: pb::ValidatorUpdate) -> Result<Self, DecodeError> {
         Ok(Self { effective_height: p.effective_height, validators: changes_from_pb(p.changes)? })
@@ -155,10 +199,16 @@ impl Wire for ProposalAction {
         let kind = match self {
             Self::SetPolicies { text } => K::SetPolicies(text.clone()),
             Self::UpdateValidators { changes, effective_height } => {
-                K::UpdateValidators(pb::ValidatorUpdate { changes: changes_to_pb(changes), effective_height: *effective_height })
+                K::UpdateValidators(pb::ValidatorUpdate {
+                    changes: changes_to_pb(changes),
+                    effective_height: *effective_height,
+                })
             }
             Self::SetParams { params } => K::SetParams(params.to_pb()),
-            Self::AdmitAgency { key, name } => K::AdmitAgency(pb::AgencyAdmission { key: key.to_bytes().to_vec(), name: name.clone() }),
+            Self::AdmitAgency { key, name } => K::AdmitAgency(pb::AgencyAdmission {
+                key: key.to_bytes().to_vec(),
+                name: name.clone(),
+            }),
         };
         pb::ProposalAction { kind: Some(kind) }
     }
@@ -166,9 +216,14 @@ impl Wire for ProposalAction {
         use pb::proposal_action::Kind as K;
         Ok(match codec::req(p.kind, "proposal action")? {
             K::SetPolicies(text) => Self::SetPolicies { text },
-            K::UpdateValidators(u) => Self::UpdateValidators { changes: changes_from_pb(u.changes)?, effective_height: u.effective_height },
+            K::UpdateValidators(u) => Self::UpdateValidators {
+                changes: changes_from_pb(u.changes)?,
+                effective_height: u.effective_height,
+            },
             K::SetParams(p) => Self::SetParams { params: Params::from_pb(p)? },
-            K::AdmitAgency(a) => Self::AdmitAgency { key: codec::key(&a.key, "key")?, name: a.name },
+            K::AdmitAgency(a) => {
+                Self::AdmitAgency { key: codec::key(&a.key, "key")?, name: a.name }
+            }
         })
     }
 }
@@ -218,7 +273,8 @@ pub fn current_validators<S: State + ?Sized>(st: &S) -> Vec<(PublicKey, u64)> {
 
 /// The full new validator set that takes effect at `height`, if governance scheduled one.
 pub fn validator_updates<S: State + ?Sized>(st: &S, height: u64) -> Option<Vec<(PublicKey, u64)>> {
-    read::<ValidatorSet, _>(st, &keys::validator_update(height)).map(|s| s.0.into_iter().map(|v| (v.key, v.power)).collect())
+    read::<ValidatorSet, _>(st, &keys::validator_update(height))
+        .map(|s| s.0.into_iter().map(|v| (v.key, v.power)).collect())
 }
 
 /// Make the set scheduled for `height` (if any) the one in force.
@@ -230,7 +286,9 @@ pub(crate) fn activate_validators<S: State + ?Sized>(st: &mut S, height: u64) {
 
 /// Number of agencies (the quorum's denominator).
 pub fn agency_count<S: State + ?Sized>(st: &S) -> u64 {
-    st.get(keys::AGENCY_COUNT).and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map_or(0, u64::from_be_bytes)
+    st.get(keys::AGENCY_COUNT)
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 pub(crate) fn set_agency_count<S: State + ?Sized>(st: &mut S, n: u64) {
@@ -238,12 +296,18 @@ pub(crate) fn set_agency_count<S: State + ?Sized>(st: &mut S, n: u64) {
 }
 
 /// Sorted, validated set after applying `changes` to `base`.
-pub(crate) fn apply_changes(base: &[Validator], changes: &[ValidatorChange]) -> Result<Vec<Validator>, ContractError> {
+pub(crate) fn apply_changes(
+    base: &[Validator],
+    changes: &[ValidatorChange],
+) -> Result<Vec<Validator>, ContractError> {
     let mut set: BTreeMap<PublicKey, Validator> = base.iter().map(|v| (v.key, v.clone())).collect();
     for c in changes {
         if c.power == 0 {
             if set.remove(&c.key).is_none() {
-                return Err(ContractError::invalid(format!("validator {} to remove is not in the set", c.key)));
+                return Err(ContractError::invalid(format!(
+                    "validator {} to remove is not in the set",
+                    c.key
+                )));
             }
         } else {
             set.insert(c.key, c.clone());
@@ -258,16 +322,24 @@ pub(crate) fn check_set(set: &[Validator]) -> Result<(), String> {
     if set.is_empty() || set.len() > MAX_VALIDATORS {
         return Err(format!("a validator set has 1..={MAX_VALIDATORS} members"));
     }
-    let total = set.iter().try_fold(0u64, |acc, v| acc.checked_add(v.power)).filter(|t| *t <= MAX_TOTAL_POWER);
+    let total = set
+        .iter()
+        .try_fold(0u64, |acc, v| acc.checked_add(v.power))
+        .filter(|t| *t <= MAX_TOTAL_POWER);
     if total.is_none() || set.iter().any(|v| v.power == 0) {
-        return Err(format!("validator powers must be positive with a total of at most {MAX_TOTAL_POWER}"));
+        return Err(format!(
+            "validator powers must be positive with a total of at most {MAX_TOTAL_POWER}"
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn store_initial_validators<S: State + ?Sized>(st: &mut S, set: Vec<Validator>) {
     st.put(keys::VALIDATORS.to_vec(), codec::encode(&ValidatorSet(set.clone())));
-    st.put(keys::VALIDATORS_LATEST.to_vec(), codec::encode(&ScheduledSet { effective_height: 0, validators: set }));
+    st.put(
+        keys::VALIDATORS_LATEST.to_vec(),
+        codec::encode(&ScheduledSet { effective_height: 0, validators: set }),
+    );
 }
 
 fn agency<S: State + ?Sized>(x: &Exec<'_, S>) -> Result<Participant, ContractError> {
@@ -276,18 +348,26 @@ fn agency<S: State + ?Sized>(x: &Exec<'_, S>) -> Result<Participant, ContractErr
         return Err(ContractError::forbidden("only agencies propose and approve"));
     }
     if me.is_barred() {
-        return Err(ContractError::forbidden("a suspended or negative-listed agency cannot take part in governance"));
+        return Err(ContractError::forbidden(
+            "a suspended or negative-listed agency cannot take part in governance",
+        ));
     }
     Ok(me.clone())
 }
 
 /// State-dependent checks, run when proposing and again when executing.
-fn check_action<S: State + ?Sized>(x: &Exec<'_, S>, action: &ProposalAction) -> Result<(), ContractError> {
+fn check_action<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    action: &ProposalAction,
+) -> Result<(), ContractError> {
     match action {
-        ProposalAction::SetPolicies { text } => parse_policies(text, params(&x.st).max_policy_bytes as usize).map(|_| ()),
+        ProposalAction::SetPolicies { text } => {
+            parse_policies(text, params(&x.st).max_policy_bytes as usize).map(|_| ())
+        }
         ProposalAction::UpdateValidators { changes, effective_height } => {
             let earliest = x.height().saturating_add(params(&x.st).validator_update_delay);
-            let latest: ScheduledSet = x.must(keys::VALIDATORS_LATEST, "validator set", "latest")?;
+            let latest: ScheduledSet =
+                x.must(keys::VALIDATORS_LATEST, "validator set", "latest")?;
             if *effective_height < earliest.max(latest.effective_height) {
                 return Err(ContractError::invalid(format!(
                     "effective height {effective_height} is before {} (delay, or a change already scheduled)",
@@ -296,9 +376,10 @@ fn check_action<S: State + ?Sized>(x: &Exec<'_, S>, action: &ProposalAction) -> 
             }
             apply_changes(&latest.validators, changes).map(|_| ())
         }
-        ProposalAction::SetParams { .. } => Ok(()),
-        ProposalAction::AdmitAgency { key, .. } if key_in_use(&x.st, key) => Err(ContractError::conflict(format!("key {key} is already in use"))),
-        ProposalAction::AdmitAgency { .. } => Ok(()),
+        ProposalAction::AdmitAgency { key, .. } if key_in_use(&x.st, key) => {
+            Err(ContractError::conflict(format!("key {key} is already in use")))
+        }
+        ProposalAction::SetParams { .. } | ProposalAction::AdmitAgency { .. } => Ok(()),
     }
 }
 
@@ -311,34 +392,72 @@ fn action_kind(a: &ProposalAction) -> &'static str {
     }
 }
 
-pub(crate) fn propose<S: State + ?Sized>(x: &mut Exec<'_, S>, action: &ProposalAction) -> Result<(), ContractError> {
+pub(crate) fn propose<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    action: &ProposalAction,
+) -> Result<(), ContractError> {
     let me = agency(x)?;
     check_action(x, action)?;
     let id = ProposalId::derive(x.chain_id(), &x.signer, x.nonce);
     let h = x.height();
     let ttl = params(&x.st).proposal_ttl_blocks;
-    let p = Proposal { id, proposer: me.account, action: action.clone(), approvals: 1, status: ProposalStatus::Open, created_height: h, expiry_height: h.saturating_add(ttl), decided_height: 0 };
+    let p = Proposal {
+        id,
+        proposer: me.account,
+        action: action.clone(),
+        approvals: 1,
+        status: ProposalStatus::Open,
+        created_height: h,
+        expiry_height: h.saturating_add(ttl),
+        decided_height: 0,
+    };
     x.st.put(keys::approval(&id, &me.account), vec![1]);
-    x.emit(Event::new("governance.proposed").attr("proposal", id).attr("kind", action_kind(action)).attr("by", me.account).attr("expiry_height", p.expiry_height));
+    x.emit(
+        Event::new("governance.proposed")
+            .attr("proposal", id)
+            .attr("kind", action_kind(action))
+            .attr("by", me.account)
+            .attr("expiry_height", p.expiry_height),
+    );
     decide(x, p)
 }
 
-pub(crate) fn approve<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &ProposalId) -> Result<(), ContractError> {
+pub(crate) fn approve<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    id: &ProposalId,
+) -> Result<(), ContractError> {
     let me = agency(x)?;
     let mut p: Proposal = x.must(&keys::proposal(id), "proposal", id)?;
     if p.status != ProposalStatus::Open {
-        return Err(ContractError::WrongState { kind: "proposal", id: id.to_string(), state: p.status.to_string(), action: "approve", expected: "open".into() });
+        return Err(ContractError::WrongState {
+            kind: "proposal",
+            id: id.to_string(),
+            state: p.status.to_string(),
+            action: "approve",
+            expected: "open".into(),
+        });
     }
     if x.height() > p.expiry_height {
-        return Err(ContractError::conflict(format!("proposal {id} expired at height {}", p.expiry_height)));
+        return Err(ContractError::conflict(format!(
+            "proposal {id} expired at height {}",
+            p.expiry_height
+        )));
     }
     let marker = keys::approval(id, &me.account);
     if x.st.get(&marker).is_some() {
-        return Err(ContractError::conflict(format!("agency {} already approved proposal {id}", me.account)));
+        return Err(ContractError::conflict(format!(
+            "agency {} already approved proposal {id}",
+            me.account
+        )));
     }
     x.st.put(marker, vec![1]);
     p.approvals += 1;
-    x.emit(Event::new("governance.approved").attr("proposal", id).attr("by", me.account).attr("approvals", p.approvals));
+    x.emit(
+        Event::new("governance.approved")
+            .attr("proposal", id)
+            .attr("by", me.account)
+            .attr("approvals", p.approvals),
+    );
     decide(x, p)
 }
 
@@ -350,29 +469,53 @@ fn decide<S: State + ?Sized>(x: &mut Exec<'_, S>, mut p: Proposal) -> Result<(),
         execute_action(x, &p.action)?;
         p.status = ProposalStatus::Executed;
         p.decided_height = x.height();
-        x.emit(Event::new("governance.executed").attr("proposal", p.id).attr("kind", action_kind(&p.action)).attr("approvals", p.approvals).attr("agencies", agencies));
+        x.emit(
+            Event::new("governance.executed")
+                .attr("proposal", p.id)
+                .attr("kind", action_kind(&p.action))
+                .attr("approvals", p.approvals)
+                .attr("agencies", agencies),
+        );
     }
     x.store(keys::proposal(&p.id), &p);
     Ok(())
 }
 
-fn execute_action<S: State + ?Sized>(x: &mut Exec<'_, S>, action: &ProposalAction) -> Result<(), ContractError> {
+fn execute_action<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    action: &ProposalAction,
+) -> Result<(), ContractError> {
     let h = x.height();
     match action {
         ProposalAction::SetPolicies { text } => {
             let old = current_policies(&x.st)?;
-            let rec = PolicySetRecord { version: old.version + 1, text: text.clone(), hash: Hash::digest(text.as_bytes()), height: h };
+            let rec = PolicySetRecord {
+                version: old.version + 1,
+                text: text.clone(),
+                hash: Hash::digest(text.as_bytes()),
+                height: h,
+            };
             x.store(keys::policy_version(rec.version), &rec);
             x.store(keys::POLICY_CURRENT.to_vec(), &rec);
-            x.emit(Event::new("policy.updated").attr("version", rec.version).attr("hash", rec.hash));
+            x.emit(
+                Event::new("policy.updated").attr("version", rec.version).attr("hash", rec.hash),
+            );
         }
         ProposalAction::UpdateValidators { changes, effective_height } => {
-            let latest: ScheduledSet = x.must(keys::VALIDATORS_LATEST, "validator set", "latest")?;
+            let latest: ScheduledSet =
+                x.must(keys::VALIDATORS_LATEST, "validator set", "latest")?;
             let set = apply_changes(&latest.validators, changes)?;
             x.store(keys::validator_update(*effective_height), &ValidatorSet(set.clone()));
             let size = set.len();
-            x.store(keys::VALIDATORS_LATEST.to_vec(), &ScheduledSet { effective_height: *effective_height, validators: set });
-            x.emit(Event::new("validators.scheduled").attr("effective_height", effective_height).attr("validators", size));
+            x.store(
+                keys::VALIDATORS_LATEST.to_vec(),
+                &ScheduledSet { effective_height: *effective_height, validators: set },
+            );
+            x.emit(
+                Event::new("validators.scheduled")
+                    .attr("effective_height", effective_height)
+                    .attr("validators", size),
+            );
         }
         ProposalAction::SetParams { params } => {
             x.store(keys::PARAMS.to_vec(), params);
@@ -396,7 +539,13 @@ fn execute_action<S: State + ?Sized>(x: &mut Exec<'_, S>, action: &ProposalActio
             x.store(keys::participant(key), &p);
             let n = agency_count(&x.st) + 1;
             set_agency_count(&mut x.st, n);
-            x.emit(Event::new("participant.admitted").attr("participant", key).attr("name", name).attr("roles", "agency").attr("by", by));
+            x.emit(
+                Event::new("participant.admitted")
+                    .attr("participant", key)
+                    .attr("name", name)
+                    .attr("roles", "agency")
+                    .attr("by", by),
+            );
         }
     }
     Ok(())

@@ -180,7 +180,10 @@ impl Wire for SignedGrant {
     type Pb = pb::SignedGrant;
     const MAX_BYTES: usize = MAX_GRANT_BYTES;
     fn to_pb(&self) -> pb::SignedGrant {
-        pb::SignedGrant { grant: Some(self.grant.to_pb()), signature: self.signature.to_bytes().to_vec() }
+        pb::SignedGrant {
+            grant: Some(self.grant.to_pb()),
+            signature: self.signature.to_bytes().to_vec(),
+        }
     }
     fn from_pb(p: pb::SignedGrant) -> Result<Self, DecodeError> {
         Ok(Self {
@@ -274,28 +277,45 @@ fn settled(record: &GrantRecord) -> GrantRefusal {
     }
 }
 
-fn load<S: State + ?Sized>(x: &Exec<'_, S>, id: &GrantId) -> Result<Option<GrantRecord>, ContractError> {
+fn load<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    id: &GrantId,
+) -> Result<Option<GrantRecord>, ContractError> {
     x.load(&keys::grant(id))
 }
 
 /// Register a signed grant so it can later be used by id.
-pub(crate) fn register<S: State + ?Sized>(x: &mut Exec<'_, S>, sg: &SignedGrant) -> Result<(), ContractError> {
+pub(crate) fn register<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    sg: &SignedGrant,
+) -> Result<(), ContractError> {
     let id = sg.grant.id;
     let refuse = |r| ContractError::grant(id, r);
     sg.verify(x.chain_id()).map_err(refuse)?;
     if let Some(rec) = load(x, &id)? {
         return Err(refuse(match &rec.grant {
             None if rec.subject == sg.grant.subject => settled(&rec),
-            Some(g) if g == sg && rec.state == GrantState::Issued => GrantRefusal::AlreadyRegistered,
+            Some(g) if g == sg && rec.state == GrantState::Issued => {
+                GrantRefusal::AlreadyRegistered
+            }
             Some(g) if g == sg => settled(&rec),
             _ => GrantRefusal::IdConflict,
         }));
     }
     let h = x.height();
     if h > sg.grant.expiry_height {
-        return Err(refuse(GrantRefusal::Expired { expiry_height: sg.grant.expiry_height, height: h }));
+        return Err(refuse(GrantRefusal::Expired {
+            expiry_height: sg.grant.expiry_height,
+            height: h,
+        }));
     }
-    let rec = GrantRecord { grant: Some(sg.clone()), subject: sg.grant.subject, state: GrantState::Issued, state_height: h, registered_height: h };
+    let rec = GrantRecord {
+        grant: Some(sg.clone()),
+        subject: sg.grant.subject,
+        state: GrantState::Issued,
+        state_height: h,
+        registered_height: h,
+    };
     x.store(keys::grant(&id), &rec);
     x.emit(issued_event(&sg.grant));
     Ok(())
@@ -332,7 +352,13 @@ pub(crate) fn consume<S: State + ?Sized>(
     let (mut rec, newly_seen) = match (gref, existing) {
         (GrantRef::Inline(sg), None) => {
             sg.verify(x.chain_id()).map_err(refuse)?;
-            let rec = GrantRecord { grant: Some((**sg).clone()), subject: sg.grant.subject, state: GrantState::Issued, state_height: h, registered_height: h };
+            let rec = GrantRecord {
+                grant: Some((**sg).clone()),
+                subject: sg.grant.subject,
+                state: GrantState::Issued,
+                state_height: h,
+                registered_height: h,
+            };
             (rec, true)
         }
         (GrantRef::Inline(sg), Some(rec)) => {
@@ -361,13 +387,22 @@ pub(crate) fn consume<S: State + ?Sized>(
     }
     let consumer = x.me()?.account;
     if g.consumer != consumer {
-        return Err(refuse(GrantRefusal::WrongConsumer { expected: g.consumer, got: consumer }));
+        return Err(refuse(GrantRefusal::WrongConsumer {
+            expected: g.consumer.to_hex(),
+            got: consumer.to_hex(),
+        }));
     }
     if g.product != req.product {
-        return Err(refuse(GrantRefusal::WrongProduct { expected: g.product.0, got: req.product.0 }));
+        return Err(refuse(GrantRefusal::WrongProduct {
+            expected: g.product.0,
+            got: req.product.0,
+        }));
     }
     if g.purpose != req.purpose {
-        return Err(refuse(GrantRefusal::WrongPurpose { expected: g.purpose.clone(), got: req.purpose.to_string() }));
+        return Err(refuse(GrantRefusal::WrongPurpose {
+            expected: g.purpose.clone(),
+            got: req.purpose.to_string(),
+        }));
     }
     load_listed(x, &req.product)?;
     if newly_seen {
@@ -376,7 +411,15 @@ pub(crate) fn consume<S: State + ?Sized>(
     rec.state = GrantState::Consumed;
     rec.state_height = h;
     x.store(keys::grant(&id), &rec);
-    let usage = UsageReceipt { grant: id, consumer, product: req.product, purpose: g.purpose.clone(), height: h, request_hash: req.request_hash, tx_hash: x.tx_hash };
+    let usage = UsageReceipt {
+        grant: id,
+        consumer,
+        product: req.product,
+        purpose: g.purpose.clone(),
+        height: h,
+        request_hash: req.request_hash,
+        tx_hash: x.tx_hash,
+    };
     x.store(keys::usage(&id), &usage);
     x.emit(
         Event::new("grant.consumed")
@@ -391,15 +434,26 @@ pub(crate) fn consume<S: State + ?Sized>(
 }
 
 /// The `use_grant` operation: consume, then ask the policy (grant present, purpose).
-pub(crate) fn use_grant<S: State + ?Sized>(x: &mut Exec<'_, S>, gref: &GrantRef, req: &UseRequest<'_>) -> Result<(), ContractError> {
+pub(crate) fn use_grant<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    gref: &GrantRef,
+    req: &UseRequest<'_>,
+) -> Result<(), ContractError> {
     consume(x, gref, req)?;
     let product = load_listed(x, &req.product)?;
-    x.authorize(Action::UseGrant, Resource::Product(product), PolicyContext { grant_consumed: true, purpose: req.purpose.to_string() })
+    x.authorize(
+        Action::UseGrant,
+        &Resource::Product(product),
+        &PolicyContext { grant_consumed: true, purpose: req.purpose.to_string() },
+    )
 }
 
 /// Revoke before use; only the subject's key may. Works on an id nobody registered yet (the
 /// revocation is recorded so the grant can never be used).
-pub(crate) fn revoke<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &GrantId) -> Result<(), ContractError> {
+pub(crate) fn revoke<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    id: &GrantId,
+) -> Result<(), ContractError> {
     let refuse = |r| ContractError::grant(*id, r);
     let h = x.height();
     let rec = match load(x, id)? {
@@ -412,7 +466,13 @@ pub(crate) fn revoke<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &GrantId) -> Re
             }
             GrantRecord { state: GrantState::Revoked, state_height: h, ..rec }
         }
-        None => GrantRecord { grant: None, subject: x.signer, state: GrantState::Revoked, state_height: h, registered_height: h },
+        None => GrantRecord {
+            grant: None,
+            subject: x.signer,
+            state: GrantState::Revoked,
+            state_height: h,
+            registered_height: h,
+        },
     };
     x.store(keys::grant(id), &rec);
     x.emit(Event::new("grant.revoked").attr("grant", id).attr("subject", rec.subject));
@@ -420,7 +480,10 @@ pub(crate) fn revoke<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &GrantId) -> Re
 }
 
 /// Record the expiry of an unused registered grant; anyone may, once its height has passed.
-pub(crate) fn expire<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &GrantId) -> Result<(), ContractError> {
+pub(crate) fn expire<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    id: &GrantId,
+) -> Result<(), ContractError> {
     let refuse = |r| ContractError::grant(*id, r);
     let h = x.height();
     let Some(rec) = load(x, id)? else { return Err(refuse(GrantRefusal::Unknown)) };
@@ -433,6 +496,11 @@ pub(crate) fn expire<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &GrantId) -> Re
     }
     let rec = GrantRecord { state: GrantState::Expired, state_height: h, ..rec };
     x.store(keys::grant(id), &rec);
-    x.emit(Event::new("grant.expired").attr("grant", id).attr("subject", rec.subject).attr("expiry_height", expiry_height));
+    x.emit(
+        Event::new("grant.expired")
+            .attr("grant", id)
+            .attr("subject", rec.subject)
+            .attr("expiry_height", expiry_height),
+    );
     Ok(())
 }

@@ -156,7 +156,12 @@ mod tests {
         for (i, (_, a)) in all.iter().enumerate() {
             for (j, (_, b)) in all.iter().enumerate() {
                 if i != j && a != b {
-                    assert!(!a.starts_with(b), "{:?} vs {:?}", String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+                    assert!(
+                        !a.starts_with(b),
+                        "{:?} vs {:?}",
+                        String::from_utf8_lossy(a),
+                        String::from_utf8_lossy(b)
+                    );
                 }
             }
         }

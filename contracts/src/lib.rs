@@ -73,18 +73,21 @@ mod types;
 
 pub use demands::{Demand, DemandResponse};
 pub use error::{ContractError, DecodeError, GrantRefusal, TxError};
-pub use exec::{BlockContext, begin_block, check_stateful, execute, execute_block, next_nonce, resolve_account};
+pub use exec::{
+    BlockContext, begin_block, check_stateful, execute, execute_block, next_nonce, resolve_account,
+};
 pub use genesis::{GenesisAgency, GenesisApp, init_genesis};
 pub use governance::{
-    Proposal, ProposalAction, Validator, ValidatorChange, agency_count, current_validators, validator_set,
-    validator_updates,
+    Proposal, ProposalAction, Validator, ValidatorChange, agency_count, current_validators,
+    validator_set, validator_updates,
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt};
 pub use ops::Operation;
 pub use params::{Params, params};
 pub use participants::{Participant, ROTATE_KEY_DOMAIN, load_participant, rotation_message};
 pub use policy::{
-    Action, DEFAULT_POLICIES, PolicySetRecord, SCHEMA_TEXT, authorize_read, current_policies, parse_policies,
+    Action, DEFAULT_POLICIES, PolicySetRecord, SCHEMA_TEXT, authorize_read, current_policies,
+    parse_policies,
 };
 pub use products::{Product, ProductConditions, ProductSpec};
 pub use receipt::{Attr, DecisionReceipt, Event, Receipt};

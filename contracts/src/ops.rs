@@ -9,7 +9,10 @@ use crate::governance::ProposalAction;
 use crate::grants::{GrantRef, SignedGrant};
 use crate::products::ProductSpec;
 use crate::trades::AttestTarget;
-use crate::types::{DemandId, GrantId, ListStatus, MAX_RATING, MAX_TEXT_BYTES, OrderId, ProductId, ProposalId, Role, Stage};
+use crate::types::{
+    DemandId, GrantId, ListStatus, MAX_RATING, MAX_TEXT_BYTES, OrderId, ProductId, ProposalId,
+    Role, Stage,
+};
 
 /// Most roles one participant can hold.
 pub const MAX_ROLES: usize = 7;
@@ -20,46 +23,129 @@ pub const MAX_ROLES: usize = 7;
 pub enum Operation {
     // ---- participants
     /// Admit an organisation (agency or operator). Agencies themselves join by governance.
-    Admit { key: PublicKey, name: String, roles: Vec<Role> },
+    Admit {
+        key: PublicKey,
+        name: String,
+        roles: Vec<Role>,
+    },
     /// Move the signer's account to a new key; `new_key_signature` is the new key's signature
     /// (domain `ROTATE_KEY_DOMAIN`) over the account key, proving possession.
-    RotateKey { new_key: PublicKey, new_key_signature: Signature },
+    RotateKey {
+        new_key: PublicKey,
+        new_key_signature: Signature,
+    },
     /// Certification rating, by a rating body.
-    SetRating { participant: PublicKey, rating: u8 },
+    SetRating {
+        participant: PublicKey,
+        rating: u8,
+    },
     /// Whitelist / negative list, by a regulator.
-    SetListStatus { participant: PublicKey, status: ListStatus },
-    Suspend { participant: PublicKey, reason: String },
-    Reinstate { participant: PublicKey },
+    SetListStatus {
+        participant: PublicKey,
+        status: ListStatus,
+    },
+    Suspend {
+        participant: PublicKey,
+        reason: String,
+    },
+    Reinstate {
+        participant: PublicKey,
+    },
     // ---- products
-    ListProduct { spec: ProductSpec },
-    UpdateProduct { product: ProductId, spec: ProductSpec },
-    DelistProduct { product: ProductId },
+    ListProduct {
+        spec: ProductSpec,
+    },
+    UpdateProduct {
+        product: ProductId,
+        spec: ProductSpec,
+    },
+    DelistProduct {
+        product: ProductId,
+    },
     // ---- demands
-    PostDemand { title: String, domain: String, budget: u64, description_hash: Hash, deadline_height: Option<u64> },
-    RespondDemand { demand: DemandId, product: Option<ProductId>, price: u64, proposal_hash: Hash },
-    AwardDemand { demand: DemandId, responder: PublicKey },
-    CloseDemand { demand: DemandId },
+    PostDemand {
+        title: String,
+        domain: String,
+        budget: u64,
+        description_hash: Hash,
+        deadline_height: Option<u64>,
+    },
+    RespondDemand {
+        demand: DemandId,
+        product: Option<ProductId>,
+        price: u64,
+        proposal_hash: Hash,
+    },
+    AwardDemand {
+        demand: DemandId,
+        responder: PublicKey,
+    },
+    CloseDemand {
+        demand: DemandId,
+    },
     // ---- trades
     /// Order a product; a grade ≥ 3 product needs `grant`, consumed by this order.
-    PlaceOrder { product: ProductId, grant: Option<GrantRef>, purpose: String, demand: Option<DemandId> },
-    AcceptOrder { order: OrderId },
-    DeliverOrder { order: OrderId, delivery_hash: Hash },
-    ConfirmOrder { order: OrderId },
-    SettleOrder { order: OrderId, amount: u64 },
-    CancelOrder { order: OrderId },
-    DisputeOrder { order: OrderId, reason_hash: Hash },
+    PlaceOrder {
+        product: ProductId,
+        grant: Option<GrantRef>,
+        purpose: String,
+        demand: Option<DemandId>,
+    },
+    AcceptOrder {
+        order: OrderId,
+    },
+    DeliverOrder {
+        order: OrderId,
+        delivery_hash: Hash,
+    },
+    ConfirmOrder {
+        order: OrderId,
+    },
+    SettleOrder {
+        order: OrderId,
+        amount: u64,
+    },
+    CancelOrder {
+        order: OrderId,
+    },
+    DisputeOrder {
+        order: OrderId,
+        reason_hash: Hash,
+    },
     /// Close a dispute: settle for `settle_amount`, or cancel if `None`.
-    ResolveDispute { order: OrderId, settle_amount: Option<u64> },
+    ResolveDispute {
+        order: OrderId,
+        settle_amount: Option<u64>,
+    },
     /// A life-cycle stage of data received through an order or a grant use, by its holder.
-    Attest { target: AttestTarget, stage: Stage, hash: Hash },
+    Attest {
+        target: AttestTarget,
+        stage: Stage,
+        hash: Hash,
+    },
     // ---- one-use grants
-    RegisterGrant { grant: Box<SignedGrant> },
-    UseGrant { grant: GrantRef, product: ProductId, purpose: String, request_hash: Hash },
-    RevokeGrant { grant: GrantId },
-    ExpireGrant { grant: GrantId },
+    RegisterGrant {
+        grant: Box<SignedGrant>,
+    },
+    UseGrant {
+        grant: GrantRef,
+        product: ProductId,
+        purpose: String,
+        request_hash: Hash,
+    },
+    RevokeGrant {
+        grant: GrantId,
+    },
+    ExpireGrant {
+        grant: GrantId,
+    },
     // ---- governance
-    Propose { action: ProposalAction },
-    Approve { proposal: ProposalId },
+    Propose {
+        action: ProposalAction,
+    },
+    Approve {
+        proposal: ProposalId,
+    },
 }
 
 fn text(s: &str, what: &str) -> Result<(), TxError> {
@@ -107,7 +193,10 @@ impl Operation {
     /// Operations any key may sign, participant or not: a data subject's own acts on grants
     /// (authorized by the subject's signature, not by a policy) and recording an expiry.
     pub fn open_to_any_key(&self) -> bool {
-        matches!(self, Self::RegisterGrant { .. } | Self::RevokeGrant { .. } | Self::ExpireGrant { .. })
+        matches!(
+            self,
+            Self::RegisterGrant { .. } | Self::RevokeGrant { .. } | Self::ExpireGrant { .. }
+        )
     }
 
     /// Checks that need no state: text lengths, ranges, embedded grants well-formed.
@@ -123,7 +212,9 @@ impl Operation {
                 return Err(TxError::invalid_op(format!("rating above {MAX_RATING}")));
             }
             Self::Suspend { reason, .. } => text(reason, "reason")?,
-            Self::ListProduct { spec } | Self::UpdateProduct { spec, .. } => spec.validate().map_err(TxError::invalid_op)?,
+            Self::ListProduct { spec } | Self::UpdateProduct { spec, .. } => {
+                spec.validate().map_err(TxError::invalid_op)?
+            }
             Self::PostDemand { title, domain, .. } => {
                 text(title, "title")?;
                 text(domain, "domain")?;
@@ -165,45 +256,99 @@ impl Wire for Operation {
     fn to_pb(&self) -> pb::Operation {
         use pb::operation::Kind as K;
         let kind = match self {
-            Self::Admit { key, name, roles } => K::Admit(pb::Admit { key: pk(key), name: name.clone(), roles: roles.iter().map(|r| r.code()).collect() }),
-            Self::RotateKey { new_key, new_key_signature } => K::RotateKey(pb::RotateKey { new_key: pk(new_key), new_key_signature: new_key_signature.to_bytes().to_vec() }),
-            Self::SetRating { participant, rating } => K::SetRating(pb::SetRating { participant: pk(participant), rating: u32::from(*rating) }),
-            Self::SetListStatus { participant, status } => K::SetListStatus(pb::SetListStatus { participant: pk(participant), status: status.code() }),
-            Self::Suspend { participant, reason } => K::Suspend(pb::Suspend { participant: pk(participant), reason: reason.clone() }),
-            Self::Reinstate { participant } => K::Reinstate(pb::Reinstate { participant: pk(participant) }),
-            Self::ListProduct { spec } => K::ListProduct(pb::ListProduct { spec: Some(spec.to_pb()) }),
-            Self::UpdateProduct { product, spec } => K::UpdateProduct(pb::UpdateProduct { product: product.to_wire(), spec: Some(spec.to_pb()) }),
-            Self::DelistProduct { product } => K::DelistProduct(pb::DelistProduct { product: product.to_wire() }),
-            Self::PostDemand { title, domain, budget, description_hash, deadline_height } => K::PostDemand(pb::PostDemand {
-                title: title.clone(),
-                domain: domain.clone(),
-                budget: *budget,
-                description_hash: h(description_hash),
-                deadline_height: *deadline_height,
+            Self::Admit { key, name, roles } => K::Admit(pb::Admit {
+                key: pk(key),
+                name: name.clone(),
+                roles: roles.iter().map(|r| r.code()).collect(),
             }),
-            Self::RespondDemand { demand, product, price, proposal_hash } => K::RespondDemand(pb::RespondDemand {
+            Self::RotateKey { new_key, new_key_signature } => K::RotateKey(pb::RotateKey {
+                new_key: pk(new_key),
+                new_key_signature: new_key_signature.to_bytes().to_vec(),
+            }),
+            Self::SetRating { participant, rating } => K::SetRating(pb::SetRating {
+                participant: pk(participant),
+                rating: u32::from(*rating),
+            }),
+            Self::SetListStatus { participant, status } => K::SetListStatus(pb::SetListStatus {
+                participant: pk(participant),
+                status: status.code(),
+            }),
+            Self::Suspend { participant, reason } => {
+                K::Suspend(pb::Suspend { participant: pk(participant), reason: reason.clone() })
+            }
+            Self::Reinstate { participant } => {
+                K::Reinstate(pb::Reinstate { participant: pk(participant) })
+            }
+            Self::ListProduct { spec } => {
+                K::ListProduct(pb::ListProduct { spec: Some(spec.to_pb()) })
+            }
+            Self::UpdateProduct { product, spec } => K::UpdateProduct(pb::UpdateProduct {
+                product: product.to_wire(),
+                spec: Some(spec.to_pb()),
+            }),
+            Self::DelistProduct { product } => {
+                K::DelistProduct(pb::DelistProduct { product: product.to_wire() })
+            }
+            Self::PostDemand { title, domain, budget, description_hash, deadline_height } => {
+                K::PostDemand(pb::PostDemand {
+                    title: title.clone(),
+                    domain: domain.clone(),
+                    budget: *budget,
+                    description_hash: h(description_hash),
+                    deadline_height: *deadline_height,
+                })
+            }
+            Self::RespondDemand { demand, product, price, proposal_hash } => {
+                K::RespondDemand(pb::RespondDemand {
+                    demand: demand.to_wire(),
+                    product: product.map(super::types::ProductId::to_wire),
+                    price: *price,
+                    proposal_hash: h(proposal_hash),
+                })
+            }
+            Self::AwardDemand { demand, responder } => K::AwardDemand(pb::AwardDemand {
                 demand: demand.to_wire(),
-                product: product.map(|p| p.to_wire()),
-                price: *price,
-                proposal_hash: h(proposal_hash),
+                responder: pk(responder),
             }),
-            Self::AwardDemand { demand, responder } => K::AwardDemand(pb::AwardDemand { demand: demand.to_wire(), responder: pk(responder) }),
-            Self::CloseDemand { demand } => K::CloseDemand(pb::CloseDemand { demand: demand.to_wire() }),
+            Self::CloseDemand { demand } => {
+                K::CloseDemand(pb::CloseDemand { demand: demand.to_wire() })
+            }
             Self::PlaceOrder { product, grant, purpose, demand } => K::PlaceOrder(pb::PlaceOrder {
                 product: product.to_wire(),
                 grant: grant.as_ref().map(Wire::to_pb),
                 purpose: purpose.clone(),
-                demand: demand.map(|d| d.to_wire()),
+                demand: demand.map(super::types::DemandId::to_wire),
             }),
             Self::AcceptOrder { order } => K::AcceptOrder(pb::OrderStep { order: order.to_wire() }),
-            Self::DeliverOrder { order, delivery_hash } => K::DeliverOrder(pb::DeliverOrder { order: order.to_wire(), delivery_hash: h(delivery_hash) }),
-            Self::ConfirmOrder { order } => K::ConfirmOrder(pb::OrderStep { order: order.to_wire() }),
-            Self::SettleOrder { order, amount } => K::SettleOrder(pb::SettleOrder { order: order.to_wire(), amount: *amount }),
+            Self::DeliverOrder { order, delivery_hash } => K::DeliverOrder(pb::DeliverOrder {
+                order: order.to_wire(),
+                delivery_hash: h(delivery_hash),
+            }),
+            Self::ConfirmOrder { order } => {
+                K::ConfirmOrder(pb::OrderStep { order: order.to_wire() })
+            }
+            Self::SettleOrder { order, amount } => {
+                K::SettleOrder(pb::SettleOrder { order: order.to_wire(), amount: *amount })
+            }
             Self::CancelOrder { order } => K::CancelOrder(pb::OrderStep { order: order.to_wire() }),
-            Self::DisputeOrder { order, reason_hash } => K::DisputeOrder(pb::DisputeOrder { order: order.to_wire(), reason_hash: h(reason_hash) }),
-            Self::ResolveDispute { order, settle_amount } => K::ResolveDispute(pb::ResolveDispute { order: order.to_wire(), settle_amount: *settle_amount }),
-            Self::Attest { target, stage, hash } => K::Attest(pb::Attest { target: Some(target.to_pb()), stage: stage.code(), hash: h(hash) }),
-            Self::RegisterGrant { grant } => K::RegisterGrant(pb::RegisterGrant { grant: Some(grant.to_pb()) }),
+            Self::DisputeOrder { order, reason_hash } => K::DisputeOrder(pb::DisputeOrder {
+                order: order.to_wire(),
+                reason_hash: h(reason_hash),
+            }),
+            Self::ResolveDispute { order, settle_amount } => {
+                K::ResolveDispute(pb::ResolveDispute {
+                    order: order.to_wire(),
+                    settle_amount: *settle_amount,
+                })
+            }
+            Self::Attest { target, stage, hash } => K::Attest(pb::Attest {
+                target: Some(target.to_pb()),
+                stage: stage.code(),
+                hash: h(hash),
+            }),
+            Self::RegisterGrant { grant } => {
+                K::RegisterGrant(pb::RegisterGrant { grant: Some(grant.to_pb()) })
+            }
             Self::UseGrant { grant, product, purpose, request_hash } => K::UseGrant(pb::UseGrant {
                 grant: Some(grant.to_pb()),
                 product: product.to_wire(),
@@ -226,16 +371,38 @@ impl Wire for Operation {
             K::Admit(o) => Self::Admit {
                 key: key(&o.key, "key")?,
                 name: o.name,
-                roles: o.roles.into_iter().map(|r| Role::from_wire(r, "roles")).collect::<Result<_, _>>()?,
+                roles: o
+                    .roles
+                    .into_iter()
+                    .map(|r| Role::from_wire(r, "roles"))
+                    .collect::<Result<_, _>>()?,
             },
-            K::RotateKey(o) => Self::RotateKey { new_key: key(&o.new_key, "new_key")?, new_key_signature: codec::sig(&o.new_key_signature, "new_key_signature")? },
-            K::SetRating(o) => Self::SetRating { participant: key(&o.participant, "participant")?, rating: codec::small(o.rating, "rating")? },
-            K::SetListStatus(o) => Self::SetListStatus { participant: key(&o.participant, "participant")?, status: ListStatus::from_wire(o.status, "status")? },
-            K::Suspend(o) => Self::Suspend { participant: key(&o.participant, "participant")?, reason: o.reason },
+            K::RotateKey(o) => Self::RotateKey {
+                new_key: key(&o.new_key, "new_key")?,
+                new_key_signature: codec::sig(&o.new_key_signature, "new_key_signature")?,
+            },
+            K::SetRating(o) => Self::SetRating {
+                participant: key(&o.participant, "participant")?,
+                rating: codec::small(o.rating, "rating")?,
+            },
+            K::SetListStatus(o) => Self::SetListStatus {
+                participant: key(&o.participant, "participant")?,
+                status: ListStatus::from_wire(o.status, "status")?,
+            },
+            K::Suspend(o) => {
+                Self::Suspend { participant: key(&o.participant, "participant")?, reason: o.reason }
+            }
             K::Reinstate(o) => Self::Reinstate { participant: key(&o.participant, "participant")? },
-            K::ListProduct(o) => Self::ListProduct { spec: ProductSpec::from_pb(codec::req(o.spec, "spec")?)? },
-            K::UpdateProduct(o) => Self::UpdateProduct { product: ProductId::from_wire(&o.product, "product")?, spec: ProductSpec::from_pb(codec::req(o.spec, "spec")?)? },
-            K::DelistProduct(o) => Self::DelistProduct { product: ProductId::from_wire(&o.product, "product")? },
+            K::ListProduct(o) => {
+                Self::ListProduct { spec: ProductSpec::from_pb(codec::req(o.spec, "spec")?)? }
+            }
+            K::UpdateProduct(o) => Self::UpdateProduct {
+                product: ProductId::from_wire(&o.product, "product")?,
+                spec: ProductSpec::from_pb(codec::req(o.spec, "spec")?)?,
+            },
+            K::DelistProduct(o) => {
+                Self::DelistProduct { product: ProductId::from_wire(&o.product, "product")? }
+            }
             K::PostDemand(o) => Self::PostDemand {
                 title: o.title,
                 domain: o.domain,
@@ -249,27 +416,52 @@ impl Wire for Operation {
                 price: o.price,
                 proposal_hash: hash(&o.proposal_hash, "proposal_hash")?,
             },
-            K::AwardDemand(o) => Self::AwardDemand { demand: DemandId::from_wire(&o.demand, "demand")?, responder: key(&o.responder, "responder")? },
-            K::CloseDemand(o) => Self::CloseDemand { demand: DemandId::from_wire(&o.demand, "demand")? },
+            K::AwardDemand(o) => Self::AwardDemand {
+                demand: DemandId::from_wire(&o.demand, "demand")?,
+                responder: key(&o.responder, "responder")?,
+            },
+            K::CloseDemand(o) => {
+                Self::CloseDemand { demand: DemandId::from_wire(&o.demand, "demand")? }
+            }
             K::PlaceOrder(o) => Self::PlaceOrder {
                 product: ProductId::from_wire(&o.product, "product")?,
                 grant: o.grant.map(GrantRef::from_pb).transpose()?,
                 purpose: o.purpose,
                 demand: o.demand.map(|d| DemandId::from_wire(&d, "demand")).transpose()?,
             },
-            K::AcceptOrder(o) => Self::AcceptOrder { order: OrderId::from_wire(&o.order, "order")? },
-            K::DeliverOrder(o) => Self::DeliverOrder { order: OrderId::from_wire(&o.order, "order")?, delivery_hash: hash(&o.delivery_hash, "delivery_hash")? },
-            K::ConfirmOrder(o) => Self::ConfirmOrder { order: OrderId::from_wire(&o.order, "order")? },
-            K::SettleOrder(o) => Self::SettleOrder { order: OrderId::from_wire(&o.order, "order")?, amount: o.amount },
-            K::CancelOrder(o) => Self::CancelOrder { order: OrderId::from_wire(&o.order, "order")? },
-            K::DisputeOrder(o) => Self::DisputeOrder { order: OrderId::from_wire(&o.order, "order")?, reason_hash: hash(&o.reason_hash, "reason_hash")? },
-            K::ResolveDispute(o) => Self::ResolveDispute { order: OrderId::from_wire(&o.order, "order")?, settle_amount: o.settle_amount },
+            K::AcceptOrder(o) => {
+                Self::AcceptOrder { order: OrderId::from_wire(&o.order, "order")? }
+            }
+            K::DeliverOrder(o) => Self::DeliverOrder {
+                order: OrderId::from_wire(&o.order, "order")?,
+                delivery_hash: hash(&o.delivery_hash, "delivery_hash")?,
+            },
+            K::ConfirmOrder(o) => {
+                Self::ConfirmOrder { order: OrderId::from_wire(&o.order, "order")? }
+            }
+            K::SettleOrder(o) => Self::SettleOrder {
+                order: OrderId::from_wire(&o.order, "order")?,
+                amount: o.amount,
+            },
+            K::CancelOrder(o) => {
+                Self::CancelOrder { order: OrderId::from_wire(&o.order, "order")? }
+            }
+            K::DisputeOrder(o) => Self::DisputeOrder {
+                order: OrderId::from_wire(&o.order, "order")?,
+                reason_hash: hash(&o.reason_hash, "reason_hash")?,
+            },
+            K::ResolveDispute(o) => Self::ResolveDispute {
+                order: OrderId::from_wire(&o.order, "order")?,
+                settle_amount: o.settle_amount,
+            },
             K::Attest(o) => Self::Attest {
                 target: AttestTarget::from_pb(codec::req(o.target, "target")?)?,
                 stage: Stage::from_wire(o.stage, "stage")?,
                 hash: hash(&o.hash, "hash")?,
             },
-            K::RegisterGrant(o) => Self::RegisterGrant { grant: Box::new(SignedGrant::from_pb(codec::req(o.grant, "grant")?)?) },
+            K::RegisterGrant(o) => Self::RegisterGrant {
+                grant: Box::new(SignedGrant::from_pb(codec::req(o.grant, "grant")?)?),
+            },
             K::UseGrant(o) => Self::UseGrant {
                 grant: GrantRef::from_pb(codec::req(o.grant, "grant")?)?,
                 product: ProductId::from_wire(&o.product, "product")?,
@@ -278,8 +470,12 @@ impl Wire for Operation {
             },
             K::RevokeGrant(o) => Self::RevokeGrant { grant: GrantId::from_wire(&o.id, "grant")? },
             K::ExpireGrant(o) => Self::ExpireGrant { grant: GrantId::from_wire(&o.id, "grant")? },
-            K::Propose(o) => Self::Propose { action: ProposalAction::from_pb(codec::req(o.action, "action")?)? },
-            K::Approve(o) => Self::Approve { proposal: ProposalId::from_wire(&o.proposal, "proposal")? },
+            K::Propose(o) => {
+                Self::Propose { action: ProposalAction::from_pb(codec::req(o.action, "action")?)? }
+            }
+            K::Approve(o) => {
+                Self::Approve { proposal: ProposalId::from_wire(&o.proposal, "proposal")? }
+            }
         })
     }
 }

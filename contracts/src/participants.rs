@@ -70,7 +70,11 @@ impl Wire for Participant {
             account: codec::key(&p.account, "account")?,
             current_key: codec::key(&p.current_key, "current_key")?,
             name: p.name,
-            roles: p.roles.into_iter().map(|r| Role::from_wire(r, "roles")).collect::<Result<_, _>>()?,
+            roles: p
+                .roles
+                .into_iter()
+                .map(|r| Role::from_wire(r, "roles"))
+                .collect::<Result<_, _>>()?,
             rating: codec::small(p.rating, "rating")?,
             list_status: ListStatus::from_wire(p.list_status, "list_status")?,
             suspended: p.suspended,
@@ -106,7 +110,7 @@ pub(crate) fn admit<S: State + ?Sized>(
     name: &str,
     roles: &[Role],
 ) -> Result<(), ContractError> {
-    x.authorize(Action::Admit, Resource::Market, PolicyContext::none())?;
+    x.authorize(Action::Admit, &Resource::Market, &PolicyContext::none())?;
     if roles.contains(&Role::Agency) {
         return Err(ContractError::forbidden(
             "an agency is admitted only by a governance proposal (admit_agency)",
@@ -134,7 +138,13 @@ pub(crate) fn admit<S: State + ?Sized>(
     };
     x.store(keys::participant(&key), &p);
     let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
-    x.emit(Event::new("participant.admitted").attr("participant", &key).attr("name", name).attr("roles", roles.join(",")).attr("by", &by));
+    x.emit(
+        Event::new("participant.admitted")
+            .attr("participant", key)
+            .attr("name", name)
+            .attr("roles", roles.join(","))
+            .attr("by", by),
+    );
     Ok(())
 }
 
@@ -144,7 +154,7 @@ pub(crate) fn rotate_key<S: State + ?Sized>(
     proof: &Signature,
 ) -> Result<(), ContractError> {
     let mut me = x.me()?.clone();
-    x.authorize(Action::RotateKey, Resource::Participant(me.clone()), PolicyContext::none())?;
+    x.authorize(Action::RotateKey, &Resource::Participant(me.clone()), &PolicyContext::none())?;
     new_key
         .verify(ROTATE_KEY_DOMAIN, x.chain_id(), &rotation_message(&me.account), proof)
         .map_err(|_| ContractError::invalid("the new key's proof of possession does not verify"))?;
@@ -159,7 +169,12 @@ pub(crate) fn rotate_key<S: State + ?Sized>(
     me.current_key = new_key;
     me.updated_height = x.height();
     x.store(keys::participant(&me.account), &me);
-    x.emit(Event::new("participant.key_rotated").attr("participant", &me.account).attr("old_key", &old).attr("new_key", &new_key));
+    x.emit(
+        Event::new("participant.key_rotated")
+            .attr("participant", me.account)
+            .attr("old_key", old)
+            .attr("new_key", new_key),
+    );
     Ok(())
 }
 
@@ -171,12 +186,12 @@ fn change_target<S: State + ?Sized>(
     change: impl FnOnce(&mut Participant) -> Result<Event, ContractError>,
 ) -> Result<(), ContractError> {
     let mut p: Participant = x.must(&keys::participant(target), "participant", target)?;
-    x.authorize(action, Resource::Participant(p.clone()), PolicyContext::none())?;
+    x.authorize(action, &Resource::Participant(p.clone()), &PolicyContext::none())?;
     let event = change(&mut p)?;
     p.updated_height = x.height();
     x.store(keys::participant(target), &p);
     let by = x.me()?.account;
-    x.emit(event.attr("participant", target).attr("by", &by));
+    x.emit(event.attr("participant", target).attr("by", by));
     Ok(())
 }
 

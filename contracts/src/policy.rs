@@ -79,8 +79,10 @@ code_enum!(
     }
 );
 
-/// What an action is performed on.
+/// What an action is performed on. Short-lived (one per decision), so the size difference
+/// between variants does not matter.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Resource {
     /// The marketplace as a whole (admissions, demands, attestations, reads).
     Market,
@@ -118,10 +120,20 @@ impl Wire for PolicySetRecord {
     type Pb = pb::PolicySetRecord;
     const MAX_BYTES: usize = MAX_POLICY_BYTES + 256;
     fn to_pb(&self) -> pb::PolicySetRecord {
-        pb::PolicySetRecord { version: self.version, text: self.text.clone(), hash: self.hash.0.to_vec(), height: self.height }
+        pb::PolicySetRecord {
+            version: self.version,
+            text: self.text.clone(),
+            hash: self.hash.0.to_vec(),
+            height: self.height,
+        }
     }
     fn from_pb(p: pb::PolicySetRecord) -> Result<Self, DecodeError> {
-        Ok(Self { version: p.version, text: p.text, hash: codec::hash(&p.hash, "hash")?, height: p.height })
+        Ok(Self {
+            version: p.version,
+            text: p.text,
+            hash: codec::hash(&p.hash, "hash")?,
+            height: p.height,
+        })
     }
 }
 
@@ -150,7 +162,9 @@ pub fn parse_policies(text: &str, max_bytes: usize) -> Result<PolicySet, Contrac
             && id.len() <= MAX_POLICY_ID_BYTES
             && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !id_ok {
-            return Err(policy_err(format!("policy id {id:?} must be 1..={MAX_POLICY_ID_BYTES} of [A-Za-z0-9_-]")));
+            return Err(policy_err(format!(
+                "policy id {id:?} must be 1..={MAX_POLICY_ID_BYTES} of [A-Za-z0-9_-]"
+            )));
         }
         if !ids.insert(id.to_string()) {
             return Err(policy_err(format!("duplicate policy id {id:?}")));
@@ -164,7 +178,10 @@ pub fn parse_policies(text: &str, max_bytes: usize) -> Result<PolicySet, Contrac
     if !result.validation_passed() {
         let mut errors: Vec<String> = result.validation_errors().map(ToString::to_string).collect();
         errors.sort();
-        return Err(policy_err(format!("does not validate against the schema: {}", errors.join("; "))));
+        return Err(policy_err(format!(
+            "does not validate against the schema: {}",
+            errors.join("; ")
+        )));
     }
     Ok(set)
 }
@@ -176,7 +193,9 @@ thread_local! {
 }
 
 fn cached_set(record: &PolicySetRecord) -> Result<Rc<PolicySet>, ContractError> {
-    if let Some(set) = CACHE.with_borrow(|c| c.as_ref().filter(|(h, _)| *h == record.hash).map(|(_, s)| Rc::clone(s))) {
+    if let Some(set) = CACHE
+        .with_borrow(|c| c.as_ref().filter(|(h, _)| *h == record.hash).map(|(_, s)| Rc::clone(s)))
+    {
         return Ok(set);
     }
     // Stored text was validated when written; re-check the size bound only.
@@ -187,7 +206,9 @@ fn cached_set(record: &PolicySetRecord) -> Result<Rc<PolicySet>, ContractError> 
 
 /// The policy set in force.
 pub fn current_policies<S: State + ?Sized>(st: &S) -> Result<PolicySetRecord, ContractError> {
-    let bytes = st.get(keys::POLICY_CURRENT).ok_or_else(|| ContractError::Corrupt { reason: "no policy set (genesis not run?)".into() })?;
+    let bytes = st.get(keys::POLICY_CURRENT).ok_or_else(|| ContractError::Corrupt {
+        reason: "no policy set (genesis not run?)".into(),
+    })?;
     Ok(codec::decode(&bytes)?)
 }
 
@@ -200,14 +221,19 @@ fn participant_uid(key: &PublicKey) -> EntityUid {
 }
 
 fn strings<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
-    RestrictedExpression::new_set(items.into_iter().map(|s| RestrictedExpression::new_string(s.to_string())))
+    RestrictedExpression::new_set(
+        items.into_iter().map(|s| RestrictedExpression::new_string(s.to_string())),
+    )
 }
 
 fn participant_entity(p: &Participant) -> Result<Entity, ContractError> {
     let attrs = HashMap::from([
         ("roles".to_string(), strings(p.roles.iter().map(|r| r.as_str()))),
         ("rating".to_string(), RestrictedExpression::new_long(i64::from(p.rating))),
-        ("list_status".to_string(), RestrictedExpression::new_string(p.list_status.as_str().to_string())),
+        (
+            "list_status".to_string(),
+            RestrictedExpression::new_string(p.list_status.as_str().to_string()),
+        ),
         ("suspended".to_string(), RestrictedExpression::new_bool(p.suspended)),
     ]);
     Entity::new(participant_uid(&p.account), attrs, HashSet::new()).map_err(policy_err)
@@ -220,8 +246,14 @@ fn product_entity(p: &Product) -> Result<Entity, ContractError> {
         ("category".to_string(), RestrictedExpression::new_string(s.category.as_str().to_string())),
         ("domain".to_string(), RestrictedExpression::new_string(s.domain.clone())),
         ("listed".to_string(), RestrictedExpression::new_bool(p.listed)),
-        ("provider".to_string(), RestrictedExpression::new_entity_uid(participant_uid(&p.provider))),
-        ("min_consumer_rating".to_string(), RestrictedExpression::new_long(i64::from(s.conditions.min_consumer_rating))),
+        (
+            "provider".to_string(),
+            RestrictedExpression::new_entity_uid(participant_uid(&p.provider)),
+        ),
+        (
+            "min_consumer_rating".to_string(),
+            RestrictedExpression::new_long(i64::from(s.conditions.min_consumer_rating)),
+        ),
         ("whitelist_only".to_string(), RestrictedExpression::new_bool(s.conditions.whitelist_only)),
         ("purposes".to_string(), strings(s.conditions.purposes.iter().map(String::as_str))),
     ]);
@@ -241,7 +273,9 @@ pub fn decide<S: State + ?Sized>(
     let p_entity = participant_entity(principal)?;
     let p_uid = p_entity.uid();
     let (r_uid, r_entity) = match resource {
-        Resource::Market => (uid(2, "dpx"), Some(Entity::new_no_attrs(uid(2, "dpx"), HashSet::new()))),
+        Resource::Market => {
+            (uid(2, "dpx"), Some(Entity::new_no_attrs(uid(2, "dpx"), HashSet::new())))
+        }
         Resource::Participant(p) if p.account == principal.account => (p_uid.clone(), None),
         Resource::Participant(p) => (participant_uid(&p.account), Some(participant_entity(p)?)),
         Resource::Product(p) => {
@@ -249,18 +283,26 @@ pub fn decide<S: State + ?Sized>(
             (e.uid(), Some(e))
         }
     };
-    let entities = Entities::from_entities(std::iter::once(p_entity).chain(r_entity), Some(&SCHEMA)).map_err(policy_err)?;
+    let entities =
+        Entities::from_entities(std::iter::once(p_entity).chain(r_entity), Some(&SCHEMA))
+            .map_err(policy_err)?;
     let ctx = Context::from_pairs([
         ("grant_consumed".to_string(), RestrictedExpression::new_bool(context.grant_consumed)),
         ("purpose".to_string(), RestrictedExpression::new_string(context.purpose.clone())),
     ])
     .map_err(policy_err)?;
-    let request = Request::new(p_uid, uid(3, action.as_str()), r_uid.clone(), ctx, Some(&SCHEMA)).map_err(policy_err)?;
+    let request = Request::new(p_uid, uid(3, action.as_str()), r_uid.clone(), ctx, Some(&SCHEMA))
+        .map_err(policy_err)?;
     let response = Authorizer::new().is_authorized(&request, &set, &entities);
     let allowed = response.decision() == Decision::Allow;
-    let mut determining: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+    let mut determining: Vec<String> =
+        response.diagnostics().reason().map(ToString::to_string).collect();
     determining.sort();
-    let mut erroring: Vec<String> = response.diagnostics().errors().map(|cedar_policy::AuthorizationError::PolicyEvaluationError(e)| e.policy_id().to_string()).collect();
+    let mut erroring: Vec<String> = response
+        .diagnostics()
+        .errors()
+        .map(|cedar_policy::AuthorizationError::PolicyEvaluationError(e)| e.policy_id().to_string())
+        .collect();
     erroring.sort();
     erroring.dedup();
     let mut reason = match (allowed, determining.is_empty()) {
@@ -269,7 +311,8 @@ pub fn decide<S: State + ?Sized>(
         (false, true) => format!("no policy permits {action} on {r_uid}"),
     };
     if !erroring.is_empty() {
-        reason.push_str(&format!("; policies that failed to evaluate: {}", erroring.join(", ")));
+        reason.push_str("; policies that failed to evaluate: ");
+        reason.push_str(&erroring.join(", "));
     }
     Ok(DecisionReceipt {
         action: action.as_str().to_string(),
@@ -285,7 +328,10 @@ pub fn decide<S: State + ?Sized>(
 
 /// May the holder of `reader` (a participant's current key) read ledger state? The RPC asks
 /// this before serving restricted views; regulators and auditors may read everything.
-pub fn authorize_read<S: State + ?Sized>(st: &S, reader: &PublicKey) -> Result<DecisionReceipt, ContractError> {
+pub fn authorize_read<S: State + ?Sized>(
+    st: &S,
+    reader: &PublicKey,
+) -> Result<DecisionReceipt, ContractError> {
     let account = crate::exec::resolve_account(st, reader)
         .map_err(|e| ContractError::forbidden(e.to_string()))?
         .ok_or_else(|| ContractError::forbidden(format!("{reader} is not a participant")))?;
@@ -311,7 +357,10 @@ mod tests {
     fn bad_policy_sets_are_refused_with_reasons() {
         let cases = [
             ("permit(principal, action, resource);", "@id"),
-            ("@id(\"a\") permit(principal, action, resource); @id(\"a\") permit(principal, action, resource);", "duplicate"),
+            (
+                "@id(\"a\") permit(principal, action, resource); @id(\"a\") permit(principal, action, resource);",
+                "duplicate",
+            ),
             ("@id(\"a\") permit(principal, action == Action::\"fly\", resource);", "schema"),
             ("@id(\"a\") permit(principal, action, resource) when { principal.nope };", "schema"),
             ("not cedar", "parse"),

@@ -150,18 +150,32 @@ impl Wire for Product {
 }
 
 /// A product that exists and is listed; a delisted one cannot be ordered or used.
-pub(crate) fn load_listed<S: State + ?Sized>(x: &Exec<'_, S>, id: &ProductId) -> Result<Product, ContractError> {
+pub(crate) fn load_listed<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    id: &ProductId,
+) -> Result<Product, ContractError> {
     let p: Product = x.must(&keys::product(id), "product", id)?;
     if !p.listed {
-        return Err(ContractError::WrongState { kind: "product", id: id.to_string(), state: "delisted".into(), action: "this", expected: "a listed product".into() });
+        return Err(ContractError::WrongState {
+            kind: "product",
+            id: id.to_string(),
+            state: "delisted".into(),
+            action: "this",
+            expected: "a listed product".into(),
+        });
     }
     Ok(p)
 }
 
-fn own_listed<S: State + ?Sized>(x: &Exec<'_, S>, id: &ProductId) -> Result<Product, ContractError> {
+fn own_listed<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    id: &ProductId,
+) -> Result<Product, ContractError> {
     let p = load_listed(x, id)?;
     if p.provider != x.me()?.account {
-        return Err(ContractError::forbidden(format!("only the provider of product {id} may change it")));
+        return Err(ContractError::forbidden(format!(
+            "only the provider of product {id} may change it"
+        )));
     }
     Ok(p)
 }
@@ -176,12 +190,23 @@ fn product_event(kind: &str, p: &Product) -> Event {
         .attr("terms_hash", p.spec.terms_hash)
 }
 
-pub(crate) fn list<S: State + ?Sized>(x: &mut Exec<'_, S>, spec: &ProductSpec) -> Result<(), ContractError> {
+pub(crate) fn list<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    spec: &ProductSpec,
+) -> Result<(), ContractError> {
     let provider = x.me()?.account;
     let id = ProductId::derive(x.chain_id(), &x.signer, x.nonce);
     let h = x.height();
-    let p = Product { id, provider, spec: spec.clone(), listed: true, listed_height: h, updated_height: h, version: 1 };
-    x.authorize(Action::ListProduct, Resource::Product(p.clone()), PolicyContext::none())?;
+    let p = Product {
+        id,
+        provider,
+        spec: spec.clone(),
+        listed: true,
+        listed_height: h,
+        updated_height: h,
+        version: 1,
+    };
+    x.authorize(Action::ListProduct, &Resource::Product(p.clone()), &PolicyContext::none())?;
     if x.st.get(&keys::product(&id)).is_some() {
         return Err(ContractError::conflict(format!("product {id} exists")));
     }
@@ -190,21 +215,28 @@ pub(crate) fn list<S: State + ?Sized>(x: &mut Exec<'_, S>, spec: &ProductSpec) -
     Ok(())
 }
 
-pub(crate) fn update<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &ProductId, spec: &ProductSpec) -> Result<(), ContractError> {
+pub(crate) fn update<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    id: &ProductId,
+    spec: &ProductSpec,
+) -> Result<(), ContractError> {
     let mut p = own_listed(x, id)?;
     p.spec = spec.clone();
     p.version = p.version.saturating_add(1);
     p.updated_height = x.height();
     // The policy judges the product as it would be after the update (e.g. a raised grade).
-    x.authorize(Action::UpdateProduct, Resource::Product(p.clone()), PolicyContext::none())?;
+    x.authorize(Action::UpdateProduct, &Resource::Product(p.clone()), &PolicyContext::none())?;
     x.store(keys::product(id), &p);
     x.emit(product_event("product.updated", &p).attr("version", p.version));
     Ok(())
 }
 
-pub(crate) fn delist<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &ProductId) -> Result<(), ContractError> {
+pub(crate) fn delist<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    id: &ProductId,
+) -> Result<(), ContractError> {
     let mut p = own_listed(x, id)?;
-    x.authorize(Action::DelistProduct, Resource::Product(p.clone()), PolicyContext::none())?;
+    x.authorize(Action::DelistProduct, &Resource::Product(p.clone()), &PolicyContext::none())?;
     p.listed = false;
     p.updated_height = x.height();
     x.store(keys::product(id), &p);

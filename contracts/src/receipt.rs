@@ -160,7 +160,11 @@ impl Wire for Receipt {
                 .into_iter()
                 .map(|e| Event {
                     kind: e.kind,
-                    attrs: e.attrs.into_iter().map(|a| Attr { key: a.key, value: a.value }).collect(),
+                    attrs: e
+                        .attrs
+                        .into_iter()
+                        .map(|a| Attr { key: a.key, value: a.value })
+                        .collect(),
                 })
                 .collect(),
             decision: p.decision.map(DecisionReceipt::from_pb).transpose()?,

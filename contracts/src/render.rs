@@ -34,7 +34,9 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
         k if k == keys::AGENCY_COUNT => be_u64(value),
         k if k == keys::CHAIN_ID => std::str::from_utf8(value).ok().map(|s| json!(s)),
         _ if p(keys::PREFIX_PARTICIPANT) => as_json::<Participant>(value),
-        _ if p(keys::PREFIX_KEY_BINDING) => codec::key(value, "account").ok().map(|k| json!({ "account": k })),
+        _ if p(keys::PREFIX_KEY_BINDING) => {
+            codec::key(value, "account").ok().map(|k| json!({ "account": k }))
+        }
         _ if p(keys::PREFIX_NONCE) => be_u64(value).map(|n| json!({ "next_nonce": n })),
         _ if p(keys::PREFIX_PRODUCT) => as_json::<Product>(value),
         _ if p(keys::PREFIX_DEMAND) => as_json::<Demand>(value),
@@ -42,7 +44,9 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
         _ if p(keys::PREFIX_ORDER) => as_json::<Order>(value),
         _ if p(keys::PREFIX_GRANT) => as_json::<GrantRecord>(value),
         _ if p(keys::PREFIX_USAGE) => as_json::<UsageReceipt>(value),
-        _ if p(keys::PREFIX_ATTESTATION_COUNT) => <[u8; 4]>::try_from(value).ok().map(|b| json!(u32::from_be_bytes(b))),
+        _ if p(keys::PREFIX_ATTESTATION_COUNT) => {
+            <[u8; 4]>::try_from(value).ok().map(|b| json!(u32::from_be_bytes(b)))
+        }
         _ if p(keys::PREFIX_ATTESTATION) => as_json::<Attestation>(value),
         _ if p(keys::PREFIX_PROPOSAL) => as_json::<Proposal>(value),
         _ if p(keys::PREFIX_APPROVAL) => Some(json!({ "approved": true })),

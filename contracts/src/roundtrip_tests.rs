@@ -6,8 +6,8 @@ use proptest::option;
 use proptest::prelude::*;
 
 use crate::codec::{self, Wire};
-use crate::*;
 use crate::governance::{ScheduledSet, ValidatorSet};
+use crate::*;
 
 fn key() -> impl Strategy<Value = PublicKey> {
     any::<u8>().prop_map(|s| Keypair::from_seed([s; 32]).public())
@@ -31,28 +31,55 @@ fn pick<T: Copy + std::fmt::Debug + 'static>(all: &'static [T]) -> impl Strategy
 }
 
 fn spec() -> impl Strategy<Value = ProductSpec> {
-    (text(), pick(Category::ALL), text(), 1u8..=4, any::<u64>(), hash(), 0u8..=5, any::<bool>(), vec(text(), 0..3)).prop_map(
-        |(name, category, domain, grade, price, terms_hash, r, w, purposes)| ProductSpec {
-            name,
-            category,
-            domain,
-            grade,
-            price,
-            terms_hash,
-            conditions: ProductConditions { min_consumer_rating: r, whitelist_only: w, purposes },
+    (
+        text(),
+        pick(Category::ALL),
+        text(),
+        1u8..=4,
+        any::<u64>(),
+        hash(),
+        0u8..=5,
+        any::<bool>(),
+        vec(text(), 0..3),
+    )
+        .prop_map(|(name, category, domain, grade, price, terms_hash, r, w, purposes)| {
+            ProductSpec {
+                name,
+                category,
+                domain,
+                grade,
+                price,
+                terms_hash,
+                conditions: ProductConditions {
+                    min_consumer_rating: r,
+                    whitelist_only: w,
+                    purposes,
+                },
+            }
+        })
+}
+
+fn signed_grant() -> impl Strategy<Value = SignedGrant> {
+    (hash(), key(), key(), hash(), text(), any::<u64>(), sig()).prop_map(
+        |(id, subject, consumer, product, purpose, expiry_height, signature)| SignedGrant {
+            grant: Grant {
+                id: GrantId(id),
+                subject,
+                consumer,
+                product: ProductId(product),
+                purpose,
+                expiry_height,
+            },
+            signature,
         },
     )
 }
 
-fn signed_grant() -> impl Strategy<Value = SignedGrant> {
-    (hash(), key(), key(), hash(), text(), any::<u64>(), sig()).prop_map(|(id, subject, consumer, product, purpose, expiry_height, signature)| SignedGrant {
-        grant: Grant { id: GrantId(id), subject, consumer, product: ProductId(product), purpose, expiry_height },
-        signature,
-    })
-}
-
 fn grant_ref() -> impl Strategy<Value = GrantRef> {
-    prop_oneof![signed_grant().prop_map(|g| GrantRef::Inline(Box::new(g))), hash().prop_map(|h| GrantRef::Id(GrantId(h)))]
+    prop_oneof![
+        signed_grant().prop_map(|g| GrantRef::Inline(Box::new(g))),
+        hash().prop_map(|h| GrantRef::Id(GrantId(h)))
+    ]
 }
 
 fn validator() -> impl Strategy<Value = Validator> {
@@ -62,8 +89,12 @@ fn validator() -> impl Strategy<Value = Validator> {
 fn proposal_action() -> impl Strategy<Value = ProposalAction> {
     prop_oneof![
         text().prop_map(|text| ProposalAction::SetPolicies { text }),
-        (vec(validator(), 0..4), any::<u64>()).prop_map(|(changes, effective_height)| ProposalAction::UpdateValidators { changes, effective_height }),
-        (1u32..100).prop_map(|n| ProposalAction::SetParams { params: Params { max_block_txs: n, ..Params::default() } }),
+        (vec(validator(), 0..4), any::<u64>()).prop_map(|(changes, effective_height)| {
+            ProposalAction::UpdateValidators { changes, effective_height }
+        }),
+        (1u32..100).prop_map(|n| ProposalAction::SetParams {
+            params: Params { max_block_txs: n, ..Params::default() }
+        }),
         (key(), text()).prop_map(|(key, name)| ProposalAction::AdmitAgency { key, name }),
     ]
 }
@@ -75,35 +106,79 @@ fn order_id() -> impl Strategy<Value = OrderId> {
 /// Every operation variant.
 pub(crate) fn operation() -> impl Strategy<Value = Operation> {
     let participants = prop_oneof![
-        (key(), text(), vec(pick(Role::ALL), 0..4)).prop_map(|(key, name, roles)| Operation::Admit { key, name, roles }),
-        (key(), sig()).prop_map(|(new_key, new_key_signature)| Operation::RotateKey { new_key, new_key_signature }),
-        (key(), any::<u8>()).prop_map(|(participant, rating)| Operation::SetRating { participant, rating }),
-        (key(), pick(ListStatus::ALL)).prop_map(|(participant, status)| Operation::SetListStatus { participant, status }),
-        (key(), text()).prop_map(|(participant, reason)| Operation::Suspend { participant, reason }),
+        (key(), text(), vec(pick(Role::ALL), 0..4))
+            .prop_map(|(key, name, roles)| Operation::Admit { key, name, roles }),
+        (key(), sig()).prop_map(|(new_key, new_key_signature)| Operation::RotateKey {
+            new_key,
+            new_key_signature
+        }),
+        (key(), any::<u8>())
+            .prop_map(|(participant, rating)| Operation::SetRating { participant, rating }),
+        (key(), pick(ListStatus::ALL))
+            .prop_map(|(participant, status)| Operation::SetListStatus { participant, status }),
+        (key(), text())
+            .prop_map(|(participant, reason)| Operation::Suspend { participant, reason }),
         key().prop_map(|participant| Operation::Reinstate { participant }),
         spec().prop_map(|spec| Operation::ListProduct { spec }),
-        (hash(), spec()).prop_map(|(p, spec)| Operation::UpdateProduct { product: ProductId(p), spec }),
+        (hash(), spec())
+            .prop_map(|(p, spec)| Operation::UpdateProduct { product: ProductId(p), spec }),
         hash().prop_map(|p| Operation::DelistProduct { product: ProductId(p) }),
     ];
     let market = prop_oneof![
-        (text(), text(), any::<u64>(), hash(), option::of(any::<u64>())).prop_map(|(title, domain, budget, description_hash, deadline_height)| Operation::PostDemand { title, domain, budget, description_hash, deadline_height }),
-        (hash(), option::of(hash()), any::<u64>(), hash()).prop_map(|(d, p, price, proposal_hash)| Operation::RespondDemand { demand: DemandId(d), product: p.map(ProductId), price, proposal_hash }),
-        (hash(), key()).prop_map(|(d, responder)| Operation::AwardDemand { demand: DemandId(d), responder }),
+        (text(), text(), any::<u64>(), hash(), option::of(any::<u64>())).prop_map(
+            |(title, domain, budget, description_hash, deadline_height)| Operation::PostDemand {
+                title,
+                domain,
+                budget,
+                description_hash,
+                deadline_height
+            }
+        ),
+        (hash(), option::of(hash()), any::<u64>(), hash()).prop_map(
+            |(d, p, price, proposal_hash)| Operation::RespondDemand {
+                demand: DemandId(d),
+                product: p.map(ProductId),
+                price,
+                proposal_hash
+            }
+        ),
+        (hash(), key())
+            .prop_map(|(d, responder)| Operation::AwardDemand { demand: DemandId(d), responder }),
         hash().prop_map(|d| Operation::CloseDemand { demand: DemandId(d) }),
-        (hash(), option::of(grant_ref()), text(), option::of(hash())).prop_map(|(p, grant, purpose, d)| Operation::PlaceOrder { product: ProductId(p), grant, purpose, demand: d.map(DemandId) }),
+        (hash(), option::of(grant_ref()), text(), option::of(hash())).prop_map(
+            |(p, grant, purpose, d)| Operation::PlaceOrder {
+                product: ProductId(p),
+                grant,
+                purpose,
+                demand: d.map(DemandId)
+            }
+        ),
         order_id().prop_map(|order| Operation::AcceptOrder { order }),
-        (order_id(), hash()).prop_map(|(order, delivery_hash)| Operation::DeliverOrder { order, delivery_hash }),
+        (order_id(), hash())
+            .prop_map(|(order, delivery_hash)| Operation::DeliverOrder { order, delivery_hash }),
         order_id().prop_map(|order| Operation::ConfirmOrder { order }),
-        (order_id(), any::<u64>()).prop_map(|(order, amount)| Operation::SettleOrder { order, amount }),
+        (order_id(), any::<u64>())
+            .prop_map(|(order, amount)| Operation::SettleOrder { order, amount }),
         order_id().prop_map(|order| Operation::CancelOrder { order }),
-        (order_id(), hash()).prop_map(|(order, reason_hash)| Operation::DisputeOrder { order, reason_hash }),
-        (order_id(), option::of(any::<u64>())).prop_map(|(order, settle_amount)| Operation::ResolveDispute { order, settle_amount }),
+        (order_id(), hash())
+            .prop_map(|(order, reason_hash)| Operation::DisputeOrder { order, reason_hash }),
+        (order_id(), option::of(any::<u64>()))
+            .prop_map(|(order, settle_amount)| Operation::ResolveDispute { order, settle_amount }),
     ];
     let rest = prop_oneof![
-        (prop_oneof![order_id().prop_map(AttestTarget::Order), hash().prop_map(|h| AttestTarget::Grant(GrantId(h)))], pick(Stage::ALL), hash())
+        (
+            prop_oneof![
+                order_id().prop_map(AttestTarget::Order),
+                hash().prop_map(|h| AttestTarget::Grant(GrantId(h)))
+            ],
+            pick(Stage::ALL),
+            hash()
+        )
             .prop_map(|(target, stage, hash)| Operation::Attest { target, stage, hash }),
         signed_grant().prop_map(|g| Operation::RegisterGrant { grant: Box::new(g) }),
-        (grant_ref(), hash(), text(), hash()).prop_map(|(grant, p, purpose, request_hash)| Operation::UseGrant { grant, product: ProductId(p), purpose, request_hash }),
+        (grant_ref(), hash(), text(), hash()).prop_map(|(grant, p, purpose, request_hash)| {
+            Operation::UseGrant { grant, product: ProductId(p), purpose, request_hash }
+        }),
         hash().prop_map(|h| Operation::RevokeGrant { grant: GrantId(h) }),
         hash().prop_map(|h| Operation::ExpireGrant { grant: GrantId(h) }),
         proposal_action().prop_map(|action| Operation::Propose { action }),
@@ -117,7 +192,11 @@ fn wire_round_trip<T: Wire + PartialEq + std::fmt::Debug>(v: &T) {
     assert_eq!(&codec::decode::<T>(&bytes).unwrap(), v);
 }
 
-fn json_round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: &T) {
+fn json_round_trip<
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+>(
+    v: &T,
+) {
     let json = serde_json::to_string(v).unwrap();
     assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), v, "{json}");
 }

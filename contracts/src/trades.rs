@@ -15,7 +15,9 @@ use crate::policy::{Action, PolicyContext, Resource};
 use crate::products::{Product, load_listed};
 use crate::receipt::Event;
 use crate::state::State;
-use crate::types::{DemandId, DemandStatus, GrantId, GrantState, OrderId, OrderStatus, ProductId, Stage};
+use crate::types::{
+    DemandId, DemandStatus, GrantId, GrantState, OrderId, OrderStatus, ProductId, Stage,
+};
 
 /// Most attestations per order or grant use.
 pub const MAX_ATTESTATIONS: u32 = 64;
@@ -134,8 +136,8 @@ impl Wire for Order {
             delivery_hash: self.delivery_hash.map(|h| h.0.to_vec()),
             settlement_amount: self.settlement_amount,
             dispute_reason_hash: self.dispute_reason_hash.map(|h| h.0.to_vec()),
-            grant: self.grant.map(|g| g.to_wire()),
-            demand: self.demand.map(|d| d.to_wire()),
+            grant: self.grant.map(super::types::GrantId::to_wire),
+            demand: self.demand.map(super::types::DemandId::to_wire),
             purpose: self.purpose.clone(),
             ordered_height: self.ordered_height,
             updated_height: self.updated_height,
@@ -151,7 +153,10 @@ impl Wire for Order {
             status: OrderStatus::from_wire(p.status, "status")?,
             delivery_hash: codec::opt_hash(p.delivery_hash.as_ref(), "delivery_hash")?,
             settlement_amount: p.settlement_amount,
-            dispute_reason_hash: codec::opt_hash(p.dispute_reason_hash.as_ref(), "dispute_reason_hash")?,
+            dispute_reason_hash: codec::opt_hash(
+                p.dispute_reason_hash.as_ref(),
+                "dispute_reason_hash",
+            )?,
             grant: p.grant.map(|g| GrantId::from_wire(&g, "grant")).transpose()?,
             demand: p.demand.map(|d| DemandId::from_wire(&d, "demand")).transpose()?,
             purpose: p.purpose,
@@ -171,38 +176,81 @@ enum Party {
     Policy,
 }
 
-fn place<S: State + ?Sized>(x: &mut Exec<'_, S>, product: &ProductId, grant: Option<&grants::GrantRef>, purpose: &str, demand: Option<&DemandId>) -> Result<(), ContractError> {
-    let p = load_listed(x, product)?;
+fn place<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    product: &ProductId,
+    grant: Option<&grants::GrantRef>,
+    purpose: &str,
+    demand: Option<&DemandId>,
+) -> Result<(), ContractError> {
+    let prod = load_listed(x, product)?;
     let buyer = x.me()?.account;
-    if p.provider == buyer {
+    if prod.provider == buyer {
         return Err(ContractError::forbidden("a provider cannot order its own product"));
     }
     if let Some(did) = demand {
         let d: Demand = x.must(&keys::demand(did), "demand", did)?;
-        if d.poster != buyer || d.status != DemandStatus::Awarded || d.awarded_to != Some(p.provider) {
-            return Err(ContractError::conflict(format!("demand {did} is not the buyer's demand awarded to this provider")));
+        if d.poster != buyer
+            || d.status != DemandStatus::Awarded
+            || d.awarded_to != Some(prod.provider)
+        {
+            return Err(ContractError::conflict(format!(
+                "demand {did} is not the buyer's demand awarded to this provider"
+            )));
         }
     }
     let id = OrderId::derive(x.chain_id(), &x.signer, x.nonce);
     let consumed = match grant {
-        Some(g) => Some(grants::consume(x, g, &UseRequest { product: *product, purpose, request_hash: id.0 })?),
+        Some(gref) => Some(grants::consume(
+            x,
+            gref,
+            &UseRequest { product: *product, purpose, request_hash: id.0 },
+        )?),
         None => None,
     };
     let ctx = PolicyContext { grant_consumed: consumed.is_some(), purpose: purpose.to_string() };
-    x.authorize(Action::Order, Resource::Product(p.clone()), ctx)?;
+    x.authorize(Action::Order, &Resource::Product(prod.clone()), &ctx)?;
     let h = x.height();
-    let o = Order { id, product: *product, buyer, provider: p.provider, price: p.spec.price, status: OrderStatus::Ordered, delivery_hash: None, settlement_amount: None, dispute_reason_hash: None, grant: consumed, demand: demand.copied(), purpose: purpose.to_string(), ordered_height: h, updated_height: h };
-    x.store(keys::order(&id), &o);
-    let mut e = Event::new("order.placed").attr("order", id).attr("product", product).attr("buyer", buyer).attr("provider", p.provider).attr("price", p.spec.price);
-    if let Some(g) = consumed {
-        e = e.attr("grant", g);
+    let order = Order {
+        id,
+        product: *product,
+        buyer,
+        provider: prod.provider,
+        price: prod.spec.price,
+        status: OrderStatus::Ordered,
+        delivery_hash: None,
+        settlement_amount: None,
+        dispute_reason_hash: None,
+        grant: consumed,
+        demand: demand.copied(),
+        purpose: purpose.to_string(),
+        ordered_height: h,
+        updated_height: h,
+    };
+    x.store(keys::order(&id), &order);
+    let mut event = Event::new("order.placed")
+        .attr("order", id)
+        .attr("product", product)
+        .attr("buyer", buyer)
+        .attr("provider", prod.provider)
+        .attr("price", prod.spec.price);
+    if let Some(gid) = consumed {
+        event = event.attr("grant", gid);
     }
-    x.emit(e);
+    x.emit(event);
     Ok(())
 }
 
 /// Move an order from one of `from` to `to`, after the party and policy checks.
-fn step<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &OrderId, action: Action, party: Party, from: &[OrderStatus], to: OrderStatus, edit: impl FnOnce(&mut Order) -> Result<(), ContractError>) -> Result<Order, ContractError> {
+fn step<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    id: &OrderId,
+    action: Action,
+    party: Party,
+    from: &[OrderStatus],
+    to: OrderStatus,
+    edit: impl FnOnce(&mut Order) -> Result<(), ContractError>,
+) -> Result<Order, ContractError> {
     let mut o: Order = x.must(&keys::order(id), "order", id)?;
     let me = x.me()?.account;
     let ok = match party {
@@ -212,15 +260,23 @@ fn step<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &OrderId, action: Action, pa
         Party::Policy => true,
     };
     if !ok {
-        return Err(ContractError::forbidden(format!("{me} is not the party who may {action} order {id}")));
+        return Err(ContractError::forbidden(format!(
+            "{me} is not the party who may {action} order {id}"
+        )));
     }
     if !from.contains(&o.status) {
         let expected: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        return Err(ContractError::WrongState { kind: "order", id: id.to_string(), state: o.status.to_string(), action: action.as_str(), expected: expected.join(" or ") });
+        return Err(ContractError::WrongState {
+            kind: "order",
+            id: id.to_string(),
+            state: o.status.to_string(),
+            action: action.as_str(),
+            expected: expected.join(" or "),
+        });
     }
     // The product may have been delisted since the order; the policy still sees it as it is.
     let product: Product = x.must(&keys::product(&o.product), "product", o.product)?;
-    x.authorize(action, Resource::Product(product), PolicyContext::none())?;
+    x.authorize(action, &Resource::Product(product), &PolicyContext::none())?;
     edit(&mut o)?;
     o.status = to;
     o.updated_height = x.height();
@@ -230,20 +286,39 @@ fn step<S: State + ?Sized>(x: &mut Exec<'_, S>, id: &OrderId, action: Action, pa
 
 fn settle_amount(o: &Order, amount: u64) -> Result<(), ContractError> {
     if amount > o.price {
-        return Err(ContractError::invalid(format!("settlement {amount} exceeds the order price {}", o.price)));
+        return Err(ContractError::invalid(format!(
+            "settlement {amount} exceeds the order price {}",
+            o.price
+        )));
     }
     Ok(())
 }
 
-fn attest<S: State + ?Sized>(x: &mut Exec<'_, S>, target: AttestTarget, stage: Stage, hash: Hash) -> Result<(), ContractError> {
-    x.authorize(Action::Attest, Resource::Market, PolicyContext::none())?;
+fn attest<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    target: AttestTarget,
+    stage: Stage,
+    hash: Hash,
+) -> Result<(), ContractError> {
+    x.authorize(Action::Attest, &Resource::Market, &PolicyContext::none())?;
     let me = x.me()?.account;
     let holder = match target {
         AttestTarget::Order(id) => {
             let o: Order = x.must(&keys::order(&id), "order", id)?;
-            let received = [OrderStatus::Delivered, OrderStatus::Confirmed, OrderStatus::Settled, OrderStatus::Disputed];
+            let received = [
+                OrderStatus::Delivered,
+                OrderStatus::Confirmed,
+                OrderStatus::Settled,
+                OrderStatus::Disputed,
+            ];
             if !received.contains(&o.status) {
-                return Err(ContractError::WrongState { kind: "order", id: id.to_string(), state: o.status.to_string(), action: "attest", expected: "delivered data".into() });
+                return Err(ContractError::WrongState {
+                    kind: "order",
+                    id: id.to_string(),
+                    state: o.status.to_string(),
+                    action: "attest",
+                    expected: "delivered data".into(),
+                });
             }
             o.buyer
         }
@@ -257,52 +332,130 @@ fn attest<S: State + ?Sized>(x: &mut Exec<'_, S>, target: AttestTarget, stage: S
         }
     };
     if me != holder {
-        return Err(ContractError::forbidden(format!("only the holder of the data ({holder}) may attest its life cycle")));
+        return Err(ContractError::forbidden(format!(
+            "only the holder of the data ({holder}) may attest its life cycle"
+        )));
     }
     let (tag, tid) = target.key_parts();
     let count_key = keys::attestation_count(tag, &tid);
-    let count = x.st.get(&count_key).and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map_or(0, u32::from_be_bytes);
+    let count =
+        x.st.get(&count_key)
+            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+            .map_or(0, u32::from_be_bytes);
     if count >= MAX_ATTESTATIONS {
-        return Err(ContractError::conflict(format!("at most {MAX_ATTESTATIONS} attestations per use")));
+        return Err(ContractError::conflict(format!(
+            "at most {MAX_ATTESTATIONS} attestations per use"
+        )));
     }
     if count > 0 {
-        let last: Attestation = x.must(&keys::attestation(tag, &tid, count - 1), "attestation", count - 1)?;
+        let last: Attestation =
+            x.must(&keys::attestation(tag, &tid, count - 1), "attestation", count - 1)?;
         if last.stage == Stage::Destroyed {
-            return Err(ContractError::conflict("the data was attested destroyed; no later stage can follow"));
+            return Err(ContractError::conflict(
+                "the data was attested destroyed; no later stage can follow",
+            ));
         }
     }
-    let a = Attestation { target, stage, hash, attester: me, height: x.height(), tx_hash: x.tx_hash, seq: count };
+    let a = Attestation {
+        target,
+        stage,
+        hash,
+        attester: me,
+        height: x.height(),
+        tx_hash: x.tx_hash,
+        seq: count,
+    };
     x.store(keys::attestation(tag, &tid, count), &a);
     x.st.put(count_key, (count + 1).to_be_bytes().to_vec());
     let t = match target {
         AttestTarget::Order(id) => format!("order:{id}"),
         AttestTarget::Grant(id) => format!("grant:{id}"),
     };
-    x.emit(Event::new("lifecycle.attested").attr("target", t).attr("stage", stage).attr("hash", hash).attr("by", me).attr("seq", count));
+    x.emit(
+        Event::new("lifecycle.attested")
+            .attr("target", t)
+            .attr("stage", stage)
+            .attr("hash", hash)
+            .attr("by", me)
+            .attr("seq", count),
+    );
     Ok(())
 }
 
-pub(crate) fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<(), ContractError> {
+pub(crate) fn dispatch<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    op: &Operation,
+) -> Result<(), ContractError> {
     use OrderStatus as St;
     let o = match op {
-        Operation::PlaceOrder { product, grant, purpose, demand } => return place(x, product, grant.as_ref(), purpose, demand.as_ref()),
+        Operation::PlaceOrder { product, grant, purpose, demand } => {
+            return place(x, product, grant.as_ref(), purpose, demand.as_ref());
+        }
         Operation::Attest { target, stage, hash } => return attest(x, *target, *stage, *hash),
-        Operation::AcceptOrder { order } => step(x, order, Action::AcceptOrder, Party::Provider, &[St::Ordered], St::Accepted, |_| Ok(()))?,
-        Operation::DeliverOrder { order, delivery_hash } => step(x, order, Action::DeliverOrder, Party::Provider, &[St::Accepted], St::Delivered, |o| {
-            o.delivery_hash = Some(*delivery_hash);
-            Ok(())
-        })?,
-        Operation::ConfirmOrder { order } => step(x, order, Action::ConfirmOrder, Party::Buyer, &[St::Delivered], St::Confirmed, |_| Ok(()))?,
-        Operation::SettleOrder { order, amount } => step(x, order, Action::SettleOrder, Party::Policy, &[St::Confirmed], St::Settled, |o| {
-            settle_amount(o, *amount)?;
-            o.settlement_amount = Some(*amount);
-            Ok(())
-        })?,
-        Operation::CancelOrder { order } => step(x, order, Action::CancelOrder, Party::Either, &[St::Ordered, St::Accepted], St::Cancelled, |_| Ok(()))?,
-        Operation::DisputeOrder { order, reason_hash } => step(x, order, Action::DisputeOrder, Party::Either, &[St::Delivered, St::Confirmed], St::Disputed, |o| {
-            o.dispute_reason_hash = Some(*reason_hash);
-            Ok(())
-        })?,
+        Operation::AcceptOrder { order } => step(
+            x,
+            order,
+            Action::AcceptOrder,
+            Party::Provider,
+            &[St::Ordered],
+            St::Accepted,
+            |_| Ok(()),
+        )?,
+        Operation::DeliverOrder { order, delivery_hash } => step(
+            x,
+            order,
+            Action::DeliverOrder,
+            Party::Provider,
+            &[St::Accepted],
+            St::Delivered,
+            |o| {
+                o.delivery_hash = Some(*delivery_hash);
+                Ok(())
+            },
+        )?,
+        Operation::ConfirmOrder { order } => step(
+            x,
+            order,
+            Action::ConfirmOrder,
+            Party::Buyer,
+            &[St::Delivered],
+            St::Confirmed,
+            |_| Ok(()),
+        )?,
+        Operation::SettleOrder { order, amount } => step(
+            x,
+            order,
+            Action::SettleOrder,
+            Party::Policy,
+            &[St::Confirmed],
+            St::Settled,
+            |o| {
+                settle_amount(o, *amount)?;
+                o.settlement_amount = Some(*amount);
+                Ok(())
+            },
+        )?,
+        Operation::CancelOrder { order } => step(
+            x,
+            order,
+            Action::CancelOrder,
+            Party::Either,
+            &[St::Ordered, St::Accepted],
+            St::Cancelled,
+            |_| Ok(()),
+        )?,
+        Operation::DisputeOrder { order, reason_hash } => step(
+            x,
+            order,
+            Action::DisputeOrder,
+            Party::Either,
+            &[St::Delivered, St::Confirmed],
+            St::Disputed,
+            |o| {
+                o.dispute_reason_hash = Some(*reason_hash);
+                Ok(())
+            },
+        )?,
         Operation::ResolveDispute { order, settle_amount: amount } => {
             let to = if amount.is_some() { St::Settled } else { St::Cancelled };
             step(x, order, Action::ResolveDispute, Party::Policy, &[St::Disputed], to, |o| {
@@ -315,7 +468,11 @@ pub(crate) fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -
         }
         _ => return Err(ContractError::invalid(format!("{} is not a trade operation", op.name()))),
     };
-    let mut e = Event::new(&format!("order.{}", o.status)).attr("order", o.id).attr("product", o.product).attr("buyer", o.buyer).attr("provider", o.provider);
+    let mut e = Event::new(&format!("order.{}", o.status))
+        .attr("order", o.id)
+        .attr("product", o.product)
+        .attr("buyer", o.buyer)
+        .attr("provider", o.provider);
     if let Some(h) = o.delivery_hash.filter(|_| o.status == St::Delivered) {
         e = e.attr("delivery_hash", h);
     }

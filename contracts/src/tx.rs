@@ -59,10 +59,20 @@ impl Wire for TransactionBody {
     type Pb = pb::TransactionBody;
     const MAX_BYTES: usize = MAX_TX_BYTES;
     fn to_pb(&self) -> pb::TransactionBody {
-        pb::TransactionBody { chain_id: self.chain_id.clone(), nonce: self.nonce, expiry_height: self.expiry_height, op: Some(self.op.to_pb()) }
+        pb::TransactionBody {
+            chain_id: self.chain_id.clone(),
+            nonce: self.nonce,
+            expiry_height: self.expiry_height,
+            op: Some(self.op.to_pb()),
+        }
     }
     fn from_pb(p: pb::TransactionBody) -> Result<Self, DecodeError> {
-        Ok(Self { chain_id: p.chain_id, nonce: p.nonce, expiry_height: p.expiry_height, op: Operation::from_pb(codec::req(p.op, "op")?)? })
+        Ok(Self {
+            chain_id: p.chain_id,
+            nonce: p.nonce,
+            expiry_height: p.expiry_height,
+            op: Operation::from_pb(codec::req(p.op, "op")?)?,
+        })
     }
 }
 
@@ -77,8 +87,12 @@ pub struct SignedTransaction {
 
 impl SignedTransaction {
     pub fn encode(&self) -> Vec<u8> {
-        pb::SignedTransaction { body: self.body.clone(), signer: self.signer.to_bytes().to_vec(), signature: self.signature.to_bytes().to_vec() }
-            .encode_to_vec()
+        pb::SignedTransaction {
+            body: self.body.clone(),
+            signer: self.signer.to_bytes().to_vec(),
+            signature: self.signature.to_bytes().to_vec(),
+        }
+        .encode_to_vec()
     }
 
     /// Decode the envelope (not the body); refuses more than [`MAX_TX_BYTES`].
@@ -87,7 +101,11 @@ impl SignedTransaction {
             return Err(DecodeError::TooLarge { size: bytes.len(), max: MAX_TX_BYTES });
         }
         let p = pb::SignedTransaction::decode(bytes)?;
-        Ok(Self { body: p.body, signer: codec::key(&p.signer, "signer")?, signature: codec::sig(&p.signature, "signature")? })
+        Ok(Self {
+            body: p.body,
+            signer: codec::key(&p.signer, "signer")?,
+            signature: codec::sig(&p.signature, "signature")?,
+        })
     }
 
     /// blake3 of the encoded signed transaction.
@@ -136,7 +154,10 @@ impl UnverifiedTx {
 
     /// Verify the signature alone.
     pub fn verify(self) -> Result<VerifiedTx, TxError> {
-        self.tx.signer.verify_digest(&self.digest, &self.tx.signature).map_err(|_| TxError::BadSignature)?;
+        self.tx
+            .signer
+            .verify_digest(&self.digest, &self.tx.signature)
+            .map_err(|_| TxError::BadSignature)?;
         Ok(self.assume_verified())
     }
 

@@ -34,7 +34,7 @@ macro_rules! id_type {
                 crate::codec::hash(bytes, field).map(Self)
             }
 
-            pub(crate) fn to_wire(&self) -> Vec<u8> {
+            pub(crate) fn to_wire(self) -> Vec<u8> {
                 self.0.0.to_vec()
             }
         }

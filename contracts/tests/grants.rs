@@ -1,5 +1,7 @@
 //! One use, one authorization: scenario tests for every grant path and refusal.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use common::*;
@@ -17,7 +19,11 @@ fn honest_resume_flow() {
     w.admit(&registry, &[Role::Provider]);
     w.admit(&employer, &[Role::Consumer]);
     w.rate(&registry.public(), 3);
-    let product = w.list(&registry, 3, ProductConditions { purposes: vec!["hiring".into()], ..Default::default() });
+    let product = w.list(
+        &registry,
+        3,
+        ProductConditions { purposes: vec!["hiring".into()], ..Default::default() },
+    );
 
     // Offline on the phone: sign, show as QR code.
     let qr = grant(&applicant, 1, &employer.public(), product, "hiring", 100).to_compact();
@@ -26,7 +32,12 @@ fn honest_resume_flow() {
     let scanned = SignedGrant::from_compact(&qr).unwrap();
     let gid = scanned.grant.id;
     let request = Hash::digest(b"verify cv of applicant");
-    let use_op = Operation::UseGrant { grant: GrantRef::Inline(Box::new(scanned)), product, purpose: "hiring".into(), request_hash: request };
+    let use_op = Operation::UseGrant {
+        grant: GrantRef::Inline(Box::new(scanned)),
+        product,
+        purpose: "hiring".into(),
+        request_hash: request,
+    };
     let r = w.ok(&employer, use_op.clone());
     let d = r.decision.as_ref().unwrap();
     assert!(d.allowed && d.action == "use_grant" && d.policy_version == 1);
@@ -35,22 +46,41 @@ fn honest_resume_flow() {
 
     // The provider checks the usage receipt before serving the data.
     let usage: UsageReceipt = w.get(&keys::usage(&gid)).unwrap();
-    assert_eq!((usage.consumer, usage.product, usage.request_hash, usage.height), (employer.public(), product, request, w.height));
+    assert_eq!(
+        (usage.consumer, usage.product, usage.request_hash, usage.height),
+        (employer.public(), product, request, w.height)
+    );
     let rec: GrantRecord = w.get(&keys::grant(&gid)).unwrap();
     assert_eq!(rec.state, GrantState::Consumed);
 
     // A second use — in the next block, inline again or by id — is refused with the height.
     w.next_block();
     let again = w.fail(&employer, use_op, Code::Failed, "already consumed at height 1");
-    assert_eq!(again.events_of("grant.refused").next().unwrap().get("grant"), Some(gid.to_string().as_str()));
-    w.fail(&employer, Operation::UseGrant { grant: GrantRef::Id(gid), product, purpose: "hiring".into(), request_hash: request }, Code::Failed, "already consumed");
+    assert_eq!(
+        again.events_of("grant.refused").next().unwrap().get("grant"),
+        Some(gid.to_string().as_str())
+    );
+    w.fail(
+        &employer,
+        Operation::UseGrant {
+            grant: GrantRef::Id(gid),
+            product,
+            purpose: "hiring".into(),
+            request_hash: request,
+        },
+        Code::Failed,
+        "already consumed",
+    );
 
     // The auditor's view from receipts alone: one consumption, two refused attempts.
-    let consumed: Vec<_> = w.events("grant.consumed").filter(|e| e.get("grant") == Some(&gid.to_string())).collect();
-    let refused: Vec<_> = w.events("grant.refused").filter(|e| e.get("grant") == Some(&gid.to_string())).collect();
+    let consumed: Vec<_> =
+        w.events("grant.consumed").filter(|e| e.get("grant") == Some(&gid.to_string())).collect();
+    let refused: Vec<_> =
+        w.events("grant.refused").filter(|e| e.get("grant") == Some(&gid.to_string())).collect();
     assert_eq!(consumed.len(), 1);
     assert_eq!(refused.len(), 2);
-    assert!(refused.iter().all(|e| e.get("by") == Some(&employer.public().to_hex()) && e.get("reason").unwrap().contains("already consumed")));
+    assert!(refused.iter().all(|e| e.get("by") == Some(&employer.public().to_hex())
+        && e.get("reason").unwrap().contains("already consumed")));
 }
 
 #[test]
@@ -73,20 +103,60 @@ fn register_then_use_by_id_and_refusals() {
     let r = w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) });
     assert_eq!(r.events_of("grant.issued").count(), 1);
     assert!(r.decision.is_none(), "a subject's own act is not policy-guarded");
-    w.fail(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) }, Code::Failed, "already registered");
+    w.fail(
+        &subject,
+        Operation::RegisterGrant { grant: Box::new(g.clone()) },
+        Code::Failed,
+        "already registered",
+    );
 
-    let use_as = |product, purpose: &str| Operation::UseGrant { grant: GrantRef::Id(id), product, purpose: purpose.into(), request_hash: Hash::digest(b"q") };
+    let use_as = |product, purpose: &str| Operation::UseGrant {
+        grant: GrantRef::Id(id),
+        product,
+        purpose: purpose.into(),
+        request_hash: Hash::digest(b"q"),
+    };
     w.fail(&other, use_as(product, "credit check"), Code::Failed, "names consumer");
     w.fail(&consumer, use_as(other_product, "credit check"), Code::Failed, "is for product");
     w.fail(&consumer, use_as(product, "marketing"), Code::Failed, "is for purpose");
-    w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Id(GrantId(Hash::digest(b"nope"))), product, purpose: "x".into(), request_hash: Hash::ZERO }, Code::Failed, "unknown grant");
+    w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Id(GrantId(Hash::digest(b"nope"))),
+            product,
+            purpose: "x".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "unknown grant",
+    );
     // A different grant reusing the id is a conflict, not a second grant.
     let forged = grant(&other, 7, &other.public(), product, "credit check", 50);
-    w.fail(&other, Operation::UseGrant { grant: GrantRef::Inline(Box::new(forged)), product, purpose: "credit check".into(), request_hash: Hash::ZERO }, Code::Failed, "different grant");
+    w.fail(
+        &other,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(forged)),
+            product,
+            purpose: "credit check".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "different grant",
+    );
     // A tampered grant does not verify.
     let mut tampered = grant(&subject, 8, &consumer.public(), product, "credit check", 50);
     tampered.grant.expiry_height = 10_000;
-    w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Inline(Box::new(tampered)), product, purpose: "credit check".into(), request_hash: Hash::ZERO }, Code::Failed, "signature");
+    w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(tampered)),
+            product,
+            purpose: "credit check".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "signature",
+    );
 
     w.ok(&consumer, use_as(product, "credit check"));
     // Consumed: cannot be revoked or expired afterwards.
@@ -110,23 +180,63 @@ fn revocation_before_use_even_before_registration() {
     let g = grant(&subject, 1, &consumer.public(), product, "audit", 100);
     let r = w.ok(&subject, Operation::RevokeGrant { grant: g.grant.id });
     assert_eq!(r.events_of("grant.revoked").count(), 1);
-    w.fail(&consumer, Operation::RevokeGrant { grant: g.grant.id }, Code::Failed, "only the grant's subject");
-    w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Inline(Box::new(g.clone())), product, purpose: "audit".into(), request_hash: Hash::ZERO }, Code::Failed, "revoked at height");
-    w.fail(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) }, Code::Failed, "revoked");
+    w.fail(
+        &consumer,
+        Operation::RevokeGrant { grant: g.grant.id },
+        Code::Failed,
+        "only the grant's subject",
+    );
+    w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(g.clone())),
+            product,
+            purpose: "audit".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "revoked at height",
+    );
+    w.fail(
+        &subject,
+        Operation::RegisterGrant { grant: Box::new(g.clone()) },
+        Code::Failed,
+        "revoked",
+    );
     w.fail(&subject, Operation::RevokeGrant { grant: g.grant.id }, Code::Failed, "revoked");
 
     // Registered, then revoked, then used by id.
     let g2 = grant(&subject, 2, &consumer.public(), product, "audit", 100);
     w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g2.clone()) });
     w.ok(&subject, Operation::RevokeGrant { grant: g2.grant.id });
-    w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Id(g2.grant.id), product, purpose: "audit".into(), request_hash: Hash::ZERO }, Code::Failed, "revoked");
+    w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Id(g2.grant.id),
+            product,
+            purpose: "audit".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "revoked",
+    );
 
     // Somebody else "revoking" an id they learned before it was registered only records a
     // revocation under their own key: the real grant is then refused as a conflict. It fails
     // closed — never a use.
     let g3 = grant(&subject, 3, &consumer.public(), product, "audit", 100);
     w.ok(&consumer, Operation::RevokeGrant { grant: g3.grant.id });
-    w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Inline(Box::new(g3)), product, purpose: "audit".into(), request_hash: Hash::ZERO }, Code::Failed, "different grant");
+    w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(g3)),
+            product,
+            purpose: "audit".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "different grant",
+    );
 }
 
 #[test]
@@ -141,9 +251,24 @@ fn expiry_is_refused_and_recorded_once() {
     let product = w.list(&provider, 1, ProductConditions::default());
     let g = grant(&subject, 1, &consumer.public(), product, "gate check", 5);
     w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) });
-    w.fail(&consumer, Operation::ExpireGrant { grant: g.grant.id }, Code::Failed, "does not expire before");
+    w.fail(
+        &consumer,
+        Operation::ExpireGrant { grant: g.grant.id },
+        Code::Failed,
+        "does not expire before",
+    );
     w.height = 6;
-    w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Id(g.grant.id), product, purpose: "gate check".into(), request_hash: Hash::ZERO }, Code::Failed, "expired (expiry height 5, now 6)");
+    w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Id(g.grant.id),
+            product,
+            purpose: "gate check".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "expired (expiry height 5, now 6)",
+    );
     // Anyone may record the expiry, once.
     let r = w.ok(&consumer, Operation::ExpireGrant { grant: g.grant.id });
     assert_eq!(r.events_of("grant.expired").count(), 1);
@@ -152,7 +277,17 @@ fn expiry_is_refused_and_recorded_once() {
     assert_eq!((rec.state, rec.state_height), (GrantState::Expired, 6));
     // An inline grant past its expiry is refused too.
     let late = grant(&subject, 2, &consumer.public(), product, "gate check", 5);
-    w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Inline(Box::new(late)), product, purpose: "gate check".into(), request_hash: Hash::ZERO }, Code::Failed, "expired");
+    w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(late)),
+            product,
+            purpose: "gate check".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "expired",
+    );
 }
 
 #[test]
@@ -166,13 +301,27 @@ fn grant_for_delisted_product_or_by_barred_consumer_is_refused() {
     w.rate(&provider.public(), 2);
     let product = w.list(&provider, 2, ProductConditions::default());
     let g = grant(&subject, 1, &consumer.public(), product, "p", 100);
-    let op = Operation::UseGrant { grant: GrantRef::Inline(Box::new(g)), product, purpose: "p".into(), request_hash: Hash::ZERO };
+    let op = Operation::UseGrant {
+        grant: GrantRef::Inline(Box::new(g)),
+        product,
+        purpose: "p".into(),
+        request_hash: Hash::ZERO,
+    };
     let reg = w.regulator.clone();
-    w.ok(&reg, Operation::SetListStatus { participant: consumer.public(), status: ListStatus::NegativeListed });
+    w.ok(
+        &reg,
+        Operation::SetListStatus {
+            participant: consumer.public(),
+            status: ListStatus::NegativeListed,
+        },
+    );
     let r = w.fail(&consumer, op.clone(), Code::Denied, "negative-listed-denied");
     assert_eq!(r.decision.as_ref().unwrap().determining, ["negative-listed-denied"]);
     assert_eq!(r.events_of("policy.denied").count(), 1);
-    w.ok(&reg, Operation::SetListStatus { participant: consumer.public(), status: ListStatus::Normal });
+    w.ok(
+        &reg,
+        Operation::SetListStatus { participant: consumer.public(), status: ListStatus::Normal },
+    );
     w.ok(&provider, Operation::DelistProduct { product });
     w.fail(&consumer, op, Code::Failed, "delisted");
 }
@@ -186,9 +335,23 @@ fn product_purposes_restrict_grants() {
     w.admit(&provider, &[Role::Provider]);
     w.admit(&consumer, &[Role::Consumer]);
     w.rate(&provider.public(), 2);
-    let product = w.list(&provider, 2, ProductConditions { purposes: vec!["hiring".into()], ..Default::default() });
+    let product = w.list(
+        &provider,
+        2,
+        ProductConditions { purposes: vec!["hiring".into()], ..Default::default() },
+    );
     let g = grant(&subject, 1, &consumer.public(), product, "marketing", 100);
-    let r = w.fail(&consumer, Operation::UseGrant { grant: GrantRef::Inline(Box::new(g)), product, purpose: "marketing".into(), request_hash: Hash::ZERO }, Code::Denied, "grant-purpose-allowed");
+    let r = w.fail(
+        &consumer,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(g)),
+            product,
+            purpose: "marketing".into(),
+            request_hash: Hash::ZERO,
+        },
+        Code::Denied,
+        "grant-purpose-allowed",
+    );
     assert!(!r.decision.unwrap().allowed);
 }
 

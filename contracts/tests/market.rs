@@ -1,5 +1,7 @@
 //! Products, demands, trades and life-cycle attestations.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use common::*;
@@ -18,14 +20,29 @@ fn setup() -> (World, dpx_crypto::Keypair, dpx_crypto::Keypair) {
 #[test]
 fn listing_needs_a_rating_at_or_above_the_grade() {
     let (mut w, provider, buyer) = setup();
-    let r = w.fail(&provider, Operation::ListProduct { spec: spec(1, ProductConditions::default()) }, Code::Denied, "no policy permits list_product");
+    let r = w.fail(
+        &provider,
+        Operation::ListProduct { spec: spec(1, ProductConditions::default()) },
+        Code::Denied,
+        "no policy permits list_product",
+    );
     assert_eq!(r.decision.unwrap().policy_version, 1);
     w.rate(&provider.public(), 2);
     let id = w.list(&provider, 2, ProductConditions::default());
-    w.fail(&provider, Operation::ListProduct { spec: spec(3, ProductConditions::default()) }, Code::Denied, "no policy permits");
+    w.fail(
+        &provider,
+        Operation::ListProduct { spec: spec(3, ProductConditions::default()) },
+        Code::Denied,
+        "no policy permits",
+    );
     // A consumer cannot list even when rated.
     w.rate(&buyer.public(), 4);
-    w.fail(&buyer, Operation::ListProduct { spec: spec(1, ProductConditions::default()) }, Code::Denied, "no policy permits");
+    w.fail(
+        &buyer,
+        Operation::ListProduct { spec: spec(1, ProductConditions::default()) },
+        Code::Denied,
+        "no policy permits",
+    );
     let p: Product = w.get(&keys::product(&id)).unwrap();
     assert_eq!((p.spec.grade, p.listed, p.version, p.provider), (2, true, 1, provider.public()));
 }
@@ -41,8 +58,18 @@ fn update_and_delist_by_the_provider_only() {
     let p: Product = w.get(&keys::product(&id)).unwrap();
     assert_eq!((p.spec.price, p.version), (20_000, 2));
     // Raising the grade above the provider's rating is refused.
-    w.fail(&provider, Operation::UpdateProduct { product: id, spec: spec(4, ProductConditions::default()) }, Code::Denied, "no policy permits");
-    w.fail(&buyer, Operation::UpdateProduct { product: id, spec: s.clone() }, Code::Failed, "only the provider");
+    w.fail(
+        &provider,
+        Operation::UpdateProduct { product: id, spec: spec(4, ProductConditions::default()) },
+        Code::Denied,
+        "no policy permits",
+    );
+    w.fail(
+        &buyer,
+        Operation::UpdateProduct { product: id, spec: s.clone() },
+        Code::Failed,
+        "only the provider",
+    );
     w.fail(&buyer, Operation::DelistProduct { product: id }, Code::Failed, "only the provider");
     w.ok(&provider, Operation::DelistProduct { product: id });
     w.fail(&provider, Operation::DelistProduct { product: id }, Code::Failed, "delisted");
@@ -53,7 +80,9 @@ fn update_and_delist_by_the_provider_only() {
     assert!(matches!(check_stateless(&bytes, CHAIN), Err(TxError::InvalidOp { .. })));
     bad.grade = 1;
     bad.name = "x".repeat(300);
-    assert!(check_stateless(&w.sign(&provider, Operation::ListProduct { spec: bad }), CHAIN).is_err());
+    assert!(
+        check_stateless(&w.sign(&provider, Operation::ListProduct { spec: bad }), CHAIN).is_err()
+    );
 }
 
 #[test]
@@ -64,8 +93,22 @@ fn demand_post_respond_award_close() {
     w.rate(&provider.public(), 1);
     let product = w.list(&provider, 1, ProductConditions::default());
     let did = DemandId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
-    w.ok(&buyer, Operation::PostDemand { title: "traffic flow API".into(), domain: "transport".into(), budget: 50_000, description_hash: Hash::digest(b"need"), deadline_height: Some(10) });
-    let respond = |product| Operation::RespondDemand { demand: did, product, price: 40_000, proposal_hash: Hash::digest(b"offer") };
+    w.ok(
+        &buyer,
+        Operation::PostDemand {
+            title: "traffic flow API".into(),
+            domain: "transport".into(),
+            budget: 50_000,
+            description_hash: Hash::digest(b"need"),
+            deadline_height: Some(10),
+        },
+    );
+    let respond = |product| Operation::RespondDemand {
+        demand: did,
+        product,
+        price: 40_000,
+        proposal_hash: Hash::digest(b"offer"),
+    };
     w.fail(&buyer, respond(None), Code::Denied, "no policy permits respond_demand");
     w.ok(&provider, respond(Some(product)));
     w.fail(&provider, respond(None), Code::Failed, "already answered");
@@ -75,19 +118,56 @@ fn demand_post_respond_award_close() {
     assert_eq!((d.responses, d.status), (2, DemandStatus::Open));
     let resp: DemandResponse = w.get(&keys::response(&did, &provider.public())).unwrap();
     assert_eq!(resp.product, Some(product));
-    w.fail(&provider, Operation::AwardDemand { demand: did, responder: provider.public() }, Code::Failed, "only the poster");
-    w.fail(&buyer, Operation::AwardDemand { demand: did, responder: kp(60).public() }, Code::Failed, "not found");
+    w.fail(
+        &provider,
+        Operation::AwardDemand { demand: did, responder: provider.public() },
+        Code::Failed,
+        "only the poster",
+    );
+    w.fail(
+        &buyer,
+        Operation::AwardDemand { demand: did, responder: kp(60).public() },
+        Code::Failed,
+        "not found",
+    );
     w.ok(&buyer, Operation::AwardDemand { demand: did, responder: provider.public() });
-    w.fail(&buyer, Operation::AwardDemand { demand: did, responder: rival.public() }, Code::Failed, "is awarded");
+    w.fail(
+        &buyer,
+        Operation::AwardDemand { demand: did, responder: rival.public() },
+        Code::Failed,
+        "is awarded",
+    );
     // The awarded trade references the demand.
-    w.ok(&buyer, Operation::PlaceOrder { product, grant: None, purpose: String::new(), demand: Some(did) });
+    w.ok(
+        &buyer,
+        Operation::PlaceOrder { product, grant: None, purpose: String::new(), demand: Some(did) },
+    );
     w.ok(&buyer, Operation::CloseDemand { demand: did });
     w.fail(&buyer, Operation::CloseDemand { demand: did }, Code::Failed, "is closed");
     // Past the deadline, no responses.
     let did2 = DemandId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
-    w.ok(&buyer, Operation::PostDemand { title: "t".into(), domain: "d".into(), budget: 1, description_hash: Hash::ZERO, deadline_height: Some(2) });
+    w.ok(
+        &buyer,
+        Operation::PostDemand {
+            title: "t".into(),
+            domain: "d".into(),
+            budget: 1,
+            description_hash: Hash::ZERO,
+            deadline_height: Some(2),
+        },
+    );
     w.height = 3;
-    w.fail(&provider, Operation::RespondDemand { demand: did2, product: None, price: 1, proposal_hash: Hash::ZERO }, Code::Failed, "deadline");
+    w.fail(
+        &provider,
+        Operation::RespondDemand {
+            demand: did2,
+            product: None,
+            price: 1,
+            proposal_hash: Hash::ZERO,
+        },
+        Code::Failed,
+        "deadline",
+    );
 }
 
 #[test]
@@ -96,22 +176,43 @@ fn trade_order_accept_deliver_confirm_settle() {
     w.rate(&provider.public(), 2);
     let product = w.list(&provider, 2, ProductConditions::default());
     let oid = OrderId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
-    w.ok(&buyer, Operation::PlaceOrder { product, grant: None, purpose: "risk".into(), demand: None });
+    w.ok(
+        &buyer,
+        Operation::PlaceOrder { product, grant: None, purpose: "risk".into(), demand: None },
+    );
     w.fail(&buyer, Operation::AcceptOrder { order: oid }, Code::Failed, "not the party");
-    w.fail(&provider, Operation::DeliverOrder { order: oid, delivery_hash: Hash::ZERO }, Code::Failed, "is ordered");
+    w.fail(
+        &provider,
+        Operation::DeliverOrder { order: oid, delivery_hash: Hash::ZERO },
+        Code::Failed,
+        "is ordered",
+    );
     w.ok(&provider, Operation::AcceptOrder { order: oid });
     let delivery = Hash::digest(b"delivered dataset v1");
     w.ok(&provider, Operation::DeliverOrder { order: oid, delivery_hash: delivery });
     w.fail(&provider, Operation::ConfirmOrder { order: oid }, Code::Failed, "not the party");
     w.ok(&buyer, Operation::ConfirmOrder { order: oid });
     // Settlement is recorded by the operator, never above the price.
-    w.fail(&buyer, Operation::SettleOrder { order: oid, amount: 10_000 }, Code::Denied, "no policy permits settle_order");
+    w.fail(
+        &buyer,
+        Operation::SettleOrder { order: oid, amount: 10_000 },
+        Code::Denied,
+        "no policy permits settle_order",
+    );
     let op = w.operator.clone();
-    w.fail(&op, Operation::SettleOrder { order: oid, amount: 10_001 }, Code::Failed, "exceeds the order price");
+    w.fail(
+        &op,
+        Operation::SettleOrder { order: oid, amount: 10_001 },
+        Code::Failed,
+        "exceeds the order price",
+    );
     let r = w.ok(&op, Operation::SettleOrder { order: oid, amount: 9_500 });
     assert_eq!(r.events_of("order.settled").next().unwrap().get("settlement_amount"), Some("9500"));
     let o: Order = w.get(&keys::order(&oid)).unwrap();
-    assert_eq!((o.status, o.delivery_hash, o.settlement_amount, o.price), (OrderStatus::Settled, Some(delivery), Some(9_500), 10_000));
+    assert_eq!(
+        (o.status, o.delivery_hash, o.settlement_amount, o.price),
+        (OrderStatus::Settled, Some(delivery), Some(9_500), 10_000)
+    );
     w.fail(&buyer, Operation::CancelOrder { order: oid }, Code::Failed, "is settled");
 }
 
@@ -122,7 +223,10 @@ fn cancel_and_dispute_paths() {
     let product = w.list(&provider, 1, ProductConditions::default());
     let place = |w: &mut World| {
         let id = OrderId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
-        w.ok(&buyer, Operation::PlaceOrder { product, grant: None, purpose: String::new(), demand: None });
+        w.ok(
+            &buyer,
+            Operation::PlaceOrder { product, grant: None, purpose: String::new(), demand: None },
+        );
         id
     };
     let o1 = place(&mut w);
@@ -135,9 +239,17 @@ fn cancel_and_dispute_paths() {
     for (settle, expect) in [(Some(1_000), OrderStatus::Settled), (None, OrderStatus::Cancelled)] {
         let o = place(&mut w);
         w.ok(&provider, Operation::AcceptOrder { order: o });
-        w.fail(&buyer, Operation::DisputeOrder { order: o, reason_hash: Hash::ZERO }, Code::Failed, "is accepted");
+        w.fail(
+            &buyer,
+            Operation::DisputeOrder { order: o, reason_hash: Hash::ZERO },
+            Code::Failed,
+            "is accepted",
+        );
         w.ok(&provider, Operation::DeliverOrder { order: o, delivery_hash: Hash::digest(b"d") });
-        w.ok(&buyer, Operation::DisputeOrder { order: o, reason_hash: Hash::digest(b"incomplete") });
+        w.ok(
+            &buyer,
+            Operation::DisputeOrder { order: o, reason_hash: Hash::digest(b"incomplete") },
+        );
         w.fail(&buyer, Operation::CancelOrder { order: o }, Code::Failed, "is disputed");
         w.ok(&op, Operation::ResolveDispute { order: o, settle_amount: settle });
         let got: Order = w.get(&keys::order(&o)).unwrap();
@@ -151,21 +263,53 @@ fn orders_refused_for_delisted_products_barred_buyers_and_unmet_conditions() {
     w.rate(&provider.public(), 4);
     let delisted = w.list(&provider, 1, ProductConditions::default());
     w.ok(&provider, Operation::DelistProduct { product: delisted });
-    w.fail(&buyer, Operation::PlaceOrder { product: delisted, grant: None, purpose: String::new(), demand: None }, Code::Failed, "delisted");
+    w.fail(
+        &buyer,
+        Operation::PlaceOrder {
+            product: delisted,
+            grant: None,
+            purpose: String::new(),
+            demand: None,
+        },
+        Code::Failed,
+        "delisted",
+    );
     let open = w.list(&provider, 1, ProductConditions::default());
-    w.fail(&provider, Operation::PlaceOrder { product: open, grant: None, purpose: String::new(), demand: None }, Code::Failed, "own product");
+    w.fail(
+        &provider,
+        Operation::PlaceOrder { product: open, grant: None, purpose: String::new(), demand: None },
+        Code::Failed,
+        "own product",
+    );
     let a = w.agency().clone();
     w.ok(&a, Operation::Suspend { participant: buyer.public(), reason: "fraud".into() });
-    w.fail(&buyer, Operation::PlaceOrder { product: open, grant: None, purpose: String::new(), demand: None }, Code::Denied, "suspended-denied");
+    w.fail(
+        &buyer,
+        Operation::PlaceOrder { product: open, grant: None, purpose: String::new(), demand: None },
+        Code::Denied,
+        "suspended-denied",
+    );
     w.ok(&a, Operation::Reinstate { participant: buyer.public() });
     // Per-product conditions.
-    let picky = w.list(&provider, 2, ProductConditions { min_consumer_rating: 2, whitelist_only: true, purposes: vec![] });
-    let order = Operation::PlaceOrder { product: picky, grant: None, purpose: String::new(), demand: None };
+    let picky = w.list(
+        &provider,
+        2,
+        ProductConditions { min_consumer_rating: 2, whitelist_only: true, purposes: vec![] },
+    );
+    let order =
+        Operation::PlaceOrder { product: picky, grant: None, purpose: String::new(), demand: None };
     let r = w.fail(&buyer, order.clone(), Code::Denied, "forbidden by");
-    assert_eq!(r.decision.unwrap().determining, ["min-consumer-rating", "whitelist-only-products"], "sorted ids");
+    assert_eq!(
+        r.decision.unwrap().determining,
+        ["min-consumer-rating", "whitelist-only-products"],
+        "sorted ids"
+    );
     w.rate(&buyer.public(), 2);
     let reg = w.regulator.clone();
-    w.ok(&reg, Operation::SetListStatus { participant: buyer.public(), status: ListStatus::Whitelisted });
+    w.ok(
+        &reg,
+        Operation::SetListStatus { participant: buyer.public(), status: ListStatus::Whitelisted },
+    );
     w.ok(&buyer, order);
 }
 
@@ -175,11 +319,21 @@ fn restricted_products_need_a_consumed_grant_per_order() {
     let subject = kp(5);
     w.rate(&provider.public(), 3);
     let product = w.list(&provider, 3, ProductConditions::default());
-    let r = w.fail(&buyer, Operation::PlaceOrder { product, grant: None, purpose: "loan".into(), demand: None }, Code::Denied, "restricted-needs-consumed-grant");
+    let r = w.fail(
+        &buyer,
+        Operation::PlaceOrder { product, grant: None, purpose: "loan".into(), demand: None },
+        Code::Denied,
+        "restricted-needs-consumed-grant",
+    );
     assert_eq!(r.decision.unwrap().determining, ["restricted-needs-consumed-grant"]);
     let g = grant(&subject, 1, &buyer.public(), product, "loan", 100);
     let oid = OrderId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
-    let place = Operation::PlaceOrder { product, grant: Some(GrantRef::Inline(Box::new(g.clone()))), purpose: "loan".into(), demand: None };
+    let place = Operation::PlaceOrder {
+        product,
+        grant: Some(GrantRef::Inline(Box::new(g.clone()))),
+        purpose: "loan".into(),
+        demand: None,
+    };
     let r = w.ok(&buyer, place.clone());
     assert_eq!(r.events_of("grant.consumed").count(), 1);
     let o: Order = w.get(&keys::order(&oid)).unwrap();
@@ -197,8 +351,15 @@ fn life_cycle_attestations_by_the_holder_only() {
     w.rate(&provider.public(), 2);
     let product = w.list(&provider, 2, ProductConditions::default());
     let oid = OrderId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
-    w.ok(&buyer, Operation::PlaceOrder { product, grant: None, purpose: String::new(), demand: None });
-    let attest = |stage, seed: &[u8]| Operation::Attest { target: AttestTarget::Order(oid), stage, hash: Hash::digest(seed) };
+    w.ok(
+        &buyer,
+        Operation::PlaceOrder { product, grant: None, purpose: String::new(), demand: None },
+    );
+    let attest = |stage, seed: &[u8]| Operation::Attest {
+        target: AttestTarget::Order(oid),
+        stage,
+        hash: Hash::digest(seed),
+    };
     w.fail(&buyer, attest(Stage::Processed, b"p"), Code::Failed, "delivered data");
     w.ok(&provider, Operation::AcceptOrder { order: oid });
     w.ok(&provider, Operation::DeliverOrder { order: oid, delivery_hash: Hash::digest(b"d") });
@@ -215,9 +376,21 @@ fn life_cycle_attestations_by_the_holder_only() {
 
     // The use of a grant: its consumer is the holder.
     let g = grant(&subject, 1, &buyer.public(), product, "kyc", 100);
-    let gt = Operation::Attest { target: AttestTarget::Grant(g.grant.id), stage: Stage::Destroyed, hash: Hash::ZERO };
+    let gt = Operation::Attest {
+        target: AttestTarget::Grant(g.grant.id),
+        stage: Stage::Destroyed,
+        hash: Hash::ZERO,
+    };
     w.fail(&buyer, gt.clone(), Code::Failed, "not found");
-    w.ok(&buyer, Operation::UseGrant { grant: GrantRef::Inline(Box::new(g)), product, purpose: "kyc".into(), request_hash: Hash::ZERO });
+    w.ok(
+        &buyer,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(g)),
+            product,
+            purpose: "kyc".into(),
+            request_hash: Hash::ZERO,
+        },
+    );
     w.fail(&provider, gt.clone(), Code::Failed, "only the holder");
     w.ok(&buyer, gt);
 }

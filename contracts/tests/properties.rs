@@ -1,6 +1,8 @@
 //! Invariants: a grant is consumed at most once whatever the transactions and their order;
 //! execution is deterministic.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use common::*;
@@ -37,7 +39,12 @@ fn fixture() -> Fixture {
 fn touch(f: &Fixture, kind: u8) -> (Keypair, Operation) {
     let id = f.grant.grant.id;
     let inline = GrantRef::Inline(Box::new(f.grant.clone()));
-    let use_op = |grant| Operation::UseGrant { grant, product: f.product, purpose: "check".into(), request_hash: Hash::digest(&[kind]) };
+    let use_op = |grant| Operation::UseGrant {
+        grant,
+        product: f.product,
+        purpose: "check".into(),
+        request_hash: Hash::digest(&[kind]),
+    };
     match kind % 9 {
         0 => (f.consumer.clone(), use_op(inline)),
         1 => (f.consumer.clone(), use_op(GrantRef::Id(id))),
@@ -45,8 +52,24 @@ fn touch(f: &Fixture, kind: u8) -> (Keypair, Operation) {
         3 => (f.subject.clone(), Operation::RegisterGrant { grant: Box::new(f.grant.clone()) }),
         4 => (f.subject.clone(), Operation::RevokeGrant { grant: id }),
         5 => (f.other.clone(), Operation::ExpireGrant { grant: id }),
-        6 => (f.consumer.clone(), Operation::PlaceOrder { product: f.product, grant: Some(inline), purpose: "check".into(), demand: None }),
-        7 => (f.consumer.clone(), Operation::PlaceOrder { product: f.product, grant: Some(GrantRef::Id(id)), purpose: "check".into(), demand: None }),
+        6 => (
+            f.consumer.clone(),
+            Operation::PlaceOrder {
+                product: f.product,
+                grant: Some(inline),
+                purpose: "check".into(),
+                demand: None,
+            },
+        ),
+        7 => (
+            f.consumer.clone(),
+            Operation::PlaceOrder {
+                product: f.product,
+                grant: Some(GrantRef::Id(id)),
+                purpose: "check".into(),
+                demand: None,
+            },
+        ),
         _ => (f.other.clone(), Operation::RevokeGrant { grant: id }),
     }
 }
@@ -59,18 +82,20 @@ fn run(f: &Fixture, steps: &[(u8, bool)]) -> (Vec<Receipt>, MemState) {
     let mut block: Vec<Vec<u8>> = Vec::new();
     let mut receipts = Vec::new();
     let mut nonces = std::collections::BTreeMap::new();
-    let flush = |st: &mut MemState, block: &mut Vec<Vec<u8>>, height: u64, receipts: &mut Vec<Receipt>| {
-        let ctx = BlockContext { chain_id: CHAIN.into(), height, time_ms: height };
-        receipts.extend(execute_block(st, &ctx, block));
-        block.clear();
-    };
+    let flush =
+        |st: &mut MemState, block: &mut Vec<Vec<u8>>, height: u64, receipts: &mut Vec<Receipt>| {
+            let ctx = BlockContext { chain_id: CHAIN.into(), height, time_ms: height };
+            receipts.extend(execute_block(st, &ctx, block));
+            block.clear();
+        };
     for (kind, new_block) in steps {
         if *new_block {
             flush(&mut st, &mut block, height, &mut receipts);
             height += 1;
         }
         let (who, op) = touch(f, *kind);
-        let n = nonces.entry(who.public()).or_insert_with(|| next_nonce(&st, &who.public()).unwrap());
+        let n =
+            nonces.entry(who.public()).or_insert_with(|| next_nonce(&st, &who.public()).unwrap());
         block.push(TransactionBody::new(CHAIN, *n, op).sign(&who).encode());
         *n += 1;
     }
@@ -118,13 +143,52 @@ fn same_block_same_result_on_fresh_states() {
     let build = || {
         let f = fixture();
         let mut txs = Vec::new();
-        let mut push = |who: &Keypair, n: u64, op| txs.push(TransactionBody::new(CHAIN, n, op).sign(who).encode());
+        let mut push = |who: &Keypair, n: u64, op| {
+            txs.push(TransactionBody::new(CHAIN, n, op).sign(who).encode())
+        };
         let cn = f.world.nonce(&f.consumer.public());
         let on = f.world.nonce(&f.other.public());
-        push(&f.consumer, cn, Operation::UseGrant { grant: GrantRef::Inline(Box::new(f.grant.clone())), product: f.product, purpose: "check".into(), request_hash: Hash::ZERO });
-        push(&f.consumer, cn + 1, Operation::UseGrant { grant: GrantRef::Id(f.grant.grant.id), product: f.product, purpose: "check".into(), request_hash: Hash::ZERO });
-        push(&f.other, on, Operation::PostDemand { title: "t".into(), domain: "d".into(), budget: 3, description_hash: Hash::ZERO, deadline_height: None });
-        push(&f.other, on + 1, Operation::PlaceOrder { product: f.product, grant: None, purpose: String::new(), demand: None });
+        push(
+            &f.consumer,
+            cn,
+            Operation::UseGrant {
+                grant: GrantRef::Inline(Box::new(f.grant.clone())),
+                product: f.product,
+                purpose: "check".into(),
+                request_hash: Hash::ZERO,
+            },
+        );
+        push(
+            &f.consumer,
+            cn + 1,
+            Operation::UseGrant {
+                grant: GrantRef::Id(f.grant.grant.id),
+                product: f.product,
+                purpose: "check".into(),
+                request_hash: Hash::ZERO,
+            },
+        );
+        push(
+            &f.other,
+            on,
+            Operation::PostDemand {
+                title: "t".into(),
+                domain: "d".into(),
+                budget: 3,
+                description_hash: Hash::ZERO,
+                deadline_height: None,
+            },
+        );
+        push(
+            &f.other,
+            on + 1,
+            Operation::PlaceOrder {
+                product: f.product,
+                grant: None,
+                purpose: String::new(),
+                demand: None,
+            },
+        );
         push(&f.other, on + 5, Operation::CloseDemand { demand: DemandId(Hash::ZERO) });
         txs.push(vec![1, 2, 3]);
         (f, txs)
@@ -142,5 +206,8 @@ fn same_block_same_result_on_fresh_states() {
     assert_eq!(a.root(), b.root());
     assert_eq!(a.root(), c.root());
     let codes: Vec<Code> = ra.iter().map(|r| r.code).collect();
-    assert_eq!(codes, [Code::Ok, Code::Failed, Code::Ok, Code::Denied, Code::Invalid, Code::Undecodable]);
+    assert_eq!(
+        codes,
+        [Code::Ok, Code::Failed, Code::Ok, Code::Denied, Code::Invalid, Code::Undecodable]
+    );
 }

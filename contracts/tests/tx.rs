@@ -1,5 +1,7 @@
 //! The transaction envelope: stateless and stateful checks.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use common::*;
@@ -7,7 +9,13 @@ use dpx_contracts::*;
 use dpx_crypto::{BatchItem, Hash, verify_batch};
 
 fn demand_op() -> Operation {
-    Operation::PostDemand { title: "t".into(), domain: "d".into(), budget: 1, description_hash: Hash::ZERO, deadline_height: None }
+    Operation::PostDemand {
+        title: "t".into(),
+        domain: "d".into(),
+        budget: 1,
+        description_hash: Hash::ZERO,
+        deadline_height: None,
+    }
 }
 
 #[test]
@@ -20,7 +28,10 @@ fn stateless_checks_refuse_bad_envelopes() {
     assert_eq!(tx.signer, a.public());
 
     assert!(matches!(check_stateless(&good, "other-chain"), Err(TxError::WrongChain { .. })));
-    assert!(matches!(check_stateless(&vec![0u8; MAX_TX_BYTES + 1], CHAIN), Err(TxError::TooLarge { .. })));
+    assert!(matches!(
+        check_stateless(&vec![0u8; MAX_TX_BYTES + 1], CHAIN),
+        Err(TxError::TooLarge { .. })
+    ));
     assert!(matches!(check_stateless(b"\xff\xff\xff", CHAIN), Err(TxError::Decode(_))));
     // Signed by one key, claimed by another.
     let mut forged = SignedTransaction::decode(&good).unwrap();
@@ -35,17 +46,24 @@ fn stateless_checks_refuse_bad_envelopes() {
     // Extra bytes give a second encoding of the same transaction: refused.
     let mut padded = good.clone();
     padded.extend_from_slice(&[0x78, 0x00]);
-    assert!(matches!(check_stateless(&padded, CHAIN), Err(TxError::Decode(DecodeError::NotCanonical))));
+    assert!(matches!(
+        check_stateless(&padded, CHAIN),
+        Err(TxError::Decode(DecodeError::NotCanonical))
+    ));
 }
 
 #[test]
 fn batch_verification_path() {
     let w = World::new();
-    let txs: Vec<Vec<u8>> = (0..4u8).map(|i| TransactionBody::new(CHAIN, 0, demand_op()).sign(&kp(i + 1)).encode()).collect();
-    let unverified: Vec<UnverifiedTx> = txs.iter().map(|b| decode_unverified(b, CHAIN).unwrap()).collect();
+    let txs: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| TransactionBody::new(CHAIN, 0, demand_op()).sign(&kp(i + 1)).encode())
+        .collect();
+    let unverified: Vec<UnverifiedTx> =
+        txs.iter().map(|b| decode_unverified(b, CHAIN).unwrap()).collect();
     let items: Vec<BatchItem<'_>> = unverified.iter().map(UnverifiedTx::batch_item).collect();
     assert!(verify_batch(&items).is_ok());
-    let verified: Vec<VerifiedTx> = unverified.into_iter().map(UnverifiedTx::assume_verified).collect();
+    let verified: Vec<VerifiedTx> =
+        unverified.into_iter().map(UnverifiedTx::assume_verified).collect();
     assert_eq!(verified[2], check_stateless(&txs[2], CHAIN).unwrap());
     assert_eq!(verified[0].body.op, demand_op());
     drop(w);
@@ -62,11 +80,20 @@ fn stateful_checks_nonce_expiry_signer() {
         check_stateless(&body.sign(&a).encode(), CHAIN).unwrap()
     };
     assert!(check_stateful(&w.st, &at(n, None), 1).is_ok());
-    assert_eq!(check_stateful(&w.st, &at(n + 1, None), 1), Err(TxError::NonceTooHigh { expected: n, got: n + 1 }));
+    assert_eq!(
+        check_stateful(&w.st, &at(n + 1, None), 1),
+        Err(TxError::NonceTooHigh { expected: n, got: n + 1 })
+    );
     assert!(n > 0);
-    assert_eq!(check_stateful(&w.st, &at(n - 1, None), 1), Err(TxError::NonceTooLow { expected: n, got: n - 1 }));
+    assert_eq!(
+        check_stateful(&w.st, &at(n - 1, None), 1),
+        Err(TxError::NonceTooLow { expected: n, got: n - 1 })
+    );
     assert!(check_stateful(&w.st, &at(n, Some(5)), 5).is_ok());
-    assert_eq!(check_stateful(&w.st, &at(n, Some(5)), 6), Err(TxError::Expired { expiry_height: 5, height: 6 }));
+    assert_eq!(
+        check_stateful(&w.st, &at(n, Some(5)), 6),
+        Err(TxError::Expired { expiry_height: 5, height: 6 })
+    );
     // Execution refuses the same way and changes nothing.
     let before = w.st.clone();
     let ctx = BlockContext { chain_id: CHAIN.into(), height: 6, time_ms: 0 };
@@ -92,7 +119,12 @@ fn failed_transactions_move_only_the_nonce() {
     w.admit(&p, &[Role::Consumer]);
     let n = w.nonce(&p.public());
     // `fail` itself checks that nothing but the nonce changed.
-    let r = w.fail(&p, Operation::ListProduct { spec: spec(1, ProductConditions::default()) }, Code::Denied, "no policy permits");
+    let r = w.fail(
+        &p,
+        Operation::ListProduct { spec: spec(1, ProductConditions::default()) },
+        Code::Denied,
+        "no policy permits",
+    );
     assert_eq!(w.nonce(&p.public()), n + 1);
     assert!(r.events_of("tx.failed").next().is_some());
     assert!(r.events_of("policy.denied").next().is_some());
@@ -101,13 +133,23 @@ fn failed_transactions_move_only_the_nonce() {
 #[test]
 fn genesis_is_validated_and_runs_once() {
     let a = kp(1);
-    let mk = |agencies: Vec<GenesisAgency>, validators: Vec<Validator>, policies: Option<String>| GenesisApp { agencies, validators, policies, params: Params::default() };
+    let mk =
+        |agencies: Vec<GenesisAgency>, validators: Vec<Validator>, policies: Option<String>| {
+            GenesisApp { agencies, validators, policies, params: Params::default() }
+        };
     let ag = || vec![GenesisAgency { name: "a".into(), key: a.public() }];
     let vs = || vec![Validator { key: a.public(), power: 1, name: "v".into() }];
     let mut st = MemState::new();
     assert!(init_genesis(&mut st, CHAIN, &mk(vec![], vs(), None)).is_err());
     assert!(init_genesis(&mut st, CHAIN, &mk(ag(), vec![], None)).is_err());
-    assert!(init_genesis(&mut st, CHAIN, &mk(ag(), vec![Validator { key: a.public(), power: 0, name: "v".into() }], None)).is_err());
+    assert!(
+        init_genesis(
+            &mut st,
+            CHAIN,
+            &mk(ag(), vec![Validator { key: a.public(), power: 0, name: "v".into() }], None)
+        )
+        .is_err()
+    );
     let mut dup = ag();
     dup.extend(ag());
     assert!(init_genesis(&mut st, CHAIN, &mk(dup, vs(), None)).is_err());
@@ -122,7 +164,9 @@ fn genesis_is_validated_and_runs_once() {
     let json = serde_json::to_string(&mk(ag(), vs(), None)).unwrap();
     let back: GenesisApp = serde_json::from_str(&json).unwrap();
     assert_eq!(back, mk(ag(), vs(), None));
-    assert!(serde_json::from_str::<GenesisApp>(&json.replace("\"agencies\"", "\"agencys\"")).is_err());
+    assert!(
+        serde_json::from_str::<GenesisApp>(&json.replace("\"agencies\"", "\"agencys\"")).is_err()
+    );
 }
 
 #[test]
@@ -138,6 +182,10 @@ fn every_stored_value_renders_as_json() {
     }
     assert!(render(b"nope/", b"").is_none());
     // Operations can be written as JSON by a CLI.
-    let op: Operation = serde_json::from_str(&format!(r#"{{"type":"set_rating","participant":"{}","rating":3}}"#, p.public())).unwrap();
+    let op: Operation = serde_json::from_str(&format!(
+        r#"{{"type":"set_rating","participant":"{}","rating":3}}"#,
+        p.public()
+    ))
+    .unwrap();
     assert_eq!(op, Operation::SetRating { participant: p.public(), rating: 3 });
 }

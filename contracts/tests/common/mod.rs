@@ -1,6 +1,6 @@
 //! A small harness: a genesis state with a cast of participants, and helpers that sign,
 //! execute and check transactions with the right nonces.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use dpx_contracts::*;
 use dpx_crypto::{Hash, Keypair, PublicKey};
@@ -32,15 +32,37 @@ impl World {
     pub fn with_agencies(n: u8) -> Self {
         let agencies: Vec<Keypair> = (0..n).map(|i| kp(100 + i)).collect();
         let genesis = GenesisApp {
-            agencies: agencies.iter().enumerate().map(|(i, k)| GenesisAgency { name: format!("agency-{i}"), key: k.public() }).collect(),
-            validators: agencies.iter().enumerate().map(|(i, k)| Validator { key: k.public(), power: 10, name: format!("v{i}") }).collect(),
+            agencies: agencies
+                .iter()
+                .enumerate()
+                .map(|(i, k)| GenesisAgency { name: format!("agency-{i}"), key: k.public() })
+                .collect(),
+            validators: agencies
+                .iter()
+                .enumerate()
+                .map(|(i, k)| Validator { key: k.public(), power: 10, name: format!("v{i}") })
+                .collect(),
             policies: None,
             params: Params::default(),
         };
         let mut st = MemState::new();
         init_genesis(&mut st, CHAIN, &genesis).unwrap();
-        let mut w = Self { st, height: 1, agencies, operator: kp(90), rater: kp(91), regulator: kp(92), auditor: kp(93), receipts: Vec::new() };
-        let cast = [(kp(90), Role::Operator), (kp(91), Role::RatingBody), (kp(92), Role::Regulator), (kp(93), Role::Auditor)];
+        let mut w = Self {
+            st,
+            height: 1,
+            agencies,
+            operator: kp(90),
+            rater: kp(91),
+            regulator: kp(92),
+            auditor: kp(93),
+            receipts: Vec::new(),
+        };
+        let cast = [
+            (kp(90), Role::Operator),
+            (kp(91), Role::RatingBody),
+            (kp(92), Role::Regulator),
+            (kp(93), Role::Auditor),
+        ];
         for (k, role) in cast {
             w.admit(&k, &[role]);
         }
@@ -87,9 +109,19 @@ impl World {
         let before = self.st.clone();
         let r = self.run(who, op);
         assert_eq!(r.code, code, "{name}: {}", r.reason);
-        assert!(r.reason.contains(reason_has), "{name}: reason {:?} lacks {reason_has:?}", r.reason);
+        assert!(
+            r.reason.contains(reason_has),
+            "{name}: reason {:?} lacks {reason_has:?}",
+            r.reason
+        );
         // A failed transaction changes nothing but the signer's nonce.
-        let mut changed: Vec<&Vec<u8>> = self.st.map.iter().filter(|(k, v)| before.map.get(*k) != Some(v)).map(|(k, _)| k).collect();
+        let mut changed: Vec<&Vec<u8>> = self
+            .st
+            .map
+            .iter()
+            .filter(|(k, v)| before.map.get(*k) != Some(v))
+            .map(|(k, _)| k)
+            .collect();
         changed.extend(before.map.keys().filter(|k| !self.st.map.contains_key(*k)));
         let nonce_key = dpx_contracts::keys::nonce(&who.public());
         assert!(changed.iter().all(|k| **k == nonce_key), "{name} failed but changed state");
@@ -103,7 +135,14 @@ impl World {
 
     pub fn admit(&mut self, who: &Keypair, roles: &[Role]) {
         let a = self.agency().clone();
-        self.ok(&a, Operation::Admit { key: who.public(), name: format!("org-{}", &who.public().to_hex()[..6]), roles: roles.to_vec() });
+        self.ok(
+            &a,
+            Operation::Admit {
+                key: who.public(),
+                name: format!("org-{}", &who.public().to_hex()[..6]),
+                roles: roles.to_vec(),
+            },
+        );
     }
 
     pub fn rate(&mut self, who: &PublicKey, rating: u8) {
@@ -112,7 +151,12 @@ impl World {
     }
 
     /// A rated provider lists a product; returns its id.
-    pub fn list(&mut self, provider: &Keypair, grade: u8, conditions: ProductConditions) -> ProductId {
+    pub fn list(
+        &mut self,
+        provider: &Keypair,
+        grade: u8,
+        conditions: ProductConditions,
+    ) -> ProductId {
         let id = ProductId::derive(CHAIN, &provider.public(), self.nonce(&provider.public()));
         self.ok(provider, Operation::ListProduct { spec: spec(grade, conditions) });
         id
@@ -144,7 +188,21 @@ pub fn spec(grade: u8, conditions: ProductConditions) -> ProductSpec {
     }
 }
 
-pub fn grant(subject: &Keypair, id: u8, consumer: &PublicKey, product: ProductId, purpose: &str, expiry_height: u64) -> SignedGrant {
-    Grant { id: GrantId(Hash::digest(&[id])), subject: subject.public(), consumer: *consumer, product, purpose: purpose.into(), expiry_height }
-        .sign(subject, CHAIN)
+pub fn grant(
+    subject: &Keypair,
+    id: u8,
+    consumer: &PublicKey,
+    product: ProductId,
+    purpose: &str,
+    expiry_height: u64,
+) -> SignedGrant {
+    Grant {
+        id: GrantId(Hash::digest(&[id])),
+        subject: subject.public(),
+        consumer: *consumer,
+        product,
+        purpose: purpose.into(),
+        expiry_height,
+    }
+    .sign(subject, CHAIN)
 }
