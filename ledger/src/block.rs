@@ -1,0 +1,234 @@
+//! Block and header types and their canonical protobuf encoding.
+
+use dpx_crypto::{Domain, Hash, PublicKey};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::{LedgerError, merkle, pb};
+
+/// The header of a block. The block id is [`Header::id`].
+///
+/// `state_root` and `prev_receipts_hash` describe the *previous* block's outcome (execution
+/// happens after a block is decided), so a header can be proposed before its own transactions run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub chain_id: String,
+    pub height: u64,
+    pub time_ms: u64,
+    pub proposer: PublicKey,
+    /// Id of the block at `height - 1`; [`Hash::ZERO`] for the first block (height 1).
+    pub parent_id: Hash,
+    /// Hash of the commit certificate of the parent block (defined by consensus, opaque here).
+    pub parent_certificate_hash: Hash,
+    /// [`merkle::root`] of `txs`.
+    pub tx_root: Hash,
+    /// State root after the block at `height - 1` (the genesis root for height 1).
+    pub state_root: Hash,
+    pub validator_set_hash: Hash,
+    /// [`crate::receipts_hash`] of the receipts of the block at `height - 1`.
+    pub prev_receipts_hash: Hash,
+}
+
+/// A block: a header and opaque transactions (each the full signed transaction bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub header: Header,
+    pub txs: Vec<Vec<u8>>,
+}
+
+impl Header {
+    /// Canonical protobuf bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    /// Decode canonical protobuf bytes of at most `max_bytes`.
+    pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Self, LedgerError> {
+        LedgerError::check_len("header", bytes.len(), max_bytes)?;
+        let msg = pb::Header::decode(bytes).map_err(|e| LedgerError::decode("header", e))?;
+        let header = Self::from_pb(msg)?;
+        if header.encode() != bytes {
+            return Err(LedgerError::NonCanonical { what: "header" });
+        }
+        Ok(header)
+    }
+
+    /// The block id: `Hash::of(Domain::HEADER, chain_id, encode())`.
+    pub fn id(&self) -> Hash {
+        Hash::of(Domain::HEADER, &self.chain_id, &self.encode())
+    }
+
+    pub(crate) fn to_pb(&self) -> pb::Header {
+        pb::Header {
+            chain_id: self.chain_id.clone(),
+            height: self.height,
+            time_ms: self.time_ms,
+            proposer: self.proposer.to_bytes().to_vec(),
+            parent_id: self.parent_id.0.to_vec(),
+            parent_certificate_hash: self.parent_certificate_hash.0.to_vec(),
+            tx_root: self.tx_root.0.to_vec(),
+            state_root: self.state_root.0.to_vec(),
+            validator_set_hash: self.validator_set_hash.0.to_vec(),
+            prev_receipts_hash: self.prev_receipts_hash.0.to_vec(),
+        }
+    }
+
+    pub(crate) fn from_pb(m: pb::Header) -> Result<Self, LedgerError> {
+        let proposer =
+            PublicKey::from_bytes(&m.proposer).map_err(|e| LedgerError::decode("proposer", e))?;
+        Ok(Self {
+            chain_id: m.chain_id,
+            height: m.height,
+            time_ms: m.time_ms,
+            proposer,
+            parent_id: hash_field("parent_id", &m.parent_id)?,
+            parent_certificate_hash: hash_field(
+                "parent_certificate_hash",
+                &m.parent_certificate_hash,
+            )?,
+            tx_root: hash_field("tx_root", &m.tx_root)?,
+            state_root: hash_field("state_root", &m.state_root)?,
+            validator_set_hash: hash_field("validator_set_hash", &m.validator_set_hash)?,
+            prev_receipts_hash: hash_field("prev_receipts_hash", &m.prev_receipts_hash)?,
+        })
+    }
+}
+
+impl Block {
+    /// The block id (the header's id).
+    pub fn id(&self) -> Hash {
+        self.header.id()
+    }
+
+    /// Canonical protobuf bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::Block { header: Some(self.header.to_pb()), txs: self.txs.clone() }.encode_to_vec()
+    }
+
+    /// Decode canonical protobuf bytes of at most `max_bytes`.
+    ///
+    /// Only the canonical encoding is accepted, so a block has exactly one byte form and relays
+    /// cannot smuggle unknown fields.
+    pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Self, LedgerError> {
+        LedgerError::check_len("block", bytes.len(), max_bytes)?;
+        let msg = pb::Block::decode(bytes).map_err(|e| LedgerError::decode("block", e))?;
+        let header = msg.header.ok_or_else(|| LedgerError::decode("block", "missing header"))?;
+        let block = Self { header: Header::from_pb(header)?, txs: msg.txs };
+        if block.encode() != bytes {
+            return Err(LedgerError::NonCanonical { what: "block" });
+        }
+        Ok(block)
+    }
+
+    /// Check that the header's `tx_root` is the Merkle root of the transactions.
+    pub fn check_tx_root(&self) -> Result<(), LedgerError> {
+        let found = merkle::root(&self.txs);
+        if found == self.header.tx_root {
+            Ok(())
+        } else {
+            Err(LedgerError::HeaderMismatch {
+                field: "tx_root",
+                expected: found,
+                found: self.header.tx_root,
+            })
+        }
+    }
+
+    /// Hashes of the transactions, in block order (`Hash::digest` of each tx's bytes).
+    pub fn tx_hashes(&self) -> Vec<Hash> {
+        self.txs.iter().map(|tx| Hash::digest(tx)).collect()
+    }
+}
+
+pub(crate) fn hash_field(what: &'static str, bytes: &[u8]) -> Result<Hash, LedgerError> {
+    Hash::from_slice(bytes).map_err(|e| LedgerError::decode(what, e))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use dpx_crypto::Keypair;
+    use proptest::prelude::*;
+
+    pub(crate) fn arb_hash() -> impl Strategy<Value = Hash> {
+        any::<[u8; 32]>().prop_map(Hash)
+    }
+
+    pub(crate) fn arb_block() -> impl Strategy<Value = Block> {
+        (
+            "[a-z0-9-]{0,16}",
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            proptest::array::uniform6(arb_hash()),
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8),
+        )
+            .prop_map(|(chain_id, height, time_ms, seed, h, txs)| Block {
+                header: Header {
+                    chain_id,
+                    height,
+                    time_ms,
+                    proposer: Keypair::from_seed(seed).public(),
+                    parent_id: h[0],
+                    parent_certificate_hash: h[1],
+                    tx_root: h[2],
+                    state_root: h[3],
+                    validator_set_hash: h[4],
+                    prev_receipts_hash: h[5],
+                },
+                txs,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn block_round_trip(block in arb_block()) {
+            let bytes = block.encode();
+            let back = Block::decode(&bytes, bytes.len()).unwrap();
+            prop_assert_eq!(&back, &block);
+            prop_assert_eq!(back.id(), block.id());
+            let hbytes = block.header.encode();
+            prop_assert_eq!(Header::decode(&hbytes, hbytes.len()).unwrap(), block.header.clone());
+            let json = serde_json::to_string(&block).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Block>(&json).unwrap(), block);
+        }
+
+        #[test]
+        fn block_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Block::decode(&bytes, 1024);
+        }
+    }
+
+    #[test]
+    fn decode_checks_size_first() {
+        let block = Block {
+            header: Header {
+                chain_id: "c".into(),
+                height: 1,
+                time_ms: 0,
+                proposer: Keypair::from_seed([1; 32]).public(),
+                parent_id: Hash::ZERO,
+                parent_certificate_hash: Hash::ZERO,
+                tx_root: merkle::root(&[]),
+                state_root: Hash::ZERO,
+                validator_set_hash: Hash::ZERO,
+                prev_receipts_hash: Hash::ZERO,
+            },
+            txs: vec![],
+        };
+        let bytes = block.encode();
+        assert!(matches!(
+            Block::decode(&bytes, bytes.len() - 1),
+            Err(LedgerError::TooLarge { .. })
+        ));
+        block.check_tx_root().unwrap();
+        // A trailing unknown field is refused: only the canonical form decodes.
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0x18, 0x01]);
+        assert!(Block::decode(&longer, 1 << 20).is_err());
+        // Changing any header field changes the id.
+        let mut other = block.clone();
+        other.header.time_ms = 1;
+        assert_ne!(other.id(), block.id());
+    }
+}

@@ -1,0 +1,137 @@
+//! The write overlay a block executes on: reads fall through to the committed state, writes stay
+//! in memory until [`crate::Store::commit_block`] applies them atomically.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::{LedgerError, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+/// A block's state changes: key → new value, or `None` for a deletion. Ordered, so applying it
+/// is deterministic.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Read access to committed state (the store's latest state, or a plain map in tests).
+pub trait StateRead {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError>;
+}
+
+impl StateRead for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.get(key).cloned())
+    }
+}
+
+/// A position in an [`Overlay`]'s history to roll back to (e.g. when one transaction fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Savepoint(usize);
+
+/// A write set layered over committed state.
+pub struct Overlay<'a> {
+    base: &'a dyn StateRead,
+    writes: WriteSet,
+    /// Previous overlay entry of each written key, newest last, so a savepoint can be undone.
+    journal: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+}
+
+impl fmt::Debug for Overlay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Overlay")
+            .field("writes", &self.writes.len())
+            .field("journal", &self.journal.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty overlay over `base`.
+    pub fn new(base: &'a dyn StateRead) -> Self {
+        Self { base, writes: WriteSet::new(), journal: Vec::new() }
+    }
+
+    /// The value of `key` as this overlay sees it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.read(key),
+        }
+    }
+
+    /// Set `key` to `value`. Keys and values are bounded by [`MAX_KEY_BYTES`] and
+    /// [`MAX_VALUE_BYTES`].
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), LedgerError> {
+        LedgerError::check_len("state value", value.len(), MAX_VALUE_BYTES)?;
+        self.set(key, Some(value))
+    }
+
+    /// Delete `key` (a no-op for the state root if it does not exist).
+    pub fn delete(&mut self, key: Vec<u8>) -> Result<(), LedgerError> {
+        self.set(key, None)
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), LedgerError> {
+        LedgerError::check_len("state key", key.len(), MAX_KEY_BYTES)?;
+        let previous = self.writes.insert(key.clone(), value);
+        self.journal.push((key, previous));
+        Ok(())
+    }
+
+    /// Mark the current position.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.journal.len())
+    }
+
+    /// Undo every write made since `sp`.
+    pub fn rollback(&mut self, sp: Savepoint) {
+        while self.journal.len() > sp.0 {
+            let Some((key, previous)) = self.journal.pop() else { break };
+            match previous {
+                Some(v) => self.writes.insert(key, v),
+                None => self.writes.remove(&key),
+            };
+        }
+    }
+
+    /// The pending writes.
+    pub fn writes(&self) -> &WriteSet {
+        &self.writes
+    }
+
+    /// Finish execution: the write set to hand to [`crate::Store::commit_block`].
+    pub fn into_writes(self) -> WriteSet {
+        self.writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_fall_through_and_rollback_restores() {
+        let mut base = BTreeMap::new();
+        base.insert(b"a".to_vec(), b"1".to_vec());
+        let mut o = Overlay::new(&base);
+        assert_eq!(o.get(b"a").unwrap(), Some(b"1".to_vec()));
+        o.put(b"b".to_vec(), b"2".to_vec()).unwrap();
+        let sp = o.savepoint();
+        o.delete(b"a".to_vec()).unwrap();
+        o.put(b"b".to_vec(), b"3".to_vec()).unwrap();
+        o.put(b"c".to_vec(), b"4".to_vec()).unwrap();
+        assert_eq!(o.get(b"a").unwrap(), None);
+        o.rollback(sp);
+        assert_eq!(o.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(o.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(o.get(b"c").unwrap(), None);
+        let w = o.into_writes();
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn oversized_input_is_an_error() {
+        let base = BTreeMap::new();
+        let mut o = Overlay::new(&base);
+        assert!(o.put(vec![0; MAX_KEY_BYTES + 1], vec![]).is_err());
+        assert!(o.put(vec![0], vec![0; MAX_VALUE_BYTES + 1]).is_err());
+        assert!(o.writes().is_empty());
+    }
+}

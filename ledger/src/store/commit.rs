@@ -1,0 +1,249 @@
+//! Genesis and block commit: everything a block changes goes into one synced `WriteBatch`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use dpx_crypto::Hash;
+use jmt::JellyfishMerkleTree;
+use jmt::storage::TreeUpdateBatch;
+use rocksdb::{WriteBatch, WriteOptions};
+
+use super::schema::{
+    CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_NODES, CF_RECEIPTS, CF_ROOTS, CF_STALE,
+    CF_STATE, CF_TX_INDEX, CF_TXS, CF_VALUES, META_GENESIS, META_OLDEST, META_TIP, STALE_NODE,
+    STALE_VALUE, encode_node, encode_value, node_key, pos_key, roots_value, stale_key, u64_key,
+    value_key,
+};
+use super::tree::TreeView;
+use super::{Store, root_hash};
+use crate::{
+    Blake3Hasher, Block, LedgerError, MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteSet, key_hash,
+    receipts_hash,
+};
+
+impl Store {
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), LedgerError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.config.sync_writes);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A poisoned lock only means another commit panicked before writing; the store on disk
+        // is still at a committed block, so carry on.
+        self.commit_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Commit the genesis state (version 0) and return its root. Only once per store.
+    pub fn genesis(&self, writes: WriteSet) -> Result<Hash, LedgerError> {
+        let _guard = self.lock();
+        if self.has_genesis() {
+            return Err(LedgerError::GenesisDone);
+        }
+        check_writes(&writes)?;
+        let view = self.tree_view();
+        let (root, update) = apply_tree(&view, &writes, 0)?;
+        let mut batch = WriteBatch::default();
+        self.stage_tree(&mut batch, &writes, update, 0, None)?;
+        batch.put_cf(self.cf(CF_ROOTS)?, u64_key(0), roots_value(&root, &receipts_hash(&[])));
+        let meta = self.cf(CF_META)?;
+        batch.put_cf(meta, META_TIP, u64_key(0));
+        batch.put_cf(meta, META_OLDEST, u64_key(0));
+        batch.put_cf(meta, META_GENESIS, [1]);
+        self.write(batch)?;
+        self.genesis_done.store(true, Ordering::Release);
+        Ok(root)
+    }
+
+    /// Commit a decided block with its certificate, the write set its execution produced and
+    /// one receipt per transaction; return the new state root.
+    ///
+    /// Checks the block extends the tip (height, chain, parent id, previous state root and
+    /// receipts hash, tx root), then writes the block, certificate, tree nodes, flat state,
+    /// receipts, tx index and new tip as one `WriteBatch` with a synced write-ahead log: after a
+    /// crash the store holds all of it or none of it.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        certificate: &[u8],
+        writes: WriteSet,
+        receipts: Vec<Vec<u8>>,
+    ) -> Result<Hash, LedgerError> {
+        let _guard = self.lock();
+        let height = self.check_extends(block)?;
+        LedgerError::check_len(
+            "certificate",
+            certificate.len(),
+            self.config.max_certificate_bytes,
+        )?;
+        if receipts.len() != block.txs.len() {
+            return Err(LedgerError::ReceiptCount {
+                txs: block.txs.len(),
+                receipts: receipts.len(),
+            });
+        }
+        for r in &receipts {
+            LedgerError::check_len("receipt", r.len(), self.config.max_receipt_bytes)?;
+        }
+        check_writes(&writes)?;
+
+        let view = self.tree_view();
+        let (root, update) = apply_tree(&view, &writes, height)?;
+        let cutoff = self.prune_cutoff(height);
+        let mut batch = WriteBatch::default();
+        self.stage_tree(&mut batch, &writes, update, height, cutoff)?;
+        self.stage_block(&mut batch, block, certificate, &receipts, height, &root)?;
+        if let Some(cutoff) = cutoff {
+            self.stage_prune(&mut batch, cutoff)?;
+        }
+        batch.put_cf(self.cf(CF_META)?, META_TIP, u64_key(height));
+        self.write(batch)?;
+        self.tip.store(height, Ordering::Release);
+        if let Some(cutoff) = cutoff {
+            self.oldest.store(cutoff, Ordering::Release);
+        }
+        Ok(root)
+    }
+
+    /// The height `block` would take; errors unless it extends the tip exactly.
+    fn check_extends(&self, block: &Block) -> Result<u64, LedgerError> {
+        if !self.has_genesis() {
+            return Err(LedgerError::NoGenesis);
+        }
+        let h = &block.header;
+        if h.chain_id != self.chain_id {
+            return Err(LedgerError::BlockChain {
+                expected: self.chain_id.clone(),
+                found: h.chain_id.clone(),
+            });
+        }
+        let tip = self.tip_height();
+        if h.height != tip + 1 {
+            return Err(LedgerError::NotNext { tip, found: h.height });
+        }
+        let parent_id = match self.header(tip)? {
+            Some(parent) => parent.id(),
+            None if tip == 0 => Hash::ZERO,
+            None => return Err(LedgerError::Corrupt(format!("no header at tip {tip}"))),
+        };
+        let (state_root, prev_receipts) = self
+            .roots(tip)?
+            .ok_or_else(|| LedgerError::Corrupt(format!("no roots at tip {tip}")))?;
+        let expect = |field, expected: Hash, found: Hash| {
+            if expected == found {
+                Ok(())
+            } else {
+                Err(LedgerError::HeaderMismatch { field, expected, found })
+            }
+        };
+        expect("parent_id", parent_id, h.parent_id)?;
+        expect("state_root", state_root, h.state_root)?;
+        expect("prev_receipts_hash", prev_receipts, h.prev_receipts_hash)?;
+        block.check_tx_root()?;
+        let size = block.encode().len();
+        LedgerError::check_len("block", size, self.config.max_block_bytes)?;
+        Ok(h.height)
+    }
+
+    /// Tree nodes, versioned values, flat state and stale records for `version`.
+    ///
+    /// Anything going stale at or below `cutoff` is deleted at once instead of recorded.
+    pub(crate) fn stage_tree(
+        &self,
+        batch: &mut WriteBatch,
+        writes: &WriteSet,
+        update: TreeUpdateBatch,
+        version: u64,
+        cutoff: Option<u64>,
+    ) -> Result<(), LedgerError> {
+        let (nodes, values, state, stale) =
+            (self.cf(CF_NODES)?, self.cf(CF_VALUES)?, self.cf(CF_STATE)?, self.cf(CF_STALE)?);
+        let prune_now = cutoff.is_some_and(|c| version <= c);
+        for (key, node) in update.node_batch.nodes() {
+            batch.put_cf(nodes, node_key(key)?, encode_node(node)?);
+        }
+        for s in &update.stale_node_index_batch {
+            let k = node_key(&s.node_key)?;
+            if prune_now {
+                batch.delete_cf(nodes, k);
+            } else {
+                batch.put_cf(stale, stale_key(s.stale_since_version, STALE_NODE, &k), []);
+            }
+        }
+        let view = self.tree_view();
+        for (key, value) in writes {
+            let kh = key_hash(key);
+            if version > 0 {
+                // The entry this write supersedes is needed only by versions below `version`.
+                if let Some((prev, _)) = view.value_at(version - 1, kh)? {
+                    let prev_key = value_key(&kh, prev);
+                    if prune_now {
+                        batch.delete_cf(values, prev_key);
+                    } else {
+                        batch.put_cf(stale, stale_key(version, STALE_VALUE, &prev_key), []);
+                    }
+                }
+            }
+            batch.put_cf(values, value_key(&kh, version), encode_value(key, value.as_deref()));
+            match value {
+                Some(v) => batch.put_cf(state, key, v),
+                None => batch.delete_cf(state, key),
+            }
+        }
+        Ok(())
+    }
+
+    fn stage_block(
+        &self,
+        batch: &mut WriteBatch,
+        block: &Block,
+        certificate: &[u8],
+        receipts: &[Vec<u8>],
+        height: u64,
+        root: &Hash,
+    ) -> Result<(), LedgerError> {
+        let hk = u64_key(height);
+        batch.put_cf(self.cf(CF_HEADERS)?, hk, block.header.encode());
+        batch.put_cf(self.cf(CF_BLOCK_IDS)?, block.id().0, hk);
+        batch.put_cf(self.cf(CF_CERTS)?, hk, certificate);
+        batch.put_cf(self.cf(CF_ROOTS)?, hk, roots_value(root, &receipts_hash(receipts)));
+        let (txs, rcpts, index) = (self.cf(CF_TXS)?, self.cf(CF_RECEIPTS)?, self.cf(CF_TX_INDEX)?);
+        let mut seen = BTreeSet::new();
+        for (i, (tx, receipt)) in block.txs.iter().zip(receipts).enumerate() {
+            let pos = pos_key(height, i as u32);
+            batch.put_cf(txs, pos, tx);
+            batch.put_cf(rcpts, pos, receipt);
+            let tx_hash = Hash::digest(tx);
+            // First inclusion wins: a replayed transaction (rejected by execution) must not
+            // hide where the original was committed.
+            if seen.insert(tx_hash) && self.db.get_pinned_cf(index, tx_hash.0)?.is_none() {
+                batch.put_cf(index, tx_hash.0, pos);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run `writes` through the tree on top of `version - 1`.
+pub(crate) fn apply_tree(
+    view: &TreeView<'_>,
+    writes: &WriteSet,
+    version: u64,
+) -> Result<(Hash, TreeUpdateBatch), LedgerError> {
+    let tree = JellyfishMerkleTree::<_, Blake3Hasher>::new(view);
+    let (root, update) = tree
+        .put_value_set(writes.iter().map(|(k, v)| (key_hash(k), v.clone())), version)
+        .map_err(|e| LedgerError::Tree(e.to_string()))?;
+    Ok((root_hash(root), update))
+}
+
+pub(crate) fn check_writes(writes: &WriteSet) -> Result<(), LedgerError> {
+    for (k, v) in writes {
+        LedgerError::check_len("state key", k.len(), MAX_KEY_BYTES)?;
+        if let Some(v) = v {
+            LedgerError::check_len("state value", v.len(), MAX_VALUE_BYTES)?;
+        }
+    }
+    Ok(())
+}

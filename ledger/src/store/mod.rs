@@ -1,0 +1,376 @@
+//! The RocksDB store: blocks, certificates, receipts, indexes and the versioned state tree.
+
+mod commit;
+mod integrity;
+mod prune;
+pub(crate) mod schema;
+mod snapshot;
+mod tree;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use dpx_crypto::Hash;
+use jmt::{JellyfishMerkleTree, RootHash};
+use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options};
+
+pub use integrity::IntegrityReport;
+use schema::{
+    ALL_CFS, CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_RECEIPTS, CF_ROOTS, CF_STATE,
+    CF_TX_INDEX, CF_TXS, FORMAT_VERSION, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST,
+    META_TIP, pos_key, read_pos, read_roots, read_u64, u64_key,
+};
+use tree::TreeView;
+
+use crate::{
+    Blake3Hasher, Block, Header, LedgerError, StateProof, StateRead, key_hash, state::MAX_KEY_BYTES,
+};
+
+/// Most entries one [`Store::scan_prefix`] call returns.
+pub const MAX_SCAN_LIMIT: usize = 10_000;
+
+/// How a [`Store`] behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Keep this many latest state versions (at least 1); `None` keeps every version.
+    pub retain_versions: Option<u64>,
+    /// Sync the write-ahead log on every commit. Only tests and benchmarks turn this off.
+    pub sync_writes: bool,
+    /// Largest encoded block accepted by [`Store::commit_block`].
+    pub max_block_bytes: usize,
+    /// Largest commit certificate accepted.
+    pub max_certificate_bytes: usize,
+    /// Largest single receipt accepted.
+    pub max_receipt_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            retain_versions: None,
+            sync_writes: true,
+            max_block_bytes: 32 << 20,
+            max_certificate_bytes: 1 << 20,
+            max_receipt_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The ledger's durable store. Cheap reads from any thread; commits are serialised internally.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    chain_id: String,
+    config: StoreConfig,
+    tip: AtomicU64,
+    oldest: AtomicU64,
+    genesis_done: AtomicBool,
+    commit_lock: Mutex<()>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("chain_id", &self.chain_id)
+            .field("tip", &self.tip_height())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Open (or create) the store in `path` for `chain_id`.
+    ///
+    /// Refuses a directory written for another chain or by a newer format version. After a
+    /// crash the store is at the last fully committed block: every commit is one atomic batch.
+    pub fn open(
+        path: impl AsRef<Path>,
+        chain_id: &str,
+        config: StoreConfig,
+    ) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        if config.retain_versions == Some(0) {
+            return Err(LedgerError::Integrity("retain_versions must be at least 1".into()));
+        }
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let db = DB::open_cf(&opts, &path, ALL_CFS)?;
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or_else(|| LedgerError::Corrupt("missing meta column family".into()))?;
+        if let Some(raw) = db.get_cf(meta, META_FORMAT)? {
+            let found = u32::from_be_bytes(
+                raw.as_slice()
+                    .try_into()
+                    .map_err(|_| LedgerError::Corrupt("bad format version".into()))?,
+            );
+            if found > FORMAT_VERSION {
+                return Err(LedgerError::NewerFormat { path, found, supported: FORMAT_VERSION });
+            }
+        }
+        match db.get_cf(meta, META_CHAIN_ID)? {
+            Some(found) if found != chain_id.as_bytes() => {
+                return Err(LedgerError::WrongChain {
+                    path,
+                    expected: chain_id.to_string(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                let mut batch = rocksdb::WriteBatch::default();
+                batch.put_cf(meta, META_CHAIN_ID, chain_id.as_bytes());
+                batch.put_cf(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes());
+                let mut wo = rocksdb::WriteOptions::default();
+                wo.set_sync(true);
+                db.write_opt(batch, &wo)?;
+            }
+        }
+        let tip = db.get_cf(meta, META_TIP)?.map(|b| read_u64(&b)).transpose()?.unwrap_or(0);
+        let oldest = db.get_cf(meta, META_OLDEST)?.map(|b| read_u64(&b)).transpose()?.unwrap_or(0);
+        let genesis_done = db.get_cf(meta, META_GENESIS)?.is_some();
+        Ok(Self {
+            db,
+            path,
+            chain_id: chain_id.to_string(),
+            config,
+            tip: AtomicU64::new(tip),
+            oldest: AtomicU64::new(oldest),
+            genesis_done: AtomicBool::new(genesis_done),
+            commit_lock: Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, LedgerError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| LedgerError::Corrupt(format!("missing column family {name}")))
+    }
+
+    pub(crate) fn tree_view(&self) -> TreeView<'_> {
+        TreeView::new(&self.db)
+    }
+
+    /// The chain this store belongs to.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Height of the last committed block; 0 before the first block (genesis state only).
+    pub fn tip_height(&self) -> u64 {
+        self.tip.load(Ordering::Acquire)
+    }
+
+    /// Oldest state version still readable (moves up with pruning).
+    pub fn oldest_version(&self) -> u64 {
+        self.oldest.load(Ordering::Acquire)
+    }
+
+    /// Whether genesis state (or a snapshot) has been committed.
+    pub fn has_genesis(&self) -> bool {
+        self.genesis_done.load(Ordering::Acquire)
+    }
+
+    /// The header of the block at `height`.
+    pub fn header(&self, height: u64) -> Result<Option<Header>, LedgerError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_HEADERS)?, u64_key(height))?
+            .map(|b| Header::decode(&b, b.len()))
+            .transpose()
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+        let Some(header) = self.header(height)? else { return Ok(None) };
+        let mut txs = Vec::new();
+        let prefix = u64_key(height);
+        let iter =
+            self.db.iterator_cf(self.cf(CF_TXS)?, IteratorMode::From(&prefix, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            txs.push(v.into_vec());
+        }
+        Ok(Some(Block { header, txs }))
+    }
+
+    /// Height of the block with id `id`.
+    pub fn height_of(&self, id: &Hash) -> Result<Option<u64>, LedgerError> {
+        self.db.get_pinned_cf(self.cf(CF_BLOCK_IDS)?, id.0)?.map(|b| read_u64(&b)).transpose()
+    }
+
+    /// The block with id `id`.
+    pub fn block_by_id(&self, id: &Hash) -> Result<Option<Block>, LedgerError> {
+        match self.height_of(id)? {
+            Some(h) => self.block(h),
+            None => Ok(None),
+        }
+    }
+
+    /// The commit certificate stored with the block at `height`.
+    pub fn certificate(&self, height: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.db.get_cf(self.cf(CF_CERTS)?, u64_key(height))?)
+    }
+
+    /// The receipts of the block at `height`, in transaction order (empty if none).
+    pub fn receipts(&self, height: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
+        let prefix = u64_key(height);
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(self.cf(CF_RECEIPTS)?, IteratorMode::From(&prefix, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(v.into_vec());
+        }
+        Ok(out)
+    }
+
+    fn tx_position(&self, tx_hash: &Hash) -> Result<Option<(u64, u32)>, LedgerError> {
+        self.db.get_pinned_cf(self.cf(CF_TX_INDEX)?, tx_hash.0)?.map(|b| read_pos(&b)).transpose()
+    }
+
+    /// The receipt of a transaction: (height, index in block, receipt bytes).
+    pub fn receipt(&self, tx_hash: &Hash) -> Result<Option<(u64, u32, Vec<u8>)>, LedgerError> {
+        let Some((h, i)) = self.tx_position(tx_hash)? else { return Ok(None) };
+        let r = self.db.get_cf(self.cf(CF_RECEIPTS)?, pos_key(h, i))?;
+        Ok(r.map(|r| (h, i, r)))
+    }
+
+    /// A committed transaction: (height, index in block, transaction bytes). A transaction
+    /// included more than once is indexed at its first inclusion.
+    pub fn tx(&self, tx_hash: &Hash) -> Result<Option<(u64, u32, Vec<u8>)>, LedgerError> {
+        let Some((h, i)) = self.tx_position(tx_hash)? else { return Ok(None) };
+        let t = self.db.get_cf(self.cf(CF_TXS)?, pos_key(h, i))?;
+        Ok(t.map(|t| (h, i, t)))
+    }
+
+    fn roots(&self, height: u64) -> Result<Option<(Hash, Hash)>, LedgerError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_ROOTS)?, u64_key(height))?
+            .map(|b| read_roots(&b))
+            .transpose()
+    }
+
+    /// State root after the block at `height` (after genesis for 0).
+    pub fn state_root(&self, height: u64) -> Result<Option<Hash>, LedgerError> {
+        Ok(self.roots(height)?.map(|r| r.0))
+    }
+
+    /// [`crate::receipts_hash`] of the block at `height`'s receipts.
+    pub fn block_receipts_hash(&self, height: u64) -> Result<Option<Hash>, LedgerError> {
+        Ok(self.roots(height)?.map(|r| r.1))
+    }
+
+    fn check_version(&self, version: u64) -> Result<(), LedgerError> {
+        let (oldest, tip) = (self.oldest_version(), self.tip_height());
+        if !self.has_genesis() || version < oldest || version > tip {
+            return Err(LedgerError::VersionUnavailable { version, oldest, tip });
+        }
+        Ok(())
+    }
+
+    /// The value of `key` in the state after block `version` (0 = genesis state).
+    pub fn get(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.check_version(version)?;
+        Ok(self.tree_view().value_at(version, key_hash(key))?.and_then(|(_, v)| v))
+    }
+
+    /// The value of `key` in the latest state.
+    pub fn get_latest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+    }
+
+    /// The value of `key` at `version` with a proof against [`Store::state_root`]`(version)`;
+    /// an exclusion proof when the key holds nothing.
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        version: u64,
+    ) -> Result<(Option<Vec<u8>>, StateProof), LedgerError> {
+        self.check_version(version)?;
+        let view = self.tree_view();
+        let tree = JellyfishMerkleTree::<_, Blake3Hasher>::new(&view);
+        let (value, proof) = tree
+            .get_with_proof(key_hash(key), version)
+            .map_err(|e| LedgerError::Tree(e.to_string()))?;
+        Ok((value, StateProof::from_jmt(&proof)?))
+    }
+
+    /// Up to `limit` (capped at [`MAX_SCAN_LIMIT`]) entries of the latest state whose key starts
+    /// with `prefix`, in key order, starting after `start_after` (for paging).
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LedgerError> {
+        LedgerError::check_len("prefix", prefix.len(), MAX_KEY_BYTES)?;
+        let start = match start_after {
+            Some(after) if after >= prefix => {
+                LedgerError::check_len("start_after", after.len(), MAX_KEY_BYTES)?;
+                // The smallest key strictly greater than `after`.
+                let mut s = after.to_vec();
+                s.push(0);
+                s
+            }
+            _ => prefix.to_vec(),
+        };
+        let limit = limit.min(MAX_SCAN_LIMIT);
+        let mut out = Vec::new();
+        let iter =
+            self.db.iterator_cf(self.cf(CF_STATE)?, IteratorMode::From(&start, Direction::Forward));
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The root the state would have after applying `writes` on top of the tip (nothing is
+    /// written).
+    pub fn compute_root(&self, writes: &crate::WriteSet) -> Result<Hash, LedgerError> {
+        if !self.has_genesis() {
+            return Err(LedgerError::NoGenesis);
+        }
+        let view = self.tree_view();
+        let tree = JellyfishMerkleTree::<_, Blake3Hasher>::new(&view);
+        let (root, _) = tree
+            .put_value_set(
+                writes.iter().map(|(k, v)| (key_hash(k), v.clone())),
+                self.tip_height() + 1,
+            )
+            .map_err(|e| LedgerError::Tree(e.to_string()))?;
+        Ok(root_hash(root))
+    }
+}
+
+impl StateRead for Store {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.get_latest(key)
+    }
+}
+
+pub(crate) fn root_hash(r: RootHash) -> Hash {
+    Hash(r.0)
+}

@@ -1,0 +1,338 @@
+//! Store behaviour: commit checks, reads, indexes, pruning, snapshots, refusal to open.
+
+mod common;
+
+use dpx_crypto::Hash;
+use dpx_ledger::{
+    LedgerError, Overlay, Store, StoreConfig, WriteSet, merkle, receipts_hash, verify_state_proof,
+};
+
+use common::{CHAIN, commit, fast_config, genesis_writes, model_state, next_block, workload};
+
+fn w(pairs: &[(&str, Option<&str>)]) -> WriteSet {
+    pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec()))).collect()
+}
+
+#[test]
+fn blocks_txs_receipts_and_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    assert_eq!(store.tip_height(), 0);
+    let g = store.genesis(w(&[("a", Some("1"))])).unwrap();
+    assert_eq!(store.state_root(0).unwrap(), Some(g));
+    assert!(matches!(store.genesis(WriteSet::new()), Err(LedgerError::GenesisDone)));
+
+    let txs = vec![b"t1".to_vec(), b"t2".to_vec()];
+    let block = next_block(&store, txs.clone());
+    let root = store
+        .commit_block(
+            &block,
+            b"cert-1",
+            w(&[("b", Some("2"))]),
+            vec![b"r1".to_vec(), b"r2".to_vec()],
+        )
+        .unwrap();
+    assert_eq!(store.tip_height(), 1);
+    assert_eq!(store.block(1).unwrap().unwrap(), block);
+    assert_eq!(store.block_by_id(&block.id()).unwrap().unwrap(), block);
+    assert_eq!(store.certificate(1).unwrap().unwrap(), b"cert-1");
+    assert_eq!(store.receipts(1).unwrap(), vec![b"r1".to_vec(), b"r2".to_vec()]);
+    let h2 = Hash::digest(b"t2");
+    assert_eq!(store.tx(&h2).unwrap(), Some((1, 1, b"t2".to_vec())));
+    assert_eq!(store.receipt(&h2).unwrap(), Some((1, 1, b"r2".to_vec())));
+    assert_eq!(store.tx(&Hash::digest(b"nope")).unwrap(), None);
+    assert_eq!(store.state_root(1).unwrap(), Some(root));
+    assert_eq!(
+        store.block_receipts_hash(1).unwrap(),
+        Some(receipts_hash(&[b"r1".to_vec(), b"r2".to_vec()]))
+    );
+    // A receipt is provable against the receipts hash the next header will carry.
+    let p = merkle::prove_receipt(&store.receipts(1).unwrap(), 1).unwrap();
+    assert!(p.verify_receipt(&store.block_receipts_hash(1).unwrap().unwrap(), b"r2"));
+
+    // Versioned reads.
+    assert_eq!(store.get(b"b", 0).unwrap(), None);
+    assert_eq!(store.get(b"b", 1).unwrap(), Some(b"2".to_vec()));
+    assert_eq!(store.get_latest(b"a").unwrap(), Some(b"1".to_vec()));
+    assert!(matches!(store.get(b"a", 2), Err(LedgerError::VersionUnavailable { .. })));
+
+    // A replayed tx stays indexed at its first inclusion.
+    let block2 = next_block(&store, vec![b"t1".to_vec()]);
+    store.commit_block(&block2, b"c2", WriteSet::new(), vec![b"dup".to_vec()]).unwrap();
+    assert_eq!(store.tx(&Hash::digest(b"t1")).unwrap().unwrap().0, 1);
+    assert_eq!(store.verify_integrity().unwrap().tx_index_entries, 2);
+}
+
+#[test]
+fn commit_refuses_blocks_that_do_not_extend_the_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    let early = next_block_without_genesis();
+    assert!(matches!(
+        store.commit_block(&early, b"", WriteSet::new(), vec![]),
+        Err(LedgerError::NoGenesis)
+    ));
+    store.genesis(genesis_writes()).unwrap();
+    commit(&store, vec![b"x".to_vec()], w(&[("k", Some("v"))]));
+
+    let good = next_block(&store, vec![b"y".to_vec()]);
+    let receipts = vec![b"r".to_vec()];
+    let mut bad = good.clone();
+    bad.header.height = 5;
+    assert!(matches!(
+        store.commit_block(&bad, b"", WriteSet::new(), receipts.clone()),
+        Err(LedgerError::NotNext { tip: 1, found: 5 })
+    ));
+    for field in ["parent_id", "state_root", "prev_receipts_hash", "tx_root"] {
+        let mut bad = good.clone();
+        let h = &mut bad.header;
+        *match field {
+            "parent_id" => &mut h.parent_id,
+            "state_root" => &mut h.state_root,
+            "prev_receipts_hash" => &mut h.prev_receipts_hash,
+            _ => &mut h.tx_root,
+        } = Hash([9; 32]);
+        match store.commit_block(&bad, b"", WriteSet::new(), receipts.clone()) {
+            Err(LedgerError::HeaderMismatch { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let mut bad = good.clone();
+    bad.header.chain_id = "other".into();
+    assert!(matches!(
+        store.commit_block(&bad, b"", WriteSet::new(), receipts.clone()),
+        Err(LedgerError::BlockChain { .. })
+    ));
+    assert!(matches!(
+        store.commit_block(&good, b"", WriteSet::new(), vec![]),
+        Err(LedgerError::ReceiptCount { txs: 1, receipts: 0 })
+    ));
+    let huge: WriteSet = [(vec![0; dpx_ledger::MAX_KEY_BYTES + 1], None)].into();
+    assert!(matches!(
+        store.commit_block(&good, b"", huge, receipts.clone()),
+        Err(LedgerError::TooLarge { .. })
+    ));
+    // Nothing of the refused blocks is visible.
+    assert_eq!(store.tip_height(), 1);
+    store.commit_block(&good, b"", WriteSet::new(), receipts).unwrap();
+    store.verify_integrity().unwrap();
+}
+
+fn next_block_without_genesis() -> dpx_ledger::Block {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    s.genesis(WriteSet::new()).unwrap();
+    next_block(&s, vec![])
+}
+
+#[test]
+fn same_history_gives_bit_identical_roots() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s1 = Store::open(d1.path(), CHAIN, fast_config()).unwrap();
+    let s2 =
+        Store::open(d2.path(), CHAIN, StoreConfig { retain_versions: Some(2), ..fast_config() })
+            .unwrap();
+    assert_eq!(s1.genesis(genesis_writes()).unwrap(), s2.genesis(genesis_writes()).unwrap());
+    for h in 1..=20 {
+        let (txs, writes) = workload(h);
+        let predicted = s1.compute_root(&writes).unwrap();
+        let r1 = commit(&s1, txs.clone(), writes.clone());
+        let r2 = commit(&s2, txs, writes);
+        assert_eq!(r1, r2, "height {h}");
+        assert_eq!(r1, predicted, "compute_root at {h}");
+        assert_eq!(s1.block(h).unwrap().unwrap().id(), s2.block(h).unwrap().unwrap().id());
+    }
+    // An empty block keeps the root.
+    let before = s1.state_root(20).unwrap().unwrap();
+    assert_eq!(commit(&s1, vec![], WriteSet::new()), before);
+}
+
+#[test]
+fn overlay_executes_over_latest_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    store.genesis(w(&[("acct/alice", Some("10"))])).unwrap();
+    let mut o = Overlay::new(&store);
+    let bal: u64 =
+        String::from_utf8(o.get(b"acct/alice").unwrap().unwrap()).unwrap().parse().unwrap();
+    o.put(b"acct/alice".to_vec(), (bal - 3).to_string().into_bytes()).unwrap();
+    o.put(b"acct/bob".to_vec(), b"3".to_vec()).unwrap();
+    let sp = o.savepoint();
+    o.delete(b"acct/alice".to_vec()).unwrap();
+    o.rollback(sp);
+    let root = commit(&store, vec![b"pay".to_vec()], o.into_writes());
+    assert_eq!(store.get_latest(b"acct/alice").unwrap(), Some(b"7".to_vec()));
+    let (v, proof) = store.get_with_proof(b"acct/bob", 1).unwrap();
+    verify_state_proof(root, b"acct/bob", v.as_deref(), &proof).unwrap();
+    assert_eq!(v, Some(b"3".to_vec()));
+}
+
+#[test]
+fn scan_prefix_pages_through_latest_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    store.genesis(genesis_writes()).unwrap();
+    commit(&store, vec![], w(&[("obj/007", None), ("other/1", Some("x"))]));
+    let mut all = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = store.scan_prefix(b"obj/", after.as_deref(), 7).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().unwrap().0.clone());
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 49);
+    assert!(all.windows(2).all(|p| p[0].0 < p[1].0));
+    assert!(all.iter().all(|(k, _)| k.starts_with(b"obj/") && k != b"obj/007"));
+    assert_eq!(store.scan_prefix(b"other/", None, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn pruning_keeps_the_window_and_drops_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig { retain_versions: Some(4), ..fast_config() };
+    let store = Store::open(dir.path(), CHAIN, cfg.clone()).unwrap();
+    store.genesis(genesis_writes()).unwrap();
+    for h in 1..=30 {
+        let (txs, writes) = workload(h);
+        commit(&store, txs, writes);
+    }
+    assert_eq!(store.oldest_version(), 27);
+    assert!(matches!(store.get(b"obj/001", 26), Err(LedgerError::VersionUnavailable { .. })));
+    // Every retained version still answers every key with a valid proof.
+    for v in 27..=30 {
+        let root = store.state_root(v).unwrap().unwrap();
+        let model = model_state(v);
+        for i in 0..200 {
+            let key = format!("obj/{i:03}").into_bytes();
+            let (value, proof) = store.get_with_proof(&key, v).unwrap();
+            assert_eq!(value.as_ref(), model.get(&key), "v{v} {i}");
+            verify_state_proof(root, &key, value.as_deref(), &proof).unwrap();
+        }
+    }
+    store.verify_integrity().unwrap();
+    // Blocks stay; only state versions go.
+    assert!(store.block(1).unwrap().is_some());
+    let pruned_nodes = count(dir.path(), "jmt_nodes");
+    let pruned_values = count(dir.path(), "jmt_values");
+    drop(store);
+
+    let full = tempfile::tempdir().unwrap();
+    let store = Store::open(full.path(), CHAIN, fast_config()).unwrap();
+    store.genesis(genesis_writes()).unwrap();
+    for h in 1..=30 {
+        let (txs, writes) = workload(h);
+        commit(&store, txs, writes);
+    }
+    store.prune_to(10).unwrap();
+    assert_eq!(store.oldest_version(), 10);
+    store.verify_integrity().unwrap();
+    drop(store);
+    let (full_nodes, full_values) =
+        (count(full.path(), "jmt_nodes"), count(full.path(), "jmt_values"));
+    assert!(pruned_nodes < full_nodes, "{pruned_nodes} !< {full_nodes}");
+    assert!(pruned_values < full_values, "{pruned_values} !< {full_values}");
+}
+
+fn count(path: &std::path::Path, cf: &str) -> usize {
+    let opts = rocksdb::Options::default();
+    let cfs = rocksdb::DB::list_cf(&opts, path).unwrap();
+    let db = rocksdb::DB::open_cf_for_read_only(&opts, path, cfs, false).unwrap();
+    db.iterator_cf(db.cf_handle(cf).unwrap(), rocksdb::IteratorMode::Start).count()
+}
+
+#[test]
+fn snapshot_round_trip_checks_the_root() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = Store::open(src_dir.path(), CHAIN, fast_config()).unwrap();
+    src.genesis(genesis_writes()).unwrap();
+    for h in 1..=12 {
+        let (txs, writes) = workload(h);
+        commit(&src, txs, writes);
+    }
+    let mut snap = Vec::new();
+    let root = src.export_snapshot(8, &mut snap).unwrap();
+    assert_eq!(Some(root), src.state_root(8).unwrap());
+
+    // A wrong expected root is refused and leaves the store empty.
+    let bad_dir = tempfile::tempdir().unwrap();
+    let bad = Store::open(bad_dir.path(), CHAIN, fast_config()).unwrap();
+    assert!(matches!(
+        bad.import_snapshot(&mut snap.as_slice(), Hash([1; 32])),
+        Err(LedgerError::SnapshotRoot { .. })
+    ));
+    assert!(!bad.has_genesis());
+    // So is a tampered value.
+    let mut tampered = snap.clone();
+    let n = tampered.len();
+    tampered[n - 6] ^= 1;
+    assert!(bad.import_snapshot(&mut tampered.as_slice(), root).is_err());
+    // And a truncated stream.
+    assert!(bad.import_snapshot(&mut &snap[..snap.len() - 3], root).is_err());
+
+    let dst_dir = tempfile::tempdir().unwrap();
+    let dst = Store::open(dst_dir.path(), CHAIN, fast_config()).unwrap();
+    assert_eq!(dst.import_snapshot(&mut snap.as_slice(), root).unwrap(), 8);
+    assert_eq!(dst.tip_height(), 8);
+    assert_eq!(dst.state_root(8).unwrap(), Some(root));
+    let model: Vec<_> = model_state(8).into_iter().collect();
+    assert_eq!(dst.scan_prefix(b"", None, 10_000).unwrap(), model);
+    dst.verify_integrity().unwrap();
+    assert!(matches!(
+        dst.import_snapshot(&mut snap.as_slice(), root),
+        Err(LedgerError::StoreNotEmpty)
+    ));
+    // The imported store carries on exactly like the original.
+    for h in 9..=12 {
+        let (txs, writes) = workload(h);
+        assert_eq!(commit(&dst, txs, writes), src.state_root(h).unwrap().unwrap(), "height {h}");
+        assert_eq!(dst.block(h).unwrap().unwrap().id(), src.block(h).unwrap().unwrap().id());
+    }
+    dst.verify_integrity().unwrap();
+
+    // Genesis-height snapshots work too.
+    let mut snap0 = Vec::new();
+    let root0 = src.export_snapshot(0, &mut snap0).unwrap();
+    let d0 = tempfile::tempdir().unwrap();
+    let s0 = Store::open(d0.path(), CHAIN, fast_config()).unwrap();
+    assert_eq!(s0.import_snapshot(&mut snap0.as_slice(), root0).unwrap(), 0);
+    s0.verify_integrity().unwrap();
+}
+
+#[test]
+fn refuses_other_chain_and_newer_format() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+        store.genesis(WriteSet::new()).unwrap();
+    }
+    let err = Store::open(dir.path(), "other-chain", fast_config()).unwrap_err();
+    assert!(matches!(err, LedgerError::WrongChain { .. }), "{err}");
+    assert!(err.to_string().contains("other-chain"));
+    {
+        let opts = rocksdb::Options::default();
+        let cfs = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), cfs).unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), b"format_version", 99u32.to_be_bytes()).unwrap();
+    }
+    let err = Store::open(dir.path(), CHAIN, fast_config()).unwrap_err();
+    assert!(matches!(err, LedgerError::NewerFormat { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let store = Store::open(dir.path(), CHAIN, StoreConfig::default()).unwrap();
+        store.genesis(genesis_writes()).unwrap();
+        let (txs, writes) = workload(1);
+        commit(&store, txs, writes)
+    };
+    let store = Store::open(dir.path(), CHAIN, StoreConfig::default()).unwrap();
+    assert_eq!(store.tip_height(), 1);
+    assert_eq!(store.state_root(1).unwrap(), Some(root));
+    assert!(store.has_genesis());
+    store.verify_integrity().unwrap();
+}
