@@ -1,0 +1,24 @@
+//! Any stored value under any key prefix renders to JSON or to nothing, never a panic; and so
+//! does any receipt.
+#![no_main]
+
+use dpx_contracts::{Receipt, keys, render};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, value)) = data.split_first() else { return };
+    let prefixes: [&[u8]; 8] = [
+        keys::PREFIX_PARTICIPANT,
+        keys::PREFIX_PRODUCT,
+        keys::PREFIX_ORDER,
+        keys::PREFIX_GRANT,
+        keys::PREFIX_PROPOSAL,
+        keys::PREFIX_ATTESTATION,
+        keys::POLICY_CURRENT,
+        keys::VALIDATORS,
+    ];
+    let _ = render(prefixes[usize::from(selector) % prefixes.len()], value);
+    if let Ok(r) = Receipt::decode(value) {
+        assert_eq!(Receipt::decode(&r.encode()).ok(), Some(r));
+    }
+});
