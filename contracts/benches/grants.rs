@@ -21,7 +21,8 @@ fn kp(i: usize) -> Keypair {
 
 fn run(st: &mut MemState, height: u64, who: &Keypair, op: Operation) {
     let n = next_nonce(st, &who.public()).unwrap();
-    let tx = check_stateless(&TransactionBody::new(CHAIN, n, op).sign(who).encode(), CHAIN).unwrap();
+    let tx =
+        check_stateless(&TransactionBody::new(CHAIN, n, op).sign(who).encode(), CHAIN).unwrap();
     let r = execute(st, &BlockContext { chain_id: CHAIN.into(), height, time_ms: 0 }, &tx);
     assert!(r.is_ok(), "{}", r.reason);
 }
@@ -40,8 +41,18 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
     init_genesis(&mut st, CHAIN, &genesis).unwrap();
     let rater = kp(1001);
     let provider = kp(1002);
-    run(&mut st, 1, &agency, Operation::Admit { key: rater.public(), name: "r".into(), roles: vec![Role::RatingBody] });
-    run(&mut st, 1, &agency, Operation::Admit { key: provider.public(), name: "p".into(), roles: vec![Role::Provider] });
+    run(
+        &mut st,
+        1,
+        &agency,
+        Operation::Admit { key: rater.public(), name: "r".into(), roles: vec![Role::RatingBody] },
+    );
+    run(
+        &mut st,
+        1,
+        &agency,
+        Operation::Admit { key: provider.public(), name: "p".into(), roles: vec![Role::Provider] },
+    );
     run(&mut st, 1, &rater, Operation::SetRating { participant: provider.public(), rating: 3 });
     let product = ProductId::derive(CHAIN, &provider.public(), 0);
     let spec = ProductSpec {
@@ -56,7 +67,12 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
     run(&mut st, 1, &provider, Operation::ListProduct { spec });
     let consumers: Vec<Keypair> = (0..CONSUMERS).map(kp).collect();
     for c in &consumers {
-        run(&mut st, 1, &agency, Operation::Admit { key: c.public(), name: "c".into(), roles: vec![Role::Consumer] });
+        run(
+            &mut st,
+            1,
+            &agency,
+            Operation::Admit { key: c.public(), name: "c".into(), roles: vec![Role::Consumer] },
+        );
     }
     let block = (0..BLOCK_TXS)
         .map(|i| {
@@ -71,7 +87,12 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
                 expiry_height: 100,
             }
             .sign(&subject, CHAIN);
-            let op = Operation::UseGrant { grant: GrantRef::Inline(Box::new(grant)), product, purpose: "hiring".into(), request_hash: Hash::ZERO };
+            let op = Operation::UseGrant {
+                grant: GrantRef::Inline(Box::new(grant)),
+                product,
+                purpose: "hiring".into(),
+                request_hash: Hash::ZERO,
+            };
             TransactionBody::new(CHAIN, (i / CONSUMERS) as u64, op).sign(consumer).encode()
         })
         .collect();
@@ -81,7 +102,8 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
 fn bench(c: &mut Criterion) {
     let (st, block) = setup();
     let ctx = BlockContext { chain_id: CHAIN.into(), height: 2, time_ms: 0 };
-    let verified: Vec<VerifiedTx> = block.iter().map(|b| check_stateless(b, CHAIN).unwrap()).collect();
+    let verified: Vec<VerifiedTx> =
+        block.iter().map(|b| check_stateless(b, CHAIN).unwrap()).collect();
 
     // One plain timed pass, printed, and a check that the block really executes.
     let mut s = st.clone();
@@ -89,7 +111,11 @@ fn bench(c: &mut Criterion) {
     let receipts: Vec<Receipt> = verified.iter().map(|tx| execute(&mut s, &ctx, tx)).collect();
     let secs = t.elapsed().as_secs_f64();
     assert!(receipts.iter().all(Receipt::is_ok), "{:?}", receipts.iter().find(|r| !r.is_ok()));
-    println!("grant-heavy block: {BLOCK_TXS} use_grant txs executed in {:.1} ms = {:.0} tx/s on one core (signatures pre-verified)", secs * 1e3, BLOCK_TXS as f64 / secs);
+    println!(
+        "grant-heavy block: {BLOCK_TXS} use_grant txs executed in {:.1} ms = {:.0} tx/s on one core (signatures pre-verified)",
+        secs * 1e3,
+        BLOCK_TXS as f64 / secs
+    );
 
     let mut g = c.benchmark_group("grant_block");
     g.throughput(Throughput::Elements(BLOCK_TXS as u64));
@@ -107,7 +133,11 @@ fn bench(c: &mut Criterion) {
         );
     });
     g.bench_function("execute_block_with_signature_checks", |b| {
-        b.iter_batched(|| st.clone(), |mut s| black_box(execute_block(&mut s, &ctx, &block)), BatchSize::LargeInput);
+        b.iter_batched(
+            || st.clone(),
+            |mut s| black_box(execute_block(&mut s, &ctx, &block)),
+            BatchSize::LargeInput,
+        );
     });
     g.finish();
 }

@@ -213,7 +213,7 @@ impl Operation {
             }
             Self::Suspend { reason, .. } => text(reason, "reason")?,
             Self::ListProduct { spec } | Self::UpdateProduct { spec, .. } => {
-                spec.validate().map_err(TxError::invalid_op)?
+                spec.validate().map_err(TxError::invalid_op)?;
             }
             Self::PostDemand { title, domain, .. } => {
                 text(title, "title")?;
