@@ -144,7 +144,7 @@ fn same_block_same_result_on_fresh_states() {
         let f = fixture();
         let mut txs = Vec::new();
         let mut push = |who: &Keypair, n: u64, op| {
-            txs.push(TransactionBody::new(CHAIN, n, op).sign(who).encode())
+            txs.push(TransactionBody::new(CHAIN, n, op).sign(who).encode());
         };
         let cn = f.world.nonce(&f.consumer.public());
         let on = f.world.nonce(&f.other.public());
