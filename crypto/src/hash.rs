@@ -150,7 +150,7 @@ impl FromStr for Hash {
             hex::FromHexError::InvalidStringLength | hex::FromHexError::OddLength => {
                 CryptoError::Length { expected: 32, actual: s.len() / 2 }
             }
-            other => CryptoError::Hex(other),
+            other @ hex::FromHexError::InvalidHexCharacter { .. } => CryptoError::Hex(other),
         })?;
         Ok(Self(out))
     }

@@ -1,4 +1,5 @@
-//! `dpx`: the dpx node binary (under construction).
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("dpx node: not built yet")
+//! `dpx`: the dpx node and its command-line tools. See `dpx --help`.
+
+fn main() -> std::process::ExitCode {
+    dpx_node::cli::main()
 }

@@ -70,6 +70,24 @@ impl Store {
         writes: WriteSet,
         receipts: Vec<Vec<u8>>,
     ) -> Result<Hash, LedgerError> {
+        self.commit_block_with_parent_certificate(block, certificate, None, writes, receipts)
+    }
+
+    /// [`Store::commit_block`], also replacing the stored certificate of the parent block with
+    /// `parent_certificate` in the same atomic batch.
+    ///
+    /// Several valid certificates can exist for one block (any > 2/3 subset of precommits).
+    /// The canonical one is the certificate the *next* header commits to
+    /// (`parent_certificate_hash`), known only when that next block commits: the node passes it
+    /// here so the store always holds, below the tip, exactly the certificate the chain names.
+    pub fn commit_block_with_parent_certificate(
+        &self,
+        block: &Block,
+        certificate: &[u8],
+        parent_certificate: Option<&[u8]>,
+        writes: WriteSet,
+        receipts: Vec<Vec<u8>>,
+    ) -> Result<Hash, LedgerError> {
         let _guard = self.lock();
         let height = self.check_extends(block)?;
         LedgerError::check_len(
@@ -94,6 +112,10 @@ impl Store {
         let mut batch = WriteBatch::default();
         self.stage_tree(&mut batch, &writes, update, height, cutoff)?;
         self.stage_block(&mut batch, block, certificate, &receipts, height, &root)?;
+        if let Some(parent) = parent_certificate.filter(|_| height > 1) {
+            LedgerError::check_len("parent certificate", parent.len(), self.config.max_certificate_bytes)?;
+            batch.put_cf(self.cf(CF_CERTS)?, u64_key(height - 1), parent);
+        }
         if let Some(cutoff) = cutoff {
             self.stage_prune(&mut batch, cutoff)?;
         }

@@ -1,0 +1,210 @@
+//! The `dpx` command line.
+//!
+//! Exit codes a script can rely on: 0 success, 1 failure (the message says why), 2 usage error
+//! (from clap), 3 the transaction was committed but refused by the ledger (its receipt says why).
+
+mod audit;
+mod client;
+mod tx;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use dpx_crypto::{Keypair, keyfile};
+
+pub use client::Client;
+
+#[derive(Parser, Debug)]
+#[command(name = "dpx", version, about = "dpx: a permissioned ledger for a regulated data product marketplace")]
+pub struct Cli {
+    /// Output format for results.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a new ed25519 key file (mode 0600).
+    Keygen {
+        /// Where to write the key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Local test networks.
+    Testnet {
+        #[command(subcommand)]
+        cmd: TestnetCmd,
+    },
+    /// Run a node.
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
+    /// Node status (chain, height, validators, peers).
+    Status {
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// A committed block (`latest` or a height).
+    Block {
+        height: String,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// Sign a transaction locally and submit it. `dpx tx --help` lists the operations.
+    Tx(tx::TxArgs),
+    /// Read state objects: `dpx query KIND [ID] [--prove]`.
+    Query {
+        /// participants, products, demands, responses, orders, grants, usage, policies, proposals, accounts, ...
+        kind: String,
+        id: Option<String>,
+        #[arg(long)]
+        prove: bool,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// One-use authorization grants: sign one offline, inspect it, or use it.
+    Grant {
+        #[command(subcommand)]
+        cmd: tx::GrantCmd,
+    },
+    /// Auditors: proofs that verify offline.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCmd,
+    },
+    /// blake3 of standard input (or a file), hex: for terms, deliveries and request hashes.
+    Hash {
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TestnetCmd {
+    /// Write genesis, keys and configs for a local network.
+    Init(crate::testnet::InitArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Start the node in `--home` and run until SIGTERM / SIGINT.
+    Start {
+        #[arg(long, env = "DPX_HOME")]
+        home: PathBuf,
+    },
+}
+
+/// Print `v` as JSON, or `text` for humans.
+pub fn emit(output: Output, v: &Value, text: impl FnOnce() -> String) {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        Output::Text => println!("{}", text()),
+    }
+}
+
+/// The process entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = cli.output;
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if output == Output::Json {
+                println!("{}", json!({ "error": format!("{e:#}") }));
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let out = cli.output;
+    match cli.cmd {
+        Cmd::Keygen { out: path } => {
+            let key = Keypair::generate();
+            keyfile::save(&path, &key)?;
+            emit(out, &json!({ "public_key": key.public(), "path": path }), || {
+                format!("wrote {} (public key {})", path.display(), key.public())
+            });
+        }
+        Cmd::Testnet { cmd: TestnetCmd::Init(args) } => crate::testnet::init(&args, out)?,
+        Cmd::Node { cmd: NodeCmd::Start { home } } => crate::node::run(&home).await?,
+        Cmd::Status { rpc } => {
+            let v = Client::new(&rpc)?.get("/v1/status").await?;
+            emit(out, &v, || {
+                format!(
+                    "chain {}  height {}  block {}  validators {}  peers {}  mempool {}",
+                    v["chain_id"].as_str().unwrap_or("?"),
+                    v["height"],
+                    v["latest_block_id"].as_str().unwrap_or("?"),
+                    v["validators"].as_array().map_or(0, Vec::len),
+                    v["peers"],
+                    v["mempool_txs"],
+                )
+            });
+        }
+        Cmd::Block { height, rpc } => {
+            let v = Client::new(&rpc)?.get(&format!("/v1/blocks/{height}")).await?;
+            emit(out, &v, || serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Cmd::Query { kind, id, prove, limit, after, rpc } => {
+            let c = Client::new(&rpc)?;
+            let v = match id {
+                Some(id) => c.get(&format!("/v1/state/{kind}/{id}?prove={prove}")).await?,
+                None => {
+                    let mut q = format!("/v1/state/{kind}?limit={}", limit.unwrap_or(100));
+                    if let Some(a) = after {
+                        q.push_str(&format!("&after={a}"));
+                    }
+                    c.get(&q).await?
+                }
+            };
+            emit(out, &v, || serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Cmd::Tx(args) => return tx::run(args, out).await,
+        Cmd::Grant { cmd } => return tx::grant(cmd, out).await,
+        Cmd::Audit { cmd } => audit::run(cmd, out).await?,
+        Cmd::Hash { file } => {
+            let bytes = match file {
+                Some(f) => std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?,
+                None => {
+                    let mut b = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                    b
+                }
+            };
+            let h = dpx_crypto::Hash::digest(&bytes);
+            emit(out, &json!({ "hash": h }), || h.to_hex());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Load a key file with a helpful error.
+pub fn load_key(path: &std::path::Path) -> anyhow::Result<Keypair> {
+    keyfile::load(path).with_context(|| format!("loading key {}", path.display()))
+}

@@ -1,0 +1,273 @@
+//! The node's configuration file (`<home>/config.toml`) and home directory layout.
+//!
+//! ```text
+//! <home>/config.toml      this file
+//! <home>/genesis.json     the chain's genesis
+//! <home>/node_key.json    the node's ed25519 key (a validator's is its validator key), mode 0600
+//! <home>/data/ledger/     the RocksDB store
+//! <home>/data/safety.bin  the consensus safety state, written before anything is signed
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// Largest config file we read.
+const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub node: NodeSection,
+    pub p2p: P2pSection,
+    pub rpc: RpcSection,
+    #[serde(default)]
+    pub mempool: MempoolSection,
+    #[serde(default)]
+    pub consensus: ConsensusSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// A human name for logs.
+    pub moniker: String,
+    /// `false` runs a non-validating full node (e.g. an auditor's), even with a validator key.
+    pub validator: bool,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self { moniker: "dpx".into(), validator: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerEntry {
+    /// The peer's ed25519 public key (hex).
+    pub key: String,
+    /// Its libp2p address, e.g. `/ip4/127.0.0.1/tcp/26601`.
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pSection {
+    pub listen: String,
+    #[serde(default)]
+    pub peers: Vec<PeerEntry>,
+    /// Keys of non-validating full nodes (auditors) allowed to connect.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default = "d_frame")]
+    pub max_frame_bytes: usize,
+    #[serde(default = "d_peer_rate")]
+    pub peer_msgs_per_s: u32,
+    #[serde(default = "d_peer_burst")]
+    pub peer_burst: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcSection {
+    pub listen: String,
+    #[serde(default = "d_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "d_ip_rate")]
+    pub per_ip_requests_per_s: u32,
+    #[serde(default = "d_ip_burst")]
+    pub per_ip_burst: u32,
+    #[serde(default = "d_conns")]
+    pub max_concurrent_requests: usize,
+    #[serde(default = "d_req_timeout")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "d_commit_wait")]
+    pub commit_wait_max_ms: u64,
+    #[serde(default = "d_batch")]
+    pub max_batch_txs: usize,
+    #[serde(default = "d_subs")]
+    pub max_subscribers: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolSection {
+    pub max_txs: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        Self { max_txs: 100_000, max_bytes: 128 << 20 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    pub timeout_propose_ms: u64,
+    pub timeout_prevote_ms: u64,
+    pub timeout_precommit_ms: u64,
+    /// Added per round to every timeout.
+    pub timeout_delta_ms: u64,
+    /// With no transactions waiting, propose an (empty) block only this often.
+    pub idle_block_interval_ms: u64,
+    /// Wait this long after a commit for more transactions before proposing.
+    pub min_block_interval_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        Self {
+            timeout_propose_ms: 1000,
+            timeout_prevote_ms: 500,
+            timeout_precommit_ms: 500,
+            timeout_delta_ms: 500,
+            idle_block_interval_ms: 1000,
+            min_block_interval_ms: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Keep only this many past state versions (`None`: keep all).
+    pub retain_versions: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `human` or `json`.
+    pub format: String,
+    /// A `tracing` filter, e.g. `info` or `dpx_node=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { format: "human".into(), level: "info".into() }
+    }
+}
+
+fn d_frame() -> usize {
+    16 << 20
+}
+fn d_peer_rate() -> u32 {
+    2000
+}
+fn d_peer_burst() -> u32 {
+    4000
+}
+fn d_body() -> usize {
+    2 << 20
+}
+fn d_ip_rate() -> u32 {
+    500
+}
+fn d_ip_burst() -> u32 {
+    1000
+}
+fn d_conns() -> usize {
+    512
+}
+fn d_req_timeout() -> u64 {
+    10_000
+}
+fn d_commit_wait() -> u64 {
+    30_000
+}
+fn d_batch() -> usize {
+    1000
+}
+fn d_subs() -> usize {
+    256
+}
+
+impl Config {
+    /// A config with defaults for the given listen addresses.
+    pub fn new(moniker: &str, p2p_listen: String, rpc_listen: String) -> Self {
+        Self {
+            node: NodeSection { moniker: moniker.into(), validator: true },
+            p2p: P2pSection {
+                listen: p2p_listen,
+                peers: Vec::new(),
+                allow: Vec::new(),
+                max_frame_bytes: d_frame(),
+                peer_msgs_per_s: d_peer_rate(),
+                peer_burst: d_peer_burst(),
+            },
+            rpc: RpcSection {
+                listen: rpc_listen,
+                max_body_bytes: d_body(),
+                per_ip_requests_per_s: d_ip_rate(),
+                per_ip_burst: d_ip_burst(),
+                max_concurrent_requests: d_conns(),
+                request_timeout_ms: d_req_timeout(),
+                commit_wait_max_ms: d_commit_wait(),
+                max_batch_txs: d_batch(),
+                max_subscribers: d_subs(),
+            },
+            mempool: MempoolSection::default(),
+            consensus: ConsensusSection::default(),
+            storage: StorageSection::default(),
+            log: LogSection::default(),
+        }
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        anyhow::ensure!(meta.len() <= CONFIG_BYTES_MAX, "{} is too large", path.display());
+        let text = std::fs::read_to_string(path)?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, toml::to_string_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Paths inside a node's home directory.
+#[derive(Debug, Clone)]
+pub struct Home(pub PathBuf);
+
+impl Home {
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+    pub fn genesis(&self) -> PathBuf {
+        self.0.join("genesis.json")
+    }
+    pub fn node_key(&self) -> PathBuf {
+        self.0.join("node_key.json")
+    }
+    pub fn ledger(&self) -> PathBuf {
+        self.0.join("data").join("ledger")
+    }
+    pub fn safety(&self) -> PathBuf {
+        self.0.join("data").join("safety.bin")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_unknown_fields_refused() {
+        let c = Config::new("v0", "/ip4/127.0.0.1/tcp/1".into(), "127.0.0.1:2".into());
+        let text = toml::to_string_pretty(&c).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back.rpc.listen, "127.0.0.1:2");
+        assert!(toml::from_str::<Config>(&format!("{text}\n[bogus]\nx = 1\n")).is_err());
+    }
+}

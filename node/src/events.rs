@@ -1,0 +1,184 @@
+//! Events for subscribers, derived from committed blocks and their receipts.
+//!
+//! Live events and replayed ones (a subscriber resuming from a height) come from the same
+//! function over the same stored data, so a resumed stream is identical to a live one.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use dpx_crypto::Hash;
+use dpx_ledger::Block;
+
+/// One event as sent to subscribers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// `block`, `tx`, `policy_decision`, or a contract event kind (e.g. `grant.consumed`).
+    pub kind: String,
+    pub height: u64,
+    /// Position in the stream: `height.index`, usable as a resume cursor.
+    pub cursor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_hash: Option<Hash>,
+    pub data: Value,
+    /// Participants (hex keys) and products the event concerns, for filtering.
+    #[serde(skip)]
+    pub parties: Vec<String>,
+    #[serde(skip)]
+    pub products: Vec<String>,
+}
+
+/// Everything one committed block produces.
+#[derive(Debug, Clone)]
+pub struct BlockEvents {
+    pub height: u64,
+    pub events: Vec<Event>,
+}
+
+/// Keys whose string values name a participant, or a product, inside receipt JSON.
+const PARTY_FIELDS: &[&str] =
+    &["signer", "participant", "consumer", "provider", "subject", "buyer", "seller", "key", "by"];
+const PRODUCT_FIELDS: &[&str] = &["product", "product_id"];
+
+impl BlockEvents {
+    pub fn new(block: &Block, receipts: &[Vec<u8>]) -> Self {
+        let h = &block.header;
+        let mut events = vec![Event {
+            kind: "block".into(),
+            height: h.height,
+            cursor: format!("{}.0", h.height),
+            tx_hash: None,
+            data: serde_json::json!({
+                "id": block.id(),
+                "time_ms": h.time_ms,
+                "proposer": h.proposer,
+                "txs": block.txs.len(),
+            }),
+            parties: vec![h.proposer.to_hex()],
+            products: Vec::new(),
+        }];
+        for (i, (tx, receipt)) in block.txs.iter().zip(receipts).enumerate() {
+            let hash = Hash::digest(tx);
+            let data = crate::app::receipt_json(receipt);
+            let (mut parties, mut products) = (Vec::new(), Vec::new());
+            collect(&data, &mut parties, &mut products);
+            if let Some(signer) = crate::app::tx_signer(tx) {
+                parties.push(signer);
+            }
+            let seq = |n: usize| format!("{}.{}", h.height, i * 16 + n + 1);
+            events.push(Event {
+                kind: "tx".into(),
+                height: h.height,
+                cursor: seq(0),
+                tx_hash: Some(hash),
+                data: data.clone(),
+                parties: parties.clone(),
+                products: products.clone(),
+            });
+            // Contract events inside the receipt become events of their own kind.
+            if let Some(inner) = data.get("events").and_then(Value::as_array) {
+                for (n, ev) in inner.iter().enumerate().take(15) {
+                    let kind = ev.get("kind").and_then(Value::as_str).unwrap_or("event");
+                    events.push(Event {
+                        kind: kind.to_owned(),
+                        height: h.height,
+                        cursor: seq(n + 1),
+                        tx_hash: Some(hash),
+                        data: ev.clone(),
+                        parties: parties.clone(),
+                        products: products.clone(),
+                    });
+                }
+            }
+            if let Some(d) = data.get("decision").filter(|d| !d.is_null()) {
+                events.push(Event {
+                    kind: "policy_decision".into(),
+                    height: h.height,
+                    cursor: seq(15),
+                    tx_hash: Some(hash),
+                    data: d.clone(),
+                    parties: parties.clone(),
+                    products: products.clone(),
+                });
+            }
+        }
+        Self { height: h.height, events }
+    }
+}
+
+fn collect(v: &Value, parties: &mut Vec<String>, products: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            // Contract event attributes: `{"key": "consumer", "value": "<hex>"}`.
+            if let (Some(Value::String(k)), Some(Value::String(x))) = (m.get("key"), m.get("value")) {
+                if PARTY_FIELDS.contains(&k.as_str()) {
+                    parties.push(x.clone());
+                } else if PRODUCT_FIELDS.contains(&k.as_str()) {
+                    products.push(x.clone());
+                }
+                return;
+            }
+            for (k, x) in m {
+                if let Value::String(s) = x {
+                    if PARTY_FIELDS.contains(&k.as_str()) {
+                        parties.push(s.clone());
+                    } else if PRODUCT_FIELDS.contains(&k.as_str()) {
+                        products.push(s.clone());
+                    }
+                } else {
+                    collect(x, parties, products);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect(x, parties, products)),
+        _ => {}
+    }
+}
+
+/// A subscriber's filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub kinds: Vec<String>,
+    pub participant: Option<String>,
+    pub product: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Event) -> bool {
+        (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == e.kind))
+            && self.participant.as_ref().is_none_or(|p| e.parties.iter().any(|x| x == p))
+            && self.product.as_ref().is_none_or(|p| e.products.iter().any(|x| x == p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collect_finds_parties_and_products_at_any_depth() {
+        let v = serde_json::json!({"events": [{"kind": "grant.consumed", "consumer": "aa",
+            "attrs": [{"key": "product", "value": "p1"}, {"key": "subject", "value": "bb"}]}]});
+        let (mut parties, mut products) = (Vec::new(), Vec::new());
+        collect(&v, &mut parties, &mut products);
+        assert_eq!(parties, vec!["aa", "bb"]);
+        assert_eq!(products, vec!["p1"]);
+    }
+
+    #[test]
+    fn filter_by_kind_party_product() {
+        let e = Event {
+            kind: "tx".into(),
+            height: 1,
+            cursor: "1.1".into(),
+            tx_hash: None,
+            data: Value::Null,
+            parties: vec!["aa".into()],
+            products: vec!["p".into()],
+        };
+        assert!(Filter::default().matches(&e));
+        assert!(Filter { kinds: vec!["tx".into()], ..Filter::default() }.matches(&e));
+        assert!(!Filter { kinds: vec!["block".into()], ..Filter::default() }.matches(&e));
+        assert!(!Filter { participant: Some("bb".into()), ..Filter::default() }.matches(&e));
+        assert!(Filter { product: Some("p".into()), ..Filter::default() }.matches(&e));
+    }
+}

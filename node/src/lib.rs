@@ -1,0 +1,36 @@
+//! `dpx-node`: the `dpx` binary's library — wiring the pure cores into a running validator.
+//!
+//! - [`p2p`]: libp2p (TCP + Noise + Yamux), permissioned full mesh, block sync transport.
+//! - [`mempool`]: bounded, deduplicated, nonce-ordered pending transactions.
+//! - [`driver`]: the consensus driver — feeds `dpx-consensus`, persists the safety state before
+//!   anything it signs leaves, builds and validates blocks, executes decided blocks through
+//!   `dpx-contracts` and commits them through `dpx-ledger`.
+//! - [`rpc`]: the HTTP API (JSON and protobuf), server-sent events, `/metrics`, `/health`.
+//! - [`cli`]: `dpx keygen`, `dpx testnet init`, `dpx node start`, transaction and query commands.
+//!
+//! ```no_run
+//! // What `dpx node start --home DIR` does:
+//! # async fn f() -> anyhow::Result<()> {
+//! dpx_node::node::run(std::path::Path::new("/var/lib/dpx")).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod app;
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod driver;
+pub mod events;
+pub mod mempool;
+pub mod metrics;
+pub mod node;
+pub mod p2p;
+pub mod rpc;
+pub mod safety;
+pub mod testnet;
+
+/// Generated protobuf types of the node's own wire messages (`proto/node.proto`).
+#[allow(clippy::pedantic, missing_debug_implementations)]
+pub mod wire {
+    include!(concat!(env!("OUT_DIR"), "/dpx.node.v1.rs"));
+}

@@ -1,0 +1,251 @@
+//! The mempool: transactions admitted but not yet committed.
+//!
+//! Bounded by count and bytes; deduplicated by transaction hash; one transaction per
+//! (account, nonce). Reaping yields each account's transactions in nonce order, accounts
+//! interleaved by arrival, so a block never holds a nonce gap the proposer created itself.
+//! Signature checks happen before admission (batched, off the async threads): everything in
+//! here has a valid signature.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dpx_crypto::{Hash, PublicKey};
+
+/// One admitted transaction.
+#[derive(Debug, Clone)]
+pub struct PoolTx {
+    pub hash: Hash,
+    pub bytes: Arc<Vec<u8>>,
+    pub signer: PublicKey,
+    pub nonce: u64,
+    pub expiry_height: Option<u64>,
+    pub admitted: Instant,
+}
+
+/// Why a transaction was not admitted or was evicted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    #[error("transaction {0} is already in the mempool")]
+    Duplicate(Hash),
+    #[error("account already has a pending transaction with nonce {nonce}")]
+    NonceTaken { nonce: u64 },
+    #[error("mempool is full ({count} transactions, {bytes} bytes)")]
+    Full { count: usize, bytes: usize },
+}
+
+/// Limits of the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct MempoolLimits {
+    pub max_txs: usize,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Slot {
+    tx: PoolTx,
+    seq: u64,
+}
+
+/// The pool itself; owned by the consensus driver, so no locking inside.
+#[derive(Debug)]
+pub struct Mempool {
+    limits: MempoolLimits,
+    by_hash: BTreeMap<Hash, (PublicKey, u64)>,
+    by_account: BTreeMap<PublicKey, BTreeMap<u64, Slot>>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+impl Mempool {
+    pub fn new(limits: MempoolLimits) -> Self {
+        Self { limits, by_hash: BTreeMap::new(), by_account: BTreeMap::new(), bytes: 0, next_seq: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Admit `tx`, or say why not. Never grows past the limits.
+    pub fn insert(&mut self, tx: PoolTx) -> Result<(), MempoolError> {
+        if self.by_hash.contains_key(&tx.hash) {
+            return Err(MempoolError::Duplicate(tx.hash));
+        }
+        if self.by_account.get(&tx.signer).is_some_and(|m| m.contains_key(&tx.nonce)) {
+            return Err(MempoolError::NonceTaken { nonce: tx.nonce });
+        }
+        if self.len() + 1 > self.limits.max_txs || self.bytes + tx.bytes.len() > self.limits.max_bytes
+        {
+            return Err(MempoolError::Full { count: self.len(), bytes: self.bytes });
+        }
+        self.bytes += tx.bytes.len();
+        self.by_hash.insert(tx.hash, (tx.signer, tx.nonce));
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_account.entry(tx.signer).or_default().insert(tx.nonce, Slot { tx, seq });
+        Ok(())
+    }
+
+    /// Whether the mempool holds every nonce in `from..to` for `signer`.
+    pub fn has_nonces(&self, signer: &PublicKey, from: u64, to: u64) -> bool {
+        let Some(m) = self.by_account.get(signer) else { return from >= to };
+        (to - from) as usize <= m.len() && (from..to).all(|n| m.contains_key(&n))
+    }
+
+    /// Remove one transaction (committed, or evicted by a recheck).
+    pub fn remove(&mut self, hash: &Hash) -> Option<PoolTx> {
+        let (signer, nonce) = self.by_hash.remove(hash)?;
+        let txs = self.by_account.get_mut(&signer)?;
+        let slot = txs.remove(&nonce)?;
+        if txs.is_empty() {
+            self.by_account.remove(&signer);
+        }
+        self.bytes -= slot.tx.bytes.len();
+        Some(slot.tx)
+    }
+
+    /// Up to `max_count` transactions and `max_bytes` bytes for a block: each account's in
+    /// nonce order, accounts interleaved by the arrival of their next transaction.
+    pub fn reap(&self, max_bytes: usize, max_count: usize) -> Vec<PoolTx> {
+        let mut iters: BTreeMap<&PublicKey, std::collections::btree_map::Values<'_, u64, Slot>> =
+            self.by_account.iter().map(|(k, m)| (k, m.values())).collect();
+        let mut heap = BinaryHeap::new();
+        for (k, it) in &mut iters {
+            if let Some(s) = it.next() {
+                heap.push(Reverse((s.seq, *k, s)));
+            }
+        }
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        while let Some(Reverse((_, k, slot))) = heap.pop() {
+            if out.len() >= max_count {
+                break;
+            }
+            if bytes + slot.tx.bytes.len() > max_bytes {
+                // The account's later nonces cannot go without this one: skip the account.
+                continue;
+            }
+            bytes += slot.tx.bytes.len();
+            out.push(slot.tx.clone());
+            if let Some(next) = iters.get_mut(k).and_then(Iterator::next) {
+                heap.push(Reverse((next.seq, k, next)));
+            }
+        }
+        out
+    }
+
+    /// Drop every transaction `still_valid` refuses; returns the evicted with their reasons.
+    pub fn recheck(
+        &mut self,
+        mut still_valid: impl FnMut(&Self, &PoolTx) -> Result<(), String>,
+    ) -> Vec<(Hash, String)> {
+        let mut evicted = Vec::new();
+        for txs in self.by_account.values() {
+            for slot in txs.values() {
+                if let Err(reason) = still_valid(self, &slot.tx) {
+                    evicted.push((slot.tx.hash, reason));
+                }
+            }
+        }
+        for (h, _) in &evicted {
+            self.remove(h);
+        }
+        evicted
+    }
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+    }
+}
+impl Eq for Slot {}
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Slot {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.seq.cmp(&other.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpx_crypto::Keypair;
+
+    fn tx(key: u8, nonce: u64, len: usize) -> PoolTx {
+        let bytes = vec![key; len];
+        let mut b = bytes.clone();
+        b.extend(nonce.to_le_bytes());
+        PoolTx {
+            hash: Hash::digest(&b),
+            bytes: Arc::new(bytes),
+            signer: Keypair::from_seed([key; 32]).public(),
+            nonce,
+            expiry_height: None,
+            admitted: Instant::now(),
+        }
+    }
+
+    fn pool(max_txs: usize, max_bytes: usize) -> Mempool {
+        Mempool::new(MempoolLimits { max_txs, max_bytes })
+    }
+
+    #[test]
+    fn dedup_and_limits() {
+        let mut p = pool(2, 100);
+        let a = tx(1, 0, 10);
+        p.insert(a.clone()).unwrap();
+        assert_eq!(p.insert(a.clone()), Err(MempoolError::Duplicate(a.hash)));
+        assert_eq!(p.insert(tx(1, 0, 11)), Err(MempoolError::NonceTaken { nonce: 0 }));
+        assert!(matches!(p.insert(tx(2, 0, 95)), Err(MempoolError::Full { .. })));
+        p.insert(tx(2, 0, 10)).unwrap();
+        assert!(matches!(p.insert(tx(3, 0, 1)), Err(MempoolError::Full { .. })));
+        assert_eq!((p.len(), p.bytes()), (2, 20));
+        assert!(p.has_nonces(&a.signer, 0, 1));
+        assert!(!p.has_nonces(&a.signer, 0, 2));
+        assert!(p.remove(&a.hash).is_some());
+        assert_eq!((p.len(), p.bytes()), (1, 10));
+    }
+
+    #[test]
+    fn reap_keeps_nonce_order_and_limits() {
+        let mut p = pool(100, 10_000);
+        // Arrival: account 1 nonce 2, account 2 nonce 0, account 1 nonce 1.
+        p.insert(tx(1, 2, 10)).unwrap();
+        p.insert(tx(2, 0, 10)).unwrap();
+        p.insert(tx(1, 1, 10)).unwrap();
+        let got: Vec<(u8, u64)> =
+            p.reap(1000, 100).iter().map(|t| (t.bytes[0], t.nonce)).collect();
+        // Account 1's head is nonce 1 (arrived third), account 2's head arrived second.
+        assert_eq!(got, vec![(2, 0), (1, 1), (1, 2)]);
+        assert_eq!(p.reap(1000, 2).len(), 2);
+        assert_eq!(p.reap(15, 100).len(), 1);
+    }
+
+    #[test]
+    fn recheck_evicts_with_reason() {
+        let mut p = pool(100, 10_000);
+        p.insert(tx(1, 0, 10)).unwrap();
+        p.insert(tx(2, 5, 10)).unwrap();
+        let ev = p.recheck(|_, t| if t.nonce == 5 { Err("stale nonce".into()) } else { Ok(()) });
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].1, "stale nonce");
+        assert_eq!(p.len(), 1);
+    }
+}

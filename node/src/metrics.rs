@@ -1,0 +1,84 @@
+//! Prometheus metrics. Cheap to clone: every field is a shared atomic.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// All node metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub height: Gauge,
+    pub round: Gauge,
+    pub peers: Gauge,
+    pub mempool_txs: Gauge,
+    pub mempool_bytes: Gauge,
+    pub txs_committed: Counter,
+    pub blocks_committed: Counter,
+    pub txs_rejected: Counter,
+    pub block_interval_seconds: Histogram,
+    pub commit_latency_seconds: Histogram,
+    pub p2p_refused: Counter,
+    pub p2p_dropped: Counter,
+    pub p2p_rate_limited: Counter,
+    pub p2p_bad_frames: Counter,
+    pub consensus_rejected: Counter,
+    pub rpc_requests: Counter,
+    pub rpc_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("dpx");
+        macro_rules! reg {
+            ($name:literal, $help:literal, $m:expr) => {{
+                let m = $m;
+                r.register($name, $help, m.clone());
+                m
+            }};
+        }
+        let secs = || Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        Self {
+            height: reg!("height", "Height of the last committed block", Gauge::default()),
+            round: reg!("round", "Current consensus round", Gauge::default()),
+            peers: reg!("peers", "Connected permitted peers", Gauge::default()),
+            mempool_txs: reg!("mempool_txs", "Transactions waiting in the mempool", Gauge::default()),
+            mempool_bytes: reg!("mempool_bytes", "Bytes waiting in the mempool", Gauge::default()),
+            txs_committed: reg!("txs_committed", "Transactions committed", Counter::default()),
+            blocks_committed: reg!("blocks_committed", "Blocks committed", Counter::default()),
+            txs_rejected: reg!("txs_rejected", "Transactions refused at admission", Counter::default()),
+            block_interval_seconds: reg!("block_interval_seconds", "Time between commits", secs()),
+            commit_latency_seconds: reg!(
+                "commit_latency_seconds",
+                "Time from local admission to commit",
+                secs()
+            ),
+            p2p_refused: reg!("p2p_refused", "Connections refused (unknown key)", Counter::default()),
+            p2p_dropped: reg!("p2p_dropped", "Inbound messages dropped (node busy)", Counter::default()),
+            p2p_rate_limited: reg!("p2p_rate_limited", "Inbound messages over a peer's rate", Counter::default()),
+            p2p_bad_frames: reg!("p2p_bad_frames", "Malformed or oversized frames", Counter::default()),
+            consensus_rejected: reg!("consensus_rejected", "Consensus messages rejected", Counter::default()),
+            rpc_requests: reg!("rpc_requests", "RPC requests served", Counter::default()),
+            rpc_errors: reg!("rpc_errors", "RPC requests answered with an error", Counter::default()),
+            registry: Arc::new(r),
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,322 @@
+//! `dpx node start`: load the home directory, open the ledger, start networking, the RPC server
+//! and the consensus driver, and run until SIGTERM or SIGINT.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use dpx_consensus::{ConsensusConfig, SafetyState, TimeoutConfig, ValidatorSet};
+use dpx_crypto::{Hash, PublicKey, keyfile};
+use dpx_genesis::Genesis;
+use dpx_ledger::{Block, Store, StoreConfig};
+use libp2p::PeerId;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use crate::config::{Config, Home};
+use crate::driver::{Driver, DriverMsg, DriverTiming};
+use crate::events::BlockEvents;
+use crate::mempool::{Mempool, MempoolLimits};
+use crate::metrics::Metrics;
+use crate::p2p::{self, NetConfig};
+use crate::safety::SafetyFile;
+
+/// What the RPC shows as node status; written by the driver.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    pub height: u64,
+    pub tip_id: Hash,
+    pub tip_time_ms: u64,
+    pub round: u32,
+    pub validators: Vec<(PublicKey, u64)>,
+    pub mempool_txs: usize,
+}
+
+/// Bounds the driver needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_block_bytes: usize,
+    pub max_relay_batch: usize,
+}
+
+/// Commit waiters per transaction are bounded so a client cannot pile them up.
+const WAITERS_MAX: usize = 100_000;
+/// Evidence kept in memory for the RPC (it is also logged).
+const EVIDENCE_MAX: usize = 1024;
+/// Committed-block events buffered for slow subscribers before they are told they lagged.
+const EVENT_BUFFER: usize = 1024;
+
+/// State shared between the driver, the RPC and the network task.
+#[derive(Debug)]
+pub struct Shared {
+    pub chain_id: String,
+    pub genesis_time_ms: u64,
+    pub genesis: Genesis,
+    pub store: Arc<Store>,
+    pub metrics: Metrics,
+    pub status: RwLock<NodeStatus>,
+    pub limits: Limits,
+    pub driver_tx: mpsc::Sender<DriverMsg>,
+    pub events: broadcast::Sender<Arc<BlockEvents>>,
+    pub config: Config,
+    pub node_key: PublicKey,
+    pub validator: bool,
+    allow: BTreeSet<PeerId>,
+    evidence: Mutex<Vec<Vec<u8>>>,
+    waiters: Mutex<HashMap<Hash, Vec<oneshot::Sender<u64>>>>,
+}
+
+impl Shared {
+    /// Peers allowed to connect: the validator set plus the configured allow-list.
+    pub fn permitted_peers(&self, set: &ValidatorSet) -> BTreeSet<PeerId> {
+        let mut s: BTreeSet<PeerId> = set.validators().iter().map(|v| p2p::peer_id(&v.key)).collect();
+        s.extend(self.allow.iter().copied());
+        s
+    }
+
+    pub fn record_evidence(&self, ev: Vec<u8>) {
+        let mut e = self.evidence.lock();
+        if e.len() < EVIDENCE_MAX {
+            e.push(ev);
+        }
+    }
+
+    pub fn evidence(&self) -> Vec<Vec<u8>> {
+        self.evidence.lock().clone()
+    }
+
+    /// Resolve with the commit height once `tx` commits. `None` if too many are waiting.
+    pub fn wait_commit(&self, tx: Hash) -> Option<oneshot::Receiver<u64>> {
+        let mut w = self.waiters.lock();
+        if w.len() >= WAITERS_MAX {
+            w.retain(|_, v| {
+                v.retain(|s| !s.is_closed());
+                !v.is_empty()
+            });
+            if w.len() >= WAITERS_MAX {
+                return None;
+            }
+        }
+        let (tx_s, rx) = oneshot::channel();
+        w.entry(tx).or_default().push(tx_s);
+        Some(rx)
+    }
+
+    /// Tell subscribers and commit waiters about a committed block.
+    pub fn publish_block(&self, block: &Block, receipts: &[Vec<u8>]) {
+        let height = block.header.height;
+        {
+            let mut w = self.waiters.lock();
+            for tx in &block.txs {
+                if let Some(senders) = w.remove(&Hash::digest(tx)) {
+                    for s in senders {
+                        let _ = s.send(height);
+                    }
+                }
+            }
+        }
+        // No receiver is fine: nobody subscribed.
+        let _ = self.events.send(Arc::new(BlockEvents::new(block, receipts)));
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second init (tests) is harmless.
+    if cfg.log.format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Open the ledger for `genesis`, writing height 0 on first start and checking it afterwards.
+pub fn open_store(home: &Home, genesis: &Genesis, cfg: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(home.ledger()).context("creating the data directory")?;
+    let store = Store::open(
+        home.ledger(),
+        &genesis.chain_id,
+        StoreConfig { retain_versions: cfg.storage.retain_versions, ..StoreConfig::default() },
+    )
+    .context("opening the ledger")?;
+    // The genesis fingerprint is kept beside the ledger: a data directory started from one
+    // genesis is never reused with another.
+    let marker = home.ledger().with_file_name("genesis.hash");
+    let fingerprint = genesis.hash().to_hex();
+    if store.has_genesis() {
+        let stored = std::fs::read_to_string(&marker).context("reading data/genesis.hash")?;
+        if stored.trim() != fingerprint {
+            bail!(
+                "this data directory was initialised from a different genesis ({}, the genesis \
+                 file is {fingerprint}); refusing to start",
+                stored.trim()
+            );
+        }
+    } else {
+        let writes = genesis.initial_writes().context("building the genesis state")?;
+        std::fs::write(&marker, &fingerprint).context("writing data/genesis.hash")?;
+        let root = store.genesis(writes)?;
+        info!(%root, "wrote the genesis state");
+    }
+    Ok(store)
+}
+
+/// Run a node from its home directory until SIGTERM / SIGINT.
+pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
+    let home = Home(home_dir.to_path_buf());
+    let cfg = Config::load(&home.config())?;
+    init_logging(&cfg);
+    let genesis = Genesis::load(&home.genesis())?;
+    let key = keyfile::load(&home.node_key())?;
+    let store = Arc::new(open_store(&home, &genesis, &cfg)?);
+    let metrics = Metrics::new();
+    metrics.height.set(store.tip_height() as i64);
+
+    let validators = crate::app::validator_set(&store, store.tip_height() + 1)?;
+    let in_set = validators.index_of(&key.public()).is_some();
+    let validator = cfg.node.validator && in_set;
+    info!(
+        moniker = %cfg.node.moniker, chain = %genesis.chain_id, key = %key.public(),
+        tip = store.tip_height(), validator, "starting dpx node"
+    );
+    if cfg.node.validator && !in_set {
+        warn!("this node's key is not in the validator set; running as a full node");
+    }
+
+    let allow = cfg
+        .p2p
+        .allow
+        .iter()
+        .map(|k| k.parse::<PublicKey>().map(|k| p2p::peer_id(&k)))
+        .collect::<Result<BTreeSet<_>, _>>()
+        .context("p2p.allow")?;
+    let (driver_tx, driver_rx) = mpsc::channel(4096);
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let max_block_bytes = crate::app::params(&store)?.max_block_bytes;
+    let shared = Arc::new(Shared {
+        chain_id: genesis.chain_id.clone(),
+        genesis_time_ms: genesis.genesis_time_ms,
+        genesis: genesis.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        status: RwLock::new(NodeStatus::default()),
+        limits: Limits { max_block_bytes: max_block_bytes + 4096, max_relay_batch: 10_000 },
+        driver_tx,
+        events,
+        config: cfg.clone(),
+        node_key: key.public(),
+        validator,
+        allow,
+        evidence: Mutex::new(Vec::new()),
+        waiters: Mutex::new(HashMap::new()),
+    });
+
+    // Network.
+    let peers = cfg
+        .p2p
+        .peers
+        .iter()
+        .map(|p| Ok((p.key.parse::<PublicKey>()?, p.addr.parse()?)))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("p2p.peers")?;
+    let net_cfg = NetConfig {
+        listen: cfg.p2p.listen.parse().context("p2p.listen")?,
+        peers,
+        max_frame_bytes: cfg.p2p.max_frame_bytes.max(max_block_bytes + 65_536),
+        peer_msgs_per_s: cfg.p2p.peer_msgs_per_s,
+        peer_burst: cfg.p2p.peer_burst,
+        request_timeout: Duration::from_secs(10),
+    };
+    let (inbound_tx, inbound_rx) = mpsc::channel(8192);
+    let sync_store = store.clone();
+    let sync_server: p2p::SyncServer =
+        Arc::new(move |req| crate::app::serve_sync(&sync_store, req, max_block_bytes));
+    let (net_tx, _local) = p2p::spawn(
+        &key,
+        net_cfg,
+        shared.permitted_peers(&validators),
+        inbound_tx,
+        sync_server,
+        metrics.clone(),
+    )?;
+
+    // RPC.
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let rpc = crate::rpc::serve(shared.clone(), shutdown_rx.clone()).await?;
+
+    // Consensus driver.
+    let persisted = SafetyFile::new(home.safety());
+    let safety_state = match persisted.load()? {
+        Some(bytes) => Some(SafetyState::decode(&bytes).context("decoding the safety state")?),
+        None => None,
+    };
+    let c = &cfg.consensus;
+    let consensus_config = ConsensusConfig {
+        timeouts: TimeoutConfig {
+            propose_ms: c.timeout_propose_ms,
+            propose_delta_ms: c.timeout_delta_ms,
+            prevote_ms: c.timeout_prevote_ms,
+            prevote_delta_ms: c.timeout_delta_ms,
+            precommit_ms: c.timeout_precommit_ms,
+            precommit_delta_ms: c.timeout_delta_ms,
+        },
+        ..ConsensusConfig::default()
+    };
+    let timing = DriverTiming {
+        idle_block_interval: Duration::from_millis(c.idle_block_interval_ms),
+        min_block_interval: Duration::from_millis(c.min_block_interval_ms),
+        rebroadcast: Duration::from_millis(c.timeout_propose_ms.max(500)),
+        max_clock_drift: Duration::from_secs(10),
+    };
+    let mempool = Mempool::new(MempoolLimits {
+        max_txs: cfg.mempool.max_txs,
+        max_bytes: cfg.mempool.max_bytes,
+    });
+    let driver = Driver::new(
+        shared.clone(),
+        validator.then(|| key.clone()),
+        persisted,
+        safety_state,
+        mempool,
+        net_tx,
+        timing,
+        consensus_config,
+    )?;
+    let driver_task = tokio::spawn(driver.run(inbound_rx, driver_rx, shutdown_rx));
+
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    let result = tokio::select! {
+        s = &mut signal => { info!(signal = s, "shutting down"); Ok(()) }
+        r = driver_task => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.context("consensus driver failed")),
+            Err(e) => Err(anyhow::anyhow!("consensus driver panicked: {e}")),
+        },
+    };
+    let _ = shutdown_tx.send(true);
+    // Let the driver finish its current step and the RPC drain.
+    let _ = tokio::time::timeout(Duration::from_secs(5), rpc).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    info!(tip = store.tip_height(), "stopped");
+    result
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,196 @@
+//! The node's HTTP API (axum): transactions, blocks, state with proofs, events, health, metrics.
+//!
+//! Every route sits behind the same limits, all from the config: a body-size cap (413), a
+//! per-IP token bucket (429), a global concurrency cap (503 when saturated) and a request
+//! timeout. Bad input is answered with a JSON error and never reaches the ledger.
+//! The OpenAPI document at `/v1/openapi.json` is built in [`openapi`]; a test keeps it in step
+//! with the router.
+
+mod error;
+mod limit;
+pub mod openapi;
+mod sse;
+mod state;
+mod txs;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+use tracing::info;
+
+use crate::node::Shared;
+pub use error::{ApiError, ApiResult};
+
+type AppState = Arc<Shared>;
+
+/// Every route: (method, path). The OpenAPI test checks the document lists exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/txs"),
+    ("post", "/v1/txs/batch"),
+    ("get", "/v1/txs/{hash}"),
+    ("get", "/v1/blocks/latest"),
+    ("get", "/v1/blocks/{height}"),
+    ("get", "/v1/status"),
+    ("get", "/v1/state/{kind}"),
+    ("get", "/v1/state/{kind}/{id}"),
+    ("get", "/v1/events"),
+    ("get", "/v1/evidence"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/health"),
+    ("get", "/metrics"),
+];
+
+/// The router, without the network listener (tests drive it directly).
+pub fn router(shared: AppState) -> Router {
+    let rpc = &shared.config.rpc;
+    let limiter = Arc::new(limit::IpLimiter::new(rpc.per_ip_requests_per_s, rpc.per_ip_burst));
+    let timeout = Duration::from_millis(rpc.request_timeout_ms.max(rpc.commit_wait_max_ms) + 1000);
+    let api = Router::new()
+        .route("/v1/txs", post(txs::submit))
+        .route("/v1/txs/batch", post(txs::submit_batch))
+        .route("/v1/txs/{hash}", get(txs::status))
+        .route("/v1/blocks/latest", get(latest_block))
+        .route("/v1/blocks/{height}", get(block))
+        .route("/v1/status", get(status))
+        .route("/v1/state/{kind}", get(state::list))
+        .route("/v1/state/{kind}/{id}", get(state::one))
+        .route("/v1/evidence", get(evidence))
+        .route("/v1/openapi.json", get(openapi_doc))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
+                    if e.is::<tower::timeout::error::Elapsed>() {
+                        ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request timed out")
+                    } else {
+                        ApiError::unavailable(format!("server busy: {e}"))
+                    }
+                }))
+                .load_shed()
+                .concurrency_limit(rpc.max_concurrent_requests)
+                .timeout(timeout),
+        );
+    // Event streams are long-lived: outside the request timeout, capped by subscriber count.
+    let events = Router::new().route("/v1/events", get(sse::events));
+    api.merge(events)
+        .layer(axum::middleware::from_fn_with_state(limiter, limit::per_ip))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(rpc.max_body_bytes))
+        .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
+        .with_state(shared)
+}
+
+async fn count_requests(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    s.metrics.rpc_requests.inc();
+    let resp = next.run(req).await;
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        s.metrics.rpc_errors.inc();
+    }
+    resp
+}
+
+/// Bind and serve until `shutdown` flips. Returns the server task.
+pub async fn serve(
+    shared: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr: SocketAddr = shared.config.rpc.listen.parse().context("rpc.listen")?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding RPC on {addr}"))?;
+    info!(%addr, "RPC listening");
+    let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|v| *v).await;
+            })
+            .await;
+    }))
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    let st = s.status.read().clone();
+    let age_ms = crate::driver::now_ms().saturating_sub(st.tip_time_ms);
+    let body = json!({ "status": "ok", "height": st.height, "last_block_age_ms": age_ms });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+}
+
+async fn openapi_doc() -> axum::Json<Value> {
+    axum::Json(openapi::document())
+}
+
+async fn status(State(s): State<AppState>) -> axum::Json<Value> {
+    let st = s.status.read().clone();
+    axum::Json(json!({
+        "chain_id": s.chain_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "moniker": s.config.node.moniker,
+        "node_key": s.node_key,
+        "validator": s.validator,
+        "height": st.height,
+        "latest_block_id": st.tip_id,
+        "latest_block_time_ms": st.tip_time_ms,
+        "round": st.round,
+        "mempool_txs": st.mempool_txs,
+        "peers": s.metrics.peers.get(),
+        "validators": st.validators.iter()
+            .map(|(k, p)| json!({"key": k, "power": p})).collect::<Vec<_>>(),
+    }))
+}
+
+async fn evidence(State(s): State<AppState>) -> axum::Json<Value> {
+    let ev: Vec<String> = s.evidence().iter().map(hex::encode).collect();
+    axum::Json(json!({ "evidence": ev }))
+}
+
+fn block_json(s: &Shared, height: u64) -> ApiResult<Value> {
+    let store = &s.store;
+    let block = store
+        .block(height)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
+    let cert = store.certificate(height).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json!({
+        "height": height,
+        "id": block.id(),
+        "header": block.header,
+        "txs": block.txs.iter().map(|t| json!({
+            "hash": dpx_crypto::Hash::digest(t),
+            "bytes": hex::encode(t),
+            "tx": crate::app::tx_json(t),
+        })).collect::<Vec<_>>(),
+        "certificate": cert.map(hex::encode),
+    }))
+}
+
+async fn block(State(s): State<AppState>, Path(height): Path<String>) -> ApiResult<axum::Json<Value>> {
+    let height: u64 = height
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_height", "height must be a non-negative integer"))?;
+    Ok(axum::Json(block_json(&s, height)?))
+}
+
+async fn latest_block(State(s): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    let tip = s.store.tip_height();
+    Ok(axum::Json(block_json(&s, tip)?))
+}

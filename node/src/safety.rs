@@ -1,0 +1,86 @@
+//! Durable storage of the consensus safety state ("persist before you speak").
+//!
+//! The state is small and rewritten on every step, so it lives in its own file rather than in
+//! the ledger's RocksDB: write a temporary file, fsync it, rename it over the old one, fsync the
+//! directory. A crash at any point leaves either the old or the new state, never a torn one.
+//! The file carries a blake3 checksum so a corrupted file is detected instead of trusted.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use dpx_crypto::Hash;
+
+const MAGIC: &[u8; 8] = b"dpxsafe1";
+/// The safety state is a few hundred bytes; anything larger is not ours.
+const SAFETY_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SafetyFile {
+    path: PathBuf,
+}
+
+impl SafetyFile {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    /// The last stored state, `None` if never written.
+    pub fn load(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let meta = match fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).context("reading the safety state"),
+        };
+        if meta.len() > SAFETY_FILE_BYTES_MAX {
+            bail!("{} is too large to be a safety state", self.path.display());
+        }
+        let bytes = fs::read(&self.path)?;
+        if bytes.len() < MAGIC.len() + 32 || &bytes[..8] != MAGIC {
+            bail!("{} is not a dpx safety state (refusing to start: it could let this validator double-sign)", self.path.display());
+        }
+        let (body, sum) = bytes[8..].split_at(bytes.len() - 8 - 32);
+        if Hash::digest(body).as_bytes() != sum {
+            bail!("{} is corrupted (checksum mismatch); refusing to start", self.path.display());
+        }
+        Ok(Some(body.to_vec()))
+    }
+
+    /// Durably replace the stored state. Returns only once it is on disk.
+    pub fn store(&self, body: &[u8]) -> anyhow::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let mut f = File::create(&tmp).context("creating the safety state")?;
+        f.write_all(MAGIC)?;
+        f.write_all(body)?;
+        f.write_all(Hash::digest(body).as_bytes())?;
+        f.sync_all().context("syncing the safety state")?;
+        fs::rename(&tmp, &self.path)?;
+        sync_dir(self.path.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)?.sync_all().context("syncing the data directory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_load_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = SafetyFile::new(dir.path().join("safety.bin"));
+        assert!(f.load().unwrap().is_none());
+        f.store(b"state-1").unwrap();
+        f.store(b"state-2").unwrap();
+        assert_eq!(f.load().unwrap().unwrap(), b"state-2");
+        let mut raw = fs::read(dir.path().join("safety.bin")).unwrap();
+        raw[9] ^= 1;
+        fs::write(dir.path().join("safety.bin"), &raw).unwrap();
+        assert!(f.load().unwrap_err().to_string().contains("corrupted"));
+        fs::write(dir.path().join("safety.bin"), b"junk").unwrap();
+        assert!(f.load().is_err());
+    }
+}
