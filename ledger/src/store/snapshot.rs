@@ -189,7 +189,10 @@ impl Store {
         batch.put_cf(meta, META_TIP, hk);
         batch.put_cf(meta, META_OLDEST, hk);
         batch.put_cf(meta, META_GENESIS, [1]);
-        batch.put_cf(meta, META_BASE, hk);
+        if height > 0 {
+            // At height 0 the snapshot is simply genesis state; there is no base block.
+            batch.put_cf(meta, META_BASE, hk);
+        }
         self.write(batch)?;
         self.tip.store(height, Ordering::Release);
         self.oldest.store(height, Ordering::Release);
