@@ -82,7 +82,7 @@ for e in v["receipt"]["events"]:
 sys.exit("no attribute " + sys.argv[1])' "$1"; }
 
 for _ in $(seq 1 120); do
-  h=$("$DPX" status --rpc "$RPC" --output json 2>/dev/null | jget height || echo 0)
+  h=$("$DPX" status --rpc "$RPC" --output json 2>/dev/null | jget height 2>/dev/null || echo 0)
   [ "${h:-0}" -ge 1 ] && break
   sleep 0.5
 done

@@ -109,14 +109,12 @@ impl Genesis {
         Ok(())
     }
 
-    /// The validator set of height 1.
+    /// The validator set of height 1, ordered by key as the ledger holds it (the order fixes
+    /// validator indices, the proposer schedule and the set's hash).
     pub fn validator_set(&self) -> Result<ValidatorSet, GenesisError> {
-        let vals = self
-            .app
-            .validators
-            .iter()
-            .map(|v| Validator { key: v.key, power: v.power })
-            .collect();
+        let mut vals: Vec<Validator> =
+            self.app.validators.iter().map(|v| Validator { key: v.key, power: v.power }).collect();
+        vals.sort_by(|a, b| a.key.cmp(&b.key));
         ValidatorSet::new(vals).map_err(|e| GenesisError::Validators(e.to_string()))
     }
 

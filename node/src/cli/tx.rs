@@ -200,7 +200,46 @@ pub async fn submit(
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
-pub async fn run(args: TxArgs, out: Output) -> anyhow::Result<ExitCode> {
+/// The command's own options may also follow the operation's fields (`dpx tx rate --rating 4
+/// --rpc URL`): take them out of the trailing fields.
+fn take_own_options(args: &mut TxArgs, out: &mut Output) -> anyhow::Result<()> {
+    let mut rest = Vec::new();
+    let mut it = std::mem::take(&mut args.fields).into_iter();
+    while let Some(f) = it.next() {
+        let (name, inline) = match f.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (f.clone(), None),
+        };
+        if !matches!(name.as_str(), "--rpc" | "--wait" | "--nonce" | "--expiry-height" | "--key" | "--json" | "--output") {
+            rest.push(f);
+            continue;
+        }
+        let v = match inline {
+            Some(v) => v,
+            None => it.next().with_context(|| format!("{name} needs a value"))?,
+        };
+        match name.as_str() {
+            "--rpc" => args.rpc = v,
+            "--wait" => args.wait = v,
+            "--nonce" => args.nonce = Some(v.parse().context("--nonce")?),
+            "--expiry-height" => args.expiry_height = Some(v.parse().context("--expiry-height")?),
+            "--key" => args.key = v.into(),
+            "--json" => args.json = Some(v),
+            _ => {
+                *out = match v.as_str() {
+                    "json" => Output::Json,
+                    "text" => Output::Text,
+                    other => bail!("--output must be text or json, not {other}"),
+                }
+            }
+        }
+    }
+    args.fields = rest;
+    Ok(())
+}
+
+pub async fn run(mut args: TxArgs, mut out: Output) -> anyhow::Result<ExitCode> {
+    take_own_options(&mut args, &mut out)?;
     let op = build_operation(&args.op, args.json.as_deref(), &args.fields)?;
     submit(&args.rpc, &args.key, op, &args.wait, args.nonce, args.expiry_height, out).await
 }
