@@ -8,9 +8,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dpx_crypto::{Hash, Keypair};
-use dpx_ledger::{
-    Block, Header, Store, StoreConfig, WriteSet, merkle, receipts_hash, verify_state_proof,
-};
+use dpx_ledger::{Block, Header, Store, StoreConfig, WriteSet, merkle, verify_state_proof};
 
 const CHAIN: &str = "dpx-bench";
 
@@ -20,7 +18,7 @@ fn key(i: u64) -> Vec<u8> {
 
 fn next_block(store: &Store, txs: Vec<Vec<u8>>) -> Block {
     let tip = store.tip_height();
-    let parent_id = store.header(tip).unwrap().map_or(Hash::ZERO, |h| h.id());
+    let parent_id = store.header(tip).expect("bench setup").map_or(Hash::ZERO, |h| h.id());
     Block {
         header: Header {
             chain_id: CHAIN.into(),
@@ -30,23 +28,26 @@ fn next_block(store: &Store, txs: Vec<Vec<u8>>) -> Block {
             parent_id,
             parent_certificate_hash: Hash::ZERO,
             tx_root: merkle::root(&txs),
-            state_root: store.state_root(tip).unwrap().unwrap(),
+            state_root: store.state_root(tip).expect("bench setup").expect("bench setup"),
             validator_set_hash: Hash::ZERO,
-            prev_receipts_hash: store.block_receipts_hash(tip).unwrap().unwrap(),
+            prev_receipts_hash: store
+                .block_receipts_hash(tip)
+                .expect("bench setup")
+                .expect("bench setup"),
         },
         txs,
     }
 }
 
 fn seeded_store(dir: &std::path::Path, keys: u64) -> Store {
-    let store = Store::open(dir, CHAIN, StoreConfig::default()).unwrap();
+    let store = Store::open(dir, CHAIN, StoreConfig::default()).expect("bench setup");
     let genesis: WriteSet = (0..keys).map(|i| (key(i), Some(vec![7; 100]))).collect();
-    store.genesis(genesis).unwrap();
+    store.genesis(genesis).expect("bench setup");
     store
 }
 
 fn bench_commit(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("bench setup");
     let store = seeded_store(dir.path(), 10_000);
     let mut round = 0u64;
     c.bench_function("commit_block_1000_writes", |b| {
@@ -71,7 +72,9 @@ fn bench_commit(c: &mut Criterion) {
             },
             |(block, writes)| {
                 let receipts = vec![b"ok".to_vec(); block.txs.len()];
-                black_box(store.commit_block(&block, b"cert", writes, receipts).unwrap())
+                black_box(
+                    store.commit_block(&block, b"cert", writes, receipts).expect("bench setup"),
+                )
             },
             BatchSize::PerIteration,
         );
@@ -79,35 +82,39 @@ fn bench_commit(c: &mut Criterion) {
 }
 
 fn bench_proofs_and_reads(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("bench setup");
     let store = seeded_store(dir.path(), 10_000);
-    let root = store.state_root(0).unwrap().unwrap();
+    let root = store.state_root(0).expect("bench setup").expect("bench setup");
     let mut i = 0u64;
     c.bench_function("state_proof_generate", |b| {
         b.iter(|| {
             i = (i + 7919) % 10_000;
-            black_box(store.get_with_proof(&key(i), 0).unwrap())
+            black_box(store.get_with_proof(&key(i), 0).expect("bench setup"))
         });
     });
     let k = key(4242);
-    let (value, proof) = store.get_with_proof(&k, 0).unwrap();
+    let (value, proof) = store.get_with_proof(&k, 0).expect("bench setup");
     c.bench_function("state_proof_verify", |b| {
-        b.iter(|| verify_state_proof(root, black_box(&k), value.as_deref(), &proof).unwrap());
+        b.iter(|| {
+            verify_state_proof(root, black_box(&k), value.as_deref(), &proof).expect("bench setup");
+        });
     });
-    let (_, absent) = store.get_with_proof(b"absent", 0).unwrap();
+    let (_, absent) = store.get_with_proof(b"absent", 0).expect("bench setup");
     c.bench_function("state_proof_verify_exclusion", |b| {
-        b.iter(|| verify_state_proof(root, black_box(b"absent"), None, &absent).unwrap());
+        b.iter(|| {
+            verify_state_proof(root, black_box(b"absent"), None, &absent).expect("bench setup");
+        });
     });
     c.bench_function("read_at_tip_flat", |b| {
         b.iter(|| {
             i = (i + 7919) % 10_000;
-            black_box(store.get_latest(&key(i)).unwrap())
+            black_box(store.get_latest(&key(i)).expect("bench setup"))
         });
     });
     c.bench_function("read_at_tip_versioned", |b| {
         b.iter(|| {
             i = (i + 7919) % 10_000;
-            black_box(store.get(&key(i), store.tip_height()).unwrap())
+            black_box(store.get(&key(i), store.tip_height()).expect("bench setup"))
         });
     });
 }

@@ -56,6 +56,7 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    #[allow(clippy::needless_pass_by_value)] // takes errors and &str alike, by value for brevity
     pub(crate) fn decode(what: &'static str, reason: impl ToString) -> Self {
         Self::Decode { what, reason: reason.to_string() }
     }

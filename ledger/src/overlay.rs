@@ -21,6 +21,9 @@ impl StateRead for BTreeMap<Vec<u8>, Vec<u8>> {
     }
 }
 
+/// A written key and the overlay entry it replaced (`None`: the key was not in the overlay).
+type JournalEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
+
 /// A position in an [`Overlay`]'s history to roll back to (e.g. when one transaction fails).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Savepoint(usize);
@@ -30,7 +33,7 @@ pub struct Overlay<'a> {
     base: &'a dyn StateRead,
     writes: WriteSet,
     /// Previous overlay entry of each written key, newest last, so a savepoint can be undone.
-    journal: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+    journal: Vec<JournalEntry>,
 }
 
 impl fmt::Debug for Overlay<'_> {

@@ -64,6 +64,28 @@ fn blocks_txs_receipts_and_indexes() {
 }
 
 #[test]
+fn parent_certificate_is_replaced_in_the_same_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    store.genesis(WriteSet::new()).unwrap();
+    commit(&store, vec![], WriteSet::new());
+    assert_eq!(store.certificate(1).unwrap().unwrap(), b"cert-1");
+    let block = next_block(&store, vec![]);
+    store
+        .commit_block_with_parent_certificate(
+            &block,
+            b"c2",
+            Some(b"canonical-1"),
+            WriteSet::new(),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(store.certificate(1).unwrap().unwrap(), b"canonical-1");
+    assert_eq!(store.certificate(2).unwrap().unwrap(), b"c2");
+    store.verify_integrity().unwrap();
+}
+
+#[test]
 fn commit_refuses_blocks_that_do_not_extend_the_tip() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
@@ -119,9 +141,9 @@ fn commit_refuses_blocks_that_do_not_extend_the_tip() {
 }
 
 fn next_block_without_genesis() -> dpx_ledger::Block {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
-    s.genesis(WriteSet::new()).unwrap();
+    let dir = tempfile::tempdir().expect("test setup");
+    let s = Store::open(dir.path(), CHAIN, fast_config()).expect("test setup");
+    s.genesis(WriteSet::new()).expect("test setup");
     next_block(&s, vec![])
 }
 
@@ -238,9 +260,9 @@ fn pruning_keeps_the_window_and_drops_the_rest() {
 
 fn count(path: &std::path::Path, cf: &str) -> usize {
     let opts = rocksdb::Options::default();
-    let cfs = rocksdb::DB::list_cf(&opts, path).unwrap();
-    let db = rocksdb::DB::open_cf_for_read_only(&opts, path, cfs, false).unwrap();
-    db.iterator_cf(db.cf_handle(cf).unwrap(), rocksdb::IteratorMode::Start).count()
+    let cfs = rocksdb::DB::list_cf(&opts, path).expect("test setup");
+    let db = rocksdb::DB::open_cf_for_read_only(&opts, path, cfs, false).expect("test setup");
+    db.iterator_cf(db.cf_handle(cf).expect("test setup"), rocksdb::IteratorMode::Start).count()
 }
 
 #[test]

@@ -36,6 +36,7 @@ impl Store {
     }
 
     /// Commit the genesis state (version 0) and return its root. Only once per store.
+    #[allow(clippy::needless_pass_by_value)] // owns the write set, like `commit_block`
     pub fn genesis(&self, writes: WriteSet) -> Result<Hash, LedgerError> {
         let _guard = self.lock();
         if self.has_genesis() {
@@ -45,7 +46,7 @@ impl Store {
         let view = self.tree_view();
         let (root, update) = apply_tree(&view, &writes, 0)?;
         let mut batch = WriteBatch::default();
-        self.stage_tree(&mut batch, &writes, update, 0, None)?;
+        self.stage_tree(&mut batch, &writes, &update, 0, None)?;
         batch.put_cf(self.cf(CF_ROOTS)?, u64_key(0), roots_value(&root, &receipts_hash(&[])));
         let meta = self.cf(CF_META)?;
         batch.put_cf(meta, META_TIP, u64_key(0));
@@ -63,6 +64,8 @@ impl Store {
     /// receipts hash, tx root), then writes the block, certificate, tree nodes, flat state,
     /// receipts, tx index and new tip as one `WriteBatch` with a synced write-ahead log: after a
     /// crash the store holds all of it or none of it.
+    // Takes the overlay's write set and the receipts by value: they are consumed by the commit.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn commit_block(
         &self,
         block: &Block,
@@ -80,6 +83,7 @@ impl Store {
     /// The canonical one is the certificate the *next* header commits to
     /// (`parent_certificate_hash`), known only when that next block commits: the node passes it
     /// here so the store always holds, below the tip, exactly the certificate the chain names.
+    #[allow(clippy::needless_pass_by_value)] // see `commit_block`
     pub fn commit_block_with_parent_certificate(
         &self,
         block: &Block,
@@ -110,10 +114,14 @@ impl Store {
         let (root, update) = apply_tree(&view, &writes, height)?;
         let cutoff = self.prune_cutoff(height);
         let mut batch = WriteBatch::default();
-        self.stage_tree(&mut batch, &writes, update, height, cutoff)?;
+        self.stage_tree(&mut batch, &writes, &update, height, cutoff)?;
         self.stage_block(&mut batch, block, certificate, &receipts, height, &root)?;
         if let Some(parent) = parent_certificate.filter(|_| height > 1) {
-            LedgerError::check_len("parent certificate", parent.len(), self.config.max_certificate_bytes)?;
+            LedgerError::check_len(
+                "parent certificate",
+                parent.len(),
+                self.config.max_certificate_bytes,
+            )?;
             batch.put_cf(self.cf(CF_CERTS)?, u64_key(height - 1), parent);
         }
         if let Some(cutoff) = cutoff {
@@ -175,7 +183,7 @@ impl Store {
         &self,
         batch: &mut WriteBatch,
         writes: &WriteSet,
-        update: TreeUpdateBatch,
+        update: &TreeUpdateBatch,
         version: u64,
         cutoff: Option<u64>,
     ) -> Result<(), LedgerError> {

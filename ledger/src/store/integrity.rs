@@ -138,10 +138,10 @@ impl Store {
                     return Err(fail(format!("receipts of block {h} do not match")));
                 }
             }
-            if let Some((pid, proot, prh)) = parent {
-                if hd.parent_id != pid || hd.state_root != proot || hd.prev_receipts_hash != prh {
-                    return Err(fail(format!("block {h} does not link to its parent")));
-                }
+            if let Some((pid, proot, prh)) = parent
+                && (hd.parent_id != pid || hd.state_root != proot || hd.prev_receipts_hash != prh)
+            {
+                return Err(fail(format!("block {h} does not link to its parent")));
             }
             parent = Some((block.id(), root, rh));
             checked += 1;

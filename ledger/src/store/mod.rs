@@ -28,6 +28,9 @@ use crate::{
     Blake3Hasher, Block, Header, LedgerError, StateProof, StateRead, key_hash, state::MAX_KEY_BYTES,
 };
 
+/// A state key and its value.
+pub type StateEntry = (Vec<u8>, Vec<u8>);
+
 /// Most entries one [`Store::scan_prefix`] call returns.
 pub const MAX_SCAN_LIMIT: usize = 10_000;
 
@@ -318,7 +321,7 @@ impl Store {
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LedgerError> {
+    ) -> Result<Vec<StateEntry>, LedgerError> {
         LedgerError::check_len("prefix", prefix.len(), MAX_KEY_BYTES)?;
         let start = match start_after {
             Some(after) if after >= prefix => {

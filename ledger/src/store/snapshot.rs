@@ -13,7 +13,6 @@ use dpx_crypto::Hash;
 use prost::Message;
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::Store;
 use super::commit::apply_tree;
 use super::schema::{
     CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_ROOTS, CF_TXS, CF_VALUES, FORMAT_VERSION,
@@ -21,6 +20,7 @@ use super::schema::{
     roots_value, u64_key,
 };
 use super::tree::TreeView;
+use super::{StateEntry, Store};
 use crate::{Block, LedgerError, MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteSet, block::hash_field, pb};
 
 const MAGIC: &[u8; 8] = b"DPXSNAP1";
@@ -76,8 +76,8 @@ impl Store {
         out.write_all(&header)?;
 
         // Entries are sorted by key hash, then version: keep the last one at or below `height`.
-        let mut current: Option<(jmt::KeyHash, Option<(Vec<u8>, Vec<u8>)>)> = None;
-        let mut emit = |entry: Option<(Vec<u8>, Vec<u8>)>| -> Result<(), LedgerError> {
+        let mut current: Option<(jmt::KeyHash, Option<StateEntry>)> = None;
+        let mut emit = |entry: Option<StateEntry>| -> Result<(), LedgerError> {
             if let Some((k, v)) = entry {
                 put_u32(out, k.len() as u32)?;
                 out.write_all(&k)?;
@@ -174,7 +174,7 @@ impl Store {
             return Err(LedgerError::SnapshotRoot { expected: expected_root, found: root });
         }
         let mut batch = WriteBatch::default();
-        self.stage_tree(&mut batch, &writes, update, height, None)?;
+        self.stage_tree(&mut batch, &writes, &update, height, None)?;
         let hk = u64_key(height);
         batch.put_cf(self.cf(CF_ROOTS)?, hk, roots_value(&root, &receipts));
         if let Some(b) = &block {

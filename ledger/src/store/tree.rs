@@ -7,6 +7,9 @@ use rocksdb::DB;
 use super::schema::{CF_NODES, CF_VALUES, decode_node, decode_value, node_key, value_key};
 use crate::LedgerError;
 
+/// The version of a value entry and the value (`None`: deleted at that version).
+pub(crate) type VersionedValue = (Version, Option<Vec<u8>>);
+
 /// Reads tree nodes and versioned values from the store.
 pub(crate) struct TreeView<'a> {
     pub db: &'a DB,
@@ -32,7 +35,7 @@ impl<'a> TreeView<'a> {
         &self,
         max_version: Version,
         key_hash: KeyHash,
-    ) -> Result<Option<(Version, Option<Vec<u8>>)>, LedgerError> {
+    ) -> Result<Option<VersionedValue>, LedgerError> {
         let mut it = self.db.raw_iterator_cf(self.cf(CF_VALUES)?);
         it.seek_for_prev(value_key(&key_hash, max_version));
         match (it.key(), it.value()) {

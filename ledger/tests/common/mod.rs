@@ -48,12 +48,15 @@ pub fn fast_config() -> StoreConfig {
 
 /// The deterministic workload of height `h` used by the crash test: (txs, writes).
 pub fn workload(h: u64) -> (Vec<Vec<u8>>, WriteSet) {
-    let txs = (0..1 + h % 5).map(|i| format!("tx-{h}-{i}").into_bytes()).collect();
+    let txs = (0..=(h % 5)).map(|i| format!("tx-{h}-{i}").into_bytes()).collect();
     let writes = (0..10 + h % 20)
         .map(|j| {
             let key = format!("obj/{:03}", (h * 13 + j * 7) % 200).into_bytes();
-            let value =
-                if (h + j) % 7 == 0 { None } else { Some(format!("v-{h}-{j}").into_bytes()) };
+            let value = if (h + j).is_multiple_of(7) {
+                None
+            } else {
+                Some(format!("v-{h}-{j}").into_bytes())
+            };
             (key, value)
         })
         .collect();
