@@ -1,5 +1,6 @@
 //! `dpx audit prove` and `dpx audit verify`: self-contained proofs that anyone can check
-//! offline with nothing but the genesis file.
+//! offline with nothing but the genesis file; `dpx audit replay`: an independent replay of the
+//! whole ledger from genesis (see [`crate::replay`]).
 //!
 //! A proof bundle holds the value, its Jellyfish Merkle proof, the header of the block after the
 //! proved version (which commits to that state root and to the validator set), the block's
@@ -9,6 +10,7 @@
 //! that the header names that set; that > 2/3 of its power signed the header's block; and that
 //! the Merkle proof ties the key and value to the header's state root.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
@@ -21,6 +23,7 @@ use dpx_ledger::verify_state_proof;
 
 use super::{Client, Output, emit};
 use crate::app::ProofBundle;
+use crate::replay::{HomeSource, Outcome, ReplayOptions, RpcSource, Source};
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
@@ -41,32 +44,66 @@ pub enum AuditCmd {
         #[arg(long)]
         genesis: PathBuf,
     },
+    /// Rebuild the ledger from genesis in a fresh directory, checking every block's header
+    /// chain, certificate, transactions and re-executed outcome. Exits non-zero at the first
+    /// divergence, which it reports (height, kind, and for state the transaction and keys).
+    Replay {
+        #[arg(long)]
+        genesis: PathBuf,
+        /// A stopped node's home directory (or its `data/ledger`): also compares the node's
+        /// stored roots, receipts and state values.
+        #[arg(long, conflicts_with = "from_rpc", required_unless_present = "from_rpc")]
+        from_home: Option<PathBuf>,
+        /// A node's RPC URL: blocks and certificates come over `GET /v1/blocks/{height}`.
+        #[arg(long)]
+        from_rpc: Option<String>,
+        /// Stop after this height (default: the source's tip).
+        #[arg(long)]
+        to_height: Option<u64>,
+        /// Keep the replayed ledger in OUT/ledger and write OUT/report.json (default: a
+        /// temporary directory, removed afterwards).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 pub async fn run(cmd: AuditCmd, out: Output) -> anyhow::Result<()> {
     match cmd {
+        AuditCmd::Replay { genesis, from_home, from_rpc, to_height, out: out_dir, quiet } => {
+            let args =
+                ReplayArgs { genesis, from_home, from_rpc, to_height, out_dir, progress: !quiet };
+            replay(args, out).await?;
+        }
         AuditCmd::Prove { kind, id, rpc, height } => {
             let mut path = format!("/v1/state/{kind}/{id}?prove=true");
             if let Some(h) = height {
-                path.push_str(&format!("&height={h}"));
+                let _ = write!(path, "&height={h}");
             }
             let v = Client::new(&rpc)?.get(&path).await?;
             let bundle = v["proof"].clone();
             // Check what we got before handing it on.
-            let _: ProofBundle = serde_json::from_value(bundle.clone()).context("the node's proof bundle")?;
-            println!("{}", serde_json::to_string_pretty(&json!({ "kind": kind, "id": id, "bundle": bundle }))?);
+            let _: ProofBundle =
+                serde_json::from_value(bundle.clone()).context("the node's proof bundle")?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "kind": kind, "id": id, "bundle": bundle }))?
+            );
         }
         AuditCmd::Verify { proof, genesis } => {
             let genesis = Genesis::load(&genesis)?;
-            let text = std::fs::read_to_string(&proof).with_context(|| format!("reading {}", proof.display()))?;
+            let text = std::fs::read_to_string(&proof)
+                .with_context(|| format!("reading {}", proof.display()))?;
             anyhow::ensure!(text.len() < 16 << 20, "proof file too large");
             let doc: Value = serde_json::from_str(&text).context("proof file is not JSON")?;
-            let bundle: ProofBundle =
-                serde_json::from_value(doc["bundle"].clone()).context("proof file has no valid bundle")?;
+            let bundle: ProofBundle = serde_json::from_value(doc["bundle"].clone())
+                .context("proof file has no valid bundle")?;
             let summary = verify(&bundle, &genesis)?;
-            let value = bundle
-                .value_bytes()
-                .and_then(|v| crate::app::render_state(&hex::decode(&bundle.key).unwrap_or_default(), &v));
+            let value = bundle.value_bytes().and_then(|v| {
+                crate::app::render_state(&hex::decode(&bundle.key).unwrap_or_default(), &v)
+            });
             let report = json!({
                 "valid": true,
                 "chain_id": bundle.chain_id,
@@ -93,10 +130,83 @@ pub async fn run(cmd: AuditCmd, out: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+struct ReplayArgs {
+    genesis: PathBuf,
+    from_home: Option<PathBuf>,
+    from_rpc: Option<String>,
+    to_height: Option<u64>,
+    out_dir: Option<PathBuf>,
+    progress: bool,
+}
+
+/// Removes the temporary replay directory however the replay ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn replay(a: ReplayArgs, out: Output) -> anyhow::Result<()> {
+    let genesis = Genesis::load(&a.genesis)?;
+    let mut source: Box<dyn Source> = match (&a.from_home, &a.from_rpc) {
+        (Some(home), _) => Box::new(HomeSource::open(home, &genesis.chain_id)?),
+        (None, Some(url)) => Box::new(RpcSource::connect(url, a.to_height).await?),
+        (None, None) => bail!("give --from-home DIR or --from-rpc URL"),
+    };
+    let (dir, _cleanup) = if let Some(d) = &a.out_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        (d.join("ledger"), None)
+    } else {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let d = std::env::temp_dir().join(format!("dpx-replay-{}-{nanos}", std::process::id()));
+        (d.clone(), Some(TempDir(d)))
+    };
+    let opts = ReplayOptions { to_height: a.to_height, progress: a.progress };
+    let outcome = tokio::task::spawn_blocking(move || {
+        crate::replay::replay(&genesis, source.as_mut(), &dir, &opts)
+    })
+    .await
+    .context("the replay task failed")??;
+    match outcome {
+        Outcome::Verified(report) => {
+            let v = serde_json::to_value(&report)?;
+            if let Some(d) = &a.out_dir {
+                let path = d.join("report.json");
+                std::fs::write(&path, serde_json::to_string_pretty(&v)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            emit(out, &v, || report.summary());
+            Ok(())
+        }
+        Outcome::Diverged(d) => {
+            let v = json!({ "verified": false, "divergence": &d });
+            if let Some(dir) = &a.out_dir {
+                let path = dir.join("report.json");
+                std::fs::write(&path, serde_json::to_string_pretty(&v)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            emit(out, &v, || d.render());
+            bail!(
+                "the ledger diverges from its replay at height {} ({})",
+                d.height,
+                d.kind.as_str()
+            )
+        }
+    }
+}
+
 /// Check a bundle against a genesis; returns (signing power, total power).
 pub fn verify(b: &ProofBundle, genesis: &Genesis) -> anyhow::Result<(u64, u64)> {
     if b.chain_id != genesis.chain_id || b.header.chain_id != genesis.chain_id {
-        bail!("the proof is for chain {:?}, the genesis for {:?}", b.header.chain_id, genesis.chain_id);
+        bail!(
+            "the proof is for chain {:?}, the genesis for {:?}",
+            b.header.chain_id,
+            genesis.chain_id
+        );
     }
     if b.header.height != b.version + 1 {
         bail!("the header (height {}) does not certify version {}", b.header.height, b.version);
@@ -104,7 +214,9 @@ pub fn verify(b: &ProofBundle, genesis: &Genesis) -> anyhow::Result<(u64, u64)> 
     let set = ValidatorSet::new(b.validators.clone()).context("the bundle's validator set")?;
     let genesis_set = genesis.validator_set()?;
     if set.hash(&b.chain_id) != genesis_set.hash(&b.chain_id) {
-        bail!("the validator set changed since genesis; this proof needs the validator-set history, which bundles do not carry yet");
+        bail!(
+            "the validator set changed since genesis; this proof needs the validator-set history, which bundles do not carry yet"
+        );
     }
     if b.header.validator_set_hash != set.hash(&b.chain_id) {
         bail!("the header names another validator set");
@@ -117,10 +229,6 @@ pub fn verify(b: &ProofBundle, genesis: &Genesis) -> anyhow::Result<(u64, u64)> 
     let value = b.value_bytes();
     verify_state_proof(b.header.state_root, &key, value.as_deref(), &b.proof)
         .map_err(|e| anyhow::anyhow!("the Merkle proof does not hold: {e}"))?;
-    let power = cert
-        .signatures
-        .iter()
-        .filter_map(|(i, _)| set.get(*i).map(|v| v.power))
-        .sum();
+    let power = cert.signatures.iter().filter_map(|(i, _)| set.get(*i).map(|v| v.power)).sum();
     Ok((power, set.total_power()))
 }

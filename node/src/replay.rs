@@ -1,0 +1,561 @@
+//! Independent replay of the whole ledger, for auditors and regulators (`dpx audit replay`).
+//!
+//! The replay trusts nothing but the genesis file. It rebuilds the ledger in a fresh store from
+//! the genesis state and, for every block the source serves, in order:
+//!
+//! 1. checks the header chain: chain id, height, parent id, strictly increasing time, and that
+//!    the header names (by hash) the certificate the source holds for the parent;
+//! 2. checks what the header says about the parent's outcome against the replay's own: the
+//!    state root after `h-1` and the receipts hash of `h-1` (so a divergence in block `h-1`'s
+//!    execution is reported at `h-1`);
+//! 3. derives the validator set in force at `h` from the replayed state and checks the header's
+//!    validator-set hash and proposer;
+//! 4. checks the transactions root, then the block's commit certificate against that set
+//!    (one batch verification of all its signatures), then every transaction's encoding and
+//!    signature (one batch) and that none repeats;
+//! 5. re-executes the block through `dpx-contracts` (the same code a validator runs) and
+//!    commits it to the replay store;
+//! 6. when the source keeps them (a node's home directory), compares the source's stored
+//!    state root, receipts hash, receipts and the values of every key the block wrote.
+//!
+//! The last replayed block's outcome is compared with the next header when the source has
+//! one, otherwise with the source's stored roots, and the source's whole latest state is
+//! compared key by key with the replayed one.
+//!
+//! The first mismatch stops the replay with a [`Divergence`]: height, [`DivergenceKind`], both
+//! values, and for a state mismatch the transaction index and keys (found by re-executing the
+//! block transaction by transaction). Otherwise the result is an [`AuditReport`].
+//!
+//! ```no_run
+//! use dpx_node::replay::{HomeSource, Outcome, ReplayOptions, replay};
+//! # fn f() -> anyhow::Result<()> {
+//! let genesis = dpx_genesis::Genesis::load("genesis.json".as_ref())?;
+//! let mut source = HomeSource::open("/var/lib/dpx".as_ref(), &genesis.chain_id)?;
+//! let dir = tempfile_dir();
+//! match replay(&genesis, &mut source, &dir, &ReplayOptions::default())? {
+//!     Outcome::Verified(report) => println!("{}", report.summary()),
+//!     Outcome::Diverged(d) => eprintln!("diverged at height {}: {}", d.height, d.detail),
+//! }
+//! # Ok(()) }
+//! # fn tempfile_dir() -> std::path::PathBuf { "/tmp/replay".into() }
+//! ```
+
+mod builder;
+mod diagnose;
+mod report;
+mod source;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use dpx_consensus::{Certificate, ValidatorSet};
+use dpx_crypto::Hash;
+use dpx_genesis::Genesis;
+use dpx_ledger::{Block, Header, LedgerError, Store, StoreConfig, WriteSet, receipts_hash};
+use serde::{Deserialize, Serialize};
+
+pub use builder::ChainBuilder;
+pub use report::{AuditReport, Tally};
+pub use source::{Fetched, HomeSource, RpcSource, Source};
+
+use crate::app;
+
+/// Most entries compared per page when the final states are compared key by key.
+const STATE_PAGE_ENTRIES: usize = 5_000;
+/// Most differing keys listed in one divergence report.
+pub const MAX_REPORTED_KEYS: usize = 64;
+
+/// What a replay is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Stop after this height (default: the source's tip).
+    pub to_height: Option<u64>,
+    /// Print progress (height, blocks/s, tx/s) on stderr.
+    pub progress: bool,
+}
+
+/// Which check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergenceKind {
+    /// Chain id, height, parent id, time, or a block the source cannot produce or decode.
+    HeaderChain,
+    /// The block's certificate is missing, malformed, for another block, short of a quorum or
+    /// badly signed, or is not the certificate the next header names.
+    Certificate,
+    /// The header's transactions root is not the root of its transactions.
+    TxRoot,
+    /// A committed transaction fails the checks every validator applies before voting
+    /// (encoding, chain id, signature, no repeat within the block).
+    Transactions,
+    /// The header names another validator set, or a proposer outside it.
+    ValidatorSet,
+    /// The state after the block differs: from the next header's state root, the source's
+    /// recorded root, or the source's stored values.
+    StateRoot,
+    /// The receipts differ from the next header's receipts hash or the source's stored ones.
+    Receipts,
+}
+
+impl DivergenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HeaderChain => "header_chain",
+            Self::Certificate => "certificate",
+            Self::TxRoot => "tx_root",
+            Self::Transactions => "transactions",
+            Self::ValidatorSet => "validator_set",
+            Self::StateRoot => "state_root",
+            Self::Receipts => "receipts",
+        }
+    }
+}
+
+/// One state key whose value the replay and the source disagree on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDiff {
+    /// Hex of the key.
+    pub key: String,
+    /// The key as text when it is printable (state keys are mostly `prefix/…`).
+    pub key_text: Option<String>,
+    /// Hex of the replayed value (`None`: absent).
+    pub replayed: Option<String>,
+    /// Hex of the source's value (`None`: absent).
+    pub source: Option<String>,
+    /// The transaction of the block that last wrote the key in the replay (`None`: the block's
+    /// begin step, or a key the replay did not write).
+    pub tx_index: Option<u32>,
+}
+
+/// The first place where the source's ledger and the independent replay disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The block whose check or outcome differs.
+    pub height: u64,
+    pub kind: DivergenceKind,
+    /// What the replay was compared with, e.g. `header 8`, `source store`.
+    pub against: String,
+    pub detail: String,
+    /// What the replay computed, when one value stands for it (a root, a hash).
+    pub replayed: Option<String>,
+    /// What the source holds or the chain claims.
+    pub source: Option<String>,
+    /// The first transaction involved.
+    pub tx_index: Option<u32>,
+    /// For a state mismatch: the keys whose values differ (at most [`MAX_REPORTED_KEYS`]).
+    pub keys: Vec<KeyDiff>,
+}
+
+impl Divergence {
+    fn new(
+        height: u64,
+        kind: DivergenceKind,
+        against: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            height,
+            kind,
+            against: against.into(),
+            detail: detail.into(),
+            replayed: None,
+            source: None,
+            tx_index: None,
+            keys: Vec::new(),
+        }
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // call sites pass temporaries of many types
+    fn values(mut self, replayed: impl ToString, source: impl ToString) -> Self {
+        self.replayed = Some(replayed.to_string());
+        self.source = Some(source.to_string());
+        self
+    }
+
+    fn tx(mut self, index: usize) -> Self {
+        self.tx_index = Some(index as u32);
+        self
+    }
+
+    /// A readable multi-line description.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "DIVERGENCE at height {} ({}), against {}: {}\n",
+            self.height,
+            self.kind.as_str(),
+            self.against,
+            self.detail
+        );
+        if let (Some(r), Some(src)) = (&self.replayed, &self.source) {
+            let _ = writeln!(s, "  replayed: {r}\n  source:   {src}");
+        }
+        if let Some(i) = self.tx_index {
+            let _ = writeln!(s, "  first transaction involved: index {i}");
+        }
+        for k in &self.keys {
+            let _ = writeln!(
+                s,
+                "  key {} (tx {}): replayed {} / source {}",
+                k.key_text.as_deref().unwrap_or(&k.key),
+                k.tx_index.map_or_else(|| "-".to_owned(), |i| i.to_string()),
+                k.replayed.as_deref().map_or("absent", short_hex),
+                k.source.as_deref().map_or("absent", short_hex),
+            );
+        }
+        s
+    }
+}
+
+fn short_hex(s: &str) -> &str {
+    &s[..s.len().min(48)]
+}
+
+/// How a replay ended when it could run to the end.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Every check held; the audit report of the replayed range.
+    Verified(Box<AuditReport>),
+    /// The first divergence found; nothing after it was checked.
+    Diverged(Box<Divergence>),
+}
+
+/// Why a replay could not run (as opposed to finding a divergence).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("the replay directory {path} already holds a ledger; give a fresh one")]
+    DirNotEmpty { path: PathBuf },
+    #[error("the replay ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("the genesis file: {0}")]
+    Genesis(String),
+    #[error("the source: {0}")]
+    Source(String),
+    #[error("re-executing block {height}: {reason}")]
+    Execution { height: u64, reason: String },
+    #[error("the source's tip is {tip}; nothing to replay up to height {to}")]
+    BeyondTip { tip: u64, to: u64 },
+}
+
+/// What the replay knows about the block it committed last.
+struct Last {
+    height: u64,
+    id: Hash,
+    time_ms: u64,
+    certificate: Vec<u8>,
+    block: Option<Block>,
+    writes: WriteSet,
+    state_root: Hash,
+    receipts_hash: Hash,
+}
+
+/// Replay `source` from genesis into a fresh store in `dir` (which must not hold a ledger).
+pub fn replay(
+    genesis: &Genesis,
+    source: &mut dyn Source,
+    dir: &Path,
+    opts: &ReplayOptions,
+) -> Result<Outcome, ReplayError> {
+    if dir.join("CURRENT").exists() {
+        return Err(ReplayError::DirNotEmpty { path: dir.to_path_buf() });
+    }
+    let chain_id = genesis.chain_id.as_str();
+    let config = StoreConfig { sync_writes: false, ..StoreConfig::default() };
+    let store = Store::open(dir, chain_id, config)?;
+    let writes = genesis.initial_writes().map_err(|e| ReplayError::Genesis(e.to_string()))?;
+    let genesis_root = store.genesis(writes)?;
+
+    let tip = source.tip()?;
+    let to = opts.to_height.unwrap_or(tip);
+    if to > tip {
+        return Err(ReplayError::BeyondTip { tip, to });
+    }
+    let mut tally = Tally::new(genesis, source.describe(), tip);
+    let mut last = Last {
+        height: 0,
+        id: Hash::ZERO,
+        time_ms: genesis.genesis_time_ms,
+        certificate: Vec::new(),
+        block: None,
+        writes: WriteSet::new(),
+        state_root: genesis_root,
+        receipts_hash: receipts_hash(&[]),
+    };
+    let mut progress = Progress::new(opts.progress, to);
+    for h in 1..=to {
+        let (block, certificate) = match source.fetch(h)? {
+            Fetched::Block { block, certificate } => (*block, certificate),
+            Fetched::Missing => {
+                return diverged(Divergence::new(
+                    h,
+                    DivergenceKind::HeaderChain,
+                    "source",
+                    format!("the source has no block {h} below its tip {tip}"),
+                ));
+            }
+            Fetched::Corrupt(reason) => {
+                return diverged(Divergence::new(h, DivergenceKind::HeaderChain, "source", reason));
+            }
+        };
+        if let Some(d) = check_links(chain_id, &block.header, &last, source, &store)? {
+            return diverged(d);
+        }
+        let validators = app::validator_set(&store, h)
+            .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
+        let checked = check_block(chain_id, &block, certificate.as_deref(), &validators);
+        let cert = match checked {
+            Ok(cert) => cert,
+            Err(d) => return diverged(*d),
+        };
+        let (writes, receipts) = app::execute_block(&store, &block)
+            .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
+        let cert_bytes = certificate.unwrap_or_default();
+        let state_root =
+            store.commit_block(&block, &cert_bytes, writes.clone(), receipts.clone())?;
+        let rhash = receipts_hash(&receipts);
+        if let Some(d) =
+            source::compare_stored(source, &store, &block, &writes, &receipts, state_root, rhash)?
+        {
+            return diverged(d);
+        }
+        tally.block(&block, &cert, &validators, &receipts);
+        progress.tick(h, block.txs.len());
+        last = Last {
+            height: h,
+            id: block.id(),
+            time_ms: block.header.time_ms,
+            certificate: cert_bytes,
+            block: Some(block),
+            writes,
+            state_root,
+            receipts_hash: rhash,
+        };
+    }
+    progress.finish(to);
+    if let Some(d) = check_end(chain_id, &last, tip, source, &store)? {
+        return diverged(d);
+    }
+    tally.finish(&store, last.state_root, last.receipts_hash, progress.started.elapsed())?;
+    Ok(Outcome::Verified(Box::new(tally.into_report())))
+}
+
+#[allow(clippy::unnecessary_wraps)] // reads well at every return site
+fn diverged(d: Divergence) -> Result<Outcome, ReplayError> {
+    Ok(Outcome::Diverged(Box::new(d)))
+}
+
+/// Step 1 and 2: the header extends the replayed chain and agrees with its outcome.
+fn check_links(
+    chain_id: &str,
+    h: &Header,
+    last: &Last,
+    source: &mut dyn Source,
+    store: &Store,
+) -> Result<Option<Divergence>, ReplayError> {
+    use DivergenceKind::{Certificate as Cert, HeaderChain, Receipts, StateRoot};
+    let height = last.height + 1;
+    let this = format!("header {height}");
+    if h.chain_id != chain_id {
+        return Ok(Some(
+            Divergence::new(height, HeaderChain, this, "the header is for another chain")
+                .values(chain_id, &h.chain_id),
+        ));
+    }
+    if h.height != height {
+        return Ok(Some(
+            Divergence::new(height, HeaderChain, this, "the header carries another height")
+                .values(height, h.height),
+        ));
+    }
+    if h.parent_id != last.id {
+        return Ok(Some(
+            Divergence::new(
+                height,
+                HeaderChain,
+                this,
+                "the parent id is not the previous block's id",
+            )
+            .values(last.id, h.parent_id),
+        ));
+    }
+    if h.time_ms <= last.time_ms {
+        return Ok(Some(
+            Divergence::new(height, HeaderChain, this, "block time does not advance")
+                .values(last.time_ms, h.time_ms),
+        ));
+    }
+    let named = if last.height == 0 { Hash::ZERO } else { Hash::digest(&last.certificate) };
+    if h.parent_certificate_hash != named {
+        return Ok(Some(
+            Divergence::new(
+                last.height,
+                Cert,
+                this,
+                "the source's certificate of this block is not the one the next header names",
+            )
+            .values(named, h.parent_certificate_hash),
+        ));
+    }
+    if h.state_root != last.state_root {
+        let d = Divergence::new(
+            last.height,
+            StateRoot,
+            this,
+            "the state root after this block differs from the one the next header commits to",
+        )
+        .values(last.state_root, h.state_root);
+        return Ok(Some(diagnose::state(d, last.block.as_ref(), &last.writes, store, source)?));
+    }
+    if h.prev_receipts_hash != last.receipts_hash {
+        return Ok(Some(
+            Divergence::new(
+                last.height,
+                Receipts,
+                this,
+                "the receipts hash of this block differs from the one the next header commits to",
+            )
+            .values(last.receipts_hash, h.prev_receipts_hash),
+        ));
+    }
+    Ok(None)
+}
+
+/// Steps 3 and 4: validator set, transactions root, certificate, transactions.
+fn check_block(
+    chain_id: &str,
+    block: &Block,
+    certificate: Option<&[u8]>,
+    validators: &ValidatorSet,
+) -> Result<Certificate, Box<Divergence>> {
+    use DivergenceKind::{Certificate as Cert, Transactions, TxRoot, ValidatorSet as Set};
+    let height = block.header.height;
+    let this = format!("block {height}");
+    let fail = |kind, detail: &str| Box::new(Divergence::new(height, kind, this.clone(), detail));
+    let set_hash = validators.hash(chain_id);
+    if block.header.validator_set_hash != set_hash {
+        return Err(Box::new(
+            Divergence::new(
+                height,
+                Set,
+                this.clone(),
+                "the header names another validator set than the one in force",
+            )
+            .values(set_hash, block.header.validator_set_hash),
+        ));
+    }
+    if validators.index_of(&block.header.proposer).is_none() {
+        return Err(fail(Set, "the proposer is not in the validator set in force"));
+    }
+    if let Err(e) = block.check_tx_root() {
+        return Err(Box::new(
+            Divergence::new(height, TxRoot, this.clone(), format!("{e}"))
+                .values(dpx_ledger::merkle::root(&block.txs), block.header.tx_root),
+        ));
+    }
+    let Some(bytes) = certificate else {
+        return Err(fail(Cert, "the source holds no certificate for this block"));
+    };
+    let cert = Certificate::decode(bytes)
+        .map_err(|e| fail(Cert, &format!("undecodable certificate: {e}")))?;
+    crate::chain::check_certificate(chain_id, &cert, height, &block.id(), validators)
+        .map_err(|e| fail(Cert, &e))?;
+    let mut seen = BTreeSet::new();
+    for (i, r) in app::check_stateless_batch(chain_id, block.txs.clone()).into_iter().enumerate() {
+        match r {
+            Err(e) => {
+                return Err(Box::new(
+                    Divergence::new(height, Transactions, this, format!("transaction {i}: {e}"))
+                        .tx(i),
+                ));
+            }
+            Ok(tx) if !seen.insert(tx.hash) => {
+                return Err(Box::new(
+                    Divergence::new(
+                        height,
+                        Transactions,
+                        this,
+                        format!("transaction {i} repeats an earlier one"),
+                    )
+                    .tx(i),
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(cert)
+}
+
+/// The last replayed block's outcome against the next header, or the source's records.
+fn check_end(
+    chain_id: &str,
+    last: &Last,
+    tip: u64,
+    source: &mut dyn Source,
+    store: &Store,
+) -> Result<Option<Divergence>, ReplayError> {
+    if last.height < tip {
+        return match source.fetch(last.height + 1)? {
+            Fetched::Block { block, .. } => {
+                check_links(chain_id, &block.header, last, source, store)
+            }
+            Fetched::Missing | Fetched::Corrupt(_) => Ok(None), // checked by the replay that reaches it
+        };
+    }
+    // The tip: no header commits to its outcome yet. Its roots were compared with the source's
+    // records as it was replayed; the source's whole latest state is compared here.
+    source::compare_latest_state(source, store, last.height, STATE_PAGE_ENTRIES)
+}
+
+/// Progress on stderr: at most once a second, carriage-return updates on a terminal.
+struct Progress {
+    enabled: bool,
+    tty: bool,
+    started: Instant,
+    last_print: Instant,
+    to: u64,
+    txs: u64,
+}
+
+impl Progress {
+    fn new(enabled: bool, to: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            enabled,
+            tty: std::io::stderr().is_terminal(),
+            started: now,
+            last_print: now,
+            to,
+            txs: 0,
+        }
+    }
+
+    fn tick(&mut self, height: u64, txs: usize) {
+        self.txs += txs as u64;
+        if self.enabled && self.last_print.elapsed().as_millis() >= 1000 {
+            self.last_print = Instant::now();
+            self.print(height, false);
+        }
+    }
+
+    fn print(&self, height: u64, done: bool) {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let line = format!(
+            "replay: height {height}/{} ({:.0}%), {:.0} blocks/s, {:.0} tx/s",
+            self.to,
+            if self.to == 0 { 100.0 } else { height as f64 * 100.0 / self.to as f64 },
+            height as f64 / secs,
+            self.txs as f64 / secs,
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.tty && !done { write!(err, "\r{line}") } else { writeln!(err, "\r{line}") };
+        let _ = err.flush();
+    }
+
+    fn finish(&self, height: u64) {
+        if self.enabled {
+            self.print(height, true);
+        }
+    }
+}
