@@ -25,6 +25,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
+pub mod replay;
 pub mod rpc;
 pub mod safety;
 pub mod testnet;
