@@ -255,7 +255,7 @@ impl Driver {
     fn on_net(&mut self, from: PeerId, msg: NetMessage) -> anyhow::Result<()> {
         match msg.kind {
             Some(Kind::Consensus(bytes)) => match SignedMessage::decode(&bytes) {
-                Ok(m) => self.on_consensus(m)?,
+                Ok(m) => self.on_consensus(m, Some(bytes))?,
                 Err(e) => {
                     self.shared.metrics.consensus_rejected.inc();
                     debug!(peer = %from, error = %e, "undecodable consensus message");
@@ -277,17 +277,28 @@ impl Driver {
         Ok(())
     }
 
-    fn on_consensus(&mut self, m: SignedMessage) -> anyhow::Result<()> {
+    /// A consensus message from a peer (`relay` holds its bytes) or our own (`None`).
+    ///
+    /// A peer's message that is new to us and accepted is relayed to every peer: the paper's
+    /// gossip assumption. Without it an equivocator that talks to some validators only can keep
+    /// the others from ever seeing the votes they need; peers drop what they already know.
+    fn on_consensus(&mut self, m: SignedMessage, relay: Option<Vec<u8>>) -> anyhow::Result<()> {
         if m.height().0 == self.height() && !self.height_started {
             // Others started this height: join them.
             self.start_height()?;
         }
+        let fresh = relay.is_some() && m.height().0 == self.height() && !self.core.knows(&m);
         let input = match m {
             SignedMessage::Proposal(p) => Input::Proposal(p),
             SignedMessage::Vote(v) => Input::Vote(v),
         };
         match self.core.handle(input) {
-            Ok(out) => self.execute(out),
+            Ok(out) => {
+                if fresh && let Some(bytes) = relay {
+                    self.send(Command::Broadcast(NetMessage { kind: Some(Kind::Consensus(bytes)) }));
+                }
+                self.execute(out)
+            }
             Err(e) => {
                 self.shared.metrics.consensus_rejected.inc();
                 debug!(error = %e, "consensus message refused");
@@ -459,7 +470,7 @@ impl Driver {
             self.shared.metrics.round.set(i64::from(p.proposal.round.0));
         }
         // Our own messages come back to the core through the same path as everyone else's.
-        self.on_consensus(msg)
+        self.on_consensus(msg, None)
     }
 
     fn rebroadcast(&mut self) {

@@ -229,3 +229,71 @@ pub fn post_json(url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         Ok((status, v))
     })
 }
+
+impl Cluster {
+    /// The libp2p listen address of node `i` (from its config).
+    pub fn p2p_addr(&self, i: usize) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(self.homes[i].join("config.toml"))?;
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("listen = \"/ip4"))
+            .context("p2p listen address")?;
+        Ok(line.split('"').nth(1).context("quoted address")?.to_owned())
+    }
+
+    /// Path of founding agency `i`'s key file.
+    pub fn agency_key(&self, i: usize) -> PathBuf {
+        self.dir.path().join("keys").join(format!("agency-{i}.json"))
+    }
+
+    /// Admit a fresh participant through node `via`'s RPC with the CLI, waiting for the commit.
+    /// Returns the transaction hash.
+    pub fn admit_via(&self, via: usize, name: &str) -> anyhow::Result<String> {
+        let key = self.dir.path().join(format!("{name}.json"));
+        let out = dpx(&["keygen", "--out", key.to_str().context("path")?, "--output", "json"])?;
+        let public = serde_json::from_str::<Value>(&out)?["public_key"]
+            .as_str()
+            .context("public_key")?
+            .to_owned();
+        let op = format!(r#"{{"key": "{public}", "name": "{name}", "roles": ["consumer"]}}"#);
+        let out = dpx(&[
+            "tx",
+            "admit",
+            "--key",
+            self.agency_key(0).to_str().context("path")?,
+            "--rpc",
+            &self.rpc[via],
+            "--json",
+            &op,
+            "--output",
+            "json",
+        ])?;
+        let v: Value = serde_json::from_str(&out)?;
+        anyhow::ensure!(v["status"] == "committed", "not committed: {v}");
+        Ok(v["hash"].as_str().context("hash")?.to_owned())
+    }
+
+    /// Block id and state root of node `i` at height `h`.
+    pub fn block_ids(&self, i: usize, h: u64) -> anyhow::Result<(String, String)> {
+        let b = self.get(i, &format!("/v1/blocks/{h}"))?;
+        Ok((
+            b["id"].as_str().context("id")?.to_owned(),
+            b["header"]["state_root"].as_str().context("state_root")?.to_owned(),
+        ))
+    }
+
+    /// Check every pair of the given nodes agrees on block id and state root at every common
+    /// height; returns the highest height checked.
+    pub fn check_agreement(&self, nodes: &[usize]) -> anyhow::Result<u64> {
+        let top = nodes.iter().map(|i| self.height(*i)).collect::<anyhow::Result<Vec<_>>>()?;
+        let common = top.into_iter().min().unwrap_or(0);
+        for h in 1..=common {
+            let first = self.block_ids(nodes[0], h)?;
+            for i in &nodes[1..] {
+                let other = self.block_ids(*i, h)?;
+                anyhow::ensure!(first == other, "nodes {} and {i} disagree at height {h}", nodes[0]);
+            }
+        }
+        Ok(common)
+    }
+}
