@@ -3,16 +3,16 @@
 //! The replay trusts nothing but the genesis file. It rebuilds the ledger in a fresh store from
 //! the genesis state and, for every block the source serves, in order:
 //!
-//! 1. checks the header chain: chain id, height, parent id, strictly increasing time, and that
-//!    the header names (by hash) the certificate the source holds for the parent;
-//! 2. checks what the header says about the parent's outcome against the replay's own: the
-//!    state root after `h-1` and the receipts hash of `h-1` (so a divergence in block `h-1`'s
-//!    execution is reported at `h-1`);
-//! 3. derives the validator set in force at `h` from the replayed state and checks the header's
+//! 1. checks the header chain: chain id, height, parent id, strictly increasing time;
+//! 2. derives the validator set in force at `h` from the replayed state and checks the header's
 //!    validator-set hash and proposer;
-//! 4. checks the transactions root, then the block's commit certificate against that set
+//! 3. checks the transactions root, then the block's commit certificate against that set
 //!    (one batch verification of all its signatures), then every transaction's encoding and
 //!    signature (one batch) and that none repeats;
+//! 4. checks what the now certified header says about the parent against the replay's own:
+//!    that it names the certificate the source holds for the parent, the state root after
+//!    `h-1` and the receipts hash of `h-1` (so a divergence in block `h-1`'s execution is
+//!    reported at `h-1`);
 //! 5. re-executes the block through `dpx-contracts` (the same code a validator runs) and
 //!    commits it to the replay store;
 //! 6. when the source keeps them (a node's home directory), compares the source's stored
@@ -299,16 +299,21 @@ pub fn replay(
                 return diverged(Divergence::new(h, DivergenceKind::HeaderChain, "source", reason));
             }
         };
-        if let Some(d) = check_links(chain_id, &block.header, &last, source, &store)? {
+        if let Some(d) = check_chain(chain_id, &block.header, &last) {
             return diverged(d);
         }
         let validators = app::validator_set(&store, h)
             .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
+        // The certificate first: what the header claims about the parent counts only once a
+        // quorum is known to have signed it.
         let checked = check_block(chain_id, &block, certificate.as_deref(), &validators);
         let cert = match checked {
             Ok(cert) => cert,
             Err(d) => return diverged(*d),
         };
+        if let Some(d) = check_outcome(&block.header, &last, source, &store)? {
+            return diverged(d);
+        }
         let (writes, receipts) = app::execute_block(&store, &block)
             .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
         let cert_bytes = certificate.unwrap_or_default();
@@ -346,31 +351,25 @@ fn diverged(d: Divergence) -> Result<Outcome, ReplayError> {
     Ok(Outcome::Diverged(Box::new(d)))
 }
 
-/// Step 1 and 2: the header extends the replayed chain and agrees with its outcome.
-fn check_links(
-    chain_id: &str,
-    h: &Header,
-    last: &Last,
-    source: &mut dyn Source,
-    store: &Store,
-) -> Result<Option<Divergence>, ReplayError> {
-    use DivergenceKind::{Certificate as Cert, HeaderChain, Receipts, StateRoot};
+/// Step 1: the header extends the replayed chain (chain id, height, parent id, time).
+fn check_chain(chain_id: &str, h: &Header, last: &Last) -> Option<Divergence> {
+    use DivergenceKind::HeaderChain;
     let height = last.height + 1;
     let this = format!("header {height}");
     if h.chain_id != chain_id {
-        return Ok(Some(
+        return Some(
             Divergence::new(height, HeaderChain, this, "the header is for another chain")
                 .values(chain_id, &h.chain_id),
-        ));
+        );
     }
     if h.height != height {
-        return Ok(Some(
+        return Some(
             Divergence::new(height, HeaderChain, this, "the header carries another height")
                 .values(height, h.height),
-        ));
+        );
     }
     if h.parent_id != last.id {
-        return Ok(Some(
+        return Some(
             Divergence::new(
                 height,
                 HeaderChain,
@@ -378,14 +377,27 @@ fn check_links(
                 "the parent id is not the previous block's id",
             )
             .values(last.id, h.parent_id),
-        ));
+        );
     }
     if h.time_ms <= last.time_ms {
-        return Ok(Some(
+        return Some(
             Divergence::new(height, HeaderChain, this, "block time does not advance")
                 .values(last.time_ms, h.time_ms),
-        ));
+        );
     }
+    None
+}
+
+/// Step 2, once the header is known to be certified: what it says about the parent block —
+/// which certificate of it the chain names, the state root after it, its receipts hash.
+fn check_outcome(
+    h: &Header,
+    last: &Last,
+    source: &mut dyn Source,
+    store: &Store,
+) -> Result<Option<Divergence>, ReplayError> {
+    use DivergenceKind::{Certificate as Cert, Receipts, StateRoot};
+    let this = format!("header {}", last.height + 1);
     let named = if last.height == 0 { Hash::ZERO } else { Hash::digest(&last.certificate) };
     if h.parent_certificate_hash != named {
         return Ok(Some(
@@ -496,12 +508,19 @@ fn check_end(
     store: &Store,
 ) -> Result<Option<Divergence>, ReplayError> {
     if last.height < tip {
-        return match source.fetch(last.height + 1)? {
-            Fetched::Block { block, .. } => {
-                check_links(chain_id, &block.header, last, source, store)
-            }
-            Fetched::Missing | Fetched::Corrupt(_) => Ok(None), // checked by the replay that reaches it
+        let Fetched::Block { block, certificate } = source.fetch(last.height + 1)? else {
+            return Ok(None); // a replay that reaches it reports it
         };
+        if let Some(d) = check_chain(chain_id, &block.header, last) {
+            return Ok(Some(d));
+        }
+        let validators = app::validator_set(store, last.height + 1).map_err(|e| {
+            ReplayError::Execution { height: last.height + 1, reason: format!("{e:#}") }
+        })?;
+        if let Err(d) = check_block(chain_id, &block, certificate.as_deref(), &validators) {
+            return Ok(Some(*d));
+        }
+        return check_outcome(&block.header, last, source, store);
     }
     // The tip: no header commits to its outcome yet. Its roots were compared with the source's
     // records as it was replayed; the source's whole latest state is compared here.

@@ -21,7 +21,8 @@ use dpx_crypto::{Hash, Keypair, PublicKey};
 use dpx_genesis::Genesis;
 use dpx_ledger::Store;
 use dpx_node::replay::{
-    ChainBuilder, Divergence, DivergenceKind, HomeSource, Outcome, ReplayOptions, replay,
+    ChainBuilder, Divergence, DivergenceKind, Fetched, HomeSource, Outcome, ReplayError,
+    ReplayOptions, Source, replay,
 };
 use serde_json::Value;
 
@@ -68,9 +69,25 @@ fn validators() -> Vec<Keypair> {
     (10..14).map(kp).collect()
 }
 
-/// A small marketplace history over 12 blocks: admissions, a rating, a listing and a denied
-/// one, a one-use grant used once and refused the second time, an order, and filler blocks.
+/// A fault injected into the execution result of block 4 (the grant's use) before it commits;
+/// all later headers and certificates then certify the faulty outcome.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// The grant's stored value differs from what the contracts wrote.
+    State,
+    /// The use's receipt differs from what the contracts produced.
+    Receipt,
+}
+
 fn build_ledger() -> Ledger {
+    build_ledger_with(Fault::None)
+}
+
+/// A small marketplace history over 12 blocks: admissions, a rating, a listing and a denied
+/// one, a one-use grant used once and refused the second time, a denied order, and filler
+/// blocks.
+fn build_ledger_with(fault: Fault) -> Ledger {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger");
     let mut agency = Signer::new(1);
@@ -131,7 +148,16 @@ fn build_ledger() -> Ledger {
         purpose: "hiring".into(),
         request_hash: Hash::digest(b"verify cv"),
     });
-    b.push(vec![filler, use_grant]).unwrap();
+    let grant_key = keys::grant(&gid);
+    b.push_altered(vec![filler, use_grant], |writes, receipts| match fault {
+        Fault::None => {}
+        Fault::State => {
+            let v = writes.get_mut(&grant_key).unwrap().as_mut().unwrap();
+            *v.last_mut().unwrap() ^= 1;
+        }
+        Fault::Receipt => *receipts[1].last_mut().unwrap() ^= 1,
+    })
+    .unwrap();
     let grant_use = (4, 1);
     let again = employer.sign(Operation::UseGrant {
         grant: GrantRef::Id(gid),
@@ -163,16 +189,7 @@ fn build_ledger() -> Ledger {
     }
     let tip = b.store().tip_height();
     drop(b);
-    Ledger {
-        _dir: dir,
-        path,
-        genesis,
-        genesis_path,
-        tip,
-        grant_use,
-        grant_key: keys::grant(&gid),
-        denied_at,
-    }
+    Ledger { _dir: dir, path, genesis, genesis_path, tip, grant_use, grant_key, denied_at }
 }
 
 fn run_replay(l: &Ledger, to: Option<u64>) -> Outcome {
@@ -375,6 +392,80 @@ fn a_wrong_genesis_is_a_state_root_divergence_before_block_one() {
         panic!("another genesis replayed cleanly");
     };
     assert_eq!((d.height, d.kind), (0, DivergenceKind::StateRoot), "{}", d.render());
+}
+
+/// A source that serves blocks and certificates only, like a node's RPC.
+struct BlocksOnly(HomeSource);
+
+impl Source for BlocksOnly {
+    fn describe(&self) -> String {
+        "blocks only".into()
+    }
+    fn tip(&mut self) -> Result<u64, ReplayError> {
+        self.0.tip()
+    }
+    fn fetch(&mut self, height: u64) -> Result<Fetched, ReplayError> {
+        self.0.fetch(height)
+    }
+}
+
+fn replay_blocks_only(l: &Ledger, to: Option<u64>) -> Outcome {
+    let out = tempfile::tempdir().unwrap();
+    let mut source = BlocksOnly(HomeSource::open(&l.path, CHAIN).unwrap());
+    let opts = ReplayOptions { to_height: to, progress: false };
+    replay(&l.genesis, &mut source, &out.path().join("replay"), &opts).unwrap()
+}
+
+#[test]
+fn a_certified_but_wrong_state_is_found_against_the_next_header() {
+    let l = build_ledger_with(Fault::State);
+    let Outcome::Diverged(d) = replay_blocks_only(&l, None) else { panic!("not detected") };
+    assert_eq!((d.height, d.kind), (4, DivergenceKind::StateRoot), "{}", d.render());
+    assert_eq!(d.against, "header 5");
+    assert!(d.detail.contains("serves no state values"), "{}", d.render());
+    assert_ne!(d.replayed, d.source);
+    // Replaying only up to block 4 still compares its outcome with header 5.
+    let Outcome::Diverged(d) = replay_blocks_only(&l, Some(4)) else { panic!("not detected") };
+    assert_eq!((d.height, d.kind, d.against.as_str()), (4, DivergenceKind::StateRoot, "header 5"));
+    // Blocks 1..=3 are fine.
+    assert!(matches!(replay_blocks_only(&l, Some(3)), Outcome::Verified(_)));
+}
+
+#[test]
+fn a_certified_but_wrong_state_is_pinpointed_to_key_and_transaction_from_a_home() {
+    let l = build_ledger_with(Fault::State);
+    let d = expect_divergence(&l);
+    assert_eq!(
+        (d.height, d.kind, d.tx_index),
+        (4, DivergenceKind::StateRoot, Some(1)),
+        "{}",
+        d.render()
+    );
+    assert_eq!(d.keys.len(), 1, "{}", d.render());
+    assert_eq!(d.keys[0].key, hex::encode(&l.grant_key));
+    assert_eq!(d.keys[0].tx_index, Some(1));
+}
+
+#[test]
+fn certified_but_wrong_receipts_are_found_against_the_next_header() {
+    let l = build_ledger_with(Fault::Receipt);
+    let Outcome::Diverged(d) = replay_blocks_only(&l, None) else { panic!("not detected") };
+    assert_eq!((d.height, d.kind, d.against.as_str()), (4, DivergenceKind::Receipts, "header 5"));
+    // From the home the stored receipt itself is named.
+    let d = expect_divergence(&l);
+    assert_eq!(
+        (d.height, d.kind, d.tx_index),
+        (4, DivergenceKind::Receipts, Some(1)),
+        "{}",
+        d.render()
+    );
+}
+
+#[test]
+fn a_clean_ledger_replays_from_blocks_alone() {
+    let l = build_ledger();
+    let Outcome::Verified(r) = replay_blocks_only(&l, None) else { panic!("diverged") };
+    assert_eq!(r.to_height, l.tip);
 }
 
 // ----- the command line -------------------------------------------------------------------

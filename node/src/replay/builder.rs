@@ -10,7 +10,7 @@ use std::path::Path;
 use dpx_consensus::{Certificate, Height, Round, ValidatorIndex, Vote, VoteKind};
 use dpx_crypto::{Hash, Keypair};
 use dpx_genesis::Genesis;
-use dpx_ledger::{Block, Header, Store, StoreConfig, merkle};
+use dpx_ledger::{Block, Header, Store, StoreConfig, WriteSet, merkle};
 
 use crate::app;
 
@@ -64,6 +64,26 @@ impl ChainBuilder {
         txs: Vec<Vec<u8>>,
         signs: impl Fn(usize) -> bool,
     ) -> anyhow::Result<Hash> {
+        self.push_with(txs, signs, |_, _| {})
+    }
+
+    /// Commit a block whose execution result is changed by `alter` before it is committed:
+    /// what a faulty (or byzantine-majority) chain looks like to an auditor — every later
+    /// header and certificate is consistent with the altered state.
+    pub fn push_altered(
+        &mut self,
+        txs: Vec<Vec<u8>>,
+        alter: impl FnOnce(&mut WriteSet, &mut Vec<Vec<u8>>),
+    ) -> anyhow::Result<Hash> {
+        self.push_with(txs, |_| true, alter)
+    }
+
+    fn push_with(
+        &mut self,
+        txs: Vec<Vec<u8>>,
+        signs: impl Fn(usize) -> bool,
+        alter: impl FnOnce(&mut WriteSet, &mut Vec<Vec<u8>>),
+    ) -> anyhow::Result<Hash> {
         let tip = self.store.tip_height();
         let height = tip + 1;
         let set = app::validator_set(&self.store, height)?;
@@ -107,7 +127,8 @@ impl ChainBuilder {
         let cert =
             Certificate { height: Height(height), round: Round(0), value_id: id, signatures }
                 .encode();
-        let (writes, receipts) = app::execute_block(&self.store, &block)?;
+        let (mut writes, mut receipts) = app::execute_block(&self.store, &block)?;
+        alter(&mut writes, &mut receipts);
         self.store.commit_block(&block, &cert, writes, receipts)?;
         self.parent_certificate = cert;
         Ok(id)
