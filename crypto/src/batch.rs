@@ -30,7 +30,8 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
             let msgs: Vec<&[u8]> = items.iter().map(|i| i.digest.as_bytes().as_slice()).collect();
             let sigs: Vec<ed25519_dalek::Signature> =
                 items.iter().map(|i| ed25519_dalek::Signature::from_bytes(&i.sig.0)).collect();
-            let keys: Vec<ed25519_dalek::VerifyingKey> = items.iter().map(|i| *i.key.inner()).collect();
+            let keys: Vec<ed25519_dalek::VerifyingKey> =
+                items.iter().map(|i| *i.key.inner()).collect();
             ed25519_dalek::verify_batch(&msgs, &sigs, &keys).map_err(|_| bad)
         }
     }

@@ -79,10 +79,9 @@ impl Hash {
 
     /// Parse from exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::Length {
-            expected: Self::LEN,
-            actual: bytes.len(),
-        })?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::Length { expected: Self::LEN, actual: bytes.len() })?;
         Ok(Self(arr))
     }
 

@@ -96,7 +96,8 @@ impl Genesis {
         if self.format_version != FORMAT_VERSION {
             return Err(GenesisError::Version { found: self.format_version });
         }
-        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+        let ok_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
         if self.chain_id.is_empty()
             || self.chain_id.len() > CHAIN_ID_LEN_MAX
             || !self.chain_id.chars().all(ok_char)
@@ -114,7 +115,7 @@ impl Genesis {
     pub fn validator_set(&self) -> Result<ValidatorSet, GenesisError> {
         let mut vals: Vec<Validator> =
             self.app.validators.iter().map(|v| Validator { key: v.key, power: v.power }).collect();
-        vals.sort_by(|a, b| a.key.cmp(&b.key));
+        vals.sort_by_key(|v| v.key);
         ValidatorSet::new(vals).map_err(|e| GenesisError::Validators(e.to_string()))
     }
 
@@ -127,7 +128,9 @@ impl Genesis {
     }
 
     /// The height-0 state as writes for the ledger.
-    pub fn initial_writes(&self) -> Result<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>, GenesisError> {
+    pub fn initial_writes(
+        &self,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>, GenesisError> {
         Ok(self.initial_state()?.map.into_iter().map(|(k, v)| (k, Some(v))).collect())
     }
 
@@ -139,7 +142,11 @@ impl Genesis {
 
     /// A small genesis for docs and tests: the given agencies, each validator with power 10,
     /// default policies and parameters.
-    pub fn example(chain_id: &str, agencies: &[(&str, PublicKey)], validators: &[PublicKey]) -> Self {
+    pub fn example(
+        chain_id: &str,
+        agencies: &[(&str, PublicKey)],
+        validators: &[PublicKey],
+    ) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             chain_id: chain_id.to_owned(),

@@ -37,7 +37,8 @@ pub fn check_stateless_batch(chain_id: &str, txs: Vec<Vec<u8>>) -> Vec<Result<Ch
         .iter()
         .map(|b| contracts::decode_unverified(b, chain_id).map_err(|e| e.to_string()))
         .collect();
-    let items: Vec<_> = decoded.iter().filter_map(|d| d.as_ref().ok().map(|u| u.batch_item())).collect();
+    let items: Vec<_> =
+        decoded.iter().filter_map(|d| d.as_ref().ok().map(|u| u.batch_item())).collect();
     let mut verdicts = verify_batch_each(&items).into_iter();
     decoded
         .into_iter()
@@ -251,20 +252,38 @@ pub fn validate_block(
     } else {
         validator_set(store, tip.height).map_err(|e| e.to_string())?
     };
-    chain::check_header(&shared.chain_id, block, parent_certificate, &tip, validators, &parent_set)?;
+    chain::check_header(
+        &shared.chain_id,
+        block,
+        parent_certificate,
+        &tip,
+        validators,
+        &parent_set,
+    )?;
     if block.header.time_ms > now_ms + max_drift.as_millis() as u64 {
-        return Err(format!("block time is {} ms ahead of our clock", block.header.time_ms - now_ms));
+        return Err(format!(
+            "block time is {} ms ahead of our clock",
+            block.header.time_ms - now_ms
+        ));
     }
     let limits = params(store).map_err(|e| e.to_string())?;
     if block.txs.len() > limits.max_block_txs {
-        return Err(format!("{} transactions exceed the limit {}", block.txs.len(), limits.max_block_txs));
+        return Err(format!(
+            "{} transactions exceed the limit {}",
+            block.txs.len(),
+            limits.max_block_txs
+        ));
     }
     let bytes: usize = block.txs.iter().map(Vec::len).sum();
     if bytes > limits.max_block_bytes {
-        return Err(format!("{bytes} transaction bytes exceed the limit {}", limits.max_block_bytes));
+        return Err(format!(
+            "{bytes} transaction bytes exceed the limit {}",
+            limits.max_block_bytes
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for (i, r) in check_stateless_batch(&shared.chain_id, block.txs.clone()).into_iter().enumerate() {
+    for (i, r) in check_stateless_batch(&shared.chain_id, block.txs.clone()).into_iter().enumerate()
+    {
         let tx = r.map_err(|e| format!("transaction {i}: {e}"))?;
         if !seen.insert(tx.hash) {
             return Err(format!("transaction {i} is a duplicate"));
@@ -288,16 +307,30 @@ pub fn check_synced(
     if block.header.height != tip + 1 {
         return Ok((block, cert)); // not the next one: the caller skips it
     }
-    chain::check_certificate(&shared.chain_id, &cert, block.header.height, &block.id(), validators)?;
+    chain::check_certificate(
+        &shared.chain_id,
+        &cert,
+        block.header.height,
+        &block.id(),
+        validators,
+    )?;
     let tip = Tip::of(store, shared.genesis_time_ms)?;
     let parent_set = if tip.height == 0 {
         validators.clone()
     } else {
         validator_set(store, tip.height).map_err(|e| e.to_string())?
     };
-    chain::check_header(&shared.chain_id, &block, parent_certificate, &tip, validators, &parent_set)?;
+    chain::check_header(
+        &shared.chain_id,
+        &block,
+        parent_certificate,
+        &tip,
+        validators,
+        &parent_set,
+    )?;
     // Decided blocks were checked by a quorum, but a node never executes what it has not checked.
-    for (i, r) in check_stateless_batch(&shared.chain_id, block.txs.clone()).into_iter().enumerate() {
+    for (i, r) in check_stateless_batch(&shared.chain_id, block.txs.clone()).into_iter().enumerate()
+    {
         r.map_err(|e| format!("transaction {i}: {e}"))?;
     }
     Ok((block, cert))
@@ -332,8 +365,17 @@ pub fn tx_signer(bytes: &[u8]) -> Option<String> {
 
 /// The kinds the RPC can list, with their key prefixes.
 pub const KINDS: &[&str] = &[
-    "participants", "products", "demands", "responses", "orders", "grants", "usage", "attestations",
-    "proposals", "policies", "accounts",
+    "participants",
+    "products",
+    "demands",
+    "responses",
+    "orders",
+    "grants",
+    "usage",
+    "attestations",
+    "proposals",
+    "policies",
+    "accounts",
 ];
 
 pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
@@ -416,18 +458,27 @@ impl ProofBundle {
 }
 
 /// Prove `key` at `version` (default: the latest version a committed header certifies).
-pub fn prove(store: &Store, chain_id: &str, key: &[u8], version: Option<u64>) -> Result<ProofBundle, String> {
+pub fn prove(
+    store: &Store,
+    chain_id: &str,
+    key: &[u8],
+    version: Option<u64>,
+) -> Result<ProofBundle, String> {
     let tip = store.tip_height();
     if tip == 0 {
         return Err("no block committed yet: nothing certifies a state root".into());
     }
     let version = version.unwrap_or(tip - 1);
     if version >= tip {
-        return Err(format!("version {version} is not certified yet (latest certified: {})", tip - 1));
+        return Err(format!(
+            "version {version} is not certified yet (latest certified: {})",
+            tip - 1
+        ));
     }
     let (value, proof) = store.get_with_proof(key, version).map_err(|e| e.to_string())?;
     let header = store.header(version + 1).map_err(|e| e.to_string())?.ok_or("header missing")?;
-    let cert = store.certificate(version + 1).map_err(|e| e.to_string())?.ok_or("certificate missing")?;
+    let cert =
+        store.certificate(version + 1).map_err(|e| e.to_string())?.ok_or("certificate missing")?;
     let validators = validator_set(store, version + 1).map_err(|e| e.to_string())?;
     Ok(ProofBundle {
         chain_id: chain_id.to_owned(),

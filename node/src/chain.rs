@@ -72,7 +72,8 @@ pub fn check_header(
         h.parent_certificate_hash == Hash::digest(parent_certificate),
         "parent certificate hash does not match the certificate carried",
     )?;
-    let cert = Certificate::decode(parent_certificate).map_err(|e| format!("parent certificate: {e}"))?;
+    let cert =
+        Certificate::decode(parent_certificate).map_err(|e| format!("parent certificate: {e}"))?;
     check_certificate(chain_id, &cert, tip.height, &tip.id, parent_validators)
 }
 
@@ -97,7 +98,9 @@ pub fn serve_sync(store: &Store, req: &SyncRequest, max_bytes: usize) -> SyncRes
     let tip = store.tip_height();
     let end = req.from_height.saturating_add(u64::from(req.max_blocks.min(64)));
     for h in req.from_height.max(1)..end.min(tip + 1) {
-        let (Ok(Some(block)), Ok(Some(cert))) = (store.block(h), store.certificate(h)) else { break };
+        let (Ok(Some(block)), Ok(Some(cert))) = (store.block(h), store.certificate(h)) else {
+            break;
+        };
         let parent_certificate = if h > 1 {
             let Ok(Some(c)) = store.certificate(h - 1) else { break };
             c

@@ -224,7 +224,8 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
         anyhow::ensure!(meta.len() <= CONFIG_BYTES_MAX, "{} is too large", path.display());
         let text = std::fs::read_to_string(path)?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))

@@ -295,7 +295,9 @@ impl Driver {
         match self.core.handle(input) {
             Ok(out) => {
                 if fresh && let Some(bytes) = relay {
-                    self.send(Command::Broadcast(NetMessage { kind: Some(Kind::Consensus(bytes)) }));
+                    self.send(Command::Broadcast(NetMessage {
+                        kind: Some(Kind::Consensus(bytes)),
+                    }));
                 }
                 self.execute(out)
             }
@@ -327,7 +329,11 @@ impl Driver {
         }
         self.blocks.insert(
             id,
-            CachedBlock { block, bytes: Arc::new(bytes.to_vec()), parent_cert: Arc::new(parent_cert) },
+            CachedBlock {
+                block,
+                bytes: Arc::new(bytes.to_vec()),
+                parent_cert: Arc::new(parent_cert),
+            },
         );
         // Answer validations that waited for this block.
         let waiting: Vec<_> = self.awaiting_block.iter().filter(|w| w.2 == id).copied().collect();
@@ -370,7 +376,9 @@ impl Driver {
                     return Err(format!("transaction {hash} is already committed"));
                 }
                 let pool = &self.mempool;
-                app::check_stateful(&self.store, &tx.tx, height, |k, a, b| pool.has_nonces(k, a, b))?;
+                app::check_stateful(&self.store, &tx.tx, height, |k, a, b| {
+                    pool.has_nonces(k, a, b)
+                })?;
                 let bytes = tx.bytes.clone();
                 self.mempool
                     .insert(PoolTx {
@@ -408,9 +416,11 @@ impl Driver {
                 .filter_map(Result::ok)
                 .collect();
             if !checked.is_empty() {
-                let _ = shared
-                    .driver_tx
-                    .try_send(DriverMsg::Admit { txs: checked, from_peer: true, reply: None });
+                let _ = shared.driver_tx.try_send(DriverMsg::Admit {
+                    txs: checked,
+                    from_peer: true,
+                    reply: None,
+                });
             }
         });
     }
@@ -465,7 +475,7 @@ impl Driver {
             self.send_block(p);
         }
         self.send(Command::Broadcast(NetMessage { kind: Some(Kind::Consensus(msg.encode())) }));
-        self.own_msgs.push(msg.clone());
+        self.own_msgs.push(msg);
         if let SignedMessage::Proposal(p) = &msg {
             self.shared.metrics.round.set(i64::from(p.proposal.round.0));
         }
@@ -480,7 +490,7 @@ impl Driver {
             return;
         }
         let msgs: Vec<SignedMessage> =
-            self.own_msgs.iter().filter(|m| m.round() == view.round).cloned().collect();
+            self.own_msgs.iter().filter(|m| m.round() == view.round).copied().collect();
         for m in msgs {
             if let SignedMessage::Proposal(p) = &m {
                 self.send_block(p);
@@ -609,7 +619,12 @@ impl Driver {
     }
 
     /// Execute and commit a block whose certificate is known to be valid, then move on.
-    fn apply_block(&mut self, block: &Block, cert: &Certificate, parent_cert: &[u8]) -> anyhow::Result<()> {
+    fn apply_block(
+        &mut self,
+        block: &Block,
+        cert: &Certificate,
+        parent_cert: &[u8],
+    ) -> anyhow::Result<()> {
         let height = block.header.height;
         let started = Instant::now();
         let receipts = tokio::task::block_in_place(|| -> anyhow::Result<_> {

@@ -109,7 +109,8 @@ fn collect(v: &Value, parties: &mut Vec<String>, products: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             // Contract event attributes: `{"key": "consumer", "value": "<hex>"}`.
-            if let (Some(Value::String(k)), Some(Value::String(x))) = (m.get("key"), m.get("value")) {
+            if let (Some(Value::String(k)), Some(Value::String(x))) = (m.get("key"), m.get("value"))
+            {
                 if PARTY_FIELDS.contains(&k.as_str()) {
                     parties.push(x.clone());
                 } else if PRODUCT_FIELDS.contains(&k.as_str()) {
@@ -144,7 +145,7 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, e: &Event) -> bool {
-        (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == e.kind))
+        (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && self.participant.as_ref().is_none_or(|p| e.parties.iter().any(|x| x == p))
             && self.product.as_ref().is_none_or(|p| e.products.iter().any(|x| x == p))
     }

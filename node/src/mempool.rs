@@ -60,7 +60,13 @@ pub struct Mempool {
 
 impl Mempool {
     pub fn new(limits: MempoolLimits) -> Self {
-        Self { limits, by_hash: BTreeMap::new(), by_account: BTreeMap::new(), bytes: 0, next_seq: 0 }
+        Self {
+            limits,
+            by_hash: BTreeMap::new(),
+            by_account: BTreeMap::new(),
+            bytes: 0,
+            next_seq: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -87,7 +93,8 @@ impl Mempool {
         if self.by_account.get(&tx.signer).is_some_and(|m| m.contains_key(&tx.nonce)) {
             return Err(MempoolError::NonceTaken { nonce: tx.nonce });
         }
-        if self.len() + 1 > self.limits.max_txs || self.bytes + tx.bytes.len() > self.limits.max_bytes
+        if self.len() + 1 > self.limits.max_txs
+            || self.bytes + tx.bytes.len() > self.limits.max_bytes
         {
             return Err(MempoolError::Full { count: self.len(), bytes: self.bytes });
         }
@@ -230,8 +237,7 @@ mod tests {
         p.insert(tx(1, 2, 10)).unwrap();
         p.insert(tx(2, 0, 10)).unwrap();
         p.insert(tx(1, 1, 10)).unwrap();
-        let got: Vec<(u8, u64)> =
-            p.reap(1000, 100).iter().map(|t| (t.bytes[0], t.nonce)).collect();
+        let got: Vec<(u8, u64)> = p.reap(1000, 100).iter().map(|t| (t.bytes[0], t.nonce)).collect();
         // Account 1's head is nonce 1 (arrived third), account 2's head arrived second.
         assert_eq!(got, vec![(2, 0), (1, 1), (1, 2)]);
         assert_eq!(p.reap(1000, 2).len(), 2);

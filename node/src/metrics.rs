@@ -52,24 +52,56 @@ impl Metrics {
             height: reg!("height", "Height of the last committed block", Gauge::default()),
             round: reg!("round", "Current consensus round", Gauge::default()),
             peers: reg!("peers", "Connected permitted peers", Gauge::default()),
-            mempool_txs: reg!("mempool_txs", "Transactions waiting in the mempool", Gauge::default()),
+            mempool_txs: reg!(
+                "mempool_txs",
+                "Transactions waiting in the mempool",
+                Gauge::default()
+            ),
             mempool_bytes: reg!("mempool_bytes", "Bytes waiting in the mempool", Gauge::default()),
             txs_committed: reg!("txs_committed", "Transactions committed", Counter::default()),
             blocks_committed: reg!("blocks_committed", "Blocks committed", Counter::default()),
-            txs_rejected: reg!("txs_rejected", "Transactions refused at admission", Counter::default()),
+            txs_rejected: reg!(
+                "txs_rejected",
+                "Transactions refused at admission",
+                Counter::default()
+            ),
             block_interval_seconds: reg!("block_interval_seconds", "Time between commits", secs()),
             commit_latency_seconds: reg!(
                 "commit_latency_seconds",
                 "Time from local admission to commit",
                 secs()
             ),
-            p2p_refused: reg!("p2p_refused", "Connections refused (unknown key)", Counter::default()),
-            p2p_dropped: reg!("p2p_dropped", "Inbound messages dropped (node busy)", Counter::default()),
-            p2p_rate_limited: reg!("p2p_rate_limited", "Inbound messages over a peer's rate", Counter::default()),
-            p2p_bad_frames: reg!("p2p_bad_frames", "Malformed or oversized frames", Counter::default()),
-            consensus_rejected: reg!("consensus_rejected", "Consensus messages rejected", Counter::default()),
+            p2p_refused: reg!(
+                "p2p_refused",
+                "Connections refused (unknown key)",
+                Counter::default()
+            ),
+            p2p_dropped: reg!(
+                "p2p_dropped",
+                "Inbound messages dropped (node busy)",
+                Counter::default()
+            ),
+            p2p_rate_limited: reg!(
+                "p2p_rate_limited",
+                "Inbound messages over a peer's rate",
+                Counter::default()
+            ),
+            p2p_bad_frames: reg!(
+                "p2p_bad_frames",
+                "Malformed or oversized frames",
+                Counter::default()
+            ),
+            consensus_rejected: reg!(
+                "consensus_rejected",
+                "Consensus messages rejected",
+                Counter::default()
+            ),
             rpc_requests: reg!("rpc_requests", "RPC requests served", Counter::default()),
-            rpc_errors: reg!("rpc_errors", "RPC requests answered with an error", Counter::default()),
+            rpc_errors: reg!(
+                "rpc_errors",
+                "RPC requests answered with an error",
+                Counter::default()
+            ),
             registry: Arc::new(r),
         }
     }

@@ -72,7 +72,8 @@ pub struct Shared {
 impl Shared {
     /// Peers allowed to connect: the validator set plus the configured allow-list.
     pub fn permitted_peers(&self, set: &ValidatorSet) -> BTreeSet<PeerId> {
-        let mut s: BTreeSet<PeerId> = set.validators().iter().map(|v| p2p::peer_id(&v.key)).collect();
+        let mut s: BTreeSet<PeerId> =
+            set.validators().iter().map(|v| p2p::peer_id(&v.key)).collect();
         s.extend(self.allow.iter().copied());
         s
     }

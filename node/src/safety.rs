@@ -38,7 +38,10 @@ impl SafetyFile {
         }
         let bytes = fs::read(&self.path)?;
         if bytes.len() < MAGIC.len() + 32 || &bytes[..8] != MAGIC {
-            bail!("{} is not a dpx safety state (refusing to start: it could let this validator double-sign)", self.path.display());
+            bail!(
+                "{} is not a dpx safety state (refusing to start: it could let this validator double-sign)",
+                self.path.display()
+            );
         }
         let (body, sum) = bytes[8..].split_at(bytes.len() - 8 - 32);
         if Hash::digest(body).as_bytes() != sum {

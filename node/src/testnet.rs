@@ -51,10 +51,9 @@ pub struct InitArgs {
 
 fn ports_free(host: &str, base: u16, nodes: usize) -> bool {
     (0..nodes).all(|i| {
-        let p2p = base as usize + 10 * i;
-        p2p + 7 <= usize::from(u16::MAX)
-            && TcpListener::bind((host, p2p as u16)).is_ok()
-            && TcpListener::bind((host, (p2p + 7) as u16)).is_ok()
+        let p2p = usize::from(base) + 10 * i;
+        let (Ok(p2p), Ok(rpc)) = (u16::try_from(p2p), u16::try_from(p2p + 7)) else { return false };
+        TcpListener::bind((host, p2p)).is_ok() && TcpListener::bind((host, rpc)).is_ok()
     })
 }
 
@@ -93,15 +92,22 @@ pub fn init(args: &InitArgs, out: Output) -> anyhow::Result<()> {
     }
     let validator_keys: Vec<PublicKey> =
         node_keys[..args.validators].iter().map(Keypair::public).collect();
-    let agency_refs: Vec<(&str, PublicKey)> = agencies.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    let agency_refs: Vec<(&str, PublicKey)> =
+        agencies.iter().map(|(n, k)| (n.as_str(), *k)).collect();
     let mut genesis = Genesis::example(&args.chain_id, &agency_refs, &validator_keys);
     genesis.genesis_time_ms = crate::driver::now_ms();
     genesis.validate().context("the generated genesis is invalid")?;
     let genesis_json = genesis.to_json();
     std::fs::write(dir.join("genesis.json"), &genesis_json)?;
 
-    let addr = |i: usize| (format!("/ip4/{}/tcp/{}", args.host, base as usize + 10 * i), format!("{}:{}", args.host, base as usize + 10 * i + 7));
-    let full_keys: Vec<String> = node_keys[args.validators..].iter().map(|k| k.public().to_hex()).collect();
+    let addr = |i: usize| {
+        (
+            format!("/ip4/{}/tcp/{}", args.host, base as usize + 10 * i),
+            format!("{}:{}", args.host, base as usize + 10 * i + 7),
+        )
+    };
+    let full_keys: Vec<String> =
+        node_keys[args.validators..].iter().map(|k| k.public().to_hex()).collect();
     let mut nodes = Vec::new();
     for (i, key) in node_keys.iter().enumerate() {
         let validator = i < args.validators;
@@ -140,15 +146,21 @@ pub fn init(args: &InitArgs, out: Output) -> anyhow::Result<()> {
 }
 
 fn text_summary(dir: &Path, v: &Value) -> String {
-    let mut s = format!("wrote a {}-node network to {}\n", v["nodes"].as_array().map_or(0, Vec::len), dir.display());
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "wrote a {}-node network to {}\n",
+        v["nodes"].as_array().map_or(0, Vec::len),
+        dir.display()
+    );
     for n in v["nodes"].as_array().into_iter().flatten() {
-        s.push_str(&format!(
-            "  {} {}  rpc {}  home {}\n",
+        let _ = writeln!(
+            s,
+            "  {} {}  rpc {}  home {}",
             n["name"].as_str().unwrap_or(""),
             if n["validator"].as_bool() == Some(true) { "validator" } else { "full node" },
             n["rpc"].as_str().unwrap_or(""),
             n["home"].as_str().unwrap_or(""),
-        ));
+        );
     }
     s.push_str("start each with: dpx node start --home <home>");
     s

@@ -29,8 +29,16 @@ fn testnet_init_writes_loadable_homes() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("net");
     let out = dpx(&[
-        "testnet", "init", "--validators", "4", "--full-nodes", "1", "--out",
-        out_dir.to_str().unwrap(), "--output", "json",
+        "testnet",
+        "init",
+        "--validators",
+        "4",
+        "--full-nodes",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--output",
+        "json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -64,8 +72,18 @@ fn grant_strings_round_trip_and_garbage_is_refused() {
     let consumer = dpx_crypto::Keypair::from_seed([7; 32]).public().to_hex();
     let product = "11".repeat(32);
     let out = dpx(&[
-        "grant", "sign", "--key", key.to_str().unwrap(), "--consumer", &consumer, "--product", &product,
-        "--purpose", "verify CV", "--expiry-height", "100",
+        "grant",
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--consumer",
+        &consumer,
+        "--product",
+        &product,
+        "--purpose",
+        "verify CV",
+        "--expiry-height",
+        "100",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let grant = String::from_utf8(out.stdout).unwrap();

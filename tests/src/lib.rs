@@ -99,7 +99,8 @@ impl Cluster {
     /// Start node `i` (logs go to `<home>/node.log`).
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let home = &self.homes[i];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log"))?;
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log"))?;
         let child = Command::new(dpx_bin()?)
             .args(["node", "start", "--home", home.to_str().context("home")?])
             .env("RUST_LOG", std::env::var("DPX_TEST_LOG").unwrap_or_else(|_| "info".into()))
@@ -221,7 +222,7 @@ pub fn post_json(url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         let r = reqwest::Client::new()
             .post(url)
             .json(body)
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_mins(1))
             .send()
             .await?;
         let status = r.status().as_u16();
@@ -291,7 +292,11 @@ impl Cluster {
             let first = self.block_ids(nodes[0], h)?;
             for i in &nodes[1..] {
                 let other = self.block_ids(*i, h)?;
-                anyhow::ensure!(first == other, "nodes {} and {i} disagree at height {h}", nodes[0]);
+                anyhow::ensure!(
+                    first == other,
+                    "nodes {} and {i} disagree at height {h}",
+                    nodes[0]
+                );
             }
         }
         Ok(common)

@@ -38,7 +38,8 @@ fn n4f1_commit_crash_restart_and_late_full_node() -> anyhow::Result<()> {
     // Restart it: it catches up and follows the tip again.
     c.start(3)?;
     let target = c.height(0)? + 2;
-    c.wait_height(3, target, T).map_err(|e| anyhow::anyhow!("{e}\nnode0:\n{}", tail(&c.log(0), 20)))?;
+    c.wait_height(3, target, T)
+        .map_err(|e| anyhow::anyhow!("{e}\nnode0:\n{}", tail(&c.log(0), 20)))?;
 
     // A full node joining now syncs everything from height 0.
     c.start(4)?;
@@ -116,7 +117,8 @@ fn unknown_peer_refused_and_garbage_sender_dropped() -> anyhow::Result<()> {
     let deadline = Instant::now() + T;
     loop {
         let metrics = dpx_tests_metrics(&c, 0)?;
-        if metrics.contains("dpx_p2p_refused_total") && !metrics.contains("dpx_p2p_refused_total 0") {
+        if metrics.contains("dpx_p2p_refused_total") && !metrics.contains("dpx_p2p_refused_total 0")
+        {
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "node 0 never refused the intruder:\n{metrics}");
@@ -128,7 +130,5 @@ fn unknown_peer_refused_and_garbage_sender_dropped() -> anyhow::Result<()> {
 
 fn dpx_tests_metrics(c: &Cluster, i: usize) -> anyhow::Result<String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        Ok(reqwest::get(format!("{}/metrics", c.rpc[i])).await?.text().await?)
-    })
+    rt.block_on(async { Ok(reqwest::get(format!("{}/metrics", c.rpc[i])).await?.text().await?) })
 }

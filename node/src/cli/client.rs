@@ -13,15 +13,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_mins(1)).build()?;
         Ok(Self { base: base.trim_end_matches('/').to_owned(), http })
     }
 
     async fn decode(resp: reqwest::Response, what: &str) -> anyhow::Result<(u16, Value)> {
         let status = resp.status().as_u16();
         let text = resp.text().await.with_context(|| format!("reading the answer to {what}"))?;
-        let v: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{what}: the node answered {status} with non-JSON: {text:.200}"))?;
+        let v: Value = serde_json::from_str(&text).with_context(|| {
+            format!("{what}: the node answered {status} with non-JSON: {text:.200}")
+        })?;
         Ok((status, v))
     }
 
@@ -39,7 +40,8 @@ impl Client {
     /// POST JSON; returns the status and body whatever the status.
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
-        let resp = self.http.post(&url).json(body).send().await.with_context(|| format!("POST {url}"))?;
+        let resp =
+            self.http.post(&url).json(body).send().await.with_context(|| format!("POST {url}"))?;
         Self::decode(resp, &url).await
     }
 }

@@ -19,7 +19,11 @@ use dpx_crypto::{Keypair, keyfile};
 pub use client::Client;
 
 #[derive(Parser, Debug)]
-#[command(name = "dpx", version, about = "dpx: a permissioned ledger for a regulated data product marketplace")]
+#[command(
+    name = "dpx",
+    version,
+    about = "dpx: a permissioned ledger for a regulated data product marketplace"
+)]
 pub struct Cli {
     /// Output format for results.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
@@ -90,9 +94,7 @@ pub enum Cmd {
         cmd: audit::AuditCmd,
     },
     /// blake3 of standard input (or a file), hex: for terms, deliveries and request hashes.
-    Hash {
-        file: Option<PathBuf>,
-    },
+    Hash { file: Option<PathBuf> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,15 +175,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Query { kind, id, prove, limit, after, rpc } => {
             let c = Client::new(&rpc)?;
-            let v = match id {
-                Some(id) => c.get(&format!("/v1/state/{kind}/{id}?prove={prove}")).await?,
-                None => {
-                    let mut q = format!("/v1/state/{kind}?limit={}", limit.unwrap_or(100));
-                    if let Some(a) = after {
-                        q.push_str(&format!("&after={a}"));
-                    }
-                    c.get(&q).await?
+            let v = if let Some(id) = id {
+                c.get(&format!("/v1/state/{kind}/{id}?prove={prove}")).await?
+            } else {
+                let mut q = format!("/v1/state/{kind}?limit={}", limit.unwrap_or(100));
+                if let Some(a) = after {
+                    q = format!("{q}&after={a}");
                 }
+                c.get(&q).await?
             };
             emit(out, &v, || serde_json::to_string_pretty(&v).unwrap_or_default());
         }
@@ -189,13 +190,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Grant { cmd } => return tx::grant(cmd, out).await,
         Cmd::Audit { cmd } => audit::run(cmd, out).await?,
         Cmd::Hash { file } => {
-            let bytes = match file {
-                Some(f) => std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?,
-                None => {
-                    let mut b = Vec::new();
-                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
-                    b
-                }
+            let bytes = if let Some(f) = file {
+                std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
+            } else {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+                b
             };
             let h = dpx_crypto::Hash::digest(&bytes);
             emit(out, &json!({ "hash": h }), || h.to_hex());

@@ -53,6 +53,7 @@ pub struct TxArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum GrantCmd {
     /// Sign a one-use grant offline as the data subject; prints a compact string (QR-sized).
     Sign {
@@ -103,7 +104,10 @@ pub fn fields_to_json(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
         };
         let (name, value) = match name.split_once('=') {
             Some((n, v)) => (n.to_owned(), v.to_owned()),
-            None => (name.to_owned(), it.next().with_context(|| format!("--{name} needs a value"))?.clone()),
+            None => (
+                name.to_owned(),
+                it.next().with_context(|| format!("--{name} needs a value"))?.clone(),
+            ),
         };
         let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
         let path: Vec<String> = name.split('.').map(|p| p.replace('-', "_")).collect();
@@ -120,7 +124,9 @@ fn insert(obj: &mut Map<String, Value>, path: &[String], value: Value) -> anyhow
         }
         [first, rest @ ..] => {
             let child = obj.entry(first.clone()).or_insert_with(|| Value::Object(Map::new()));
-            let Value::Object(child) = child else { bail!("--{first} is both a value and an object") };
+            let Value::Object(child) = child else {
+                bail!("--{first} is both a value and an object")
+            };
             insert(child, rest, value)?;
         }
     }
@@ -128,7 +134,11 @@ fn insert(obj: &mut Map<String, Value>, path: &[String], value: Value) -> anyhow
 }
 
 /// The operation named `op` with `fields`, checked by the contracts' deserializer.
-pub fn build_operation(op: &str, json_text: Option<&str>, fields: &[String]) -> anyhow::Result<Operation> {
+pub fn build_operation(
+    op: &str,
+    json_text: Option<&str>,
+    fields: &[String],
+) -> anyhow::Result<Operation> {
     let mut obj = match json_text {
         Some(t) => serde_json::from_str::<Map<String, Value>>(t).context("--json")?,
         None => Map::new(),
@@ -210,7 +220,10 @@ fn take_own_options(args: &mut TxArgs, out: &mut Output) -> anyhow::Result<()> {
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
             None => (f.clone(), None),
         };
-        if !matches!(name.as_str(), "--rpc" | "--wait" | "--nonce" | "--expiry-height" | "--key" | "--json" | "--output") {
+        if !matches!(
+            name.as_str(),
+            "--rpc" | "--wait" | "--nonce" | "--expiry-height" | "--key" | "--json" | "--output"
+        ) {
             rest.push(f);
             continue;
         }
@@ -289,10 +302,11 @@ mod tests {
 
     #[test]
     fn fields_become_nested_json() {
-        let f: Vec<String> = ["--rating", "4", "--spec.grade=3", "--spec.name", "CV check", "--flag", "true"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let f: Vec<String> =
+            ["--rating", "4", "--spec.grade=3", "--spec.name", "CV check", "--flag", "true"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
         let o = fields_to_json(&f).unwrap();
         assert_eq!(o["rating"], json!(4));
         assert_eq!(o["spec"]["grade"], json!(3));
@@ -305,7 +319,11 @@ mod tests {
     #[test]
     fn operations_are_checked_before_signing() {
         let k = dpx_crypto::Keypair::from_seed([1; 32]).public().to_hex();
-        let op = build_operation("set-rating", None, &["--participant".into(), k, "--rating".into(), "4".into()]);
+        let op = build_operation(
+            "set-rating",
+            None,
+            &["--participant".into(), k, "--rating".into(), "4".into()],
+        );
         assert!(matches!(op, Ok(Operation::SetRating { rating: 4, .. })));
         assert!(build_operation("set-rating", None, &["--bogus".into(), "1".into()]).is_err());
         assert!(build_operation("no-such-op", None, &[]).is_err());

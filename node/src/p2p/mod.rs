@@ -130,7 +130,7 @@ pub fn spawn(
         .with_behaviour(|_| {
             Behaviour::with_codec(codec, [(PROTOCOL, ProtocolSupport::Full)], rr_cfg)
         })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_hours(1)))
         .build();
     let local = *swarm.local_peer_id();
     swarm.listen_on(cfg.listen.clone()).context("listen")?;
@@ -209,8 +209,11 @@ impl NetTask {
     fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, cmd: Command) {
         match cmd {
             Command::Broadcast(msg) => {
-                let peers: Vec<PeerId> =
-                    swarm.connected_peers().filter(|p| self.permitted.contains(p)).copied().collect();
+                let peers: Vec<PeerId> = swarm
+                    .connected_peers()
+                    .filter(|p| self.permitted.contains(p))
+                    .copied()
+                    .collect();
                 for p in peers {
                     swarm.behaviour_mut().send_request(&p, msg.clone());
                 }
@@ -224,8 +227,11 @@ impl NetTask {
             }
             Command::SetPermitted(set) => {
                 self.permitted = set;
-                let drop: Vec<PeerId> =
-                    swarm.connected_peers().filter(|p| !self.permitted.contains(p)).copied().collect();
+                let drop: Vec<PeerId> = swarm
+                    .connected_peers()
+                    .filter(|p| !self.permitted.contains(p))
+                    .copied()
+                    .collect();
                 for p in drop {
                     info!(peer = %p, "peer no longer permitted; disconnecting");
                     let _ = swarm.disconnect_peer_id(p);
@@ -286,9 +292,12 @@ impl NetTask {
                     let _ = swarm.disconnect_peer_id(peer);
                     return;
                 }
-                let (rate, burst) = (f64::from(self.cfg.peer_msgs_per_s), f64::from(self.cfg.peer_burst));
-                let bucket =
-                    self.buckets.entry(peer).or_insert(Bucket { tokens: burst, last: Instant::now() });
+                let (rate, burst) =
+                    (f64::from(self.cfg.peer_msgs_per_s), f64::from(self.cfg.peer_burst));
+                let bucket = self
+                    .buckets
+                    .entry(peer)
+                    .or_insert(Bucket { tokens: burst, last: Instant::now() });
                 if !bucket.take(rate, burst) {
                     self.metrics.p2p_rate_limited.inc();
                     drop(channel); // no answer: the peer sees a failure and backs off
@@ -308,7 +317,9 @@ impl NetTask {
                 let _ = swarm.behaviour_mut().send_response(channel, ack);
                 self.forward(Inbound::Message { from: peer, msg: request });
             }
-            Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
+            Event::Message {
+                peer, message: Message::Response { request_id, response }, ..
+            } => {
                 if self.sync_pending.remove(&request_id)
                     && let Some(net_response::Kind::Sync(resp)) = response.kind
                 {

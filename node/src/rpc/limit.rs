@@ -48,7 +48,8 @@ impl IpLimiter {
             }
         }
         let (tokens, last) = b.entry(ip).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate_per_s).min(self.burst);
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate_per_s).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

@@ -111,8 +111,9 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let addr: SocketAddr = shared.config.rpc.listen.parse().context("rpc.listen")?;
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding RPC on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding RPC on {addr}"))?;
     info!(%addr, "RPC listening");
     let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
     Ok(tokio::spawn(async move {
@@ -183,10 +184,13 @@ fn block_json(s: &Shared, height: u64) -> ApiResult<Value> {
     }))
 }
 
-async fn block(State(s): State<AppState>, Path(height): Path<String>) -> ApiResult<axum::Json<Value>> {
-    let height: u64 = height
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_height", "height must be a non-negative integer"))?;
+async fn block(
+    State(s): State<AppState>,
+    Path(height): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let height: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request("bad_height", "height must be a non-negative integer")
+    })?;
     Ok(axum::Json(block_json(&s, height)?))
 }
 

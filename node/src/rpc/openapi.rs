@@ -25,8 +25,10 @@ fn query(name: &str, desc: &str, ty: &str) -> Value {
 /// The document.
 pub fn document() -> Value {
     let wait = query("wait", "admission | check (default) | commit", "string");
-    let timeout = query("timeout_ms", "with wait=commit: how long to wait (capped by config)", "integer");
-    let mut submit = op("Submit one signed transaction", &json!([wait, timeout]), "committed (wait=commit)");
+    let timeout =
+        query("timeout_ms", "with wait=commit: how long to wait (capped by config)", "integer");
+    let mut submit =
+        op("Submit one signed transaction", &json!([wait, timeout]), "committed (wait=commit)");
     submit["requestBody"] = json!({
         "required": true,
         "content": {
@@ -36,10 +38,17 @@ pub fn document() -> Value {
         }
     });
     submit["responses"]["202"] = json!({ "description": "admitted or checked; not yet committed" });
-    let mut batch = op("Submit up to rpc.max_batch_txs transactions", &json!([query("wait", "admission | check", "string")]), "one result per transaction");
+    let mut batch = op(
+        "Submit up to rpc.max_batch_txs transactions",
+        &json!([query("wait", "admission | check", "string")]),
+        "one result per transaction",
+    );
     batch["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": {
         "type": "object", "required": ["txs"], "properties": { "txs": { "type": "array", "items": { "type": "string" } } } } } } });
-    let kind = path_param("kind", "participants, products, demands, responses, orders, grants, usage, policies, proposals, accounts, attestations");
+    let kind = path_param(
+        "kind",
+        "participants, products, demands, responses, orders, grants, usage, policies, proposals, accounts, attestations",
+    );
     json!({
         "openapi": "3.1.0",
         "info": { "title": "dpx node RPC", "version": env!("CARGO_PKG_VERSION"),
@@ -78,7 +87,9 @@ mod tests {
         let paths = doc["paths"].as_object().unwrap();
         let mut in_doc: Vec<(String, String)> = paths
             .iter()
-            .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone())))
+            .flat_map(|(p, ops)| {
+                ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone()))
+            })
             .collect();
         in_doc.sort();
         let mut routes: Vec<(String, String)> =

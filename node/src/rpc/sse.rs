@@ -111,16 +111,13 @@ pub async fn events(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok(e), rx))
-    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 fn lagged(resume: u64) -> SseEvent {
-    SseEvent::default()
-        .event("lagged")
-        .data(format!("{{\"resume_from_height\":{resume}}}"))
+    SseEvent::default().event("lagged").data(format!("{{\"resume_from_height\":{resume}}}"))
 }
 
 async fn send_block(tx: &mpsc::Sender<SseEvent>, be: &BlockEvents, filter: &Filter) -> bool {

@@ -35,7 +35,9 @@ pub async fn list(
         ApiError::not_found(format!("unknown kind {kind:?}; kinds: {}", app::KINDS.join(", ")))
     })?;
     let after = match &q.after {
-        Some(a) => Some(hex::decode(a).map_err(|_| ApiError::bad_request("bad_cursor", "after must be hex"))?),
+        Some(a) => Some(
+            hex::decode(a).map_err(|_| ApiError::bad_request("bad_cursor", "after must be hex"))?,
+        ),
         None => None,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, PAGE_MAX);

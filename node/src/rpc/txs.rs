@@ -72,14 +72,21 @@ fn parse_hex_tx(s: &str) -> ApiResult<Vec<u8>> {
 }
 
 /// Stateless checks (decode, chain id, batched signature verification) off the async threads.
-async fn check_stateless(s: &AppState, txs: Vec<Vec<u8>>) -> ApiResult<Vec<Result<CheckedTx, String>>> {
+async fn check_stateless(
+    s: &AppState,
+    txs: Vec<Vec<u8>>,
+) -> ApiResult<Vec<Result<CheckedTx, String>>> {
     let chain = s.chain_id.clone();
     tokio::task::spawn_blocking(move || app::check_stateless_batch(&chain, txs))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-async fn admit(s: &AppState, txs: Vec<CheckedTx>, wait: Wait) -> ApiResult<Vec<Result<Hash, String>>> {
+async fn admit(
+    s: &AppState,
+    txs: Vec<CheckedTx>,
+    wait: Wait,
+) -> ApiResult<Vec<Result<Hash, String>>> {
     if wait == Wait::Admission {
         let hashes = txs.iter().map(|t| Ok(t.hash)).collect();
         s.driver_tx
@@ -129,7 +136,9 @@ pub async fn submit(
     result.map_err(|r| rejection(&r))?;
     let Some(waiter) = waiter else {
         let stage = if wait == Wait::Admission { "admitted" } else { "checked" };
-        return Ok((StatusCode::ACCEPTED, Json(json!({ "hash": hash, "status": stage }))).into_response());
+        return Ok(
+            (StatusCode::ACCEPTED, Json(json!({ "hash": hash, "status": stage }))).into_response()
+        );
     };
     let max = s.config.rpc.commit_wait_max_ms;
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(max).min(max));
@@ -151,10 +160,13 @@ pub async fn submit_batch(
 ) -> ApiResult<Json<Value>> {
     let wait = parse_wait(&q)?;
     if wait == Wait::Commit {
-        return Err(ApiError::bad_request("bad_wait", "batch submit supports wait=admission or check"));
+        return Err(ApiError::bad_request(
+            "bad_wait",
+            "batch submit supports wait=admission or check",
+        ));
     }
-    let j: JsonBatch =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?;
+    let j: JsonBatch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?;
     if j.txs.len() > s.config.rpc.max_batch_txs {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -162,8 +174,11 @@ pub async fn submit_batch(
             format!("at most {} transactions per batch", s.config.rpc.max_batch_txs),
         ));
     }
-    let decoded: Vec<Result<Vec<u8>, String>> =
-        j.txs.iter().map(|t| hex::decode(t.trim()).map_err(|_| "tx must be hex".to_owned())).collect();
+    let decoded: Vec<Result<Vec<u8>, String>> = j
+        .txs
+        .iter()
+        .map(|t| hex::decode(t.trim()).map_err(|_| "tx must be hex".to_owned()))
+        .collect();
     let good: Vec<Vec<u8>> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
     let mut checked = check_stateless(&s, good).await?.into_iter();
     let mut results: Vec<Result<CheckedTx, String>> = Vec::with_capacity(decoded.len());
@@ -207,7 +222,8 @@ fn tx_status(s: &AppState, hash: &Hash) -> ApiResult<Value> {
 }
 
 pub async fn status(State(s): State<AppState>, Path(hash): Path<String>) -> ApiResult<Json<Value>> {
-    let hash: Hash =
-        hash.parse().map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
+    let hash: Hash = hash
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
     Ok(Json(tx_status(&s, &hash)?))
 }
