@@ -527,12 +527,13 @@ fn check_end(
     source::compare_latest_state(source, store, last.height, STATE_PAGE_ENTRIES)
 }
 
-/// Progress on stderr: at most once a second, carriage-return updates on a terminal.
+/// Progress on stderr: carriage-return updates on a terminal, plain lines in a log.
 struct Progress {
     enabled: bool,
     tty: bool,
     started: Instant,
     last_print: Instant,
+    printed_height: Option<u64>,
     to: u64,
     txs: u64,
 }
@@ -545,6 +546,7 @@ impl Progress {
             tty: std::io::stderr().is_terminal(),
             started: now,
             last_print: now,
+            printed_height: None,
             to,
             txs: 0,
         }
@@ -552,8 +554,11 @@ impl Progress {
 
     fn tick(&mut self, height: u64, txs: usize) {
         self.txs += txs as u64;
-        if self.enabled && self.last_print.elapsed().as_millis() >= 1000 {
+        // A terminal line is rewritten in place every second; a log gets a line every 5 s.
+        let every_ms = if self.tty { 1_000 } else { 5_000 };
+        if self.enabled && self.last_print.elapsed().as_millis() >= every_ms {
             self.last_print = Instant::now();
+            self.printed_height = Some(height);
             self.print(height, false);
         }
     }
@@ -573,7 +578,7 @@ impl Progress {
     }
 
     fn finish(&self, height: u64) {
-        if self.enabled {
+        if self.enabled && (self.tty || self.printed_height != Some(height)) {
             self.print(height, true);
         }
     }
