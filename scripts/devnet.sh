@@ -15,7 +15,8 @@ DIR=${DPX_DEVNET_DIR:-$ROOT/devnet}
 BASE=${DPX_BASE_PORT:-26650}
 PROFILE=${DPX_PROFILE:-release}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-DPX="$TARGET/$PROFILE/dpx"
+# DPX_BIN: use an already built binary and skip the build (the test suite does this).
+DPX=${DPX_BIN:-$TARGET/$PROFILE/dpx}
 RPC="http://127.0.0.1:$((BASE + 7))"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -50,11 +51,13 @@ esac
 source scripts/prereqs.sh
 command -v python3 >/dev/null || apt_install python3
 
-say "Building dpx ($PROFILE; the first build compiles RocksDB and takes a while)"
-if [ "$PROFILE" = release ]; then
-  cargo build --release --locked -p dpx-node --bin dpx
-else
-  cargo build --locked -p dpx-node --bin dpx
+if [ -z "${DPX_BIN:-}" ]; then
+  say "Building dpx ($PROFILE; the first build compiles RocksDB and takes a while)"
+  if [ "$PROFILE" = release ]; then
+    cargo build --release --locked -p dpx-node --bin dpx
+  else
+    cargo build --locked -p dpx-node --bin dpx
+  fi
 fi
 
 say "Creating a 4-validator network in $DIR"
@@ -81,12 +84,16 @@ for e in v["receipt"]["events"]:
             print(a["value"]); sys.exit(0)
 sys.exit("no attribute " + sys.argv[1])' "$1"; }
 
-for _ in $(seq 1 120); do
+for _ in $(seq 1 240); do
   h=$("$DPX" status --rpc "$RPC" --output json 2>/dev/null | jget height 2>/dev/null || echo 0)
   [ "${h:-0}" -ge 1 ] && break
   sleep 0.5
 done
-[ "${h:-0}" -ge 1 ] || { echo "the network did not produce a block; see $DIR/node0/node.log" >&2; exit 1; }
+if [ "${h:-0}" -lt 1 ]; then
+  echo "the network did not produce a block within 2 minutes; the end of node0's log:" >&2
+  tail -n 30 "$DIR/node0/node.log" >&2
+  exit 1
+fi
 step "the chain is live at height $h"
 
 K="$DIR/demo-keys"

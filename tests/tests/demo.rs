@@ -1,5 +1,5 @@
-//! The README's main command, end to end: `scripts/devnet.sh` (on the debug build the test
-//! suite already made) builds nothing new, starts four validators and runs the narrated demo
+//! The README's main command, end to end: `scripts/devnet.sh`, given the binary the test suite
+//! already built (`DPX_BIN`, so it builds nothing), starts four validators and runs the demo
 //! through the real CLI and RPC: admissions, ratings, a grade-3 listing, a grant used once and
 //! refused the second time, a policy denial, and an offline-verified proof.
 
@@ -20,6 +20,7 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
             .arg(root.join("scripts/devnet.sh"))
             .arg(arg)
             .env("DPX_PROFILE", profile)
+            .env("DPX_BIN", &bin)
             .env("CARGO_TARGET_DIR", target)
             .env("DPX_DEVNET_DIR", &net)
             .env("DPX_BASE_PORT", port.to_string())
