@@ -38,7 +38,7 @@ int clock_gettime(clockid_t clk, struct timespec *ts) {
 
 int gettimeofday(struct timeval *tv, void *tz) {
     int r = real_gettimeofday(tv, tz);
-    if (r == 0 && tv) {
+    if (r == 0) {
         long long us = (long long)tv->tv_sec * 1000000LL + tv->tv_usec + skew_ns / 1000;
         tv->tv_sec = us / 1000000LL;
         tv->tv_usec = us % 1000000LL;

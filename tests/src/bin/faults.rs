@@ -41,13 +41,14 @@ const CHECK_PARALLEL: usize = 8;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("faults: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let rt =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("faults: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     match rt.block_on(run(&args)) {
         Ok(code) => code,
         Err(e) => {
@@ -66,14 +67,19 @@ impl Opts {
         let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let name = a.strip_prefix("--").with_context(|| format!("expected --option, found {a:?}"))?;
+            let name =
+                a.strip_prefix("--").with_context(|| format!("expected --option, found {a:?}"))?;
             let v = it.next().with_context(|| format!("--{name} needs a value"))?;
             m.entry(name.to_owned()).or_default().extend(v.split(',').map(str::to_owned));
         }
         Ok(Self(m))
     }
     fn all(&self, name: &str) -> anyhow::Result<&[String]> {
-        self.0.get(name).map(Vec::as_slice).filter(|v| !v.is_empty()).with_context(|| format!("--{name} is required"))
+        self.0
+            .get(name)
+            .map(Vec::as_slice)
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("--{name} is required"))
     }
     fn one(&self, name: &str) -> anyhow::Result<&str> {
         Ok(&self.all(name)?[0])
@@ -87,16 +93,19 @@ impl Opts {
 }
 
 async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let (cmd, rest) = args.split_first().context("usage: faults load|check|tips|next-proposer --rpc URL ...")?;
+    let (cmd, rest) =
+        args.split_first().context("usage: faults load|check|tips|next-proposer --rpc URL ...")?;
     let o = Opts::parse(rest)?;
-    let urls: Vec<String> = o.all("rpc")?.iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
+    let urls: Vec<String> =
+        o.all("rpc")?.iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
     match cmd.as_str() {
         "load" => load(&o, urls).await.map(|()| ExitCode::SUCCESS),
         "check" => check(&o, &urls).await,
         "tips" => {
             let c = client(Duration::from_millis(1500))?;
             let tips = tips(&c, &urls).await;
-            let s: Vec<String> = tips.iter().map(|t| t.map_or_else(|| "-1".to_owned(), |h| h.to_string())).collect();
+            let s: Vec<String> =
+                tips.iter().map(|t| t.map_or_else(|| "-1".to_owned(), |h| h.to_string())).collect();
             println!("{}", s.join(" "));
             Ok(ExitCode::SUCCESS)
         }
@@ -106,7 +115,11 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().no_proxy().connect_timeout(Duration::from_secs(1)).timeout(timeout).build()?)
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(timeout)
+        .build()?)
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -132,7 +145,9 @@ async fn tips(c: &reqwest::Client, urls: &[String]) -> Vec<Option<u64>> {
     let mut set = JoinSet::new();
     for (i, u) in urls.iter().enumerate() {
         let (c, u) = (c.clone(), format!("{u}/v1/status"));
-        set.spawn(async move { (i, get(&c, &u).await.ok().and_then(|(_, v)| v["height"].as_u64())) });
+        set.spawn(
+            async move { (i, get(&c, &u).await.ok().and_then(|(_, v)| v["height"].as_u64())) },
+        );
     }
     let mut out = vec![None; urls.len()];
     while let Some(Ok((i, h))) = set.join_next().await {
@@ -229,7 +244,9 @@ impl Worker {
                 return Ok(());
             }
             match get(&self.http, &format!("{}/v1/status", self.url())).await {
-                Ok((200, v)) if v["chain_id"].is_string() => break v["chain_id"].as_str().unwrap_or_default().to_owned(),
+                Ok((200, v)) if v["chain_id"].is_string() => {
+                    break v["chain_id"].as_str().unwrap_or_default().to_owned();
+                }
                 _ => {
                     self.rotate();
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -260,7 +277,11 @@ impl Worker {
             let (hex_tx, hash, n, t0) = pending.get_or_insert_with(|| {
                 seq += 1;
                 let who = Keypair::generate().public();
-                let op = Operation::Admit { key: who, name: format!("load-{}-{n}-{seq}", self.id), roles: vec![Role::Consumer] };
+                let op = Operation::Admit {
+                    key: who,
+                    name: format!("load-{}-{n}-{seq}", self.id),
+                    roles: vec![Role::Consumer],
+                };
                 let tx = TransactionBody::new(chain.clone(), n, op).sign(&self.key);
                 (to_hex(&tx.encode()), tx.hash().to_string(), n, Instant::now())
             });
@@ -269,11 +290,15 @@ impl Worker {
             let was_pending = matches!(outcome, Outcome::Pending);
             let committed = match outcome {
                 Outcome::Committed(h) => Some(h),
-                Outcome::Pending => self.poll_committed(&hash, Duration::from_millis(self.timeout_ms)).await,
+                Outcome::Pending => {
+                    self.poll_committed(&hash, Duration::from_millis(self.timeout_ms)).await
+                }
                 Outcome::NonceUsed => {
                     let found = self.find_committed(&hash).await;
                     if found.is_none() {
-                        self.log(&format!("nonce {n} is used but transaction {hash} is committed on no node"));
+                        self.log(&format!(
+                            "nonce {n} is used but transaction {hash} is committed on no node"
+                        ));
                         pending = None;
                         nonce = None;
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -308,7 +333,9 @@ impl Worker {
     async fn next_nonce(&self) -> anyhow::Result<u64> {
         let url = format!("{}/v1/state/accounts/{}", self.url(), self.key.public());
         match get(&self.http, &url).await? {
-            (200, v) => v["value"]["next_nonce"].as_u64().context("no next_nonce in the account view"),
+            (200, v) => {
+                v["value"]["next_nonce"].as_u64().context("no next_nonce in the account view")
+            }
             (404, _) => Ok(0),
             (s, v) => bail!("account query: {s} {v}"),
         }
@@ -322,12 +349,25 @@ impl Worker {
         };
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap_or(Value::Null);
-        let msg = v["error"]["message"].as_str().or_else(|| v["message"].as_str()).unwrap_or_default().to_owned();
+        let msg = v["error"]["message"]
+            .as_str()
+            .or_else(|| v["message"].as_str())
+            .unwrap_or_default()
+            .to_owned();
         match status {
-            200 if v["status"] == "committed" => v["height"].as_u64().map_or_else(|| Outcome::Unavailable(format!("no height in {v}")), Outcome::Committed),
+            200 if v["status"] == "committed" => v["height"].as_u64().map_or_else(
+                || Outcome::Unavailable(format!("no height in {v}")),
+                Outcome::Committed,
+            ),
             202 => Outcome::Pending,
-            409 if msg.contains("already in the mempool") || msg.contains("pending transaction with nonce") => Outcome::Pending,
-            409 if msg.contains("already committed") || msg.contains("already used") => Outcome::NonceUsed,
+            409 if msg.contains("already in the mempool")
+                || msg.contains("pending transaction with nonce") =>
+            {
+                Outcome::Pending
+            }
+            409 if msg.contains("already committed") || msg.contains("already used") => {
+                Outcome::NonceUsed
+            }
             _ => Outcome::Unavailable(format!("submit: {status} {msg}")),
         }
     }
@@ -415,7 +455,7 @@ impl CheckState {
 }
 
 /// An acknowledged transaction: (hash, height).
-fn read_acks(path: &Path) -> anyhow::Result<Vec<(String, u64)>> {
+fn read_acks(path: &Path) -> Vec<(String, u64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -427,7 +467,7 @@ fn read_acks(path: &Path) -> anyhow::Result<Vec<(String, u64)>> {
             out.push((hash.to_owned(), h));
         }
     }
-    Ok(out)
+    out
 }
 
 async fn fetch_block(c: &reqwest::Client, url: &str, h: u64) -> Result<(String, String), String> {
@@ -455,7 +495,9 @@ async fn fetch_tx(c: &reqwest::Client, url: &str, hash: &str) -> Result<u64, Str
             Ok((200, v)) if v["status"] == "committed" => {
                 return v["height"].as_u64().ok_or_else(|| format!("tx {hash}: no height"));
             }
-            Ok((s, v)) if attempt == 2 => return Err(format!("acknowledged tx {hash} is not committed here: {s} {v}")),
+            Ok((s, v)) if attempt == 2 => {
+                return Err(format!("acknowledged tx {hash} is not committed here: {s} {v}"));
+            }
             Err(e) if attempt == 2 => return Err(format!("tx {hash}: {e}")),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
@@ -505,7 +547,10 @@ async fn check(o: &Opts, urls: &[String]) -> anyhow::Result<ExitCode> {
         if start.elapsed() >= wait {
             for (u, h) in urls.iter().zip(&t) {
                 if h.is_none_or(|h| h < target) {
-                    problems.push(format!("{u} did not reach height {target} within {}s (at {h:?})", wait.as_secs()));
+                    problems.push(format!(
+                        "{u} did not reach height {target} within {}s (at {h:?})",
+                        wait.as_secs()
+                    ));
                 }
             }
             break t;
@@ -515,7 +560,7 @@ async fn check(o: &Opts, urls: &[String]) -> anyhow::Result<ExitCode> {
     let converge_ms = start.elapsed().as_millis();
 
     // 2. Same block id and state root at every height, against the reference chain.
-    let acks = read_acks(&acked)?;
+    let acks = read_acks(&acked);
     let mut compared = 0usize;
     let mut acks_checked = 0usize;
     for (u, tip) in urls.iter().zip(&tipv) {
@@ -572,7 +617,9 @@ async fn check(o: &Opts, urls: &[String]) -> anyhow::Result<ExitCode> {
             match r {
                 Ok((_, got)) if got == want => {}
                 Ok((hash, got)) => {
-                    problems.push(format!("{u}: tx {hash} acknowledged at height {want} is at height {got}"));
+                    problems.push(format!(
+                        "{u}: tx {hash} acknowledged at height {want} is at height {got}"
+                    ));
                     acks_bad = true;
                 }
                 Err(e) => {
@@ -606,7 +653,10 @@ async fn check(o: &Opts, urls: &[String]) -> anyhow::Result<ExitCode> {
         "check: {} nodes converged at >= {target} in {converge_ms} ms (tips {}); {compared} new blocks compared \
          (reference chain 1..{}); {acks_checked} acknowledgement lookups ({} acknowledged txs so far); evidence: {}",
         urls.len(),
-        tipv.iter().map(|t| t.map_or_else(|| "down".into(), |h| h.to_string())).collect::<Vec<_>>().join(" "),
+        tipv.iter()
+            .map(|t| t.map_or_else(|| "down".into(), |h| h.to_string()))
+            .collect::<Vec<_>>()
+            .join(" "),
         state.chain.keys().next_back().copied().unwrap_or(0).max(min_tip),
         acks.len(),
         if problems.iter().any(|p| p.contains("evidence")) { "FOUND" } else { "none" },
@@ -663,9 +713,14 @@ async fn next_proposer(urls: &[String]) -> anyhow::Result<()> {
         .as_array()
         .context("status has no validators")?
         .iter()
-        .map(|v| (v["key"].as_str().unwrap_or_default().to_owned(), v["power"].as_u64().unwrap_or(0)))
+        .map(|v| {
+            (v["key"].as_str().unwrap_or_default().to_owned(), v["power"].as_u64().unwrap_or(0))
+        })
         .collect();
-    anyhow::ensure!(vals.iter().all(|(_, p)| *p > 0) && vals.iter().map(|v| v.1).sum::<u64>() <= 10_000, "unexpected validator powers");
+    anyhow::ensure!(
+        vals.iter().all(|(_, p)| *p > 0) && vals.iter().map(|v| v.1).sum::<u64>() <= 10_000,
+        "unexpected validator powers"
+    );
     let sched = schedule(&vals.iter().map(|v| v.1).collect::<Vec<_>>());
     let proposer = |h: u64| &vals[sched[(h % sched.len() as u64) as usize]].0;
     // Blocks decided in round 0 were proposed by the rule's choice: most recent ones must match.
@@ -679,7 +734,10 @@ async fn next_proposer(urls: &[String]) -> anyhow::Result<()> {
             }
         }
     }
-    anyhow::ensure!(seen == 0 || matched * 2 > seen, "the proposer rule matches only {matched} of the last {seen} blocks");
+    anyhow::ensure!(
+        seen == 0 || matched * 2 > seen,
+        "the proposer rule matches only {matched} of the last {seen} blocks"
+    );
     let start_tip = tips(&c, urls).await.into_iter().flatten().max().unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -687,7 +745,10 @@ async fn next_proposer(urls: &[String]) -> anyhow::Result<()> {
         if t > start_tip {
             let h = t + 1;
             let key = proposer(h);
-            let idx = keys.iter().position(|k| k == key).context("the proposer is none of the given nodes")?;
+            let idx = keys
+                .iter()
+                .position(|k| k == key)
+                .context("the proposer is none of the given nodes")?;
             println!("{idx} {h}");
             return Ok(());
         }
@@ -715,7 +776,8 @@ mod tests {
 
     #[test]
     fn options_split_commas_and_repeat() {
-        let args: Vec<String> = ["--rpc", "a,b", "--rpc", "c", "--n", "5"].iter().map(|s| (*s).to_owned()).collect();
+        let args: Vec<String> =
+            ["--rpc", "a,b", "--rpc", "c", "--n", "5"].iter().map(|s| (*s).to_owned()).collect();
         let o = Opts::parse(&args).unwrap();
         assert_eq!(o.all("rpc").unwrap(), ["a", "b", "c"]);
         assert_eq!(o.num("n", 1).unwrap(), 5);
@@ -729,6 +791,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("acked");
         std::fs::write(&p, "1 aa 5 10 0\n2 bb 6 11 1\n3 cc").unwrap();
-        assert_eq!(read_acks(&p).unwrap(), vec![("aa".to_owned(), 5), ("bb".to_owned(), 6)]);
+        assert_eq!(read_acks(&p), vec![("aa".to_owned(), 5), ("bb".to_owned(), 6)]);
     }
 }
