@@ -238,8 +238,8 @@ if wanted partition-2-2; then
   t0=$(now)
   partition "0 1 4" "2 3"
   h0=$(maxtip)
-  sleep 1; hs=$(maxtip)   # a height whose votes were already in flight may still complete
-  sleep $((PART_S - 1))
+  sleep 2; hs=$(maxtip)   # a height whose votes were already in flight may still complete
+  sleep $((PART_S - 2))
   h1=$(maxtip); note "tips before heal: $(tips)"
   heal; fault_s=$(secs "$t0" "$(now)")
   ok=1 notes="cut at $h0, stalled at $hs"
@@ -252,8 +252,8 @@ if wanted partition-3-1; then
   t0=$(now)
   partition "0 1 2 4" "3"
   h0=$(maxtip)
-  sleep 1; lone0=$(tip_of 3)   # it may still finish a height whose votes it already had
-  sleep $((MINOR_S - 1))
+  sleep 2; lone0=$(tip_of 3)   # it may still finish a height whose votes it already had
+  sleep $((MINOR_S - 2))
   h1=$(maxtip); lone1=$(tip_of 3); note "tips before heal: $(tips)"
   heal; fault_s=$(secs "$t0" "$(now)")
   ok=1 notes="majority +$((h1 - h0)), node3 +$((lone1 - lone0))"
