@@ -5,8 +5,8 @@
 # block id and state root at every height, that every transaction acknowledged as committed is
 # committed on every node, and that no node holds double-signing evidence.
 #
-#   scripts/faults.sh            the full suite (~15 minutes)
-#   scripts/faults.sh --short    the CI version (same scenarios, short faults; ~4 minutes)
+#   scripts/faults.sh            the full suite (~10 minutes)
+#   scripts/faults.sh --short    the CI version (same scenarios, short faults; under 3 minutes)
 #   options: --only s1,s2,...    run only these scenarios (names as in the table)
 #            --keep              leave the network running afterwards
 #
