@@ -99,6 +99,9 @@ fn unknown_peer_refused_and_garbage_sender_dropped() -> anyhow::Result<()> {
     let node0_key = c.get(0, "/v1/status")?["node_key"].as_str().unwrap_or_default().to_owned();
     let cfg_path = intruder.homes[0].join("config.toml");
     let mut cfg = dpx_node::config::Config::load(&cfg_path)?;
+    // The intruder itself accepts node 0 (else it could hang up first and node 0 would never
+    // get to refuse it): the refusal under test is node 0's.
+    cfg.p2p.allow.push(node0_key.clone());
     cfg.p2p.peers.push(dpx_node::config::PeerEntry { key: node0_key, addr: target_addr });
     cfg.save(&cfg_path)?;
     intruder.start(0)?;
