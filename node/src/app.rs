@@ -236,6 +236,22 @@ pub fn params(store: &Store) -> anyhow::Result<BlockLimits> {
     })
 }
 
+/// Our tip, and the validator set that signed it (the one the next block's parent certificate
+/// must come from; at height 0 there is no parent and `validators` stands in).
+fn tip_and_parent_set(
+    store: &Store,
+    shared: &Shared,
+    validators: &ValidatorSet,
+) -> Result<(Tip, ValidatorSet), String> {
+    let tip = Tip::of(store, shared.genesis_time_ms)?;
+    let parent_set = if tip.height == 0 {
+        validators.clone()
+    } else {
+        validator_set(store, tip.height).map_err(|e| e.to_string())?
+    };
+    Ok((tip, parent_set))
+}
+
 /// Full validity of a proposed block on top of our tip (prevote rule).
 pub fn validate_block(
     store: &Store,
@@ -246,12 +262,7 @@ pub fn validate_block(
     max_drift: Duration,
     now_ms: u64,
 ) -> Result<(), String> {
-    let tip = Tip::of(store, shared.genesis_time_ms)?;
-    let parent_set = if tip.height == 0 {
-        validators.clone()
-    } else {
-        validator_set(store, tip.height).map_err(|e| e.to_string())?
-    };
+    let (tip, parent_set) = tip_and_parent_set(store, shared, validators)?;
     chain::check_header(
         &shared.chain_id,
         block,
@@ -314,12 +325,7 @@ pub fn check_synced(
         &block.id(),
         validators,
     )?;
-    let tip = Tip::of(store, shared.genesis_time_ms)?;
-    let parent_set = if tip.height == 0 {
-        validators.clone()
-    } else {
-        validator_set(store, tip.height).map_err(|e| e.to_string())?
-    };
+    let (tip, parent_set) = tip_and_parent_set(store, shared, validators)?;
     chain::check_header(
         &shared.chain_id,
         &block,
