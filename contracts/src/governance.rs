@@ -111,49 +111,36 @@ impl ProposalAction {
     }
 }
 
-fn validators_to_pb(set: &[Validator]) -> Vec<pb::Validator> {
-    set.iter()
-        .map(|v| pb::Validator {
-            key: v.key.to_bytes().to_vec(),
-            power: v.power,
-            name: v.name.clone(),
-        })
-        .collect()
+/// `Validator` and `ValidatorChange` are the same three fields on the wire: one conversion
+/// pair per message type, written once.
+macro_rules! validator_wire {
+    ($to:ident, $from:ident, $pb:ident) => {
+        fn $to(set: &[Validator]) -> Vec<pb::$pb> {
+            set.iter()
+                .map(|v| pb::$pb {
+                    key: v.key.to_bytes().to_vec(),
+                    power: v.power,
+                    name: v.name.clone(),
+                })
+                .collect()
+        }
+
+        fn $from(set: Vec<pb::$pb>) -> Result<Vec<Validator>, DecodeError> {
+            set.into_iter()
+                .map(|v| {
+                    Ok(Validator {
+                        key: codec::key(&v.key, "validator.key")?,
+                        power: v.power,
+                        name: v.name,
+                    })
+                })
+                .collect()
+        }
+    };
 }
 
-fn validators_from_pb(set: Vec<pb::Validator>) -> Result<Vec<Validator>, DecodeError> {
-    set.into_iter()
-        .map(|v| {
-            Ok(Validator {
-                key: codec::key(&v.key, "validator.key")?,
-                power: v.power,
-                name: v.name,
-            })
-        })
-        .collect()
-}
-
-fn changes_to_pb(set: &[Validator]) -> Vec<pb::ValidatorChange> {
-    set.iter()
-        .map(|v| pb::ValidatorChange {
-            key: v.key.to_bytes().to_vec(),
-            power: v.power,
-            name: v.name.clone(),
-        })
-        .collect()
-}
-
-fn changes_from_pb(set: Vec<pb::ValidatorChange>) -> Result<Vec<Validator>, DecodeError> {
-    set.into_iter()
-        .map(|v| {
-            Ok(Validator {
-                key: codec::key(&v.key, "validator.key")?,
-                power: v.power,
-                name: v.name,
-            })
-        })
-        .collect()
-}
+validator_wire!(validators_to_pb, validators_from_pb, Validator);
+validator_wire!(changes_to_pb, changes_from_pb, ValidatorChange);
 
 /// A validator set as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
