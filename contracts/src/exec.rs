@@ -11,8 +11,9 @@ use dpx_crypto::{Hash, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire};
-use crate::error::{ContractError, TxError};
+use crate::error::{ContractError, GrantRefusal, TxError};
 use crate::governance;
+use crate::grants::SignedGrant;
 use crate::ops::Operation;
 use crate::params::params;
 use crate::participants::{Participant, load_participant};
@@ -117,9 +118,24 @@ pub fn execute_block<S: State + ?Sized>(
     ctx: &BlockContext,
     txs: &[Vec<u8>],
 ) -> Vec<Receipt> {
+    let checked: Vec<_> = txs.iter().map(|b| check_stateless(b, &ctx.chain_id)).collect();
+    execute_checked_block(st, ctx, txs, checked)
+}
+
+/// [`execute_block`] for a caller that already ran the stateless checks: `checked[i]` must be
+/// exactly what [`check_stateless`] returns for `txs[i]` (a node verifies signatures in batches
+/// and once per transaction, then executes here). Same receipts and writes as `execute_block`.
+pub fn execute_checked_block<S: State + ?Sized>(
+    st: &mut S,
+    ctx: &BlockContext,
+    txs: &[Vec<u8>],
+    checked: Vec<Result<VerifiedTx, TxError>>,
+) -> Vec<Receipt> {
+    assert_eq!(txs.len(), checked.len(), "one stateless check per transaction");
     begin_block(st, ctx.height);
     txs.iter()
-        .map(|bytes| match check_stateless(bytes, &ctx.chain_id) {
+        .zip(checked)
+        .map(|(bytes, c)| match c {
             Ok(tx) => execute(st, ctx, &tx),
             Err(e) => Receipt {
                 tx_hash: Hash::digest(bytes),
@@ -165,6 +181,7 @@ pub fn execute<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, tx: &VerifiedT
         tx_hash: tx.hash,
         signer: tx.signer,
         nonce: tx.body.nonce,
+        grant_signature: tx.grant_signature,
         account,
         events: Vec::new(),
         decision: None,
@@ -279,12 +296,24 @@ pub(crate) struct Exec<'a, S: State + ?Sized> {
     /// The key that signed (may differ from the account after a rotation).
     pub signer: PublicKey,
     pub nonce: u64,
+    /// The stateless checks' verdict on the carried grant's signature, if they made one.
+    grant_signature: Option<bool>,
     account: Option<Participant>,
     events: Vec<Event>,
     decision: Option<DecisionReceipt>,
 }
 
 impl<S: State + ?Sized> Exec<'_, S> {
+    /// The transaction's grant's signature: the verdict of the stateless checks when they
+    /// made one (the same as verifying here), else verified now.
+    pub fn check_grant_signature(&self, sg: &SignedGrant) -> Result<(), GrantRefusal> {
+        match self.grant_signature {
+            Some(true) => Ok(()),
+            Some(false) => Err(GrantRefusal::BadSignature),
+            None => sg.verify(self.chain_id()),
+        }
+    }
+
     pub fn height(&self) -> u64 {
         self.block.height
     }

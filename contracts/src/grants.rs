@@ -115,6 +115,17 @@ impl Grant {
 }
 
 impl SignedGrant {
+    /// The digest the subject signs.
+    pub fn signing_digest(&self, chain_id: &str) -> Hash {
+        Hash::of(Domain::GRANT, chain_id, &self.grant.signing_bytes())
+    }
+
+    /// This grant's signature as an item of a batch verification (`digest`: from
+    /// [`Self::signing_digest`]).
+    pub fn batch_item<'a>(&'a self, digest: &'a Hash) -> dpx_crypto::BatchItem<'a> {
+        dpx_crypto::BatchItem { key: &self.grant.subject, digest, sig: &self.signature }
+    }
+
     pub fn verify(&self, chain_id: &str) -> Result<(), GrantRefusal> {
         self.grant
             .subject
@@ -291,7 +302,7 @@ pub(crate) fn register<S: State + ?Sized>(
 ) -> Result<(), ContractError> {
     let id = sg.grant.id;
     let refuse = |r| ContractError::grant(id, r);
-    sg.verify(x.chain_id()).map_err(refuse)?;
+    x.check_grant_signature(sg).map_err(refuse)?;
     if let Some(rec) = load(x, &id)? {
         return Err(refuse(match &rec.grant {
             None if rec.subject == sg.grant.subject => settled(&rec),
@@ -351,7 +362,7 @@ pub(crate) fn consume<S: State + ?Sized>(
     let existing = load(x, &id)?;
     let (mut rec, newly_seen) = match (gref, existing) {
         (GrantRef::Inline(sg), None) => {
-            sg.verify(x.chain_id()).map_err(refuse)?;
+            x.check_grant_signature(sg).map_err(refuse)?;
             let rec = GrantRecord {
                 grant: Some((**sg).clone()),
                 subject: sg.grant.subject,

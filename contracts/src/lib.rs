@@ -74,7 +74,8 @@ mod types;
 pub use demands::{Demand, DemandResponse};
 pub use error::{ContractError, DecodeError, GrantRefusal, TxError};
 pub use exec::{
-    BlockContext, begin_block, check_stateful, execute, execute_block, next_nonce, resolve_account,
+    BlockContext, begin_block, check_stateful, execute, execute_block, execute_checked_block,
+    next_nonce, resolve_account,
 };
 pub use genesis::{GenesisAgency, GenesisApp, init_genesis};
 pub use governance::{

@@ -17,7 +17,7 @@ use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
     PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
-use dpx_crypto::{Hash, PublicKey};
+use dpx_crypto::{Domain, Hash, HashWriter, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire, pb};
@@ -269,7 +269,62 @@ pub fn decide<S: State + ?Sized>(
     context: &PolicyContext,
 ) -> Result<DecisionReceipt, ContractError> {
     let record = current_policies(st)?;
-    let set = cached_set(&record)?;
+    let key = decision_key(&record, principal, action, resource, context);
+    if let Some(d) = DECISIONS.with_borrow(|c| c.get(&key).cloned()) {
+        return Ok(d);
+    }
+    let d = evaluate(&record, principal, action, resource, context)?;
+    DECISIONS.with_borrow_mut(|c| {
+        if c.len() >= DECISIONS_MAX {
+            c.clear();
+        }
+        c.insert(key, d.clone());
+    });
+    Ok(d)
+}
+
+/// Decisions each thread remembers (a few hundred bytes each).
+const DECISIONS_MAX: usize = 4096;
+
+thread_local! {
+    /// Decisions by a digest of everything they depend on: the policy set, the principal's and
+    /// the resource's records (every attribute the entities are built from), the action and the
+    /// context. Evaluation is a pure function of exactly these, so a hit returns what
+    /// evaluating again would; it saves the Cedar evaluation when, as is typical, one consumer
+    /// uses one product many times.
+    static DECISIONS: RefCell<HashMap<Hash, DecisionReceipt>> = RefCell::new(HashMap::new());
+}
+
+fn decision_key(
+    record: &PolicySetRecord,
+    principal: &Participant,
+    action: Action,
+    resource: &Resource,
+    context: &PolicyContext,
+) -> Hash {
+    let mut w = HashWriter::new(Domain::new("dpx/policy-decision-cache/v1"), "");
+    w.update(record.hash.as_bytes())
+        .update(&record.version.to_le_bytes())
+        .update(&codec::encode(principal))
+        .update(action.as_str().as_bytes());
+    match resource {
+        Resource::Market => w.update(b"market"),
+        Resource::Participant(p) => w.update(b"participant").update(&codec::encode(p)),
+        Resource::Product(p) => w.update(b"product").update(&codec::encode(p)),
+    };
+    w.update(&[u8::from(context.grant_consumed)]).update(context.purpose.as_bytes());
+    w.finish()
+}
+
+/// Evaluate the request with Cedar (what [`decide`] returns on a cache miss).
+fn evaluate(
+    record: &PolicySetRecord,
+    principal: &Participant,
+    action: Action,
+    resource: &Resource,
+    context: &PolicyContext,
+) -> Result<DecisionReceipt, ContractError> {
+    let set = cached_set(record)?;
     let p_entity = participant_entity(principal)?;
     let p_uid = p_entity.uid();
     let (r_uid, r_entity) = match resource {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire, pb};
 use crate::error::{DecodeError, TxError};
+use crate::grants::{GrantRef, SignedGrant};
 use crate::ops::Operation;
 
 /// Hard upper bound on an encoded signed transaction; `Params::max_tx_bytes` may only lower it.
@@ -128,6 +129,11 @@ pub struct VerifiedTx {
     pub body: TransactionBody,
     /// Encoded size of the signed transaction.
     pub size: usize,
+    /// For an operation that carries a data subject's signed grant (`register_grant`, an
+    /// inline `use_grant`): whether the grant's signature verified, if it was checked with the
+    /// stateless checks (`None`: execution checks it). A bad grant signature is not a bad
+    /// transaction: execution refuses the grant with a receipt either way.
+    pub grant_signature: Option<bool>,
 }
 
 /// A decoded, well-formed transaction whose signature is not yet checked. Lets the node verify
@@ -152,19 +158,44 @@ impl UnverifiedTx {
         BatchItem { key: &self.tx.signer, digest: &self.digest, sig: &self.tx.signature }
     }
 
-    /// Verify the signature alone.
+    /// The data subject's signed grant this transaction carries, if any.
+    pub fn signed_grant(&self) -> Option<&SignedGrant> {
+        match &self.body.op {
+            Operation::RegisterGrant { grant } | Operation::UseGrant { grant: GrantRef::Inline(grant), .. } => {
+                Some(grant)
+            }
+            _ => None,
+        }
+    }
+
+    /// The digest the carried grant's subject signed, to batch-verify it with
+    /// [`SignedGrant::batch_item`].
+    pub fn grant_digest(&self) -> Option<Hash> {
+        self.signed_grant().map(|g| g.signing_digest(&self.body.chain_id))
+    }
+
+    /// Verify the transaction's signature, and the carried grant's (its verdict travels in
+    /// [`VerifiedTx::grant_signature`]).
     pub fn verify(self) -> Result<VerifiedTx, TxError> {
         self.tx
             .signer
             .verify_digest(&self.digest, &self.tx.signature)
             .map_err(|_| TxError::BadSignature)?;
-        Ok(self.assume_verified())
+        let grant = self.signed_grant().map(|g| g.verify(&self.body.chain_id).is_ok());
+        Ok(self.assume_verified(grant))
     }
 
     /// Accept without checking: only for a transaction whose [`Self::batch_item`] passed
-    /// `verify_batch` / `verify_batch_each`.
-    pub fn assume_verified(self) -> VerifiedTx {
-        VerifiedTx { hash: self.hash, signer: self.tx.signer, body: self.body, size: self.size }
+    /// `verify_batch` / `verify_batch_each`. `grant_signature` is the verdict on the carried
+    /// grant's signature (from a batch too), or `None` to leave it to execution.
+    pub fn assume_verified(self, grant_signature: Option<bool>) -> VerifiedTx {
+        VerifiedTx {
+            hash: self.hash,
+            signer: self.tx.signer,
+            body: self.body,
+            size: self.size,
+            grant_signature,
+        }
     }
 }
 

@@ -63,7 +63,7 @@ fn batch_verification_path() {
     let items: Vec<BatchItem<'_>> = unverified.iter().map(UnverifiedTx::batch_item).collect();
     assert!(verify_batch(&items).is_ok());
     let verified: Vec<VerifiedTx> =
-        unverified.into_iter().map(UnverifiedTx::assume_verified).collect();
+        unverified.into_iter().map(|u| u.assume_verified(None)).collect();
     assert_eq!(verified[2], check_stateless(&txs[2], CHAIN).unwrap());
     assert_eq!(verified[0].body.op, demand_op());
     drop(w);

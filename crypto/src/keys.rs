@@ -6,6 +6,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{CryptoError, Domain, Hash};
 
+/// Valid keys each thread remembers having parsed (about 200 bytes each).
+const PARSED_KEYS_MAX: usize = 8192;
+
+thread_local! {
+    static PARSED: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// An ed25519 public key. Construction rejects non-points and small-order (weak) keys.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey(VerifyingKey);
@@ -24,14 +32,28 @@ impl PublicKey {
     pub const LEN: usize = 32;
 
     /// Parse 32 bytes; refuses a non-canonical point or a small-order key.
+    ///
+    /// Decompressing the point costs a field exponentiation (~10 µs), and the same keys are
+    /// decoded over and over (every state record names its owner), so each thread remembers the
+    /// keys it parsed recently. Parsing is a pure function of the bytes: the cache cannot change
+    /// a result, only skip recomputing one.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CryptoError::Length { expected: Self::LEN, actual: bytes.len() })?;
+        if let Some(key) = PARSED.with_borrow(|m| m.get(&arr).copied()) {
+            return Ok(Self(key));
+        }
         let key = VerifyingKey::from_bytes(&arr).map_err(|_| CryptoError::InvalidPublicKey)?;
         if key.is_weak() || key.to_bytes() != arr {
             return Err(CryptoError::InvalidPublicKey);
         }
+        PARSED.with_borrow_mut(|m| {
+            if m.len() >= PARSED_KEYS_MAX {
+                m.clear();
+            }
+            m.insert(arr, key);
+        });
         Ok(Self(key))
     }
 
@@ -249,6 +271,35 @@ mod tests {
         assert!(matches!(PublicKey::from_bytes(&identity), Err(CryptoError::InvalidPublicKey)));
         assert!(PublicKey::from_bytes(&[0; 31]).is_err());
         assert!("not-hex".parse::<PublicKey>().is_err());
+    }
+
+    proptest! {
+        /// Parsing the same bytes again (from the per-thread cache) gives the same answer,
+        /// for valid keys and for every kind of invalid one.
+        #[test]
+        fn parsing_is_the_same_from_the_cache(bytes in any::<[u8; 32]>(), seed in any::<[u8; 32]>()) {
+            let first = PublicKey::from_bytes(&bytes).map(|k| k.to_bytes());
+            prop_assert_eq!(PublicKey::from_bytes(&bytes).map(|k| k.to_bytes()), first);
+            let valid = Keypair::from_seed(seed).public().to_bytes();
+            for _ in 0..2 {
+                prop_assert_eq!(PublicKey::from_bytes(&valid).unwrap().to_bytes(), valid);
+            }
+        }
+    }
+
+    #[test]
+    fn cache_is_bounded_and_keeps_refusing_weak_keys() {
+        for i in 0..(PARSED_KEYS_MAX as u32 + 10) {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            PublicKey::from_bytes(&Keypair::from_seed(seed).public().to_bytes()).unwrap();
+        }
+        assert!(PARSED.with_borrow(|m| m.len()) <= PARSED_KEYS_MAX);
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..2 {
+            assert!(PublicKey::from_bytes(&identity).is_err());
+        }
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub struct Genesis {
     pub genesis_time_ms: u64,
     /// Founding agencies, validators, policies and parameters (see `dpx_contracts::GenesisApp`).
     pub app: GenesisApp,
+    /// A benchmarking chain: transactions are opaque payloads that are ordered and stored but
+    /// never decoded, verified or executed, to measure the consensus engine alone. Never set
+    /// on a marketplace. Absent (false) in ordinary genesis files, whose hash it leaves alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consensus_only: bool,
 }
 
 impl Genesis {
@@ -168,6 +173,7 @@ impl Genesis {
                 policies: None,
                 params: Params::default(),
             },
+            consensus_only: false,
         }
     }
 }
@@ -190,6 +196,17 @@ mod tests {
         assert_eq!(back, g);
         assert_eq!(back.initial_writes().unwrap(), g.initial_writes().unwrap());
         assert_eq!(g.validator_set().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn consensus_only_is_explicit_and_leaves_ordinary_files_alone() {
+        let g = sample();
+        assert!(!g.to_json().contains("consensus_only"), "absent when false: same hash as before");
+        let mut c = sample();
+        c.consensus_only = true;
+        let back = Genesis::from_json(&c.to_json()).unwrap();
+        assert!(back.consensus_only);
+        assert_ne!(back.hash(), g.hash(), "a consensus-only chain is a different chain");
     }
 
     #[test]

@@ -3,14 +3,17 @@
 //! goes through here.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use dpx_consensus::{Certificate, Validator, ValidatorSet};
-use dpx_contracts::{self as contracts, BlockContext, State, keys};
+use dpx_contracts::{self as contracts, BlockContext, State, TxError, keys};
 use dpx_crypto::{Hash, PublicKey, verify_batch_each};
 use dpx_ledger::{Block, LedgerError, Overlay, StateProof, Store, WriteSet};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -27,38 +30,185 @@ pub struct CheckedTx {
     pub signer: PublicKey,
     pub nonce: u64,
     pub expiry_height: Option<u64>,
-    pub tx: contracts::VerifiedTx,
+    /// The decoded transaction; `None` for an opaque payload of a consensus-only chain.
+    pub tx: Option<contracts::VerifiedTx>,
 }
 
-/// Decode all, then verify every signature in one batch (falling back to one-by-one only to
-/// find the bad ones).
-pub fn check_stateless_batch(chain_id: &str, txs: Vec<Vec<u8>>) -> Vec<Result<CheckedTx, String>> {
-    let decoded: Vec<Result<contracts::UnverifiedTx, String>> = txs
-        .iter()
-        .map(|b| contracts::decode_unverified(b, chain_id).map_err(|e| e.to_string()))
-        .collect();
-    let items: Vec<_> =
-        decoded.iter().filter_map(|d| d.as_ref().ok().map(|u| u.batch_item())).collect();
-    let mut verdicts = verify_batch_each(&items).into_iter();
-    decoded
-        .into_iter()
-        .zip(txs)
-        .map(|(d, bytes)| {
-            let u = d?;
-            if !verdicts.next().unwrap_or(false) {
-                return Err("bad signature".to_owned());
+/// Transactions whose signature this node already verified, by hash of their bytes (which
+/// include the signatures), with the verdict on a carried grant's signature. Bounded; the
+/// oldest entries go first.
+#[derive(Debug)]
+struct VerifiedSet {
+    map: HashMap<Hash, Option<bool>>,
+    order: VecDeque<Hash>,
+    capacity: usize,
+}
+
+impl VerifiedSet {
+    fn insert(&mut self, h: Hash, grant: Option<bool>) {
+        if self.capacity == 0 || self.map.insert(h, grant).is_some() {
+            return;
+        }
+        self.order.push_back(h);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
             }
-            let tx = u.assume_verified();
-            Ok(CheckedTx {
-                hash: tx.hash,
-                bytes: Arc::new(bytes),
-                signer: tx.signer,
-                nonce: tx.body.nonce,
-                expiry_height: tx.body.expiry_height,
-                tx,
+        }
+    }
+}
+
+/// The stateless transaction rules of one chain, with a cache that makes each signature
+/// verified once per node: at admission (RPC or relay), not again when the block is validated,
+/// executed or replayed. Sound because a transaction's validity without state is a pure
+/// function of its bytes and the chain id, and the cache key is the blake3 hash of the bytes.
+#[derive(Debug)]
+pub struct TxChecker {
+    chain_id: String,
+    /// A consensus-only chain (genesis `consensus_only`): transactions are opaque payloads,
+    /// never decoded, verified or executed; for benchmarking the consensus engine alone.
+    opaque: bool,
+    verified: Mutex<VerifiedSet>,
+    /// Signatures this checker has verified (cache misses), for tests and figures.
+    verifications: AtomicU64,
+    /// Arrival order of opaque payloads (they have no signer nonce of their own).
+    opaque_seq: AtomicU64,
+}
+
+/// The single pseudo-account opaque payloads are pooled under.
+fn opaque_account() -> PublicKey {
+    static KEY: OnceLock<PublicKey> = OnceLock::new();
+    *KEY.get_or_init(|| dpx_crypto::Keypair::from_seed([0x0b; 32]).public())
+}
+
+impl TxChecker {
+    /// `cache` is the number of verified transaction hashes remembered.
+    pub fn new(chain_id: &str, opaque: bool, cache: usize) -> Self {
+        Self {
+            chain_id: chain_id.to_owned(),
+            opaque,
+            verified: Mutex::new(VerifiedSet {
+                map: HashMap::with_capacity(cache.min(1 << 16)),
+                order: VecDeque::new(),
+                capacity: cache,
+            }),
+            verifications: AtomicU64::new(0),
+            opaque_seq: AtomicU64::new(0),
+        }
+    }
+
+    /// How many signatures this checker has verified (each transaction once while cached).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    pub fn is_opaque(&self) -> bool {
+        self.opaque
+    }
+
+    /// `check_stateless` of `dpx-contracts` for every transaction, with the signatures not
+    /// seen before (the transaction's, and a carried grant's) verified in one batch (one by
+    /// one only to find the bad ones).
+    pub fn stateless(&self, txs: &[Vec<u8>]) -> Vec<Result<contracts::VerifiedTx, TxError>> {
+        let decoded: Vec<Result<contracts::UnverifiedTx, TxError>> =
+            txs.iter().map(|b| contracts::decode_unverified(b, &self.chain_id)).collect();
+        // Per transaction: `Some(grant verdict)` when known from before, else `None`.
+        let known: Vec<Option<Option<bool>>> = {
+            let v = self.verified.lock();
+            decoded
+                .iter()
+                .map(|d| d.as_ref().ok().and_then(|u| v.map.get(&u.hash).copied()))
+                .collect()
+        };
+        let grant_digests: Vec<Option<Hash>> = decoded
+            .iter()
+            .zip(&known)
+            .map(|(d, k)| d.as_ref().ok().filter(|_| k.is_none()).and_then(|u| u.grant_digest()))
+            .collect();
+        let mut items = Vec::new();
+        for ((d, k), gd) in decoded.iter().zip(&known).zip(&grant_digests) {
+            let Ok(u) = d else { continue };
+            if k.is_some() {
+                continue;
+            }
+            items.push(u.batch_item());
+            if let (Some(g), Some(digest)) = (u.signed_grant(), gd) {
+                items.push(g.batch_item(digest));
+            }
+        }
+        self.verifications.fetch_add(items.len() as u64, Ordering::Relaxed);
+        let mut verdicts = verify_batch_each(&items).into_iter();
+        let out: Vec<_> = decoded
+            .into_iter()
+            .zip(known)
+            .zip(grant_digests)
+            .map(|((d, known), gd)| {
+                let u = d?;
+                let grant = match known {
+                    Some(grant) => grant,
+                    None => {
+                        let tx_ok = verdicts.next().unwrap_or(false);
+                        let grant = gd.map(|_| verdicts.next().unwrap_or(false));
+                        if !tx_ok {
+                            return Err(TxError::BadSignature);
+                        }
+                        grant
+                    }
+                };
+                Ok(u.assume_verified(grant))
             })
+            .collect();
+        let mut v = self.verified.lock();
+        for tx in out.iter().flatten() {
+            v.insert(tx.hash, tx.grant_signature);
+        }
+        out
+    }
+
+    /// The stateless checks for admission to the mempool.
+    pub fn check_batch(&self, txs: Vec<Vec<u8>>) -> Vec<Result<CheckedTx, String>> {
+        if self.opaque {
+            return txs.into_iter().map(|b| self.opaque_tx(b)).collect();
+        }
+        let checked = self.stateless(&txs);
+        checked
+            .into_iter()
+            .zip(txs)
+            .map(|(c, bytes)| {
+                let tx = c.map_err(|e| e.to_string())?;
+                Ok(CheckedTx {
+                    hash: tx.hash,
+                    bytes: Arc::new(bytes),
+                    signer: tx.signer,
+                    nonce: tx.body.nonce,
+                    expiry_height: tx.body.expiry_height,
+                    tx: Some(tx),
+                })
+            })
+            .collect()
+    }
+
+    fn opaque_tx(&self, bytes: Vec<u8>) -> Result<CheckedTx, String> {
+        if bytes.is_empty() || bytes.len() > contracts::MAX_TX_BYTES {
+            return Err(format!(
+                "a payload must be 1..={} bytes, not {}",
+                contracts::MAX_TX_BYTES,
+                bytes.len()
+            ));
+        }
+        Ok(CheckedTx {
+            hash: Hash::digest(&bytes),
+            bytes: Arc::new(bytes),
+            signer: opaque_account(),
+            nonce: self.opaque_seq.fetch_add(1, Ordering::Relaxed),
+            expiry_height: None,
+            tx: None,
         })
-        .collect()
+    }
 }
 
 /// Read-only view of the latest state for the contracts' cheap checks.
@@ -115,12 +265,16 @@ pub fn check_stateful(
 /// The same check for a transaction already in the mempool (re-decoded; signature known good).
 pub fn check_stateful_pool(
     store: &Store,
+    checker: &TxChecker,
     t: &PoolTx,
     height: u64,
     pending_below: impl Fn(&PublicKey, u64, u64) -> bool,
 ) -> Result<(), String> {
+    if checker.is_opaque() {
+        return Ok(());
+    }
     let u = contracts::decode_unverified(&t.bytes, store.chain_id()).map_err(|e| e.to_string())?;
-    check_stateful(store, &u.assume_verified(), height, pending_below)
+    check_stateful(store, &u.assume_verified(None), height, pending_below)
 }
 
 /// Execution state over a ledger overlay. The contracts' `State` is infallible, so the first
@@ -157,17 +311,40 @@ impl State for ExecState<'_, '_> {
 }
 
 /// Execute a block's transactions on an overlay of the latest state: the writes to commit and
-/// one encoded receipt per transaction.
-pub fn execute_block(store: &Store, block: &Block) -> anyhow::Result<(WriteSet, Vec<Vec<u8>>)> {
+/// one encoded receipt per transaction. A consensus-only chain writes nothing and gives every
+/// payload an `ok` receipt (so it is indexed and can be looked up by hash).
+pub fn execute_block(
+    store: &Store,
+    checker: &TxChecker,
+    block: &Block,
+) -> anyhow::Result<(WriteSet, Vec<Vec<u8>>)> {
     let mut overlay = Overlay::new(store);
+    if checker.is_opaque() {
+        let receipts = block
+            .txs
+            .iter()
+            .map(|t| {
+                contracts::Receipt {
+                    tx_hash: Hash::digest(t),
+                    code: contracts::Code::Ok,
+                    reason: String::new(),
+                    events: Vec::new(),
+                    decision: None,
+                }
+                .encode()
+            })
+            .collect();
+        return Ok((overlay.into_writes(), receipts));
+    }
     let ctx = BlockContext {
         chain_id: block.header.chain_id.clone(),
         height: block.header.height,
         time_ms: block.header.time_ms,
     };
+    let checked = checker.stateless(&block.txs);
     let receipts = {
         let mut st = ExecState { overlay: &mut overlay, error: RefCell::new(None) };
-        let receipts = contracts::execute_block(&mut st, &ctx, &block.txs);
+        let receipts = contracts::execute_checked_block(&mut st, &ctx, &block.txs, checked);
         if let Some(e) = st.error.into_inner() {
             return Err(e).context("writing block state");
         }
@@ -226,6 +403,18 @@ pub fn validator_set(store: &Store, height: u64) -> anyhow::Result<ValidatorSet>
 pub struct BlockLimits {
     pub max_block_bytes: usize,
     pub max_block_txs: usize,
+}
+
+impl BlockLimits {
+    /// The largest encoded block these limits allow: the transactions' bytes plus their
+    /// framing (a field tag and a length of up to 4 bytes each; transactions are at most
+    /// 128 KiB) plus the header. A block filled to `max_block_bytes` with small transactions
+    /// must still decode, or validators refuse a valid proposal and the chain stalls.
+    pub fn encoded_max(&self) -> usize {
+        self.max_block_bytes
+            .saturating_add(self.max_block_txs.saturating_mul(8))
+            .saturating_add(64 * 1024)
+    }
 }
 
 pub fn params(store: &Store) -> anyhow::Result<BlockLimits> {
@@ -292,15 +481,41 @@ pub fn validate_block(
             limits.max_block_bytes
         ));
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, r) in check_stateless_batch(&shared.chain_id, block.txs.clone()).into_iter().enumerate()
-    {
-        let tx = r.map_err(|e| format!("transaction {i}: {e}"))?;
-        if !seen.insert(tx.hash) {
-            return Err(format!("transaction {i} is a duplicate"));
+    check_block_txs(&shared.checker, &block.txs)
+}
+
+/// Every transaction of a block passes the stateless checks (signatures already verified by
+/// this node are not verified again) and none appears twice.
+pub fn check_block_txs(checker: &TxChecker, txs: &[Vec<u8>]) -> Result<(), String> {
+    match first_bad_tx(checker, txs) {
+        Some((i, reason)) => Err(format!("transaction {i}: {reason}")),
+        None => Ok(()),
+    }
+}
+
+/// The first transaction of a block that fails the stateless checks or repeats an earlier one.
+pub fn first_bad_tx(checker: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, String)> {
+    let mut seen = HashSet::with_capacity(txs.len());
+    let dup = || "repeats an earlier one".to_owned();
+    if checker.is_opaque() {
+        for (i, t) in txs.iter().enumerate() {
+            if t.is_empty() || t.len() > contracts::MAX_TX_BYTES {
+                return Some((i, format!("a payload of {} bytes", t.len())));
+            }
+            if !seen.insert(Hash::digest(t)) {
+                return Some((i, dup()));
+            }
+        }
+        return None;
+    }
+    for (i, r) in checker.stateless(txs).into_iter().enumerate() {
+        match r {
+            Err(e) => return Some((i, e.to_string())),
+            Ok(tx) if !seen.insert(tx.hash) => return Some((i, dup())),
+            Ok(_) => {}
         }
     }
-    Ok(())
+    None
 }
 
 /// A block from sync: decode it and its certificate and check both against our tip.
@@ -312,7 +527,8 @@ pub fn check_synced(
     cert: &[u8],
     parent_certificate: &[u8],
 ) -> Result<(Block, Certificate), String> {
-    let block = Block::decode(block, shared.limits.max_block_bytes).map_err(|e| e.to_string())?;
+    let limit = params(store).map_err(|e| e.to_string())?.encoded_max();
+    let block = Block::decode(block, limit).map_err(|e| e.to_string())?;
     let cert = Certificate::decode(cert).map_err(|e| e.to_string())?;
     let tip = store.tip_height();
     if block.header.height != tip + 1 {
@@ -335,10 +551,7 @@ pub fn check_synced(
         &parent_set,
     )?;
     // Decided blocks were checked by a quorum, but a node never executes what it has not checked.
-    for (i, r) in check_stateless_batch(&shared.chain_id, block.txs.clone()).into_iter().enumerate()
-    {
-        r.map_err(|e| format!("transaction {i}: {e}"))?;
-    }
+    check_block_txs(&shared.checker, &block.txs)?;
     Ok((block, cert))
 }
 
@@ -496,4 +709,182 @@ pub fn prove(
         certificate: hex::encode(cert),
         validators: validators.validators().to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpx_contracts::{Operation, Role, TransactionBody};
+    use dpx_crypto::{Domain, Keypair};
+    use proptest::prelude::*;
+
+    const CHAIN: &str = "dpx-test";
+
+    fn signed(seed: u8, nonce: u64) -> Vec<u8> {
+        let k = Keypair::from_seed([seed; 32]);
+        let op = Operation::Admit { key: k.public(), name: "x".into(), roles: vec![Role::Consumer] };
+        TransactionBody::new(CHAIN, nonce, op).sign(&k).encode()
+    }
+
+    /// A consumer's use of an inline grant; with `forge_grant` the subject's signature is bad
+    /// (the transaction's own signature is good).
+    fn grant_use(seed: u8, forge_grant: bool) -> Vec<u8> {
+        use dpx_contracts::{Grant, GrantId, GrantRef, ProductId};
+        let (subject, consumer) = (Keypair::from_seed([seed; 32]), Keypair::from_seed([200; 32]));
+        let product = ProductId(Hash::digest(b"product"));
+        let grant = Grant {
+            id: GrantId(Hash::digest(&[seed])),
+            subject: subject.public(),
+            consumer: consumer.public(),
+            product,
+            purpose: "verify CV".into(),
+            expiry_height: 100,
+        };
+        let mut sg = grant.sign(&subject, CHAIN);
+        if forge_grant {
+            sg.signature = consumer.sign(Domain::GRANT, CHAIN, &sg.grant.signing_bytes());
+        }
+        let op = Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(sg)),
+            product,
+            purpose: "verify CV".into(),
+            request_hash: Hash::ZERO,
+        };
+        TransactionBody::new(CHAIN, u64::from(seed), op).sign(&consumer).encode()
+    }
+
+    /// The same transaction with its signature's last byte flipped.
+    fn forged(seed: u8, nonce: u64) -> Vec<u8> {
+        let mut tx = contracts::SignedTransaction::decode(&signed(seed, nonce)).unwrap();
+        let mut sig = tx.signature.to_bytes();
+        sig[0] ^= 1;
+        tx.signature = dpx_crypto::Signature::from_slice(&sig).unwrap();
+        tx.encode()
+    }
+
+    #[test]
+    fn each_signature_is_verified_once() {
+        let c = TxChecker::new(CHAIN, false, 100);
+        let txs = vec![signed(1, 0), signed(2, 0), signed(3, 0)];
+        assert!(c.check_batch(txs.clone()).iter().all(Result::is_ok));
+        assert_eq!(c.verifications(), 3);
+        // Validating the block, then executing it: no further verification.
+        assert!(check_block_txs(&c, &txs).is_ok());
+        assert!(c.stateless(&txs).iter().all(Result::is_ok));
+        assert_eq!(c.verifications(), 3);
+        // A new transaction alongside cached ones: only it is verified.
+        let mut more = txs.clone();
+        more.push(signed(4, 0));
+        assert!(c.stateless(&more).iter().all(Result::is_ok));
+        assert_eq!(c.verifications(), 4);
+    }
+
+    #[test]
+    fn a_bad_signature_is_never_cached() {
+        let c = TxChecker::new(CHAIN, false, 100);
+        let good = signed(1, 0);
+        assert!(c.check_batch(vec![good]).pop().unwrap().is_ok());
+        let bad = forged(1, 0);
+        for _ in 0..2 {
+            let r = c.stateless(std::slice::from_ref(&bad)).pop().unwrap();
+            assert_eq!(r.unwrap_err(), TxError::BadSignature);
+        }
+        assert_eq!(c.verifications(), 3, "the forgery is checked every time");
+        assert!(check_block_txs(&c, &[bad]).unwrap_err().contains("transaction 0"));
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let c = TxChecker::new(CHAIN, false, 2);
+        let txs: Vec<_> = (1..=3).map(|i| signed(i, 0)).collect();
+        c.stateless(&txs);
+        assert_eq!(c.verified.lock().map.len(), 2);
+        c.stateless(&txs[..1]);
+        assert_eq!(c.verifications(), 4, "the oldest entry was forgotten and re-verified");
+    }
+
+    #[test]
+    fn duplicates_in_a_block_are_refused() {
+        let c = TxChecker::new(CHAIN, false, 100);
+        let t = signed(1, 0);
+        assert_eq!(first_bad_tx(&c, &[t.clone(), t]).unwrap().0, 1);
+        let o = TxChecker::new(CHAIN, true, 0);
+        assert_eq!(first_bad_tx(&o, &[vec![7; 512], vec![7; 512]]).unwrap().0, 1);
+        assert_eq!(first_bad_tx(&o, &[vec![1], Vec::new()]).unwrap().0, 1);
+        assert!(first_bad_tx(&o, &[vec![1], vec![2]]).is_none());
+    }
+
+    #[test]
+    fn opaque_payloads_are_pooled_in_arrival_order() {
+        let c = TxChecker::new(CHAIN, true, 0);
+        let r = c.check_batch(vec![vec![9; 512], Vec::new(), vec![8; 512], signed(1, 0)]);
+        assert!(r[1].as_ref().unwrap_err().contains("1..="));
+        let nonces: Vec<u64> = r.iter().flatten().map(|t| t.nonce).collect();
+        assert_eq!(nonces, vec![0, 1, 2], "any bytes, even a signed transaction, are opaque");
+        assert!(r.iter().flatten().all(|t| t.tx.is_none()));
+        assert_eq!(c.verifications(), 0);
+    }
+
+    /// A block filled to the byte limit with the smallest transactions still decodes (a
+    /// proposal its validators cannot decode stalls the chain: seen in the benchmark).
+    #[test]
+    fn a_full_block_of_small_transactions_decodes() {
+        let limits = BlockLimits { max_block_bytes: 64 << 10, max_block_txs: 64 << 10 };
+        let txs = vec![vec![7u8; 1]; 64 << 10];
+        let block = Block {
+            header: dpx_ledger::Header {
+                chain_id: CHAIN.into(),
+                height: 1,
+                time_ms: 1,
+                proposer: Keypair::from_seed([1; 32]).public(),
+                parent_id: Hash::ZERO,
+                parent_certificate_hash: Hash::ZERO,
+                tx_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                validator_set_hash: Hash::ZERO,
+                prev_receipts_hash: Hash::ZERO,
+            },
+            txs,
+        };
+        let bytes = block.encode();
+        assert!(bytes.len() > 2 * limits.max_block_bytes, "framing triples a 1-byte tx");
+        assert!(Block::decode(&bytes, limits.encoded_max()).is_ok());
+        assert!(Block::decode(&bytes, limits.max_block_bytes + 4096).is_err(), "the old bound");
+    }
+
+    #[test]
+    fn grant_signatures_are_batched_and_remembered_too() {
+        let c = TxChecker::new(CHAIN, false, 100);
+        let txs = vec![grant_use(1, false), grant_use(2, true)];
+        let r = c.stateless(&txs);
+        assert_eq!(r[0].as_ref().unwrap().grant_signature, Some(true));
+        assert_eq!(r[1].as_ref().unwrap().grant_signature, Some(false), "refused at execution");
+        assert_eq!(c.verifications(), 4);
+        assert_eq!(c.stateless(&txs), r);
+        assert_eq!(c.verifications(), 4);
+    }
+
+    proptest! {
+        /// Cached, batched checking gives exactly `contracts::check_stateless`'s answers, on
+        /// first sight and again from the cache.
+        #[test]
+        fn same_verdicts_as_the_contracts(kinds in proptest::collection::vec(0u8..5, 1..12)) {
+            let c = TxChecker::new(CHAIN, false, 1000);
+            let txs: Vec<Vec<u8>> = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| match k {
+                    0 => signed(i as u8 + 1, 0),
+                    1 => forged(i as u8 + 1, 0),
+                    2 => grant_use(i as u8 + 1, false),
+                    3 => grant_use(i as u8 + 1, true),
+                    _ => vec![i as u8; 40],
+                })
+                .collect();
+            let expected: Vec<_> =
+                txs.iter().map(|t| contracts::check_stateless(t, CHAIN)).collect();
+            prop_assert_eq!(&c.stateless(&txs), &expected);
+            prop_assert_eq!(&c.stateless(&txs), &expected);
+        }
+    }
 }

@@ -11,7 +11,7 @@
 //! round every `rebroadcast` period while the height is not decided, and announces its tip
 //! every second; a peer that learns it is behind fetches blocks by sync.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -310,7 +310,9 @@ impl Driver {
     }
 
     fn on_block(&mut self, bytes: &[u8], parent_cert: Vec<u8>) -> anyhow::Result<()> {
-        let Ok(block) = Block::decode(bytes, self.shared.limits.max_block_bytes) else {
+        // The chain's current limits (governance can change them).
+        let limit = app::params(&self.store)?.encoded_max();
+        let Ok(block) = Block::decode(bytes, limit) else {
             debug!("undecodable proposal block");
             return Ok(());
         };
@@ -375,10 +377,12 @@ impl Driver {
                 if let Ok(Some(_)) = self.store.receipt(&hash) {
                     return Err(format!("transaction {hash} is already committed"));
                 }
-                let pool = &self.mempool;
-                app::check_stateful(&self.store, &tx.tx, height, |k, a, b| {
-                    pool.has_nonces(k, a, b)
-                })?;
+                if let Some(verified) = &tx.tx {
+                    let pool = &self.mempool;
+                    app::check_stateful(&self.store, verified, height, |k, a, b| {
+                        pool.has_nonces(k, a, b)
+                    })?;
+                }
                 let bytes = tx.bytes.clone();
                 self.mempool
                     .insert(PoolTx {
@@ -411,7 +415,9 @@ impl Driver {
         }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let checked: Vec<CheckedTx> = app::check_stateless_batch(&shared.chain_id, txs)
+            let checked: Vec<CheckedTx> = shared
+                .checker
+                .check_batch(txs)
                 .into_iter()
                 .filter_map(Result::ok)
                 .collect();
@@ -614,24 +620,25 @@ impl Driver {
 
     fn commit(&mut self, id: Hash, cert: &Certificate) -> anyhow::Result<()> {
         let cb = self.blocks.remove(&id).context("decided block vanished from the cache")?;
-        self.apply_block(&cb.block, cert, &cb.parent_cert)?;
+        self.apply_block(cb.block, cert, &cb.parent_cert)?;
         Ok(())
     }
 
     /// Execute and commit a block whose certificate is known to be valid, then move on.
     fn apply_block(
         &mut self,
-        block: &Block,
+        block: Block,
         cert: &Certificate,
         parent_cert: &[u8],
     ) -> anyhow::Result<()> {
         let height = block.header.height;
         let started = Instant::now();
         let receipts = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-            let (writes, receipts) = app::execute_block(&self.store, block)?;
+            let (writes, receipts) =
+                app::execute_block(&self.store, &self.shared.checker, &block)?;
             self.store
                 .commit_block_with_parent_certificate(
-                    block,
+                    &block,
                     &cert.encode(),
                     Some(parent_cert),
                     writes,
@@ -655,19 +662,29 @@ impl Driver {
             exec_ms = started.elapsed().as_millis() as u64,
             "committed"
         );
-        for tx in &block.txs {
-            if let Some(p) = self.mempool.remove(&Hash::digest(tx)) {
+        let hashes: Vec<Hash> = block.txs.iter().map(|t| Hash::digest(t)).collect();
+        let mut touched = BTreeSet::new();
+        for h in &hashes {
+            if let Some(p) = self.mempool.remove(h) {
                 m.commit_latency_seconds.observe(p.admitted.elapsed().as_secs_f64());
+                touched.insert(p.signer);
             }
         }
+        // Re-check what the block can have made stale: the pooled transactions of the accounts
+        // that just committed (their nonces moved), and expiry for all. A pooled transaction
+        // made invalid by someone else's (a suspension, say) is not hunted down here: execution
+        // refuses it with a receipt, as it must anyway.
         let next = height + 1;
-        let store = &self.store;
-        let evicted = self.mempool.recheck(|pool, t| {
-            if t.expiry_height.is_some_and(|e| e < next) {
-                return Err("expired".into());
-            }
-            app::check_stateful_pool(store, t, next, |k, a, b| pool.has_nonces(k, a, b))
-        });
+        let mut evicted: Vec<(Hash, String)> =
+            self.mempool.evict_expired(next).into_iter().map(|h| (h, "expired".into())).collect();
+        if !self.shared.checker.is_opaque() {
+            let (store, checker) = (&self.store, &self.shared.checker);
+            evicted.extend(self.mempool.recheck_accounts(&touched, |pool, t| {
+                app::check_stateful_pool(store, checker, t, next, |k, a, b| {
+                    pool.has_nonces(k, a, b)
+                })
+            }));
+        }
         for (h, reason) in evicted {
             debug!(tx = %h.short(), %reason, "evicted from mempool");
         }
@@ -686,7 +703,7 @@ impl Driver {
         self.timers.clear();
         self.height_started = false;
         self.publish_status();
-        self.shared.publish_block(block, &receipts);
+        self.shared.publish_block(Arc::new(block), receipts, &hashes);
         Ok(())
     }
 
@@ -730,7 +747,7 @@ impl Driver {
             );
             match verdict {
                 Ok((block, cert)) if block.header.height == tip + 1 => {
-                    self.apply_block(&block, &cert, &sb.parent_certificate)?;
+                    self.apply_block(block, &cert, &sb.parent_certificate)?;
                     applied += 1;
                 }
                 Ok(_) => {}

@@ -32,6 +32,9 @@ pub struct Event {
 pub struct BlockEvents {
     pub height: u64,
     pub events: Vec<Event>,
+    /// The block's transaction hashes, in order (for subscribers that track their own
+    /// transactions with one event per block: `tx_hashes=true`).
+    pub tx_hashes: Vec<Hash>,
 }
 
 /// Keys whose string values name a participant, or a product, inside receipt JSON.
@@ -56,8 +59,10 @@ impl BlockEvents {
             parties: vec![h.proposer.to_hex()],
             products: Vec::new(),
         }];
+        let mut tx_hashes = Vec::with_capacity(block.txs.len());
         for (i, (tx, receipt)) in block.txs.iter().zip(receipts).enumerate() {
             let hash = Hash::digest(tx);
+            tx_hashes.push(hash);
             let data = crate::app::receipt_json(receipt);
             let (mut parties, mut products) = (Vec::new(), Vec::new());
             collect(&data, &mut parties, &mut products);
@@ -101,7 +106,7 @@ impl BlockEvents {
                 });
             }
         }
-        Self { height: h.height, events }
+        Self { height: h.height, events, tx_hashes }
     }
 }
 

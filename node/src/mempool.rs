@@ -154,13 +154,31 @@ impl Mempool {
     }
 
     /// Drop every transaction `still_valid` refuses; returns the evicted with their reasons.
-    pub fn recheck(
+    /// Drop transactions that expire before `height` (no decoding, no state reads).
+    pub fn evict_expired(&mut self, height: u64) -> Vec<Hash> {
+        let expired: Vec<Hash> = self
+            .by_account
+            .values()
+            .flat_map(BTreeMap::values)
+            .filter(|s| s.tx.expiry_height.is_some_and(|e| e < height))
+            .map(|s| s.tx.hash)
+            .collect();
+        for h in &expired {
+            self.remove(h);
+        }
+        expired
+    }
+
+    /// Re-check the given accounts' pooled transactions; evict (with the reason) those that
+    /// `still_valid` refuses.
+    pub fn recheck_accounts(
         &mut self,
+        accounts: &std::collections::BTreeSet<PublicKey>,
         mut still_valid: impl FnMut(&Self, &PoolTx) -> Result<(), String>,
     ) -> Vec<(Hash, String)> {
         let mut evicted = Vec::new();
-        for txs in self.by_account.values() {
-            for slot in txs.values() {
+        for a in accounts {
+            for slot in self.by_account.get(a).into_iter().flat_map(BTreeMap::values) {
                 if let Err(reason) = still_valid(self, &slot.tx) {
                     evicted.push((slot.tx.hash, reason));
                 }
@@ -214,6 +232,24 @@ mod tests {
     }
 
     #[test]
+    fn targeted_recheck_and_expiry_touch_only_their_transactions() {
+        let mut p = pool(100, 1 << 20);
+        let (a, b) = (tx(1, 0, 10), tx(2, 0, 10));
+        let mut c = tx(3, 0, 10);
+        c.expiry_height = Some(5);
+        for t in [a.clone(), b.clone(), c.clone()] {
+            p.insert(t).unwrap();
+        }
+        let only_a = [a.signer].into_iter().collect();
+        let evicted = p.recheck_accounts(&only_a, |_, _| Err("stale".into()));
+        assert_eq!(evicted, vec![(a.hash, "stale".to_owned())]);
+        assert!(p.contains(&b.hash) && p.contains(&c.hash));
+        assert!(p.evict_expired(5).is_empty(), "valid through its expiry height");
+        assert_eq!(p.evict_expired(6), vec![c.hash]);
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
     fn dedup_and_limits() {
         let mut p = pool(2, 100);
         let a = tx(1, 0, 10);
@@ -249,7 +285,10 @@ mod tests {
         let mut p = pool(100, 10_000);
         p.insert(tx(1, 0, 10)).unwrap();
         p.insert(tx(2, 5, 10)).unwrap();
-        let ev = p.recheck(|_, t| if t.nonce == 5 { Err("stale nonce".into()) } else { Ok(()) });
+        let both = [tx(1, 0, 10).signer, tx(2, 5, 10).signer].into_iter().collect();
+        let ev = p.recheck_accounts(&both, |_, t| {
+            if t.nonce == 5 { Err("stale nonce".into()) } else { Ok(()) }
+        });
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].1, "stale nonce");
         assert_eq!(p.len(), 1);

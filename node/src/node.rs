@@ -16,6 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use crate::app::TxChecker;
 use crate::config::{Config, Home};
 use crate::driver::{Driver, DriverMsg, DriverTiming};
 use crate::events::BlockEvents;
@@ -56,11 +57,14 @@ pub struct Shared {
     pub genesis_time_ms: u64,
     pub genesis: Genesis,
     pub store: Arc<Store>,
+    /// Stateless transaction checks, with this node's cache of verified signatures.
+    pub checker: Arc<TxChecker>,
     pub metrics: Metrics,
     pub status: RwLock<NodeStatus>,
     pub limits: Limits,
     pub driver_tx: mpsc::Sender<DriverMsg>,
     pub events: broadcast::Sender<Arc<BlockEvents>>,
+    event_jobs: std::sync::mpsc::SyncSender<(Arc<Block>, Vec<Vec<u8>>)>,
     pub config: Config,
     pub node_key: PublicKey,
     pub validator: bool,
@@ -106,22 +110,50 @@ impl Shared {
         Some(rx)
     }
 
-    /// Tell subscribers and commit waiters about a committed block.
-    pub fn publish_block(&self, block: &Block, receipts: &[Vec<u8>]) {
+    /// Tell subscribers and commit waiters about a committed block (`hashes`: of its txs).
+    ///
+    /// Waiters are woken here; the events (JSON of every receipt) are derived on the events
+    /// thread, off the consensus driver, and only while someone subscribes. If that thread
+    /// falls `EVENT_BUFFER` blocks behind, a block's events are skipped: subscribers see the
+    /// gap and are told to resume from the ledger (`lagged`), so nothing is lost silently.
+    pub fn publish_block(&self, block: Arc<Block>, receipts: Vec<Vec<u8>>, hashes: &[Hash]) {
         let height = block.header.height;
         {
             let mut w = self.waiters.lock();
-            for tx in &block.txs {
-                if let Some(senders) = w.remove(&Hash::digest(tx)) {
-                    for s in senders {
-                        let _ = s.send(height);
+            if !w.is_empty() {
+                for h in hashes {
+                    if let Some(senders) = w.remove(h) {
+                        for s in senders {
+                            let _ = s.send(height);
+                        }
                     }
                 }
             }
         }
-        // No receiver is fine: nobody subscribed.
-        let _ = self.events.send(Arc::new(BlockEvents::new(block, receipts)));
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        if self.event_jobs.try_send((block, receipts)).is_err() {
+            warn!(height, "event derivation is behind; subscribers will be told to resume");
+        }
     }
+}
+
+/// The events thread: derives each committed block's events and hands them to subscribers.
+fn spawn_events_thread(
+    jobs: std::sync::mpsc::Receiver<(Arc<Block>, Vec<Vec<u8>>)>,
+    events: broadcast::Sender<Arc<BlockEvents>>,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("dpx-events".into())
+        .spawn(move || {
+            for (block, receipts) in jobs {
+                // No receiver is fine: the last subscriber left.
+                let _ = events.send(Arc::new(BlockEvents::new(&block, &receipts)));
+            }
+        })
+        .context("starting the events thread")?;
+    Ok(())
 }
 
 fn init_logging(cfg: &Config) {
@@ -134,6 +166,11 @@ fn init_logging(cfg: &Config) {
     } else {
         let _ = builder.try_init();
     }
+}
+
+/// Verified-signature cache entries: every pooled transaction plus the blocks in flight.
+fn verified_cache_size(mempool_txs: usize) -> usize {
+    mempool_txs.saturating_mul(2).clamp(10_000, 1_000_000)
 }
 
 /// Open the ledger for `genesis`, writing height 0 on first start and checking it afterwards.
@@ -198,17 +235,25 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
         .context("p2p.allow")?;
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
-    let max_block_bytes = crate::app::params(&store)?.max_block_bytes;
+    let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
+    spawn_events_thread(jobs, events.clone())?;
+    let max_block_bytes = crate::app::params(&store)?.encoded_max();
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id.clone(),
         genesis_time_ms: genesis.genesis_time_ms,
         genesis: genesis.clone(),
         store: store.clone(),
+        checker: Arc::new(TxChecker::new(
+            &genesis.chain_id,
+            genesis.consensus_only,
+            verified_cache_size(cfg.mempool.max_txs),
+        )),
         metrics: metrics.clone(),
         status: RwLock::new(NodeStatus::default()),
-        limits: Limits { max_block_bytes: max_block_bytes + 4096, max_relay_batch: 10_000 },
+        limits: Limits { max_block_bytes, max_relay_batch: 10_000 },
         driver_tx,
         events,
+        event_jobs,
         config: cfg.clone(),
         node_key: key.public(),
         validator,

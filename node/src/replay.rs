@@ -45,7 +45,6 @@ mod diagnose;
 mod report;
 mod source;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -266,6 +265,8 @@ pub fn replay(
     let store = Store::open(dir, chain_id, config)?;
     let writes = genesis.initial_writes().map_err(|e| ReplayError::Genesis(e.to_string()))?;
     let genesis_root = store.genesis(writes)?;
+    // Each signature is verified once: when its block is checked, not again when executed.
+    let checker = &app::TxChecker::new(chain_id, genesis.consensus_only, 200_000);
 
     let tip = source.tip()?;
     let to = opts.to_height.unwrap_or(tip);
@@ -306,7 +307,7 @@ pub fn replay(
             .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
         // The certificate first: what the header claims about the parent counts only once a
         // quorum is known to have signed it.
-        let checked = check_block(chain_id, &block, certificate.as_deref(), &validators);
+        let checked = check_block(chain_id, checker, &block, certificate.as_deref(), &validators);
         let cert = match checked {
             Ok(cert) => cert,
             Err(d) => return diverged(*d),
@@ -314,7 +315,7 @@ pub fn replay(
         if let Some(d) = check_outcome(&block.header, &last, source, &store)? {
             return diverged(d);
         }
-        let (writes, receipts) = app::execute_block(&store, &block)
+        let (writes, receipts) = app::execute_block(&store, checker, &block)
             .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
         let cert_bytes = certificate.unwrap_or_default();
         let state_root =
@@ -339,7 +340,7 @@ pub fn replay(
         };
     }
     progress.finish(to);
-    if let Some(d) = check_end(chain_id, &last, tip, source, &store)? {
+    if let Some(d) = check_end(chain_id, checker, &last, tip, source, &store)? {
         return diverged(d);
     }
     tally.finish(&store, last.state_root, last.receipts_hash, progress.started.elapsed())?;
@@ -437,6 +438,7 @@ fn check_outcome(
 /// Steps 3 and 4: validator set, transactions root, certificate, transactions.
 fn check_block(
     chain_id: &str,
+    checker: &app::TxChecker,
     block: &Block,
     certificate: Option<&[u8]>,
     validators: &ValidatorSet,
@@ -473,28 +475,11 @@ fn check_block(
         .map_err(|e| fail(Cert, &format!("undecodable certificate: {e}")))?;
     crate::chain::check_certificate(chain_id, &cert, height, &block.id(), validators)
         .map_err(|e| fail(Cert, &e))?;
-    let mut seen = BTreeSet::new();
-    for (i, r) in app::check_stateless_batch(chain_id, block.txs.clone()).into_iter().enumerate() {
-        match r {
-            Err(e) => {
-                return Err(Box::new(
-                    Divergence::new(height, Transactions, this, format!("transaction {i}: {e}"))
-                        .tx(i),
-                ));
-            }
-            Ok(tx) if !seen.insert(tx.hash) => {
-                return Err(Box::new(
-                    Divergence::new(
-                        height,
-                        Transactions,
-                        this,
-                        format!("transaction {i} repeats an earlier one"),
-                    )
-                    .tx(i),
-                ));
-            }
-            Ok(_) => {}
-        }
+    if let Some((i, reason)) = app::first_bad_tx(checker, &block.txs) {
+        return Err(Box::new(
+            Divergence::new(height, Transactions, this, format!("transaction {i}: {reason}"))
+                .tx(i),
+        ));
     }
     Ok(cert)
 }
@@ -502,6 +487,7 @@ fn check_block(
 /// The last replayed block's outcome against the next header, or the source's records.
 fn check_end(
     chain_id: &str,
+    checker: &app::TxChecker,
     last: &Last,
     tip: u64,
     source: &mut dyn Source,
@@ -517,7 +503,7 @@ fn check_end(
         let validators = app::validator_set(store, last.height + 1).map_err(|e| {
             ReplayError::Execution { height: last.height + 1, reason: format!("{e:#}") }
         })?;
-        if let Err(d) = check_block(chain_id, &block, certificate.as_deref(), &validators) {
+        if let Err(d) = check_block(chain_id, checker, &block, certificate.as_deref(), &validators) {
             return Ok(Some(*d));
         }
         return check_outcome(&block.header, last, source, store);

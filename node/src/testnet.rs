@@ -47,6 +47,10 @@ pub struct InitArgs {
     /// With no transactions waiting, make a block this often.
     #[arg(long, default_value_t = 1000)]
     pub idle_block_interval_ms: u64,
+    /// A benchmarking chain: transactions are opaque payloads, ordered and stored but never
+    /// verified or executed (measures the consensus engine alone; see BENCHMARKS.md).
+    #[arg(long)]
+    pub consensus_only: bool,
 }
 
 fn ports_free(host: &str, base: u16, nodes: usize) -> bool {
@@ -96,6 +100,7 @@ pub fn init(args: &InitArgs, out: Output) -> anyhow::Result<()> {
         agencies.iter().map(|(n, k)| (n.as_str(), *k)).collect();
     let mut genesis = Genesis::example(&args.chain_id, &agency_refs, &validator_keys);
     genesis.genesis_time_ms = crate::driver::now_ms();
+    genesis.consensus_only = args.consensus_only;
     genesis.validate().context("the generated genesis is invalid")?;
     let genesis_json = genesis.to_json();
     std::fs::write(dir.join("genesis.json"), &genesis_json)?;

@@ -71,20 +71,24 @@ impl Cluster {
 
     /// `n` validators and `full` non-validating full nodes.
     pub fn init_with(n: usize, full: usize) -> anyhow::Result<Self> {
+        Self::init_args(n, full, &[])
+    }
+
+    /// `n` validators of a consensus-only chain (opaque payloads; see BENCHMARKS.md).
+    pub fn init_consensus_only(n: usize) -> anyhow::Result<Self> {
+        Self::init_args(n, 0, &["--consensus-only"])
+    }
+
+    /// `dpx testnet init` with `extra` arguments.
+    pub fn init_args(n: usize, full: usize, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let out = dir.path().to_str().context("temp path")?.to_owned();
-        let json = dpx(&[
-            "testnet",
-            "init",
-            "--validators",
-            &n.to_string(),
-            "--full-nodes",
-            &full.to_string(),
-            "--out",
-            &out,
-            "--output",
-            "json",
-        ])?;
+        let (n, full) = (n.to_string(), full.to_string());
+        let mut args =
+            vec!["testnet", "init", "--validators", &n, "--full-nodes", &full, "--out", &out];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--output", "json"]);
+        let json = dpx(&args)?;
         let v: Value = serde_json::from_str(&json).context("testnet init output")?;
         let nodes = v["nodes"].as_array().context("nodes")?;
         let homes = nodes.iter().filter_map(|n| n["home"].as_str().map(PathBuf::from)).collect();
@@ -222,6 +226,23 @@ pub fn post_json(url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         let r = reqwest::Client::new()
             .post(url)
             .json(body)
+            .timeout(Duration::from_mins(1))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        Ok((status, v))
+    })
+}
+
+/// A blocking POST of raw bytes with a content type, returning (status, JSON body).
+pub fn post_bytes(url: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
             .timeout(Duration::from_mins(1))
             .send()
             .await?;

@@ -4,8 +4,17 @@
 
 use libfuzzer_sys::fuzz_target;
 
+use dpx_node::app::TxChecker;
+use prost::Message as _;
+
 fuzz_target!(|data: &[u8]| {
-    let _ = dpx_node::app::check_stateless_batch("dpx-fuzz", vec![data.to_vec()]);
+    static CHECKER: std::sync::OnceLock<TxChecker> = std::sync::OnceLock::new();
+    let checker = CHECKER.get_or_init(|| TxChecker::new("dpx-fuzz", false, 1024));
+    let _ = checker.check_batch(vec![data.to_vec()]);
+    // The batch body of POST /v1/txs/batch (application/x-protobuf).
+    if let Ok(batch) = dpx_node::wire::TxBatch::decode(data) {
+        let _ = checker.check_batch(batch.txs);
+    }
     let _ = dpx_node::app::receipt_json(data);
     let _ = dpx_node::app::tx_json(data);
     if let Ok(text) = std::str::from_utf8(data) {

@@ -18,6 +18,7 @@ use crate::app;
 #[derive(Debug)]
 pub struct ChainBuilder {
     chain_id: String,
+    checker: app::TxChecker,
     store: Store,
     keys: Vec<Keypair>,
     time_ms: u64,
@@ -36,6 +37,7 @@ impl ChainBuilder {
         store.genesis(genesis.initial_writes()?)?;
         Ok(Self {
             chain_id: genesis.chain_id.clone(),
+            checker: app::TxChecker::new(&genesis.chain_id, genesis.consensus_only, 0),
             store,
             keys: keys.iter().map(|k| Keypair::from_seed(k.seed())).collect(),
             time_ms: genesis.genesis_time_ms,
@@ -127,7 +129,7 @@ impl ChainBuilder {
         let cert =
             Certificate { height: Height(height), round: Round(0), value_id: id, signatures }
                 .encode();
-        let (mut writes, mut receipts) = app::execute_block(&self.store, &block)?;
+        let (mut writes, mut receipts) = app::execute_block(&self.store, &self.checker, &block)?;
         alter(&mut writes, &mut receipts);
         self.store.commit_block(&block, &cert, writes, receipts)?;
         self.parent_certificate = cert;

@@ -43,8 +43,11 @@ pub fn document() -> Value {
         &json!([query("wait", "admission | check", "string")]),
         "one result per transaction",
     );
-    batch["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": {
-        "type": "object", "required": ["txs"], "properties": { "txs": { "type": "array", "items": { "type": "string" } } } } } } });
+    batch["requestBody"] = json!({ "required": true, "content": {
+        "application/json": { "schema": {
+            "type": "object", "required": ["txs"], "properties": { "txs": { "type": "array", "items": { "type": "string", "description": "hex of a signed transaction" } } } } },
+        "application/x-protobuf": { "schema": { "type": "string", "format": "binary",
+            "description": "a dpx.node.v1.TxBatch message (repeated bytes txs = 1): no hex, for high-rate clients" } } } });
     let kind = path_param(
         "kind",
         "participants, products, demands, responses, orders, grants, usage, policies, proposals, accounts, attestations",
@@ -64,7 +67,7 @@ pub fn document() -> Value {
             "/v1/state/{kind}/{id}": { "get": op("One object, optionally with a Merkle proof", &json!([kind, path_param("id", "object id"), query("prove", "include the proof, header and certificate", "boolean"), query("height", "prove at this version", "integer")]), "the object") },
             "/v1/events": { "get": {
                 "summary": "Server-sent events: block, tx, policy_decision, and contract event kinds such as grant.consumed; resume with from_height",
-                "parameters": [query("from_height", "replay from this block height, then follow live", "integer"), query("kinds", "comma-separated kinds", "string"), query("participant", "hex key", "string"), query("product", "product id", "string")],
+                "parameters": [query("from_height", "replay from this block height, then follow live", "integer"), query("kinds", "comma-separated kinds", "string"), query("participant", "hex key", "string"), query("product", "product id", "string"), query("tx_hashes", "add the block's transaction hashes to each block event", "boolean")],
                 "responses": { "200": { "description": "an event stream", "content": { "text/event-stream": {} } }, "503": { "$ref": "#/components/responses/Error" } } } },
             "/v1/evidence": { "get": op("Evidence of validator misbehaviour seen by this node", &json!([]), "hex-encoded evidence") },
             "/v1/openapi.json": { "get": op("This document", &json!([]), "OpenAPI 3.1") },

@@ -32,6 +32,9 @@ pub struct EventsQuery {
     pub kinds: Option<String>,
     pub participant: Option<String>,
     pub product: Option<String>,
+    /// Add the block's transaction hashes to each `block` event (`data.tx_hashes`): one event
+    /// per block is then enough to follow many transactions (load generators, indexers).
+    pub tx_hashes: Option<bool>,
 }
 
 static SUBSCRIBERS: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
@@ -65,6 +68,7 @@ pub async fn events(
     // Subscribe before replaying so nothing committed in between is missed.
     let mut live = s.events.subscribe();
     let (tx, rx) = mpsc::channel::<SseEvent>(SUBSCRIBER_QUEUE);
+    let with_hashes = q.tx_hashes.unwrap_or(false);
     let store = s.store.clone();
     let tip = store.tip_height();
     let from = q.from_height.unwrap_or(tip + 1).max(1);
@@ -84,7 +88,7 @@ pub async fn events(
             .ok()
             .flatten();
             let Some(be) = be else { return };
-            if !send_block(&tx, &be, &filter).await {
+            if !send_block(&tx, &be, &filter, with_hashes).await {
                 return;
             }
             next += 1;
@@ -98,7 +102,7 @@ pub async fn events(
                         let _ = tx.send(lagged(next)).await;
                         return;
                     }
-                    if !send_block(&tx, &be, &filter).await {
+                    if !send_block(&tx, &be, &filter, with_hashes).await {
                         return;
                     }
                     next = be.height + 1;
@@ -120,9 +124,21 @@ fn lagged(resume: u64) -> SseEvent {
     SseEvent::default().event("lagged").data(format!("{{\"resume_from_height\":{resume}}}"))
 }
 
-async fn send_block(tx: &mpsc::Sender<SseEvent>, be: &BlockEvents, filter: &Filter) -> bool {
+async fn send_block(
+    tx: &mpsc::Sender<SseEvent>,
+    be: &BlockEvents,
+    filter: &Filter,
+    with_hashes: bool,
+) -> bool {
     for e in be.events.iter().filter(|e| filter.matches(e)) {
-        if tx.send(to_sse(e)).await.is_err() {
+        let sse = if with_hashes && e.kind == "block" {
+            let mut e = e.clone();
+            e.data["tx_hashes"] = serde_json::to_value(&be.tx_hashes).unwrap_or_default();
+            to_sse(&e)
+        } else {
+            to_sse(e)
+        };
+        if tx.send(sse).await.is_err() {
             return false; // the client went away
         }
     }
