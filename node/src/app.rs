@@ -127,7 +127,12 @@ impl TxChecker {
         let grant_digests: Vec<Option<Hash>> = decoded
             .iter()
             .zip(&known)
-            .map(|(d, k)| d.as_ref().ok().filter(|_| k.is_none()).and_then(|u| u.grant_digest()))
+            .map(|(d, k)| {
+                d.as_ref()
+                    .ok()
+                    .filter(|_| k.is_none())
+                    .and_then(contracts::UnverifiedTx::grant_digest)
+            })
             .collect();
         let mut items = Vec::new();
         for ((d, k), gd) in decoded.iter().zip(&known).zip(&grant_digests) {
@@ -148,16 +153,15 @@ impl TxChecker {
             .zip(grant_digests)
             .map(|((d, known), gd)| {
                 let u = d?;
-                let grant = match known {
-                    Some(grant) => grant,
-                    None => {
-                        let tx_ok = verdicts.next().unwrap_or(false);
-                        let grant = gd.map(|_| verdicts.next().unwrap_or(false));
-                        if !tx_ok {
-                            return Err(TxError::BadSignature);
-                        }
-                        grant
+                let grant = if let Some(grant) = known {
+                    grant
+                } else {
+                    let tx_ok = verdicts.next().unwrap_or(false);
+                    let grant = gd.map(|_| verdicts.next().unwrap_or(false));
+                    if !tx_ok {
+                        return Err(TxError::BadSignature);
                     }
+                    grant
                 };
                 Ok(u.assume_verified(grant))
             })
@@ -722,7 +726,8 @@ mod tests {
 
     fn signed(seed: u8, nonce: u64) -> Vec<u8> {
         let k = Keypair::from_seed([seed; 32]);
-        let op = Operation::Admit { key: k.public(), name: "x".into(), roles: vec![Role::Consumer] };
+        let op =
+            Operation::Admit { key: k.public(), name: "x".into(), roles: vec![Role::Consumer] };
         TransactionBody::new(CHAIN, nonce, op).sign(&k).encode()
     }
 

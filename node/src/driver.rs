@@ -415,12 +415,8 @@ impl Driver {
         }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let checked: Vec<CheckedTx> = shared
-                .checker
-                .check_batch(txs)
-                .into_iter()
-                .filter_map(Result::ok)
-                .collect();
+            let checked: Vec<CheckedTx> =
+                shared.checker.check_batch(txs).into_iter().filter_map(Result::ok).collect();
             if !checked.is_empty() {
                 let _ = shared.driver_tx.try_send(DriverMsg::Admit {
                     txs: checked,
@@ -634,8 +630,7 @@ impl Driver {
         let height = block.header.height;
         let started = Instant::now();
         let receipts = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-            let (writes, receipts) =
-                app::execute_block(&self.store, &self.shared.checker, &block)?;
+            let (writes, receipts) = app::execute_block(&self.store, &self.shared.checker, &block)?;
             self.store
                 .commit_block_with_parent_certificate(
                     &block,

@@ -477,8 +477,7 @@ fn check_block(
         .map_err(|e| fail(Cert, &e))?;
     if let Some((i, reason)) = app::first_bad_tx(checker, &block.txs) {
         return Err(Box::new(
-            Divergence::new(height, Transactions, this, format!("transaction {i}: {reason}"))
-                .tx(i),
+            Divergence::new(height, Transactions, this, format!("transaction {i}: {reason}")).tx(i),
         ));
     }
     Ok(cert)
@@ -503,7 +502,8 @@ fn check_end(
         let validators = app::validator_set(store, last.height + 1).map_err(|e| {
             ReplayError::Execution { height: last.height + 1, reason: format!("{e:#}") }
         })?;
-        if let Err(d) = check_block(chain_id, checker, &block, certificate.as_deref(), &validators) {
+        if let Err(d) = check_block(chain_id, checker, &block, certificate.as_deref(), &validators)
+        {
             return Ok(Some(*d));
         }
         return check_outcome(&block.header, last, source, store);
