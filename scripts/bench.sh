@@ -76,9 +76,9 @@ fi
 if [ -z "${DPX_BIN:-}" ] || [ -z "${DPX_BENCH_BIN:-}" ]; then
   say "Building dpx and dpx-bench ($PROFILE)"
   if [ "$PROFILE" = release ]; then
-    cargo build --release --locked -p dpx-node --bin dpx -p dpx-bench
+    cargo build --release --locked -p dpx-node -p dpx-bench --bins
   else
-    cargo build --locked -p dpx-node --bin dpx -p dpx-bench
+    cargo build --locked -p dpx-node -p dpx-bench --bins
   fi
 fi
 DPX=${DPX_BIN:-$TARGET/$PROFILE/dpx}
@@ -141,6 +141,9 @@ sweep() {
   pids=$(IFS=,; echo "${NODE_PIDS[*]}")
   local extra=()
   [ "$mode" = full ] && extra=(--agency-key "$dir/keys/agency-0.json")
+  # Opaque payloads have no receipts worth reading: follow commits with one event per block
+  # (tx_hashes=true) rather than one per transaction, so observing costs the nodes little.
+  [ "$mode" = consensus-only ] && extra=(--observe block-hashes)
   for rate in $RATES; do
     say "$mode: $rate tx/s offered for $DURATION s"
     if ! "$BENCH" load --mode "$mode" --rate "$rate" --duration "$DURATION" --drain "$DRAIN" \

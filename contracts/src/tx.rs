@@ -161,9 +161,8 @@ impl UnverifiedTx {
     /// The data subject's signed grant this transaction carries, if any.
     pub fn signed_grant(&self) -> Option<&SignedGrant> {
         match &self.body.op {
-            Operation::RegisterGrant { grant } | Operation::UseGrant { grant: GrantRef::Inline(grant), .. } => {
-                Some(grant)
-            }
+            Operation::RegisterGrant { grant }
+            | Operation::UseGrant { grant: GrantRef::Inline(grant), .. } => Some(grant),
             _ => None,
         }
     }
