@@ -512,11 +512,24 @@ pub fn first_bad_tx(checker: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, Stri
         }
         return None;
     }
-    for (i, r) in checker.stateless(txs).into_iter().enumerate() {
-        match r {
-            Err(e) => return Some((i, e.to_string())),
-            Ok(tx) if !seen.insert(tx.hash) => return Some((i, dup())),
-            Ok(_) => {}
+    // Transactions this node already checked (admitted to its mempool, say) need no decoding:
+    // their hash is enough. Only the others are decoded and verified.
+    let hashes: Vec<Hash> = txs.iter().map(|t| Hash::digest(t)).collect();
+    let unknown: Vec<usize> = {
+        let v = checker.verified.lock();
+        (0..txs.len()).filter(|&i| !v.map.contains_key(&hashes[i])).collect()
+    };
+    let fresh: Vec<Vec<u8>> = unknown.iter().map(|&i| txs[i].clone()).collect();
+    let mut verdicts = checker.stateless(&fresh).into_iter();
+    let mut next_unknown = unknown.into_iter().peekable();
+    for (i, h) in hashes.iter().enumerate() {
+        if next_unknown.next_if_eq(&i).is_some()
+            && let Some(Err(e)) = verdicts.next()
+        {
+            return Some((i, e.to_string()));
+        }
+        if !seen.insert(*h) {
+            return Some((i, dup()));
         }
     }
     None
@@ -775,13 +788,17 @@ mod tests {
         assert_eq!(c.verifications(), 3);
         // Validating the block, then executing it: no further verification.
         assert!(check_block_txs(&c, &txs).is_ok());
+        let mut with_new = txs.clone();
+        with_new.insert(1, forged(9, 0));
+        assert_eq!(first_bad_tx(&c, &with_new).unwrap().0, 1, "an unseen bad one is found");
+        assert_eq!(c.verifications(), 4);
         assert!(c.stateless(&txs).iter().all(Result::is_ok));
-        assert_eq!(c.verifications(), 3);
+        assert_eq!(c.verifications(), 4);
         // A new transaction alongside cached ones: only it is verified.
         let mut more = txs.clone();
         more.push(signed(4, 0));
         assert!(c.stateless(&more).iter().all(Result::is_ok));
-        assert_eq!(c.verifications(), 4);
+        assert_eq!(c.verifications(), 5);
     }
 
     #[test]
