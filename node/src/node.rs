@@ -36,10 +36,10 @@ pub struct NodeStatus {
     pub mempool_txs: usize,
 }
 
-/// Bounds the driver needs.
+/// Bounds the driver needs. (Blocks are decoded against the chain's current parameters,
+/// `app::BlockLimits::encoded_max`, read at each decode.)
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    pub max_block_bytes: usize,
     pub max_relay_batch: usize,
 }
 
@@ -250,7 +250,7 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
         )),
         metrics: metrics.clone(),
         status: RwLock::new(NodeStatus::default()),
-        limits: Limits { max_block_bytes, max_relay_batch: 10_000 },
+        limits: Limits { max_relay_batch: 10_000 },
         driver_tx,
         events,
         event_jobs,
