@@ -25,7 +25,11 @@ const HEIGHT: Height = Height(1);
 const NODES: [&str; 4] = ["p1", "p2", "p3", "p4"];
 
 fn trace_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/tendermint");
+    // The runtime value (set by `cargo test`) follows the checkout even when a shared target
+    // directory holds a test binary built from another clone.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let dir = manifest.join("../../shared/conformance/tendermint");
     assert!(
         dir.is_dir(),
         "conformance traces not found at {} (expected `shared/` beside the repository directory)",

@@ -14,7 +14,11 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let net = dir.path().join("devnet");
     let port = free_base_port()?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The runtime value (set by `cargo test`) follows the checkout even when a shared target
+    // directory holds a test binary built from another clone.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), Into::into);
+    let root = manifest.join("..");
     let run = |arg: &str| {
         Command::new("bash")
             .arg(root.join("scripts/devnet.sh"))
