@@ -164,6 +164,13 @@ async fn next_nonce(c: &Client, key: &PublicKey) -> anyhow::Result<u64> {
     }
 }
 
+/// The next nonce a refusal names ("nonce N already used; next is M"), if that was the reason.
+fn stale_nonce(v: &Value) -> Option<u64> {
+    let msg = v["error"]["message"].as_str()?;
+    let (_, rest) = msg.split_once("already used; next is ")?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 /// Sign `op` with `key_path` and submit; prints the result. Exit 3 if the ledger refused it.
 pub async fn submit(
     rpc: &str,
@@ -177,20 +184,30 @@ pub async fn submit(
     let key = load_key(key_path)?;
     let c = Client::new(rpc)?;
     let chain = chain_id(&c).await?;
-    let nonce = match nonce {
+    let mut next = match nonce {
         Some(n) => n,
         None => next_nonce(&c, &key.public()).await?,
     };
-    let mut body = TransactionBody::new(chain, nonce, op);
-    if let Some(h) = expiry_height {
-        body = body.with_expiry(h);
-    }
-    let tx = body.sign(&key);
-    let hex_tx = hex::encode(tx.encode());
-    let (status, v) = c.post(&format!("/v1/txs?wait={wait}"), &json!({ "tx": hex_tx })).await?;
-    if !(200..300).contains(&status) {
-        bail!("the node refused the transaction: {status} {}", error_text(&v));
-    }
+    // The account's next nonce is read from the node's committed state, which can be a block
+    // behind the transaction that used it (another node committed it first): when the node says
+    // which nonce is next, sign again with it, a few times at most. An explicit --nonce is kept.
+    let mut attempts = 0;
+    let v = loop {
+        attempts += 1;
+        let mut body = TransactionBody::new(chain.clone(), next, op.clone());
+        if let Some(h) = expiry_height {
+            body = body.with_expiry(h);
+        }
+        let hex_tx = hex::encode(body.sign(&key).encode());
+        let (status, v) = c.post(&format!("/v1/txs?wait={wait}"), &json!({ "tx": hex_tx })).await?;
+        if (200..300).contains(&status) {
+            break v;
+        }
+        match stale_nonce(&v) {
+            Some(expected) if nonce.is_none() && attempts < 3 && expected > next => next = expected,
+            _ => bail!("the node refused the transaction: {status} {}", error_text(&v)),
+        }
+    };
     let code = v["receipt"]["code"].as_str().unwrap_or("ok").to_owned();
     let ok = v["status"] != "committed" || code.eq_ignore_ascii_case("ok");
     emit(out, &v, || {
@@ -293,6 +310,22 @@ pub async fn grant(cmd: GrantCmd, out: Output) -> anyhow::Result<ExitCode> {
             };
             submit(&rpc, &key, op, "commit", None, None, out).await
         }
+    }
+}
+
+#[cfg(test)]
+mod nonce_tests {
+    use super::stale_nonce;
+    use serde_json::json;
+
+    #[test]
+    fn a_stale_nonce_refusal_names_the_next_one() {
+        let v =
+            json!({"error": {"code": "rejected", "message": "nonce 1 already used; next is 2"}});
+        assert_eq!(stale_nonce(&v), Some(2));
+        let other = json!({"error": {"code": "rejected", "message": "mempool is full"}});
+        assert_eq!(stale_nonce(&other), None);
+        assert_eq!(stale_nonce(&json!({})), None);
     }
 }
 
