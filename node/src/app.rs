@@ -75,6 +75,14 @@ pub struct TxChecker {
     opaque_seq: AtomicU64,
 }
 
+/// The one rule for an opaque payload of a consensus-only chain: its size.
+fn check_opaque_size(len: usize) -> Result<(), String> {
+    if len == 0 || len > contracts::MAX_TX_BYTES {
+        return Err(format!("a payload must be 1..={} bytes, not {len}", contracts::MAX_TX_BYTES));
+    }
+    Ok(())
+}
+
 /// The single pseudo-account opaque payloads are pooled under.
 fn opaque_account() -> PublicKey {
     static KEY: OnceLock<PublicKey> = OnceLock::new();
@@ -100,10 +108,6 @@ impl TxChecker {
     /// How many signatures this checker has verified (each transaction once while cached).
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)
-    }
-
-    pub fn chain_id(&self) -> &str {
-        &self.chain_id
     }
 
     pub fn is_opaque(&self) -> bool {
@@ -197,13 +201,7 @@ impl TxChecker {
     }
 
     fn opaque_tx(&self, bytes: Vec<u8>) -> Result<CheckedTx, String> {
-        if bytes.is_empty() || bytes.len() > contracts::MAX_TX_BYTES {
-            return Err(format!(
-                "a payload must be 1..={} bytes, not {}",
-                contracts::MAX_TX_BYTES,
-                bytes.len()
-            ));
-        }
+        check_opaque_size(bytes.len())?;
         Ok(CheckedTx {
             hash: Hash::digest(&bytes),
             bytes: Arc::new(bytes),
@@ -269,14 +267,10 @@ pub fn check_stateful(
 /// The same check for a transaction already in the mempool (re-decoded; signature known good).
 pub fn check_stateful_pool(
     store: &Store,
-    checker: &TxChecker,
     t: &PoolTx,
     height: u64,
     pending_below: impl Fn(&PublicKey, u64, u64) -> bool,
 ) -> Result<(), String> {
-    if checker.is_opaque() {
-        return Ok(());
-    }
     let u = contracts::decode_unverified(&t.bytes, store.chain_id()).map_err(|e| e.to_string())?;
     check_stateful(store, &u.assume_verified(None), height, pending_below)
 }
@@ -499,37 +493,33 @@ pub fn check_block_txs(checker: &TxChecker, txs: &[Vec<u8>]) -> Result<(), Strin
 
 /// The first transaction of a block that fails the stateless checks or repeats an earlier one.
 pub fn first_bad_tx(checker: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, String)> {
-    let mut seen = HashSet::with_capacity(txs.len());
-    let dup = || "repeats an earlier one".to_owned();
-    if checker.is_opaque() {
-        for (i, t) in txs.iter().enumerate() {
-            if t.is_empty() || t.len() > contracts::MAX_TX_BYTES {
-                return Some((i, format!("a payload of {} bytes", t.len())));
-            }
-            if !seen.insert(Hash::digest(t)) {
-                return Some((i, dup()));
-            }
-        }
-        return None;
-    }
-    // Transactions this node already checked (admitted to its mempool, say) need no decoding:
-    // their hash is enough. Only the others are decoded and verified.
     let hashes: Vec<Hash> = txs.iter().map(|t| Hash::digest(t)).collect();
-    let unknown: Vec<usize> = {
+    // Transactions this node already checked (admitted to its mempool, say) need no decoding:
+    // their hash is enough. Only the others are decoded and verified. Opaque payloads have
+    // nothing to decode.
+    let unknown: Vec<usize> = if checker.opaque {
+        Vec::new()
+    } else {
         let v = checker.verified.lock();
         (0..txs.len()).filter(|&i| !v.map.contains_key(&hashes[i])).collect()
     };
     let fresh: Vec<Vec<u8>> = unknown.iter().map(|&i| txs[i].clone()).collect();
     let mut verdicts = checker.stateless(&fresh).into_iter();
     let mut next_unknown = unknown.into_iter().peekable();
+    let mut seen = HashSet::with_capacity(txs.len());
     for (i, h) in hashes.iter().enumerate() {
+        if checker.opaque
+            && let Err(e) = check_opaque_size(txs[i].len())
+        {
+            return Some((i, e));
+        }
         if next_unknown.next_if_eq(&i).is_some()
             && let Some(Err(e)) = verdicts.next()
         {
             return Some((i, e.to_string()));
         }
         if !seen.insert(*h) {
-            return Some((i, dup()));
+            return Some((i, "repeats an earlier one".to_owned()));
         }
     }
     None

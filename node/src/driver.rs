@@ -672,12 +672,11 @@ impl Driver {
         let next = height + 1;
         let mut evicted: Vec<(Hash, String)> =
             self.mempool.evict_expired(next).into_iter().map(|h| (h, "expired".into())).collect();
+        // Opaque payloads (consensus-only chains) have no account state to re-check.
         if !self.shared.checker.is_opaque() {
-            let (store, checker) = (&self.store, &self.shared.checker);
+            let store = &self.store;
             evicted.extend(self.mempool.recheck_accounts(&touched, |pool, t| {
-                app::check_stateful_pool(store, checker, t, next, |k, a, b| {
-                    pool.has_nonces(k, a, b)
-                })
+                app::check_stateful_pool(store, t, next, |k, a, b| pool.has_nonces(k, a, b))
             }));
         }
         for (h, reason) in evicted {
