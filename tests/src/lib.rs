@@ -11,8 +11,10 @@
 //! c.wait_height_all(3, std::time::Duration::from_secs(60)).unwrap();
 //! ```
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -38,6 +40,23 @@ pub fn dpx_bin() -> anyhow::Result<PathBuf> {
         anyhow::ensure!(status.success(), "cargo build of dpx failed");
     }
     Ok(bin)
+}
+
+/// A base port for a new cluster of `nodes` (node `i` uses `base + 10 i` and `+ 7`). Tests run
+/// on parallel threads, and "any ports free right now" raced between two clusters being set up
+/// at once (one node then failed with "address in use"): each cluster of this process gets
+/// its own 60-port block, below the ephemeral range, and the block is checked free.
+fn base_port(nodes: usize) -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let free = |p: u32| u16::try_from(p).is_ok_and(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+    loop {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = 20_000 + ((std::process::id().wrapping_mul(7).wrapping_add(k)) % 200) * 60;
+        let ports = (0..nodes as u32).flat_map(|i| [base + 10 * i, base + 10 * i + 7]);
+        if ports.into_iter().all(free) {
+            return base as u16;
+        }
+    }
 }
 
 /// Run `dpx` with `args` and return stdout; fails with stderr on a non-zero exit.
@@ -83,9 +102,20 @@ impl Cluster {
     pub fn init_args(n: usize, full: usize, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let out = dir.path().to_str().context("temp path")?.to_owned();
+        let base = base_port(n + full).to_string();
         let (n, full) = (n.to_string(), full.to_string());
-        let mut args =
-            vec!["testnet", "init", "--validators", &n, "--full-nodes", &full, "--out", &out];
+        let mut args = vec![
+            "testnet",
+            "init",
+            "--validators",
+            &n,
+            "--full-nodes",
+            &full,
+            "--out",
+            &out,
+            "--base-port",
+            &base,
+        ];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--output", "json"]);
         let json = dpx(&args)?;
