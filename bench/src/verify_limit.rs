@@ -1,12 +1,13 @@
 //! `dpx-bench verify-limit`: ed25519 signatures this machine verifies per second on all cores,
-//! with the node's strict batch verification, and the resulting ceiling for a network whose
+//! with the node's verification rule (strict, one by one: `dpx_crypto::verify_all` over chunks),
+//! and the resulting ceiling for a network whose
 //! validators all run here: every validator verifies every transaction, so signed
 //! transactions cannot commit faster than `sig/s ÷ validators`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dpx_crypto::{BatchItem, Domain, Hash, Keypair, PublicKey, Signature, verify_batch};
+use dpx_crypto::{Domain, Hash, Keypair, PublicKey, Signature, SignedDigest, verify_all};
 
 use crate::record::{KIND_VERIFY, VerifyPoint, VerifyRecord};
 
@@ -65,11 +66,11 @@ fn measure(items: &[(PublicKey, Hash, Signature)], batch: usize, threads: usize,
                     if at + batch > items.len() {
                         at = 0;
                     }
-                    let chunk: Vec<BatchItem<'_>> = items[at..at + batch]
+                    let chunk: Vec<SignedDigest<'_>> = items[at..at + batch]
                         .iter()
-                        .map(|(key, digest, sig)| BatchItem { key, digest, sig })
+                        .map(|(key, digest, sig)| SignedDigest { key, digest, sig })
                         .collect();
-                    assert!(verify_batch(&chunk).is_ok(), "a good batch failed to verify");
+                    assert!(verify_all(&chunk).is_ok(), "a good chunk failed to verify");
                     local += batch as u64;
                     at += batch;
                 }

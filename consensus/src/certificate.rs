@@ -1,7 +1,7 @@
 //! Commit certificates: more than two thirds of the voting power of precommit signatures over
 //! `(chain id, height, round, value id)`, verified with one batch.
 
-use dpx_crypto::{BatchItem, Domain, Signature, verify_batch};
+use dpx_crypto::{Domain, Signature, SignedDigest, verify_all};
 use serde::{Deserialize, Serialize};
 
 use crate::messages::vote_sign_bytes;
@@ -33,7 +33,7 @@ impl Certificate {
     }
 
     /// Check: signers strictly increasing and members, their power a quorum, every signature
-    /// valid (one batch verification).
+    /// valid (the one verification rule, see `dpx_crypto::verify_all`).
     pub fn verify(&self, chain_id: &str, validators: &ValidatorSet) -> Result<(), Error> {
         let digest = self.vote_digest(chain_id);
         let mut power: u64 = 0;
@@ -48,12 +48,12 @@ impl Certificate {
                 .get(*index)
                 .ok_or(Error::UnknownValidator { index: *index, len: validators.len() })?;
             power += v.power;
-            items.push(BatchItem { key: &v.key, digest: &digest, sig });
+            items.push(SignedDigest { key: &v.key, digest: &digest, sig });
         }
         if power < validators.quorum() {
             return Err(Error::NoQuorum { got: power, quorum: validators.quorum() });
         }
-        verify_batch(&items).map_err(|_| Error::BadSignature)
+        verify_all(&items).map_err(|_| Error::BadSignature)
     }
 
     /// Protobuf encoding, stored with the block.

@@ -120,10 +120,10 @@ impl SignedGrant {
         Hash::of(Domain::GRANT, chain_id, &self.grant.signing_bytes())
     }
 
-    /// This grant's signature as an item of a batch verification (`digest`: from
+    /// This grant's signature, to verify with others (`digest`: from
     /// [`Self::signing_digest`]).
-    pub fn batch_item<'a>(&'a self, digest: &'a Hash) -> dpx_crypto::BatchItem<'a> {
-        dpx_crypto::BatchItem { key: &self.grant.subject, digest, sig: &self.signature }
+    pub fn signed_digest<'a>(&'a self, digest: &'a Hash) -> dpx_crypto::SignedDigest<'a> {
+        dpx_crypto::SignedDigest { key: &self.grant.subject, digest, sig: &self.signature }
     }
 
     pub fn verify(&self, chain_id: &str) -> Result<(), GrantRefusal> {

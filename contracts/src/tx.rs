@@ -4,7 +4,7 @@
 //! and the transaction hash is plain blake3 of the whole encoded signed transaction — the same
 //! hash the ledger uses to index it.
 
-use dpx_crypto::{BatchItem, Domain, Hash, Keypair, PublicKey, Signature};
+use dpx_crypto::{Domain, Hash, Keypair, PublicKey, Signature, SignedDigest};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -137,7 +137,7 @@ pub struct VerifiedTx {
 }
 
 /// A decoded, well-formed transaction whose signature is not yet checked. Lets the node verify
-/// many signatures in one batch ([`UnverifiedTx::batch_item`] with `dpx_crypto::verify_batch`).
+/// many signatures in one pass ([`UnverifiedTx::signed_digest`] with `dpx_crypto::verify_each`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnverifiedTx {
     pub tx: SignedTransaction,
@@ -153,9 +153,9 @@ impl UnverifiedTx {
         self.digest
     }
 
-    /// This transaction as an item of a batch verification.
-    pub fn batch_item(&self) -> BatchItem<'_> {
-        BatchItem { key: &self.tx.signer, digest: &self.digest, sig: &self.tx.signature }
+    /// This transaction's signature, to verify with others (`dpx_crypto::verify_each`).
+    pub fn signed_digest(&self) -> SignedDigest<'_> {
+        SignedDigest { key: &self.tx.signer, digest: &self.digest, sig: &self.tx.signature }
     }
 
     /// The data subject's signed grant this transaction carries, if any.
@@ -167,8 +167,8 @@ impl UnverifiedTx {
         }
     }
 
-    /// The digest the carried grant's subject signed, to batch-verify it with
-    /// [`SignedGrant::batch_item`].
+    /// The digest the carried grant's subject signed, to verify it with
+    /// [`SignedGrant::signed_digest`].
     pub fn grant_digest(&self) -> Option<Hash> {
         self.signed_grant().map(|g| g.signing_digest(&self.body.chain_id))
     }
@@ -184,9 +184,9 @@ impl UnverifiedTx {
         Ok(self.assume_verified(grant))
     }
 
-    /// Accept without checking: only for a transaction whose [`Self::batch_item`] passed
-    /// `verify_batch` / `verify_batch_each`. `grant_signature` is the verdict on the carried
-    /// grant's signature (from a batch too), or `None` to leave it to execution.
+    /// Accept without checking: only for a transaction whose [`Self::signed_digest`] passed
+    /// `verify_all` / `verify_each`. `grant_signature` is the verdict on the carried grant's
+    /// signature (verified with it), or `None` to leave it to execution.
     pub fn assume_verified(self, grant_signature: Option<bool>) -> VerifiedTx {
         VerifiedTx {
             hash: self.hash,

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use dpx_contracts::*;
-use dpx_crypto::{BatchItem, Hash, verify_batch};
+use dpx_crypto::{Hash, SignedDigest, verify_all};
 
 fn demand_op() -> Operation {
     Operation::PostDemand {
@@ -53,15 +53,15 @@ fn stateless_checks_refuse_bad_envelopes() {
 }
 
 #[test]
-fn batch_verification_path() {
+fn many_signatures_verification_path() {
     let w = World::new();
     let txs: Vec<Vec<u8>> = (0..4u8)
         .map(|i| TransactionBody::new(CHAIN, 0, demand_op()).sign(&kp(i + 1)).encode())
         .collect();
     let unverified: Vec<UnverifiedTx> =
         txs.iter().map(|b| decode_unverified(b, CHAIN).unwrap()).collect();
-    let items: Vec<BatchItem<'_>> = unverified.iter().map(UnverifiedTx::batch_item).collect();
-    assert!(verify_batch(&items).is_ok());
+    let items: Vec<SignedDigest<'_>> = unverified.iter().map(UnverifiedTx::signed_digest).collect();
+    assert!(verify_all(&items).is_ok());
     let verified: Vec<VerifiedTx> =
         unverified.into_iter().map(|u| u.assume_verified(None)).collect();
     assert_eq!(verified[2], check_stateless(&txs[2], CHAIN).unwrap());

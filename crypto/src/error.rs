@@ -7,12 +7,14 @@ pub enum CryptoError {
     Length { expected: usize, actual: usize },
     #[error("invalid hex: {0}")]
     Hex(#[from] hex::FromHexError),
-    #[error("invalid ed25519 public key (not a canonical curve point or of small order)")]
+    #[error(
+        "invalid ed25519 public key (not a canonical curve point, or not in the prime-order subgroup)"
+    )]
     InvalidPublicKey,
     #[error("signature does not verify")]
     BadSignature,
-    #[error("batch verification failed: at least one of {count} signatures is invalid")]
-    BadBatch { count: usize },
+    #[error("signature {index} of {count} does not verify")]
+    BadSignatureAt { index: usize, count: usize },
     #[error("key file {path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
 }

@@ -5,7 +5,9 @@
 //!   `blake3(len ‖ domain ‖ len ‖ chain id ‖ bytes)` by [`Hash::of`], so a signature made for one
 //!   purpose or one chain never verifies for another.
 //! - [`PublicKey`], [`Signature`], [`Keypair`]: ed25519 with **strict** verification (no
-//!   malleable signatures, no small-order keys), and [`verify_batch`] for hot paths.
+//!   malleable signatures; keys canonical and torsion-free), one rule for every path:
+//!   [`verify_all`] / [`verify_each`] apply it to many signatures without batching, so a
+//!   verdict never depends on what else was verified with it (see the `verify` module).
 //! - [`keyfile`]: key files on disk, written with mode 0600.
 //!
 //! ```
@@ -19,13 +21,15 @@
 //! assert!(key.public().verify(Domain::TRANSACTION, "other-chain", b"hello", &sig).is_err());
 //! ```
 
-mod batch;
 mod error;
 mod hash;
 pub mod keyfile;
 mod keys;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+mod verify;
 
-pub use batch::{BatchItem, verify_batch, verify_batch_each};
 pub use error::CryptoError;
 pub use hash::{Domain, Hash, HashWriter};
 pub use keys::{Keypair, PublicKey, Signature};
+pub use verify::{SignedDigest, verify_all, verify_each};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use dpx_consensus::{Certificate, Validator, ValidatorSet};
 use dpx_contracts::{self as contracts, BlockContext, State, TxError, keys};
-use dpx_crypto::{Hash, PublicKey, verify_batch_each};
+use dpx_crypto::{Hash, PublicKey, verify_each};
 use dpx_ledger::{Block, LedgerError, Overlay, StateProof, Store, WriteSet};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -144,13 +144,13 @@ impl TxChecker {
             if k.is_some() {
                 continue;
             }
-            items.push(u.batch_item());
+            items.push(u.signed_digest());
             if let (Some(g), Some(digest)) = (u.signed_grant(), gd) {
-                items.push(g.batch_item(digest));
+                items.push(g.signed_digest(digest));
             }
         }
         self.verifications.fetch_add(items.len() as u64, Ordering::Relaxed);
-        let mut verdicts = verify_batch_each(&items).into_iter();
+        let mut verdicts = verify_each(&items).into_iter();
         let out: Vec<_> = decoded
             .into_iter()
             .zip(known)
@@ -874,6 +874,61 @@ mod tests {
         assert_eq!(c.verifications(), 4);
         assert_eq!(c.stateless(&txs), r);
         assert_eq!(c.verifications(), 4);
+    }
+
+    /// A grant use whose subject (the attacker here) signed with torsion component `t` in `R`.
+    fn grant_use_with_torsion_r(seed: u8, t: usize) -> Vec<u8> {
+        let mut tx = contracts::SignedTransaction::decode(&grant_use(seed, false)).unwrap();
+        let body = contracts::TransactionBody::decode(&tx.body).unwrap();
+        let Operation::UseGrant {
+            grant: contracts::GrantRef::Inline(mut sg),
+            product,
+            purpose,
+            request_hash,
+        } = body.op
+        else {
+            unreachable!("grant_use builds an inline use")
+        };
+        let subject = Keypair::from_seed([seed; 32]);
+        let digest = sg.signing_digest(CHAIN);
+        sg.signature = dpx_crypto::testing::sign_with_torsion_r(&subject, &digest, t, 0);
+        let op = Operation::UseGrant {
+            grant: contracts::GrantRef::Inline(sg),
+            product,
+            purpose,
+            request_hash,
+        };
+        tx = TransactionBody::new(CHAIN, body.nonce, op).sign(&Keypair::from_seed([200; 32]));
+        tx.encode()
+    }
+
+    /// Two nodes that meet the same crafted grant signature in different company (an RPC batch
+    /// on one, a relayed batch or a proposal on the other) give it the same verdict, which is
+    /// what execution then carries into the receipt. With a cofactorless batch equation the
+    /// verdict depended on the company (a chain split).
+    #[test]
+    fn crafted_grant_signatures_get_one_verdict_whatever_the_batch() {
+        for t in 1..8 {
+            for seed in 1..=12u8 {
+                let crafted = grant_use_with_torsion_r(seed, t);
+                let company = vec![grant_use(seed + 100, false), signed(seed, 0)];
+                let alone = TxChecker::new(CHAIN, false, 100);
+                let batched = TxChecker::new(CHAIN, false, 100);
+                let proposal = TxChecker::new(CHAIN, false, 100);
+                let a = alone.check_batch(vec![crafted.clone()]);
+                let mut in_batch = company.clone();
+                in_batch.insert(1, crafted.clone());
+                let b = batched.check_batch(in_batch);
+                assert!(a[0].is_ok() && b[1].is_ok(), "the transaction's own signature is good");
+                let mut block = company.clone();
+                block.push(crafted.clone());
+                let verdicts: Vec<_> = [&alone, &batched, &proposal]
+                    .iter()
+                    .map(|c| c.stateless(&block).pop().unwrap().unwrap().grant_signature)
+                    .collect();
+                assert_eq!(verdicts, vec![Some(false); 3], "torsion {t}, seed {seed}");
+            }
+        }
     }
 
     proptest! {
