@@ -33,16 +33,13 @@ impl SafetyFile {
 
     /// A file named `name` in the same directory, written the same way, holding at most
     /// `max_bytes` of body.
+    #[must_use]
     pub fn sibling(&self, name: &str, max_bytes: usize) -> Self {
         let overhead = (MAGIC.len() + 32) as u64;
         Self {
             path: self.path.with_file_name(name),
             max_bytes: (max_bytes as u64).saturating_add(overhead),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The last stored state, `None` if never written.
@@ -104,5 +101,19 @@ mod tests {
         assert!(f.load().unwrap_err().to_string().contains("corrupted"));
         fs::write(dir.path().join("safety.bin"), b"junk").unwrap();
         assert!(f.load().is_err());
+    }
+
+    #[test]
+    fn a_sibling_has_its_own_size_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let safety = SafetyFile::new(dir.path().join("safety.bin"));
+        let big = safety.sibling("proposal.bin", 200_000);
+        let body = vec![7u8; 150_000];
+        big.store(&body).unwrap();
+        assert_eq!(big.load().unwrap().unwrap(), body);
+        assert!(dir.path().join("proposal.bin").exists());
+        assert!(safety.load().unwrap().is_none(), "a separate file");
+        let small = safety.sibling("proposal.bin", 100_000);
+        assert!(small.load().unwrap_err().to_string().contains("too large"));
     }
 }

@@ -26,7 +26,7 @@ pub(super) const SYNC_BATCH: u32 = 32;
 const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer's first failure benches it this long; each further failure in a row doubles it.
 const BACKOFF_MIN: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
+const BACKOFF_MAX: Duration = Duration::from_mins(5);
 /// Peers whose claims are kept (permitted peers are far fewer; this only caps the table).
 const PEERS_MAX: usize = 1024;
 
@@ -94,7 +94,8 @@ impl SyncPeers {
     }
 
     /// Is any unbenched peer ahead of `our_tip`?
-    pub fn someone_ahead(&self, our_tip: u64, now: Instant) -> bool {
+    #[cfg(test)]
+    fn someone_ahead(&self, our_tip: u64, now: Instant) -> bool {
         self.claims.values().any(|c| c.tip > our_tip && !benched(c, now))
     }
 

@@ -67,7 +67,7 @@ fn timing() -> DriverTiming {
         idle_block_interval: Duration::ZERO,
         min_block_interval: Duration::ZERO,
         // Tests call rebroadcast themselves when they want it.
-        rebroadcast: Duration::from_secs(3600),
+        rebroadcast: Duration::from_hours(1),
         max_clock_drift: Duration::from_secs(10),
     }
 }
@@ -291,6 +291,107 @@ async fn a_lying_peer_does_not_stall_block_sync() {
         }
     }
     assert_eq!(lagging.tip(), 3, "the lagging node did not catch up past a lying peer");
+}
+
+/// How a lying peer answers the sync requests it gets.
+#[derive(Clone, Copy, Debug)]
+enum Lie {
+    Empty,
+    Silent,
+    Garbled,
+    /// Real blocks, but not the ones asked for.
+    WrongHeight,
+}
+
+/// A lagging node with one lying and one honest peer (which answers one block at a time, as
+/// a frame-sized answer may). Returns the lagging node's tip after `rounds` exchanges.
+fn catch_up_past(lie: Lie, rounds: usize) -> (u64, u64) {
+    let chain = Chain::new();
+    let (honest_dir, lagging_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut honest = open(&chain, honest_dir.path(), None);
+    for _ in 0..4 {
+        honest.decide_next(&chain, None);
+    }
+    let mut lagging = open(&chain, lagging_dir.path(), None);
+    lagging.driver.sync.timeout = Duration::from_millis(20);
+    let (liar, honest_peer) = (junk_peer(), chain.peer(1));
+    for _ in 0..rounds {
+        lagging.status(liar, u64::MAX);
+        lagging.status(honest_peer, honest.tip());
+        std::thread::sleep(Duration::from_millis(25)); // lets a silent liar's request time out
+        lagging.driver.announce();
+        for cmd in lagging.sent() {
+            let Command::Send(peer, NetMessage { kind: Some(Kind::SyncRequest(req)) }) = cmd else {
+                continue;
+            };
+            let resp = if peer == honest_peer {
+                crate::app::serve_sync(&honest.driver.store, &req, 1)
+            } else {
+                match lie {
+                    Lie::Empty => wire::SyncResponse { blocks: Vec::new() },
+                    Lie::Silent => continue,
+                    Lie::Garbled => wire::SyncResponse {
+                        blocks: vec![wire::SyncedBlock {
+                            block: vec![7; 300],
+                            certificate: vec![9; 40],
+                            parent_certificate: Vec::new(),
+                        }],
+                    },
+                    Lie::WrongHeight => {
+                        let from = req.from_height + 2;
+                        crate::app::serve_sync(
+                            &honest.driver.store,
+                            &wire::SyncRequest { from_height: from, ..req },
+                            1 << 20,
+                        )
+                    }
+                }
+            };
+            lagging.driver.on_synced(peer, resp).unwrap();
+        }
+        if lagging.tip() == honest.tip() {
+            break;
+        }
+    }
+    (lagging.tip(), lagging.driver.shared.metrics.sync_peers_benched.get())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_catches_up_past_every_kind_of_lying_peer() {
+    for lie in [Lie::Empty, Lie::Silent, Lie::Garbled, Lie::WrongHeight] {
+        let (tip, benched) = catch_up_past(lie, 40);
+        assert_eq!(tip, 4, "{lie:?}: the lagging node did not catch up");
+        assert!(benched >= 1, "{lie:?}: the liar was never benched");
+    }
+}
+
+/// The proposer's own block is pushed out of the pending area (here by the proposer's peer
+/// itself flooding after it); once the proposal names it, the proposer's re-broadcast brings
+/// it back and it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_out_block_is_taken_when_its_proposal_names_it() {
+    let chain = Chain::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = open(&chain, dir.path(), Some(0));
+    let proposer = node.proposer(1, 0).get();
+    assert_ne!(proposer, 0);
+    let (block, parent_cert) = node.next_block(&chain, proposer, Vec::new());
+    let id = block.id();
+    node.block(chain.peer(proposer), &block, &parent_cert, 0);
+    for n in 0..100 {
+        node.block(chain.peer(proposer), &junk_block(&chain, 1, n), &[], 0);
+    }
+    node.consensus(chain.peer(proposer), proposal(&chain, proposer, 1, 0, id));
+    assert!(!node.driver.blocks.contains(&id), "pushed out while pending");
+    for n in 100..200 {
+        node.block(junk_peer(), &junk_block(&chain, 1, n), &[], 0);
+    }
+    node.block(chain.peer(proposer), &block, &parent_cert, 0); // the re-broadcast
+    assert!(node.driver.blocks.contains(&id));
+    for i in (0..usize::from(VALIDATORS)).filter(|i| *i != 0) {
+        node.consensus(chain.peer(i), vote(&chain, i, VoteKind::Precommit, 1, 0, Some(id)));
+    }
+    assert_eq!(node.tip(), 1);
 }
 
 /// Issue 14, item 7: a proposer that crashes after persisting its proposal but before sending
