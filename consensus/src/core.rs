@@ -254,7 +254,8 @@ impl Consensus {
         hs.start_round(round, &mut self.ctx, out); // L10 / L54
         // After a crash between persist and send, the last signed message may never have left:
         // send it again (it is the identical message, so it conflicts with nothing).
-        if let Some(last) = self.ctx.safety.last_message
+        // A proposal was sent again by `start_round` already (we resume in its round).
+        if let Some(last @ SignedMessage::Vote(_)) = self.ctx.safety.last_message
             && self.ctx.safety.height == height
         {
             out.push(Output::Broadcast(last));
@@ -381,7 +382,17 @@ impl HeightState {
         let proposer = ctx.schedule.proposer(&self.validators, self.height, round);
         if self.me == Some(proposer) && ctx.signer.is_some() {
             // L14
-            if let Some(v) = self.valid {
+            let signed = ctx
+                .safety
+                .proposal
+                .filter(|p| ctx.safety.height == self.height && p.proposal.round == round);
+            if let Some(p) = signed {
+                // A restart in a round we already proposed in: L14–L17 ran before the crash
+                // and what they signed is on disk. Send exactly that again; asking for a new
+                // value would only meet the guard's refusal and lose the round.
+                self.validity.insert(p.proposal.value_id, Validity::Valid);
+                out.push(Output::Broadcast(SignedMessage::Proposal(p)));
+            } else if let Some(v) = self.valid {
                 self.propose(v.value_id, Some(v.round), ctx, out); // L15
             } else {
                 // L16: getValue() is asynchronous; the answer is Input::ProposeValue.
@@ -413,13 +424,13 @@ impl HeightState {
         let signature = key.sign_digest(&digest);
         // Our own value (or our valid value) needs no validation round trip.
         self.validity.insert(value_id, Validity::Valid);
+        let signed = SignedProposal { proposal, signature };
         ctx.safety.locked = self.locked;
         ctx.safety.valid = self.valid;
+        ctx.safety.last_message = Some(SignedMessage::Proposal(signed));
+        ctx.safety.proposal = Some(signed);
         out.push(Output::PersistSafety(ctx.safety));
-        out.push(Output::Broadcast(SignedMessage::Proposal(SignedProposal {
-            proposal,
-            signature,
-        })));
+        out.push(Output::Broadcast(SignedMessage::Proposal(signed)));
     }
 
     /// Broadcast a vote, after the guard allows and the state is persisted. A refused vote is

@@ -15,7 +15,7 @@ use crate::wire::{self, pb};
 use crate::{Error, Hash, Height, Round, SignedMessage, SignedProposal, SignedVote, Step};
 
 /// Largest encoded [`SafetyState`] accepted by [`SafetyState::decode`].
-pub const MAX_SAFETY_STATE_BYTES: usize = 256 + MAX_MESSAGE_BYTES;
+pub const MAX_SAFETY_STATE_BYTES: usize = 256 + 2 * MAX_MESSAGE_BYTES;
 
 /// A value id with the round it is tied to (the paper's `lockedValue`/`lockedRound` and
 /// `validValue`/`validRound` pairs).
@@ -42,6 +42,11 @@ pub struct SafetyState {
     /// sending re-broadcasts it on restart; without it, the vote would be lost for good (the
     /// guard refuses any other vote at that position) and a round could stall.
     pub last_message: Option<SignedMessage>,
+    /// Our own signed proposal at `height`, for the latest round we proposed in. A proposer
+    /// restarted in that round sends exactly this one again (the guard would refuse any
+    /// other, and asking the application for a new value would only lose the round); kept
+    /// apart from `last_message` because our prevote replaces that a moment later.
+    pub proposal: Option<SignedProposal>,
 }
 
 /// Why the guard refused to sign.
@@ -135,6 +140,7 @@ impl SafetyState {
                     pb::SignedMessage { msg: Some(pb::signed_message::Msg::Vote(v.to_pb())) }
                 }
             }),
+            proposal: self.proposal.map(SignedProposal::to_pb),
         }
         .encode_to_vec()
     }
@@ -175,6 +181,10 @@ impl SafetyState {
                 Some(SignedMessage::Vote(SignedVote::from_pb(&v)?))
             }
         };
+        let proposal = m.proposal.as_ref().map(SignedProposal::from_pb).transpose()?;
+        if proposal.is_some_and(|p| p.proposal.height != Height(m.height)) {
+            return Err(Error::Malformed("safety proposal is for another height".into()));
+        }
         Ok(Self {
             height: Height(m.height),
             last_signed: step.map(|s| (Round(m.round), s)),
@@ -182,6 +192,7 @@ impl SafetyState {
             locked: vr(m.locked)?,
             valid: vr(m.valid)?,
             last_message,
+            proposal,
         })
     }
 }
@@ -287,6 +298,10 @@ mod tests {
                     vote: crate::Vote { kind: crate::VoteKind::Precommit, height: Height(h), round: Round(r), value_id: Some(Hash(d)), validator: crate::ValidatorIndex(r % 7) },
                     signature: dpx_crypto::Signature([r as u8; 64]),
                 })),
+                proposal: signed.map(|(r, _, d)| SignedProposal {
+                    proposal: crate::Proposal { height: Height(h), round: Round(r), value_id: Hash(d), pol_round: r.checked_sub(1).map(Round), proposer: crate::ValidatorIndex(r % 5) },
+                    signature: dpx_crypto::Signature([r as u8 ^ 1; 64]),
+                }),
             };
             prop_assert_eq!(SafetyState::decode(&st.encode()).unwrap(), st);
         }

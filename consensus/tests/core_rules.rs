@@ -158,6 +158,58 @@ fn restart_never_signs_a_conflicting_vote_and_resends_the_last_one() {
     assert_eq!(c2.view().unwrap().step, Step::Prevote);
 }
 
+/// Issue 14: a proposer that crashes after persisting its proposal and before sending it must
+/// send that very proposal after the restart: not nothing (the round would be lost), and never
+/// a different one (a new value request could only meet the guard's refusal).
+#[test]
+fn a_restarted_proposer_resends_its_persisted_proposal() {
+    let ks = keys(4);
+    let me = set(&ks).selector().proposer_index(Height(1), Round(0)).get();
+    let (mut c, out) = started(&ks, Some(me), None);
+    assert!(out.iter().any(|o| matches!(o, Output::RequestValue { .. })));
+    let v = Hash::digest(b"our block");
+    let out =
+        c.handle(Input::ProposeValue { height: Height(1), round: Round(0), value_id: v }).unwrap();
+    let Some(Output::PersistSafety(saved)) = out.first().cloned() else { panic!("{out:?}") };
+    let sent = broadcasts(&out);
+    assert!(matches!(sent[..], [SignedMessage::Proposal(_)]));
+    // Our own proposal comes back (the driver loops it) and we prevote for it: the prevote
+    // replaces the proposal as the last message, but the proposal is still on record.
+    let out = c.handle(Input::Proposal(match sent[0] {
+        SignedMessage::Proposal(p) => p,
+        SignedMessage::Vote(_) => unreachable!(),
+    }));
+    let after_prevote = out
+        .unwrap()
+        .into_iter()
+        .find_map(|o| if let Output::PersistSafety(s) = o { Some(s) } else { None })
+        .unwrap();
+
+    for persisted in [saved, after_prevote] {
+        let restored = SafetyState::decode(&persisted.encode()).unwrap();
+        let (mut c2, out) = started(&ks, Some(me), Some(restored));
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::RequestValue { .. })),
+            "asked for a new value in a round it already proposed in: {out:?}"
+        );
+        let resent = broadcasts(&out);
+        assert_eq!(resent.iter().filter(|m| **m == sent[0]).count(), 1, "{out:?}");
+        assert!(
+            resent.iter().all(|m| !matches!(m, SignedMessage::Proposal(_)) || *m == sent[0]),
+            "a different proposal for the same height and round: {out:?}"
+        );
+        // A late value answer cannot make it sign another one either.
+        let out = c2
+            .handle(Input::ProposeValue {
+                height: Height(1),
+                round: Round(0),
+                value_id: Hash::digest(b"other"),
+            })
+            .unwrap();
+        assert!(broadcasts(&out).is_empty(), "{out:?}");
+    }
+}
+
 #[test]
 fn f_plus_one_messages_of_a_higher_round_skip_to_it() {
     let ks = keys(4);

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub p2p_rate_limited: Counter,
     pub p2p_bad_frames: Counter,
     pub consensus_rejected: Counter,
+    pub proposal_blocks_refused: Counter,
+    pub proposal_blocks_evicted: Counter,
+    pub sync_peers_benched: Counter,
     pub rpc_requests: Counter,
     pub rpc_errors: Counter,
 }
@@ -94,6 +97,21 @@ impl Metrics {
             consensus_rejected: reg!(
                 "consensus_rejected",
                 "Consensus messages rejected",
+                Counter::default()
+            ),
+            proposal_blocks_refused: reg!(
+                "proposal_blocks_refused",
+                "Blocks from peers refused (undecodable, too large, not for this or the next height)",
+                Counter::default()
+            ),
+            proposal_blocks_evicted: reg!(
+                "proposal_blocks_evicted",
+                "Blocks from peers dropped from the pending area before any proposal named them",
+                Counter::default()
+            ),
+            sync_peers_benched: reg!(
+                "sync_peers_benched",
+                "Sync peers benched for not delivering what they claimed (empty, bad, timed out)",
                 Counter::default()
             ),
             rpc_requests: reg!("rpc_requests", "RPC requests served", Counter::default()),

@@ -366,3 +366,36 @@ async fn wait_for_signal() -> &'static str {
         _ = int.recv() => "SIGINT",
     }
 }
+
+#[cfg(test)]
+impl Shared {
+    /// A `Shared` for in-process tests of the driver: no RPC, no network, no events thread.
+    pub(crate) fn for_tests(
+        genesis: &Genesis,
+        store: Arc<Store>,
+        node_key: PublicKey,
+    ) -> Arc<Self> {
+        let (driver_tx, _) = mpsc::channel(16);
+        let (events, _) = broadcast::channel(16);
+        let (event_jobs, _) = std::sync::mpsc::sync_channel(1);
+        Arc::new(Self {
+            chain_id: genesis.chain_id.clone(),
+            genesis_time_ms: genesis.genesis_time_ms,
+            genesis: genesis.clone(),
+            store,
+            checker: Arc::new(TxChecker::new(&genesis.chain_id, genesis.consensus_only, 1000)),
+            metrics: Metrics::new(),
+            status: RwLock::new(NodeStatus::default()),
+            limits: Limits { max_relay_batch: 10_000 },
+            driver_tx,
+            events,
+            event_jobs,
+            config: Config::new("test", "/ip4/127.0.0.1/tcp/1".into(), "127.0.0.1:2".into()),
+            node_key,
+            validator: true,
+            allow: BTreeSet::new(),
+            evidence: Mutex::new(Vec::new()),
+            waiters: Mutex::new(HashMap::new()),
+        })
+    }
+}

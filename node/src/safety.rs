@@ -4,6 +4,9 @@
 //! the ledger's RocksDB: write a temporary file, fsync it, rename it over the old one, fsync the
 //! directory. A crash at any point leaves either the old or the new state, never a torn one.
 //! The file carries a blake3 checksum so a corrupted file is detected instead of trusted.
+//!
+//! The same durable, checksummed file also keeps the block of this validator's last proposal
+//! (`data/proposal.bin`, see `driver::propose`), with a larger size bound.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -19,11 +22,24 @@ const SAFETY_FILE_BYTES_MAX: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct SafetyFile {
     path: PathBuf,
+    /// Larger files are refused on load, before they are read.
+    max_bytes: u64,
 }
 
 impl SafetyFile {
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self { path, max_bytes: SAFETY_FILE_BYTES_MAX }
+    }
+
+    /// A file named `name` in the same directory, written the same way, holding at most
+    /// `max_bytes` of body.
+    #[must_use]
+    pub fn sibling(&self, name: &str, max_bytes: usize) -> Self {
+        let overhead = (MAGIC.len() + 32) as u64;
+        Self {
+            path: self.path.with_file_name(name),
+            max_bytes: (max_bytes as u64).saturating_add(overhead),
+        }
     }
 
     /// The last stored state, `None` if never written.
@@ -33,8 +49,8 @@ impl SafetyFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).context("reading the safety state"),
         };
-        if meta.len() > SAFETY_FILE_BYTES_MAX {
-            bail!("{} is too large to be a safety state", self.path.display());
+        if meta.len() > self.max_bytes {
+            bail!("{} is too large ({} bytes)", self.path.display(), meta.len());
         }
         let bytes = fs::read(&self.path)?;
         if bytes.len() < MAGIC.len() + 32 || &bytes[..8] != MAGIC {
@@ -85,5 +101,19 @@ mod tests {
         assert!(f.load().unwrap_err().to_string().contains("corrupted"));
         fs::write(dir.path().join("safety.bin"), b"junk").unwrap();
         assert!(f.load().is_err());
+    }
+
+    #[test]
+    fn a_sibling_has_its_own_size_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let safety = SafetyFile::new(dir.path().join("safety.bin"));
+        let big = safety.sibling("proposal.bin", 200_000);
+        let body = vec![7u8; 150_000];
+        big.store(&body).unwrap();
+        assert_eq!(big.load().unwrap().unwrap(), body);
+        assert!(dir.path().join("proposal.bin").exists());
+        assert!(safety.load().unwrap().is_none(), "a separate file");
+        let small = safety.sibling("proposal.bin", 100_000);
+        assert!(small.load().unwrap_err().to_string().contains("too large"));
     }
 }

@@ -7,11 +7,21 @@
 //! decided block is executed through `dpx-contracts` on an overlay and committed through
 //! `dpx-ledger` as one atomic batch, then the next height starts.
 //!
-//! Liveness without gossip forwarding: each node re-broadcasts its own messages of the current
-//! round every `rebroadcast` period while the height is not decided, and announces its tip
-//! every second; a peer that learns it is behind fetches blocks by sync.
+//! Liveness: each node re-broadcasts its own messages of the current round every
+//! `rebroadcast` period while the height is not decided, and announces its tip every second; a
+//! peer that learns it is behind fetches blocks by sync.
+//!
+//! Modules by concern: `blocks` (which proposal blocks are kept), `sync` (block sync and
+//! whom to trust for it), `propose` (building, validating and keeping our own proposal's
+//! block), `commit` (executing and committing a decided block), `admit` (the mempool's inputs).
 
-use std::collections::{BTreeMap, BTreeSet};
+mod admit;
+mod blocks;
+mod commit;
+mod propose;
+mod sync;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,17 +30,20 @@ use dpx_consensus::{
     Certificate, Consensus, Height, Input, Output, Round, SignedMessage, Step, ValidatorSet,
 };
 use dpx_crypto::{Hash, Keypair};
-use dpx_ledger::{Block, Header, Store};
+use dpx_ledger::{Header, Store};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::app::{self, CheckedTx};
-use crate::mempool::{Mempool, PoolTx};
+use crate::mempool::Mempool;
 use crate::node::Shared;
 use crate::p2p::{Command, Inbound};
 use crate::safety::SafetyFile;
 use crate::wire::{self, NetMessage, net_message::Kind};
+use blocks::BlockCache;
+use propose::ProposalFile;
+use sync::SyncPeers;
 
 /// Requests to the driver from the RPC and the admission workers.
 #[derive(Debug)]
@@ -53,18 +66,6 @@ pub struct DriverTiming {
     pub max_clock_drift: Duration,
 }
 
-/// Blocks we hold for proposals of the current (or next) height, by block id.
-const BLOCK_CACHE_MAX: usize = 64;
-/// Blocks asked for per sync request.
-const SYNC_BATCH: u32 = 32;
-
-struct CachedBlock {
-    block: Block,
-    bytes: Arc<Vec<u8>>,
-    /// The parent's certificate that the header names (travels with the block).
-    parent_cert: Arc<Vec<u8>>,
-}
-
 pub struct Driver {
     shared: Arc<Shared>,
     store: Arc<Store>,
@@ -80,7 +81,10 @@ pub struct Driver {
     last_cert: Option<Certificate>,
     timers: BTreeMap<(Instant, u64), (Height, Round, Step)>,
     timer_seq: u64,
-    blocks: BTreeMap<Hash, CachedBlock>,
+    /// Proposal blocks: named by a verified proposal, or pending one (see `blocks`).
+    blocks: BlockCache,
+    /// Our last proposal's block on disk, so a restart can send it again.
+    proposal_file: ProposalFile,
     /// Validations the core asked for whose block has not arrived yet.
     awaiting_block: Vec<(Height, Round, Hash)>,
     /// A decision whose block we do not have yet.
@@ -93,8 +97,8 @@ pub struct Driver {
     /// Our own signed messages of the current height, re-broadcast for liveness.
     own_msgs: Vec<SignedMessage>,
     last_rebroadcast: Instant,
-    sync_inflight: Option<Instant>,
-    best_peer: Option<(PeerId, u64)>,
+    /// Peers' claimed tips and the sync request in flight (see `sync`).
+    sync: SyncPeers,
 }
 
 impl std::fmt::Debug for Driver {
@@ -126,6 +130,14 @@ impl Driver {
             Some(b) if tip > 0 => Some(Certificate::decode(&b).context("stored certificate")?),
             _ => None,
         };
+        // After a restart in the height we last proposed in, our proposal's block is on disk.
+        let block_bytes_max = app::params(&store)?.encoded_max();
+        let mut proposal_file = ProposalFile::new(&safety, block_bytes_max);
+        let mut blocks = BlockCache::new();
+        if let Some((p, cb)) = proposal_file.load(persisted.as_ref(), tip + 1, block_bytes_max) {
+            info!(height = tip + 1, round = p.proposal.round.0, "our proposal's block is back");
+            blocks.insert_own(p.proposal.value_id, cb, p.proposal.round, &[]);
+        }
         let core =
             Consensus::new(shared.chain_id.clone(), key.clone(), consensus_config, persisted);
         Ok(Self {
@@ -140,7 +152,8 @@ impl Driver {
             last_cert,
             timers: BTreeMap::new(),
             timer_seq: 0,
-            blocks: BTreeMap::new(),
+            blocks,
+            proposal_file,
             awaiting_block: Vec::new(),
             pending_decision: None,
             pending_propose: None,
@@ -148,8 +161,7 @@ impl Driver {
             last_commit: Instant::now(),
             own_msgs: Vec::new(),
             last_rebroadcast: Instant::now(),
-            sync_inflight: None,
-            best_peer: None,
+            sync: SyncPeers::new(),
             shared,
         })
     }
@@ -247,7 +259,10 @@ impl Driver {
             Inbound::Message { from, msg } => self.on_net(from, msg)?,
             Inbound::Synced { from, resp } => self.on_synced(from, resp)?,
             Inbound::Connected(p) => debug!(peer = %p, "peer connected"),
-            Inbound::Disconnected(p) => debug!(peer = %p, "peer disconnected"),
+            Inbound::Disconnected(p) => {
+                debug!(peer = %p, "peer disconnected");
+                self.sync.forget(&p);
+            }
         }
         Ok(())
     }
@@ -261,14 +276,11 @@ impl Driver {
                     debug!(peer = %from, error = %e, "undecodable consensus message");
                 }
             },
-            Some(Kind::Block(pb)) => self.on_block(&pb.block, pb.parent_certificate)?,
+            Some(Kind::Block(pb)) => self.on_block(from, pb.block, pb.parent_certificate)?,
             Some(Kind::Txs(batch)) => self.admit_from_peer(batch.txs),
             Some(Kind::Status(st)) => {
-                if st.height > self.store.tip_height()
-                    && self.best_peer.is_none_or(|(_, h)| st.height >= h)
-                {
-                    self.best_peer = Some((from, st.height));
-                }
+                // A claim, not a fact: see `sync`.
+                self.sync.on_status(from, st.height);
                 self.maybe_sync();
             }
             // Sync requests are answered by the network task; nothing else is expected here.
@@ -309,50 +321,6 @@ impl Driver {
         }
     }
 
-    fn on_block(&mut self, bytes: &[u8], parent_cert: Vec<u8>) -> anyhow::Result<()> {
-        // The chain's current limits (governance can change them).
-        let limit = app::params(&self.store)?.encoded_max();
-        let Ok(block) = Block::decode(bytes, limit) else {
-            debug!("undecodable proposal block");
-            return Ok(());
-        };
-        let h = block.header.height;
-        if h < self.height() || h > self.height() + 1 {
-            return Ok(());
-        }
-        let id = block.id();
-        if self.blocks.len() >= BLOCK_CACHE_MAX {
-            // Drop the oldest heights first; current-height proposals are few.
-            let current = self.height();
-            self.blocks.retain(|_, b| b.block.header.height >= current);
-            if self.blocks.len() >= BLOCK_CACHE_MAX {
-                return Ok(());
-            }
-        }
-        self.blocks.insert(
-            id,
-            CachedBlock {
-                block,
-                bytes: Arc::new(bytes.to_vec()),
-                parent_cert: Arc::new(parent_cert),
-            },
-        );
-        // Answer validations that waited for this block.
-        let waiting: Vec<_> = self.awaiting_block.iter().filter(|w| w.2 == id).copied().collect();
-        self.awaiting_block.retain(|w| w.2 != id);
-        for (height, round, value_id) in waiting {
-            self.validate(height, round, value_id)?;
-        }
-        if let Some((height, value_id, _)) = &self.pending_decision
-            && *value_id == id
-            && height.0 == h
-        {
-            let (_, _, cert) = self.pending_decision.take().expect("checked above");
-            self.commit(id, &cert)?;
-        }
-        Ok(())
-    }
-
     fn on_request(&mut self, req: DriverMsg) {
         match req {
             DriverMsg::Admit { txs, from_peer, reply } => {
@@ -364,75 +332,14 @@ impl Driver {
         }
     }
 
-    fn admit(&mut self, txs: Vec<CheckedTx>, from_peer: bool) -> Vec<AdmitResult> {
-        let height = self.height();
-        let mut relay = Vec::new();
-        let results = txs
-            .into_iter()
-            .map(|tx| {
-                let hash = tx.hash;
-                if self.mempool.contains(&hash) {
-                    return Ok(hash); // idempotent resubmission
-                }
-                if let Ok(Some(_)) = self.store.receipt(&hash) {
-                    return Err(format!("transaction {hash} is already committed"));
-                }
-                if let Some(verified) = &tx.tx {
-                    let pool = &self.mempool;
-                    app::check_stateful(&self.store, verified, height, |k, a, b| {
-                        pool.has_nonces(k, a, b)
-                    })?;
-                }
-                let bytes = tx.bytes.clone();
-                self.mempool
-                    .insert(PoolTx {
-                        hash,
-                        bytes: tx.bytes,
-                        signer: tx.signer,
-                        nonce: tx.nonce,
-                        expiry_height: tx.expiry_height,
-                        admitted: Instant::now(),
-                    })
-                    .map_err(|e| e.to_string())?;
-                relay.push(bytes.as_ref().clone());
-                Ok(hash)
-            })
-            .collect::<Vec<_>>();
-        self.update_mempool_metrics();
-        if !from_peer && !relay.is_empty() {
-            self.send(Command::Broadcast(NetMessage {
-                kind: Some(Kind::Txs(wire::TxBatch { txs: relay })),
-            }));
-        }
-        results
-    }
-
-    /// Transactions relayed by a peer: verify their signatures off this task, then admit.
-    fn admit_from_peer(&self, txs: Vec<Vec<u8>>) {
-        if txs.len() > self.shared.limits.max_relay_batch {
-            warn!(count = txs.len(), "oversized transaction batch from a peer dropped");
-            return;
-        }
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let checked: Vec<CheckedTx> =
-                shared.checker.check_batch(txs).into_iter().filter_map(Result::ok).collect();
-            if !checked.is_empty() {
-                let _ = shared.driver_tx.try_send(DriverMsg::Admit {
-                    txs: checked,
-                    from_peer: true,
-                    reply: None,
-                });
-            }
-        });
-    }
-
     // ----- outputs ------------------------------------------------------------------------
 
     fn execute(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
         for out in outputs {
             match out {
                 Output::PersistSafety(state) => {
+                    // A new proposal's block first, so a restart can send it again.
+                    self.persist_proposal_block(&state);
                     // Persist before you speak: this returns only once the state is on disk.
                     tokio::task::block_in_place(|| self.safety.store(&state.encode()))
                         .context("persisting the consensus safety state")?;
@@ -451,10 +358,14 @@ impl Driver {
                     }
                 }
                 Output::ValidateValue { height, round, value_id } => {
+                    // The core verified a proposal from the round's proposer naming this
+                    // value: its block is now worth keeping.
+                    let protect = self.protected_values();
+                    self.blocks.want(value_id, height.0, round, &protect);
                     self.validate(height, round, value_id)?;
                 }
                 Output::Decide { height, value_id, certificate } => {
-                    if self.blocks.contains_key(&value_id) {
+                    if self.blocks.contains(&value_id) {
                         self.commit(value_id, &certificate)?;
                     } else {
                         warn!(height = height.0, "decided a block we do not have; fetching it");
@@ -531,232 +442,8 @@ impl Driver {
                 round,
             })),
         }));
-        if let Some(at) = self.sync_inflight
-            && at.elapsed() > Duration::from_secs(5)
-        {
-            self.sync_inflight = None;
-        }
+        // Also times out a sync request that was never answered.
         self.maybe_sync();
-    }
-
-    // ----- proposing and validating ---------------------------------------------------------
-
-    fn propose(&mut self, height: Height, round: Round) -> anyhow::Result<()> {
-        let Some(key) = &self.key else { return Ok(()) };
-        let params = app::params(&self.store)?;
-        let txs: Vec<Vec<u8>> = self
-            .mempool
-            .reap(params.max_block_bytes, params.max_block_txs)
-            .into_iter()
-            .map(|t| t.bytes.as_ref().clone())
-            .collect();
-        let tip = self.store.tip_height();
-        let parent = self.store.header(tip)?;
-        let parent_time = parent.as_ref().map_or(self.shared.genesis_time_ms, |h| h.time_ms);
-        let time_ms = now_ms().max(parent_time + 1);
-        let parent_cert = self.last_cert.as_ref().map(Certificate::encode).unwrap_or_default();
-        let header = Header {
-            chain_id: self.shared.chain_id.clone(),
-            height: height.0,
-            time_ms,
-            proposer: key.public(),
-            parent_id: parent.as_ref().map_or(Hash::ZERO, Header::id),
-            parent_certificate_hash: if parent_cert.is_empty() {
-                Hash::ZERO
-            } else {
-                Hash::digest(&parent_cert)
-            },
-            tx_root: dpx_ledger::merkle::root(&txs),
-            state_root: self.store.state_root(tip)?.context("tip state root")?,
-            validator_set_hash: self.validators.hash(&self.shared.chain_id),
-            prev_receipts_hash: self.store.block_receipts_hash(tip)?.unwrap_or(Hash::ZERO),
-        };
-        let block = Block { header, txs };
-        let bytes = block.encode();
-        let id = block.id();
-        info!(height = height.0, round = round.0, txs = block.txs.len(), id = %id.short(), "proposing");
-        self.blocks.insert(
-            id,
-            CachedBlock { block, bytes: Arc::new(bytes), parent_cert: Arc::new(parent_cert) },
-        );
-        let out = self.core.handle(Input::ProposeValue { height, round, value_id: id })?;
-        self.execute(out)
-    }
-
-    fn validate(&mut self, height: Height, round: Round, value_id: Hash) -> anyhow::Result<()> {
-        let Some(cb) = self.blocks.get(&value_id) else {
-            if self.awaiting_block.len() < BLOCK_CACHE_MAX {
-                self.awaiting_block.push((height, round, value_id));
-            }
-            return Ok(());
-        };
-        let verdict = tokio::task::block_in_place(|| {
-            app::validate_block(
-                &self.store,
-                &self.shared,
-                &cb.block,
-                &cb.parent_cert,
-                &self.validators,
-                self.timing.max_clock_drift,
-                now_ms(),
-            )
-        });
-        let valid = match verdict {
-            Ok(()) => true,
-            Err(reason) => {
-                warn!(height = height.0, round = round.0, %reason, "invalid proposal");
-                false
-            }
-        };
-        let out = self.core.handle(Input::ValueValidity { height, round, value_id, valid })?;
-        self.execute(out)
-    }
-
-    // ----- committing -------------------------------------------------------------------
-
-    fn commit(&mut self, id: Hash, cert: &Certificate) -> anyhow::Result<()> {
-        let cb = self.blocks.remove(&id).context("decided block vanished from the cache")?;
-        self.apply_block(cb.block, cert, &cb.parent_cert)?;
-        Ok(())
-    }
-
-    /// Execute and commit a block whose certificate is known to be valid, then move on.
-    fn apply_block(
-        &mut self,
-        block: Block,
-        cert: &Certificate,
-        parent_cert: &[u8],
-    ) -> anyhow::Result<()> {
-        let height = block.header.height;
-        let started = Instant::now();
-        let receipts = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-            let (writes, receipts) = app::execute_block(&self.store, &self.shared.checker, &block)?;
-            self.store
-                .commit_block_with_parent_certificate(
-                    &block,
-                    &cert.encode(),
-                    Some(parent_cert),
-                    writes,
-                    receipts.clone(),
-                )
-                .with_context(|| format!("committing block {height}"))?;
-            Ok(receipts)
-        })?;
-        let since_last = self.last_commit.elapsed();
-        self.last_commit = Instant::now();
-        self.last_cert = Some(cert.clone());
-        let m = &self.shared.metrics;
-        m.height.set(height as i64);
-        m.blocks_committed.inc();
-        m.txs_committed.inc_by(block.txs.len() as u64);
-        m.block_interval_seconds.observe(since_last.as_secs_f64());
-        info!(
-            height,
-            txs = block.txs.len(),
-            id = %block.id().short(),
-            exec_ms = started.elapsed().as_millis() as u64,
-            "committed"
-        );
-        let hashes: Vec<Hash> = block.txs.iter().map(|t| Hash::digest(t)).collect();
-        let mut touched = BTreeSet::new();
-        for h in &hashes {
-            if let Some(p) = self.mempool.remove(h) {
-                m.commit_latency_seconds.observe(p.admitted.elapsed().as_secs_f64());
-                touched.insert(p.signer);
-            }
-        }
-        // Re-check what the block can have made stale: the pooled transactions of the accounts
-        // that just committed (their nonces moved), and expiry for all. A pooled transaction
-        // made invalid by someone else's (a suspension, say) is not hunted down here: execution
-        // refuses it with a receipt, as it must anyway.
-        let next = height + 1;
-        let mut evicted: Vec<(Hash, String)> =
-            self.mempool.evict_expired(next).into_iter().map(|h| (h, "expired".into())).collect();
-        // Opaque payloads (consensus-only chains) have no account state to re-check.
-        if !self.shared.checker.is_opaque() {
-            let store = &self.store;
-            evicted.extend(self.mempool.recheck_accounts(&touched, |pool, t| {
-                app::check_stateful_pool(store, t, next, |k, a, b| pool.has_nonces(k, a, b))
-            }));
-        }
-        for (h, reason) in evicted {
-            debug!(tx = %h.short(), %reason, "evicted from mempool");
-        }
-        self.update_mempool_metrics();
-        // The validator set for the next height (governance changes take effect here).
-        let next_set = app::validator_set(&self.store, next)?;
-        if next_set.hash(&self.shared.chain_id) != self.validators.hash(&self.shared.chain_id) {
-            info!(height = next, validators = next_set.len(), "validator set changes");
-            self.send(Command::SetPermitted(self.shared.permitted_peers(&next_set)));
-        }
-        self.validators = next_set;
-        self.blocks.retain(|_, b| b.block.header.height > height);
-        self.awaiting_block.clear();
-        self.pending_propose = None;
-        self.pending_decision = None;
-        self.timers.clear();
-        self.height_started = false;
-        self.publish_status();
-        self.shared.publish_block(Arc::new(block), receipts, &hashes);
-        Ok(())
-    }
-
-    // ----- block sync ------------------------------------------------------------------
-
-    fn maybe_sync(&mut self) {
-        let Some((peer, their)) = self.best_peer else { return };
-        if their <= self.store.tip_height() {
-            self.best_peer = None;
-            return;
-        }
-        if self.sync_inflight.is_some() {
-            return;
-        }
-        self.sync_inflight = Some(Instant::now());
-        let from = self.store.tip_height() + 1;
-        debug!(%peer, from, their, "requesting blocks");
-        self.send(Command::Send(
-            peer,
-            NetMessage {
-                kind: Some(Kind::SyncRequest(wire::SyncRequest {
-                    from_height: from,
-                    max_blocks: SYNC_BATCH,
-                })),
-            },
-        ));
-    }
-
-    fn on_synced(&mut self, from: PeerId, resp: wire::SyncResponse) -> anyhow::Result<()> {
-        self.sync_inflight = None;
-        let mut applied = 0;
-        for sb in resp.blocks.into_iter().take(SYNC_BATCH as usize) {
-            let tip = self.store.tip_height();
-            let verdict = app::check_synced(
-                &self.store,
-                &self.shared,
-                &self.validators,
-                &sb.block,
-                &sb.certificate,
-                &sb.parent_certificate,
-            );
-            match verdict {
-                Ok((block, cert)) if block.header.height == tip + 1 => {
-                    self.apply_block(block, &cert, &sb.parent_certificate)?;
-                    applied += 1;
-                }
-                Ok(_) => {}
-                Err(reason) => {
-                    warn!(peer = %from, %reason, "bad block from sync; ignoring this peer's batch");
-                    self.best_peer = None;
-                    break;
-                }
-            }
-        }
-        if applied > 0 {
-            info!(peer = %from, applied, tip = self.store.tip_height(), "synced blocks");
-            self.maybe_sync();
-        }
-        Ok(())
     }
 
     // ----- status ------------------------------------------------------------------------
@@ -786,3 +473,6 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests;

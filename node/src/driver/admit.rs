@@ -1,0 +1,77 @@
+//! Admission of transactions to the mempool: from this node's clients (already verified by the
+//! RPC's workers) and from peers (verified here, off the driver's task).
+
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::{AdmitResult, Driver, DriverMsg};
+use crate::app::{self, CheckedTx};
+use crate::mempool::PoolTx;
+use crate::p2p::Command;
+use crate::wire::{self, NetMessage, net_message::Kind};
+
+impl Driver {
+    pub(super) fn admit(&mut self, txs: Vec<CheckedTx>, from_peer: bool) -> Vec<AdmitResult> {
+        let height = self.height();
+        let mut relay = Vec::new();
+        let results = txs
+            .into_iter()
+            .map(|tx| {
+                let hash = tx.hash;
+                if self.mempool.contains(&hash) {
+                    return Ok(hash); // idempotent resubmission
+                }
+                if let Ok(Some(_)) = self.store.receipt(&hash) {
+                    return Err(format!("transaction {hash} is already committed"));
+                }
+                if let Some(verified) = &tx.tx {
+                    let pool = &self.mempool;
+                    app::check_stateful(&self.store, verified, height, |k, a, b| {
+                        pool.has_nonces(k, a, b)
+                    })?;
+                }
+                let bytes = tx.bytes.clone();
+                self.mempool
+                    .insert(PoolTx {
+                        hash,
+                        bytes: tx.bytes,
+                        signer: tx.signer,
+                        nonce: tx.nonce,
+                        expiry_height: tx.expiry_height,
+                        admitted: Instant::now(),
+                    })
+                    .map_err(|e| e.to_string())?;
+                relay.push(bytes.as_ref().clone());
+                Ok(hash)
+            })
+            .collect::<Vec<_>>();
+        self.update_mempool_metrics();
+        if !from_peer && !relay.is_empty() {
+            self.send(Command::Broadcast(NetMessage {
+                kind: Some(Kind::Txs(wire::TxBatch { txs: relay })),
+            }));
+        }
+        results
+    }
+
+    /// Transactions relayed by a peer: verify their signatures off this task, then admit.
+    pub(super) fn admit_from_peer(&self, txs: Vec<Vec<u8>>) {
+        if txs.len() > self.shared.limits.max_relay_batch {
+            warn!(count = txs.len(), "oversized transaction batch from a peer dropped");
+            return;
+        }
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let checked: Vec<CheckedTx> =
+                shared.checker.check_batch(txs).into_iter().filter_map(Result::ok).collect();
+            if !checked.is_empty() {
+                let _ = shared.driver_tx.try_send(DriverMsg::Admit {
+                    txs: checked,
+                    from_peer: true,
+                    reply: None,
+                });
+            }
+        });
+    }
+}

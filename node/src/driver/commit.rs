@@ -1,0 +1,107 @@
+//! Committing a decided block: execute it through the contracts on an overlay, write it in one
+//! batch, then move the mempool, the validator set and the caches on to the next height.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use dpx_consensus::Certificate;
+use dpx_crypto::Hash;
+use dpx_ledger::Block;
+use tracing::{debug, info};
+
+use super::Driver;
+use crate::app;
+use crate::p2p::Command;
+
+impl Driver {
+    pub(super) fn commit(&mut self, id: Hash, cert: &Certificate) -> anyhow::Result<()> {
+        let cb = self.blocks.remove(&id).context("decided block vanished from the cache")?;
+        self.apply_block(cb.block, cert, &cb.parent_cert)?;
+        Ok(())
+    }
+
+    /// Execute and commit a block whose certificate is known to be valid, then move on.
+    pub(super) fn apply_block(
+        &mut self,
+        block: Block,
+        cert: &Certificate,
+        parent_cert: &[u8],
+    ) -> anyhow::Result<()> {
+        let height = block.header.height;
+        let started = Instant::now();
+        let receipts = tokio::task::block_in_place(|| -> anyhow::Result<_> {
+            let (writes, receipts) = app::execute_block(&self.store, &self.shared.checker, &block)?;
+            self.store
+                .commit_block_with_parent_certificate(
+                    &block,
+                    &cert.encode(),
+                    Some(parent_cert),
+                    writes,
+                    receipts.clone(),
+                )
+                .with_context(|| format!("committing block {height}"))?;
+            Ok(receipts)
+        })?;
+        let since_last = self.last_commit.elapsed();
+        self.last_commit = Instant::now();
+        self.last_cert = Some(cert.clone());
+        let m = &self.shared.metrics;
+        m.height.set(height as i64);
+        m.blocks_committed.inc();
+        m.txs_committed.inc_by(block.txs.len() as u64);
+        m.block_interval_seconds.observe(since_last.as_secs_f64());
+        info!(
+            height,
+            txs = block.txs.len(),
+            id = %block.id().short(),
+            exec_ms = started.elapsed().as_millis() as u64,
+            "committed"
+        );
+        let hashes: Vec<Hash> = block.txs.iter().map(|t| Hash::digest(t)).collect();
+        let mut touched = BTreeSet::new();
+        for h in &hashes {
+            if let Some(p) = self.mempool.remove(h) {
+                m.commit_latency_seconds.observe(p.admitted.elapsed().as_secs_f64());
+                touched.insert(p.signer);
+            }
+        }
+        // Re-check what the block can have made stale: the pooled transactions of the accounts
+        // that just committed (their nonces moved), and expiry for all. A pooled transaction
+        // made invalid by someone else's (a suspension, say) is not hunted down here: execution
+        // refuses it with a receipt, as it must anyway.
+        let next = height + 1;
+        let mut evicted: Vec<(Hash, String)> =
+            self.mempool.evict_expired(next).into_iter().map(|h| (h, "expired".into())).collect();
+        // Opaque payloads (consensus-only chains) have no account state to re-check.
+        if !self.shared.checker.is_opaque() {
+            let store = &self.store;
+            evicted.extend(self.mempool.recheck_accounts(&touched, |pool, t| {
+                app::check_stateful_pool(store, t, next, |k, a, b| pool.has_nonces(k, a, b))
+            }));
+        }
+        for (h, reason) in evicted {
+            debug!(tx = %h.short(), %reason, "evicted from mempool");
+        }
+        self.update_mempool_metrics();
+        // The validator set for the next height (governance changes take effect here).
+        let next_set = app::validator_set(&self.store, next)?;
+        if next_set.hash(&self.shared.chain_id) != self.validators.hash(&self.shared.chain_id) {
+            info!(height = next, validators = next_set.len(), "validator set changes");
+            self.send(Command::SetPermitted(self.shared.permitted_peers(&next_set)));
+        }
+        self.validators = next_set;
+        // Blocks of the next height stay: they may wait for proposals buffered in the core.
+        let unnamed = self.blocks.prune(height);
+        self.shared.metrics.proposal_blocks_evicted.inc_by(unnamed as u64);
+        self.awaiting_block.clear();
+        self.pending_propose = None;
+        self.pending_decision = None;
+        self.timers.clear();
+        self.height_started = false;
+        self.publish_status();
+        self.shared.publish_block(Arc::new(block), receipts, &hashes);
+        Ok(())
+    }
+}
