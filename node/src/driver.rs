@@ -262,7 +262,7 @@ impl Driver {
                 }
             },
             Some(Kind::Block(pb)) => self.on_block(&pb.block, pb.parent_certificate)?,
-            Some(Kind::Txs(batch)) => self.admit_from_peer(batch.txs),
+            Some(Kind::Txs(batch)) => self.admit_from_peer(from, batch.txs),
             Some(Kind::Status(st)) => {
                 if st.height > self.store.tip_height()
                     && self.best_peer.is_none_or(|(_, h)| st.height >= h)
@@ -407,24 +407,10 @@ impl Driver {
         results
     }
 
-    /// Transactions relayed by a peer: verify their signatures off this task, then admit.
-    fn admit_from_peer(&self, txs: Vec<Vec<u8>>) {
-        if txs.len() > self.shared.limits.max_relay_batch {
-            warn!(count = txs.len(), "oversized transaction batch from a peer dropped");
-            return;
-        }
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let checked: Vec<CheckedTx> =
-                shared.checker.check_batch(txs).into_iter().filter_map(Result::ok).collect();
-            if !checked.is_empty() {
-                let _ = shared.driver_tx.try_send(DriverMsg::Admit {
-                    txs: checked,
-                    from_peer: true,
-                    reply: None,
-                });
-            }
-        });
+    /// Transactions relayed by a peer: bounded, verified off this task and admitted by
+    /// `relay` (a cap on concurrent verification, chunked checks, a penalty for bad peers).
+    fn admit_from_peer(&self, from: PeerId, txs: Vec<Vec<u8>>) {
+        crate::relay::admit_from_peer(&self.shared, from, txs);
     }
 
     // ----- outputs ------------------------------------------------------------------------
