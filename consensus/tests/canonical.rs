@@ -88,8 +88,7 @@ fn certificates_decode_only_canonically() {
 #[test]
 fn evidence_decodes_only_canonically() {
     let key = Keypair::from_seed([2; 32]);
-    let (a, b) =
-        (vote(VoteKind::Precommit, b"one", &key), vote(VoteKind::Precommit, b"two", &key));
+    let (a, b) = (vote(VoteKind::Precommit, b"one", &key), vote(VoteKind::Precommit, b"two", &key));
     let ev = Evidence::votes(a, b);
     let bytes = ev.encode();
     assert_eq!(Evidence::decode(&bytes).unwrap(), ev);

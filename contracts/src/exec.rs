@@ -79,7 +79,7 @@ pub fn check_stateful<S: State + ?Sized>(
         // A stranger's operation must succeed on the current state (see the module docs). The
         // operations open to any key never read the block time.
         let ctx = BlockContext { chain_id: tx.body.chain_id.clone(), height, time_ms: 0 };
-        let mut x = Exec::new(&*st, &ctx, tx, None);
+        let mut x = Exec::new(st, &ctx, tx, None);
         dispatch(&mut x, &tx.body.op)
             .map_err(|e| TxError::StrangerRefused { reason: e.to_string() })?;
     }

@@ -214,7 +214,10 @@ fn body_decoding_is_canonical_only() {
         let signature = a.sign(dpx_crypto::Domain::TRANSACTION, CHAIN, &padded);
         let tx = SignedTransaction { body: padded, signer: a.public(), signature };
         assert!(
-            matches!(check_stateless(&tx.encode(), CHAIN), Err(TxError::Decode(DecodeError::NotCanonical))),
+            matches!(
+                check_stateless(&tx.encode(), CHAIN),
+                Err(TxError::Decode(DecodeError::NotCanonical))
+            ),
             "a padded body passed the stateless checks"
         );
     }

@@ -489,6 +489,11 @@ mod tests {
         assert!(!marker.with_extension("tmp").exists());
         drop(open_store(&home, &genesis, &cfg).unwrap());
         std::fs::write(&marker, "00").unwrap();
-        assert!(open_store(&home, &genesis, &cfg).unwrap_err().to_string().contains("different genesis"));
+        assert!(
+            open_store(&home, &genesis, &cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("different genesis")
+        );
     }
 }

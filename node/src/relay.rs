@@ -38,9 +38,9 @@ pub const VERIFY_CHUNK: usize = 256;
 /// Batches with invalid transactions before a peer's relay is muted.
 pub const STRIKES_MAX: u32 = 3;
 /// The first mute; each further one doubles it.
-pub const MUTE_BASE: Duration = Duration::from_secs(60);
+pub const MUTE_BASE: Duration = Duration::from_mins(1);
 /// The longest mute.
-pub const MUTE_MAX: Duration = Duration::from_secs(3600);
+pub const MUTE_MAX: Duration = Duration::from_hours(1);
 /// Peers with a record kept at most (permitted peers are a few dozen; this bounds the table
 /// whatever happens).
 const PEERS_MAX: usize = 4096;

@@ -100,7 +100,8 @@ mod tests {
         write_durably(&p, b"first, longer content").unwrap();
         write_durably(&p, b"second").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("genesis.hash")]);
         // A missing directory is an error, not a panic.
         assert!(write_durably(&dir.path().join("nope").join("x"), b"x").is_err());

@@ -165,10 +165,11 @@ impl PeerBudget {
         Self { msgs: Bucket::full(r.msgs_burst, now), bytes: Bucket::full(r.bytes_burst, now) }
     }
 
-    /// Charge one message of `len` bytes. A refused message costs nothing from the other
-    /// bucket, so a peer over its byte rate still gets its small messages (votes) through.
+    /// Charge one message of `len` bytes to both buckets, or to neither: a refused message
+    /// spends nothing, so a large one refused for lack of bytes leaves what remains to smaller
+    /// ones (votes).
     fn charge(&mut self, len: usize, r: BudgetRates, now: Instant) -> Result<(), OverBudget> {
-        // Peek the byte bucket first so a refusal by bytes does not spend a message token.
+        // Try the bytes on a copy: they are spent only if the message token is too.
         let mut bytes = Bucket { tokens: self.bytes.tokens, last: self.bytes.last };
         if !bytes.take(len as f64, r.bytes_per_s, r.bytes_burst, now) {
             self.bytes = bytes;
@@ -461,8 +462,7 @@ mod tests {
             assert_eq!(b.charge(1_000_000, r, t0), Ok(()));
         }
         assert_eq!(b.charge(1_000_000, r, t0), Err(OverBudget::Bytes));
-        // Refused by bytes: no message token spent, and a vote-sized message is still refused
-        // only if the bytes are really gone.
+        // The bytes are spent: even a vote-sized message waits for the bucket to refill.
         assert_eq!(b.charge(100, r, t0), Err(OverBudget::Bytes));
         let t1 = t0 + Duration::from_millis(1);
         assert_eq!(b.charge(100, r, t1), Ok(()), "1 ms refills 1000 bytes");
