@@ -64,7 +64,7 @@ impl Certificate {
 
     /// Decode (bounded by [`MAX_CERTIFICATE_BYTES`]). Does not verify: see [`Self::verify`].
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let m: pb::Certificate = wire::decode_bounded(bytes, MAX_CERTIFICATE_BYTES)?;
+        let m: pb::Certificate = wire::decode_canonical(bytes, MAX_CERTIFICATE_BYTES)?;
         if m.signatures.len() > MAX_VALIDATORS {
             return Err(Error::Malformed("more signatures than MAX_VALIDATORS".into()));
         }

@@ -106,17 +106,23 @@ impl Evidence {
     }
 
     /// Decode (bounded by [`MAX_EVIDENCE_BYTES`]). Does not verify: see [`Self::verify`].
+    /// Only the canonical form decodes: canonical protobuf, the pair in the order
+    /// [`Self::votes`] / [`Self::proposals`] give it, so one conflict has one byte form.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let m: pb::Evidence = wire::decode_bounded(bytes, MAX_EVIDENCE_BYTES)?;
-        Ok(match wire::required(m.kind, "evidence")? {
-            pb::evidence::Kind::Votes(p) => Self::ConflictingVotes(
+        let m: pb::Evidence = wire::decode_canonical(bytes, MAX_EVIDENCE_BYTES)?;
+        let ev = match wire::required(m.kind, "evidence")? {
+            pb::evidence::Kind::Votes(p) => Self::votes(
                 SignedVote::from_pb(&wire::required(p.first, "first vote")?)?,
                 SignedVote::from_pb(&wire::required(p.second, "second vote")?)?,
             ),
-            pb::evidence::Kind::Proposals(p) => Self::ConflictingProposals(
+            pb::evidence::Kind::Proposals(p) => Self::proposals(
                 SignedProposal::from_pb(&wire::required(p.first, "first proposal")?)?,
                 SignedProposal::from_pb(&wire::required(p.second, "second proposal")?)?,
             ),
-        })
+        };
+        if ev.encode() != bytes {
+            return Err(Error::Malformed("evidence pair is not in canonical order".into()));
+        }
+        Ok(ev)
     }
 }

@@ -261,7 +261,7 @@ impl SignedMessage {
     /// Decode bytes from the network: at most [`MAX_MESSAGE_BYTES`], well-formed fields.
     /// Does not verify the signature (that needs the validator set: see [`Self::verify`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let m: pb::SignedMessage = wire::decode_bounded(bytes, MAX_MESSAGE_BYTES)?;
+        let m: pb::SignedMessage = wire::decode_canonical(bytes, MAX_MESSAGE_BYTES)?;
         match wire::required(m.msg, "message")? {
             pb::signed_message::Msg::Proposal(p) => SignedProposal::from_pb(&p).map(Self::Proposal),
             pb::signed_message::Msg::Vote(v) => SignedVote::from_pb(&v).map(Self::Vote),

@@ -18,6 +18,18 @@ pub(crate) fn decode_bounded<M: Message + Default>(bytes: &[u8], max: usize) -> 
     M::decode(bytes).map_err(|e| Error::Malformed(e.to_string()))
 }
 
+/// [`decode_bounded`], accepting only the canonical encoding (what prost encodes back): for
+/// everything signed that travels, so a relay cannot pad a message with unknown or repeated
+/// fields, and a hash of the bytes (a certificate's, named by the next header) names one
+/// meaning.
+pub(crate) fn decode_canonical<M: Message + Default>(bytes: &[u8], max: usize) -> Result<M, Error> {
+    let m: M = decode_bounded(bytes, max)?;
+    if m.encode_to_vec() != bytes {
+        return Err(Error::Malformed("not the canonical encoding".into()));
+    }
+    Ok(m)
+}
+
 pub(crate) fn hash_from(bytes: &[u8], what: &str) -> Result<Hash, Error> {
     Hash::from_slice(bytes).map_err(|_| Error::Malformed(format!("{what}: expected 32 bytes")))
 }

@@ -32,6 +32,17 @@ pub(crate) fn decode<T: Wire>(bytes: &[u8]) -> Result<T, DecodeError> {
     T::from_pb(T::Pb::decode(bytes)?)
 }
 
+/// [`decode`], accepting only the canonical encoding (the one [`encode`] gives back). For
+/// everything that is signed: one meaning has one byte form, so nobody can pad a signed
+/// structure with unknown or repeated fields, and a hash of the bytes names the meaning.
+pub(crate) fn decode_canonical<T: Wire>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let value: T = decode(bytes)?;
+    if encode(&value) != bytes {
+        return Err(DecodeError::NotCanonical);
+    }
+    Ok(value)
+}
+
 pub(crate) fn key(bytes: &[u8], field: &'static str) -> Result<PublicKey, DecodeError> {
     PublicKey::from_bytes(bytes).map_err(|e| DecodeError::field(field, e))
 }

@@ -53,6 +53,10 @@ pub enum TxError {
     UnknownSigner { signer: String },
     #[error("signer key {signer} was rotated out and can no longer sign")]
     RotatedKey { signer: String },
+    /// A key that is no participant's may only submit grant operations that succeed: a failing
+    /// one would leave a receipt and a nonce for nothing.
+    #[error("refused for a key that is no participant's: {reason}")]
+    StrangerRefused { reason: String },
     #[error("state is unreadable: {reason}")]
     Corrupt { reason: String },
 }
@@ -89,6 +93,11 @@ pub enum GrantRefusal {
     AlreadyRegistered,
     #[error("only the grant's subject may revoke it")]
     NotSubject,
+    #[error(
+        "unknown grant: a key that is no participant's may revoke only a grant the ledger \
+         holds (register it first)"
+    )]
+    RevokeUnregistered,
     #[error("grant does not expire before height {expiry_height} (now {height})")]
     NotYetExpired { expiry_height: u64, height: u64 },
     #[error("grant is {state}, not issued")]

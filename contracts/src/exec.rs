@@ -4,6 +4,12 @@
 //! A transaction that fails the stateful checks (`Code::Invalid`) changes nothing. One that
 //! passes them always moves its signer's nonce; its own writes are staged in an [`Overlay`] and
 //! applied only if the operation succeeds.
+//!
+//! Writes by keys that are no participant's are bounded: such a key may sign only the grant
+//! operations open to any key, and only one that succeeds is admitted to the mempool or
+//! executed. A failing one is `Invalid` (changes nothing, not even the nonce), so a stranger's
+//! key cannot leave nonces, receipts or records for nothing; what it can write is a registered
+//! grant (signed by its subject) or one state change of a grant the ledger already holds.
 
 use std::fmt::Display;
 
@@ -69,7 +75,15 @@ pub fn check_stateful<S: State + ?Sized>(
     tx: &VerifiedTx,
     height: u64,
 ) -> Result<(), TxError> {
-    precheck(st, tx, height).map(|_| ())
+    if precheck(st, tx, height)?.is_none() {
+        // A stranger's operation must succeed on the current state (see the module docs). The
+        // operations open to any key never read the block time.
+        let ctx = BlockContext { chain_id: tx.body.chain_id.clone(), height, time_ms: 0 };
+        let mut x = Exec::new(st, &ctx, tx, None);
+        dispatch(&mut x, &tx.body.op)
+            .map_err(|e| TxError::StrangerRefused { reason: e.to_string() })?;
+    }
+    Ok(())
 }
 
 fn precheck<S: State + ?Sized>(
@@ -175,21 +189,18 @@ pub fn execute<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, tx: &VerifiedT
             return receipt;
         }
     };
-    let mut x = Exec {
-        st: Overlay::new(&*st),
-        block: ctx,
-        tx_hash: tx.hash,
-        signer: tx.signer,
-        nonce: tx.body.nonce,
-        grant_signature: tx.grant_signature,
-        account,
-        events: Vec::new(),
-        decision: None,
-    };
+    let stranger = account.is_none();
+    let mut x = Exec::new(&*st, ctx, tx, account);
     let result = dispatch(&mut x, &tx.body.op);
     let Exec { st: overlay, events, decision, account, .. } = x;
     receipt.decision = decision;
     match result {
+        Err(e) if stranger => {
+            // As if refused by the stateful checks: nothing written, not even the nonce.
+            receipt.code = Code::Invalid;
+            receipt.reason = TxError::StrangerRefused { reason: e.to_string() }.to_string();
+            return receipt;
+        }
         Ok(()) => {
             let writes = overlay.into_writes();
             apply(st, writes);
@@ -303,7 +314,31 @@ pub(crate) struct Exec<'a, S: State + ?Sized> {
     decision: Option<DecisionReceipt>,
 }
 
-impl<S: State + ?Sized> Exec<'_, S> {
+impl<'a, S: State + ?Sized> Exec<'a, S> {
+    fn new(
+        st: &'a S,
+        block: &'a BlockContext,
+        tx: &VerifiedTx,
+        account: Option<Participant>,
+    ) -> Self {
+        Self {
+            st: Overlay::new(st),
+            block,
+            tx_hash: tx.hash,
+            signer: tx.signer,
+            nonce: tx.body.nonce,
+            grant_signature: tx.grant_signature,
+            account,
+            events: Vec::new(),
+            decision: None,
+        }
+    }
+
+    /// Whether the signer is an admitted participant's key.
+    pub fn is_participant(&self) -> bool {
+        self.account.is_some()
+    }
+
     /// The transaction's grant's signature: the verdict of the stateless checks when they
     /// made one (the same as verifying here), else verified now.
     pub fn check_grant_signature(&self, sg: &SignedGrant) -> Result<(), GrantRefusal> {

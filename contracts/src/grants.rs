@@ -139,10 +139,7 @@ impl SignedGrant {
 
     /// Decode; only the canonical encoding is accepted, so one grant has one byte form.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let g: Self = codec::decode(bytes)?;
-        if g.encode() != bytes {
-            return Err(DecodeError::NotCanonical);
-        }
+        let g: Self = codec::decode_canonical(bytes)?;
         g.grant.validate().map_err(|e| DecodeError::field("grant", e))?;
         Ok(g)
     }
@@ -459,15 +456,22 @@ pub(crate) fn use_grant<S: State + ?Sized>(
     )
 }
 
-/// Revoke before use; only the subject's key may. Works on an id nobody registered yet (the
-/// revocation is recorded so the grant can never be used).
+/// Revoke before use; only the subject's key may. A participant may revoke an id nobody
+/// registered yet (the revocation is recorded so the grant can never be used). A key that is
+/// no participant's (a data subject known only by its key) revokes only a grant the ledger
+/// holds: to revoke one nobody registered, it registers it and then revokes it. Otherwise any
+/// fresh key could write a permanent record per made-up id, for free.
 pub(crate) fn revoke<S: State + ?Sized>(
     x: &mut Exec<'_, S>,
     id: &GrantId,
 ) -> Result<(), ContractError> {
     let refuse = |r| ContractError::grant(*id, r);
     let h = x.height();
-    let rec = match load(x, id)? {
+    let existing = load(x, id)?;
+    if existing.is_none() && !x.is_participant() {
+        return Err(refuse(GrantRefusal::RevokeUnregistered));
+    }
+    let rec = match existing {
         Some(rec) => {
             if rec.subject != x.signer {
                 return Err(refuse(GrantRefusal::NotSubject));

@@ -84,7 +84,7 @@ pub use governance::{
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt};
 pub use ops::Operation;
-pub use params::{Params, params};
+pub use params::{MAX_ENCODED_BLOCK_BYTES, Params, params};
 pub use participants::{Participant, ROTATE_KEY_DOMAIN, load_participant, rotation_message};
 pub use policy::{
     Action, DEFAULT_POLICIES, PolicySetRecord, SCHEMA_TEXT, authorize_read, current_policies,

@@ -191,7 +191,8 @@ impl Operation {
     }
 
     /// Operations any key may sign, participant or not: a data subject's own acts on grants
-    /// (authorized by the subject's signature, not by a policy) and recording an expiry.
+    /// (authorized by the subject's signature, not by a policy) and recording an expiry. From a
+    /// key that is no participant's they are admitted only when they succeed (see `exec`).
     pub fn open_to_any_key(&self) -> bool {
         matches!(
             self,

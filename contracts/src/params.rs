@@ -9,6 +9,19 @@ use crate::policy::MAX_POLICY_BYTES;
 use crate::state::State;
 use crate::tx::MAX_TX_BYTES;
 
+/// The largest encoded block any parameters may allow: the transactions, their framing and the
+/// header ([`Params::max_encoded_block_bytes`]). A node must be able to store a decided block
+/// and send it, with its certificate and its parent's, in one peer-to-peer frame (16 MiB by
+/// default; the node derives its minimum frame from this constant and the largest
+/// certificate). Parameters above it would let governance decide a block that no node can
+/// carry, and the chain would stop; they are refused at genesis and in proposals.
+pub const MAX_ENCODED_BLOCK_BYTES: u64 = 15 << 20;
+/// Per-transaction framing inside an encoded block: a field tag and a length of up to 3 bytes
+/// (transactions are at most 128 KiB), rounded up.
+pub const TX_FRAMING_BYTES: u64 = 8;
+/// Room for the header (and the block's own framing) in an encoded block.
+pub const HEADER_BYTES_MAX: u64 = 64 * 1024;
+
 /// Limits and delays every node applies identically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,6 +52,15 @@ impl Default for Params {
 }
 
 impl Params {
+    /// The largest encoded block these limits allow: `max_block_bytes` of transactions, their
+    /// framing and the header. A block filled to `max_block_bytes` with small transactions must
+    /// still decode, or validators refuse a valid proposal and the chain stalls.
+    pub fn max_encoded_block_bytes(&self) -> u64 {
+        self.max_block_bytes
+            .saturating_add(u64::from(self.max_block_txs).saturating_mul(TX_FRAMING_BYTES))
+            .saturating_add(HEADER_BYTES_MAX)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(1024..=MAX_TX_BYTES as u32).contains(&self.max_tx_bytes) {
             return Err(format!("max_tx_bytes must be in 1024..={MAX_TX_BYTES}"));
@@ -54,6 +76,16 @@ impl Params {
         }
         if self.proposal_ttl_blocks == 0 {
             return Err("proposal_ttl_blocks must be at least 1".into());
+        }
+        if self.max_encoded_block_bytes() > MAX_ENCODED_BLOCK_BYTES {
+            return Err(format!(
+                "max_block_bytes {} with max_block_txs {} allows {}-byte blocks, more than \
+                 MAX_ENCODED_BLOCK_BYTES ({MAX_ENCODED_BLOCK_BYTES}: what a node can store and \
+                 send in one frame)",
+                self.max_block_bytes,
+                self.max_block_txs,
+                self.max_encoded_block_bytes()
+            ));
         }
         if !(1024..=MAX_POLICY_BYTES as u32).contains(&self.max_policy_bytes) {
             return Err(format!("max_policy_bytes must be in 1024..={MAX_POLICY_BYTES}"));

@@ -44,8 +44,11 @@ impl TransactionBody {
         codec::encode(self)
     }
 
+    /// Decode; only the canonical encoding is accepted. The body is what the signer signs, so
+    /// without this a signer could pad its own transaction with unknown or repeated fields up
+    /// to the size limit.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        codec::decode(bytes)
+        codec::decode_canonical(bytes)
     }
 
     /// Encode and sign with `key`.
@@ -96,17 +99,23 @@ impl SignedTransaction {
         .encode_to_vec()
     }
 
-    /// Decode the envelope (not the body); refuses more than [`MAX_TX_BYTES`].
+    /// Decode the envelope (not the body); refuses more than [`MAX_TX_BYTES`] and any encoding
+    /// but the canonical one: one transaction, one byte form, so the hash the ledger takes of
+    /// the raw bytes is [`Self::hash`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_TX_BYTES {
             return Err(DecodeError::TooLarge { size: bytes.len(), max: MAX_TX_BYTES });
         }
         let p = pb::SignedTransaction::decode(bytes)?;
-        Ok(Self {
+        let tx = Self {
             body: p.body,
             signer: codec::key(&p.signer, "signer")?,
             signature: codec::sig(&p.signature, "signature")?,
-        })
+        };
+        if tx.encode() != bytes {
+            return Err(DecodeError::NotCanonical);
+        }
+        Ok(tx)
     }
 
     /// blake3 of the encoded signed transaction.
@@ -203,12 +212,8 @@ pub fn decode_unverified(bytes: &[u8], chain_id: &str) -> Result<UnverifiedTx, T
     if bytes.len() > MAX_TX_BYTES {
         return Err(TxError::TooLarge { size: bytes.len(), max: MAX_TX_BYTES });
     }
+    // Both decoders accept only canonical encodings: nothing signed can be padded.
     let tx = SignedTransaction::decode(bytes)?;
-    // One transaction, one byte form: the hash the ledger takes of the raw bytes is then the
-    // same as `SignedTransaction::hash`.
-    if tx.encode() != bytes {
-        return Err(TxError::Decode(DecodeError::NotCanonical));
-    }
     let body = TransactionBody::decode(&tx.body)?;
     if body.chain_id != chain_id {
         return Err(TxError::WrongChain { expected: chain_id.to_string(), got: body.chain_id });

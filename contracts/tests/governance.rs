@@ -274,3 +274,32 @@ fn validator_set_changes_take_effect_at_a_later_height() {
     w.next_block();
     assert_eq!(current_validators(&w.st), vec![(w.agencies[0].public(), 20)]);
 }
+
+/// Governance cannot raise the block limits past what a node can store and send in one frame
+/// (`MAX_ENCODED_BLOCK_BYTES`): a decided block that large would stop every node.
+#[test]
+fn block_limits_beyond_the_encoded_block_ceiling_are_refused() {
+    let mut w = World::with_agencies(1);
+    let a = w.agencies[0].clone();
+    let too_big = [
+        Params { max_block_bytes: 1 << 30, ..Params::default() },
+        Params { max_block_bytes: 16 << 20, ..Params::default() },
+        // The framing of a million 1-byte transactions counts too.
+        Params { max_block_bytes: 8 << 20, max_block_txs: 1_000_000, ..Params::default() },
+    ];
+    for params in too_big {
+        assert!(params.validate().unwrap_err().contains("MAX_ENCODED_BLOCK_BYTES"), "{params:?}");
+        let bytes = w.sign(&a, Operation::Propose { action: ProposalAction::SetParams { params } });
+        let err = check_stateless(&bytes, CHAIN).unwrap_err().to_string();
+        assert!(err.contains("max_block_bytes"), "{err}");
+    }
+    // At the ceiling is fine.
+    let fits = Params {
+        max_block_bytes: MAX_ENCODED_BLOCK_BYTES - 64 * 1024 - 8 * 10_000,
+        ..Params::default()
+    };
+    assert_eq!(fits.max_encoded_block_bytes(), MAX_ENCODED_BLOCK_BYTES);
+    let id = propose(&mut w, 0, ProposalAction::SetParams { params: fits.clone() });
+    assert_eq!(proposal(&w, id).status, ProposalStatus::Executed);
+    assert_eq!(params(&w.st), fits);
+}

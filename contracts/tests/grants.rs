@@ -103,10 +103,11 @@ fn register_then_use_by_id_and_refusals() {
     let r = w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) });
     assert_eq!(r.events_of("grant.issued").count(), 1);
     assert!(r.decision.is_none(), "a subject's own act is not policy-guarded");
+    // A second registration fails; the subject is no participant, so it is refused outright.
     w.fail(
         &subject,
         Operation::RegisterGrant { grant: Box::new(g.clone()) },
-        Code::Failed,
+        Code::Invalid,
         "already registered",
     );
 
@@ -159,10 +160,12 @@ fn register_then_use_by_id_and_refusals() {
     );
 
     w.ok(&consumer, use_as(product, "credit check"));
-    // Consumed: cannot be revoked or expired afterwards.
-    w.fail(&subject, Operation::RevokeGrant { grant: id }, Code::Failed, "already consumed");
+    // Consumed: cannot be revoked or expired afterwards (the subject is no participant: its
+    // failing operations are refused outright, see `strangers_cannot_write_records_for_nothing`).
+    w.fail(&subject, Operation::RevokeGrant { grant: id }, Code::Invalid, "already consumed");
     w.height = 60;
-    w.fail(&subject, Operation::ExpireGrant { grant: id }, Code::Failed, "already consumed");
+    w.fail(&subject, Operation::ExpireGrant { grant: id }, Code::Invalid, "already consumed");
+    w.fail(&consumer, Operation::ExpireGrant { grant: id }, Code::Failed, "already consumed");
 }
 
 #[test]
@@ -176,8 +179,16 @@ fn revocation_before_use_even_before_registration() {
     w.rate(&provider.public(), 2);
     let product = w.list(&provider, 2, ProductConditions::default());
 
-    // Revoked while only the consumer holds it (never registered).
+    // Revoked while only the consumer holds it (never registered): the subject, a key only,
+    // registers it and revokes it at once.
     let g = grant(&subject, 1, &consumer.public(), product, "audit", 100);
+    w.fail(
+        &subject,
+        Operation::RevokeGrant { grant: g.grant.id },
+        Code::Invalid,
+        "register it first",
+    );
+    w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) });
     let r = w.ok(&subject, Operation::RevokeGrant { grant: g.grant.id });
     assert_eq!(r.events_of("grant.revoked").count(), 1);
     w.fail(
@@ -200,10 +211,10 @@ fn revocation_before_use_even_before_registration() {
     w.fail(
         &subject,
         Operation::RegisterGrant { grant: Box::new(g.clone()) },
-        Code::Failed,
+        Code::Invalid,
         "revoked",
     );
-    w.fail(&subject, Operation::RevokeGrant { grant: g.grant.id }, Code::Failed, "revoked");
+    w.fail(&subject, Operation::RevokeGrant { grant: g.grant.id }, Code::Invalid, "revoked");
 
     // Registered, then revoked, then used by id.
     let g2 = grant(&subject, 2, &consumer.public(), product, "audit", 100);
@@ -367,4 +378,49 @@ fn compact_form_is_bounded_and_canonical() {
     let mut bytes = g.encode();
     bytes.extend_from_slice(&[0x78, 0x01]);
     assert!(matches!(SignedGrant::decode(&bytes), Err(DecodeError::NotCanonical)));
+}
+
+/// A key that is no participant's cannot write for nothing: a revocation of an id the ledger
+/// does not hold, an expiry of an unknown or unexpired grant, any grant operation that would
+/// fail, is refused like a bad nonce (no record, no nonce, no receipt in an honest block).
+/// Participants keep the pre-emptive revocation; a subject registers, then revokes.
+#[test]
+fn strangers_cannot_write_records_for_nothing() {
+    let mut w = World::new();
+    let provider = kp(1);
+    let consumer = kp(2);
+    let subject = kp(3);
+    let stranger = kp(9);
+    w.admit(&provider, &[Role::Provider]);
+    w.admit(&consumer, &[Role::Consumer]);
+    w.rate(&provider.public(), 2);
+    let product = w.list(&provider, 2, ProductConditions::default());
+
+    // Made-up ids: refused, and the mempool's check refuses them before any block.
+    for i in 0..3u8 {
+        let id = GrantId(Hash::digest(&[0xee, i]));
+        let bytes = w.sign(&stranger, Operation::RevokeGrant { grant: id });
+        let tx = check_stateless(&bytes, CHAIN).unwrap();
+        let err = check_stateful(&w.st, &tx, w.height).unwrap_err();
+        assert!(matches!(err, TxError::StrangerRefused { .. }), "{err}");
+        w.fail(&stranger, Operation::RevokeGrant { grant: id }, Code::Invalid, "register it first");
+        w.fail(&stranger, Operation::ExpireGrant { grant: id }, Code::Invalid, "unknown grant");
+    }
+    assert_eq!(w.nonce(&stranger.public()), 0, "no nonce written for a stranger's refusals");
+    assert_eq!(w.get::<GrantRecord>(&keys::grant(&GrantId(Hash::digest(&[0xee, 0])))), None);
+
+    // The subject's way to revoke a grant nobody registered: register it, then revoke it.
+    let g = grant(&subject, 1, &consumer.public(), product, "audit", 100);
+    w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) });
+    // Someone else's key cannot revoke it, nor record an expiry before its time.
+    w.fail(&stranger, Operation::RevokeGrant { grant: g.grant.id }, Code::Invalid, "subject");
+    w.fail(&stranger, Operation::ExpireGrant { grant: g.grant.id }, Code::Invalid, "expire");
+    w.ok(&subject, Operation::RevokeGrant { grant: g.grant.id });
+    // Settled: a second revocation by the subject is refused without a trace either.
+    w.fail(&subject, Operation::RevokeGrant { grant: g.grant.id }, Code::Invalid, "revoked");
+    assert_eq!(w.nonce(&subject.public()), 2, "only the two successful operations");
+
+    // A participant may still revoke an id nobody registered yet.
+    let unseen = GrantId(Hash::digest(b"not registered yet"));
+    w.ok(&consumer, Operation::RevokeGrant { grant: unseen });
 }

@@ -189,3 +189,36 @@ fn every_stored_value_renders_as_json() {
     .unwrap();
     assert_eq!(op, Operation::SetRating { participant: p.public(), rating: 3 });
 }
+
+/// The body is what the signer signs, so a signer could pad it (unknown fields, explicit
+/// defaults, a second copy) and still sign it: one transaction, up to 64 KiB, for free. Only
+/// the canonical body encoding is accepted.
+#[test]
+fn body_decoding_is_canonical_only() {
+    let w = World::new();
+    let a = w.agency().clone();
+    let body = TransactionBody::new(CHAIN, w.nonce(&a.public()), demand_op()).encode();
+    assert!(TransactionBody::decode(&body).is_ok());
+    let variants: Vec<Vec<u8>> = vec![
+        [body.as_slice(), &[0x78, 0x00]].concat(),
+        [body.as_slice(), &[0xfa, 0x07, 0x03, 1, 2, 3]].concat(),
+        [body.as_slice(), body.as_slice()].concat(),
+        // A nonce field written twice (the last one counts).
+        [&[0x10, 0x00][..], body.as_slice()].concat(),
+    ];
+    for padded in variants {
+        assert!(
+            matches!(TransactionBody::decode(&padded), Err(DecodeError::NotCanonical)),
+            "body {padded:?} decoded"
+        );
+        let signature = a.sign(dpx_crypto::Domain::TRANSACTION, CHAIN, &padded);
+        let tx = SignedTransaction { body: padded, signer: a.public(), signature };
+        assert!(
+            matches!(
+                check_stateless(&tx.encode(), CHAIN),
+                Err(TxError::Decode(DecodeError::NotCanonical))
+            ),
+            "a padded body passed the stateless checks"
+        );
+    }
+}

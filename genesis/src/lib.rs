@@ -220,6 +220,12 @@ mod tests {
         let mut g = sample();
         g.app.validators.clear();
         assert!(matches!(g.validate(), Err(GenesisError::App(_) | GenesisError::Validators(_))));
+        // Block limits a node could not store or send in one frame.
+        let mut g = sample();
+        g.app.params.max_block_bytes = 1 << 30;
+        let err = g.validate().unwrap_err();
+        assert!(matches!(err, GenesisError::App(_)), "{err}");
+        assert!(err.to_string().contains("MAX_ENCODED_BLOCK_BYTES"), "{err}");
         assert!(matches!(Genesis::from_json("{"), Err(GenesisError::Json(_))));
         let text = sample().to_json().replace("\"chain_id\"", "\"bogus\": 1, \"chain_id\"");
         assert!(Genesis::from_json(&text).is_err());

@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 use crate::chain::{self, Tip};
 use crate::mempool::PoolTx;
 use crate::node::Shared;
-use crate::wire::{SyncRequest, SyncResponse};
 
 /// A transaction that passed the stateless checks (format, chain id, signature).
 #[derive(Debug, Clone)]
@@ -404,14 +403,17 @@ pub struct BlockLimits {
 }
 
 impl BlockLimits {
-    /// The largest encoded block these limits allow: the transactions' bytes plus their
-    /// framing (a field tag and a length of up to 4 bytes each; transactions are at most
-    /// 128 KiB) plus the header. A block filled to `max_block_bytes` with small transactions
-    /// must still decode, or validators refuse a valid proposal and the chain stalls.
+    /// The largest encoded block these limits allow (`Params::max_encoded_block_bytes`: the
+    /// transactions' bytes, their framing and the header). A block filled to
+    /// `max_block_bytes` with small transactions must still decode, or validators refuse a
+    /// valid proposal and the chain stalls. Never above `MAX_ENCODED_BLOCK_BYTES`.
     pub fn encoded_max(&self) -> usize {
-        self.max_block_bytes
-            .saturating_add(self.max_block_txs.saturating_mul(8))
-            .saturating_add(64 * 1024)
+        contracts::Params {
+            max_block_bytes: self.max_block_bytes as u64,
+            max_block_txs: u32::try_from(self.max_block_txs).unwrap_or(u32::MAX),
+            ..contracts::Params::default()
+        }
+        .max_encoded_block_bytes() as usize
     }
 }
 
@@ -560,10 +562,6 @@ pub fn check_synced(
     // Decided blocks were checked by a quorum, but a node never executes what it has not checked.
     check_block_txs(&shared.checker, &block.txs)?;
     Ok((block, cert))
-}
-
-pub fn serve_sync(store: &Store, req: &SyncRequest, max_bytes: usize) -> SyncResponse {
-    chain::serve_sync(store, req, max_bytes.saturating_mul(4))
 }
 
 // ----- JSON views ---------------------------------------------------------------------------

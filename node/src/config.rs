@@ -66,12 +66,26 @@ pub struct P2pSection {
     /// Keys of non-validating full nodes (auditors) allowed to connect.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Largest frame accepted or sent. Never below `p2p::FRAME_BYTES_MIN` (a maximal block with
+    /// two certificates): a smaller value is raised to it.
     #[serde(default = "d_frame")]
     pub max_frame_bytes: usize,
+    /// Inbound messages per second per peer (token bucket refill rate) and burst.
     #[serde(default = "d_peer_rate")]
     pub peer_msgs_per_s: u32,
     #[serde(default = "d_peer_burst")]
     pub peer_burst: u32,
+    /// Inbound bytes per second per peer (token bucket) and burst. The burst is never below
+    /// the frame limit, so one maximal frame (a full block) always passes a rested bucket.
+    #[serde(default = "d_peer_bytes_rate")]
+    pub peer_bytes_per_s: u64,
+    #[serde(default = "d_peer_bytes_burst")]
+    pub peer_burst_bytes: u64,
+    /// Relayed transaction batches verified at once (all peers together). Over the cap a
+    /// relayed batch is dropped and counted (`dpx_p2p_relay_dropped`), never queued: the
+    /// originating node still holds the transactions and proposes them itself.
+    #[serde(default = "d_relay_verifications")]
+    pub max_relay_verifications: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,11 +115,15 @@ pub struct RpcSection {
 pub struct MempoolSection {
     pub max_txs: usize,
     pub max_bytes: usize,
+    /// Pending transactions one signer may have; more are refused (`signer already has N
+    /// pending transactions`) and counted (`dpx_mempool_signer_full`). Not applied on a
+    /// consensus-only chain.
+    pub max_txs_per_signer: usize,
 }
 
 impl Default for MempoolSection {
     fn default() -> Self {
-        Self { max_txs: 100_000, max_bytes: 128 << 20 }
+        Self { max_txs: 100_000, max_bytes: 128 << 20, max_txs_per_signer: 10_000 }
     }
 }
 
@@ -167,6 +185,15 @@ fn d_peer_rate() -> u32 {
 fn d_peer_burst() -> u32 {
     4000
 }
+fn d_peer_bytes_rate() -> u64 {
+    32 << 20
+}
+fn d_peer_bytes_burst() -> u64 {
+    64 << 20
+}
+fn d_relay_verifications() -> usize {
+    2
+}
 fn d_body() -> usize {
     2 << 20
 }
@@ -204,6 +231,9 @@ impl Config {
                 max_frame_bytes: d_frame(),
                 peer_msgs_per_s: d_peer_rate(),
                 peer_burst: d_peer_burst(),
+                peer_bytes_per_s: d_peer_bytes_rate(),
+                peer_burst_bytes: d_peer_bytes_burst(),
+                max_relay_verifications: d_relay_verifications(),
             },
             rpc: RpcSection {
                 listen: rpc_listen,

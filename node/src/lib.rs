@@ -1,7 +1,10 @@
 //! `dpx-node`: the `dpx` binary's library — wiring the pure cores into a running validator.
 //!
 //! - [`p2p`]: libp2p (TCP + Noise + Yamux), permissioned full mesh, block sync transport.
-//! - [`mempool`]: bounded, deduplicated, nonce-ordered pending transactions.
+//! - [`mempool`]: bounded (in total and per signer), deduplicated, nonce-ordered pending
+//!   transactions.
+//! - [`relay`]: transactions relayed by peers — capped verification work, a penalty for peers
+//!   that relay invalid ones.
 //! - [`driver`]: the consensus driver — feeds `dpx-consensus`, persists the safety state before
 //!   anything it signs leaves, builds and validates blocks, executes decided blocks through
 //!   `dpx-contracts` and commits them through `dpx-ledger`.
@@ -25,6 +28,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
+pub mod relay;
 pub mod replay;
 pub mod rpc;
 pub mod safety;

@@ -1,6 +1,7 @@
 //! The mempool: transactions admitted but not yet committed.
 //!
-//! Bounded by count and bytes; deduplicated by transaction hash; one transaction per
+//! Bounded by count and bytes, and per signer by count (one key cannot fill the pool and
+//! crowd everyone else out); deduplicated by transaction hash; one transaction per
 //! (account, nonce). Reaping yields each account's transactions in nonce order, accounts
 //! interleaved by arrival, so a block never holds a nonce gap the proposer created itself.
 //! Signature checks happen before admission (batched, off the async threads): everything in
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dpx_crypto::{Hash, PublicKey};
+use prometheus_client::metrics::counter::Counter;
 
 /// One admitted transaction.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub enum MempoolError {
     NonceTaken { nonce: u64 },
     #[error("mempool is full ({count} transactions, {bytes} bytes)")]
     Full { count: usize, bytes: usize },
+    #[error("the signer already has {pending} pending transactions (the most one signer may have)")]
+    SignerFull { pending: usize },
 }
 
 /// Limits of the pool.
@@ -40,6 +44,9 @@ pub enum MempoolError {
 pub struct MempoolLimits {
     pub max_txs: usize,
     pub max_bytes: usize,
+    /// Pending transactions one signer may have (`usize::MAX` for a consensus-only chain,
+    /// whose opaque payloads all pool under one pseudo-account).
+    pub max_txs_per_signer: usize,
 }
 
 #[derive(Debug)]
@@ -56,6 +63,8 @@ pub struct Mempool {
     by_account: BTreeMap<PublicKey, BTreeMap<u64, Slot>>,
     bytes: usize,
     next_seq: u64,
+    /// Counts refusals because a signer had `max_txs_per_signer` pending.
+    signer_full: Counter,
 }
 
 impl Mempool {
@@ -66,7 +75,15 @@ impl Mempool {
             by_account: BTreeMap::new(),
             bytes: 0,
             next_seq: 0,
+            signer_full: Counter::default(),
         }
+    }
+
+    /// Count per-signer refusals in `counter` (the node's metric).
+    #[must_use]
+    pub fn counting_signer_refusals(mut self, counter: Counter) -> Self {
+        self.signer_full = counter;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -90,8 +107,14 @@ impl Mempool {
         if self.by_hash.contains_key(&tx.hash) {
             return Err(MempoolError::Duplicate(tx.hash));
         }
-        if self.by_account.get(&tx.signer).is_some_and(|m| m.contains_key(&tx.nonce)) {
+        let pending = self.by_account.get(&tx.signer);
+        if pending.is_some_and(|m| m.contains_key(&tx.nonce)) {
             return Err(MempoolError::NonceTaken { nonce: tx.nonce });
+        }
+        let pending = pending.map_or(0, BTreeMap::len);
+        if pending >= self.limits.max_txs_per_signer {
+            self.signer_full.inc();
+            return Err(MempoolError::SignerFull { pending });
         }
         if self.len() + 1 > self.limits.max_txs
             || self.bytes + tx.bytes.len() > self.limits.max_bytes
@@ -228,7 +251,25 @@ mod tests {
     }
 
     fn pool(max_txs: usize, max_bytes: usize) -> Mempool {
-        Mempool::new(MempoolLimits { max_txs, max_bytes })
+        Mempool::new(MempoolLimits { max_txs, max_bytes, max_txs_per_signer: usize::MAX })
+    }
+
+    #[test]
+    fn one_signer_cannot_fill_the_pool() {
+        let limits = MempoolLimits { max_txs: 100, max_bytes: 1 << 20, max_txs_per_signer: 3 };
+        let refused = Counter::default();
+        let mut p = Mempool::new(limits).counting_signer_refusals(refused.clone());
+        for n in 0..3 {
+            p.insert(tx(1, n, 10)).unwrap();
+        }
+        assert_eq!(p.insert(tx(1, 3, 10)), Err(MempoolError::SignerFull { pending: 3 }));
+        assert_eq!(p.insert(tx(1, 4, 10)), Err(MempoolError::SignerFull { pending: 3 }));
+        assert_eq!(refused.get(), 2, "each refusal counted");
+        // Other signers are unaffected; a committed transaction frees its signer's slot.
+        p.insert(tx(2, 0, 10)).unwrap();
+        assert!(p.remove(&tx(1, 0, 10).hash).is_some());
+        p.insert(tx(1, 3, 10)).unwrap();
+        assert_eq!(p.len(), 4);
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub struct Metrics {
     pub sync_peers_benched: Counter,
     pub rpc_requests: Counter,
     pub rpc_errors: Counter,
+    // Refusals of peer- and signer-driven work (issue 14: every bound counts what it refused).
+    pub mempool_signer_full: Counter,
+    pub p2p_byte_limited: Counter,
+    pub p2p_sync_refused: Counter,
+    pub p2p_relay_dropped: Counter,
+    pub p2p_relay_muted: Counter,
+    pub p2p_relay_bad_txs: Counter,
+    pub p2p_peers_penalised: Counter,
 }
 
 impl Default for Metrics {
@@ -118,6 +126,41 @@ impl Metrics {
             rpc_errors: reg!(
                 "rpc_errors",
                 "RPC requests answered with an error",
+                Counter::default()
+            ),
+            mempool_signer_full: reg!(
+                "mempool_signer_full",
+                "Transactions refused because their signer had the most pending one signer may have",
+                Counter::default()
+            ),
+            p2p_byte_limited: reg!(
+                "p2p_byte_limited",
+                "Inbound messages over a peer's byte rate",
+                Counter::default()
+            ),
+            p2p_sync_refused: reg!(
+                "p2p_sync_refused",
+                "Block-sync requests refused because the most allowed were being served",
+                Counter::default()
+            ),
+            p2p_relay_dropped: reg!(
+                "p2p_relay_dropped",
+                "Relayed transaction batches dropped because verification of peers' batches was at its cap",
+                Counter::default()
+            ),
+            p2p_relay_muted: reg!(
+                "p2p_relay_muted",
+                "Relayed transaction batches dropped unverified from a penalised peer",
+                Counter::default()
+            ),
+            p2p_relay_bad_txs: reg!(
+                "p2p_relay_bad_txs",
+                "Relayed transactions that failed the stateless checks (bad signature, encoding)",
+                Counter::default()
+            ),
+            p2p_peers_penalised: reg!(
+                "p2p_peers_penalised",
+                "Times a peer's transaction relay was muted for sending invalid transactions",
                 Counter::default()
             ),
             registry: Arc::new(r),

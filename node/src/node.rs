@@ -23,6 +23,7 @@ use crate::events::BlockEvents;
 use crate::mempool::{Mempool, MempoolLimits};
 use crate::metrics::Metrics;
 use crate::p2p::{self, NetConfig};
+use crate::relay::RelayGate;
 use crate::safety::SafetyFile;
 
 /// What the RPC shows as node status; written by the driver.
@@ -62,6 +63,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub status: RwLock<NodeStatus>,
     pub limits: Limits,
+    /// Bounds and penalties for transactions relayed by peers.
+    pub relay: RelayGate,
     pub driver_tx: mpsc::Sender<DriverMsg>,
     pub events: broadcast::Sender<Arc<BlockEvents>>,
     event_jobs: std::sync::mpsc::SyncSender<(Arc<Block>, Vec<Vec<u8>>)>,
@@ -197,15 +200,74 @@ pub fn open_store(home: &Home, genesis: &Genesis, cfg: &Config) -> anyhow::Resul
         }
     } else {
         let writes = genesis.initial_writes().context("building the genesis state")?;
-        std::fs::write(&marker, &fingerprint).context("writing data/genesis.hash")?;
+        // Durably, before the genesis state: a crash in between leaves a marker and no genesis,
+        // and the next start writes both again.
+        crate::safety::write_durably(&marker, fingerprint.as_bytes())
+            .context("writing data/genesis.hash")?;
         let root = store.genesis(writes)?;
         info!(%root, "wrote the genesis state");
     }
     Ok(store)
 }
 
+/// What the operator decides when starting a node (`dpx node start` flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// Start a validator although `data/safety.bin` is missing and its ledger holds blocks
+    /// (`--accept-missing-safety-state`). Without the file the node cannot know what it last
+    /// signed: the operator takes the double-sign risk explicitly.
+    pub accept_missing_safety_state: bool,
+}
+
+/// The safety state to start from.
+///
+/// A fresh data directory (ledger at height 0) gets a fresh state file at once, so from then
+/// on a missing file means it was lost (a partial restore, a deleted file), never "this node
+/// never signed". Lost with blocks in the ledger: a validator refuses to start unless the
+/// operator accepts the risk; a non-validator cannot sign and only warns.
+pub fn load_safety_state(
+    file: &SafetyFile,
+    tip: u64,
+    validator: bool,
+    opts: StartOptions,
+) -> anyhow::Result<Option<SafetyState>> {
+    if let Some(bytes) = file.load()? {
+        return Ok(Some(SafetyState::decode(&bytes).context("decoding the safety state")?));
+    }
+    if tip == 0 {
+        file.store(&SafetyState::at_height(dpx_consensus::Height(1)).encode())
+            .context("recording the fresh safety state")?;
+        return Ok(None);
+    }
+    if !validator {
+        warn!(
+            tip,
+            "data/safety.bin is missing; this node does not sign now, but starting it as a \
+             validator will need --accept-missing-safety-state"
+        );
+        return Ok(None);
+    }
+    if !opts.accept_missing_safety_state {
+        bail!(
+            "data/safety.bin is missing but the ledger is at height {tip}: the file records what \
+             this validator last signed, and without it the node could sign a vote conflicting \
+             with one it already sent (a double-sign). Restore safety.bin together with the \
+             ledger; if it is truly lost, stop this key's other copies, wait until the network \
+             is past the height it may have voted at, and start once with \
+             --accept-missing-safety-state (docs/DEPLOY.md)"
+        );
+    }
+    warn!(tip, "data/safety.bin is missing; starting anyway as the operator asked");
+    Ok(None)
+}
+
 /// Run a node from its home directory until SIGTERM / SIGINT.
 pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
+    run_with(home_dir, StartOptions::default()).await
+}
+
+/// [`run`] with the operator's start options.
+pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()> {
     let home = Home(home_dir.to_path_buf());
     let cfg = Config::load(&home.config())?;
     init_logging(&cfg);
@@ -225,6 +287,9 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
     if cfg.node.validator && !in_set {
         warn!("this node's key is not in the validator set; running as a full node");
     }
+    // Before anything starts: a validator that lost its safety state must not come up.
+    let persisted = SafetyFile::new(home.safety());
+    let safety_state = load_safety_state(&persisted, store.tip_height(), validator, opts)?;
 
     let allow = cfg
         .p2p
@@ -237,7 +302,6 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
     spawn_events_thread(jobs, events.clone())?;
-    let max_block_bytes = crate::app::params(&store)?.encoded_max();
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id.clone(),
         genesis_time_ms: genesis.genesis_time_ms,
@@ -251,6 +315,7 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         status: RwLock::new(NodeStatus::default()),
         limits: Limits { max_relay_batch: 10_000 },
+        relay: RelayGate::new(cfg.p2p.max_relay_verifications),
         driver_tx,
         events,
         event_jobs,
@@ -273,15 +338,18 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
     let net_cfg = NetConfig {
         listen: cfg.p2p.listen.parse().context("p2p.listen")?,
         peers,
-        max_frame_bytes: cfg.p2p.max_frame_bytes.max(max_block_bytes + 65_536),
+        max_frame_bytes: cfg.p2p.max_frame_bytes.max(p2p::FRAME_BYTES_MIN),
         peer_msgs_per_s: cfg.p2p.peer_msgs_per_s,
         peer_burst: cfg.p2p.peer_burst,
+        peer_bytes_per_s: cfg.p2p.peer_bytes_per_s,
+        peer_burst_bytes: cfg.p2p.peer_burst_bytes,
         request_timeout: Duration::from_secs(10),
     };
     let (inbound_tx, inbound_rx) = mpsc::channel(8192);
     let sync_store = store.clone();
+    // Answers are sized to the frame every node accepts, not to our own (maybe larger) one.
     let sync_server: p2p::SyncServer =
-        Arc::new(move |req| crate::app::serve_sync(&sync_store, req, max_block_bytes));
+        Arc::new(move |req| crate::chain::serve_sync(&sync_store, req, p2p::FRAME_BYTES_MIN));
     let (net_tx, _local) = p2p::spawn(
         &key,
         net_cfg,
@@ -296,11 +364,6 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
     let rpc = crate::rpc::serve(shared.clone(), shutdown_rx.clone()).await?;
 
     // Consensus driver.
-    let persisted = SafetyFile::new(home.safety());
-    let safety_state = match persisted.load()? {
-        Some(bytes) => Some(SafetyState::decode(&bytes).context("decoding the safety state")?),
-        None => None,
-    };
     let c = &cfg.consensus;
     let consensus_config = ConsensusConfig {
         timeouts: TimeoutConfig {
@@ -322,7 +385,14 @@ pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
     let mempool = Mempool::new(MempoolLimits {
         max_txs: cfg.mempool.max_txs,
         max_bytes: cfg.mempool.max_bytes,
-    });
+        // Opaque payloads of a consensus-only chain all pool under one pseudo-account.
+        max_txs_per_signer: if genesis.consensus_only {
+            usize::MAX
+        } else {
+            cfg.mempool.max_txs_per_signer
+        },
+    })
+    .counting_signer_refusals(metrics.mempool_signer_full.clone());
     let driver = Driver::new(
         shared.clone(),
         validator.then(|| key.clone()),
@@ -387,6 +457,7 @@ impl Shared {
             metrics: Metrics::new(),
             status: RwLock::new(NodeStatus::default()),
             limits: Limits { max_relay_batch: 10_000 },
+            relay: RelayGate::new(2),
             driver_tx,
             events,
             event_jobs,
@@ -397,5 +468,66 @@ impl Shared {
             evidence: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path) -> SafetyFile {
+        SafetyFile::new(dir.join("safety.bin"))
+    }
+
+    /// A validator whose safety file is gone while its ledger holds blocks (a partial restore)
+    /// must not start as if it had never signed, unless the operator says so.
+    #[test]
+    fn missing_safety_state_with_blocks_stops_a_validator() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(dir.path());
+        let accept = StartOptions { accept_missing_safety_state: true };
+        let err = load_safety_state(&f, 5, true, StartOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("--accept-missing-safety-state"), "{err}");
+        assert!(load_safety_state(&f, 5, true, accept).unwrap().is_none());
+        // A node that cannot sign starts (and warns).
+        assert!(load_safety_state(&f, 5, false, StartOptions::default()).unwrap().is_none());
+        assert!(!dir.path().join("safety.bin").exists(), "nothing invented for a lost state");
+    }
+
+    /// A fresh data directory records a fresh state at once: from then on the file exists, so
+    /// a later start (at any height) finds it, and its absence would mean it was lost.
+    #[test]
+    fn fresh_data_directory_records_its_safety_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(dir.path());
+        assert!(load_safety_state(&f, 0, true, StartOptions::default()).unwrap().is_none());
+        let st = load_safety_state(&f, 7, true, StartOptions::default()).unwrap().unwrap();
+        assert_eq!(st, SafetyState::at_height(dpx_consensus::Height(1)));
+        // A stored state is used as it is.
+        let later = SafetyState::at_height(dpx_consensus::Height(9));
+        f.store(&later.encode()).unwrap();
+        assert_eq!(load_safety_state(&f, 8, true, StartOptions::default()).unwrap(), Some(later));
+    }
+
+    /// `data/genesis.hash` is written durably with the genesis state, and checked afterwards.
+    #[test]
+    fn genesis_marker_is_written_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home(dir.path().to_path_buf());
+        let k = |i: u8| dpx_crypto::Keypair::from_seed([i; 32]).public();
+        let genesis = Genesis::example("dpx-test", &[("Agency A", k(1))], &[k(2), k(3)]);
+        let cfg = Config::new("t", "/ip4/127.0.0.1/tcp/0".into(), "127.0.0.1:0".into());
+        drop(open_store(&home, &genesis, &cfg).unwrap());
+        let marker = home.ledger().with_file_name("genesis.hash");
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), genesis.hash().to_hex());
+        assert!(!marker.with_extension("tmp").exists());
+        drop(open_store(&home, &genesis, &cfg).unwrap());
+        std::fs::write(&marker, "00").unwrap();
+        assert!(
+            open_store(&home, &genesis, &cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("different genesis")
+        );
     }
 }

@@ -68,15 +68,21 @@ impl SafetyFile {
 
     /// Durably replace the stored state. Returns only once it is on disk.
     pub fn store(&self, body: &[u8]) -> anyhow::Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut f = File::create(&tmp).context("creating the safety state")?;
-        f.write_all(MAGIC)?;
-        f.write_all(body)?;
-        f.write_all(Hash::digest(body).as_bytes())?;
-        f.sync_all().context("syncing the safety state")?;
-        fs::rename(&tmp, &self.path)?;
-        sync_dir(self.path.parent().unwrap_or(Path::new(".")))
+        let bytes = [MAGIC.as_slice(), body, Hash::digest(body).as_bytes()].concat();
+        write_durably(&self.path, &bytes).context("writing the safety state")
     }
+}
+
+/// Replace `path` with `bytes` so that a crash at any point leaves the old file or the new one,
+/// never a torn or empty one, and the new one is on disk when this returns: write a temporary
+/// file beside it, fsync it, rename it over `path`, fsync the directory.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {
@@ -115,5 +121,19 @@ mod tests {
         assert!(safety.load().unwrap().is_none(), "a separate file");
         let small = safety.sibling("proposal.bin", 100_000);
         assert!(small.load().unwrap_err().to_string().contains("too large"));
+    }
+
+    #[test]
+    fn durable_write_replaces_whole_files_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("genesis.hash");
+        write_durably(&p, b"first, longer content").unwrap();
+        write_durably(&p, b"second").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"second");
+        let names: Vec<_> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("genesis.hash")]);
+        // A missing directory is an error, not a panic.
+        assert!(write_durably(&dir.path().join("nope").join("x"), b"x").is_err());
     }
 }

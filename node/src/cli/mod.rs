@@ -109,6 +109,11 @@ pub enum NodeCmd {
     Start {
         #[arg(long, env = "DPX_HOME")]
         home: PathBuf,
+        /// Start a validator although data/safety.bin is missing while its ledger holds blocks
+        /// (after a partial restore). The file records what it last signed; without it the node
+        /// could double-sign. See docs/DEPLOY.md before using this.
+        #[arg(long)]
+        accept_missing_safety_state: bool,
     },
 }
 
@@ -154,7 +159,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
         }
         Cmd::Testnet { cmd: TestnetCmd::Init(args) } => crate::testnet::init(&args, out)?,
-        Cmd::Node { cmd: NodeCmd::Start { home } } => crate::node::run(&home).await?,
+        Cmd::Node { cmd: NodeCmd::Start { home, accept_missing_safety_state } } => {
+            let opts = crate::node::StartOptions { accept_missing_safety_state };
+            crate::node::run_with(&home, opts).await?;
+        }
         Cmd::Status { rpc } => {
             let v = Client::new(&rpc)?.get("/v1/status").await?;
             emit(out, &v, || {

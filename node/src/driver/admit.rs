@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use tracing::warn;
-
-use super::{AdmitResult, Driver, DriverMsg};
+use super::{AdmitResult, Driver};
 use crate::app::{self, CheckedTx};
 use crate::mempool::PoolTx;
 use crate::p2p::Command;
@@ -55,23 +53,9 @@ impl Driver {
         results
     }
 
-    /// Transactions relayed by a peer: verify their signatures off this task, then admit.
-    pub(super) fn admit_from_peer(&self, txs: Vec<Vec<u8>>) {
-        if txs.len() > self.shared.limits.max_relay_batch {
-            warn!(count = txs.len(), "oversized transaction batch from a peer dropped");
-            return;
-        }
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let checked: Vec<CheckedTx> =
-                shared.checker.check_batch(txs).into_iter().filter_map(Result::ok).collect();
-            if !checked.is_empty() {
-                let _ = shared.driver_tx.try_send(DriverMsg::Admit {
-                    txs: checked,
-                    from_peer: true,
-                    reply: None,
-                });
-            }
-        });
+    /// Transactions relayed by a peer: bounded, verified off this task and admitted by
+    /// `relay` (a cap on concurrent verification, chunked checks, a penalty for bad peers).
+    pub(super) fn admit_from_peer(&self, from: libp2p::PeerId, txs: Vec<Vec<u8>>) {
+        crate::relay::admit_from_peer(&self.shared, from, txs);
     }
 }

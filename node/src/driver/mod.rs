@@ -277,7 +277,7 @@ impl Driver {
                 }
             },
             Some(Kind::Block(pb)) => self.on_block(from, pb.block, pb.parent_certificate)?,
-            Some(Kind::Txs(batch)) => self.admit_from_peer(batch.txs),
+            Some(Kind::Txs(batch)) => self.admit_from_peer(from, batch.txs),
             Some(Kind::Status(st)) => {
                 // A claim, not a fact: see `sync`.
                 self.sync.on_status(from, st.height);

@@ -84,7 +84,8 @@ fn open(chain: &Chain, dir: &std::path::Path, me: Option<usize>) -> Node {
     let shared = Shared::for_tests(&chain.genesis, store, node_key);
     let safety = SafetyFile::new(home.safety());
     let persisted = safety.load().unwrap().map(|b| SafetyState::decode(&b).unwrap());
-    let mempool = Mempool::new(MempoolLimits { max_txs: 1000, max_bytes: 1 << 20 });
+    let mempool =
+        Mempool::new(MempoolLimits { max_txs: 1000, max_bytes: 1 << 20, max_txs_per_signer: 1000 });
     let (net_tx, net) = mpsc::channel(100_000);
     let driver = Driver::new(
         shared,
@@ -282,7 +283,7 @@ async fn a_lying_peer_does_not_stall_block_sync() {
                 wire::SyncResponse { blocks: Vec::new() }
             } else {
                 assert_eq!(peer, honest_peer);
-                crate::app::serve_sync(&honest.driver.store, &req, 1 << 20)
+                crate::chain::serve_sync(&honest.driver.store, &req, 1 << 20)
             };
             lagging.driver.on_synced(peer, resp).unwrap();
         }
@@ -325,7 +326,7 @@ fn catch_up_past(lie: Lie, rounds: usize) -> (u64, u64) {
                 continue;
             };
             let resp = if peer == honest_peer {
-                crate::app::serve_sync(&honest.driver.store, &req, 1)
+                crate::chain::serve_sync(&honest.driver.store, &req, 1)
             } else {
                 match lie {
                     Lie::Empty => wire::SyncResponse { blocks: Vec::new() },
@@ -339,7 +340,7 @@ fn catch_up_past(lie: Lie, rounds: usize) -> (u64, u64) {
                     },
                     Lie::WrongHeight => {
                         let from = req.from_height + 2;
-                        crate::app::serve_sync(
+                        crate::chain::serve_sync(
                             &honest.driver.store,
                             &wire::SyncRequest { from_height: from, ..req },
                             1 << 20,

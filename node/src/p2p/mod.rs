@@ -8,12 +8,18 @@
 //!
 //! Permissioned: the Noise handshake authenticates each peer's ed25519 key; a connection whose
 //! key is neither in the validator set nor in the configured allow-list is closed at once and
-//! logged. Inbound messages are rate limited per peer; a peer that sends a malformed or oversized
-//! frame is disconnected.
+//! logged. Inbound messages are rate limited per peer, by count and by bytes; a peer that sends a
+//! malformed or oversized frame is disconnected. Block-sync answers are served by at most
+//! [`SYNC_SERVING_MAX`] blocking tasks at once; requests over that are refused and counted.
+//!
+//! Frames: every node accepts at least [`FRAME_BYTES_MIN`], derived from the largest block the
+//! chain parameters may allow (`dpx_contracts::MAX_ENCODED_BLOCK_BYTES`) and the largest
+//! certificate, so a proposal or a sync answer always carries at least one maximal block.
 
 pub mod codec;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -21,13 +27,35 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identity};
-use tokio::sync::mpsc;
+use prost::Message as _;
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 use crate::wire::{NetMessage, NetResponse, SyncRequest, SyncResponse, net_message, net_response};
 use codec::{FrameCodec, PROTOCOL};
 use dpx_crypto::{Keypair, PublicKey};
+
+/// Room for the protobuf framing around one block and its two certificates in a frame (a
+/// `NetResponse` holding a `SyncResponse` of one `SyncedBlock`, or a `ProposalBlock`): a few
+/// tags and length prefixes, generously rounded.
+pub const FRAME_ENVELOPE_BYTES: usize = 1024;
+
+/// The least frame size every node accepts and the most a node sends unasked for a block: one
+/// block as large as any parameters may allow, with its certificate and its parent's, and the
+/// envelope. `max_frame_bytes` in the config is raised to this if set lower.
+pub const FRAME_BYTES_MIN: usize = dpx_contracts::MAX_ENCODED_BLOCK_BYTES as usize
+    + 2 * dpx_consensus::MAX_CERTIFICATE_BYTES
+    + FRAME_ENVELOPE_BYTES;
+
+// The default frame (16 MiB) already holds a maximal block: raising the floor never changes a
+// default configuration.
+const _: () = assert!(FRAME_BYTES_MIN <= 16 << 20);
+
+/// Block-sync requests answered at once (each reads up to a frame of blocks from the store on
+/// a blocking thread); more are refused and counted (`dpx_p2p_sync_refused`), and the asker
+/// tries again or asks another peer.
+pub const SYNC_SERVING_MAX: usize = 4;
 
 /// What the rest of the node asks the network to do.
 #[derive(Debug)]
@@ -62,6 +90,9 @@ pub struct NetConfig {
     /// Inbound messages per second per peer (token bucket refill rate) and burst.
     pub peer_msgs_per_s: u32,
     pub peer_burst: u32,
+    /// Inbound bytes per second per peer and burst (raised to `max_frame_bytes`).
+    pub peer_bytes_per_s: u64,
+    pub peer_burst_bytes: u64,
     pub request_timeout: Duration,
 }
 
@@ -79,16 +110,76 @@ struct Bucket {
 
 // Rate limiting is node-local policy, not consensus: floats are fine here.
 impl Bucket {
-    fn take(&mut self, rate: f64, burst: f64) -> bool {
-        let now = Instant::now();
+    fn full(burst: f64, now: Instant) -> Self {
+        Self { tokens: burst, last: now }
+    }
+
+    fn take(&mut self, amount: f64, rate: f64, burst: f64, now: Instant) -> bool {
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= amount {
+            self.tokens -= amount;
             true
         } else {
             false
         }
+    }
+}
+
+/// Why an inbound message was refused by its peer's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OverBudget {
+    Messages,
+    Bytes,
+}
+
+/// A peer's inbound budget: messages and bytes, each a token bucket.
+struct PeerBudget {
+    msgs: Bucket,
+    bytes: Bucket,
+}
+
+/// Rates and bursts of a [`PeerBudget`].
+#[derive(Debug, Clone, Copy)]
+struct BudgetRates {
+    msgs_per_s: f64,
+    msgs_burst: f64,
+    bytes_per_s: f64,
+    bytes_burst: f64,
+}
+
+impl BudgetRates {
+    fn of(cfg: &NetConfig) -> Self {
+        Self {
+            msgs_per_s: f64::from(cfg.peer_msgs_per_s),
+            msgs_burst: f64::from(cfg.peer_burst),
+            bytes_per_s: cfg.peer_bytes_per_s as f64,
+            // A rested bucket always lets one maximal frame through.
+            bytes_burst: cfg.peer_burst_bytes.max(cfg.max_frame_bytes as u64) as f64,
+        }
+    }
+}
+
+impl PeerBudget {
+    fn new(r: BudgetRates, now: Instant) -> Self {
+        Self { msgs: Bucket::full(r.msgs_burst, now), bytes: Bucket::full(r.bytes_burst, now) }
+    }
+
+    /// Charge one message of `len` bytes to both buckets, or to neither: a refused message
+    /// spends nothing, so a large one refused for lack of bytes leaves what remains to smaller
+    /// ones (votes).
+    fn charge(&mut self, len: usize, r: BudgetRates, now: Instant) -> Result<(), OverBudget> {
+        // Try the bytes on a copy: they are spent only if the message token is too.
+        let mut bytes = Bucket { tokens: self.bytes.tokens, last: self.bytes.last };
+        if !bytes.take(len as f64, r.bytes_per_s, r.bytes_burst, now) {
+            self.bytes = bytes;
+            return Err(OverBudget::Bytes);
+        }
+        if !self.msgs.take(1.0, r.msgs_per_s, r.msgs_burst, now) {
+            return Err(OverBudget::Messages);
+        }
+        self.bytes = bytes;
+        Ok(())
     }
 }
 
@@ -146,7 +237,8 @@ pub fn spawn(
             .collect(),
         cfg,
         permitted,
-        buckets: BTreeMap::new(),
+        budgets: BTreeMap::new(),
+        sync_serving: Arc::new(Semaphore::new(SYNC_SERVING_MAX)),
         sync_pending: BTreeSet::new(),
         inbound,
         sync_server,
@@ -160,7 +252,9 @@ struct NetTask {
     cfg: NetConfig,
     permitted: BTreeSet<PeerId>,
     dialers: BTreeMap<PeerId, Dialer>,
-    buckets: BTreeMap<PeerId, Bucket>,
+    budgets: BTreeMap<PeerId, PeerBudget>,
+    /// Permits for the blocking tasks that answer sync requests.
+    sync_serving: Arc<Semaphore>,
     sync_pending: BTreeSet<OutboundRequestId>,
     inbound: mpsc::Sender<Inbound>,
     sync_server: SyncServer,
@@ -270,7 +364,7 @@ impl NetTask {
                 self.forward(Inbound::Connected(peer_id));
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                self.buckets.remove(&peer_id);
+                self.budgets.remove(&peer_id);
                 self.metrics.peers.set(swarm.connected_peers().count() as i64);
                 self.forward(Inbound::Disconnected(peer_id));
             }
@@ -292,22 +386,28 @@ impl NetTask {
                     let _ = swarm.disconnect_peer_id(peer);
                     return;
                 }
-                let (rate, burst) =
-                    (f64::from(self.cfg.peer_msgs_per_s), f64::from(self.cfg.peer_burst));
-                let bucket = self
-                    .buckets
-                    .entry(peer)
-                    .or_insert(Bucket { tokens: burst, last: Instant::now() });
-                if !bucket.take(rate, burst) {
-                    self.metrics.p2p_rate_limited.inc();
+                let (rates, now) = (BudgetRates::of(&self.cfg), Instant::now());
+                let budget =
+                    self.budgets.entry(peer).or_insert_with(|| PeerBudget::new(rates, now));
+                if let Err(over) = budget.charge(request.encoded_len(), rates, now) {
+                    match over {
+                        OverBudget::Messages => self.metrics.p2p_rate_limited.inc(),
+                        OverBudget::Bytes => self.metrics.p2p_byte_limited.inc(),
+                    };
                     drop(channel); // no answer: the peer sees a failure and backs off
                     return;
                 }
                 if let Some(net_message::Kind::SyncRequest(req)) = request.kind {
+                    let Ok(permit) = self.sync_serving.clone().try_acquire_owned() else {
+                        self.metrics.p2p_sync_refused.inc();
+                        drop(channel); // the asker retries, or asks another peer
+                        return;
+                    };
                     let server = self.sync_server.clone();
                     let reply = reply_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let resp = server(&req);
+                        drop(permit);
                         let msg = NetResponse { kind: Some(net_response::Kind::Sync(resp)) };
                         let _ = reply.try_send((channel, msg));
                     });
@@ -340,5 +440,56 @@ impl NetTask {
             }
             Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates(bytes_per_s: f64, bytes_burst: f64) -> BudgetRates {
+        BudgetRates { msgs_per_s: 1000.0, msgs_burst: 1000.0, bytes_per_s, bytes_burst }
+    }
+
+    /// A peer within its message rate but sending large messages is held to its byte rate;
+    /// its small messages still pass, and the budget refills with time.
+    #[test]
+    fn peer_budget_counts_bytes_as_well_as_messages() {
+        let r = rates(1_000_000.0, 4_000_000.0);
+        let t0 = Instant::now();
+        let mut b = PeerBudget::new(r, t0);
+        for _ in 0..4 {
+            assert_eq!(b.charge(1_000_000, r, t0), Ok(()));
+        }
+        assert_eq!(b.charge(1_000_000, r, t0), Err(OverBudget::Bytes));
+        // The bytes are spent: even a vote-sized message waits for the bucket to refill.
+        assert_eq!(b.charge(100, r, t0), Err(OverBudget::Bytes));
+        let t1 = t0 + Duration::from_millis(1);
+        assert_eq!(b.charge(100, r, t1), Ok(()), "1 ms refills 1000 bytes");
+        let t2 = t0 + Duration::from_secs(2);
+        assert_eq!(b.charge(1_000_000, r, t2), Ok(()));
+        // The message bucket still applies on its own.
+        let r = BudgetRates { msgs_per_s: 1.0, msgs_burst: 2.0, ..rates(1e9, 1e9) };
+        let mut b = PeerBudget::new(r, t0);
+        assert_eq!(b.charge(10, r, t0), Ok(()));
+        assert_eq!(b.charge(10, r, t0), Ok(()));
+        assert_eq!(b.charge(10, r, t0), Err(OverBudget::Messages));
+    }
+
+    #[test]
+    fn byte_burst_never_below_one_frame() {
+        let cfg = NetConfig {
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            peers: Vec::new(),
+            max_frame_bytes: FRAME_BYTES_MIN,
+            peer_msgs_per_s: 10,
+            peer_burst: 10,
+            peer_bytes_per_s: 1024,
+            peer_burst_bytes: 1024,
+            request_timeout: Duration::from_secs(1),
+        };
+        let r = BudgetRates::of(&cfg);
+        let mut b = PeerBudget::new(r, Instant::now());
+        assert_eq!(b.charge(FRAME_BYTES_MIN, r, Instant::now()), Ok(()));
     }
 }
