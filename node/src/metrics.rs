@@ -29,6 +29,11 @@ pub struct Metrics {
     pub consensus_rejected: Counter,
     pub rpc_requests: Counter,
     pub rpc_errors: Counter,
+    pub rpc_connections_open: Gauge,
+    pub rpc_connections_refused: Counter,
+    pub rpc_connections_timed_out: Counter,
+    pub rpc_subscribers: Gauge,
+    pub rpc_subscribers_closed_slow: Counter,
 }
 
 impl Default for Metrics {
@@ -100,6 +105,27 @@ impl Metrics {
             rpc_errors: reg!(
                 "rpc_errors",
                 "RPC requests answered with an error",
+                Counter::default()
+            ),
+            rpc_connections_open: reg!(
+                "rpc_connections_open",
+                "Open RPC connections",
+                Gauge::default()
+            ),
+            rpc_connections_refused: reg!(
+                "rpc_connections_refused",
+                "RPC connections refused (global or per-IP connection cap)",
+                Counter::default()
+            ),
+            rpc_connections_timed_out: reg!(
+                "rpc_connections_timed_out",
+                "RPC connections closed for slow headers, idleness or a client not reading",
+                Counter::default()
+            ),
+            rpc_subscribers: reg!("rpc_subscribers", "Open event streams", Gauge::default()),
+            rpc_subscribers_closed_slow: reg!(
+                "rpc_subscribers_closed_slow",
+                "Event streams closed because the subscriber fell too far behind",
                 Counter::default()
             ),
             registry: Arc::new(r),
