@@ -228,8 +228,8 @@ fn event_subscribers_free_their_slots_and_bad_queries_get_400() -> anyhow::Resul
 #[test]
 fn idle_stalled_and_excess_connections_are_closed() -> anyhow::Result<()> {
     const PER_IP: usize = 8;
-    let header_timeout = Duration::from_millis(1000);
-    let idle_timeout = Duration::from_millis(2000);
+    let header_timeout = Duration::from_secs(1);
+    let idle_timeout = Duration::from_secs(2);
     let request_timeout = Duration::from_millis(1500);
     let mut net = Cluster::init(1)?;
     let cfg_path = net.homes[0].join("config.toml");
