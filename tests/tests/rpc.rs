@@ -284,6 +284,8 @@ fn idle_stalled_and_excess_connections_are_closed() -> anyhow::Result<()> {
         answer.lines().next().unwrap_or("")
     );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // The rest of the body was never read: the connection cannot be reused, and says so.
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
     assert!(start.elapsed() < request_timeout + margin, "408 after {:?}", start.elapsed());
 
     // The per-IP cap: PER_IP connections are held, the next one is refused at once.

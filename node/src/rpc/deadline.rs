@@ -63,6 +63,14 @@ async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(buf))
 }
 
+/// An answer after which the connection closes: the rest of the request body was not read,
+/// so the connection cannot carry another request, and the client must not pool it.
+fn closing(e: ApiError) -> Response {
+    let mut resp = e.into_response();
+    resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    resp
+}
+
 pub async fn deadline(State(d): State<Deadlines>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let request_deadline = start + d.request;
@@ -72,17 +80,16 @@ pub async fn deadline(State(d): State<Deadlines>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > d.max_body_bytes as u64) {
-        return too_large(d.max_body_bytes).into_response();
+        return closing(too_large(d.max_body_bytes));
     }
     let commit = waits_for_commit(req.uri());
     let (parts, body) = req.into_parts();
-    let bytes = match tokio::time::timeout_at(request_deadline, read_body(body, d.max_body_bytes))
-        .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => return e.into_response(),
-        Err(_) => return timed_out("the request body did not arrive", d.request).into_response(),
-    };
+    let bytes =
+        match tokio::time::timeout_at(request_deadline, read_body(body, d.max_body_bytes)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return closing(e),
+            Err(_) => return closing(timed_out("the request body did not arrive", d.request)),
+        };
     let req = Request::from_parts(parts, Body::from(bytes));
     let answer_deadline =
         if commit { request_deadline + d.commit_wait_max } else { request_deadline };
