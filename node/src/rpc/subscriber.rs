@@ -151,11 +151,14 @@ impl<S: BlockSource> Subscriber<S> {
                     // Blocks the events thread skipped, or past the replay budget.
                     Ok(be) if be.height > self.next => return self.lag(false),
                     Ok(be) => {
-                        self.push(&be);
-                        self.next = be.height + 1;
+                        // Still over the bound from earlier blocks: too far behind. (Checked
+                        // before adding, so one block larger than the bound still goes through
+                        // to a client that keeps up.)
                         if self.pending_bytes > self.sub.buffer_bytes {
                             return self.lag(true);
                         }
+                        self.push(&be);
+                        self.next = be.height + 1;
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => return self.lag(false),
                     Err(broadcast::error::RecvError::Closed) => return Ended::Closed,
@@ -389,6 +392,23 @@ mod tests {
         // dropped, so the client resumes from 3 and loses nothing.
         assert_eq!(resume_from_height, 3);
         assert_eq!(s.live.receiver_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_block_larger_than_the_buffer_reaches_a_reading_client() {
+        // One block of ~4 KiB of events, a 1 KiB buffer, a client that reads.
+        let mut s = start(1, 2, Filter::default(), 1000);
+        wait_subscribed(&s).await;
+        *s.chain.tip.lock() = 2;
+        let _ = s.live.send(Arc::new(block_events(2, 30, 100)));
+        let mut n = 0;
+        while n < 31 {
+            let e = tokio::time::timeout(Duration::from_secs(5), s.rx.recv()).await.unwrap();
+            assert!(!format!("{:?}", e.unwrap()).contains("lagged"));
+            n += 1;
+        }
+        assert!(!s.task.is_finished());
+        assert_eq!(s.closed_slow.get(), 0);
     }
 
     #[tokio::test]
