@@ -88,26 +88,56 @@ pub struct P2pSection {
     pub max_relay_verifications: usize,
 }
 
+/// The HTTP API's limits. Every field has a default, so older config files still load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RpcSection {
+    /// `ip:port` to listen on.
     pub listen: String,
+    /// Largest request body (413 above it).
     #[serde(default = "d_body")]
     pub max_body_bytes: usize,
+    /// Per-IP token bucket: sustained requests a second (429 with `Retry-After` above it)...
     #[serde(default = "d_ip_rate")]
     pub per_ip_requests_per_s: u32,
+    /// ...and the burst it allows.
     #[serde(default = "d_ip_burst")]
     pub per_ip_burst: u32,
+    /// Requests handled at once (503 when saturated; event streams are counted separately).
     #[serde(default = "d_conns")]
     pub max_concurrent_requests: usize,
+    /// Time to receive a request's body and answer it (408 after it). A `wait=commit`
+    /// submission may additionally wait up to `commit_wait_max_ms` for its commit.
     #[serde(default = "d_req_timeout")]
     pub request_timeout_ms: u64,
+    /// Longest `wait=commit` wait.
     #[serde(default = "d_commit_wait")]
     pub commit_wait_max_ms: u64,
+    /// Transactions per `POST /v1/txs/batch`.
     #[serde(default = "d_batch")]
     pub max_batch_txs: usize,
+    /// Event-stream subscribers at once (503 above it). A slot is freed when its client goes.
     #[serde(default = "d_subs")]
     pub max_subscribers: usize,
+    /// Event bytes buffered for one subscriber that reads slower than blocks commit; past it
+    /// the subscriber gets a final `lagged` event with its resume point and is closed.
+    #[serde(default = "d_sub_buffer")]
+    pub subscriber_buffer_bytes: usize,
+    /// Open connections at once, from all clients (refused with 503 above it).
+    #[serde(default = "d_max_conns")]
+    pub max_connections: usize,
+    /// Open connections at once from one IP address (refused with 503 above it).
+    #[serde(default = "d_ip_conns")]
+    pub per_ip_max_connections: usize,
+    /// A new connection must deliver its first request's headers within this time, and a
+    /// later request's headers must be complete this long after their first byte; otherwise
+    /// the connection is closed.
+    #[serde(default = "d_header_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// A kept-alive connection with no request in flight is closed after this long; so is one
+    /// whose client stops reading a response for this long.
+    #[serde(default = "d_idle_timeout")]
+    pub idle_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +248,21 @@ fn d_batch() -> usize {
 fn d_subs() -> usize {
     256
 }
+fn d_sub_buffer() -> usize {
+    1 << 20
+}
+fn d_max_conns() -> usize {
+    4096
+}
+fn d_ip_conns() -> usize {
+    256
+}
+fn d_header_timeout() -> u64 {
+    5_000
+}
+fn d_idle_timeout() -> u64 {
+    30_000
+}
 
 impl Config {
     /// A config with defaults for the given listen addresses.
@@ -245,6 +290,11 @@ impl Config {
                 commit_wait_max_ms: d_commit_wait(),
                 max_batch_txs: d_batch(),
                 max_subscribers: d_subs(),
+                subscriber_buffer_bytes: d_sub_buffer(),
+                max_connections: d_max_conns(),
+                per_ip_max_connections: d_ip_conns(),
+                header_read_timeout_ms: d_header_timeout(),
+                idle_timeout_ms: d_idle_timeout(),
             },
             mempool: MempoolSection::default(),
             consensus: ConsensusSection::default(),
@@ -300,5 +350,16 @@ mod tests {
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back.rpc.listen, "127.0.0.1:2");
         assert!(toml::from_str::<Config>(&format!("{text}\n[bogus]\nx = 1\n")).is_err());
+    }
+
+    #[test]
+    fn an_rpc_section_without_the_connection_limits_gets_the_defaults() {
+        let text = "[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n[rpc]\nlisten = \"127.0.0.1:2\"\n";
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.rpc.header_read_timeout_ms, d_header_timeout());
+        assert_eq!(c.rpc.idle_timeout_ms, d_idle_timeout());
+        assert_eq!(c.rpc.per_ip_max_connections, d_ip_conns());
+        assert_eq!(c.rpc.max_connections, d_max_conns());
+        assert_eq!(c.rpc.subscriber_buffer_bytes, d_sub_buffer());
     }
 }

@@ -148,7 +148,85 @@ pub struct Filter {
     pub product: Option<String>,
 }
 
+/// The node's own event kinds; contract events are `family.name`.
+const NODE_KINDS: &[&str] = &["block", "tx", "policy_decision"];
+/// The families of contract event kinds (`grant.consumed`, `order.delivered`, ...). Names
+/// within a family are the contracts' to add; a family no contract emits is a typo.
+const CONTRACT_FAMILIES: &[&str] = &[
+    "demand",
+    "governance",
+    "grant",
+    "lifecycle",
+    "order",
+    "params",
+    "participant",
+    "policy",
+    "product",
+    "tx",
+    "validators",
+];
+/// Kinds one filter may name, and the longest kind.
+pub const FILTER_KINDS_MAX: usize = 32;
+const KIND_BYTES_MAX: usize = 64;
+
+/// Why a filter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("unknown event kind {0:?}: kinds are block, tx, policy_decision or family.name with family one of {families}", families = CONTRACT_FAMILIES.join(", "))]
+    UnknownKind(String),
+    #[error("at most {FILTER_KINDS_MAX} kinds")]
+    TooManyKinds,
+    #[error("{what} must be 64 hex characters (a 32-byte {what} id or key)")]
+    NotAnId { what: &'static str },
+}
+
+/// A `family.name` kind of a known family, or one of the node's own.
+fn known_kind(k: &str) -> bool {
+    if NODE_KINDS.contains(&k) {
+        return true;
+    }
+    let Some((family, name)) = k.split_once('.') else { return false };
+    k.len() <= KIND_BYTES_MAX
+        && CONTRACT_FAMILIES.contains(&family)
+        && !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A 32-byte id or key in hex, lowercased as events carry it.
+fn hex_id(s: &str, what: &'static str) -> Result<String, FilterError> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(FilterError::NotAnId { what })
+    }
+}
+
 impl Filter {
+    /// A filter from a subscriber's query: comma-separated `kinds`, a participant key and a
+    /// product id. Anything that could never match (a typo) is refused rather than silently
+    /// giving an empty stream.
+    pub fn parse(
+        kinds: Option<&str>,
+        participant: Option<&str>,
+        product: Option<&str>,
+    ) -> Result<Self, FilterError> {
+        let mut ks: Vec<String> = Vec::new();
+        for k in kinds.unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if !known_kind(k) {
+                return Err(FilterError::UnknownKind(k.chars().take(KIND_BYTES_MAX).collect()));
+            }
+            if ks.len() == FILTER_KINDS_MAX {
+                return Err(FilterError::TooManyKinds);
+            }
+            ks.push(k.to_owned());
+        }
+        Ok(Self {
+            kinds: ks,
+            participant: participant.map(|p| hex_id(p, "participant")).transpose()?,
+            product: product.map(|p| hex_id(p, "product")).transpose()?,
+        })
+    }
+
     pub fn matches(&self, e: &Event) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && self.participant.as_ref().is_none_or(|p| e.parties.iter().any(|x| x == p))
@@ -168,6 +246,29 @@ mod tests {
         collect(&v, &mut parties, &mut products);
         assert_eq!(parties, vec!["aa", "bb"]);
         assert_eq!(products, vec!["p1"]);
+    }
+
+    #[test]
+    fn malformed_filters_are_refused() {
+        let zeros = "0".repeat(64);
+        let f = Filter::parse(Some("grant.consumed, block"), Some(&"AB".repeat(32)), Some(&zeros))
+            .unwrap();
+        assert_eq!(f.kinds, vec!["grant.consumed", "block"]);
+        assert_eq!(f.participant.as_deref(), Some("ab".repeat(32).as_str()));
+        assert!(Filter::parse(None, None, None).unwrap().kinds.is_empty());
+        let unknown = |k: &str| {
+            matches!(Filter::parse(Some(k), None, None), Err(FilterError::UnknownKind(_)))
+        };
+        for k in ["bogus", "grant", "unicorn.consumed", "grant.", "grant.Consumed", "block.x"] {
+            assert!(unknown(k), "{k}");
+        }
+        assert_eq!(
+            Filter::parse(None, Some("zz"), None).unwrap_err(),
+            FilterError::NotAnId { what: "participant" }
+        );
+        assert!(Filter::parse(None, None, Some(&zeros[1..])).is_err());
+        let many = vec!["tx"; FILTER_KINDS_MAX + 1].join(",");
+        assert_eq!(Filter::parse(Some(&many), None, None).unwrap_err(), FilterError::TooManyKinds);
     }
 
     #[test]

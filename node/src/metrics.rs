@@ -40,6 +40,11 @@ pub struct Metrics {
     pub p2p_relay_muted: Counter,
     pub p2p_relay_bad_txs: Counter,
     pub p2p_peers_penalised: Counter,
+    pub rpc_connections_open: Gauge,
+    pub rpc_connections_refused: Counter,
+    pub rpc_connections_timed_out: Counter,
+    pub rpc_subscribers: Gauge,
+    pub rpc_subscribers_closed_slow: Counter,
 }
 
 impl Default for Metrics {
@@ -161,6 +166,27 @@ impl Metrics {
             p2p_peers_penalised: reg!(
                 "p2p_peers_penalised",
                 "Times a peer's transaction relay was muted for sending invalid transactions",
+                Counter::default()
+            ),
+            rpc_connections_open: reg!(
+                "rpc_connections_open",
+                "Open RPC connections",
+                Gauge::default()
+            ),
+            rpc_connections_refused: reg!(
+                "rpc_connections_refused",
+                "RPC connections refused (global or per-IP connection cap)",
+                Counter::default()
+            ),
+            rpc_connections_timed_out: reg!(
+                "rpc_connections_timed_out",
+                "RPC connections closed for slow headers, idleness or a client not reading",
+                Counter::default()
+            ),
+            rpc_subscribers: reg!("rpc_subscribers", "Open event streams", Gauge::default()),
+            rpc_subscribers_closed_slow: reg!(
+                "rpc_subscribers_closed_slow",
+                "Event streams closed because the subscriber fell too far behind",
                 Counter::default()
             ),
             registry: Arc::new(r),

@@ -645,3 +645,35 @@ fn a_running_cluster_replays_over_rpc_and_from_a_stopped_home() {
         v["validators"].as_array().unwrap().iter().map(|x| x["signed"].as_u64().unwrap()).sum();
     assert!(signed >= 3 * v["blocks"].as_u64().unwrap(), "quorum certificates: {v}");
 }
+
+#[test]
+fn replay_over_rpc_backs_off_when_the_node_rate_limits() {
+    let mut c = dpx_tests::Cluster::init(1).unwrap();
+    // Fewer requests a second than the replay has in flight: it must meet 429s and wait.
+    let cfg_path = c.homes[0].join("config.toml");
+    let mut cfg = dpx_node::config::Config::load(&cfg_path).unwrap();
+    cfg.rpc.per_ip_requests_per_s = 5;
+    cfg.rpc.per_ip_burst = 3;
+    cfg.save(&cfg_path).unwrap();
+    c.start_all().unwrap();
+    c.wait_height(0, 12, Duration::from_secs(90)).unwrap();
+    std::thread::sleep(Duration::from_secs(1)); // the bucket refills after the height polls
+    let genesis = c.chain_dir().join("genesis.json");
+    let start = std::time::Instant::now();
+    let (code, stdout, stderr) = dpx_cmd(&[
+        "audit",
+        "replay",
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--from-rpc",
+        &c.rpc[0],
+        "--output",
+        "json",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["verified"], true, "{v}");
+    assert!(v["to_height"].as_u64().unwrap() >= 12, "{v}");
+    println!("replayed {} blocks from a rate-limited node in {:?}", v["blocks"], start.elapsed());
+}

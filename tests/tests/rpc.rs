@@ -1,7 +1,9 @@
 //! The RPC under abuse: malformed, oversized and rate-exceeding requests get the right status
 //! codes and JSON errors, and the chain is unaffected.
 
-use std::time::Duration;
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use dpx_tests::{Cluster, post_json};
 use serde_json::json;
@@ -79,6 +81,11 @@ fn malformed_oversized_and_flooding_requests_are_refused() -> anyhow::Result<()>
         anyhow::Ok(())
     })?;
 
+    // The flood's client keeps its connections pooled, up to the per-IP connection cap: let
+    // them go, as a client that is done does.
+    drop(client);
+    drop(rt);
+
     // The chain goes on and no garbage reached it.
     std::thread::sleep(Duration::from_secs(3)); // let the bucket refill
     let h = net.height(0)?;
@@ -87,5 +94,227 @@ fn malformed_oversized_and_flooding_requests_are_refused() -> anyhow::Result<()>
         let b = net.get(0, &format!("/v1/blocks/{height}"))?;
         assert_eq!(b["txs"].as_array().map(Vec::len), Some(0), "garbage committed at {height}");
     }
+    Ok(())
+}
+
+// ----- raw HTTP/1.1 over TCP: what a misbehaving client does --------------------------------
+
+/// `host:port` of an RPC URL.
+fn addr_of(rpc: &str) -> String {
+    rpc.trim_start_matches("http://").trim_end_matches('/').to_owned()
+}
+
+/// Open a connection, send `GET path`, and read the status line and headers (not the body:
+/// an event stream never ends). Returns the stream (kept open) and the status code.
+fn raw_get(addr: &str, path: &str) -> anyhow::Result<(TcpStream, u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        anyhow::ensure!(s.read(&mut byte)? == 1, "connection closed before the headers");
+        head.push(byte[0]);
+        anyhow::ensure!(head.len() < 16 << 10, "headers too long");
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((s, status, head))
+}
+
+/// A GET answered with a JSON body of known length: (status, body).
+fn raw_get_json(addr: &str, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let (mut s, status, head) = raw_get(addr, path)?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no content-length in {head}"))?;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok((status, serde_json::from_slice(&body)?))
+}
+
+/// Time until the server closes `s` (reads and discards whatever it sends), up to `max`.
+fn time_to_close(s: &mut TcpStream, max: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < max {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return Some(start.elapsed()), // reset
+        }
+    }
+    None
+}
+
+fn metric(rpc: &str, name: &str) -> anyhow::Result<f64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let text = rt.block_on(async { reqwest::get(format!("{rpc}/metrics")).await?.text().await })?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| anyhow::anyhow!("no metric {name} in:\n{text}"))
+}
+
+#[test]
+fn event_subscribers_free_their_slots_and_bad_queries_get_400() -> anyhow::Result<()> {
+    const SLOTS: usize = 4;
+    let mut net = Cluster::init(1)?;
+    let cfg_path = net.homes[0].join("config.toml");
+    let mut cfg = dpx_node::config::Config::load(&cfg_path)?;
+    cfg.rpc.max_subscribers = SLOTS;
+    cfg.save(&cfg_path)?;
+    net.start_all()?;
+    net.wait_height(0, 2, Duration::from_mins(1))?;
+    let addr = addr_of(&net.rpc[0]);
+
+    // Twice as many subscriptions as slots, with a filter that never matches, then gone.
+    let never = format!("/v1/events?kinds=grant.consumed&participant={}", "0".repeat(64));
+    let mut open = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..2 * SLOTS {
+        let (s, status, _) = raw_get(&addr, &never)?;
+        statuses.push(status);
+        open.push(s);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), SLOTS, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    drop(open);
+
+    // The slots come back: a new subscriber is served and sees block events.
+    let left = Instant::now();
+    let deadline = left + Duration::from_secs(20);
+    let (mut s, freed_after) = loop {
+        let (s, status, _) = raw_get(&addr, "/v1/events?from_height=1&kinds=block")?;
+        if status == 200 {
+            break (s, left.elapsed());
+        }
+        assert_eq!(status, 503);
+        assert!(Instant::now() < deadline, "event slots never freed after the clients left");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("slots free again {freed_after:?} after the clients left");
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.contains("event: block"), "{text}");
+    drop(s);
+
+    // Malformed filters and heights far in the future: 400 with a JSON error, not a stream.
+    let tip = net.height(0)?;
+    for path in [
+        "/v1/events?participant=zz".to_owned(),
+        format!("/v1/events?participant={}", "0".repeat(63)),
+        "/v1/events?kinds=block,no_such_kind".to_owned(),
+        "/v1/events?product=not-an-id".to_owned(),
+        format!("/v1/events?from_height={}", tip + 1_000_000),
+        "/v1/events?unknown=1".to_owned(),
+        // A state cursor longer than any key (1 KiB).
+        format!("/v1/state/grants?after={}", "ab".repeat(1025)),
+    ] {
+        let (status, v) = raw_get_json(&addr, &path)?;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert!(v["error"]["code"].is_string(), "{path}: {v}");
+    }
+    // Well-formed filters still work (uppercase hex is the same key).
+    let (_s, status, _) = raw_get(&addr, &format!("/v1/events?participant={}", "AB".repeat(32)))?;
+    assert_eq!(status, 200);
+    Ok(())
+}
+
+#[test]
+fn idle_stalled_and_excess_connections_are_closed() -> anyhow::Result<()> {
+    const PER_IP: usize = 8;
+    let header_timeout = Duration::from_secs(1);
+    let idle_timeout = Duration::from_secs(2);
+    let request_timeout = Duration::from_millis(1500);
+    let mut net = Cluster::init(1)?;
+    let cfg_path = net.homes[0].join("config.toml");
+    let mut cfg = dpx_node::config::Config::load(&cfg_path)?;
+    cfg.rpc.header_read_timeout_ms = header_timeout.as_millis() as u64;
+    cfg.rpc.idle_timeout_ms = idle_timeout.as_millis() as u64;
+    cfg.rpc.request_timeout_ms = request_timeout.as_millis() as u64;
+    cfg.rpc.per_ip_max_connections = PER_IP;
+    cfg.save(&cfg_path)?;
+    net.start_all()?;
+    net.wait_height(0, 1, Duration::from_mins(1))?;
+    let rpc = net.rpc[0].clone();
+    let addr = addr_of(&rpc);
+    let margin = Duration::from_millis(1500);
+
+    // A connection that sends nothing.
+    let mut silent = TcpStream::connect(&addr)?;
+    let t = time_to_close(&mut silent, Duration::from_secs(10));
+    println!("silent connection closed after {t:?}");
+    assert!(t.is_some_and(|t| t < header_timeout + margin), "silent connection held: {t:?}");
+
+    // Partial headers, then nothing.
+    let mut partial = TcpStream::connect(&addr)?;
+    write!(partial, "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ")?;
+    let t = time_to_close(&mut partial, Duration::from_secs(10));
+    println!("partial-header connection closed after {t:?}");
+    assert!(t.is_some_and(|t| t < header_timeout + margin), "partial headers held: {t:?}");
+
+    // Idle between requests (keep-alive): served, then closed after the idle timeout.
+    let (status, _) = raw_get_json(&addr, "/health")?;
+    assert_eq!(status, 200);
+    let (mut kept, status, head) = raw_get(&addr, "/health")?;
+    assert_eq!(status, 200, "{head}");
+    let t = time_to_close(&mut kept, Duration::from_secs(10));
+    println!("idle keep-alive connection closed after {t:?}");
+    assert!(t.is_some_and(|t| t < idle_timeout + margin), "idle connection held: {t:?}");
+
+    // A stalled body gets 408 after request_timeout_ms, not the commit wait.
+    let mut stalled = TcpStream::connect(&addr)?;
+    write!(
+        stalled,
+        "POST /v1/txs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"tx\":"
+    )?;
+    stalled.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let start = Instant::now();
+    let mut buf = [0u8; 512];
+    let n = stalled.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    println!(
+        "stalled body answered after {:?}: {}",
+        start.elapsed(),
+        answer.lines().next().unwrap_or("")
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // The rest of the body was never read: the connection cannot be reused, and says so.
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(start.elapsed() < request_timeout + margin, "408 after {:?}", start.elapsed());
+
+    // The per-IP cap: PER_IP connections are held, the next one is refused at once.
+    let held: Vec<TcpStream> =
+        (0..PER_IP).map(|_| TcpStream::connect(&addr)).collect::<Result<_, _>>()?;
+    std::thread::sleep(Duration::from_millis(100));
+    let mut extra = TcpStream::connect(&addr)?;
+    extra.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut answer = String::new();
+    let _ = extra.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "connection {} was not refused: {answer:?}",
+        PER_IP + 1
+    );
+    assert!(answer.contains("too_many_connections"), "{answer}");
+    drop(held);
+    // Once they are gone, the address is served again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match raw_get_json(&addr, "/health") {
+            Ok((200, _)) => break,
+            other => assert!(Instant::now() < deadline, "not served again: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = metric(&rpc, "dpx_rpc_connections_refused_total ")?;
+    assert!(refused >= 1.0, "refused connections not counted: {refused}");
+    let timed_out = metric(&rpc, "dpx_rpc_connections_timed_out_total ")?;
+    assert!(timed_out >= 3.0, "timed-out connections not counted: {timed_out}");
     Ok(())
 }

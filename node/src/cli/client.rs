@@ -26,6 +26,20 @@ impl Client {
         Ok((status, v))
     }
 
+    /// GET a JSON document whatever the status, with the node's `Retry-After` (seconds).
+    pub async fn get_answer(&self, path: &str) -> anyhow::Result<Answer> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let (status, body) = Self::decode(resp, &url).await?;
+        Ok(Answer { status, retry_after, body })
+    }
+
     /// GET a JSON document; a non-2xx answer is an error carrying the node's message.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
@@ -44,6 +58,15 @@ impl Client {
             self.http.post(&url).json(body).send().await.with_context(|| format!("POST {url}"))?;
         Self::decode(resp, &url).await
     }
+}
+
+/// An answer of the node, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    /// The node's `Retry-After`, when it sent one in seconds.
+    pub retry_after: Option<Duration>,
+    pub body: Value,
 }
 
 /// `code: message` of an RPC error body.

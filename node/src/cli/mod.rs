@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use dpx_crypto::{Keypair, keyfile};
 
-pub use client::Client;
+pub use client::{Answer, Client, error_text as client_error_text};
 
 #[derive(Parser, Debug)]
 #[command(

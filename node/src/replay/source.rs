@@ -5,6 +5,7 @@
 //! replay compares with its own; over RPC only the chain itself (the next header) is compared.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use dpx_crypto::Hash;
 use dpx_ledger::{Block, Header, LedgerError, StateEntry, Store, StoreConfig, WriteSet};
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 use super::{Divergence, DivergenceKind, KeyDiff, MAX_REPORTED_KEYS, ReplayError, diagnose};
 use crate::cli::Client;
+use crate::cli::client_error_text as error_text;
 
 /// What a source answers for one height.
 #[derive(Debug, Clone)]
@@ -190,7 +192,11 @@ impl RpcSource {
     /// (call the replay from `spawn_blocking`).
     pub async fn connect(url: &str, to: Option<u64>) -> Result<Self, ReplayError> {
         let client = Client::new(url).map_err(src)?;
-        let status = client.get("/v1/status").await.map_err(|e| src(format!("{e:#}")))?;
+        let backoff = Backoff::default();
+        let status = get_retrying(&client, "/v1/status", &backoff)
+            .await
+            .map_err(src)?
+            .ok_or_else(|| src("the node has no /v1/status"))?;
         let tip = status["height"].as_u64().ok_or_else(|| src("status has no height"))?;
         let last = to.unwrap_or(tip).min(tip);
         // One more than the replayed range: the next header commits to the last one's outcome.
@@ -201,7 +207,7 @@ impl RpcSource {
             let mut blocks = futures::stream::iter(1..=end)
                 .map(|h| {
                     let c = client.clone();
-                    async move { (h, fetch_rpc_block(&c, h).await) }
+                    async move { (h, fetch_rpc_block(&c, h, &backoff).await) }
                 })
                 .buffered(RPC_IN_FLIGHT);
             while let Some(item) = blocks.next().await {
@@ -214,13 +220,60 @@ impl RpcSource {
     }
 }
 
-async fn fetch_rpc_block(c: &Client, height: u64) -> Result<Fetched, String> {
-    let v = match c.get(&format!("/v1/blocks/{height}")).await {
-        Ok(v) => v,
-        Err(e) if format!("{e:#}").contains(" 404 ") => return Ok(Fetched::Missing),
-        Err(e) => return Err(format!("{e:#}")),
-    };
-    Ok(block_from_json(&v, height).unwrap_or_else(Fetched::Corrupt))
+/// How the RPC source waits when the node says it is busy (429, 503) or a request fails on
+/// the way (connection refused or reset): exponential delays from `first` to `max`, never
+/// shorter than the node's `Retry-After`, for at most `attempts` tries of one request. No
+/// jitter: a replay's requests are deterministic, and the delays differ between requests
+/// anyway because each request has its own count of failures.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+    pub attempts: u32,
+}
+
+impl Default for Backoff {
+    /// Up to about two minutes for one request before the replay gives up.
+    fn default() -> Self {
+        Self { first: Duration::from_millis(250), max: Duration::from_secs(8), attempts: 20 }
+    }
+}
+
+impl Backoff {
+    /// The wait after the `failures`-th failure (1-based).
+    pub fn delay(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self.first.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+        exp.max(retry_after.unwrap_or_default()).min(self.max)
+    }
+}
+
+/// GET `path`, waiting and retrying while the node is busy. `Ok(None)`: 404. Other client
+/// errors are final (asking again would not change the answer).
+async fn get_retrying(c: &Client, path: &str, backoff: &Backoff) -> Result<Option<Value>, String> {
+    let mut failures = 0u32;
+    loop {
+        let (retry_after, why) = match c.get_answer(path).await {
+            Ok(a) if (200..300).contains(&a.status) => return Ok(Some(a.body)),
+            Ok(a) if a.status == 404 => return Ok(None),
+            Ok(a) if a.status == 429 || a.status >= 500 => {
+                (a.retry_after, format!("{} {}", a.status, error_text(&a.body)))
+            }
+            Ok(a) => return Err(format!("GET {path}: {} {}", a.status, error_text(&a.body))),
+            Err(e) => (None, format!("{e:#}")),
+        };
+        failures += 1;
+        if failures >= backoff.attempts {
+            return Err(format!("GET {path}: gave up after {failures} tries; last: {why}"));
+        }
+        tokio::time::sleep(backoff.delay(failures, retry_after)).await;
+    }
+}
+
+async fn fetch_rpc_block(c: &Client, height: u64, backoff: &Backoff) -> Result<Fetched, String> {
+    match get_retrying(c, &format!("/v1/blocks/{height}"), backoff).await? {
+        Some(v) => Ok(block_from_json(&v, height).unwrap_or_else(Fetched::Corrupt)),
+        None => Ok(Fetched::Missing),
+    }
 }
 
 fn block_from_json(v: &Value, height: u64) -> Result<Fetched, String> {
@@ -475,5 +528,109 @@ impl KeyDiff {
             source: source.map(hex::encode),
             tx_index: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap_and_honour_retry_after() {
+        let b =
+            Backoff { first: Duration::from_millis(100), max: Duration::from_secs(1), attempts: 5 };
+        let ms = |f, r: Option<u64>| b.delay(f, r.map(Duration::from_secs)).as_millis();
+        assert_eq!(
+            [ms(1, None), ms(2, None), ms(3, None), ms(4, None), ms(5, None)],
+            [100, 200, 400, 800, 1000]
+        );
+        assert_eq!(ms(40, None), 1000);
+        assert_eq!(ms(1, Some(0)), 100);
+        assert_eq!(ms(1, Some(1)), 1000);
+        assert_eq!(ms(1, Some(3600)), 1000, "a Retry-After past the cap waits the cap");
+    }
+
+    /// A node stand-in: answers the n-th request (0-based) with `answers[n]` (status, extra
+    /// headers), the last one repeated; counts the requests.
+    async fn stub(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let Ok(n) = s.read(&mut buf).await else { break };
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let (status, headers) = answers[n.min(answers.len() - 1)];
+                let body = if status == 200 {
+                    r#"{"height":7}"#.to_owned()
+                } else {
+                    format!(r#"{{"error":{{"code":"c{status}","message":"m"}}}}"#)
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            }
+        });
+        (url, count)
+    }
+
+    fn quick(attempts: u32) -> Backoff {
+        Backoff { first: Duration::from_millis(10), max: Duration::from_millis(50), attempts }
+    }
+
+    #[tokio::test]
+    async fn busy_answers_are_retried_until_the_node_answers() {
+        let (url, count) =
+            stub(vec![(429, "retry-after: 0\r\n"), (503, ""), (429, ""), (200, "")]).await;
+        let c = Client::new(&url).unwrap();
+        let v = get_retrying(&c, "/v1/status", &quick(10)).await.unwrap().unwrap();
+        assert_eq!(v["height"], 7);
+        assert_eq!(count.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_waited() {
+        let (url, _) = stub(vec![(429, "retry-after: 1\r\n"), (200, "")]).await;
+        let c = Client::new(&url).unwrap();
+        let b =
+            Backoff { first: Duration::from_millis(10), max: Duration::from_secs(5), attempts: 3 };
+        let start = std::time::Instant::now();
+        get_retrying(&c, "/x", &b).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test]
+    async fn final_answers_are_not_retried_and_retries_are_bounded() {
+        let (url, count) = stub(vec![(404, "")]).await;
+        let c = Client::new(&url).unwrap();
+        assert!(get_retrying(&c, "/x", &quick(5)).await.unwrap().is_none());
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+
+        let (url, count) = stub(vec![(400, "")]).await;
+        let c = Client::new(&url).unwrap();
+        assert!(get_retrying(&c, "/x", &quick(5)).await.unwrap_err().contains("400"));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+
+        let (url, count) = stub(vec![(429, "")]).await;
+        let c = Client::new(&url).unwrap();
+        let e = get_retrying(&c, "/x", &quick(4)).await.unwrap_err();
+        assert!(e.contains("gave up after 4 tries") && e.contains("429"), "{e}");
+        assert_eq!(count.load(Ordering::SeqCst), 4);
     }
 }

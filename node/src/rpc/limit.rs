@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
@@ -32,6 +32,11 @@ impl IpLimiter {
             burst: f64::from(burst.max(1)),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whole seconds until an empty bucket holds a token again (`Retry-After`; at least 1).
+    pub fn retry_after_s(&self) -> u64 {
+        if self.rate_per_s <= 0.0 { 60 } else { (1.0 / self.rate_per_s).ceil().max(1.0) as u64 }
     }
 
     /// Take one token for `ip`; false if it has none left.
@@ -68,12 +73,16 @@ pub async fn per_ip(
 ) -> Response {
     match limiter.allow(addr.ip()) {
         Some(true) => next.run(req).await,
-        Some(false) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests from this address; slow down",
-        )
-        .into_response(),
+        Some(false) => {
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; slow down",
+            )
+            .into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, limiter.retry_after_s().into());
+            resp
+        }
         None => ApiError::unavailable("too many clients").into_response(),
     }
 }
@@ -92,6 +101,8 @@ mod tests {
         assert_eq!(l.allow(ip), Some(false));
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert_eq!(l.allow(ip), Some(true));
+        assert_eq!(l.retry_after_s(), 1);
+        assert_eq!(IpLimiter::new(0, 1).retry_after_s(), 60);
         // Another address has its own bucket.
         assert_eq!(l.allow("127.0.0.2".parse().unwrap()), Some(true));
     }

@@ -1,16 +1,22 @@
 //! The node's HTTP API (axum): transactions, blocks, state with proofs, events, health, metrics.
 //!
 //! Every route sits behind the same limits, all from the config: a body-size cap (413), a
-//! per-IP token bucket (429), a global concurrency cap (503 when saturated) and a request
-//! timeout. Bad input is answered with a JSON error and never reaches the ledger.
+//! per-IP token bucket (429 with `Retry-After`), a global concurrency cap (503 when saturated)
+//! and a request deadline (408; [`deadline`]). Connections are capped in number, in total and
+//! per address, and in time (header, idle and stalled-write timeouts; [`server`]). Event
+//! streams have their own cap and cost O(1) memory each ([`sse`]). Bad input is answered with a
+//! JSON error and never reaches the ledger.
 //! The OpenAPI document at `/v1/openapi.json` is built in [`openapi`]; a test keeps it in step
 //! with the router.
 
+mod deadline;
 mod error;
 mod limit;
 pub mod openapi;
+pub mod server;
 mod sse;
 mod state;
+mod subscriber;
 mod txs;
 
 use std::net::SocketAddr;
@@ -30,7 +36,7 @@ use tower::ServiceBuilder;
 use tracing::info;
 
 use crate::node::Shared;
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiQuery, ApiResult};
 
 type AppState = Arc<Shared>;
 
@@ -55,7 +61,12 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn router(shared: AppState) -> Router {
     let rpc = &shared.config.rpc;
     let limiter = Arc::new(limit::IpLimiter::new(rpc.per_ip_requests_per_s, rpc.per_ip_burst));
-    let timeout = Duration::from_millis(rpc.request_timeout_ms.max(rpc.commit_wait_max_ms) + 1000);
+    let deadlines = deadline::Deadlines {
+        request: Duration::from_millis(rpc.request_timeout_ms.max(1)),
+        commit_wait_max: Duration::from_millis(rpc.commit_wait_max_ms),
+        max_body_bytes: rpc.max_body_bytes,
+    };
+    let hub = Arc::new(sse::EventsHub::new(rpc, shared.metrics.clone()));
     let api = Router::new()
         .route("/v1/txs", post(txs::submit))
         .route("/v1/txs/batch", post(txs::submit_batch))
@@ -72,18 +83,14 @@ pub fn router(shared: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
-                    if e.is::<tower::timeout::error::Elapsed>() {
-                        ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "request timed out")
-                    } else {
-                        ApiError::unavailable(format!("server busy: {e}"))
-                    }
+                    ApiError::unavailable(format!("server busy: {e}"))
                 }))
                 .load_shed()
                 .concurrency_limit(rpc.max_concurrent_requests)
-                .timeout(timeout),
+                .layer(axum::middleware::from_fn_with_state(deadlines, deadline::deadline)),
         );
-    // Event streams are long-lived: outside the request timeout, capped by subscriber count.
-    let events = Router::new().route("/v1/events", get(sse::events));
+    // Event streams are long-lived: outside the request deadline, capped by subscriber count.
+    let events = Router::new().route("/v1/events", get(sse::events)).layer(axum::Extension(hub));
     api.merge(events)
         .layer(axum::middleware::from_fn_with_state(limiter, limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), count_requests))
@@ -108,21 +115,17 @@ async fn count_requests(
 /// Bind and serve until `shutdown` flips. Returns the server task.
 pub async fn serve(
     shared: AppState,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let addr: SocketAddr = shared.config.rpc.listen.parse().context("rpc.listen")?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding RPC on {addr}"))?;
     info!(%addr, "RPC listening");
-    let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
-    Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|v| *v).await;
-            })
-            .await;
-    }))
+    let limits = server::ConnLimits::from_config(&shared.config.rpc);
+    let metrics = shared.metrics.clone();
+    let app = router(shared);
+    Ok(tokio::spawn(server::serve_on(listener, app, limits, metrics, shutdown)))
 }
 
 async fn health(State(s): State<AppState>) -> Response {

@@ -2,27 +2,38 @@
 //!
 //! `from_height=H` replays every event from block `H` (read back from the ledger, through the
 //! same derivation as live events) and then continues live, so a subscriber that reconnects
-//! with the height after the last one it saw misses nothing. A subscriber too slow for the live
-//! buffer gets a final `lagged` event naming the height to resume from; events are never
-//! dropped silently.
+//! with the height after the last one it saw misses nothing. A subscriber that falls too far
+//! behind gets a final `lagged` event naming the height to resume from; events are never
+//! dropped silently. What each subscriber may cost is bounded: see [`super::subscriber`].
+//!
+//! The query is checked before a slot is taken: unknown parameters, kinds that no event has,
+//! keys and ids that are not 32 bytes of hex, and heights more than a few blocks past the
+//! tip are refused with 400 (they used to give a stream that never matched, holding a slot).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::Extension;
+use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::{ApiError, ApiResult, AppState};
-use crate::events::{BlockEvents, Event, Filter};
+use super::subscriber::{QUEUE_EVENTS, Subscriber, Subscription};
+use super::{ApiError, ApiQuery, ApiResult, AppState};
+use crate::config::RpcSection;
+use crate::events::Filter;
+use crate::metrics::Metrics;
 
-/// Blocks replayed per request before the stream switches to live (a client can resume again).
-const REPLAY_BLOCKS_MAX: u64 = 100_000;
-/// Events queued per subscriber between the producer and the HTTP body.
-const SUBSCRIBER_QUEUE: usize = 256;
+/// How far past the tip `from_height` may point: a client that resumes on a node a few blocks
+/// behind the one it came from waits for them; a larger height is a mistake, refused.
+pub const FROM_HEIGHT_AHEAD_MAX: u64 = 16;
+/// A comment is sent this often on a quiet stream, so a connection whose client vanished
+/// fails a write and is closed (and the slot freed) even if no event would ever be sent.
+const KEEP_ALIVE_S: u64 = 15;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -37,110 +48,103 @@ pub struct EventsQuery {
     pub tx_hashes: Option<bool>,
 }
 
-static SUBSCRIBERS: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+/// The event streams of one node: their slots and their limits.
+#[derive(Debug)]
+pub struct EventsHub {
+    slots: Arc<Semaphore>,
+    buffer_bytes: usize,
+    metrics: Metrics,
+}
 
-fn to_sse(e: &Event) -> SseEvent {
-    SseEvent::default()
-        .event(e.kind.clone())
-        .id(e.cursor.clone())
-        .json_data(e)
-        .unwrap_or_else(|_| SseEvent::default().event("error").data("unserializable event"))
+impl EventsHub {
+    pub fn new(rpc: &RpcSection, metrics: Metrics) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(rpc.max_subscribers)),
+            buffer_bytes: rpc.subscriber_buffer_bytes.max(1),
+            metrics,
+        }
+    }
+}
+
+/// A subscriber's place: its slot and its count in the gauge, both given back on drop.
+#[derive(Debug)]
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    gauge: Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// Check the query and turn it into a subscription (no slot is taken for a bad one).
+fn subscription(q: &EventsQuery, tip: u64, buffer_bytes: usize) -> ApiResult<Subscription> {
+    let filter = Filter::parse(q.kinds.as_deref(), q.participant.as_deref(), q.product.as_deref())
+        .map_err(|e| ApiError::bad_request("bad_filter", e.to_string()))?;
+    let latest = tip.saturating_add(1).saturating_add(FROM_HEIGHT_AHEAD_MAX);
+    let from_height = match q.from_height {
+        Some(h) if h > latest => {
+            return Err(ApiError::bad_request(
+                "bad_height",
+                format!(
+                    "from_height {h} is past the tip ({tip}) by more than {FROM_HEIGHT_AHEAD_MAX}"
+                ),
+            ));
+        }
+        Some(h) => h.max(1),
+        None => tip.saturating_add(1),
+    };
+    Ok(Subscription {
+        filter,
+        with_hashes: q.tx_hashes.unwrap_or(false),
+        from_height,
+        buffer_bytes,
+    })
 }
 
 pub async fn events(
     State(s): State<AppState>,
-    Query(q): Query<EventsQuery>,
+    Extension(hub): Extension<Arc<EventsHub>>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let sem = SUBSCRIBERS.get_or_init(|| Arc::new(Semaphore::new(s.config.rpc.max_subscribers)));
-    let permit = sem
+    let sub = subscription(&q, s.store.tip_height(), hub.buffer_bytes)?;
+    let permit = hub
+        .slots
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::unavailable("too many event subscribers"))?;
-    let filter = Filter {
-        kinds: q
-            .kinds
-            .as_deref()
-            .map(|k| k.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect())
-            .unwrap_or_default(),
-        participant: q.participant.clone(),
-        product: q.product.clone(),
-    };
-    // Subscribe before replaying so nothing committed in between is missed.
-    let mut live = s.events.subscribe();
-    let (tx, rx) = mpsc::channel::<SseEvent>(SUBSCRIBER_QUEUE);
-    let with_hashes = q.tx_hashes.unwrap_or(false);
-    let store = s.store.clone();
-    let tip = store.tip_height();
-    let from = q.from_height.unwrap_or(tip + 1).max(1);
+    hub.metrics.rpc_subscribers.inc();
+    let slot = Slot { _permit: permit, gauge: hub.metrics.rpc_subscribers.clone() };
+    let (tx, rx) = mpsc::channel::<SseEvent>(QUEUE_EVENTS);
+    let closed_slow = hub.metrics.rpc_subscribers_closed_slow.clone();
+    let subscriber = Subscriber::new(s.store.clone(), s.events.clone(), sub, tx, closed_slow);
     tokio::spawn(async move {
-        let _permit = permit;
-        let mut next = from;
-        // Replay from the ledger.
-        while next <= store.tip_height() && next < from + REPLAY_BLOCKS_MAX {
-            let st = store.clone();
-            let h = next;
-            let be = tokio::task::spawn_blocking(move || -> Option<BlockEvents> {
-                let block = st.block(h).ok()??;
-                let receipts = st.receipts(h).ok()?;
-                Some(BlockEvents::new(&block, &receipts))
-            })
-            .await
-            .ok()
-            .flatten();
-            let Some(be) = be else { return };
-            if !send_block(&tx, &be, &filter, with_hashes).await {
-                return;
-            }
-            next += 1;
-        }
-        loop {
-            match live.recv().await {
-                Ok(be) if be.height < next => {}
-                Ok(be) => {
-                    if be.height > next {
-                        // A gap (we were still replaying): tell the client where to resume.
-                        let _ = tx.send(lagged(next)).await;
-                        return;
-                    }
-                    if !send_block(&tx, &be, &filter, with_hashes).await {
-                        return;
-                    }
-                    next = be.height + 1;
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = tx.send(lagged(next)).await;
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
+        let _slot = slot;
+        subscriber.run().await
     });
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(KEEP_ALIVE_S))))
 }
 
-fn lagged(resume: u64) -> SseEvent {
-    SseEvent::default().event("lagged").data(format!("{{\"resume_from_height\":{resume}}}"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn send_block(
-    tx: &mpsc::Sender<SseEvent>,
-    be: &BlockEvents,
-    filter: &Filter,
-    with_hashes: bool,
-) -> bool {
-    for e in be.events.iter().filter(|e| filter.matches(e)) {
-        let sse = if with_hashes && e.kind == "block" {
-            let mut e = e.clone();
-            e.data["tx_hashes"] = serde_json::to_value(&be.tx_hashes).unwrap_or_default();
-            to_sse(&e)
-        } else {
-            to_sse(e)
-        };
-        if tx.send(sse).await.is_err() {
-            return false; // the client went away
-        }
+    fn q(from: Option<u64>) -> EventsQuery {
+        EventsQuery { from_height: from, ..EventsQuery::default() }
     }
-    true
+
+    #[test]
+    fn heights_far_past_the_tip_are_refused() {
+        assert_eq!(subscription(&q(None), 10, 1).unwrap().from_height, 11);
+        assert_eq!(subscription(&q(Some(0)), 10, 1).unwrap().from_height, 1);
+        let ahead = 11 + FROM_HEIGHT_AHEAD_MAX;
+        assert_eq!(subscription(&q(Some(ahead)), 10, 1).unwrap().from_height, ahead);
+        let e = subscription(&q(Some(ahead + 1)), 10, 1).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "bad_height"));
+        assert!(subscription(&q(Some(u64::MAX)), u64::MAX, 1).is_ok());
+    }
 }

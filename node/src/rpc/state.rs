@@ -6,11 +6,11 @@
 //! certificate, so a client can check the value with nothing but the validator set.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiQuery, ApiResult, AppState};
 use crate::app;
 
 /// Most items one list call returns.
@@ -29,27 +29,26 @@ pub struct ListQuery {
 pub async fn list(
     State(s): State<AppState>,
     Path(kind): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let prefix = app::kind_prefix(&kind).ok_or_else(|| {
         ApiError::not_found(format!("unknown kind {kind:?}; kinds: {}", app::KINDS.join(", ")))
     })?;
-    let after = match &q.after {
-        Some(a) => Some(
-            hex::decode(a).map_err(|_| ApiError::bad_request("bad_cursor", "after must be hex"))?,
-        ),
-        None => None,
-    };
+    let after = q.after.as_deref().map(parse_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100).clamp(1, PAGE_MAX);
     let mut items = Vec::new();
     let mut cursor = after;
     let mut last_key = None;
     // Filters are applied after the scan; keep scanning (bounded) until the page is full.
     for _ in 0..20 {
-        let batch = s
-            .store
-            .scan_prefix(&prefix, cursor.as_deref(), limit)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let batch =
+            s.store.scan_prefix(&prefix, cursor.as_deref(), limit).map_err(|e| match e {
+                // Bounds on what the client sent, should one get past the checks above.
+                dpx_ledger::LedgerError::TooLarge { .. } => {
+                    ApiError::bad_request("bad_cursor", e.to_string())
+                }
+                e => ApiError::internal(e.to_string()),
+            })?;
         let done = batch.len() < limit;
         for (k, v) in batch {
             last_key = Some(k.clone());
@@ -68,6 +67,19 @@ pub async fn list(
     }
     let next = if items.len() == limit { last_key.map(hex::encode) } else { None };
     Ok(Json(json!({ "kind": kind, "items": items, "next": next })))
+}
+
+/// A list cursor: the hex of a state key, so never longer than the longest key (a longer one
+/// could not name a key, and the store refuses it).
+fn parse_cursor(hex_key: &str) -> ApiResult<Vec<u8>> {
+    let max = dpx_ledger::MAX_KEY_BYTES;
+    if hex_key.len() > 2 * max {
+        return Err(ApiError::bad_request(
+            "bad_cursor",
+            format!("after is longer than a state key ({max} bytes)"),
+        ));
+    }
+    hex::decode(hex_key).map_err(|_| ApiError::bad_request("bad_cursor", "after must be hex"))
 }
 
 fn field_matches(v: &Value, field: &str, want: &str) -> bool {
@@ -91,7 +103,7 @@ pub struct OneQuery {
 pub async fn one(
     State(s): State<AppState>,
     Path((kind, id)): Path<(String, String)>,
-    Query(q): Query<OneQuery>,
+    ApiQuery(q): ApiQuery<OneQuery>,
 ) -> ApiResult<Json<Value>> {
     let key = app::object_key(&kind, &id).map_err(|e| ApiError::bad_request("bad_id", e))?;
     if !q.prove {
@@ -104,4 +116,18 @@ pub async fn one(
         .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, "not_provable", e))?;
     let view = proof.value_bytes().and_then(|v| app::render_state(&key, &v));
     Ok(Json(json!({ "kind": kind, "id": id, "value": view, "proof": proof })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_longer_than_a_key_are_refused() {
+        let max = dpx_ledger::MAX_KEY_BYTES;
+        assert_eq!(parse_cursor(&"ab".repeat(max)).unwrap().len(), max);
+        let e = parse_cursor(&"ab".repeat(max + 1)).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "bad_cursor"));
+        assert_eq!(parse_cursor("zz").unwrap_err().code, "bad_cursor");
+    }
 }

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiQuery, ApiResult, AppState};
 use crate::app::{self, CheckedTx};
 use crate::driver::DriverMsg;
 use crate::wire;
@@ -113,7 +113,7 @@ fn rejection(reason: &str) -> ApiError {
 
 pub async fn submit(
     State(s): State<AppState>,
-    Query(q): Query<SubmitQuery>,
+    ApiQuery(q): ApiQuery<SubmitQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -178,7 +178,7 @@ fn check_batch_len(s: &AppState, n: usize) -> ApiResult<()> {
 /// the bytes and no text decoding, for high-rate clients). One result per transaction, in order.
 pub async fn submit_batch(
     State(s): State<AppState>,
-    Query(q): Query<SubmitQuery>,
+    ApiQuery(q): ApiQuery<SubmitQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
