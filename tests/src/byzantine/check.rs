@@ -43,7 +43,9 @@ async fn fetch(net: &Net, i: usize, h: u64) -> Result<Seen, String> {
                 let state_root = v["header"]["state_root"].as_str().unwrap_or_default().to_owned();
                 let txs = v["txs"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|t| t["hash"].as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter().filter_map(|t| t["hash"].as_str().map(str::to_owned)).collect()
+                    })
                     .unwrap_or_default();
                 return Ok(Seen { id, state_root, txs });
             }
@@ -58,7 +60,12 @@ async fn fetch(net: &Net, i: usize, h: u64) -> Result<Seen, String> {
 impl Checker {
     /// Same block id and state root at every height on every node of `nodes`; then every
     /// acknowledged transaction committed exactly once, at its height, on every node.
-    pub async fn check(&mut self, net: &Net, nodes: &[usize], acks: &[(String, u64)]) -> Vec<String> {
+    pub async fn check(
+        &mut self,
+        net: &Net,
+        nodes: &[usize],
+        acks: &[(String, u64)],
+    ) -> Vec<String> {
         let mut problems = Vec::new();
         let mut tips = BTreeMap::new();
         for &i in nodes {
@@ -84,12 +91,8 @@ impl Checker {
         }
         let common = tips.values().copied().min().unwrap_or(0);
         // Acknowledgements at heights every checked node has.
-        let todo: Vec<(String, u64)> = acks
-            .iter()
-            .skip(self.acks_done)
-            .take_while(|(_, h)| *h <= common)
-            .cloned()
-            .collect();
+        let todo: Vec<(String, u64)> =
+            acks.iter().skip(self.acks_done).take_while(|(_, h)| *h <= common).cloned().collect();
         for (hash, want) in &todo {
             match self.tx_heights.get(hash).map(Vec::as_slice) {
                 Some([h]) if h == want => {}
@@ -149,7 +152,7 @@ impl RssSampler {
     /// Sample the processes in `pids` (node index -> pid while it runs; a restarted node's new
     /// process is picked up) every 200 ms.
     pub fn start(pids: Pids) -> Self {
-        let n = pids.lock().map(|p| p.len()).unwrap_or(0);
+        let n = pids.lock().map_or(0, |p| p.len());
         let max_kib = Arc::new(Mutex::new(vec![0u64; n]));
         let m = max_kib.clone();
         let task = tokio::spawn(async move {

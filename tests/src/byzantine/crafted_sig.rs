@@ -33,21 +33,23 @@ pub fn order_two_point() -> Option<EdwardsPoint> {
 
 /// An ed25519 signature by `key` over the 32-byte `digest` whose `R` is shifted by `torsion`.
 pub fn torsioned_signature(key: &Keypair, digest: &Hash, torsion: &EdwardsPoint) -> Signature {
-    let h = Sha512::digest(key.seed());
+    // RFC 8032: the expanded key is SHA-512 of the seed; its clamped low half is the secret
+    // scalar, its high half the nonce prefix.
+    let expanded = Sha512::digest(key.seed());
     let mut secret = [0u8; 32];
-    secret.copy_from_slice(&h[..32]);
-    secret[0] &= 248;
-    secret[31] &= 127;
-    secret[31] |= 64;
-    let a = Scalar::from_bytes_mod_order(secret);
-    let public = EdwardsPoint::mul_base(&a).compress();
-    let r = wide(&[&h[32..], digest.as_bytes()]);
-    let big_r = (EdwardsPoint::mul_base(&r) + torsion).compress();
-    let k = wide(&[big_r.as_bytes(), public.as_bytes(), digest.as_bytes()]);
-    let s = r + k * a;
+    secret.copy_from_slice(&expanded[..32]);
+    secret[0] &= 0xf8;
+    secret[31] &= 0x7f;
+    secret[31] |= 0x40;
+    let secret = Scalar::from_bytes_mod_order(secret);
+    let public = EdwardsPoint::mul_base(&secret).compress();
+    let nonce = wide(&[&expanded[32..], digest.as_bytes()]);
+    let big_r = (EdwardsPoint::mul_base(&nonce) + torsion).compress();
+    let challenge = wide(&[big_r.as_bytes(), public.as_bytes(), digest.as_bytes()]);
+    let big_s = nonce + challenge * secret;
     let mut sig = [0u8; 64];
     sig[..32].copy_from_slice(big_r.as_bytes());
-    sig[32..].copy_from_slice(s.as_bytes());
+    sig[32..].copy_from_slice(big_s.as_bytes());
     Signature(sig)
 }
 
@@ -111,36 +113,38 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     let (mut single_refused, mut batch_refused, mut disagree) = (0, 0, 0);
     let start = ctx.window_start(&[0, 1, 2, 3]).await;
     for i in 0..tries {
-        let t = &torsions[i % torsions.len()];
-        let (crafted, hash) = tx(&chain, Some(t));
+        let torsion = &torsions[i % torsions.len()];
+        let (crafted, hash) = tx(&chain, Some(torsion));
         let (honest, _) = tx(&chain, None);
-        let (a, b) = (i % 4, (i + 1) % 4);
-        let (s, v) = ctx.net.post(a, "/v1/txs", &json!({ "tx": crafted })).await?;
-        let single = verdict_single(s, &v);
-        let (s2, v2) = ctx.net.post(b, "/v1/txs/batch", &json!({ "txs": [honest, crafted] })).await?;
+        let (alone_at, batch_at) = (i % 4, (i + 1) % 4);
+        let (s1, v1) = ctx.net.post(alone_at, "/v1/txs", &json!({ "tx": crafted })).await?;
+        let single = verdict_single(s1, &v1);
+        let (s2, v2) =
+            ctx.net.post(batch_at, "/v1/txs/batch", &json!({ "txs": [honest, crafted] })).await?;
         let batch = if s2 == 200 { verdict_item(&v2["results"][1]) } else { None };
         single_refused += usize::from(single == Some(Verdict::Refused));
         batch_refused += usize::from(batch == Some(Verdict::Refused));
         match (single, batch) {
-            (Some(x), Some(y)) if x == y => {}
-            (Some(x), Some(y)) => {
+            (Some(alone), Some(batched)) if alone == batched => {}
+            (Some(alone), Some(batched)) => {
                 disagree += 1;
                 if disagree <= 3 {
                     rep.problems.push(format!(
-                        "tx {} (R + torsion point {}): node {a} alone says {x:?}, node {b} in a batch says {y:?}",
+                        "tx {} (R + torsion point {}): node {alone_at} alone says {alone:?}, node {batch_at} in a batch says {batched:?}",
                         &hash[..16],
                         i % torsions.len() + 1,
                     ));
                 }
             }
             _ => rep.problems.push(format!(
-                "tx {}: unexpected answers: alone {s} {v}, batch {s2} {v2}",
+                "tx {}: unexpected answers: alone {s1} {v1}, batch {s2} {v2}",
                 &hash[..16]
             )),
         }
     }
     if disagree > 3 {
-        rep.problems.push(format!("... {disagree} of {tries} crafted transactions got two verdicts"));
+        rep.problems
+            .push(format!("... {disagree} of {tries} crafted transactions got two verdicts"));
     }
     rep.window = Some(ctx.window_end(start).await);
     rep.refused.push(format!("alone {single_refused}/{tries} batch {batch_refused}/{tries}"));

@@ -98,7 +98,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     let start = ctx.window_start(&honest).await;
     let deadline = Instant::now() + ctx.opts.attack();
     while Instant::now() < deadline {
-        let Ok(Some((_, msg))) = tokio::time::timeout(Duration::from_millis(100), peer.heard().recv()).await
+        let Ok(Some((_, msg))) =
+            tokio::time::timeout(Duration::from_millis(100), peer.heard().recv()).await
         else {
             continue;
         };

@@ -42,14 +42,19 @@ fn closed(s: &TcpStream) -> bool {
 }
 
 async fn open(addr: &str, kind: Kind) -> Option<TcpStream> {
-    let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await.ok()?.ok()?;
+    let mut s =
+        tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await.ok()?.ok()?;
     match kind {
         Kind::Silent => {}
         Kind::Partial => {
-            s.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: {addr}\r\n").as_bytes()).await.ok()?;
+            s.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: {addr}\r\n").as_bytes())
+                .await
+                .ok()?;
         }
         Kind::KeepAlive => {
-            s.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.ok()?;
+            s.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+                .await
+                .ok()?;
             let mut buf = [0u8; 1024];
             let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
         }
@@ -77,7 +82,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     let addr = ctx.net.rpc(NODE).trim_start_matches("http://").to_owned();
     let count: usize = if ctx.opts.short { 300 } else { 1500 };
     let start = ctx.window_start(&[0, 1, 2, 3]).await;
-    let stall_limit = Duration::from_millis(ctx.net.request_timeout_ms) + Duration::from_secs(STALL_MARGIN_S);
+    let stall_limit =
+        Duration::from_millis(ctx.net.request_timeout_ms) + Duration::from_secs(STALL_MARGIN_S);
     let stall = {
         let a = addr.clone();
         tokio::spawn(async move { stalled_body(&a, stall_limit + Duration::from_secs(30)).await })

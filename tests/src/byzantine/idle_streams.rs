@@ -44,7 +44,15 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     let base = ctx.net.rpc(NODE).to_owned();
     let start = ctx.window_start(&[0, 1, 2, 3]).await;
 
-    // 1. More never-matching subscriptions than there are slots, each short-lived.
+    // 1. Malformed filters must be refused (before the slots are taken, so a 503 hides nothing).
+    for q in ["participant=zz", "kinds=no.such.kind", &format!("participant={}", "g".repeat(64))] {
+        match subscribe(&c, format!("{base}/v1/events?{q}"), Duration::ZERO).await {
+            Some(400) => rep.refused.push(format!("'{q}' 400")),
+            other => rep.problems.push(format!("/v1/events?{q} answered {other:?}, not 400")),
+        }
+    }
+
+    // 2. More never-matching subscriptions than there are slots, each short-lived.
     let zeros = "0".repeat(64);
     let idle = format!("{base}/v1/events?kinds=grant.consumed&participant={zeros}");
     let total = ctx.net.max_subscribers + 16;
@@ -53,7 +61,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     while opened < total {
         let n = PARALLEL.min(total - opened);
         let hold = Duration::from_millis(300);
-        let got = futures::future::join_all((0..n).map(|_| subscribe(&c, idle.clone(), hold))).await;
+        let got =
+            futures::future::join_all((0..n).map(|_| subscribe(&c, idle.clone(), hold))).await;
         for s in got {
             match s {
                 Some(200) => ok += 1,
@@ -63,15 +72,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         }
         opened += n;
     }
-    rep.notes.push(format!("{total} never-matching subscriptions: {ok} served, {busy} 503, {failed} failed"));
-
-    // 2. Malformed filters must be refused.
-    for q in ["participant=zz", "kinds=no.such.kind", &format!("participant={}", "g".repeat(64))] {
-        match subscribe(&c, format!("{base}/v1/events?{q}"), Duration::ZERO).await {
-            Some(400) => rep.refused.push(format!("'{q}' 400")),
-            other => rep.problems.push(format!("/v1/events?{q} answered {other:?}, not 400")),
-        }
-    }
+    rep.notes.push(format!(
+        "{total} never-matching subscriptions: {ok} served, {busy} 503, {failed} failed"
+    ));
 
     // 3. Stalled subscribers: replay from height 1, never read.
     let addr = base.trim_start_matches("http://").to_owned();

@@ -83,7 +83,8 @@ mod tests {
         let k = Keypair::from_seed([1; 32]);
         let (a, b) = (junk_block("c", 5, 1, &k), junk_block("c", 5, 2, &k));
         let (Some(Kind::Block(a)), Some(Kind::Block(b))) = (a.kind, b.kind) else { panic!() };
-        let (ba, bb) = (Block::decode(&a.block, 1 << 20).unwrap(), Block::decode(&b.block, 1 << 20).unwrap());
+        let (ba, bb) =
+            (Block::decode(&a.block, 1 << 20).unwrap(), Block::decode(&b.block, 1 << 20).unwrap());
         assert_eq!(ba.header.height, 5);
         assert_ne!(ba.id(), bb.id());
     }

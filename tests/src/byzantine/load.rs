@@ -3,8 +3,8 @@
 //! *acknowledged* only when a node answers that it is committed; the checks then demand it be
 //! committed exactly once, at that height, on every node.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ pub struct Load {
 
 impl Load {
     /// One worker per key, submitting to `urls` (node `k` first for worker `k`).
-    pub fn start(http: reqwest::Client, urls: Vec<String>, chain: &str, keys: Vec<Keypair>) -> Self {
+    pub fn start(http: &reqwest::Client, urls: &[String], chain: &str, keys: Vec<Keypair>) -> Self {
         let acks = Acks::default();
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = keys
@@ -53,7 +53,7 @@ impl Load {
                     id,
                     key,
                     node: id % urls.len(),
-                    urls: urls.clone(),
+                    urls: urls.to_vec(),
                     chain: chain.to_owned(),
                     http: http.clone(),
                     acks: acks.clone(),
@@ -117,28 +117,15 @@ impl Worker {
         let mut pending: Option<(String, String, u64, Instant)> = None;
         let mut seq = 0u64;
         while !self.stop.load(Ordering::SeqCst) {
-            let n = match nonce {
-                Some(n) => n,
-                None => {
-                    let url = format!("{}/v1/state/accounts/{}", self.url(), self.key.public());
-                    match self.get(url).await {
-                        Some((200, v)) if v["value"]["next_nonce"].is_u64() => {
-                            let n = v["value"]["next_nonce"].as_u64().unwrap_or(0);
-                            nonce = Some(n);
-                            n
-                        }
-                        Some((404, _)) => {
-                            nonce = Some(0);
-                            0
-                        }
-                        _ => {
-                            self.rotate();
-                            tokio::time::sleep(Duration::from_millis(300)).await;
-                            continue;
-                        }
-                    }
+            if nonce.is_none() {
+                nonce = self.next_nonce().await;
+                if nonce.is_none() {
+                    self.rotate();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue;
                 }
-            };
+            }
+            let n = nonce.unwrap_or_default();
             let (hex_tx, hash, n, _) = pending
                 .get_or_insert_with(|| {
                     seq += 1;
@@ -177,6 +164,16 @@ impl Worker {
                 pending = None;
                 nonce = Some(n + 1);
             }
+        }
+    }
+
+    /// The signer's next nonce from the current node (0 for an account it has not seen).
+    async fn next_nonce(&self) -> Option<u64> {
+        let url = format!("{}/v1/state/accounts/{}", self.url(), self.key.public());
+        match self.get(url).await {
+            Some((200, v)) => v["value"]["next_nonce"].as_u64(),
+            Some((404, _)) => Some(0),
+            _ => None,
         }
     }
 

@@ -52,7 +52,10 @@ use peer::Peer;
 /// Every scenario, in the order the full run takes them, with what it does.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("junk-blocks", "floods decodable junk proposal blocks for the current and next height"),
-    ("lying-status", "claims a huge tip; answers sync empty/garbled/oversized to a restarted validator"),
+    (
+        "lying-status",
+        "claims a huge tip; answers sync empty/garbled/oversized to a restarted validator",
+    ),
     ("equivocate", "a stopped validator's key signs two proposals and two votes per height-round"),
     ("max-frames", "frames exactly at and one byte over the frame limit"),
     ("bad-sig-flood", "relays transaction batches full of bad signatures"),
@@ -128,7 +131,10 @@ pub struct Row {
 
 impl Row {
     pub fn header() -> String {
-        format!("{:<14} {:<6} {:<14} {:>8}  {:<44} notes", "scenario", "result", "heights", "rss_mib", "refused")
+        format!(
+            "{:<14} {:<6} {:<14} {:>8}  {:<44} notes",
+            "scenario", "result", "heights", "rss_mib", "refused"
+        )
     }
 
     pub fn line(&self) -> String {
@@ -159,12 +165,15 @@ impl Ctx {
         let net = Net::start().await?;
         let peer = Peer::start(&net.byz_key, net.targets.clone(), net.frame_limit * 2)?;
         peer.wait_connected(&[0, 1, 2, 3], Duration::from_secs(20)).await?;
-        let urls = (0..VALIDATORS).map(|i| net.rpc(i).to_owned()).collect();
+        let urls: Vec<String> = (0..VALIDATORS).map(|i| net.rpc(i).to_owned()).collect();
         let keys = vec![net.agency(0)?, net.agency(1)?];
-        let load = Load::start(net.http.clone(), urls, &net.chain_id, keys);
+        let load = Load::start(&net.http, &urls, &net.chain_id, keys);
         let deadline = Instant::now() + Duration::from_secs(30);
         while load.acks.snapshot().is_empty() {
-            anyhow::ensure!(Instant::now() < deadline, "the honest load got nothing committed in 30 s");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the honest load got nothing committed in 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(Self { net, peer, opts: opts.clone(), load: Some(load), checker: Checker::default() })
@@ -224,11 +233,16 @@ impl Ctx {
         let sampler = RssSampler::start(self.net.pids.clone());
         let all: Vec<usize> = (0..VALIDATORS).collect();
         let h_start = self.net.max_height(&all).await;
-        let limit = Duration::from_secs(300);
+        let limit = Duration::from_mins(5);
         let mut rep = match tokio::time::timeout(limit, dispatch(name, self)).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => Report { problems: vec![format!("scenario error: {e:#}")], ..Report::default() },
-            Err(_) => Report { problems: vec!["scenario did not finish in 300 s".into()], ..Report::default() },
+            Ok(Err(e)) => {
+                Report { problems: vec![format!("scenario error: {e:#}")], ..Report::default() }
+            }
+            Err(_) => Report {
+                problems: vec!["scenario did not finish in 300 s".into()],
+                ..Report::default()
+            },
         };
         if let Some(w) = rep.window {
             let need = ((w.secs / 5.0) as u64).max(1);
@@ -326,12 +340,15 @@ fn refused_deltas(
     before: &[BTreeMap<String, f64>],
     after: &[BTreeMap<String, f64>],
 ) -> BTreeMap<String, i64> {
-    const WORDS: &[&str] =
-        &["refused", "rejected", "dropped", "bad", "limited", "evicted", "timeout", "invalid", "shed", "closed"];
+    const WORDS: &[&str] = &[
+        "refused", "rejected", "dropped", "bad", "limited", "evicted", "timeout", "invalid",
+        "shed", "closed",
+    ];
     let mut out = BTreeMap::new();
     for (b, a) in before.iter().zip(after) {
         for (name, v) in a {
-            let Some(short) = name.strip_prefix("dpx_").and_then(|n| n.strip_suffix("_total")) else {
+            let Some(short) = name.strip_prefix("dpx_").and_then(|n| n.strip_suffix("_total"))
+            else {
                 continue;
             };
             if !WORDS.iter().any(|w| short.contains(w)) {

@@ -55,9 +55,10 @@ fn outcome(status: u16, v: &Value) -> String {
     match status {
         400 if v["error"]["code"] == "invalid_tx" => "refused".into(),
         200 if v["status"] == "committed" => format!("COMMITTED at height {}", v["height"]),
-        _ => format!("accepted ({status} {})", v["status"].as_str().unwrap_or_else(|| {
-            v["error"]["code"].as_str().unwrap_or("?")
-        })),
+        _ => format!(
+            "accepted ({status} {})",
+            v["status"].as_str().unwrap_or_else(|| { v["error"]["code"].as_str().unwrap_or("?") })
+        ),
     }
 }
 
@@ -73,7 +74,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     let mut refused = 0;
     let mut tries = Vec::new();
     let signed = body_padded(&agency, &chain, nonce, pad_len);
-    let (s, v) = ctx.net.post(0, "/v1/txs?wait=commit&timeout_ms=5000", &json!({ "tx": signed })).await?;
+    let (s, v) =
+        ctx.net.post(0, "/v1/txs?wait=commit&timeout_ms=5000", &json!({ "tx": signed })).await?;
     tries.push(("agency tx, body padded by 60 KiB, alone", outcome(s, &v)));
     for (i, len) in [1usize, 64, pad_len].into_iter().enumerate() {
         let tx = body_padded(&Keypair::generate(), &chain, 0, len);

@@ -30,7 +30,7 @@ const CMD_QUEUE: usize = 4096;
 /// Messages heard from honest nodes, queued for the scenario (dropped when it does not read).
 const HEARD_QUEUE: usize = 4096;
 /// How often a lost connection is dialled again.
-const REDIAL: Duration = Duration::from_millis(500);
+const REDIAL: Duration = Duration::from_millis(200);
 
 /// How the peer answers a block-sync request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +42,6 @@ pub enum SyncAnswer {
     Garbled = 1,
     /// One block entry larger than any node's frame limit.
     Oversized = 2,
-    /// Empty, garbled and oversized in turn, one per request.
-    Rotate = 3,
 }
 
 /// A node the peer keeps connected to.
@@ -284,14 +282,12 @@ impl Task {
     fn sync_answer(&mut self) -> NetResponse {
         self.sync_seq += 1;
         let mode = match self.answer.load(Ordering::Relaxed) {
-            0 => SyncAnswer::Empty,
             1 => SyncAnswer::Garbled,
             2 => SyncAnswer::Oversized,
-            _ => [SyncAnswer::Empty, SyncAnswer::Garbled, SyncAnswer::Oversized]
-                [(self.sync_seq % 3) as usize],
+            _ => SyncAnswer::Empty,
         };
         let blocks = match mode {
-            SyncAnswer::Empty | SyncAnswer::Rotate => Vec::new(),
+            SyncAnswer::Empty => Vec::new(),
             SyncAnswer::Garbled => vec![SyncedBlock {
                 block: noise(self.sync_seq, 4096),
                 certificate: noise(self.sync_seq + 1, 512),
