@@ -14,7 +14,7 @@
 #                                         cargo test -p dpx-tests --test byzantine)
 #   options: --only s1,s2,...             run only these scenarios (names as in the table)
 #            --list                       list the scenarios
-#            --rss-max-mib N              memory bound per validator (default 1024)
+#            --rss-max-mib N              memory bound per validator (default 512)
 #            --live-s N --catchup-s N     liveness and catch-up limits (defaults 10, 30)
 #            --debug                      use the dev profile instead of release
 #

@@ -10,6 +10,7 @@ use dpx_contracts::{Operation, Role, SignedTransaction, TransactionBody};
 use dpx_crypto::{Domain, Keypair};
 use dpx_node::wire::{NetMessage, TxBatch, net_message::Kind};
 
+use super::net::cluster_cpu_secs;
 use super::{Ctx, Report};
 
 /// `n` decodable transactions, each carrying the signature of a different body.
@@ -34,13 +35,36 @@ pub fn bad_batch(chain: &str, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// How long to wait for the validators' CPU use to fall after the flood.
+const DRAIN_MAX_S: u64 = 60;
+
+/// The validators' CPU use together, in cores, over `d`.
+async fn cpu_rate(ctx: &Ctx, d: Duration) -> f64 {
+    let before = cluster_cpu_secs(&ctx.net.pids);
+    tokio::time::sleep(d).await;
+    (cluster_cpu_secs(&ctx.net.pids) - before) / d.as_secs_f64()
+}
+
+/// Seconds until the validators' CPU use is back near `baseline` cores (the honest load's).
+async fn drain(ctx: &Ctx, baseline: f64) -> Option<f64> {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(DRAIN_MAX_S) {
+        if cpu_rate(ctx, Duration::from_millis(500)).await <= baseline * 1.5 + 0.2 {
+            return Some(t0.elapsed().as_secs_f64());
+        }
+    }
+    None
+}
+
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
     let mut rep = Report::default();
-    let (per_batch, per_s) = if ctx.opts.short { (2_000, 2) } else { (10_000, 2) };
+    let (per_batch, per_s) = if ctx.opts.short { (5_000, 4) } else { (10_000, 8) };
     let chain = ctx.net.chain_id.clone();
     let batch = tokio::task::spawn_blocking(move || bad_batch(&chain, per_batch)).await?;
     let msg = NetMessage { kind: Some(Kind::Txs(TxBatch { txs: batch })) };
+    let baseline = cpu_rate(ctx, Duration::from_secs(2)).await;
     let start = ctx.window_start(&[0, 1, 2, 3]).await;
+    let cpu_start = cluster_cpu_secs(&ctx.net.pids);
     let deadline = Instant::now() + ctx.opts.attack();
     let mut sent = 0;
     while Instant::now() < deadline {
@@ -51,9 +75,18 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     rep.window = Some(ctx.window_end(start).await);
+    // How long the validators keep burning CPU on what they queued: a figure, not a verdict
+    // (the machine is shared), but an unbounded backlog shows here.
+    let cpu_end = cluster_cpu_secs(&ctx.net.pids);
+    let drained = drain(ctx, baseline).await;
     rep.notes.push(format!(
-        "{sent} batches of {per_batch} bad signatures to each node ({} signatures each)",
-        sent * per_batch
+        "{sent} batches of {per_batch} bad signatures to each node ({} signatures each); validators used {:.1} CPU-s during the flood ({baseline:.2} cores before it), then {}",
+        sent * per_batch,
+        cpu_end - cpu_start,
+        drained.map_or_else(
+            || format!("were still busy {DRAIN_MAX_S} s after it"),
+            |s| format!("went quiet {s:.1} s after it")
+        )
     ));
     Ok(rep)
 }

@@ -84,7 +84,7 @@ pub struct Opts {
 
 impl Opts {
     pub fn new(scenarios: Vec<String>, short: bool) -> Self {
-        Self { scenarios, short, rss_max_mib: 1024, live_s: 10, catchup_s: 30 }
+        Self { scenarios, short, rss_max_mib: 512, live_s: 10, catchup_s: 30 }
     }
 
     /// How long a flooding attack lasts.

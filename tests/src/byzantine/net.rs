@@ -235,6 +235,23 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time a process has used, in seconds (`utime + stime` of `/proc/<pid>/stat`, at the
+/// usual 100 ticks per second).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may contain spaces.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU seconds used so far by every running validator together.
+pub fn cluster_cpu_secs(pids: &Pids) -> f64 {
+    let now: Vec<Option<u32>> = pids.lock().map(|p| p.clone()).unwrap_or_default();
+    now.into_iter().flatten().filter_map(cpu_secs).sum()
+}
+
 /// The node's public key a scenario needs in the validator set's order (`/v1/status`).
 pub async fn validator_order(net: &Net) -> anyhow::Result<Vec<PublicKey>> {
     let (_, st) = net.get(0, "/v1/status").await?;
@@ -263,7 +280,10 @@ mod tests {
     }
 
     #[test]
-    fn own_rss_is_readable() {
+    fn own_rss_and_cpu_are_readable() {
         assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {}
+        assert!(cpu_secs(std::process::id()).is_some_and(|s| s > 0.0));
     }
 }
