@@ -5,6 +5,10 @@
 //! RPC, exactly as an agency's operator or a marketplace would. Processes are killed when the
 //! cluster is dropped, so a failing test never leaves nodes behind.
 //!
+//! [`byzantine`] is the adversary of issue 14: a byzantine libp2p peer with a permitted key and
+//! hostile RPC clients against such a cluster, one file per behaviour, with the checks run
+//! after each scenario (`scripts/byzantine.sh`, `tests/byzantine.rs`).
+//!
 //! ```no_run
 //! let mut c = dpx_tests::Cluster::init(4).unwrap();
 //! c.start_all().unwrap();

@@ -65,6 +65,9 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("padded-tx", "transactions with unknown protobuf fields in the signed body"),
 ];
 
+/// Scenarios whose attack goes through the allow-listed byzantine peer.
+const P2P_SCENARIOS: &[&str] = &["junk-blocks", "lying-status", "max-frames", "bad-sig-flood"];
+
 /// The set `cargo test` runs (under ~2 minutes on two cores).
 pub const SHORT_SET: &[&str] = &["junk-blocks", "lying-status", "crafted-sig", "padded-tx"];
 
@@ -233,6 +236,17 @@ impl Ctx {
         let sampler = RssSampler::start(self.net.pids.clone());
         let all: Vec<usize> = (0..VALIDATORS).collect();
         let h_start = self.net.max_height(&all).await;
+        // A node may rightly drop a peer that misbehaved in an earlier scenario; then this
+        // scenario's peer-to-peer attack reaches fewer nodes, which the notes must say.
+        let mut peer_note = None;
+        if P2P_SCENARIOS.contains(&name) {
+            let all = [0, 1, 2, 3];
+            if self.peer.wait_connected(&all, Duration::from_secs(10)).await.is_err() {
+                let on: Vec<usize> =
+                    all.into_iter().filter(|i| self.peer.is_connected(*i)).collect();
+                peer_note = Some(format!("the byzantine peer is connected to nodes {on:?} only"));
+            }
+        }
         let limit = Duration::from_mins(5);
         let mut rep = match tokio::time::timeout(limit, dispatch(name, self)).await {
             Ok(Ok(r)) => r,
@@ -295,6 +309,7 @@ impl Ctx {
         if fresh {
             notes.push("(fresh cluster)".to_owned());
         }
+        notes.extend(peer_note);
         notes.extend(rep.notes);
         // The table stays readable: the first problems, each cut short.
         notes.extend(rep.problems.iter().take(4).map(|p| format!("PROBLEM: {}", clip(p, 240))));
