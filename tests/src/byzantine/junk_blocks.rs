@@ -1,5 +1,5 @@
 //! `junk-blocks`: a permitted peer floods decodable proposal blocks that no proposer signed
-//! (issue 14, item 2), for the current height and the next, to every validator.
+//! (issue 14, item 2), for the current height and the next two, to every validator.
 //!
 //! A node that caches any decodable block fills its block cache with junk it can never evict
 //! (the current height's), then drops the real proposal's block and prevotes nil forever. A
@@ -16,7 +16,7 @@ use super::peer::noise;
 use super::{Ctx, Report};
 
 /// Junk blocks per height per 100 ms tick (each node gets all of them).
-const PER_TICK: u64 = 16;
+const PER_TICK: u64 = 12;
 
 /// A decodable block for `height` that nobody proposed; `seq` makes each one distinct.
 pub fn junk_block(chain: &str, height: u64, seq: u64, proposer: &Keypair) -> NetMessage {
@@ -60,7 +60,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
             tip = tip.max(ctx.net.max_height(&[0, 1, 2, 3]).await);
             last_rpc = Instant::now();
         }
-        for h in [tip + 1, tip + 2] {
+        // The node keeps blocks of its current height and the next; one more covers a tip
+        // that moved since we last heard.
+        for h in tip + 1..=tip + 3 {
             for _ in 0..PER_TICK {
                 seq += 1;
                 ctx.peer.broadcast(junk_block(&chain, h, seq, &proposer)).await;

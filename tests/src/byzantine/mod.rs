@@ -51,7 +51,7 @@ use peer::Peer;
 
 /// Every scenario, in the order the full run takes them, with what it does.
 pub const SCENARIOS: &[(&str, &str)] = &[
-    ("junk-blocks", "floods decodable junk proposal blocks for the current and next height"),
+    ("junk-blocks", "floods decodable junk proposal blocks for the current and next heights"),
     (
         "lying-status",
         "claims a huge tip; answers sync empty/garbled/oversized to a restarted validator",

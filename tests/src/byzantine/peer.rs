@@ -58,7 +58,7 @@ pub struct PeerStats {
     pub send_failures: AtomicU64,
     pub sync_requests: AtomicU64,
     pub heard_dropped: AtomicU64,
-    /// Highest tip any honest node announced (`Status.height`).
+    /// Highest tip heard of: announced (`Status.height`) or implied by a consensus message.
     pub tip: AtomicU64,
     /// Bit `i` set while target `i` is connected.
     pub connected: AtomicU64,
@@ -265,8 +265,19 @@ impl Task {
                     _ => NetResponse { kind: Some(net_response::Kind::Ack(Ack {})) },
                 };
                 let _ = swarm.behaviour_mut().send_response(channel, resp);
-                if let Some(net_message::Kind::Status(st)) = &request.kind {
-                    self.stats.tip.fetch_max(st.height, Ordering::Relaxed);
+                // The chain's tip: announced each second, and implied at once by every
+                // consensus message (one for height h means h - 1 is committed).
+                match &request.kind {
+                    Some(net_message::Kind::Status(st)) => {
+                        self.stats.tip.fetch_max(st.height, Ordering::Relaxed);
+                    }
+                    Some(net_message::Kind::Consensus(bytes)) => {
+                        if let Ok(m) = dpx_consensus::SignedMessage::decode(bytes) {
+                            let h = m.height().0.saturating_sub(1);
+                            self.stats.tip.fetch_max(h, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {}
                 }
                 if self.heard.try_send((from, request)).is_err() {
                     self.stats.heard_dropped.fetch_add(1, Ordering::Relaxed);
