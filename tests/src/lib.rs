@@ -5,11 +5,17 @@
 //! RPC, exactly as an agency's operator or a marketplace would. Processes are killed when the
 //! cluster is dropped, so a failing test never leaves nodes behind.
 //!
+//! [`byzantine`] is the adversary of issue 14: a byzantine libp2p peer with a permitted key and
+//! hostile RPC clients against such a cluster, one file per behaviour, with the checks run
+//! after each scenario (`scripts/byzantine.sh`, `tests/byzantine.rs`).
+//!
 //! ```no_run
 //! let mut c = dpx_tests::Cluster::init(4).unwrap();
 //! c.start_all().unwrap();
 //! c.wait_height_all(3, std::time::Duration::from_secs(60)).unwrap();
 //! ```
+
+pub mod byzantine;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -25,9 +31,15 @@ pub fn dpx_bin() -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var("DPX_BIN") {
         return Ok(PathBuf::from(p));
     }
-    // target/<profile>/deps/<test-binary> -> target/<profile>/dpx
+    // target/<profile>/deps/<test-binary> or target/<profile>/<runner binary>
+    // -> target/<profile>/dpx
     let exe = std::env::current_exe()?;
-    let profile_dir = exe.parent().and_then(Path::parent).context("unexpected test binary path")?;
+    let dir = exe.parent().context("unexpected test binary path")?;
+    let profile_dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().context("unexpected test binary path")?
+    } else {
+        dir
+    };
     let bin = profile_dir.join("dpx");
     if !bin.exists() {
         let profile = profile_dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug");
@@ -175,6 +187,11 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Process id of node `i`, while it runs (RSS sampling reads `/proc/<pid>/status`).
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.procs[i].as_ref().map(Child::id)
     }
 
     pub fn is_running(&mut self, i: usize) -> bool {
