@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 use crate::wire::{NetMessage, NetResponse, SyncRequest, SyncResponse, net_message, net_response};
-use codec::{FrameCodec, PROTOCOL};
+use codec::{Frame, FrameCodec, PROTOCOL};
 use dpx_crypto::{Keypair, PublicKey};
 
 /// Room for the protobuf framing around one block and its two certificates in a frame (a
@@ -309,12 +309,12 @@ impl NetTask {
                     .copied()
                     .collect();
                 for p in peers {
-                    swarm.behaviour_mut().send_request(&p, msg.clone());
+                    swarm.behaviour_mut().send_request(&p, Frame::Message(msg.clone()));
                 }
             }
             Command::Send(peer, msg) => {
                 let is_sync = matches!(msg.kind, Some(net_message::Kind::SyncRequest(_)));
-                let id = swarm.behaviour_mut().send_request(&peer, msg);
+                let id = swarm.behaviour_mut().send_request(&peer, Frame::Message(msg));
                 if is_sync {
                     self.sync_pending.insert(id);
                 }
@@ -345,7 +345,7 @@ impl NetTask {
     fn on_swarm(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        ev: SwarmEvent<request_response::Event<NetMessage, NetResponse>>,
+        ev: SwarmEvent<request_response::Event<Frame, NetResponse>>,
         reply_tx: &mpsc::Sender<(ResponseChannel<NetResponse>, NetResponse)>,
     ) {
         match ev {
@@ -376,7 +376,7 @@ impl NetTask {
     fn on_rr(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        ev: request_response::Event<NetMessage, NetResponse>,
+        ev: request_response::Event<Frame, NetResponse>,
         reply_tx: &mpsc::Sender<(ResponseChannel<NetResponse>, NetResponse)>,
     ) {
         use request_response::{Event, Message};
@@ -386,6 +386,16 @@ impl NetTask {
                     let _ = swarm.disconnect_peer_id(peer);
                     return;
                 }
+                let request = match request {
+                    Frame::Message(msg) => msg,
+                    Frame::Refused(why) => {
+                        warn!(%peer, %why, "bad frame from peer; disconnecting");
+                        self.metrics.p2p_bad_frames.inc();
+                        drop(channel);
+                        let _ = swarm.disconnect_peer_id(peer);
+                        return;
+                    }
+                };
                 let (rates, now) = (BudgetRates::of(&self.cfg), Instant::now());
                 let budget =
                     self.budgets.entry(peer).or_insert_with(|| PeerBudget::new(rates, now));

@@ -19,7 +19,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identity};
 use tokio::sync::mpsc;
 
 use dpx_crypto::{Keypair, PublicKey};
-use dpx_node::p2p::codec::{FrameCodec, PROTOCOL};
+use dpx_node::p2p::codec::{Frame, FrameCodec, PROTOCOL};
 use dpx_node::p2p::peer_id;
 use dpx_node::wire::{
     Ack, NetMessage, NetResponse, SyncResponse, SyncedBlock, net_message, net_response,
@@ -212,7 +212,7 @@ impl Task {
 
     fn send(&self, swarm: &mut Swarm<Behaviour>, i: usize, msg: NetMessage) {
         let Some(t) = self.targets.get(i) else { return };
-        swarm.behaviour_mut().send_request(&peer_id(&t.key), msg);
+        swarm.behaviour_mut().send_request(&peer_id(&t.key), Frame::Message(msg));
         self.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -244,7 +244,7 @@ impl Task {
     fn on_swarm(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
-        ev: SwarmEvent<request_response::Event<NetMessage, NetResponse>>,
+        ev: SwarmEvent<request_response::Event<Frame, NetResponse>>,
     ) {
         use request_response::{Event, Message};
         match ev {
@@ -253,7 +253,7 @@ impl Task {
             }
             SwarmEvent::Behaviour(Event::Message {
                 peer,
-                message: Message::Request { request, channel, .. },
+                message: Message::Request { request: Frame::Message(request), channel, .. },
                 ..
             }) => {
                 let from = self.index.get(&peer).copied().unwrap_or(usize::MAX);
