@@ -7,7 +7,9 @@ pub enum CryptoError {
     Length { expected: usize, actual: usize },
     #[error("invalid hex: {0}")]
     Hex(#[from] hex::FromHexError),
-    #[error("invalid ed25519 public key (not a canonical curve point or of small order)")]
+    #[error(
+        "invalid ed25519 public key (not a canonical curve point, or not in the prime-order subgroup)"
+    )]
     InvalidPublicKey,
     #[error("signature does not verify")]
     BadSignature,

@@ -1,6 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -14,8 +15,8 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// An ed25519 public key. Construction rejects non-points, non-canonical encodings and
-/// small-order (weak) keys.
+/// An ed25519 public key. Construction rejects non-points, non-canonical encodings, small-order
+/// (weak) keys and keys with a torsion component.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey(VerifyingKey);
 
@@ -32,11 +33,11 @@ impl PublicKey {
     /// Length in bytes.
     pub const LEN: usize = 32;
 
-    /// Parse 32 bytes; refuses a non-canonical point or a small-order key. (A key with a
-    /// torsion component is accepted: it is only ever checked by the one strict rule, see
-    /// `verify.rs`, so it cannot make two nodes disagree.)
+    /// Parse 32 bytes; refuses a non-canonical point, a small-order key and a key with a torsion
+    /// component.
     ///
-    /// Decompressing the point costs a field exponentiation (~10 µs), and the same keys are
+    /// Decompressing the point and checking its subgroup costs a field exponentiation and a
+    /// scalar multiplication (tens of µs), and the same keys are
     /// decoded over and over (every state record names its owner), so each thread remembers the
     /// keys it parsed recently. Parsing is a pure function of the bytes: the cache cannot change
     /// a result, only skip recomputing one.
@@ -47,10 +48,19 @@ impl PublicKey {
         if let Some(key) = PARSED.with_borrow(|m| m.get(&arr).copied()) {
             return Ok(Self(key));
         }
-        let key = VerifyingKey::from_bytes(&arr).map_err(|_| CryptoError::InvalidPublicKey)?;
-        if key.is_weak() || key.to_bytes() != arr {
+        // Canonical, not of small order, and no torsion component: with a torsion-free `A`, the
+        // strict equation can only hold for a torsion-free `R`, which is what makes the one
+        // verification rule independent of how signatures are grouped (see `verify.rs`).
+        // Keys made by `Keypair` are always torsion-free; only crafted keys are refused.
+        let point = CompressedEdwardsY(arr).decompress().ok_or(CryptoError::InvalidPublicKey)?;
+        if point.is_small_order() || !point.is_torsion_free() {
             return Err(CryptoError::InvalidPublicKey);
         }
+        // `VerifyingKey` keeps the bytes it was given, so canonical form is checked here.
+        if point.compress().to_bytes() != arr {
+            return Err(CryptoError::InvalidPublicKey);
+        }
+        let key = VerifyingKey::from_bytes(&arr).map_err(|_| CryptoError::InvalidPublicKey)?;
         PARSED.with_borrow_mut(|m| {
             if m.len() >= PARSED_KEYS_MAX {
                 m.clear();

@@ -5,7 +5,7 @@
 //!   `blake3(len ‖ domain ‖ len ‖ chain id ‖ bytes)` by [`Hash::of`], so a signature made for one
 //!   purpose or one chain never verifies for another.
 //! - [`PublicKey`], [`Signature`], [`Keypair`]: ed25519 with **strict** verification (no
-//!   malleable signatures, no small-order keys), one rule for every path:
+//!   malleable signatures; keys canonical and torsion-free), one rule for every path:
 //!   [`verify_all`] / [`verify_each`] apply it to many signatures without batching, so a
 //!   verdict never depends on what else was verified with it (see the `verify` module).
 //! - [`keyfile`]: key files on disk, written with mode 0600.

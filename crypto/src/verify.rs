@@ -1,10 +1,10 @@
 //! Verifying many signatures: the same rule as one, applied to each.
 //!
-//! **There is one verification rule in dpx**, [`PublicKey::verify_digest`]: `ed25519-dalek`'s
-//! `verify_strict` — `S < ℓ`, `A` and `R` not of small order, `A` canonical, and the cofactorless
-//! equation `[S]B = R + [k]A` checked *exactly* (the encoding of `[S]B − [k]A` is compared with
-//! `R`). It is a pure function of (key, digest, signature), applied to every signature on its
-//! own, so a signature is valid everywhere or nowhere, whatever it was verified with.
+//! **There is one verification rule in dpx**, [`PublicKey::verify_digest`]: ed25519 with the
+//! cofactorless equation `[S]B = R + [k]A` checked *exactly* (the encoding of `R` is compared),
+//! `S < ℓ`, and keys that are canonical and torsion-free (checked once, when a key is parsed).
+//! With `A` torsion-free, an `R` that carries a torsion component can never satisfy the equation,
+//! so a signature is either valid everywhere or nowhere.
 //!
 //! We do **not** use ed25519 batch verification. `ed25519-dalek`'s batch equation is
 //! cofactorless with weights drawn from the batch's own transcript: an `R = r·B + T` with `T` of

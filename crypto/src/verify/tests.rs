@@ -71,48 +71,25 @@ fn the_crafted_vectors_do_pass_a_cofactorless_batch_sometimes() {
     assert!(item(&crafted(1, 7, 0)).verify().is_ok());
 }
 
-/// A signature by `seed`'s owner under the mixed-order version of its key (torsion `t`).
-fn by_torsion_key(seed: u8, n: u64, t: usize) -> (PublicKey, Hash, Signature) {
-    let k = Keypair::from_seed([seed; 32]);
-    let d = Hash::of(Domain::TRANSACTION, "c", &n.to_le_bytes());
-    let (public, sig) = crate::testing::sign_with_torsion_key(&k, &d, t, n);
-    (PublicKey::from_bytes(&public).expect("mixed-order keys parse"), d, sig)
-}
-
-/// Keys with a torsion component: the owner's signatures verify only when `[k]T` vanishes,
-/// so both verdicts occur; each is the same alone and in any company.
 #[test]
-fn keys_with_a_torsion_component_get_one_verdict_alone_and_in_batches() {
-    let (mut valid, mut invalid) = (0, 0);
-    for t in 1..8 {
-        for n in 0..24u64 {
-            let signed_by_mixed = by_torsion_key(5, n, t);
-            let alone = item(&signed_by_mixed).verify().is_ok();
-            if alone {
-                valid += 1;
-            } else {
-                invalid += 1;
-            }
-            let other = signed(2, n);
-            let torsion_r = crafted(3, n, t);
-            for batch in [
-                vec![&signed_by_mixed, &other],
-                vec![&other, &signed_by_mixed, &torsion_r],
-                vec![&torsion_r, &signed_by_mixed],
-            ] {
-                let items: Vec<_> = batch.into_iter().map(item).collect();
-                let each = verify_each(&items);
-                let pos = items.iter().position(|i| i.key == &signed_by_mixed.0).unwrap();
-                assert_eq!(each[pos], alone, "torsion {t}, message {n}");
-                assert_eq!(verify_all(&items).is_ok(), each.iter().all(|ok| *ok));
-            }
+fn keys_with_a_torsion_component_are_refused() {
+    for seed in 1..=16u8 {
+        let pk = Keypair::from_seed([seed; 32]).public();
+        for (t, torsion) in EIGHT_TORSION.iter().enumerate().skip(1) {
+            let mixed = crate::testing::with_torsion_key(pk.as_bytes(), t).unwrap();
+            assert_ne!(mixed, torsion.compress().to_bytes());
+            assert!(
+                matches!(PublicKey::from_bytes(&mixed), Err(CryptoError::InvalidPublicKey)),
+                "seed {seed}, torsion {t}"
+            );
+            // Refused from the per-thread cache too (a second parse).
+            assert!(PublicKey::from_bytes(&mixed).is_err());
+        }
+        // Every torsion point alone is a small-order key.
+        for torsion in &EIGHT_TORSION {
+            assert!(PublicKey::from_bytes(torsion.compress().as_bytes()).is_err());
         }
     }
-    // Every torsion point alone is a small-order key: refused when parsed.
-    for torsion in &EIGHT_TORSION {
-        assert!(PublicKey::from_bytes(torsion.compress().as_bytes()).is_err());
-    }
-    assert!(valid > 0 && invalid > 0, "both verdicts occur: {valid} valid, {invalid} invalid");
 }
 
 #[test]
@@ -138,7 +115,6 @@ const ELL: [u8; 32] = [
 enum Kind {
     Valid,
     TorsionR(usize),
-    TorsionKey(usize),
     WrongMessage,
     HighS,
 }
@@ -147,7 +123,6 @@ fn kind() -> impl Strategy<Value = Kind> {
     prop_oneof![
         3 => Just(Kind::Valid),
         3 => (1usize..8).prop_map(Kind::TorsionR),
-        2 => (1usize..8).prop_map(Kind::TorsionKey),
         1 => Just(Kind::WrongMessage),
         1 => Just(Kind::HighS),
     ]
@@ -158,7 +133,6 @@ fn make(kind: Kind, seed: u8, n: u64) -> (PublicKey, Hash, Signature) {
     match kind {
         Kind::Valid => (pk, d, sig),
         Kind::TorsionR(t) => crafted(seed, n, t),
-        Kind::TorsionKey(t) => by_torsion_key(seed, n, t),
         Kind::WrongMessage => (pk, Hash::of(Domain::TRANSACTION, "c", b"other"), sig),
         Kind::HighS => {
             // S + ℓ: the same scalar, a non-canonical encoding.
@@ -185,16 +159,7 @@ proptest! {
         rotate in any::<usize>(),
     ) {
         let v: Vec<_> = kinds.iter().map(|&(k, s, n)| make(k, s, n)).collect();
-        // A mixed-order key's signature is valid or not by its bytes alone: its single verdict.
-        let expect: Vec<bool> = kinds
-            .iter()
-            .zip(&v)
-            .map(|((k, _, _), x)| match k {
-                Kind::Valid => true,
-                Kind::TorsionKey(_) => item(x).verify().is_ok(),
-                _ => false,
-            })
-            .collect();
+        let expect: Vec<bool> = kinds.iter().map(|(k, _, _)| matches!(k, Kind::Valid)).collect();
         let items: Vec<_> = v.iter().map(item).collect();
         prop_assert_eq!(verify_each(&items), expect.clone());
         prop_assert_eq!(verify_all(&items).is_ok(), expect.iter().all(|ok| *ok));
