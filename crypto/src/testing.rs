@@ -29,9 +29,7 @@ fn expand(key: &Keypair) -> (Scalar, [u8; 32]) {
 
 /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`, the ed25519 challenge.
 fn challenge(r: &[u8; 32], a: &[u8; 32], digest: &Hash) -> Scalar {
-    Scalar::from_hash(
-        Sha512::new().chain_update(r).chain_update(a).chain_update(digest.as_bytes()),
-    )
+    Scalar::from_hash(Sha512::new().chain_update(r).chain_update(a).chain_update(digest.as_bytes()))
 }
 
 fn signature(r: &[u8; 32], s: &Scalar) -> Signature {
@@ -157,9 +155,9 @@ mod tests {
         ) else {
             return false;
         };
-        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(
-            sig.0[32..].try_into().unwrap(),
-        )) else {
+        let Some(s) =
+            Option::<Scalar>::from(Scalar::from_canonical_bytes(sig.0[32..].try_into().unwrap()))
+        else {
             return false;
         };
         let k = challenge(&sig.0[..32].try_into().unwrap(), key, digest);

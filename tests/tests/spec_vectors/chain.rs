@@ -74,7 +74,12 @@ fn proposal_vector(keys: &[Keypair], p: Proposal) -> Value {
     let bytes = p.sign_bytes();
     assert_eq!(
         bytes,
-        reference::proposal_sign_bytes(p.height.0, p.round.0, &p.value_id, p.pol_round.map(|r| r.0))
+        reference::proposal_sign_bytes(
+            p.height.0,
+            p.round.0,
+            &p.value_id,
+            p.pol_round.map(|r| r.0)
+        )
     );
     let signed = p.sign(CHAIN, &keys[p.proposer.get()]);
     json!({
@@ -100,7 +105,12 @@ fn certificate(keys: &[Keypair], header: &Header, round: u32, signers: &[u32]) -
             (ValidatorIndex(*i), v.sign(CHAIN, &keys[*i as usize]).signature)
         })
         .collect();
-    Certificate { height: Height(header.height), round: Round(round), value_id: header.id(), signatures }
+    Certificate {
+        height: Height(header.height),
+        round: Round(round),
+        value_id: header.id(),
+        signatures,
+    }
 }
 
 fn cert_case(name: &str, cert: &Certificate, set: &ValidatorSet) -> Value {
@@ -177,7 +187,11 @@ pub fn consensus() -> Value {
     let cases = vec![
         cert_case("quorum", &good, &set),
         cert_case("all four", &certificate(&keys, &header, 1, &[0, 1, 2, 3]), &set),
-        cert_case("three validators, no quorum", &certificate(&keys, &header, 1, &by_power(&[10, 20, 30])), &set),
+        cert_case(
+            "three validators, no quorum",
+            &certificate(&keys, &header, 1, &by_power(&[10, 20, 30])),
+            &set,
+        ),
         cert_case("signers not strictly increasing", &unordered, &set),
         cert_case("one bad signature", &forged, &set),
     ];
@@ -263,7 +277,7 @@ pub fn events() -> Value {
         determining: vec![],
         reason: "denied".into(),
     };
-    let receipts = vec![
+    let receipts = [
         Receipt {
             tx_hash: Hash::digest(&txs[0]),
             code: Code::Ok,

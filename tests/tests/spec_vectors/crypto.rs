@@ -13,19 +13,47 @@ use crate::{CHAIN, hx};
 /// Every domain tag the code defines, and what it covers (SPEC.md §2.2).
 pub fn domains() -> Vec<(&'static str, Domain, &'static str)> {
     vec![
-        ("Domain::TRANSACTION", Domain::TRANSACTION, "TransactionBody bytes as carried in SignedTransaction.body"),
+        (
+            "Domain::TRANSACTION",
+            Domain::TRANSACTION,
+            "TransactionBody bytes as carried in SignedTransaction.body",
+        ),
         ("Domain::GRANT", Domain::GRANT, "the encoded Grant (not SignedGrant)"),
-        ("Domain::VOTE", Domain::VOTE, "vote sign bytes (prevotes, precommits, certificate signatures)"),
+        (
+            "Domain::VOTE",
+            Domain::VOTE,
+            "vote sign bytes (prevotes, precommits, certificate signatures)",
+        ),
         ("Domain::PROPOSAL", Domain::PROPOSAL, "proposal sign bytes"),
         ("Domain::HEADER", Domain::HEADER, "the encoded Header: the block id (hashed, not signed)"),
         ("Domain::VALIDATOR_SET", Domain::VALIDATOR_SET, "the validator set hash in headers"),
-        ("Domain::MERKLE_LEAF", Domain::MERKLE_LEAF, "leaves of the transaction tree (chain id empty)"),
-        ("Domain::MERKLE_NODE", Domain::MERKLE_NODE, "inner nodes of the transaction and receipt trees (chain id empty)"),
+        (
+            "Domain::MERKLE_LEAF",
+            Domain::MERKLE_LEAF,
+            "leaves of the transaction tree (chain id empty)",
+        ),
+        (
+            "Domain::MERKLE_NODE",
+            Domain::MERKLE_NODE,
+            "inner nodes of the transaction and receipt trees (chain id empty)",
+        ),
         ("Domain::RECEIPTS", Domain::RECEIPTS, "leaves of the receipt tree (chain id empty)"),
-        ("Domain::CERTIFICATE", Domain::CERTIFICATE, "defined but not used by the protocol (headers name certificates by plain blake3)"),
+        (
+            "Domain::CERTIFICATE",
+            Domain::CERTIFICATE,
+            "defined but not used by the protocol (headers name certificates by plain blake3)",
+        ),
         ("Domain::ATTESTATION", Domain::ATTESTATION, "defined but not used by the protocol"),
-        ("dpx_contracts::types::OBJECT_ID_DOMAIN", dpx_contracts::OBJECT_ID_DOMAIN, "ids of new products, demands, orders and proposals"),
-        ("dpx_contracts::ROTATE_KEY_DOMAIN", dpx_contracts::ROTATE_KEY_DOMAIN, "a new key's proof of possession in rotate_key"),
+        (
+            "dpx_contracts::types::OBJECT_ID_DOMAIN",
+            dpx_contracts::OBJECT_ID_DOMAIN,
+            "ids of new products, demands, orders and proposals",
+        ),
+        (
+            "dpx_contracts::ROTATE_KEY_DOMAIN",
+            dpx_contracts::ROTATE_KEY_DOMAIN,
+            "a new key's proof of possession in rotate_key",
+        ),
     ]
 }
 
@@ -104,7 +132,11 @@ pub fn keys() -> Value {
     }
     for t in [1, 2, 4] {
         let mixed = with_torsion_key(&base, t).expect("a point");
-        refuse(format!("seed 01.. key + T{t}"), mixed, "mixed order: not in the prime-order subgroup");
+        refuse(
+            format!("seed 01.. key + T{t}"),
+            mixed,
+            "mixed order: not in the prime-order subgroup",
+        );
     }
     let mut not_a_point = [0u8; 32];
     not_a_point[0] = 2;
@@ -118,9 +150,13 @@ pub fn keys() -> Value {
             refuse(format!("y = p + {i}, sign {}", sign >> 7), b, "non-canonical: y ≥ p");
         }
     }
+    // The two points with x = 0 (y = 1, the identity; y = −1, of order 2) with the sign bit set.
     let mut neg_zero = small_order_point(0);
     neg_zero[31] |= 0x80;
-    refuse("identity with the sign bit set".into(), neg_zero, "non-canonical: x = 0 with sign 1");
+    refuse("y = 1, sign 1".into(), neg_zero, "non-canonical: x = 0 with sign 1");
+    let mut minus_one = [0xff; 32];
+    minus_one[0] = 0xec;
+    refuse("y = p - 1, sign 1".into(), minus_one, "non-canonical: x = 0 with sign 1");
     json!({
         "description": "SPEC.md §3.1. `valid`: seed → public key (RFC 8032 key generation). `invalid`: 32-byte strings dpx refuses as public keys; every one must be refused.",
         "valid": valid,
@@ -145,7 +181,14 @@ fn positive(seed: [u8; 32], domain: Domain, chain: &str, msg: &[u8]) -> Value {
     })
 }
 
-fn negative(name: &str, key: &[u8; 32], digest: &Hash, sig: &Signature, why: &str, also: &[&str]) -> Value {
+fn negative(
+    name: &str,
+    key: &[u8; 32],
+    digest: &Hash,
+    sig: &Signature,
+    why: &str,
+    also: &[&str],
+) -> Value {
     let verdict = PublicKey::from_bytes(key).is_ok_and(|k| k.verify_digest(digest, sig).is_ok());
     assert!(!verdict, "{name} must not verify");
     json!({

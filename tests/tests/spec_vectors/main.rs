@@ -37,28 +37,29 @@ pub fn hx(bytes: impl AsRef<[u8]>) -> String {
     hex::encode(bytes)
 }
 
-/// The first JSON path at which `a` and `b` differ.
-fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+/// The first JSON path at which `committed` and `generated` differ.
+fn first_difference(committed: &Value, generated: &Value, path: &str) -> Option<String> {
+    match (committed, generated) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
             keys.sort();
             keys.dedup();
-            keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
-                (Some(p), Some(q)) => first_difference(p, q, &format!("{path}.{k}")),
+            keys.into_iter().find_map(|k| match (old.get(k), new.get(k)) {
+                (Some(o), Some(n)) => first_difference(o, n, &format!("{path}.{k}")),
                 _ => Some(format!("{path}.{k} (present on one side only)")),
             })
         }
-        (Value::Array(x), Value::Array(y)) => {
-            if x.len() != y.len() {
-                return Some(format!("{path} (length {} vs {})", x.len(), y.len()));
+        (Value::Array(old), Value::Array(new)) => {
+            if old.len() != new.len() {
+                return Some(format!("{path} (length {} vs {})", old.len(), new.len()));
             }
-            x.iter().zip(y).enumerate().find_map(|(i, (p, q))| {
-                first_difference(p, q, &format!("{path}[{i}]"))
-            })
+            old.iter()
+                .zip(new)
+                .enumerate()
+                .find_map(|(i, (o, n))| first_difference(o, n, &format!("{path}[{i}]")))
         }
-        _ if a == b => None,
-        _ => Some(format!("{path}: committed {a} vs generated {b}")),
+        _ if committed == generated => None,
+        _ => Some(format!("{path}: committed {committed} vs generated {generated}")),
     }
 }
 
@@ -71,9 +72,8 @@ fn check(name: &str, generated: &Value) {
         std::fs::write(&path, text).expect("write vectors");
         return;
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e} (DPX_WRITE_VECTORS=1 writes it)", path.display())
-    });
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (DPX_WRITE_VECTORS=1 writes it)", path.display()));
     let committed: Value = serde_json::from_str(&committed)
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
     if let Some(diff) = first_difference(&committed, generated, "$") {

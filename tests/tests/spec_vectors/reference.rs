@@ -180,7 +180,7 @@ pub fn bit(h: &[u8; 32], i: usize) -> bool {
 
 /// Root of the subtree at `depth` holding `leaves` (key hash, value hash), all sharing the
 /// first `depth` bits: empty → placeholder, one leaf → its leaf hash, else an internal node.
-pub fn smt_root(leaves: &[([u8; 32], [u8; 32])], depth: usize) -> [u8; 32] {
+pub fn smt_root(leaves: &[LeafPair], depth: usize) -> [u8; 32] {
     match leaves {
         [] => PLACEHOLDER,
         [(k, v)] => smt_leaf(k, v),
@@ -190,6 +190,9 @@ pub fn smt_root(leaves: &[([u8; 32], [u8; 32])], depth: usize) -> [u8; 32] {
         }
     }
 }
+
+/// A leaf as a proof shows it: (key hash, value hash).
+pub type LeafPair = ([u8; 32], [u8; 32]);
 
 /// A proof sibling as SPEC.md §8.3 lists them.
 pub enum Sibling {
@@ -213,7 +216,7 @@ pub fn smt_verify(
     root: &[u8; 32],
     key: &[u8],
     value: Option<&[u8]>,
-    leaf: Option<([u8; 32], [u8; 32])>,
+    leaf: Option<LeafPair>,
     siblings: &[Sibling],
 ) -> bool {
     let kh = Hash::digest(key).0;
@@ -239,7 +242,11 @@ pub fn smt_verify(
     let mut h = leaf.map_or(PLACEHOLDER, |(k, v)| smt_leaf(&k, &v));
     // siblings[0] is the deepest: it pairs with bit n-1 of the key hash.
     for (i, s) in siblings.iter().enumerate() {
-        h = if bit(&kh, n - 1 - i) { smt_internal(&s.hash(), &h) } else { smt_internal(&h, &s.hash()) };
+        h = if bit(&kh, n - 1 - i) {
+            smt_internal(&s.hash(), &h)
+        } else {
+            smt_internal(&h, &s.hash())
+        };
     }
     h == *root
 }

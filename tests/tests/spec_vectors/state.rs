@@ -12,10 +12,10 @@ use dpx_ledger::{
 use dpx_node::app::ProofBundle;
 use serde_json::{Value, json};
 
-use crate::reference::{self, Sibling};
+use crate::reference::{self, LeafPair, Sibling};
 use crate::{CHAIN, hx};
 
-fn reference_proof(p: &StateProof) -> (Option<([u8; 32], [u8; 32])>, Vec<Sibling>) {
+fn reference_proof(p: &StateProof) -> (Option<LeafPair>, Vec<Sibling>) {
     let leaf = p.leaf.map(|l| (l.key_hash.0, l.value_hash.0));
     let siblings = p
         .siblings
@@ -67,7 +67,7 @@ pub fn state_tree() -> Value {
     let store = Store::open(dir.path(), CHAIN, StoreConfig::default()).expect("store");
     let writes: WriteSet = entries.iter().map(|(k, v)| (k.to_vec(), Some(v.to_vec()))).collect();
     let root = store.genesis(writes).expect("genesis");
-    let leaves: Vec<([u8; 32], [u8; 32])> =
+    let leaves: Vec<LeafPair> =
         entries.iter().map(|(k, v)| (Hash::digest(k).0, Hash::digest(v).0)).collect();
     assert_eq!(root.0, reference::smt_root(&leaves, 0), "the root as SPEC.md §8.2 defines it");
     let leaf_rows: Vec<Value> = entries
@@ -96,7 +96,8 @@ pub fn state_tree() -> Value {
         let shape = usize::from(p.leaf.is_some());
         if !shapes[shape] {
             shapes[shape] = true;
-            let kind = if p.leaf.is_some() { "exclusion (another leaf)" } else { "exclusion (empty)" };
+            let kind =
+                if p.leaf.is_some() { "exclusion (another leaf)" } else { "exclusion (empty)" };
             proofs.push(proof_vector(&store, root, &key, kind));
         }
     }
@@ -125,7 +126,8 @@ fn verify_bundle(b: &ProofBundle, genesis: &Genesis) -> Result<(), String> {
     }
     let set = ValidatorSet::new(b.validators.clone()).map_err(|e| err(&e))?;
     let genesis_set = genesis.validator_set().map_err(|e| err(&e))?;
-    if set.hash(CHAIN) != genesis_set.hash(CHAIN) || b.header.validator_set_hash != set.hash(CHAIN) {
+    if set.hash(CHAIN) != genesis_set.hash(CHAIN) || b.header.validator_set_hash != set.hash(CHAIN)
+    {
         return Err("validator set".into());
     }
     let cert_bytes = hex::decode(&b.certificate).map_err(|e| err(&e))?;
@@ -133,7 +135,8 @@ fn verify_bundle(b: &ProofBundle, genesis: &Genesis) -> Result<(), String> {
     dpx_node::chain::check_certificate(CHAIN, &cert, b.header.height, &b.header.id(), &set)?;
     let key = hex::decode(&b.key).map_err(|e| err(&e))?;
     let value = b.value_bytes();
-    verify_state_proof(b.header.state_root, &key, value.as_deref(), &b.proof).map_err(|e| err(&e))?;
+    verify_state_proof(b.header.state_root, &key, value.as_deref(), &b.proof)
+        .map_err(|e| err(&e))?;
     let (leaf, siblings) = reference_proof(&b.proof);
     if !reference::smt_verify(&b.header.state_root.0, &key, value.as_deref(), leaf, &siblings) {
         return Err("the reference disagrees with the code".into());

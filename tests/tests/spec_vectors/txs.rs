@@ -3,8 +3,8 @@
 use dpx_contracts::{
     self as contracts, BlockContext, Category, Code, DemandId, DemandStatus, GenesisAgency,
     GenesisApp, Grant, GrantId, GrantRef, GrantState, ListStatus, MemState, OBJECT_ID_DOMAIN,
-    Operation, OrderId, OrderStatus, Params, ProductConditions, ProductId, ProductSpec,
-    ProposalId, ProposalStatus, ROTATE_KEY_DOMAIN, Role, SignedGrant, SignedTransaction, Stage,
+    Operation, OrderId, OrderStatus, Params, ProductConditions, ProductId, ProductSpec, ProposalId,
+    ProposalStatus, ROTATE_KEY_DOMAIN, Role, SignedGrant, SignedTransaction, Stage,
     TransactionBody, Validator, keys,
 };
 use dpx_crypto::{Domain, Hash, Keypair, PublicKey};
@@ -58,12 +58,15 @@ fn spec() -> ProductSpec {
     }
 }
 
-fn tx_vector(name: &str, key: &Keypair, body: &TransactionBody, derived: Value) -> Value {
+fn tx_vector(name: &str, key: &Keypair, body: &TransactionBody, derived: &Value) -> Value {
     let signed = body.sign(key);
     let bytes = signed.encode();
     let digest = signed.signing_digest(CHAIN);
     // The spec's description of the envelope, the digest and the hash, against the code.
-    assert_eq!(bytes, reference::envelope(&signed.body, &signed.signer.to_bytes(), &signed.signature.0));
+    assert_eq!(
+        bytes,
+        reference::envelope(&signed.body, &signed.signer.to_bytes(), &signed.signature.0)
+    );
     assert_eq!(digest, reference::hash_of(Domain::TRANSACTION.tag(), CHAIN, &[&signed.body]));
     let checked = contracts::check_stateless(&bytes, CHAIN).expect("a valid transaction");
     assert_eq!(checked.hash, Hash::digest(&bytes));
@@ -103,7 +106,11 @@ fn nonce_sequence() -> Value {
         (0, admit(&consumer()), "first transaction of a key: nonce 0"),
         (0, admit(&provider()), "nonce already used: refused, nonce unchanged"),
         (2, admit(&provider()), "nonce ahead (gap): refused, nonce unchanged"),
-        (1, admit(&consumer()), "valid nonce, the operation fails (already admitted): nonce consumed"),
+        (
+            1,
+            admit(&consumer()),
+            "valid nonce, the operation fails (already admitted): nonce consumed",
+        ),
         (2, admit(&provider()), "next nonce"),
     ];
     let out: Vec<Value> = steps
@@ -153,19 +160,19 @@ pub fn transactions() -> Value {
                     roles: vec![Role::Provider, Role::Consumer],
                 },
             ),
-            Value::Null,
+            &Value::Null,
         ),
         tx_vector(
             "list_product",
             &provider(),
             &TransactionBody::new(CHAIN, 0, Operation::ListProduct { spec: spec() }),
-            json!({ "product": pid }),
+            &json!({ "product": pid }),
         ),
         tx_vector(
             "place_order with an inline grant, expiry",
             &consumer(),
             &order_body,
-            json!({ "order": OrderId::derive(CHAIN, &consumer().public(), 5) }),
+            &json!({ "order": OrderId::derive(CHAIN, &consumer().public(), 5) }),
         ),
         tx_vector(
             "use_grant by id",
@@ -180,7 +187,7 @@ pub fn transactions() -> Value {
                     request_hash: Hash::digest(b"request"),
                 },
             ),
-            Value::Null,
+            &Value::Null,
         ),
         tx_vector(
             "post_demand, zero budget, no deadline",
@@ -197,7 +204,7 @@ pub fn transactions() -> Value {
                 },
             )
             .with_expiry(0),
-            json!({ "demand": DemandId::derive(CHAIN, &consumer().public(), 7) }),
+            &json!({ "demand": DemandId::derive(CHAIN, &consumer().public(), 7) }),
         ),
         tx_vector(
             "rotate_key",
@@ -207,7 +214,7 @@ pub fn transactions() -> Value {
                 1,
                 Operation::RotateKey { new_key: rotate_to.public(), new_key_signature: proof },
             ),
-            json!({ "new_key_seed": hx(rotate_to.seed()) }),
+            &json!({ "new_key_seed": hx(rotate_to.seed()) }),
         ),
     ];
     json!({
@@ -265,9 +272,7 @@ pub fn ids() -> Value {
     ];
     let id = Hash::digest(b"an id");
     let gid = GrantId(id);
-    let key = |what: &str, k: Vec<u8>| {
-        json!({ "what": what, "key": hx(&k), "text": String::from_utf8_lossy(&k) })
-    };
+    let key = |what: &str, k: Vec<u8>| json!({ "what": what, "key": hx(&k), "text": String::from_utf8_lossy(&k) });
     let state_keys = vec![
         key("participant(account)", keys::participant(&p)),
         key("key_binding(rotated-in key)", keys::key_binding(&c)),
@@ -309,33 +314,60 @@ fn tx_accepted(bytes: &[u8]) -> bool {
 
 pub fn decoding() -> Value {
     let key = agency();
-    let body = TransactionBody::new(CHAIN, 0, Operation::Reinstate { participant: provider().public() });
+    let body =
+        TransactionBody::new(CHAIN, 0, Operation::Reinstate { participant: provider().public() });
     let good = body.sign(&key).encode();
     let mut cases = vec![decode_case("signed_transaction", "canonical", &good, tx_accepted(&good))];
     // The envelope must be exactly the canonical encoding.
     let mut trailing = good.clone();
     trailing.extend_from_slice(&[0x20, 0x01]); // field 4, varint 1: unknown
-    cases.push(decode_case("signed_transaction", "unknown envelope field", &trailing, tx_accepted(&trailing)));
+    cases.push(decode_case(
+        "signed_transaction",
+        "unknown envelope field",
+        &trailing,
+        tx_accepted(&trailing),
+    ));
     let st = SignedTransaction::decode(&good).expect("decodes");
     let mut reordered = Vec::new();
     reference::field_bytes(2, st.signer.as_bytes(), &mut reordered);
     reference::field_bytes(1, &st.body, &mut reordered);
     reference::field_bytes(3, &st.signature.0, &mut reordered);
-    cases.push(decode_case("signed_transaction", "envelope fields out of order", &reordered, tx_accepted(&reordered)));
+    cases.push(decode_case(
+        "signed_transaction",
+        "envelope fields out of order",
+        &reordered,
+        tx_accepted(&reordered),
+    ));
     let mut long_len = vec![0x0a, 0x80 | st.body.len() as u8, 0x00];
     long_len.extend_from_slice(&good[2..]);
     assert!(st.body.len() < 0x80);
-    cases.push(decode_case("signed_transaction", "non-minimal length varint", &long_len, tx_accepted(&long_len)));
+    cases.push(decode_case(
+        "signed_transaction",
+        "non-minimal length varint",
+        &long_len,
+        tx_accepted(&long_len),
+    ));
     // The body is signed as carried; its encoding is not re-checked.
     let mut odd_body = body.encode();
     odd_body.extend_from_slice(&[0x28, 0x07]); // field 5, varint 7: unknown
     let sig = key.sign(Domain::TRANSACTION, CHAIN, &odd_body);
     let odd = SignedTransaction { body: odd_body, signer: key.public(), signature: sig }.encode();
-    cases.push(decode_case("signed_transaction", "unknown field inside the signed body", &odd, tx_accepted(&odd)));
-    let other_chain = TransactionBody::new("other", 0, Operation::Reinstate { participant: provider().public() })
-        .sign(&key)
-        .encode();
-    cases.push(decode_case("signed_transaction", "body for another chain", &other_chain, tx_accepted(&other_chain)));
+    cases.push(decode_case(
+        "signed_transaction",
+        "unknown field inside the signed body",
+        &odd,
+        tx_accepted(&odd),
+    ));
+    let other_chain =
+        TransactionBody::new("other", 0, Operation::Reinstate { participant: provider().public() })
+            .sign(&key)
+            .encode();
+    cases.push(decode_case(
+        "signed_transaction",
+        "body for another chain",
+        &other_chain,
+        tx_accepted(&other_chain),
+    ));
     // Grants: canonical only.
     let sg = signed_grant().encode();
     let grant_ok = |b: &[u8]| SignedGrant::decode(b).is_ok();
@@ -359,7 +391,12 @@ pub fn decoding() -> Value {
     let mut explicit_zero = h0.encode();
     let at = h0.chain_id.len() + 2;
     explicit_zero.splice(at..at, hb_zero);
-    cases.push(decode_case("header", "a zero field written explicitly", &explicit_zero, header_ok(&explicit_zero)));
+    cases.push(decode_case(
+        "header",
+        "a zero field written explicitly",
+        &explicit_zero,
+        header_ok(&explicit_zero),
+    ));
     // Compact grant strings.
     let compact = signed_grant().to_compact();
     let compact_ok = |s: &str| SignedGrant::from_compact(s).is_ok();
