@@ -102,16 +102,51 @@ pub fn state_tree() -> Value {
         }
     }
     assert_eq!(shapes, [true, true], "both exclusion shapes found");
+    // Version 1: two keys deleted, one added, one changed. A deletion leaves no trace in the
+    // tree: the root is the root of the remaining entries.
+    let header = Header {
+        chain_id: CHAIN.into(),
+        height: 1,
+        time_ms: 1,
+        proposer: Keypair::from_seed([9; 32]).public(),
+        parent_id: Hash::ZERO,
+        parent_certificate_hash: Hash::ZERO,
+        tx_root: merkle::root(&[]),
+        state_root: root,
+        validator_set_hash: Hash::ZERO,
+        prev_receipts_hash: receipts_hash(&[]),
+    };
+    let changes: Vec<(&[u8], Option<&[u8]>)> =
+        vec![(b"beta", None), (b"gamma", None), (b"eta", Some(b"7")), (b"alpha", Some(b"one"))];
+    let writes: WriteSet =
+        changes.iter().map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect();
+    let block = Block { header, txs: vec![] };
+    let root1 = store.commit_block(&block, b"", writes, vec![]).expect("commit");
+    let mut after: std::collections::BTreeMap<&[u8], &[u8]> = entries.iter().copied().collect();
+    for (k, v) in &changes {
+        match v {
+            Some(v) => after.insert(k, v),
+            None => after.remove(k),
+        };
+    }
+    let after_leaves: Vec<LeafPair> =
+        after.iter().map(|(k, v)| (Hash::digest(k).0, Hash::digest(v).0)).collect();
+    assert_eq!(root1.0, reference::smt_root(&after_leaves, 0), "root after deletions");
+    let version1 = json!({
+        "changes": changes.iter().map(|(k, v)| json!({ "key": hx(k), "value": v.map(hx) })).collect::<Vec<_>>(),
+        "root": root1,
+    });
     let empty_dir = tempfile::tempdir().expect("tempdir");
     let empty = Store::open(empty_dir.path(), CHAIN, StoreConfig::default()).expect("store");
     let empty_root = empty.genesis(WriteSet::new()).expect("genesis");
     assert_eq!(empty_root.0, reference::PLACEHOLDER);
     json!({
-        "description": "SPEC.md §8. A state of six entries: key_hash = blake3(key), value_hash = blake3(value), leaf_hash = blake3(\"JMT::LeafNode\" ‖ key_hash ‖ value_hash); the root of the binary sparse Merkle tree over key-hash bits (most significant bit of byte 0 first, 0 = left), internal = blake3(\"JMT::IntrnalNode\" ‖ left ‖ right), empty subtree = \"SPARSE_MERKLE_PLACEHOLDER_HASH__\", a subtree with one leaf = that leaf's hash. Proofs in their JSON (RPC) and protobuf forms; siblings run from the bottom up.",
+        "description": "SPEC.md §8. A state of six entries: key_hash = blake3(key), value_hash = blake3(value), leaf_hash = blake3(\"JMT::LeafNode\" ‖ key_hash ‖ value_hash); the root of the binary sparse Merkle tree over key-hash bits (most significant bit of byte 0 first, 0 = left), internal = blake3(\"JMT::IntrnalNode\" ‖ left ‖ right), empty subtree = \"SPARSE_MERKLE_PLACEHOLDER_HASH__\", a subtree with one leaf = that leaf's hash. Proofs (of version 0) in their JSON (RPC) and protobuf forms; siblings run from the bottom up. `version_1`: the root after deleting two keys (value null), adding one and changing one.",
         "entries": leaf_rows,
         "root": root,
         "empty_root": empty_root,
         "proofs": proofs,
+        "version_1": version1,
     })
 }
 
