@@ -1,5 +1,5 @@
 //! Commit certificates: more than two thirds of the voting power of precommit signatures over
-//! `(chain id, height, round, value id)`, verified with one batch.
+//! `(chain id, height, round, value id)`, each verified under the one rule (no batch equation).
 
 use dpx_crypto::{Domain, Signature, SignedDigest, verify_all};
 use serde::{Deserialize, Serialize};
@@ -80,8 +80,9 @@ impl Certificate {
         })
     }
 
-    /// The certificate's hash, which the next block header carries. The chain is not mixed in
-    /// here because every signature inside already binds it.
+    /// A domain-separated hash of the certificate (`Domain::CERTIFICATE`). **Not** what block
+    /// headers carry: `parent_certificate_hash` is plain blake3 of [`Self::encode`] (see
+    /// SPEC.md §7.5); nothing in the protocol uses this hash today.
     pub fn hash(&self) -> Hash {
         Hash::of(Domain::CERTIFICATE, "", &self.encode())
     }

@@ -101,7 +101,7 @@ pub use tx::{
 };
 pub use types::{
     Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus, MAX_GRADE, MAX_RATING,
-    OrderId, OrderStatus, ProductId, ProposalId, ProposalStatus, Role, Stage,
+    OBJECT_ID_DOMAIN, OrderId, OrderStatus, ProductId, ProposalId, ProposalStatus, Role, Stage,
 };
 
 #[cfg(test)]
