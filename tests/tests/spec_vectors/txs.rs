@@ -347,7 +347,7 @@ pub fn decoding() -> Value {
         &long_len,
         tx_accepted(&long_len),
     ));
-    // The body is signed as carried; its encoding is not re-checked.
+    // The body must be canonical too (issue 14: no padding a signed transaction).
     let mut odd_body = body.encode();
     odd_body.extend_from_slice(&[0x28, 0x07]); // field 5, varint 7: unknown
     let sig = key.sign(Domain::TRANSACTION, CHAIN, &odd_body);
@@ -412,7 +412,7 @@ pub fn decoding() -> Value {
     let compact_got: Vec<bool> =
         cases_text.iter().map(|c| c["accepted"].as_bool().expect("bool")).collect();
     assert_eq!(compact_got, [true, true, false, false]);
-    let expected = [true, false, false, false, true, false, true, false, true, false, false];
+    let expected = [true, false, false, false, false, false, true, false, true, false, false];
     let got: Vec<bool> = cases.iter().map(|c| c["accepted"].as_bool().expect("bool")).collect();
     assert_eq!(got, expected, "the decoding rules SPEC.md §4.2 states");
     json!({
