@@ -9,6 +9,8 @@
 #            --cpu-seconds N   run again (from the grown corpus) until the target had N CPU-s;
 #                              on a busy machine wall time is not CPU time
 #            --no-merge        keep every new input instead of minimising the corpus
+#            --no-build        run the binaries as last built (while another build holds the
+#                              target dir, say)
 #   targets: names (tx_decode) or crate/name (contracts/tx_decode); default: all.
 #
 # How: `cargo fuzz build --sanitizer none` needs no nightly: the coverage instrumentation
@@ -32,14 +34,15 @@ ROOT=$(pwd)
 CRATES=(consensus ledger contracts node)
 CARGO_FUZZ_VERSION=0.13.2
 
-SECONDS_PER_TARGET=60 CPU_SECONDS=0 MERGE=1 LIST=0 WANT=()
+SECONDS_PER_TARGET=60 CPU_SECONDS=0 MERGE=1 BUILD=1 LIST=0 WANT=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --list) LIST=1 ;;
     --seconds) SECONDS_PER_TARGET=$2; shift ;;
     --cpu-seconds) CPU_SECONDS=$2; shift ;;
     --no-merge) MERGE=0 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) WANT+=("$1") ;;
   esac
@@ -84,13 +87,15 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   echo "==> cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
   nice -n 19 cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
+USER_WRAPPER=${RUSTC_WRAPPER:-}
 if [ -f scripts/prereqs.sh ]; then
   # libclang and a C++ compiler for RocksDB's bindings (ledger and node fuzz crates).
   source scripts/prereqs.sh
 fi
 export CARGO_TARGET_DIR="${DPX_FUZZ_TARGET_DIR:-$ROOT/target/fuzz}"
 export CARGO_TERM_COLOR=never
-if [ -z "${RUSTC_WRAPPER:-}" ] && command -v sccache >/dev/null; then
+if [ -z "$USER_WRAPPER" ] && command -v sccache >/dev/null; then
+  # The same CC/CXX on every run: a change re-runs RocksDB's build script (cc-rs watches them).
   export RUSTC_WRAPPER=sccache CC="sccache cc" CXX="sccache c++"
   # A server of our own, started by the niced build below, so the compiles it runs are niced too
   # (a server already running for other builds keeps the priority it was started with).
@@ -108,6 +113,7 @@ built=" "
 for ct in "${SELECTED[@]}"; do
   c=${ct%%/*}
   case "$built" in *" $c "*) continue ;; esac
+  [ "$BUILD" = 1 ] || break
   # Start from the workspace's lock file, so the fuzz crates build the same dependency versions
   # (and share one RocksDB build); cargo adds libfuzzer-sys and drops what is not used.
   if [ ! -f "$c/fuzz/Cargo.lock" ] || [ Cargo.lock -nt "$c/fuzz/Cargo.lock" ]; then
@@ -125,11 +131,15 @@ for ct in "${SELECTED[@]}"; do
   c=${ct%%/*} t=${ct#*/}
   corpus="$c/fuzz/corpus/$t" artifacts="$c/fuzz/artifacts/$t"
   mkdir -p "$corpus" "$artifacts"
-  cpu=0 execs=0 cov=- ft=- result=ok round=0
+  cpu=0 execs=0 cov=- ft=- pcs=- result=ok round=0 share=1
   while :; do
     round=$((round + 1))
     budget=$SECONDS_PER_TARGET
-    if [ "$CPU_SECONDS" -gt 0 ]; then budget=$((CPU_SECONDS - cpu)); fi
+    if [ "$CPU_SECONDS" -gt 0 ]; then
+      # libFuzzer counts wall time: ask for the remaining CPU time divided by the share of a core
+      # the last run got (other work on the machine takes the rest).
+      budget=$(awk -v r=$((CPU_SECONDS - cpu)) -v s="$share" 'BEGIN { b = r / s; printf "%d", (b < 10 ? 10 : b) }')
+    fi
     log="$LOGS/$t.$round.log"
     echo "==> $ct: run $round, ${budget}s (log: $log)"
     TIMEFORMAT='%R %U %S'
@@ -138,10 +148,13 @@ for ct in "${SELECTED[@]}"; do
         -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1; } 2>"$log.time"
     code=$?
     set -e
-    read -r _wall user sys <"$log.time"
+    read -r wall user sys <"$log.time"
+    share=$(awk -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN { x = (w > 0 ? (u + s) / w : 1); printf "%.3f", (x < 0.05 ? 0.05 : (x > 1 ? 1 : x)) }')
     cpu=$(awk -v a="$cpu" -v u="$user" -v s="$sys" 'BEGIN { printf "%d", a + u + s }')
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     execs=$((execs + ${n:-0}))
+    # Instrumented edges in the binary, to read `cov` against.
+    pcs=$(sed -n 's/^INFO: Loaded 1 modules *(\([0-9]*\) inline.*/\1/p' "$log" | head -1)
     last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
     if [ -n "$last" ]; then
       cov=$(sed -E 's/.*cov: ([0-9]+).*/\1/' <<<"$last")
@@ -174,11 +187,11 @@ for ct in "${SELECTED[@]}"; do
   kib=$(( $(du -sb "$corpus" | cut -f1) / 1024 ))
   rate=$(awk -v e="$execs" -v c="$cpu" 'BEGIN { printf "%d", (c > 0 ? e / c : 0) }')
   cpu_min=$(awk -v c="$cpu" 'BEGIN { printf "%.1f", c / 60 }')
-  TABLE+=("| $ct | $execs | $rate | $cpu_min | $cov | $ft | $inputs ($kib KiB) | $result |")
+  TABLE+=("| $ct | $execs | $rate | $cpu_min | $cov of ${pcs:--} | $ft | $inputs ($kib KiB) | $result |")
 done
 
 echo
-echo "| target | executions | exec/CPU-s | CPU-min | cov | ft | corpus | result |"
+echo "| target | executions | exec/CPU-s | CPU-min | cov (of edges) | ft | corpus | result |"
 echo "|---|---:|---:|---:|---:|---:|---:|---|"
 printf '%s\n' "${TABLE[@]}"
 exit "$FAILED"
