@@ -1,0 +1,176 @@
+//! Valid inputs for the contracts fuzz targets (fuzz/): signed transactions of many operations,
+//! signed grants, and the stored values and receipts of a small marketplace. From valid inputs
+//! the fuzzer reaches the checks behind the protobuf layer (operation shapes, signatures,
+//! rendering) at once instead of rediscovering the schema byte by byte.
+//!
+//! The test checks that every seed passes its decoder. With `DPX_FUZZ_SEEDS=1` it also writes
+//! them to `fuzz/corpus/<target>/`.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use common::*;
+use dpx_contracts::*;
+use dpx_crypto::{Hash, Keypair};
+
+/// The chain id the fuzz targets check against.
+const FUZZ_CHAIN: &str = "fuzz";
+
+fn write_seeds(target: &str, seeds: &[(String, Vec<u8>)]) {
+    if std::env::var_os("DPX_FUZZ_SEEDS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    }
+}
+
+fn fuzz_grant(subject: &Keypair, id: u8, consumer: &Keypair, product: ProductId) -> SignedGrant {
+    Grant {
+        id: GrantId(Hash::digest(&[id])),
+        subject: subject.public(),
+        consumer: consumer.public(),
+        product,
+        purpose: "hiring".into(),
+        expiry_height: 100,
+    }
+    .sign(subject, FUZZ_CHAIN)
+}
+
+/// A marketplace that has seen a trade, a grant use and a revocation, so its state holds a
+/// value of every kind the render target reads.
+fn busy_world() -> World {
+    let mut w = World::new();
+    let (provider, buyer, subject) = (kp(1), kp(2), kp(3));
+    w.admit(&provider, &[Role::Provider]);
+    w.admit(&buyer, &[Role::Consumer]);
+    w.rate(&provider.public(), 3);
+    let open = w.list(&provider, 2, ProductConditions::default());
+    let oid = OrderId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
+    w.ok(
+        &buyer,
+        Operation::PlaceOrder { product: open, grant: None, purpose: "risk".into(), demand: None },
+    );
+    w.ok(&provider, Operation::AcceptOrder { order: oid });
+    w.ok(&provider, Operation::DeliverOrder { order: oid, delivery_hash: Hash::digest(b"v1") });
+    w.ok(&buyer, Operation::ConfirmOrder { order: oid });
+    let op = w.operator.clone();
+    w.ok(&op, Operation::SettleOrder { order: oid, amount: 9_500 });
+
+    let restricted = w.list(
+        &provider,
+        3,
+        ProductConditions { purposes: vec!["hiring".into()], ..Default::default() },
+    );
+    let used = grant(&subject, 1, &buyer.public(), restricted, "hiring", 100);
+    w.ok(
+        &buyer,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(used)),
+            product: restricted,
+            purpose: "hiring".into(),
+            request_hash: Hash::digest(b"request"),
+        },
+    );
+    let revoked = grant(&subject, 2, &buyer.public(), restricted, "hiring", 100);
+    w.ok(&subject, Operation::RegisterGrant { grant: Box::new(revoked.clone()) });
+    w.ok(&subject, Operation::RevokeGrant { grant: revoked.grant.id });
+    w
+}
+
+#[test]
+fn seeds_pass_their_decoders() {
+    let w = busy_world();
+    let (provider, buyer, subject) = (kp(1), kp(2), kp(3));
+    let product = ProductId::derive(CHAIN, &provider.public(), 0);
+    let order = OrderId::derive(CHAIN, &buyer.public(), 0);
+    let signed = fuzz_grant(&subject, 7, &buyer, product);
+
+    // Transactions signed for the fuzz targets' chain, so the stateless checks pass in full.
+    let ops: Vec<(&Keypair, Operation)> = vec![
+        (
+            w.agency(),
+            Operation::Admit {
+                key: buyer.public(),
+                name: "buyer".into(),
+                roles: vec![Role::Consumer],
+            },
+        ),
+        (&w.rater, Operation::SetRating { participant: provider.public(), rating: 3 }),
+        (&provider, Operation::ListProduct { spec: spec(2, ProductConditions::default()) }),
+        (
+            &buyer,
+            Operation::PlaceOrder { product, grant: None, purpose: "risk".into(), demand: None },
+        ),
+        (&provider, Operation::DeliverOrder { order, delivery_hash: Hash::digest(b"v1") }),
+        (&w.operator, Operation::SettleOrder { order, amount: 9_500 }),
+        (&subject, Operation::RegisterGrant { grant: Box::new(signed.clone()) }),
+        (
+            &buyer,
+            Operation::UseGrant {
+                grant: GrantRef::Inline(Box::new(signed.clone())),
+                product,
+                purpose: "hiring".into(),
+                request_hash: Hash::digest(b"request"),
+            },
+        ),
+        (&subject, Operation::RevokeGrant { grant: signed.grant.id }),
+    ];
+    let mut txs = Vec::new();
+    for (nonce, (who, op)) in ops.into_iter().enumerate() {
+        let name = op.name();
+        let body = TransactionBody::new(FUZZ_CHAIN, nonce as u64, op);
+        let bytes = body.sign(who).encode();
+        let tx = check_stateless(&bytes, FUZZ_CHAIN).unwrap();
+        assert_eq!(tx.body, body, "{name}");
+        txs.push((format!("tx-{name}"), bytes));
+    }
+    write_seeds("tx_decode", &txs);
+
+    let grant_bytes = signed.encode();
+    assert_eq!(SignedGrant::decode(&grant_bytes).unwrap(), signed);
+    signed.verify(FUZZ_CHAIN).unwrap();
+    let compact = signed.to_compact();
+    assert_eq!(SignedGrant::from_compact(&compact).unwrap(), signed);
+    write_seeds(
+        "grant_decode",
+        &[("grant".into(), grant_bytes), ("grant-compact".into(), compact.into_bytes())],
+    );
+
+    // The render target's first byte picks the key prefix (same order as in fuzz/).
+    let selectors: [(&[u8], bool); 8] = [
+        (keys::PREFIX_PARTICIPANT, false),
+        (keys::PREFIX_PRODUCT, false),
+        (keys::PREFIX_ORDER, false),
+        (keys::PREFIX_GRANT, false),
+        (keys::PREFIX_PROPOSAL, false),
+        (keys::PREFIX_ATTESTATION, false),
+        (keys::POLICY_CURRENT, true),
+        (keys::VALIDATORS, true),
+    ];
+    let mut values = Vec::new();
+    for (key, value) in &w.st.map {
+        let Some(selector) = selectors
+            .iter()
+            .position(|(p, exact)| if *exact { key == p } else { key.starts_with(p) })
+        else {
+            continue;
+        };
+        assert!(render(key, value).is_some(), "{}", String::from_utf8_lossy(key));
+        values.push((
+            format!("value-{selector}-{}", values.len()),
+            [&[selector as u8], value.as_slice()].concat(),
+        ));
+    }
+    let kinds: std::collections::BTreeSet<u8> = values.iter().map(|(_, v)| v[0]).collect();
+    assert!(kinds.len() >= 5, "values of only {kinds:?}");
+    for (i, receipt) in w.receipts.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let bytes = receipt.encode();
+        assert_eq!(&Receipt::decode(&bytes).unwrap(), receipt);
+        values.push((format!("receipt-{i}"), [&[0], bytes.as_slice()].concat()));
+    }
+    write_seeds("render", &values);
+}
