@@ -111,6 +111,7 @@ fn seeds_decode_to_what_was_encoded() {
         locked: Some(ValueRound { value_id: value, round: Round(1) }),
         valid: Some(ValueRound { value_id: value, round: Round(2) }),
         last_message: Some(last),
+        proposal: Some(proposal(0, value, None)),
     };
     for (name, s) in [("safety", safety), ("safety-empty", SafetyState::at_height(Height(3)))] {
         let bytes = s.encode();
