@@ -370,3 +370,37 @@ impl Cluster {
         Ok(common)
     }
 }
+
+/// What a `POST /v1/txs?wait=commit` answer means to a client that must get its transaction
+/// committed exactly once (the fault suite's and the adversary's honest loads).
+#[derive(Debug)]
+pub enum SubmitOutcome {
+    Committed(u64),
+    /// In a mempool but not (yet) committed: wait for it, resubmit the same bytes if it vanishes.
+    Pending,
+    /// The nonce is used: our transaction must be committed somewhere.
+    NonceUsed,
+    /// This node cannot take it now (down, behind, busy, partitioned): try another.
+    Unavailable(String),
+}
+
+/// Classify a submit answer (`status`, JSON body).
+pub fn classify_submit(status: u16, v: &Value) -> SubmitOutcome {
+    let msg = v["error"]["message"].as_str().or_else(|| v["message"].as_str()).unwrap_or_default();
+    match status {
+        200 if v["status"] == "committed" => v["height"].as_u64().map_or_else(
+            || SubmitOutcome::Unavailable(format!("no height in {v}")),
+            SubmitOutcome::Committed,
+        ),
+        202 => SubmitOutcome::Pending,
+        409 if msg.contains("already in the mempool")
+            || msg.contains("pending transaction with nonce") =>
+        {
+            SubmitOutcome::Pending
+        }
+        409 if msg.contains("already committed") || msg.contains("already used") => {
+            SubmitOutcome::NonceUsed
+        }
+        _ => SubmitOutcome::Unavailable(format!("submit: {status} {msg}")),
+    }
+}

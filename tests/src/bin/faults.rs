@@ -158,16 +158,7 @@ async fn tips(c: &reqwest::Client, urls: &[String]) -> Vec<Option<u64>> {
 
 // ---------------------------------------------------------------- load
 
-/// What one submission attempt learned.
-enum Outcome {
-    Committed(u64),
-    /// In a mempool but not (yet) committed: wait for it, resubmit the same bytes if it vanishes.
-    Pending,
-    /// The nonce is used: our transaction must be committed somewhere.
-    NonceUsed,
-    /// This node cannot take it now (down, behind, busy, partitioned): try another.
-    Unavailable(String),
-}
+use dpx_tests::SubmitOutcome as Outcome;
 
 struct Worker {
     id: usize,
@@ -349,27 +340,7 @@ impl Worker {
         };
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap_or(Value::Null);
-        let msg = v["error"]["message"]
-            .as_str()
-            .or_else(|| v["message"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        match status {
-            200 if v["status"] == "committed" => v["height"].as_u64().map_or_else(
-                || Outcome::Unavailable(format!("no height in {v}")),
-                Outcome::Committed,
-            ),
-            202 => Outcome::Pending,
-            409 if msg.contains("already in the mempool")
-                || msg.contains("pending transaction with nonce") =>
-            {
-                Outcome::Pending
-            }
-            409 if msg.contains("already committed") || msg.contains("already used") => {
-                Outcome::NonceUsed
-            }
-            _ => Outcome::Unavailable(format!("submit: {status} {msg}")),
-        }
+        dpx_tests::classify_submit(status, &v)
     }
 
     /// Ask the current node for the transaction until `wait` has passed (at least once).

@@ -86,14 +86,7 @@ struct Worker {
     stop: Arc<AtomicBool>,
 }
 
-enum Outcome {
-    Committed(u64),
-    /// Admitted but not committed within the wait.
-    Pending,
-    /// The nonce is used: our transaction must be committed somewhere (or was never ours).
-    NonceUsed,
-    Unavailable,
-}
+use crate::SubmitOutcome as Outcome;
 
 impl Worker {
     fn url(&self) -> &str {
@@ -150,7 +143,7 @@ impl Worker {
                     }
                     found
                 }
-                Outcome::Unavailable => {
+                Outcome::Unavailable(_) => {
                     let found = self.find(&hash, 1).await;
                     if found.is_none() {
                         self.rotate();
@@ -180,26 +173,10 @@ impl Worker {
     async fn submit(&self, hex_tx: &str) -> Outcome {
         let url = format!("{}/v1/txs?wait=commit&timeout_ms={COMMIT_WAIT_MS}", self.url());
         let Ok(r) = self.http.post(url).json(&json!({ "tx": hex_tx })).send().await else {
-            return Outcome::Unavailable;
+            return Outcome::Unavailable("unreachable".into());
         };
         let status = r.status().as_u16();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        let msg = v["error"]["message"].as_str().unwrap_or_default();
-        match status {
-            200 if v["status"] == "committed" => {
-                v["height"].as_u64().map_or(Outcome::Unavailable, Outcome::Committed)
-            }
-            202 => Outcome::Pending,
-            409 if msg.contains("already in the mempool")
-                || msg.contains("pending transaction with nonce") =>
-            {
-                Outcome::Pending
-            }
-            409 if msg.contains("already committed") || msg.contains("already used") => {
-                Outcome::NonceUsed
-            }
-            _ => Outcome::Unavailable,
-        }
+        crate::classify_submit(status, &r.json().await.unwrap_or(Value::Null))
     }
 
     /// Ask every node for the transaction, `rounds` times 250 ms apart.
