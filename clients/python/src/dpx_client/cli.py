@@ -1,0 +1,63 @@
+"""`dpx-py`: the independent verifier from the command line.
+
+    dpx-py verify BUNDLE.json --genesis GENESIS.json   # exit 0 valid, 1 refused (reason on stderr)
+    dpx-py keygen --out KEY.json
+    dpx-py prove KIND ID --rpc URL --genesis GENESIS.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import bundle
+from .keys import Keypair
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="dpx-py")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("verify", help="verify a proof bundle against a genesis file")
+    v.add_argument("bundle")
+    v.add_argument("--genesis", required=True)
+    k = sub.add_parser("keygen", help="write a new key file (mode 0600)")
+    k.add_argument("--out", required=True)
+    pr = sub.add_parser("prove", help="fetch a value with its proof and verify it")
+    pr.add_argument("kind")
+    pr.add_argument("id")
+    pr.add_argument("--rpc", required=True)
+    pr.add_argument("--genesis", required=True)
+    pr.add_argument("--height", type=int)
+    a = p.parse_args(argv)
+    if a.cmd == "verify":
+        try:
+            r = bundle.verify_bundle_file(a.bundle, a.genesis)
+        except (bundle.BundleError, OSError) as e:
+            print(f"refused: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps({"valid": True, "chain_id": r.chain_id, "key": r.key.hex(),
+                          "value": None if r.value is None else r.value.hex(),
+                          "version": r.version, "block_id": r.block_id.hex()}))
+        return 0
+    if a.cmd == "keygen":
+        kp = Keypair.generate()
+        kp.save(a.out)
+        print(kp.public_key.hex())
+        return 0
+    if a.cmd == "prove":
+        from .rpc import Client
+        with open(a.genesis) as f:
+            genesis = json.load(f)
+        try:
+            r = Client(a.rpc).prove(a.kind, a.id, genesis, a.height)
+        except bundle.BundleError as e:
+            print(f"refused: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps({"valid": True, "version": r.version, "value": None if r.value is None else r.value.hex()}))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
