@@ -13,3 +13,5 @@ echo "==> cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked --no-fail-fast
+echo "==> independent Python client (clients/python)"
+bash scripts/client-test.sh "${CARGO_TARGET_DIR:-target}/debug/dpx"

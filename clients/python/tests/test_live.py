@@ -1,0 +1,280 @@
+"""Live test against a 4-validator devnet started here (loopback only).
+
+Needs a dpx binary: DPX_BIN, else ${CARGO_TARGET_DIR:-target}/debug/dpx from the repository root.
+Skipped when there is none (scripts/client-test.sh says so); CI passes the binary.
+Transactions are built and signed in Python; events are followed with resume; proof bundles are
+verified in Python and compared with `dpx audit verify` on valid and tampered bundles.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from dpx_client import bundle, events, grants, hashing, tx
+from dpx_client.keys import Keypair
+from dpx_client.rpc import Client, RpcError
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+BASE_PORT = int(os.environ.get("DPX_CLIENT_BASE_PORT", "27100"))
+CHAIN = "dpx-pyclient"
+
+
+def _dpx_bin():
+    b = os.environ.get("DPX_BIN")
+    if not b:
+        b = str(pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "dpx")
+    return b if os.path.isfile(b) and os.access(b, os.X_OK) else None
+
+
+DPX = _dpx_bin()
+pytestmark = [pytest.mark.live,
+              pytest.mark.skipif(DPX is None, reason="no dpx binary (set DPX_BIN)")]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory):
+    d = tmp_path_factory.mktemp("devnet")
+    for i in range(4):
+        for off in (0, 7):
+            if not _port_free(BASE_PORT + 10 * i + off):
+                pytest.fail(f"port {BASE_PORT + 10 * i + off} is busy; set DPX_CLIENT_BASE_PORT")
+    subprocess.run([DPX, "testnet", "init", "--validators", "4", "--out", str(d),
+                    "--base-port", str(BASE_PORT), "--chain-id", CHAIN], check=True,
+                   stdout=subprocess.DEVNULL)
+    procs = []
+    try:
+        for i in range(4):
+            log = open(d / f"node{i}.log", "wb")
+            procs.append(subprocess.Popen([DPX, "node", "start", "--home", str(d / f"node{i}")],
+                                          stdout=log, stderr=subprocess.STDOUT))
+        client = Client(f"http://127.0.0.1:{BASE_PORT + 7}", timeout_s=30)
+        deadline = time.time() + 120
+        while True:
+            try:
+                if client.status().get("height", 0) >= 1:
+                    break
+            except Exception:
+                pass
+            if time.time() > deadline:
+                tail = (d / "node0.log").read_bytes()[-3000:].decode(errors="replace")
+                pytest.fail(f"devnet produced no block in 120 s; node0 log:\n{tail}")
+            time.sleep(0.5)
+        genesis = json.loads((d / "genesis.json").read_text())
+        yield {"dir": d, "client": client, "genesis": genesis}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _events_of(answer) -> list:
+    r = answer.get("receipt", answer)
+    return r.get("events", [])
+
+
+def _attr(answer, kind, key):
+    for ev in _events_of(answer):
+        if ev["kind"] == kind:
+            for a in ev["attrs"]:
+                if a["key"] == key:
+                    return a["value"]
+    raise AssertionError(f"no {kind}.{key} in {json.dumps(answer)[:800]}")
+
+
+def _code(answer):
+    return answer.get("receipt", answer).get("code")
+
+
+class Actor:
+    def __init__(self, client: Client, key: Keypair):
+        self.c = client
+        self.key = key
+        self.nonce = client.next_nonce(key.public_key)
+
+    def send(self, op: dict, protobuf: bool = False) -> tuple[tx.SignedTx, dict]:
+        stx = tx.sign_transaction(self.key, CHAIN, self.nonce, op)
+        ans = self.c.submit(stx, wait="commit", timeout_ms=20000, protobuf=protobuf)
+        self.nonce += 1
+        return stx, ans
+
+
+def _wait_height(client: Client, h: int, timeout_s: float = 60):
+    deadline = time.time() + timeout_s
+    while client.status()["height"] < h:
+        if time.time() > deadline:
+            raise AssertionError(f"height {h} not reached")
+        time.sleep(0.3)
+
+
+def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
+    c: Client = devnet["client"]
+    d = devnet["dir"]
+    genesis = devnet["genesis"]
+    assert c.chain_id() == CHAIN
+    start_height = c.status()["height"]
+
+    agency = Actor(c, Keypair.load(str(d / "keys" / "agency-0.json")))
+    provider, employer, rater, applicant = (Keypair.generate() for _ in range(4))
+
+    # admissions, built and signed here; one of them sent as protobuf
+    for who, role, pb in ((provider, "provider", False), (employer, "consumer", True), (rater, "rating_body", False)):
+        stx, ans = agency.send({"type": "admit", "key": who.public_key.hex(), "name": role, "roles": [role]},
+                               protobuf=pb)
+        assert _code(ans) == "ok", ans
+        assert _attr(ans, "participant.admitted", "participant") == who.public_key.hex()
+
+    # the receipt is readable by tx hash (the hash we computed)
+    got = c.tx(stx.hash)
+    assert json.dumps(got).find(stx.hash.hex()) >= 0
+
+    r = Actor(c, rater)
+    _, ans = r.send({"type": "set_rating", "participant": provider.public_key.hex(), "rating": 4})
+    assert _code(ans) == "ok", ans
+
+    # a product: its id is computed before submitting (SPEC.md §5.4)
+    p = Actor(c, provider)
+    terms = hashing.blake3(b"terms v1")
+    stx, ans = p.send({"type": "list_product", "spec": {
+        "name": "CV check", "category": "data_service", "domain": "employment", "grade": 3,
+        "price": 500, "terms_hash": terms.hex(),
+        "conditions": {"min_consumer_rating": 0, "whitelist_only": False, "purposes": []}}})
+    assert _code(ans) == "ok", ans
+    product = stx.created_id(CHAIN)
+    assert _attr(ans, "product.listed", "product") == product.hex()
+
+    # a one-use grant signed offline by a data subject, carried as a compact string
+    sg = grants.sign_grant(applicant, CHAIN, employer.public_key, product, "verify CV", 100000)
+    compact = grants.to_compact(sg)
+    grant = grants.from_compact(compact)
+    grant_id = grant["grant"]["id"]
+    e = Actor(c, employer)
+    use = {"type": "use_grant", "grant": {"inline": {"grant": {k: (v.hex() if isinstance(v, bytes) else v)
+                                                               for k, v in grant["grant"].items()},
+                                                     "signature": grant["signature"].hex()}},
+           "product": product.hex(), "purpose": "verify CV", "request_hash": hashing.blake3(b"cv-1").hex()}
+    _, ans = e.send(use)
+    assert _code(ans) == "ok", ans
+    assert _attr(ans, "grant.consumed", "grant") == grant_id.hex()
+    # the second use is refused, and the nonce is still consumed (SPEC.md §5.3)
+    _, ans2 = e.send(use)
+    assert _code(ans2) == "failed", ans2
+    assert c.next_nonce(employer.public_key) == e.nonce
+
+    # a replayed nonce is refused at admission or in the receipt, never executed
+    stale = tx.sign_transaction(employer, CHAIN, 0, use)
+    try:
+        ans3 = c.submit(stale, wait="commit", timeout_ms=20000)
+        assert _code(ans3) == "invalid", ans3
+    except RpcError as err:
+        assert err.status in (400, 409, 422), err
+
+    # ---- events: follow from the start, break off mid-way, resume, compare with one pass
+    tip = c.status()["height"]
+    _wait_height(c, tip + 1)
+    end = events.Cursor(tip, 0)
+    one_pass = []
+    for ev in events.Follower(c, from_height=start_height):
+        if ev.cursor >= end:
+            break
+        one_pass.append((str(ev.cursor), ev.kind))
+    assert any(k == "grant.consumed" for _, k in one_pass)
+    assert [events.Cursor.parse(x) for x, _ in one_pass] == sorted(events.Cursor.parse(x) for x, _ in one_pass)
+    assert len({x for x, _ in one_pass}) == len(one_pass)
+    # now with a break right after a transaction's first contract event (mid-block)
+    mid = next(i for i, (_, k) in enumerate(one_pass) if k == "grant.consumed")
+    f1 = events.Follower(c, from_height=start_height)
+    resumed = []
+    for ev in f1:
+        resumed.append((str(ev.cursor), ev.kind))
+        if len(resumed) == mid + 1:
+            break
+    f2 = events.Follower(c, from_height=start_height)
+    f2.last = events.Cursor.parse(resumed[-1][0])
+    for ev in f2:
+        if ev.cursor >= end:
+            break
+        resumed.append((str(ev.cursor), ev.kind))
+    assert resumed == one_pass
+
+    # ---- proofs: the RPC's bundle verifies in Python
+    _wait_height(c, c.status()["height"] + 1)
+    v = c.prove("grants", grant_id, genesis)
+    assert v.value is not None and v.key == grants.state_key(grant_id)
+    from dpx_client import state
+    rec = state.decode_value(v.key, v.value)
+    assert rec["state"] == 1  # consumed
+    # the absence of an unknown grant is proven too (or the node answers 404)
+    try:
+        absent = c.prove("grants", bytes(32), genesis)
+        assert absent.value is None
+    except RpcError as err:
+        assert err.status == 404
+
+    # ---- agreement with `dpx audit verify` on valid and tampered bundles
+    proof_file = tmp_path / "grant-proof.json"
+    with open(proof_file, "w") as f:
+        subprocess.run([DPX, "audit", "prove", "grants", grant_id.hex(), "--rpc", c.base], check=True, stdout=f)
+    gpath = str(d / "genesis.json")
+
+    def both(doc) -> tuple[bool, bool]:
+        path = tmp_path / "b.json"
+        path.write_text(json.dumps(doc))
+        rust = subprocess.run([DPX, "audit", "verify", str(path), "--genesis", gpath],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        try:
+            bundle.verify_bundle(doc, genesis)
+            py = True
+        except bundle.BundleError:
+            py = False
+        return rust, py
+
+    doc = json.loads(proof_file.read_text())
+    assert both(doc) == (True, True)
+    b = doc["bundle"]
+    edits = []
+    for path in (("value",), ("key",), ("certificate",), ("header", "state_root"), ("header", "parent_id"),
+                 ("proof", "leaf", "value_hash"), ("validators", 0, "key")):
+        for pos in (0, 9, -1):
+            t = copy.deepcopy(doc)
+            o = t["bundle"]
+            for k in path[:-1]:
+                o = o[k]
+            raw = bytearray(bytes.fromhex(o[path[-1]]))
+            raw[pos] ^= 0x01
+            o[path[-1]] = raw.hex()
+            edits.append((path, t))
+    t = copy.deepcopy(doc); t["bundle"]["version"] += 1; edits.append((("version",), t))
+    t = copy.deepcopy(doc); t["bundle"]["validators"][1]["power"] += 1; edits.append((("power",), t))
+    t = copy.deepcopy(doc); t["bundle"]["header"]["time_ms"] += 1; edits.append((("time_ms",), t))
+    assert b["proof"]["siblings"]
+    t = copy.deepcopy(doc); t["bundle"]["proof"]["siblings"].pop(); edits.append((("sibling",), t))
+    disagreements = []
+    for what, t in edits:
+        rust, py = both(t)
+        if (rust, py) != (False, False):
+            disagreements.append((what, rust, py))
+    assert not disagreements, disagreements
