@@ -121,6 +121,7 @@ class Follower:
     def __iter__(self) -> Iterator[Event]:
         while True:
             lagged_height = None
+            before = self.last
             try:
                 for ev in self.client.event_stream(self._resume_height(), kinds=self.kinds, **self.filters):
                     if ev.kind == "lagged":
@@ -140,7 +141,9 @@ class Follower:
                 # nothing delivered yet: start where the server says; otherwise resuming from
                 # the last cursor's height replays everything after it (and drops what was seen)
                 self.next_height = max(self.next_height, lagged_height)
-            self.reconnects += 1
+            # count only reconnects that made no progress: a long-lived stream may be closed
+            # by the server many times, each time after delivering something
+            self.reconnects = 0 if self.last != before else self.reconnects + 1
             if self.reconnects > self.max_reconnects:
                 raise ConnectionError(f"event stream: gave up after {self.max_reconnects} reconnects"
                                       + (f" ({err})" if err else ""))
