@@ -180,3 +180,31 @@ def verify_certificate(cert: dict, vset: ValidatorSet, chain_id: str) -> None:
         power += p
     if power < vset.quorum:
         raise ChainError(f"certificate power {power} below the quorum {vset.quorum} of {vset.total_power}")
+
+
+def verify_block(block: dict, vset: ValidatorSet, chain_id: str) -> bytes:
+    """A block as `GET /v1/blocks/{h}` shows it ({height, id, header, txs: [{hash, bytes}],
+    certificate: hex}): the header's id, every transaction's hash, the tx root and the
+    certificate against ``vset``. Returns the block id; raises ChainError."""
+    try:
+        header = proto.decode("Header", header_bytes(block["header"]))
+    except (ValueError, proto.DecodeError) as e:
+        raise ChainError(f"header does not decode: {e}") from None
+    if header["chain_id"] != chain_id:
+        raise ChainError("header of another chain")
+    bid = hashing.H(hashing.HEADER, chain_id, proto.encode("Header", header))
+    if block.get("id") is not None and bytes.fromhex(block["id"]) != bid:
+        raise ChainError("block id is not the hash of its header")
+    raws = []
+    for t in block["txs"]:
+        raw = bytes.fromhex(t["bytes"])
+        if t.get("hash") is not None and bytes.fromhex(t["hash"]) != hashing.blake3(raw):
+            raise ChainError("a transaction's hash is not blake3 of its bytes")
+        raws.append(raw)
+    if tx_root(raws) != header["tx_root"]:
+        raise ChainError("tx_root does not match the transactions")
+    cert = decode_certificate(bytes.fromhex(block["certificate"]))
+    if cert["height"] != header["height"] or cert["value_id"] != bid:
+        raise ChainError("certificate is for another block")
+    verify_certificate(cert, vset, chain_id)
+    return bid
