@@ -79,8 +79,9 @@ pub use exec::{
 };
 pub use genesis::{GenesisAgency, GenesisApp, init_genesis};
 pub use governance::{
-    Proposal, ProposalAction, Validator, ValidatorChange, agency_count, current_validators,
-    validator_set, validator_updates,
+    MAX_AGENCIES, Proposal, ProposalAction, Validator, ValidatorChange, active_agencies, agencies,
+    agency_count, current_validators, is_active_agency, quorum_reached, validator_set,
+    validator_updates,
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt};
 pub use ops::Operation;
@@ -90,9 +91,11 @@ pub use policy::{
     Action, DEFAULT_POLICIES, PolicySetRecord, SCHEMA_TEXT, authorize_read, current_policies,
     parse_policies,
 };
-pub use products::{Product, ProductConditions, ProductSpec};
+pub use products::{
+    Availability, Product, ProductConditions, ProductSpec, availability, provider_standing,
+};
 pub use receipt::{Attr, DecisionReceipt, Event, Receipt};
-pub use render::render;
+pub use render::{render, render_in};
 pub use state::{MemState, State};
 pub use trades::{AttestTarget, Attestation, Order};
 pub use tx::{
