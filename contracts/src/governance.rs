@@ -348,7 +348,7 @@ pub fn agencies<S: State + ?Sized>(st: &S) -> Result<Vec<PublicKey>, ContractErr
 
 /// The stored roster: concatenated 32-byte keys, at most [`MAX_AGENCIES`].
 pub(crate) fn decode_agencies(bytes: &[u8]) -> Result<Vec<PublicKey>, ContractError> {
-    if bytes.len() % 32 != 0 || bytes.len() / 32 > MAX_AGENCIES {
+    if !bytes.len().is_multiple_of(32) || bytes.len() / 32 > MAX_AGENCIES {
         return Err(corrupt(format!("agency roster of {} bytes", bytes.len())));
     }
     bytes.chunks_exact(32).map(|c| codec::key(c, "agency roster").map_err(corrupt)).collect()
@@ -365,7 +365,7 @@ pub(crate) fn store_agencies<S: State + ?Sized>(
         return Err(ContractError::conflict(format!("at most {MAX_AGENCIES} agencies")));
     }
     set_agency_count(st, roster.len() as u64);
-    st.put(keys::AGENCIES.to_vec(), roster.iter().flat_map(|k| k.to_bytes()).collect());
+    st.put(keys::AGENCIES.to_vec(), roster.iter().flat_map(PublicKey::to_bytes).collect());
     Ok(())
 }
 

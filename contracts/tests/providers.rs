@@ -187,7 +187,13 @@ fn a_downgraded_provider_may_still_regrade_or_delist() {
     let mut c = cast();
     let (p, b) = (c.provider.clone(), c.buyer.clone());
     c.w.rate(&p.public(), 1);
-    c.w.ok(&p, Operation::UpdateProduct { product: c.product, spec: spec(1, Default::default()) });
+    c.w.ok(
+        &p,
+        Operation::UpdateProduct {
+            product: c.product,
+            spec: spec(1, ProductConditions::default()),
+        },
+    );
     assert_eq!(shown(&c.w, c.product), "available");
     c.w.ok(&b, order(c.product));
     c.w.ok(&p, Operation::DelistProduct { product: c.product });
