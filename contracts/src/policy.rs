@@ -463,6 +463,17 @@ mod tests {
     }
 
     #[test]
+    fn error_texts_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(MAX_ERROR_TEXT_BYTES); // 2 bytes each
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_ERROR_TEXT_BYTES + "…".len());
+        assert!(cut.ends_with('…') && cut.starts_with("éé"));
+        let odd = format!("a{long}"); // the limit falls inside a character
+        assert!(bounded(&odd).len() <= MAX_ERROR_TEXT_BYTES + "…".len());
+    }
+
+    #[test]
     fn bad_policy_sets_are_refused_with_reasons() {
         let cases = [
             ("permit(principal, action, resource);", "@id"),

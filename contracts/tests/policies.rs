@@ -133,3 +133,22 @@ fn the_default_policy_denies_products_of_providers_out_of_business() {
     let d = ask(&w, Action::Order);
     assert!(!d.allowed && d.reason.contains("provider-in-good-standing"), "{}", d.reason);
 }
+
+/// However many policies error, the receipt's reason stays bounded: 8 named, the rest counted.
+#[test]
+fn many_erroring_policies_are_named_up_to_a_bound() {
+    let (mut w, _, buyer, product) = market();
+    let erroring: String = (0..12)
+        .map(|i| {
+            format!(
+                "@id(\"err-{i:02}\") forbid (principal, action == Action::\"order\", resource) \
+                 when {{ resource.grade * 4611686018427387904 > {i} }};\n"
+            )
+        })
+        .collect();
+    set_policies(&mut w, format!("{DEFAULT_POLICIES}\n{erroring}"));
+    let r = w.fail(&buyer, order(product), Code::Denied, "and 4 more");
+    let reason = r.decision.unwrap().reason;
+    assert!(reason.contains("err-00") && reason.contains("err-07"), "{reason}");
+    assert!(!reason.contains("err-08"), "sorted, first 8 named: {reason}");
+}
