@@ -8,6 +8,7 @@ use common::*;
 use dpx_contracts::policy::{PolicyContext, Resource, decide};
 use dpx_contracts::*;
 use dpx_crypto::Keypair;
+use std::fmt::Write as _;
 
 /// Replace the policy set (one agency: 1 of 1 is a quorum).
 fn set_policies(w: &mut World, text: String) {
@@ -138,14 +139,15 @@ fn the_default_policy_denies_products_of_providers_out_of_business() {
 #[test]
 fn many_erroring_policies_are_named_up_to_a_bound() {
     let (mut w, _, buyer, product) = market();
-    let erroring: String = (0..12)
-        .map(|i| {
-            format!(
-                "@id(\"err-{i:02}\") forbid (principal, action == Action::\"order\", resource) \
-                 when {{ resource.grade * 4611686018427387904 > {i} }};\n"
-            )
-        })
-        .collect();
+    let mut erroring = String::new();
+    for i in 0..12 {
+        writeln!(
+            erroring,
+            "@id(\"err-{i:02}\") forbid (principal, action == Action::\"order\", resource) \
+             when {{ resource.grade * 4611686018427387904 > {i} }};"
+        )
+        .unwrap();
+    }
     set_policies(&mut w, format!("{DEFAULT_POLICIES}\n{erroring}"));
     let r = w.fail(&buyer, order(product), Code::Denied, "and 4 more");
     let reason = r.decision.unwrap().reason;
