@@ -11,9 +11,11 @@
 //!   life-cycle attestations) and [`grants`] — one use, one authorization: a grant moves
 //!   `Issued → Consumed | Revoked | Expired` exactly once.
 //! - [`policy`]: Cedar policies with a built-in schema, held in state and evaluated for every
-//!   guarded operation; each decision is recorded as a [`DecisionReceipt`].
-//! - [`governance`]: proposals approved by more than 2/3 of agencies change policies, the
-//!   validator set (from a later height), parameters, and admit agencies.
+//!   guarded operation; each decision is recorded as a [`DecisionReceipt`]. A policy that errors
+//!   denies (fail closed).
+//! - [`governance`]: proposals approved by more than 2/3 of the *active* agencies change
+//!   policies, the validator set (from a later height), parameters, admit agencies, and suspend,
+//!   reinstate or list them — an agency's standing changes by governance only.
 //! - [`keys`]: the state key of every object; [`render`] turns any stored value into JSON.
 //!
 //! The crate does no I/O and reads no clock, randomness or floating point: the same state,
