@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Wire, pb};
 use crate::error::{ContractError, DecodeError};
 use crate::keys;
-use crate::participants::{Participant, load_participant};
+use crate::participants::Participant;
 use crate::products::Product;
 use crate::receipt::DecisionReceipt;
 use crate::state::State;
@@ -284,14 +284,18 @@ pub fn decide<S: State + ?Sized>(
     let record = current_policies(st)?;
     // A product's provider as it stands now (a missing record leaves the entity out: a policy
     // that reads it then errors, and so denies).
-    let provider = match resource {
-        Resource::Product(p) => load_participant(st, &p.provider)?,
+    // The cache key takes the stored bytes; they are decoded only when Cedar has to run.
+    let provider_bytes = match resource {
+        Resource::Product(p) => st.get(&keys::participant(&p.provider)),
         _ => None,
     };
-    let key = decision_key(&record, principal, action, resource, provider.as_ref(), context);
+    let key =
+        decision_key(&record, principal, action, resource, provider_bytes.as_deref(), context);
     if let Some(d) = DECISIONS.with_borrow(|c| c.get(&key).cloned()) {
         return Ok(d);
     }
+    let provider: Option<Participant> =
+        provider_bytes.map(|b| codec::decode(&b)).transpose().map_err(ContractError::from)?;
     let d = evaluate(&record, principal, action, resource, provider.as_ref(), context)?;
     DECISIONS.with_borrow_mut(|c| {
         if c.len() >= DECISIONS_MAX {
@@ -319,7 +323,7 @@ fn decision_key(
     principal: &Participant,
     action: Action,
     resource: &Resource,
-    provider: Option<&Participant>,
+    provider: Option<&[u8]>,
     context: &PolicyContext,
 ) -> Hash {
     let mut w = HashWriter::new(Domain::new("dpx/policy-decision-cache/v1"), "");
@@ -333,7 +337,7 @@ fn decision_key(
         Resource::Product(p) => w.update(b"product").update(&codec::encode(p)),
     };
     match provider {
-        Some(p) => w.update(b"provider").update(&codec::encode(p)),
+        Some(bytes) => w.update(b"provider").update(bytes),
         None => w.update(b"no provider"),
     };
     w.update(&[u8::from(context.grant_consumed)]).update(context.purpose.as_bytes());
