@@ -1,5 +1,13 @@
 //! Demand postings (需求发布) and responses (应答): a government body or company posts a need,
 //! providers answer, the poster awards one answer and closes the posting.
+//!
+//! **Deadline.** A demand may carry `deadline_ms`, a block time (ms since the epoch, compared
+//! with the header's agreed time `BlockContext::time_ms`, never a local clock): a response in a
+//! block whose time is at most the deadline is accepted, one in a later block is refused. The
+//! comparison is exact integer arithmetic on values every node and every replay has, so the
+//! verdict is the same everywhere. An open demand past its deadline is *treated as closed for
+//! responses* — nothing has to be written, and no one but the poster has a say over it: the
+//! poster may still award one of the responses it received in time, or close it.
 
 use dpx_crypto::{Hash, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -10,7 +18,7 @@ use crate::exec::Exec;
 use crate::keys;
 use crate::ops::Operation;
 use crate::policy::{Action, PolicyContext, Resource};
-use crate::products::Product;
+use crate::products::{Product, require_provider_standing};
 use crate::receipt::Event;
 use crate::state::State;
 use crate::types::{DemandId, DemandStatus, ProductId};
@@ -25,8 +33,8 @@ pub struct Demand {
     pub budget: u64,
     /// blake3 of the full description (kept off the ledger).
     pub description_hash: Hash,
-    /// Responses are refused above this height.
-    pub deadline_height: Option<u64>,
+    /// Block time (ms since the epoch) of the last accepted response.
+    pub deadline_ms: Option<u64>,
     pub status: DemandStatus,
     pub responses: u32,
     pub awarded_to: Option<PublicKey>,
@@ -57,7 +65,7 @@ impl Wire for Demand {
             domain: self.domain.clone(),
             budget: self.budget,
             description_hash: self.description_hash.0.to_vec(),
-            deadline_height: self.deadline_height,
+            deadline_ms: self.deadline_ms,
             status: self.status.code(),
             responses: self.responses,
             awarded_to: self.awarded_to.map(|k| k.to_bytes().to_vec()),
@@ -73,7 +81,7 @@ impl Wire for Demand {
             domain: p.domain,
             budget: p.budget,
             description_hash: codec::hash(&p.description_hash, "description_hash")?,
-            deadline_height: p.deadline_height,
+            deadline_ms: p.deadline_ms,
             status: DemandStatus::from_wire(p.status, "status")?,
             responses: p.responses,
             awarded_to: p.awarded_to.map(|k| codec::key(&k, "awarded_to")).transpose()?,
@@ -108,6 +116,17 @@ impl Wire for DemandResponse {
     }
 }
 
+/// Furthest a deadline may lie after the block that posts the demand: 366 days.
+pub const MAX_DEADLINE_AHEAD_MS: u64 = 366 * 24 * 60 * 60 * 1000;
+
+impl Demand {
+    /// Whether responses are still accepted at block time `time_ms`: open, and the deadline
+    /// (if any) not passed. Exact and replayable.
+    pub fn accepts_responses_at(&self, time_ms: u64) -> bool {
+        self.status == DemandStatus::Open && self.deadline_ms.is_none_or(|dl| time_ms <= dl)
+    }
+}
+
 fn wrong(d: &Demand, action: &'static str, expected: &str) -> ContractError {
     ContractError::WrongState {
         kind: "demand",
@@ -135,10 +154,20 @@ pub(crate) fn dispatch<S: State + ?Sized>(
 ) -> Result<(), ContractError> {
     let h = x.height();
     match op {
-        Operation::PostDemand { title, domain, budget, description_hash, deadline_height } => {
+        Operation::PostDemand { title, domain, budget, description_hash, deadline_ms } => {
             x.authorize(Action::PostDemand, &Resource::Market, &PolicyContext::none())?;
-            if deadline_height.is_some_and(|d| d < h) {
-                return Err(ContractError::invalid("deadline height already passed"));
+            let now = x.time_ms();
+            if let Some(dl) = *deadline_ms {
+                if dl <= now {
+                    return Err(ContractError::invalid(format!(
+                        "deadline {dl} ms is not after the block time {now} ms"
+                    )));
+                }
+                if dl - now > MAX_DEADLINE_AHEAD_MS {
+                    return Err(ContractError::invalid(format!(
+                        "deadline {dl} ms is more than {MAX_DEADLINE_AHEAD_MS} ms after the block time {now} ms"
+                    )));
+                }
             }
             let id = DemandId::derive(x.chain_id(), &x.signer, x.nonce);
             let poster = x.me()?.account;
@@ -149,7 +178,7 @@ pub(crate) fn dispatch<S: State + ?Sized>(
                 domain: domain.clone(),
                 budget: *budget,
                 description_hash: *description_hash,
-                deadline_height: *deadline_height,
+                deadline_ms: *deadline_ms,
                 status: DemandStatus::Open,
                 responses: 0,
                 awarded_to: None,
@@ -168,13 +197,22 @@ pub(crate) fn dispatch<S: State + ?Sized>(
         Operation::RespondDemand { demand, product, price, proposal_hash } => {
             x.authorize(Action::RespondDemand, &Resource::Market, &PolicyContext::none())?;
             let mut d: Demand = x.must(&keys::demand(demand), "demand", demand)?;
-            let me = x.me()?.account;
+            let me = x.me()?;
+            // Also enforced by the default policies; here so no policy set can lift it.
+            if me.is_barred() {
+                return Err(ContractError::forbidden(
+                    "a suspended or negative-listed participant cannot answer demands",
+                ));
+            }
+            let me = me.account;
             if d.status != DemandStatus::Open {
                 return Err(wrong(&d, "respond", "open"));
             }
-            if d.deadline_height.is_some_and(|dl| h > dl) {
+            let now = x.time_ms();
+            if !d.accepts_responses_at(now) {
                 return Err(ContractError::conflict(format!(
-                    "demand {demand} closed for responses at its deadline"
+                    "demand {demand} closed for responses at its deadline ({} ms; block time {now} ms)",
+                    d.deadline_ms.unwrap_or_default()
                 )));
             }
             if d.poster == me {
@@ -187,6 +225,8 @@ pub(crate) fn dispatch<S: State + ?Sized>(
                         "product {pid} is not a listed product of the responder"
                     )));
                 }
+                // A downgraded provider cannot offer a product above its rating.
+                require_provider_standing(x, &p)?;
             }
             let key = keys::response(demand, &me);
             if x.st.get(&key).is_some() {

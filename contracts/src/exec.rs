@@ -357,6 +357,11 @@ impl<'a, S: State + ?Sized> Exec<'a, S> {
         &self.block.chain_id
     }
 
+    /// The block's agreed time (the header's, never a local clock), in ms since the epoch.
+    pub fn time_ms(&self) -> u64 {
+        self.block.time_ms
+    }
+
     /// The signer's participant record.
     pub fn me(&self) -> Result<&Participant, ContractError> {
         self.account.as_ref().ok_or_else(|| {

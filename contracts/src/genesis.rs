@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::ContractError;
-use crate::governance::{Validator, check_set, set_agency_count, store_initial_validators};
+use crate::governance::{
+    MAX_AGENCIES, Validator, check_set, store_agencies, store_initial_validators,
+};
 use crate::keys;
 use crate::params::Params;
 use crate::participants::Participant;
@@ -48,8 +50,8 @@ impl GenesisApp {
             return Err(err(format!("chain id must be 1..={MAX_CHAIN_ID_BYTES} bytes")));
         }
         self.params.validate().map_err(err)?;
-        if self.agencies.is_empty() {
-            return Err(err("at least one agency is needed"));
+        if self.agencies.is_empty() || self.agencies.len() > MAX_AGENCIES {
+            return Err(err(format!("1..={MAX_AGENCIES} agencies are needed")));
         }
         let mut keys = BTreeSet::new();
         for a in &self.agencies {
@@ -103,7 +105,7 @@ pub fn init_genesis<S: State + ?Sized>(
         };
         st.put(keys::participant(&a.key), codec::encode(&p));
     }
-    set_agency_count(st, app.agencies.len() as u64);
+    store_agencies(st, app.agencies.iter().map(|a| a.key).collect())?;
     let mut validators = app.validators.clone();
     validators.sort_by_key(|v| v.key);
     store_initial_validators(st, validators);

@@ -1,8 +1,23 @@
-//! Governance: proposals by agencies, approved by more than 2/3 of them, that change the
-//! policy set, the validator set (from a later height) or the parameters, or admit an agency.
+//! Governance: proposals by agencies, approved by more than 2/3 of the *active* ones, that
+//! change the policy set, the validator set (from a later height) or the parameters, admit an
+//! agency, or suspend, reinstate or (negative-)list one.
 //!
 //! Governance itself is not policy-guarded — only agencies propose and approve — so no policy
-//! set, however wrong, can lock the agencies out of replacing it.
+//! set, however wrong, can lock the agencies out of replacing it. Nor can a participant: an
+//! agency's standing (suspension, list status) changes only by a proposal here; the plain
+//! `suspend`, `reinstate` and `set_list_status` operations refuse an agency as their target.
+//!
+//! **Quorum.** An agency is *active* while it is neither suspended nor negative-listed. Whether
+//! a proposal passes is decided at each approval (and at proposing) from the state at that
+//! moment: the approvals that count are those of agencies active *now*, and they must be more
+//! than 2/3 of the agencies active now. So approvals of an agency suspended since stop counting
+//! (and count again if it is reinstated), and a proposal is never judged by a roster that no
+//! longer exists. A change in the active set can bring a pending proposal to quorum without a
+//! new approver; any active agency that already approved may then approve again to execute it.
+//!
+//! **No lock-out.** A proposal that would suspend or negative-list the last active agency is
+//! refused (when proposed and again when it would execute). With at least one active agency a
+//! quorum of the active agencies always exists, and it can reinstate the others.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +29,7 @@ use crate::error::{ContractError, DecodeError};
 use crate::exec::Exec;
 use crate::keys;
 use crate::params::{Params, params};
-use crate::participants::{Participant, key_in_use};
+use crate::participants::{Participant, key_in_use, load_participant};
 use crate::policy::{MAX_POLICY_BYTES, PolicySetRecord, current_policies, parse_policies};
 use crate::receipt::Event;
 use crate::state::State;
@@ -26,6 +41,8 @@ pub const MAX_VALIDATORS: usize = 256;
 pub const MAX_VALIDATOR_CHANGES: usize = 64;
 /// Bound on a set's total voting power, far below overflow of any sum consensus computes.
 pub const MAX_TOTAL_POWER: u64 = 1 << 60;
+/// Most agencies: the roster is read whole at every governance decision.
+pub const MAX_AGENCIES: usize = 256;
 
 /// A validator: key, voting power, name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +75,20 @@ pub enum ProposalAction {
     AdmitAgency {
         key: PublicKey,
         name: String,
+    },
+    /// Suspend an agency: it can neither propose nor approve, and its approvals stop counting.
+    SuspendAgency {
+        key: PublicKey,
+        reason: String,
+    },
+    /// Lift an agency's suspension.
+    ReinstateAgency {
+        key: PublicKey,
+    },
+    /// Whitelist, normalise or negative-list an agency (negative-listed agencies do not govern).
+    SetAgencyListStatus {
+        key: PublicKey,
+        status: ListStatus,
     },
 }
 
@@ -105,6 +136,11 @@ impl ProposalAction {
             Self::SetParams { params } => params.validate(),
             Self::AdmitAgency { name, .. } if name.is_empty() || name.len() > MAX_TEXT_BYTES => {
                 Err(format!("agency name must be 1..={MAX_TEXT_BYTES} bytes"))
+            }
+            Self::SuspendAgency { reason, .. }
+                if reason.is_empty() || reason.len() > MAX_TEXT_BYTES =>
+            {
+                Err(format!("suspension reason must be 1..={MAX_TEXT_BYTES} bytes"))
             }
             _ => Ok(()),
         }
@@ -196,6 +232,17 @@ impl Wire for ProposalAction {
                 key: key.to_bytes().to_vec(),
                 name: name.clone(),
             }),
+            Self::SuspendAgency { key, reason } => K::SuspendAgency(pb::AgencySuspension {
+                key: key.to_bytes().to_vec(),
+                reason: reason.clone(),
+            }),
+            Self::ReinstateAgency { key } => K::ReinstateAgency(key.to_bytes().to_vec()),
+            Self::SetAgencyListStatus { key, status } => {
+                K::SetAgencyListStatus(pb::AgencyListStatus {
+                    key: key.to_bytes().to_vec(),
+                    status: status.code(),
+                })
+            }
         };
         pb::ProposalAction { kind: Some(kind) }
     }
@@ -211,6 +258,14 @@ impl Wire for ProposalAction {
             K::AdmitAgency(a) => {
                 Self::AdmitAgency { key: codec::key(&a.key, "key")?, name: a.name }
             }
+            K::SuspendAgency(a) => {
+                Self::SuspendAgency { key: codec::key(&a.key, "key")?, reason: a.reason }
+            }
+            K::ReinstateAgency(k) => Self::ReinstateAgency { key: codec::key(&k, "key")? },
+            K::SetAgencyListStatus(a) => Self::SetAgencyListStatus {
+                key: codec::key(&a.key, "key")?,
+                status: ListStatus::from_wire(a.status, "status")?,
+            },
         })
     }
 }
@@ -271,15 +326,71 @@ pub(crate) fn activate_validators<S: State + ?Sized>(st: &mut S, height: u64) {
     }
 }
 
-/// Number of agencies (the quorum's denominator).
+/// Number of agencies, active or not (the quorum's denominator is [`active_agencies`]).
 pub fn agency_count<S: State + ?Sized>(st: &S) -> u64 {
     st.get(keys::AGENCY_COUNT)
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
         .map_or(0, u64::from_be_bytes)
 }
 
-pub(crate) fn set_agency_count<S: State + ?Sized>(st: &mut S, n: u64) {
+fn set_agency_count<S: State + ?Sized>(st: &mut S, n: u64) {
     st.put(keys::AGENCY_COUNT.to_vec(), n.to_be_bytes().to_vec());
+}
+
+fn corrupt(reason: impl std::fmt::Display) -> ContractError {
+    ContractError::Corrupt { reason: reason.to_string() }
+}
+
+/// Every agency's account key, suspended and negative-listed ones too, sorted.
+pub fn agencies<S: State + ?Sized>(st: &S) -> Result<Vec<PublicKey>, ContractError> {
+    st.get(keys::AGENCIES).map_or(Ok(Vec::new()), |b| decode_agencies(&b))
+}
+
+/// The stored roster: concatenated 32-byte keys, at most [`MAX_AGENCIES`].
+pub(crate) fn decode_agencies(bytes: &[u8]) -> Result<Vec<PublicKey>, ContractError> {
+    if !bytes.len().is_multiple_of(32) || bytes.len() / 32 > MAX_AGENCIES {
+        return Err(corrupt(format!("agency roster of {} bytes", bytes.len())));
+    }
+    bytes.chunks_exact(32).map(|c| codec::key(c, "agency roster").map_err(corrupt)).collect()
+}
+
+/// Write the roster (and the agency count) for `roster`, sorted and without duplicates.
+pub(crate) fn store_agencies<S: State + ?Sized>(
+    st: &mut S,
+    mut roster: Vec<PublicKey>,
+) -> Result<(), ContractError> {
+    roster.sort();
+    roster.dedup();
+    if roster.len() > MAX_AGENCIES {
+        return Err(ContractError::conflict(format!("at most {MAX_AGENCIES} agencies")));
+    }
+    set_agency_count(st, roster.len() as u64);
+    st.put(keys::AGENCIES.to_vec(), roster.iter().flat_map(PublicKey::to_bytes).collect());
+    Ok(())
+}
+
+/// An agency that governs: holds the agency role, neither suspended nor negative-listed.
+pub fn is_active_agency(p: &Participant) -> bool {
+    p.has_role(Role::Agency) && !p.is_barred()
+}
+
+/// The agencies whose approvals count, and whose number is the quorum's denominator, now.
+/// Computed from the participants' records at every call, so it cannot drift from them.
+pub fn active_agencies<S: State + ?Sized>(st: &S) -> Result<Vec<PublicKey>, ContractError> {
+    let mut out = Vec::new();
+    for key in agencies(st)? {
+        let p = load_participant(st, &key)?
+            .ok_or_else(|| corrupt(format!("agency {key} on the roster has no record")))?;
+        if is_active_agency(&p) {
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// More than 2/3 of `active`.
+pub fn quorum_reached(approvals: u64, active: u64) -> bool {
+    active > 0 && approvals.saturating_mul(3) > active.saturating_mul(2)
 }
 
 /// Sorted, validated set after applying `changes` to `base`.
@@ -366,8 +477,59 @@ fn check_action<S: State + ?Sized>(
         ProposalAction::AdmitAgency { key, .. } if key_in_use(&x.st, key) => {
             Err(ContractError::conflict(format!("key {key} is already in use")))
         }
+        ProposalAction::AdmitAgency { .. } if agencies(&x.st)?.len() >= MAX_AGENCIES => {
+            Err(ContractError::conflict(format!("at most {MAX_AGENCIES} agencies")))
+        }
         ProposalAction::SetParams { .. } | ProposalAction::AdmitAgency { .. } => Ok(()),
+        ProposalAction::SuspendAgency { key, .. } => {
+            let t = target_agency(x, key)?;
+            if t.suspended {
+                return Err(ContractError::conflict(format!("agency {key} is already suspended")));
+            }
+            keep_one_active(x, &t)
+        }
+        ProposalAction::ReinstateAgency { key } => {
+            if !target_agency(x, key)?.suspended {
+                return Err(ContractError::conflict(format!("agency {key} is not suspended")));
+            }
+            Ok(())
+        }
+        ProposalAction::SetAgencyListStatus { key, status } => {
+            let t = target_agency(x, key)?;
+            if t.list_status == *status {
+                return Err(ContractError::conflict(format!("agency {key} is already {status}")));
+            }
+            if *status == ListStatus::NegativeListed { keep_one_active(x, &t) } else { Ok(()) }
+        }
     }
+}
+
+/// The participant record of the agency a standing proposal is about.
+fn target_agency<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    key: &PublicKey,
+) -> Result<Participant, ContractError> {
+    let t: Participant = x.must(&keys::participant(key), "participant", key)?;
+    if !t.has_role(Role::Agency) {
+        return Err(ContractError::invalid(format!(
+            "{key} is not an agency (other participants are suspended and listed by the plain operations)"
+        )));
+    }
+    Ok(t)
+}
+
+/// Refuse to bar `target` if it is the last active agency: nobody would be left to govern.
+fn keep_one_active<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    target: &Participant,
+) -> Result<(), ContractError> {
+    if is_active_agency(target) && active_agencies(&x.st)?.len() <= 1 {
+        return Err(ContractError::conflict(format!(
+            "agency {} is the last active agency; barring it would leave nobody to govern",
+            target.account
+        )));
+    }
+    Ok(())
 }
 
 fn action_kind(a: &ProposalAction) -> &'static str {
@@ -376,6 +538,9 @@ fn action_kind(a: &ProposalAction) -> &'static str {
         ProposalAction::UpdateValidators { .. } => "update_validators",
         ProposalAction::SetParams { .. } => "set_params",
         ProposalAction::AdmitAgency { .. } => "admit_agency",
+        ProposalAction::SuspendAgency { .. } => "suspend_agency",
+        ProposalAction::ReinstateAgency { .. } => "reinstate_agency",
+        ProposalAction::SetAgencyListStatus { .. } => "set_agency_list_status",
     }
 }
 
@@ -432,6 +597,12 @@ pub(crate) fn approve<S: State + ?Sized>(
     }
     let marker = keys::approval(id, &me.account);
     if x.st.get(&marker).is_some() {
+        // The active set may have shrunk since (a suspension, a negative listing), bringing the
+        // approvals it has to quorum: approving again executes it then, and only then.
+        let (counted, active) = tally(x, &p)?;
+        if quorum_reached(counted, active) {
+            return decide(x, p);
+        }
         return Err(ContractError::conflict(format!(
             "agency {} already approved proposal {id}",
             me.account
@@ -448,10 +619,18 @@ pub(crate) fn approve<S: State + ?Sized>(
     decide(x, p)
 }
 
-/// Execute the proposal if more than 2/3 of the agencies approved it; store it either way.
+/// (approvals by agencies active now, agencies active now).
+fn tally<S: State + ?Sized>(x: &Exec<'_, S>, p: &Proposal) -> Result<(u64, u64), ContractError> {
+    let active = active_agencies(&x.st)?;
+    let counted = active.iter().filter(|a| x.st.get(&keys::approval(&p.id, a)).is_some()).count();
+    Ok((counted as u64, active.len() as u64))
+}
+
+/// Execute the proposal if more than 2/3 of the active agencies approved it (counting only
+/// the approvals of active agencies); store it either way.
 fn decide<S: State + ?Sized>(x: &mut Exec<'_, S>, mut p: Proposal) -> Result<(), ContractError> {
-    let agencies = agency_count(&x.st);
-    if u64::from(p.approvals) * 3 > agencies * 2 {
+    let (counted, agencies) = tally(x, &p)?;
+    if quorum_reached(counted, agencies) {
         check_action(x, &p.action)?;
         execute_action(x, &p.action)?;
         p.status = ProposalStatus::Executed;
@@ -460,7 +639,7 @@ fn decide<S: State + ?Sized>(x: &mut Exec<'_, S>, mut p: Proposal) -> Result<(),
             Event::new("governance.executed")
                 .attr("proposal", p.id)
                 .attr("kind", action_kind(&p.action))
-                .attr("approvals", p.approvals)
+                .attr("approvals", counted)
                 .attr("agencies", agencies),
         );
     }
@@ -524,8 +703,9 @@ fn execute_action<S: State + ?Sized>(
                 updated_height: h,
             };
             x.store(keys::participant(key), &p);
-            let n = agency_count(&x.st) + 1;
-            set_agency_count(&mut x.st, n);
+            let mut roster = agencies(&x.st)?;
+            roster.push(*key);
+            store_agencies(&mut x.st, roster)?;
             x.emit(
                 Event::new("participant.admitted")
                     .attr("participant", key)
@@ -534,6 +714,41 @@ fn execute_action<S: State + ?Sized>(
                     .attr("by", by),
             );
         }
+        ProposalAction::SuspendAgency { key, reason } => {
+            change_agency(x, key, |t| {
+                t.suspended = true;
+                t.suspension_reason.clone_from(reason);
+                Event::new("participant.suspended").attr("reason", reason)
+            })?;
+        }
+        ProposalAction::ReinstateAgency { key } => {
+            change_agency(x, key, |t| {
+                t.suspended = false;
+                t.suspension_reason.clear();
+                Event::new("participant.reinstated")
+            })?;
+        }
+        ProposalAction::SetAgencyListStatus { key, status } => {
+            change_agency(x, key, |t| {
+                t.list_status = *status;
+                Event::new("participant.list_status").attr("status", status)
+            })?;
+        }
     }
+    Ok(())
+}
+
+/// Apply a standing change to an agency's record and emit its event, as the plain operations
+/// do for other participants (with `by` = `governance`).
+fn change_agency<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    key: &PublicKey,
+    change: impl FnOnce(&mut Participant) -> Event,
+) -> Result<(), ContractError> {
+    let mut t = target_agency(x, key)?;
+    let event = change(&mut t);
+    t.updated_height = x.height();
+    x.store(keys::participant(key), &t);
+    x.emit(event.attr("participant", key).attr("by", "governance"));
     Ok(())
 }

@@ -35,6 +35,8 @@ pub const VALIDATORS: &[u8] = b"meta/validators";
 pub const VALIDATORS_LATEST: &[u8] = b"meta/validators-latest";
 /// Number of agencies, the denominator of the governance quorum.
 pub const AGENCY_COUNT: &[u8] = b"meta/agency-count";
+/// Every agency's account key (suspended ones too), sorted: 32 bytes each, concatenated.
+pub const AGENCIES: &[u8] = b"meta/agencies";
 /// Chain id, written at genesis; its presence marks an initialised state.
 pub const CHAIN_ID: &[u8] = b"meta/chain-id";
 

@@ -11,9 +11,11 @@
 //!   life-cycle attestations) and [`grants`] — one use, one authorization: a grant moves
 //!   `Issued → Consumed | Revoked | Expired` exactly once.
 //! - [`policy`]: Cedar policies with a built-in schema, held in state and evaluated for every
-//!   guarded operation; each decision is recorded as a [`DecisionReceipt`].
-//! - [`governance`]: proposals approved by more than 2/3 of agencies change policies, the
-//!   validator set (from a later height), parameters, and admit agencies.
+//!   guarded operation; each decision is recorded as a [`DecisionReceipt`]. A policy that errors
+//!   denies (fail closed).
+//! - [`governance`]: proposals approved by more than 2/3 of the *active* agencies change
+//!   policies, the validator set (from a later height), parameters, admit agencies, and suspend,
+//!   reinstate or list them — an agency's standing changes by governance only.
 //! - [`keys`]: the state key of every object; [`render`] turns any stored value into JSON.
 //!
 //! The crate does no I/O and reads no clock, randomness or floating point: the same state,
@@ -79,8 +81,9 @@ pub use exec::{
 };
 pub use genesis::{GenesisAgency, GenesisApp, init_genesis};
 pub use governance::{
-    Proposal, ProposalAction, Validator, ValidatorChange, agency_count, current_validators,
-    validator_set, validator_updates,
+    MAX_AGENCIES, Proposal, ProposalAction, Validator, ValidatorChange, active_agencies, agencies,
+    agency_count, current_validators, is_active_agency, quorum_reached, validator_set,
+    validator_updates,
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt};
 pub use ops::Operation;
@@ -90,9 +93,11 @@ pub use policy::{
     Action, DEFAULT_POLICIES, PolicySetRecord, SCHEMA_TEXT, authorize_read, current_policies,
     parse_policies,
 };
-pub use products::{Product, ProductConditions, ProductSpec};
+pub use products::{
+    Availability, Product, ProductConditions, ProductSpec, availability, provider_standing,
+};
 pub use receipt::{Attr, DecisionReceipt, Event, Receipt};
-pub use render::render;
+pub use render::{render, render_in};
 pub use state::{MemState, State};
 pub use trades::{AttestTarget, Attestation, Order};
 pub use tx::{

@@ -68,7 +68,8 @@ pub enum Operation {
         domain: String,
         budget: u64,
         description_hash: Hash,
-        deadline_height: Option<u64>,
+        /// Block time (ms since the epoch) of the last accepted response.
+        deadline_ms: Option<u64>,
     },
     RespondDemand {
         demand: DemandId,
@@ -290,13 +291,13 @@ impl Wire for Operation {
             Self::DelistProduct { product } => {
                 K::DelistProduct(pb::DelistProduct { product: product.to_wire() })
             }
-            Self::PostDemand { title, domain, budget, description_hash, deadline_height } => {
+            Self::PostDemand { title, domain, budget, description_hash, deadline_ms } => {
                 K::PostDemand(pb::PostDemand {
                     title: title.clone(),
                     domain: domain.clone(),
                     budget: *budget,
                     description_hash: h(description_hash),
-                    deadline_height: *deadline_height,
+                    deadline_ms: *deadline_ms,
                 })
             }
             Self::RespondDemand { demand, product, price, proposal_hash } => {
@@ -409,7 +410,7 @@ impl Wire for Operation {
                 domain: o.domain,
                 budget: o.budget,
                 description_hash: hash(&o.description_hash, "description_hash")?,
-                deadline_height: o.deadline_height,
+                deadline_ms: o.deadline_ms,
             },
             K::RespondDemand(o) => Self::RespondDemand {
                 demand: DemandId::from_wire(&o.demand, "demand")?,

@@ -1,5 +1,9 @@
 //! The participant registry (入驻): admission by an agency, key rotation, certification rating,
 //! whitelist / negative list, suspension and reinstatement.
+//!
+//! An agency's standing is not changed here: suspending, reinstating or listing an agency is a
+//! governance act (`ProposalAction::SuspendAgency` and friends), so that no single participant
+//! can bar the agencies and lock governance. The plain operations refuse an agency target.
 
 use dpx_crypto::{Domain, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
@@ -186,6 +190,14 @@ fn change_target<S: State + ?Sized>(
     change: impl FnOnce(&mut Participant) -> Result<Event, ContractError>,
 ) -> Result<(), ContractError> {
     let mut p: Participant = x.must(&keys::participant(target), "participant", target)?;
+    if p.has_role(Role::Agency)
+        && matches!(action, Action::Suspend | Action::Reinstate | Action::SetListStatus)
+    {
+        return Err(ContractError::forbidden(format!(
+            "{target} is an agency: an agency is suspended, reinstated or listed only by a \
+             governance proposal (suspend_agency, reinstate_agency, set_agency_list_status)"
+        )));
+    }
     x.authorize(action, &Resource::Participant(p.clone()), &PolicyContext::none())?;
     let event = change(&mut p)?;
     p.updated_height = x.height();

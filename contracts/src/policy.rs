@@ -6,6 +6,15 @@
 //! Cedar's evaluation is a pure function of (policies, entities, request); the only unordered
 //! things it returns — the determining policy ids and erroring policy ids — are sorted here
 //! before they reach a receipt.
+//!
+//! **Fail closed.** A policy that errors during evaluation (an integer overflow, an attribute of
+//! an entity that is not there…) denies the request, whatever the other policies say: Cedar
+//! itself skips an erroring policy, which would let an erroring `forbid` allow. The receipt's
+//! reason names each erroring policy with its error.
+//!
+//! **Entities.** The principal is the signer's participant record; a product resource brings
+//! its provider's record too, so policies may read `resource.provider.rating`,
+//! `.suspended`, `.list_status` and `.roles`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -37,6 +46,10 @@ pub const DEFAULT_POLICIES: &str = include_str!("policy/default.cedar");
 pub const MAX_POLICY_BYTES: usize = 256 * 1024;
 /// Longest policy id.
 pub const MAX_POLICY_ID_BYTES: usize = 64;
+/// Erroring policies named, with their error, in a receipt's reason (the rest are counted).
+pub const MAX_ERRORS_IN_REASON: usize = 8;
+/// Longest error text quoted per erroring policy.
+pub const MAX_ERROR_TEXT_BYTES: usize = 200;
 
 static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
     // A constant compiled into the binary; the test `built_in_schema_and_defaults_validate`
@@ -269,11 +282,21 @@ pub fn decide<S: State + ?Sized>(
     context: &PolicyContext,
 ) -> Result<DecisionReceipt, ContractError> {
     let record = current_policies(st)?;
-    let key = decision_key(&record, principal, action, resource, context);
+    // A product's provider as it stands now (a missing record leaves the entity out: a policy
+    // that reads it then errors, and so denies).
+    // The cache key takes the stored bytes; they are decoded only when Cedar has to run.
+    let provider_bytes = match resource {
+        Resource::Product(p) => st.get(&keys::participant(&p.provider)),
+        _ => None,
+    };
+    let key =
+        decision_key(&record, principal, action, resource, provider_bytes.as_deref(), context);
     if let Some(d) = DECISIONS.with_borrow(|c| c.get(&key).cloned()) {
         return Ok(d);
     }
-    let d = evaluate(&record, principal, action, resource, context)?;
+    let provider: Option<Participant> =
+        provider_bytes.map(|b| codec::decode(&b)).transpose().map_err(ContractError::from)?;
+    let d = evaluate(&record, principal, action, resource, provider.as_ref(), context)?;
     DECISIONS.with_borrow_mut(|c| {
         if c.len() >= DECISIONS_MAX {
             c.clear();
@@ -288,8 +311,8 @@ const DECISIONS_MAX: usize = 4096;
 
 thread_local! {
     /// Decisions by a digest of everything they depend on: the policy set, the principal's and
-    /// the resource's records (every attribute the entities are built from), the action and the
-    /// context. Evaluation is a pure function of exactly these, so a hit returns what
+    /// the resource's records and a product's provider's record (every attribute the entities
+    /// are built from), the action and the context. Evaluation is a pure function of exactly these, so a hit returns what
     /// evaluating again would; it saves the Cedar evaluation when, as is typical, one consumer
     /// uses one product many times.
     static DECISIONS: RefCell<HashMap<Hash, DecisionReceipt>> = RefCell::new(HashMap::new());
@@ -300,6 +323,7 @@ fn decision_key(
     principal: &Participant,
     action: Action,
     resource: &Resource,
+    provider: Option<&[u8]>,
     context: &PolicyContext,
 ) -> Hash {
     let mut w = HashWriter::new(Domain::new("dpx/policy-decision-cache/v1"), "");
@@ -312,6 +336,10 @@ fn decision_key(
         Resource::Participant(p) => w.update(b"participant").update(&codec::encode(p)),
         Resource::Product(p) => w.update(b"product").update(&codec::encode(p)),
     };
+    match provider {
+        Some(bytes) => w.update(b"provider").update(bytes),
+        None => w.update(b"no provider"),
+    };
     w.update(&[u8::from(context.grant_consumed)]).update(context.purpose.as_bytes());
     w.finish()
 }
@@ -322,6 +350,7 @@ fn evaluate(
     principal: &Participant,
     action: Action,
     resource: &Resource,
+    provider: Option<&Participant>,
     context: &PolicyContext,
 ) -> Result<DecisionReceipt, ContractError> {
     let set = cached_set(record)?;
@@ -338,9 +367,14 @@ fn evaluate(
             (e.uid(), Some(e))
         }
     };
-    let entities =
-        Entities::from_entities(std::iter::once(p_entity).chain(r_entity), Some(&SCHEMA))
-            .map_err(policy_err)?;
+    // The provider, unless it is the principal itself (already there, and an entity appears once).
+    let provider_entity =
+        provider.filter(|p| p.account != principal.account).map(participant_entity).transpose()?;
+    let entities = Entities::from_entities(
+        std::iter::once(p_entity).chain(r_entity).chain(provider_entity),
+        Some(&SCHEMA),
+    )
+    .map_err(policy_err)?;
     let ctx = Context::from_pairs([
         ("grant_consumed".to_string(), RestrictedExpression::new_bool(context.grant_consumed)),
         ("purpose".to_string(), RestrictedExpression::new_string(context.purpose.clone())),
@@ -349,26 +383,38 @@ fn evaluate(
     let request = Request::new(p_uid, uid(3, action.as_str()), r_uid.clone(), ctx, Some(&SCHEMA))
         .map_err(policy_err)?;
     let response = Authorizer::new().is_authorized(&request, &set, &entities);
-    let allowed = response.decision() == Decision::Allow;
     let mut determining: Vec<String> =
         response.diagnostics().reason().map(ToString::to_string).collect();
     determining.sort();
-    let mut erroring: Vec<String> = response
+    // (policy id, error text), sorted: Cedar returns them in no particular order.
+    let mut erroring: Vec<(String, String)> = response
         .diagnostics()
         .errors()
-        .map(|cedar_policy::AuthorizationError::PolicyEvaluationError(e)| e.policy_id().to_string())
+        .map(|cedar_policy::AuthorizationError::PolicyEvaluationError(e)| {
+            (e.policy_id().to_string(), bounded(&e.inner().to_string()))
+        })
         .collect();
     erroring.sort();
     erroring.dedup();
-    let mut reason = match (allowed, determining.is_empty()) {
-        (true, _) => format!("allowed by {}", determining.join(", ")),
-        (false, false) => format!("forbidden by {}", determining.join(", ")),
-        (false, true) => format!("no policy permits {action} on {r_uid}"),
+    // Fail closed: an erroring policy denies, even if every other policy allows.
+    let allowed = response.decision() == Decision::Allow && erroring.is_empty();
+    let reason = if erroring.is_empty() {
+        match (allowed, determining.is_empty()) {
+            (true, _) => format!("allowed by {}", determining.join(", ")),
+            (false, false) => format!("forbidden by {}", determining.join(", ")),
+            (false, true) => format!("no policy permits {action} on {r_uid}"),
+        }
+    } else {
+        let mut named: Vec<String> = erroring
+            .iter()
+            .take(MAX_ERRORS_IN_REASON)
+            .map(|(id, e)| format!("{id} ({e})"))
+            .collect();
+        if erroring.len() > MAX_ERRORS_IN_REASON {
+            named.push(format!("and {} more", erroring.len() - MAX_ERRORS_IN_REASON));
+        }
+        format!("denied: policies failed to evaluate (fail closed): {}", named.join("; "))
     };
-    if !erroring.is_empty() {
-        reason.push_str("; policies that failed to evaluate: ");
-        reason.push_str(&erroring.join(", "));
-    }
     Ok(DecisionReceipt {
         action: action.as_str().to_string(),
         principal: principal.account,
@@ -379,6 +425,18 @@ fn evaluate(
         determining,
         reason,
     })
+}
+
+/// `text` cut to at most [`MAX_ERROR_TEXT_BYTES`] on a character boundary.
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_ERROR_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// May the holder of `reader` (a participant's current key) read ledger state? The RPC asks
@@ -406,6 +464,17 @@ mod tests {
         for a in Action::ALL {
             assert!(SCHEMA.actions().any(|u| u.id().unescaped() == a.as_str()), "{a} in schema");
         }
+    }
+
+    #[test]
+    fn error_texts_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(MAX_ERROR_TEXT_BYTES); // 2 bytes each
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_ERROR_TEXT_BYTES + "…".len());
+        assert!(cut.ends_with('…') && cut.starts_with("éé"));
+        let odd = format!("a{long}"); // the limit falls inside a character
+        assert!(bounded(&odd).len() <= MAX_ERROR_TEXT_BYTES + "…".len());
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The product registry (上架 / 下架): a provider lists a processed data product — never the
 //! raw data — with category, domain, classification grade, price, a hash of its terms and the
 //! conditions the policies check.
+//!
+//! Whether a product can be ordered and used is computed, never stored: [`availability`] reads
+//! the product's listing and its provider's record as they are now, so a suspension, negative
+//! listing or lowered rating takes a provider's products out of business at once, and a
+//! reinstatement or new rating brings them back, without any flag to keep in step.
 
 use dpx_crypto::{Hash, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -9,10 +14,11 @@ use crate::codec::{self, Wire, pb};
 use crate::error::{ContractError, DecodeError};
 use crate::exec::Exec;
 use crate::keys;
+use crate::participants::load_participant;
 use crate::policy::{Action, PolicyContext, Resource};
 use crate::receipt::Event;
 use crate::state::State;
-use crate::types::{Category, MAX_GRADE, MAX_RATING, MAX_TEXT_BYTES, ProductId};
+use crate::types::{Category, ListStatus, MAX_GRADE, MAX_RATING, MAX_TEXT_BYTES, ProductId, Role};
 
 /// Most purposes a product may restrict its grants to.
 pub const MAX_PURPOSES: usize = 16;
@@ -149,29 +155,116 @@ impl Wire for Product {
     }
 }
 
-/// A product that exists and is listed; a delisted one cannot be ordered or used.
+/// Whether a product can be ordered and used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    Available,
+    /// Taken down by its provider.
+    Delisted,
+    ProviderSuspended,
+    ProviderNegativeListed,
+    /// The provider's certification rating is below the product's grade.
+    ProviderRatedBelowGrade,
+    /// The provider's record is gone or no longer holds the provider role.
+    ProviderNotAProvider,
+}
+
+impl Availability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Delisted => "delisted",
+            Self::ProviderSuspended => "provider_suspended",
+            Self::ProviderNegativeListed => "provider_negative_listed",
+            Self::ProviderRatedBelowGrade => "provider_rated_below_grade",
+            Self::ProviderNotAProvider => "provider_not_a_provider",
+        }
+    }
+}
+
+impl std::fmt::Display for Availability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether `p`'s provider is in good standing for it: not suspended, not negative-listed, a
+/// provider, rated at least the product's grade. `Available` if so (listing aside).
+pub fn provider_standing<S: State + ?Sized>(
+    st: &S,
+    p: &Product,
+) -> Result<Availability, ContractError> {
+    let Some(provider) = load_participant(st, &p.provider)? else {
+        return Ok(Availability::ProviderNotAProvider);
+    };
+    Ok(if provider.suspended {
+        Availability::ProviderSuspended
+    } else if provider.list_status == ListStatus::NegativeListed {
+        Availability::ProviderNegativeListed
+    } else if !provider.has_role(Role::Provider) {
+        Availability::ProviderNotAProvider
+    } else if provider.rating < p.spec.grade {
+        Availability::ProviderRatedBelowGrade
+    } else {
+        Availability::Available
+    })
+}
+
+/// Whether `p` can be ordered and used now: listed, and its provider in good standing.
+pub fn availability<S: State + ?Sized>(st: &S, p: &Product) -> Result<Availability, ContractError> {
+    if !p.listed {
+        return Ok(Availability::Delisted);
+    }
+    provider_standing(st, p)
+}
+
+fn unavailable(p: &Product, a: Availability) -> ContractError {
+    ContractError::WrongState {
+        kind: "product",
+        id: p.id.to_string(),
+        state: a.to_string(),
+        action: "this",
+        expected: "a listed product of a provider in good standing".into(),
+    }
+}
+
+/// Refuse unless `p`'s provider is in good standing (a delisted product passes: orders placed
+/// before the delisting may still be served).
+pub(crate) fn require_provider_standing<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    p: &Product,
+) -> Result<(), ContractError> {
+    match provider_standing(&x.st, p)? {
+        Availability::Available => Ok(()),
+        a => Err(unavailable(p, a)),
+    }
+}
+
+/// A product that can be ordered and used now ([`availability`] is `Available`): listed, and
+/// its provider neither suspended, negative-listed nor rated below its grade. Every order and
+/// grant use goes through here.
 pub(crate) fn load_listed<S: State + ?Sized>(
     x: &Exec<'_, S>,
     id: &ProductId,
 ) -> Result<Product, ContractError> {
     let p: Product = x.must(&keys::product(id), "product", id)?;
-    if !p.listed {
-        return Err(ContractError::WrongState {
-            kind: "product",
-            id: id.to_string(),
-            state: "delisted".into(),
-            action: "this",
-            expected: "a listed product".into(),
-        });
+    match availability(&x.st, &p)? {
+        Availability::Available => Ok(p),
+        a => Err(unavailable(&p, a)),
     }
-    Ok(p)
 }
 
+/// The signer's own listed product, whatever its standing: a downgraded provider may still
+/// lower the grade to its rating, or delist.
 fn own_listed<S: State + ?Sized>(
     x: &Exec<'_, S>,
     id: &ProductId,
 ) -> Result<Product, ContractError> {
-    let p = load_listed(x, id)?;
+    let p: Product = x.must(&keys::product(id), "product", id)?;
+    if !p.listed {
+        return Err(unavailable(&p, Availability::Delisted));
+    }
     if p.provider != x.me()?.account {
         return Err(ContractError::forbidden(format!(
             "only the provider of product {id} may change it"
@@ -242,4 +335,14 @@ pub(crate) fn delist<S: State + ?Sized>(
     x.store(keys::product(id), &p);
     x.emit(product_event("product.delisted", &p));
     Ok(())
+}
+
+/// The catalogue view of a stored product: its JSON with the computed `availability` (see
+/// [`availability`]) as of `st`. `None` if `value` is not a product.
+pub fn catalogue_view<S: State + ?Sized>(st: &S, value: &[u8]) -> Option<serde_json::Value> {
+    let p: Product = codec::decode(value).ok()?;
+    let a = availability(st, &p).ok()?;
+    let mut v = serde_json::to_value(&p).ok()?;
+    v.as_object_mut()?.insert("availability".into(), serde_json::Value::from(a.as_str()));
+    Some(v)
 }

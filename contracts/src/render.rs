@@ -11,7 +11,8 @@ use crate::keys;
 use crate::params::Params;
 use crate::participants::Participant;
 use crate::policy::PolicySetRecord;
-use crate::products::Product;
+use crate::products::{Product, catalogue_view};
+use crate::state::State;
 use crate::trades::{Attestation, Order};
 
 fn as_json<T: Wire + Serialize>(value: &[u8]) -> Option<Value> {
@@ -32,6 +33,9 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
         k if k == keys::VALIDATORS => as_json::<ValidatorSet>(value),
         k if k == keys::VALIDATORS_LATEST => as_json::<ScheduledSet>(value),
         k if k == keys::AGENCY_COUNT => be_u64(value),
+        k if k == keys::AGENCIES => {
+            crate::governance::decode_agencies(value).ok().map(|r| json!({ "agencies": r }))
+        }
         k if k == keys::CHAIN_ID => std::str::from_utf8(value).ok().map(|s| json!(s)),
         _ if p(keys::PREFIX_PARTICIPANT) => as_json::<Participant>(value),
         _ if p(keys::PREFIX_KEY_BINDING) => {
@@ -54,4 +58,14 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
         _ if p(keys::PREFIX_VALIDATOR_UPDATE) => as_json::<ValidatorSet>(value),
         _ => None,
     }
+}
+
+/// [`render`], plus what is computed from the rest of the state: a product's `availability`
+/// (the catalogue shows products of suspended, negative-listed or downgraded providers as
+/// unavailable). The RPC renders with this when it has the state at hand.
+pub fn render_in<S: State + ?Sized>(st: &S, key: &[u8], value: &[u8]) -> Option<Value> {
+    if key.starts_with(keys::PREFIX_PRODUCT) {
+        return catalogue_view(st, value);
+    }
+    render(key, value)
 }

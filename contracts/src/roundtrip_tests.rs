@@ -96,6 +96,10 @@ fn proposal_action() -> impl Strategy<Value = ProposalAction> {
             params: Params { max_block_txs: n, ..Params::default() }
         }),
         (key(), text()).prop_map(|(key, name)| ProposalAction::AdmitAgency { key, name }),
+        (key(), text()).prop_map(|(key, reason)| ProposalAction::SuspendAgency { key, reason }),
+        key().prop_map(|key| ProposalAction::ReinstateAgency { key }),
+        (key(), pick(ListStatus::ALL))
+            .prop_map(|(key, status)| ProposalAction::SetAgencyListStatus { key, status }),
     ]
 }
 
@@ -126,12 +130,12 @@ pub(crate) fn operation() -> impl Strategy<Value = Operation> {
     ];
     let market = prop_oneof![
         (text(), text(), any::<u64>(), hash(), option::of(any::<u64>())).prop_map(
-            |(title, domain, budget, description_hash, deadline_height)| Operation::PostDemand {
+            |(title, domain, budget, description_hash, deadline_ms)| Operation::PostDemand {
                 title,
                 domain,
                 budget,
                 description_hash,
-                deadline_height
+                deadline_ms
             }
         ),
         (hash(), option::of(hash()), any::<u64>(), hash()).prop_map(
@@ -259,7 +263,7 @@ proptest! {
         let product = Product { id: ProductId(h), provider: k1, spec: s, listed: false, listed_height: n, updated_height: 1, version: 7 };
         wire_round_trip(&product);
         json_round_trip(&product);
-        let d = Demand { id: DemandId(h), poster: k1, title: t.clone(), domain: t.clone(), budget: n, description_hash: h, deadline_height: Some(n), status: DemandStatus::Awarded, responses: 2, awarded_to: Some(k2), posted_height: 1, updated_height: 2 };
+        let d = Demand { id: DemandId(h), poster: k1, title: t.clone(), domain: t.clone(), budget: n, description_hash: h, deadline_ms: Some(n), status: DemandStatus::Awarded, responses: 2, awarded_to: Some(k2), posted_height: 1, updated_height: 2 };
         wire_round_trip(&d);
         json_round_trip(&d);
         let resp = DemandResponse { demand: DemandId(h), responder: k2, product: Some(ProductId(h)), price: n, proposal_hash: h, height: 4 };

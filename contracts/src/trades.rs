@@ -12,7 +12,7 @@ use crate::grants::{self, GrantRecord, UsageReceipt, UseRequest};
 use crate::keys;
 use crate::ops::Operation;
 use crate::policy::{Action, PolicyContext, Resource};
-use crate::products::{Product, load_listed};
+use crate::products::{Product, load_listed, require_provider_standing};
 use crate::receipt::Event;
 use crate::state::State;
 use crate::types::{
@@ -276,6 +276,11 @@ fn step<S: State + ?Sized>(
     }
     // The product may have been delisted since the order; the policy still sees it as it is.
     let product: Product = x.must(&keys::product(&o.product), "product", o.product)?;
+    // A provider out of business (suspended, negative-listed, downgraded below the grade)
+    // neither accepts nor delivers until reinstated or re-rated; the buyer may still cancel.
+    if matches!(action, Action::AcceptOrder | Action::DeliverOrder) {
+        require_provider_standing(x, &product)?;
+    }
     x.authorize(action, &Resource::Product(product), &PolicyContext::none())?;
     edit(&mut o)?;
     o.status = to;

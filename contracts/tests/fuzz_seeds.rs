@@ -78,6 +78,16 @@ fn busy_world() -> World {
     let revoked = grant(&subject, 2, &buyer.public(), restricted, "hiring", 100);
     w.ok(&subject, Operation::RegisterGrant { grant: Box::new(revoked.clone()) });
     w.ok(&subject, Operation::RevokeGrant { grant: revoked.grant.id });
+    w.ok(
+        &buyer,
+        Operation::PostDemand {
+            title: "need".into(),
+            domain: "finance".into(),
+            budget: 1,
+            description_hash: Hash::ZERO,
+            deadline_ms: Some(w.ctx().time_ms + 1000),
+        },
+    );
     w
 }
 
@@ -118,6 +128,35 @@ fn seeds_pass_their_decoders() {
             },
         ),
         (&subject, Operation::RevokeGrant { grant: signed.grant.id }),
+        (
+            &buyer,
+            Operation::PostDemand {
+                title: "need".into(),
+                domain: "finance".into(),
+                budget: 1,
+                description_hash: Hash::ZERO,
+                deadline_ms: Some(1_780_000_000_000),
+            },
+        ),
+        (
+            w.agency(),
+            Operation::Propose {
+                action: ProposalAction::SuspendAgency { key: buyer.public(), reason: "r".into() },
+            },
+        ),
+        (
+            w.agency(),
+            Operation::Propose { action: ProposalAction::ReinstateAgency { key: buyer.public() } },
+        ),
+        (
+            w.agency(),
+            Operation::Propose {
+                action: ProposalAction::SetAgencyListStatus {
+                    key: buyer.public(),
+                    status: ListStatus::NegativeListed,
+                },
+            },
+        ),
     ];
     let mut txs = Vec::new();
     for (nonce, (who, op)) in ops.into_iter().enumerate() {
@@ -141,7 +180,7 @@ fn seeds_pass_their_decoders() {
     );
 
     // The render target's first byte picks the key prefix (same order as in fuzz/).
-    let selectors: [(&[u8], bool); 8] = [
+    let selectors: [(&[u8], bool); 10] = [
         (keys::PREFIX_PARTICIPANT, false),
         (keys::PREFIX_PRODUCT, false),
         (keys::PREFIX_ORDER, false),
@@ -150,6 +189,8 @@ fn seeds_pass_their_decoders() {
         (keys::PREFIX_ATTESTATION, false),
         (keys::POLICY_CURRENT, true),
         (keys::VALIDATORS, true),
+        (keys::AGENCIES, true),
+        (keys::PREFIX_DEMAND, false),
     ];
     let mut values = Vec::new();
     for (key, value) in &w.st.map {
@@ -160,6 +201,7 @@ fn seeds_pass_their_decoders() {
             continue;
         };
         assert!(render(key, value).is_some(), "{}", String::from_utf8_lossy(key));
+        assert!(render_in(&w.st, key, value).is_some(), "{}", String::from_utf8_lossy(key));
         values.push((
             format!("value-{selector}-{}", values.len()),
             [&[selector as u8], value.as_slice()].concat(),

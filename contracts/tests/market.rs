@@ -100,7 +100,7 @@ fn demand_post_respond_award_close() {
             domain: "transport".into(),
             budget: 50_000,
             description_hash: Hash::digest(b"need"),
-            deadline_height: Some(10),
+            deadline_ms: Some(10_000),
         },
     );
     let respond = |product| Operation::RespondDemand {
@@ -153,7 +153,7 @@ fn demand_post_respond_award_close() {
             domain: "d".into(),
             budget: 1,
             description_hash: Hash::ZERO,
-            deadline_height: Some(2),
+            deadline_ms: Some(2_000),
         },
     );
     w.height = 3;
@@ -393,4 +393,74 @@ fn life_cycle_attestations_by_the_holder_only() {
     );
     w.fail(&provider, gt.clone(), Code::Failed, "only the holder");
     w.ok(&buyer, gt);
+}
+
+/// Execute `op` by `who` in the current block, with the block time `time_ms`.
+fn run_at(w: &mut World, who: &dpx_crypto::Keypair, op: Operation, time_ms: u64) -> Receipt {
+    let bytes = w.sign(who, op);
+    let tx = check_stateless(&bytes, CHAIN).unwrap();
+    let ctx = BlockContext { chain_id: CHAIN.into(), height: w.height, time_ms };
+    execute(&mut w.st, &ctx, &tx)
+}
+
+/// A demand's deadline is a block time in ms: a response in a block timed exactly at the
+/// deadline is accepted, one a millisecond later refused; replaying the same blocks gives the
+/// same verdicts.
+#[test]
+fn demand_deadline_by_block_time_at_the_exact_millisecond() {
+    let day_ms: u64 = 24 * 60 * 60 * 1000;
+    let t0: u64 = 1_780_000_000_000; // a block time in 2026
+    let deadline = t0 + 3 * day_ms; // "answers within three days"
+    let scenario = || {
+        let (mut w, provider, buyer) = setup();
+        let rival = kp(3);
+        w.admit(&rival, &[Role::Provider]);
+        let post = |deadline_ms| Operation::PostDemand {
+            title: "t".into(),
+            domain: "d".into(),
+            budget: 1,
+            description_hash: Hash::ZERO,
+            deadline_ms: Some(deadline_ms),
+        };
+        // A deadline at or before the posting block's time, or too far ahead, is refused.
+        for (dl, why) in [
+            (t0, "not after the block time"),
+            (t0 - 1, "not after the block time"),
+            (t0 + 367 * day_ms, "more than"),
+        ] {
+            let r = run_at(&mut w, &buyer, post(dl), t0);
+            assert_eq!(r.code, Code::Failed, "{}", r.reason);
+            assert!(r.reason.contains(why), "{}", r.reason);
+        }
+        let did = DemandId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
+        assert!(run_at(&mut w, &buyer, post(deadline), t0).is_ok());
+        let respond = Operation::RespondDemand {
+            demand: did,
+            product: None,
+            price: 1,
+            proposal_hash: Hash::ZERO,
+        };
+        let at_deadline = run_at(&mut w, &provider, respond.clone(), deadline);
+        let after = run_at(&mut w, &rival, respond, deadline + 1);
+        let d: Demand = w.get(&keys::demand(&did)).unwrap();
+        (w, at_deadline, after, d, buyer, provider)
+    };
+    let (mut w, at_deadline, after, d, buyer, provider) = scenario();
+    assert!(at_deadline.is_ok(), "{}", at_deadline.reason);
+    assert_eq!(after.code, Code::Failed);
+    assert!(after.reason.contains("deadline"), "{}", after.reason);
+    assert_eq!((d.deadline_ms, d.responses, d.status), (Some(deadline), 1, DemandStatus::Open));
+    assert!(d.accepts_responses_at(deadline) && !d.accepts_responses_at(deadline + 1));
+    // Replayed: the same verdicts and the same state.
+    let (w2, a2, b2, ..) = scenario();
+    assert_eq!((a2, b2, w2.st.root()), (at_deadline, after, w.st.root()));
+    // Past the deadline the demand is closed for responses only: the poster still awards the
+    // answer received in time.
+    let r = run_at(
+        &mut w,
+        &buyer,
+        Operation::AwardDemand { demand: d.id, responder: provider.public() },
+        deadline + day_ms,
+    );
+    assert!(r.is_ok(), "{}", r.reason);
 }

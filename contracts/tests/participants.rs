@@ -57,7 +57,7 @@ fn unknown_keys_can_only_act_on_grants() {
             domain: "d".into(),
             budget: 1,
             description_hash: Hash::ZERO,
-            deadline_height: None,
+            deadline_ms: None,
         },
     );
     let tx = check_stateless(&bytes, CHAIN).unwrap();
@@ -171,7 +171,7 @@ fn negative_listed_participant_can_do_nothing_until_reinstated() {
             domain: "d".into(),
             budget: 1,
             description_hash: Hash::ZERO,
-            deadline_height: None,
+            deadline_ms: None,
         },
         Operation::SetListStatus { participant: p.public(), status: ListStatus::Normal },
     ] {
@@ -208,7 +208,7 @@ fn suspension_and_reinstatement() {
             domain: "d".into(),
             budget: 1,
             description_hash: Hash::ZERO,
-            deadline_height: None,
+            deadline_ms: None,
         },
         Code::Denied,
         "suspended-denied",
@@ -231,7 +231,7 @@ fn suspension_and_reinstatement() {
             domain: "d".into(),
             budget: 1,
             description_hash: Hash::ZERO,
-            deadline_height: None,
+            deadline_ms: None,
         },
     );
 }
@@ -258,7 +258,7 @@ fn regulators_and_auditors_read_everything_and_change_nothing() {
                 domain: "d".into(),
                 budget: 1,
                 description_hash: Hash::ZERO,
-                deadline_height: None,
+                deadline_ms: None,
             },
             Code::Denied,
             "supervisors-change-nothing",

@@ -176,7 +176,7 @@ fn same_block_same_result_on_fresh_states() {
                 domain: "d".into(),
                 budget: 3,
                 description_hash: Hash::ZERO,
-                deadline_height: None,
+                deadline_ms: None,
             },
         );
         push(

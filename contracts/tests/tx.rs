@@ -14,7 +14,7 @@ fn demand_op() -> Operation {
         domain: "d".into(),
         budget: 1,
         description_hash: Hash::ZERO,
-        deadline_height: None,
+        deadline_ms: None,
     }
 }
 

@@ -2,12 +2,12 @@
 //! does any receipt.
 #![no_main]
 
-use dpx_contracts::{Receipt, keys, render};
+use dpx_contracts::{MemState, Receipt, keys, render, render_in};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, value)) = data.split_first() else { return };
-    let prefixes: [&[u8]; 8] = [
+    let prefixes: [&[u8]; 10] = [
         keys::PREFIX_PARTICIPANT,
         keys::PREFIX_PRODUCT,
         keys::PREFIX_ORDER,
@@ -16,8 +16,13 @@ fuzz_target!(|data: &[u8]| {
         keys::PREFIX_ATTESTATION,
         keys::POLICY_CURRENT,
         keys::VALIDATORS,
+        keys::AGENCIES,
+        keys::PREFIX_DEMAND,
     ];
-    let _ = render(prefixes[usize::from(selector) % prefixes.len()], value);
+    let key = prefixes[usize::from(selector) % prefixes.len()];
+    let _ = render(key, value);
+    // The catalogue view computes a product's availability from the (here empty) state.
+    let _ = render_in(&MemState::new(), key, value);
     if let Ok(r) = Receipt::decode(value) {
         assert_eq!(Receipt::decode(&r.encode()).ok(), Some(r));
     }

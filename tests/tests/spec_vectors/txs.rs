@@ -200,7 +200,7 @@ pub fn transactions() -> Value {
                     domain: "climate".into(),
                     budget: 0,
                     description_hash: Hash::digest(b"description"),
-                    deadline_height: None,
+                    deadline_ms: None,
                 },
             )
             .with_expiry(0),
