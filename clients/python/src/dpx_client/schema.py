@@ -44,10 +44,15 @@ message("Params", F(1, "max_block_bytes", "uint64"), F(2, "max_block_txs", "uint
 message("ProposalAction", F(1, "set_policies", "string", "oneof", "kind"),
         F(2, "update_validators", "msg:ValidatorUpdate", "oneof", "kind"),
         F(3, "set_params", "msg:Params", "oneof", "kind"),
-        F(4, "admit_agency", "msg:AgencyAdmission", "oneof", "kind"))
+        F(4, "admit_agency", "msg:AgencyAdmission", "oneof", "kind"),
+        F(5, "suspend_agency", "msg:AgencySuspension", "oneof", "kind"),
+        F(6, "reinstate_agency", "key", "oneof", "kind"),
+        F(7, "set_agency_list_status", "msg:AgencyListStatus", "oneof", "kind"))
 message("ValidatorUpdate", F(1, "changes", "msg:ValidatorChange", "rep"),
         F(2, "effective_height", "uint64"))
 message("AgencyAdmission", F(1, "key", "key"), F(2, "name", "string"))
+message("AgencySuspension", F(1, "key", "key"), F(2, "reason", "string"))
+message("AgencyListStatus", F(1, "key", "key"), F(2, "status", "enum:ListStatus"))
 message("AttestTarget", F(1, "order", "hash", "oneof", "kind"), F(2, "grant", "hash", "oneof", "kind"))
 
 OPERATIONS = [
@@ -79,7 +84,7 @@ message("ListProduct", F(1, "spec", "msg:ProductSpec"))
 message("UpdateProduct", F(1, "product", "hash"), F(2, "spec", "msg:ProductSpec"))
 message("DelistProduct", F(1, "product", "hash"))
 message("PostDemand", F(1, "title", "string"), F(2, "domain", "string"), F(3, "budget", "uint64"),
-        F(4, "description_hash", "hash"), F(5, "deadline_height", "uint64", "opt"))
+        F(4, "description_hash", "hash"), F(6, "deadline_ms", "uint64", "opt"))
 message("RespondDemand", F(1, "demand", "hash"), F(2, "product", "hash", "opt"),
         F(3, "price", "uint64"), F(4, "proposal_hash", "hash"))
 message("AwardDemand", F(1, "demand", "hash"), F(2, "responder", "key"))
@@ -118,9 +123,10 @@ message("Product", F(1, "id", "bytes"), F(2, "provider", "bytes"), F(3, "spec", 
         F(7, "version", "uint32"))
 message("Demand", F(1, "id", "bytes"), F(2, "poster", "bytes"), F(3, "title", "string"),
         F(4, "domain", "string"), F(5, "budget", "uint64"), F(6, "description_hash", "bytes"),
-        F(7, "deadline_height", "uint64", "opt"), F(8, "status", "enum:DemandStatus"),
+        F(8, "status", "enum:DemandStatus"),
         F(9, "responses", "uint32"), F(10, "awarded_to", "bytes", "opt"),
-        F(11, "posted_height", "uint64"), F(12, "updated_height", "uint64"))
+        F(11, "posted_height", "uint64"), F(12, "updated_height", "uint64"),
+        F(13, "deadline_ms", "uint64", "opt"))
 message("DemandResponse", F(1, "demand", "bytes"), F(2, "responder", "bytes"), F(3, "product", "bytes", "opt"),
         F(4, "price", "uint64"), F(5, "proposal_hash", "bytes"), F(6, "height", "uint64"))
 message("Order", F(1, "id", "bytes"), F(2, "product", "bytes"), F(3, "buyer", "bytes"),
