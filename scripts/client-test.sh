@@ -40,6 +40,10 @@ fi
 
 BIN=${1:-${DPX_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/dpx}}
 case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+if [ $# -gt 0 ] && [ ! -x "$BIN" ]; then
+  echo "error: no dpx binary at $BIN (asked for the live test)" >&2
+  exit 1
+fi
 if [ -x "$BIN" ]; then
   export DPX_BIN=$BIN
   echo "==> Python client: vectors, tamper tests and the live devnet test (dpx: $BIN)"
