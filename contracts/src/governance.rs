@@ -59,6 +59,11 @@ pub enum ProposalAction {
         key: PublicKey,
         name: String,
     },
+    /// Admit a registrar: an identity service that enrols data subjects.
+    AdmitRegistrar {
+        key: PublicKey,
+        name: String,
+    },
 }
 
 /// A proposal as the ledger holds it.
@@ -103,8 +108,10 @@ impl ProposalAction {
                 Ok(())
             }
             Self::SetParams { params } => params.validate(),
-            Self::AdmitAgency { name, .. } if name.is_empty() || name.len() > MAX_TEXT_BYTES => {
-                Err(format!("agency name must be 1..={MAX_TEXT_BYTES} bytes"))
+            Self::AdmitAgency { name, .. } | Self::AdmitRegistrar { name, .. }
+                if name.is_empty() || name.len() > MAX_TEXT_BYTES =>
+            {
+                Err(format!("name must be 1..={MAX_TEXT_BYTES} bytes"))
             }
             _ => Ok(()),
         }
@@ -196,6 +203,10 @@ impl Wire for ProposalAction {
                 key: key.to_bytes().to_vec(),
                 name: name.clone(),
             }),
+            Self::AdmitRegistrar { key, name } => K::AdmitRegistrar(pb::AgencyAdmission {
+                key: key.to_bytes().to_vec(),
+                name: name.clone(),
+            }),
         };
         pb::ProposalAction { kind: Some(kind) }
     }
@@ -210,6 +221,9 @@ impl Wire for ProposalAction {
             K::SetParams(p) => Self::SetParams { params: Params::from_pb(p)? },
             K::AdmitAgency(a) => {
                 Self::AdmitAgency { key: codec::key(&a.key, "key")?, name: a.name }
+            }
+            K::AdmitRegistrar(a) => {
+                Self::AdmitRegistrar { key: codec::key(&a.key, "key")?, name: a.name }
             }
         })
     }
@@ -363,10 +377,14 @@ fn check_action<S: State + ?Sized>(
             }
             apply_changes(&latest.validators, changes).map(|_| ())
         }
-        ProposalAction::AdmitAgency { key, .. } if key_in_use(&x.st, key) => {
+        ProposalAction::AdmitAgency { key, .. } | ProposalAction::AdmitRegistrar { key, .. }
+            if key_in_use(&x.st, key) =>
+        {
             Err(ContractError::conflict(format!("key {key} is already in use")))
         }
-        ProposalAction::SetParams { .. } | ProposalAction::AdmitAgency { .. } => Ok(()),
+        ProposalAction::SetParams { .. }
+        | ProposalAction::AdmitAgency { .. }
+        | ProposalAction::AdmitRegistrar { .. } => Ok(()),
     }
 }
 
@@ -376,6 +394,7 @@ fn action_kind(a: &ProposalAction) -> &'static str {
         ProposalAction::UpdateValidators { .. } => "update_validators",
         ProposalAction::SetParams { .. } => "set_params",
         ProposalAction::AdmitAgency { .. } => "admit_agency",
+        ProposalAction::AdmitRegistrar { .. } => "admit_registrar",
     }
 }
 
@@ -507,6 +526,30 @@ fn execute_action<S: State + ?Sized>(
         ProposalAction::SetParams { params } => {
             x.store(keys::PARAMS.to_vec(), params);
             x.emit(Event::new("params.updated"));
+        }
+        ProposalAction::AdmitRegistrar { key, name } => {
+            let by = x.me()?.account;
+            let p = Participant {
+                account: *key,
+                current_key: *key,
+                name: name.clone(),
+                roles: vec![Role::Registrar],
+                rating: 0,
+                list_status: ListStatus::Normal,
+                suspended: false,
+                suspension_reason: String::new(),
+                admitted_by: by,
+                admitted_height: h,
+                updated_height: h,
+            };
+            x.store(keys::participant(key), &p);
+            x.emit(
+                Event::new("participant.admitted")
+                    .attr("participant", key)
+                    .attr("name", name)
+                    .attr("roles", "registrar")
+                    .attr("by", by),
+            );
         }
         ProposalAction::AdmitAgency { key, name } => {
             let by = x.me()?.account;
