@@ -112,7 +112,11 @@ pub fn resolve_subject<S: State + ?Sized>(
     Ok(Some(subject))
 }
 
+/// A key may become a subject's only if no subject ever held it and no participant holds it.
 fn key_free<S: State + ?Sized>(st: &S, key: &PublicKey) -> Result<(), ContractError> {
+    if subject_key_in_use(st, key) {
+        return Err(ContractError::conflict(format!("key {key} was already a subject's key")));
+    }
     if key_in_use(st, key) {
         return Err(ContractError::conflict(format!("key {key} is a participant's key")));
     }
@@ -183,9 +187,6 @@ pub(crate) fn rotate<S: State + ?Sized>(
         .verify(SUBJECT_KEY_DOMAIN, x.chain_id(), &subject_key_message(id), proof)
         .map_err(|_| ContractError::invalid("the new key's proof of possession does not verify"))?;
     key_free(&x.st, &new_key)?;
-    if subject_key_in_use(&x.st, &new_key) {
-        return Err(ContractError::conflict(format!("key {new_key} was already a subject's key")));
-    }
     let old = subject.key;
     subject.key = new_key;
     subject.updated_height = x.height();
