@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, value)) = data.split_first() else { return };
-    let prefixes: [&[u8]; 8] = [
+    let prefixes: [&[u8]; 11] = [
         keys::PREFIX_PARTICIPANT,
         keys::PREFIX_PRODUCT,
         keys::PREFIX_ORDER,
@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
         keys::PREFIX_ATTESTATION,
         keys::POLICY_CURRENT,
         keys::VALIDATORS,
+        keys::PREFIX_SUBJECT,
+        keys::PREFIX_USAGE,
+        keys::PARAMS,
     ];
     let _ = render(prefixes[usize::from(selector) % prefixes.len()], value);
     if let Ok(r) = Receipt::decode(value) {
