@@ -313,7 +313,9 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         ),
         O::RevokeGrant { serial } => grants::revoke(x, serial),
         O::ExpireGrant { grant } => grants::expire(x, grant),
-        O::EnrolSubject { subject_id, key } => subjects::enrol(x, subject_id, *key),
+        O::EnrolSubject { subject_id, subject_key } => {
+            subjects::enrol(x, subject_id, *subject_key)
+        }
         O::RotateSubjectKey { subject_id, new_key, new_key_signature } => {
             subjects::rotate(x, subject_id, *new_key, new_key_signature)
         }

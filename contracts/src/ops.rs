@@ -159,7 +159,7 @@ pub enum Operation {
     /// By a registrar: bind a subject id (a keyed commitment of the real identifier) to a key.
     EnrolSubject {
         subject_id: SubjectId,
-        key: PublicKey,
+        subject_key: PublicKey,
     },
     /// By the subject (current key) or its registrar; `new_key_signature` is the new key's
     /// signature (`SUBJECT_KEY_DOMAIN`) over the subject id.
@@ -412,9 +412,9 @@ impl Wire for Operation {
             }
             Self::RevokeGrant { serial } => K::RevokeGrant(pb::RevokeGrant { serial: h(serial) }),
             Self::ExpireGrant { grant } => K::ExpireGrant(pb::GrantIdOp { id: grant.to_wire() }),
-            Self::EnrolSubject { subject_id, key } => K::EnrolSubject(pb::EnrolSubject {
+            Self::EnrolSubject { subject_id, subject_key } => K::EnrolSubject(pb::EnrolSubject {
                 subject_id: subject_id.to_wire(),
-                key: pk(key),
+                subject_key: pk(subject_key),
             }),
             Self::RotateSubjectKey { subject_id, new_key, new_key_signature } => {
                 K::RotateSubjectKey(pb::RotateSubjectKey {
@@ -539,7 +539,7 @@ impl Wire for Operation {
             K::RevokeGrant(o) => Self::RevokeGrant { serial: hash(&o.serial, "serial")? },
             K::EnrolSubject(o) => Self::EnrolSubject {
                 subject_id: SubjectId::from_wire(&o.subject_id, "subject_id")?,
-                key: key(&o.key, "key")?,
+                subject_key: key(&o.subject_key, "subject_key")?,
             },
             K::RotateSubjectKey(o) => Self::RotateSubjectKey {
                 subject_id: SubjectId::from_wire(&o.subject_id, "subject_id")?,

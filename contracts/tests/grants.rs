@@ -172,12 +172,12 @@ fn enrolment_and_key_separation() {
     for who in [&agency, &provider, &consumer] {
         w.fail(
             who,
-            Operation::EnrolSubject { subject_id: sid, key: subject.public() },
+            Operation::EnrolSubject { subject_id: sid, subject_key: subject.public() },
             Code::Failed,
             "only registrars",
         );
     }
-    let r = w.ok(&registrar, Operation::EnrolSubject { subject_id: sid, key: subject.public() });
+    let r = w.ok(&registrar, Operation::EnrolSubject { subject_id: sid, subject_key: subject.public() });
     assert_eq!(r.events_of("subject.enrolled").count(), 1);
     let s = w.subject(&sid);
     assert_eq!((s.key, s.registrar, s.grant_epoch, s.status), (subject.public(), registrar.public(), 0, SubjectStatus::Active));
@@ -185,20 +185,20 @@ fn enrolment_and_key_separation() {
     // Once per subject id and per key.
     w.fail(
         &registrar,
-        Operation::EnrolSubject { subject_id: sid, key: kp(61).public() },
+        Operation::EnrolSubject { subject_id: sid, subject_key: kp(61).public() },
         Code::Failed,
         "already enrolled",
     );
     w.fail(
         &registrar,
-        Operation::EnrolSubject { subject_id: subject_id("twin"), key: subject.public() },
+        Operation::EnrolSubject { subject_id: subject_id("twin"), subject_key: subject.public() },
         Code::Failed,
         "already a subject's key",
     );
     // A participant's key is never enrolled.
     w.fail(
         &registrar,
-        Operation::EnrolSubject { subject_id: subject_id("p"), key: consumer.public() },
+        Operation::EnrolSubject { subject_id: subject_id("p"), subject_key: consumer.public() },
         Code::Failed,
         "is a participant's key",
     );
@@ -230,7 +230,7 @@ fn enrolment_and_key_separation() {
     w.ok(&consumer, Operation::RotateKey { new_key: fresh.public(), new_key_signature: proof });
     w.fail(
         &registrar,
-        Operation::EnrolSubject { subject_id: subject_id("q"), key: fresh.public() },
+        Operation::EnrolSubject { subject_id: subject_id("q"), subject_key: fresh.public() },
         Code::Failed,
         "is a participant's key",
     );
@@ -258,7 +258,7 @@ fn unknown_keys_create_nothing() {
         Operation::RevokeAllGrants,
         Operation::ExpireGrant { grant: g.grant.id() },
         Operation::RegisterGrant { grant: Box::new(g.clone()) },
-        Operation::EnrolSubject { subject_id: subject_id("x"), key: kp(70).public() },
+        Operation::EnrolSubject { subject_id: subject_id("x"), subject_key: kp(70).public() },
         Operation::RotateSubjectKey {
             subject_id: sid,
             new_key: stranger.public(),
@@ -363,7 +363,7 @@ fn subject_key_rotation_both_ways() {
     // A key once a subject's is never reused.
     w.fail(
         &registrar,
-        Operation::EnrolSubject { subject_id: subject_id("new"), key: phone1.public() },
+        Operation::EnrolSubject { subject_id: subject_id("new"), subject_key: phone1.public() },
         Code::Failed,
         "already a subject's key",
     );

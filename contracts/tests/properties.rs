@@ -156,7 +156,7 @@ fn attack(f: &Fixture, kind: u8) -> (Keypair, Operation) {
         }),
         12 => (f.other.clone(), Operation::ExpireGrant { grant: id }),
         13 => (f.other_registrar.clone(), rotate_to(&kp(201))),
-        14 => (f.world.registrar.clone(), Operation::EnrolSubject { subject_id: f.sid, key: kp(202).public() }),
+        14 => (f.world.registrar.clone(), Operation::EnrolSubject { subject_id: f.sid, subject_key: kp(202).public() }),
         _ => (stranger.clone(), Operation::RevokeGrant { serial }),
     }
 }

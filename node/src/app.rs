@@ -237,7 +237,8 @@ fn read_state(store: &Store) -> ReadState<'_> {
     ReadState { store, error: RefCell::new(None) }
 }
 
-/// Nonce, expiry and account checks against the latest state (for the mempool).
+/// Nonce, expiry, signer and carried-grant expiry checks against the latest state (for the
+/// mempool).
 ///
 /// `pending_below(signer, expected, got)` says whether the mempool already holds every nonce
 /// in `expected..got` for the signer: then a nonce ahead of the ledger's is fine, it will be
@@ -249,7 +250,14 @@ pub fn check_stateful(
     pending_below: impl Fn(&PublicKey, u64, u64) -> bool,
 ) -> Result<(), String> {
     let st = read_state(store);
-    let r = match contracts::check_stateful(&st, tx, height) {
+    // A carried grant is checked against the last committed block's time (block times strictly
+    // increase, so a grant expired then is expired in any later block; execution decides with
+    // its own block's time). Read only when a grant is carried: one header read.
+    let last_time_ms = match tx.body.op.signed_grant() {
+        Some(_) => store.header(store.tip_height()).ok().flatten().map_or(0, |h| h.time_ms),
+        None => 0,
+    };
+    let r = match contracts::check_stateful(&st, tx, height, last_time_ms) {
         Err(contracts::TxError::NonceTooHigh { expected, got })
             if pending_below(&tx.signer, expected, got) =>
         {
@@ -596,6 +604,7 @@ pub const KINDS: &[&str] = &[
     "orders",
     "grants",
     "usage",
+    "subjects",
     "attestations",
     "proposals",
     "policies",
@@ -611,6 +620,7 @@ pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
         "orders" => keys::PREFIX_ORDER,
         "grants" => keys::PREFIX_GRANT,
         "usage" => keys::PREFIX_USAGE,
+        "subjects" => keys::PREFIX_SUBJECT,
         "attestations" => keys::PREFIX_ATTESTATION,
         "proposals" => keys::PREFIX_PROPOSAL,
         "policies" => keys::PREFIX_POLICY_VERSION,
@@ -638,6 +648,7 @@ pub fn object_key(kind: &str, id: &str) -> Result<Vec<u8>, String> {
         "orders" => keys::order(&contracts::OrderId(id32(id)?)),
         "grants" => keys::grant(&contracts::GrantId(id32(id)?)),
         "usage" => keys::usage(&contracts::GrantId(id32(id)?)),
+        "subjects" => keys::subject(&contracts::SubjectId(id32(id)?)),
         "proposals" => keys::proposal(&contracts::ProposalId(id32(id)?)),
         "policies" => {
             let v: u64 = id.parse().map_err(|_| "policy versions are numbers".to_owned())?;

@@ -112,7 +112,7 @@ impl World {
     pub fn enrol(&mut self, who: &Keypair, identifier: &str) -> SubjectId {
         let id = subject_id(identifier);
         let r = self.registrar.clone();
-        self.ok(&r, Operation::EnrolSubject { subject_id: id, key: who.public() });
+        self.ok(&r, Operation::EnrolSubject { subject_id: id, subject_key: who.public() });
         id
     }
 
