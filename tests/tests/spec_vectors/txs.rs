@@ -509,6 +509,7 @@ pub fn enums() -> Value {
             "DemandStatus": t!(DemandStatus),
             "OrderStatus": t!(OrderStatus),
             "GrantState": t!(GrantState),
+            "SubjectStatus": t!(contracts::SubjectStatus),
             "Stage": t!(Stage),
             "ProposalStatus": t!(ProposalStatus),
             "Code": t!(Code),
