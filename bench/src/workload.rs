@@ -19,8 +19,8 @@
 use std::time::Duration;
 
 use dpx_contracts::{
-    Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec, ProposalAction,
-    ProposalId, Role, SubjectId, TransactionBody,
+    Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec,
+    ProposalAction, ProposalId, Role, SubjectId, TransactionBody,
 };
 use dpx_crypto::{Domain, Hash, Keypair};
 use rand::{RngCore as _, SeedableRng as _};

@@ -92,7 +92,12 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
         .map(|i| (kp(10_000 + i), SubjectId::keyed(&[7; 32], &(i as u64).to_le_bytes())))
         .collect();
     for (key, id) in &subjects {
-        run(&mut st, 1, &registrar, Operation::EnrolSubject { subject_id: *id, subject_key: key.public() });
+        run(
+            &mut st,
+            1,
+            &registrar,
+            Operation::EnrolSubject { subject_id: *id, subject_key: key.public() },
+        );
     }
     let block = (0..BLOCK_TXS)
         .map(|i| {

@@ -25,9 +25,9 @@ use crate::participants::{Participant, load_participant};
 use crate::policy::{self, Action, PolicyContext, Resource};
 use crate::receipt::{DecisionReceipt, Event, Receipt};
 use crate::state::{Overlay, State, apply};
+use crate::subjects::{self, resolve_subject};
 use crate::tx::{VerifiedTx, check_stateless};
 use crate::types::Code;
-use crate::subjects::{self, Subject, resolve_subject};
 use crate::types::SubjectId;
 use crate::{demands, keys, participants, products, trades};
 
@@ -70,11 +70,14 @@ pub fn resolve_account<S: State + ?Sized>(
     load_participant(st, &account).map_err(corrupt)
 }
 
-/// Who signed a transaction.
+/// Who signed a transaction. One per transaction, moved at once into `Exec`, so the size
+/// difference between variants does not matter.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 enum Signer {
     Participant(Participant),
-    Subject(Subject),
+    /// An enrolled data subject's current key, by subject id.
+    Subject(SubjectId),
 }
 
 /// The mempool's cheap stateful check: chain, size, expiry, nonce, signer, and the expiry of a
@@ -96,11 +99,7 @@ pub fn check_stateful<S: State + ?Sized>(
     Ok(())
 }
 
-fn precheck<S: State + ?Sized>(
-    st: &S,
-    tx: &VerifiedTx,
-    height: u64,
-) -> Result<Signer, TxError> {
+fn precheck<S: State + ?Sized>(st: &S, tx: &VerifiedTx, height: u64) -> Result<Signer, TxError> {
     if let Some(chain) = st.get(keys::CHAIN_ID).filter(|c| c != tx.body.chain_id.as_bytes()) {
         return Err(TxError::WrongChain {
             expected: String::from_utf8_lossy(&chain).into_owned(),
@@ -126,14 +125,12 @@ fn precheck<S: State + ?Sized>(
     let signer = match resolve_account(st, &tx.signer)? {
         Some(p) => Signer::Participant(p),
         None => match resolve_subject(st, &tx.signer)? {
-            Some(s) => Signer::Subject(s),
+            Some(s) => Signer::Subject(s.id),
             None => return Err(TxError::UnknownSigner { signer: tx.signer.to_hex() }),
         },
     };
     match (&signer, op.signers()) {
-        (Signer::Participant(_), Signers::Subjects) => {
-            Err(TxError::SubjectOnly { op: op.name() })
-        }
+        (Signer::Participant(_), Signers::Subjects) => Err(TxError::SubjectOnly { op: op.name() }),
         (Signer::Subject(_), Signers::Participants) => {
             Err(TxError::SubjectCannotSign { op: op.name() })
         }
@@ -313,9 +310,7 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         ),
         O::RevokeGrant { serial } => grants::revoke(x, serial),
         O::ExpireGrant { grant } => grants::expire(x, grant),
-        O::EnrolSubject { subject_id, subject_key } => {
-            subjects::enrol(x, subject_id, *subject_key)
-        }
+        O::EnrolSubject { subject_id, subject_key } => subjects::enrol(x, subject_id, *subject_key),
         O::RotateSubjectKey { subject_id, new_key, new_key_signature } => {
             subjects::rotate(x, subject_id, *new_key, new_key_signature)
         }
@@ -347,7 +342,7 @@ impl<'a, S: State + ?Sized> Exec<'a, S> {
     fn new(st: &'a S, block: &'a BlockContext, tx: &VerifiedTx, signer: Signer) -> Self {
         let (account, subject) = match signer {
             Signer::Participant(p) => (Some(p), None),
-            Signer::Subject(s) => (None, Some(s.id)),
+            Signer::Subject(id) => (None, Some(id)),
         };
         Self {
             st: Overlay::new(st),

@@ -350,10 +350,7 @@ fn load<S: State + ?Sized>(
 
 /// The subject's record, which must be enrolled and active, and its grant epoch must be the
 /// grant's. Checked at every registration and use: O(1), no scan.
-fn live_subject<S: State + ?Sized>(
-    x: &Exec<'_, S>,
-    g: &Grant,
-) -> Result<Subject, GrantRefusal> {
+fn live_subject<S: State + ?Sized>(x: &Exec<'_, S>, g: &Grant) -> Result<Subject, GrantRefusal> {
     let subject = load_subject(&x.st, &g.subject)
         .map_err(|e| GrantRefusal::Unreadable { reason: e.to_string() })?
         .ok_or(GrantRefusal::UnknownSubject)?;

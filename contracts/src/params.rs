@@ -53,7 +53,10 @@ impl Purpose {
     fn validate(&self) -> Result<(), String> {
         let code_ok = !self.code.is_empty()
             && self.code.len() <= MAX_PURPOSE_CODE_BYTES
-            && self.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && self
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !code_ok {
             return Err(format!(
                 "purpose code {:?} must be 1..={MAX_PURPOSE_CODE_BYTES} of [a-z0-9_-]",
@@ -194,7 +197,8 @@ impl Params {
 
 impl Wire for Params {
     type Pb = pb::Params;
-    const MAX_BYTES: usize = 256 + MAX_PURPOSES * (MAX_PURPOSE_CODE_BYTES + MAX_PURPOSE_DESCRIPTION_BYTES + 16);
+    const MAX_BYTES: usize =
+        256 + MAX_PURPOSES * (MAX_PURPOSE_CODE_BYTES + MAX_PURPOSE_DESCRIPTION_BYTES + 16);
     fn to_pb(&self) -> pb::Params {
         pb::Params {
             max_block_bytes: self.max_block_bytes,

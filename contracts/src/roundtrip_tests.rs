@@ -206,8 +206,10 @@ pub(crate) fn operation() -> impl Strategy<Value = Operation> {
         ),
         hash().prop_map(|serial| Operation::RevokeGrant { serial }),
         hash().prop_map(|h| Operation::ExpireGrant { grant: GrantId(h) }),
-        (hash(), key())
-            .prop_map(|(s, subject_key)| Operation::EnrolSubject { subject_id: SubjectId(s), subject_key }),
+        (hash(), key()).prop_map(|(s, subject_key)| Operation::EnrolSubject {
+            subject_id: SubjectId(s),
+            subject_key
+        }),
         (hash(), key(), sig()).prop_map(|(s, new_key, new_key_signature)| {
             Operation::RotateSubjectKey { subject_id: SubjectId(s), new_key, new_key_signature }
         }),

@@ -102,7 +102,9 @@ pub fn resolve_subject<S: State + ?Sized>(
 ) -> Result<Option<Subject>, TxError> {
     let Some(id) = st.get(&keys::subject_key(key)) else { return Ok(None) };
     let corrupt = |reason: String| TxError::Corrupt { reason };
-    let id = codec::hash(&id, "subject key binding").map(SubjectId).map_err(|e| corrupt(e.to_string()))?;
+    let id = codec::hash(&id, "subject key binding")
+        .map(SubjectId)
+        .map_err(|e| corrupt(e.to_string()))?;
     let subject = load_subject(st, &id)
         .map_err(|e| corrupt(e.to_string()))?
         .ok_or_else(|| corrupt(format!("subject {id} of a bound key is missing")))?;
@@ -158,7 +160,9 @@ fn registrar<S: State + ?Sized>(x: &Exec<'_, S>) -> Result<PublicKey, ContractEr
         return Err(ContractError::forbidden("only registrars enrol data subjects"));
     }
     if me.is_barred() {
-        return Err(ContractError::forbidden("a suspended or negative-listed registrar acts no more"));
+        return Err(ContractError::forbidden(
+            "a suspended or negative-listed registrar acts no more",
+        ));
     }
     Ok(me.account)
 }
@@ -170,7 +174,8 @@ pub(crate) fn rotate<S: State + ?Sized>(
     new_key: PublicKey,
     proof: &Signature,
 ) -> Result<(), ContractError> {
-    let mut subject = load_subject(&x.st, id)?.ok_or_else(|| ContractError::not_found("subject", id))?;
+    let mut subject =
+        load_subject(&x.st, id)?.ok_or_else(|| ContractError::not_found("subject", id))?;
     let by = if x.subject_id() == Some(*id) {
         "subject"
     } else if x.is_participant() {
@@ -207,8 +212,11 @@ pub(crate) fn rotate<S: State + ?Sized>(
 /// `revoke_all_grants`: the subject's grant epoch moves on, so every grant it signed before —
 /// registered or not — is refused from now on.
 pub(crate) fn revoke_all<S: State + ?Sized>(x: &mut Exec<'_, S>) -> Result<(), ContractError> {
-    let id = x.subject_id().ok_or_else(|| ContractError::forbidden("only a data subject revokes its grants"))?;
-    let mut subject = load_subject(&x.st, &id)?.ok_or_else(|| ContractError::not_found("subject", id))?;
+    let id = x
+        .subject_id()
+        .ok_or_else(|| ContractError::forbidden("only a data subject revokes its grants"))?;
+    let mut subject =
+        load_subject(&x.st, &id)?.ok_or_else(|| ContractError::not_found("subject", id))?;
     subject.grant_epoch = subject
         .grant_epoch
         .checked_add(1)

@@ -108,7 +108,10 @@ fn seeds_pass_their_decoders() {
         (&buyer, use_by_id(&signed, b"request")),
         (&subject, Operation::RevokeGrant { serial: signed.grant.serial }),
         (&subject, Operation::RevokeAllGrants),
-        (&w.registrar, Operation::EnrolSubject { subject_id: subject_id("x"), subject_key: kp(50).public() }),
+        (
+            &w.registrar,
+            Operation::EnrolSubject { subject_id: subject_id("x"), subject_key: kp(50).public() },
+        ),
         (
             &subject,
             Operation::RotateSubjectKey {

@@ -10,7 +10,11 @@ use dpx_contracts::*;
 use dpx_crypto::{Hash, Keypair};
 
 /// Provider (rated 4), employer, a listed product of `grade`.
-fn market(w: &mut World, grade: u8, conditions: ProductConditions) -> (Keypair, Keypair, ProductId) {
+fn market(
+    w: &mut World,
+    grade: u8,
+    conditions: ProductConditions,
+) -> (Keypair, Keypair, ProductId) {
     let provider = kp(1);
     let consumer = kp(2);
     w.admit(&provider, &[Role::Provider]);
@@ -40,8 +44,8 @@ fn honest_resume_flow() {
 
     // Offline on the phone: sign, show as QR code.
     let exp = in_hours(&w, 24);
-    let qr = grant(&applicant, who, 1, &employer.public(), product, "hiring-check", exp)
-        .to_compact();
+    let qr =
+        grant(&applicant, who, 1, &employer.public(), product, "hiring-check", exp).to_compact();
     assert!(qr.len() < 600, "fits a QR code: {} chars", qr.len());
     // The employer scans it and uses it once.
     let scanned = SignedGrant::from_compact(&qr).unwrap();
@@ -74,9 +78,10 @@ fn honest_resume_flow() {
     w.fail(&employer, use_by_id(&scanned, b"q"), Code::Failed, "already consumed");
 
     // The auditor's view from receipts alone: one consumption, two refused attempts.
-    let g = gid.to_string();
-    let consumed = w.events("grant.consumed").filter(|e| e.get("grant") == Some(&g)).count();
-    let refused: Vec<_> = w.events("grant.refused").filter(|e| e.get("grant") == Some(&g)).collect();
+    let gid_text = gid.to_string();
+    let of_grant = |e: &&Event| e.get("grant") == Some(gid_text.as_str());
+    let consumed = w.events("grant.consumed").filter(of_grant).count();
+    let refused: Vec<_> = w.events("grant.refused").filter(of_grant).collect();
     assert_eq!((consumed, refused.len()), (1, 2));
     assert!(refused.iter().all(|e| e.get("by") == Some(&employer.public().to_hex())
         && e.get("reason").unwrap().contains("already consumed")));
@@ -146,7 +151,12 @@ fn register_then_use_by_id_and_refusals() {
     let r = w.ok(&consumer, use_as(product, "credit-check", sid));
     assert_eq!(r.events_of("grant.issued").count(), 0, "issued at registration");
     // Consumed: cannot be revoked or expired afterwards.
-    w.fail(&subject, Operation::RevokeGrant { serial: serial(7) }, Code::Failed, "already consumed");
+    w.fail(
+        &subject,
+        Operation::RevokeGrant { serial: serial(7) },
+        Code::Failed,
+        "already consumed",
+    );
     w.at_time(exp + 1);
     w.fail(&consumer, Operation::ExpireGrant { grant: id }, Code::Failed, "already consumed");
 }
@@ -177,10 +187,14 @@ fn enrolment_and_key_separation() {
             "only registrars",
         );
     }
-    let r = w.ok(&registrar, Operation::EnrolSubject { subject_id: sid, subject_key: subject.public() });
+    let r = w
+        .ok(&registrar, Operation::EnrolSubject { subject_id: sid, subject_key: subject.public() });
     assert_eq!(r.events_of("subject.enrolled").count(), 1);
     let s = w.subject(&sid);
-    assert_eq!((s.key, s.registrar, s.grant_epoch, s.status), (subject.public(), registrar.public(), 0, SubjectStatus::Active));
+    assert_eq!(
+        (s.key, s.registrar, s.grant_epoch, s.status),
+        (subject.public(), registrar.public(), 0, SubjectStatus::Active)
+    );
     assert_eq!((s.enrolled_height, s.enrolled_time_ms), (w.height, w.time_ms()));
     // Once per subject id and per key.
     w.fail(
@@ -237,10 +251,23 @@ fn enrolment_and_key_separation() {
     // A subject signs only its own operations; a participant never signs a subject's.
     let bytes = w.sign(&subject, Operation::ExpireGrant { grant: GrantId(Hash::ZERO) });
     let tx = check_stateless(&bytes, CHAIN).unwrap();
-    assert!(matches!(check_stateful(&w.st, &tx, w.height, 0), Err(TxError::SubjectCannotSign { .. })));
-    w.fail(&subject, Operation::DelistProduct { product: ProductId(Hash::ZERO) }, Code::Invalid, "data subject's key may sign only");
+    assert!(matches!(
+        check_stateful(&w.st, &tx, w.height, 0),
+        Err(TxError::SubjectCannotSign { .. })
+    ));
+    w.fail(
+        &subject,
+        Operation::DelistProduct { product: ProductId(Hash::ZERO) },
+        Code::Invalid,
+        "data subject's key may sign only",
+    );
     w.fail(&provider, Operation::RevokeAllGrants, Code::Invalid, "only an enrolled data subject");
-    w.fail(&provider, Operation::RevokeGrant { serial: serial(1) }, Code::Invalid, "only an enrolled data subject");
+    w.fail(
+        &provider,
+        Operation::RevokeGrant { serial: serial(1) },
+        Code::Invalid,
+        "only an enrolled data subject",
+    );
 }
 
 /// Unknown keys cannot create state: every operation from a key that is neither a
@@ -449,16 +476,21 @@ fn nobody_else_can_block_or_revoke_a_subjects_grant() {
     w.ok(&attacker, Operation::RevokeGrant { serial: serial(1) });
     let squat = grant(&attacker, aid, 1, &employer.public(), product, "hiring-check", exp);
     assert_ne!(squat.grant.id(), g.grant.id());
+    w.fail(&attacker, Operation::RegisterGrant { grant: Box::new(squat) }, Code::Failed, "revoked");
+    // The attacker cannot register the applicant's grant either (only its subject may).
     w.fail(
         &attacker,
-        Operation::RegisterGrant { grant: Box::new(squat) },
+        Operation::RegisterGrant { grant: Box::new(g.clone()) },
         Code::Failed,
-        "revoked",
+        "only the grant's subject",
     );
-    // The attacker cannot register the applicant's grant either (only its subject may).
-    w.fail(&attacker, Operation::RegisterGrant { grant: Box::new(g.clone()) }, Code::Failed, "only the grant's subject");
     // The consumer and strangers cannot revoke at all.
-    w.fail(&employer, Operation::RevokeGrant { serial: serial(1) }, Code::Invalid, "only an enrolled data subject");
+    w.fail(
+        &employer,
+        Operation::RevokeGrant { serial: serial(1) },
+        Code::Invalid,
+        "only an enrolled data subject",
+    );
     w.fail(&kp(9), Operation::RevokeGrant { serial: serial(1) }, Code::Invalid, "neither");
     // The employer's use works.
     w.ok(&employer, use_inline(&g, b"cv"));
@@ -476,13 +508,25 @@ fn consumer_is_never_the_subject_and_only_subject_keys_sign_grants() {
 
     // A grant naming a subject key as consumer is refused (a subject never consumes).
     let selfish = grant(&subject, sid, 1, &subject.public(), product, "audit", exp);
-    w.fail(&subject, Operation::RegisterGrant { grant: Box::new(selfish) }, Code::Failed, "a subject can never be the consumer");
+    w.fail(
+        &subject,
+        Operation::RegisterGrant { grant: Box::new(selfish) },
+        Code::Failed,
+        "a subject can never be the consumer",
+    );
     let sideways = grant(&subject, sid, 2, &other_subject.public(), product, "audit", exp);
-    w.fail(&subject, Operation::RegisterGrant { grant: Box::new(sideways) }, Code::Failed, "a subject can never be the consumer");
+    w.fail(
+        &subject,
+        Operation::RegisterGrant { grant: Box::new(sideways) },
+        Code::Failed,
+        "a subject can never be the consumer",
+    );
 
     // Grants for this subject signed by any other key are refused: the buyer's throwaway key,
     // the buyer itself, another subject, the provider.
-    for (n, key) in [(3u8, kp(9)), (4, consumer.clone()), (5, other_subject.clone()), (6, provider.clone())] {
+    for (n, key) in
+        [(3u8, kp(9)), (4, consumer.clone()), (5, other_subject.clone()), (6, provider.clone())]
+    {
         let forged = grant(&key, sid, n, &consumer.public(), product, "audit", exp);
         w.fail(&consumer, use_inline(&forged, &[n]), Code::Failed, "not its subject's current key");
     }
@@ -508,13 +552,23 @@ fn expiry_at_the_boundary_ms() {
     w.at_time(exp);
     w.ok(&consumer, use_inline(&g(1), b"a"));
     w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g(2)) });
-    w.fail(&consumer, Operation::ExpireGrant { grant: g(2).grant.id() }, Code::Failed, "valid until");
+    w.fail(
+        &consumer,
+        Operation::ExpireGrant { grant: g(2).grant.id() },
+        Code::Failed,
+        "valid until",
+    );
     w.at_time(exp + 1);
     w.fail(&consumer, use_inline(&g(3), b"b"), Code::Failed, "expired (expires at");
     w.fail(&consumer, use_by_id(&g(2), b"c"), Code::Failed, "expired");
     w.fail(&subject, Operation::RegisterGrant { grant: Box::new(g(4)) }, Code::Failed, "expired");
     // Any participant records the expiry, once; the subject cannot (not a participant).
-    w.fail(&subject, Operation::ExpireGrant { grant: g(2).grant.id() }, Code::Invalid, "data subject's key may sign only");
+    w.fail(
+        &subject,
+        Operation::ExpireGrant { grant: g(2).grant.id() },
+        Code::Invalid,
+        "data subject's key may sign only",
+    );
     let r = w.ok(&consumer, Operation::ExpireGrant { grant: g(2).grant.id() });
     assert_eq!(r.events_of("grant.expired").count(), 1);
     w.fail(&consumer, Operation::ExpireGrant { grant: g(2).grant.id() }, Code::Failed, "expired");
@@ -526,7 +580,10 @@ fn expiry_at_the_boundary_ms() {
     let bytes = w.sign(&consumer, use_inline(&g(5), b"d"));
     let tx = check_stateless(&bytes, CHAIN).unwrap();
     assert!(check_stateful(&w.st, &tx, w.height, exp).is_ok());
-    assert!(matches!(check_stateful(&w.st, &tx, w.height, exp + 1), Err(TxError::GrantExpired { .. })));
+    assert!(matches!(
+        check_stateful(&w.st, &tx, w.height, exp + 1),
+        Err(TxError::GrantExpired { .. })
+    ));
     // Execution decides with the block's own time, whatever admission saw.
     w.ok(&consumer, use_inline(&g(5), b"d"));
 }
@@ -540,13 +597,29 @@ fn grade_4_limits() {
     let lifetime = params(&w.st).grade4_grant_lifetime_ms_max;
     assert_eq!(lifetime, 3_600_000, "one hour by default");
     let now = w.time_ms();
-    let g = |n, purpose: &str, exp| grant(&person, sid, n, &checkpoint.public(), product, purpose, exp);
+    let g =
+        |n, purpose: &str, exp| grant(&person, sid, n, &checkpoint.public(), product, purpose, exp);
 
     // A purpose not flagged for grade 4 is refused.
-    w.fail(&checkpoint, use_inline(&g(1, "hiring-check", now + 60_000), b"a"), Code::Failed, "allowed up to grade 3");
+    w.fail(
+        &checkpoint,
+        use_inline(&g(1, "hiring-check", now + 60_000), b"a"),
+        Code::Failed,
+        "allowed up to grade 3",
+    );
     // A lifetime longer than the governed maximum is refused, at registration and inline.
-    w.fail(&checkpoint, use_inline(&g(2, "health-check", now + lifetime + 1), b"b"), Code::Failed, "grade-4 grant may expire at most");
-    w.fail(&person, Operation::RegisterGrant { grant: Box::new(g(3, "health-check", now + lifetime + 1)) }, Code::Failed, "grade-4");
+    w.fail(
+        &checkpoint,
+        use_inline(&g(2, "health-check", now + lifetime + 1), b"b"),
+        Code::Failed,
+        "grade-4 grant may expire at most",
+    );
+    w.fail(
+        &person,
+        Operation::RegisterGrant { grant: Box::new(g(3, "health-check", now + lifetime + 1)) },
+        Code::Failed,
+        "grade-4",
+    );
     // Exactly the maximum is fine; the use emits the regulators' event.
     let r = w.ok(&checkpoint, use_inline(&g(4, "health-check", now + lifetime), b"c"));
     let e = r.events_of("grant.grade4_used").next().unwrap();
@@ -572,10 +645,25 @@ fn purposes_come_from_the_governed_list() {
     let sid = w.enrol(&subject, "s");
     let exp = in_hours(&w, 1);
     let g = |n, p: &str| grant(&subject, sid, n, &consumer.public(), product, p, exp);
-    w.fail(&consumer, use_inline(&g(1, "marketing"), b"a"), Code::Failed, "not in the governed purpose list");
-    w.fail(&subject, Operation::RegisterGrant { grant: Box::new(g(2, "free text")) }, Code::Failed, "not in the governed purpose list");
+    w.fail(
+        &consumer,
+        use_inline(&g(1, "marketing"), b"a"),
+        Code::Failed,
+        "not in the governed purpose list",
+    );
+    w.fail(
+        &subject,
+        Operation::RegisterGrant { grant: Box::new(g(2, "free text")) },
+        Code::Failed,
+        "not in the governed purpose list",
+    );
     // A governed purpose the product's own conditions exclude: the policy denies it.
-    let r = w.fail(&consumer, use_inline(&g(3, "credit-check"), b"b"), Code::Denied, "grant-purpose-allowed");
+    let r = w.fail(
+        &consumer,
+        use_inline(&g(3, "credit-check"), b"b"),
+        Code::Denied,
+        "grant-purpose-allowed",
+    );
     assert!(!r.decision.unwrap().allowed);
     // Governance changes the list; a registered grant whose purpose left it is refused at use.
     w.ok(&subject, Operation::RegisterGrant { grant: Box::new(g(4, "hiring-check")) });
@@ -583,11 +671,17 @@ fn purposes_come_from_the_governed_list() {
     p.purposes.retain(|q| q.code != "hiring-check");
     let agency = w.agency().clone();
     w.ok(&agency, Operation::Propose { action: ProposalAction::SetParams { params: p.clone() } });
-    w.fail(&consumer, use_by_id(&g(4, "hiring-check"), b"c"), Code::Failed, "not in the governed purpose list");
+    w.fail(
+        &consumer,
+        use_by_id(&g(4, "hiring-check"), b"c"),
+        Code::Failed,
+        "not in the governed purpose list",
+    );
     // Governance cannot set an invalid list.
     let mut bad = p;
     bad.purposes.reverse();
-    let bytes = w.sign(&agency, Operation::Propose { action: ProposalAction::SetParams { params: bad } });
+    let bytes =
+        w.sign(&agency, Operation::Propose { action: ProposalAction::SetParams { params: bad } });
     assert!(check_stateless(&bytes, CHAIN).is_err());
 }
 
@@ -621,7 +715,15 @@ fn grant_for_delisted_product_or_by_barred_consumer_is_refused() {
 #[test]
 fn compact_form_is_bounded_and_canonical() {
     let subject = kp(3);
-    let g = grant(&subject, subject_id("s"), 1, &kp(2).public(), ProductId(Hash::digest(b"p")), "hiring-check", T0_MS);
+    let g = grant(
+        &subject,
+        subject_id("s"),
+        1,
+        &kp(2).public(),
+        ProductId(Hash::digest(b"p")),
+        "hiring-check",
+        T0_MS,
+    );
     let text = g.to_compact();
     assert!(text.len() < 400, "{} chars", text.len());
     assert_eq!(SignedGrant::from_compact(&text).unwrap(), g);
@@ -643,7 +745,15 @@ fn grant_execution_is_deterministic() {
         let sid = w.enrol(&subject, "s");
         let now = w.time_ms();
         for n in 0..6u8 {
-            let g = grant(&subject, sid, n, &consumer.public(), product, "health-check", now + 2000 * u64::from(n));
+            let g = grant(
+                &subject,
+                sid,
+                n,
+                &consumer.public(),
+                product,
+                "health-check",
+                now + 2000 * u64::from(n),
+            );
             if n % 2 == 0 {
                 w.run(&subject, Operation::RegisterGrant { grant: Box::new(g.clone()) });
             }

@@ -60,7 +60,10 @@ fn a_day_of_checkpoints_one_grant_per_check() {
         let e = r.events_of("grant.grade4_used").next().unwrap();
         assert_eq!(e.get("subject"), Some(sid.to_string().as_str()));
         let usage: UsageReceipt = w.get(&keys::usage(&g.grant.id())).unwrap();
-        assert_eq!((usage.subject, usage.consumer, usage.time_ms), (sid, gate.public(), at + 2_000));
+        assert_eq!(
+            (usage.subject, usage.consumer, usage.time_ms),
+            (sid, gate.public(), at + 2_000)
+        );
     }
     // Regulators see every check, and only checks of this person name its subject id.
     let uses: Vec<_> = w.events("grant.grade4_used").collect();
@@ -79,7 +82,9 @@ fn health_grants_are_per_check_per_checkpoint_and_short_lived() {
     let sid = w.enrol(&person, "person-3");
     let now = w.time_ms();
     let lifetime = params(&w.st).grade4_grant_lifetime_ms_max;
-    let g = |n, gate: &Keypair, purpose: &str, exp| grant(&person, sid, n, &gate.public(), status, purpose, exp);
+    let g = |n, gate: &Keypair, purpose: &str, exp| {
+        grant(&person, sid, n, &gate.public(), status, purpose, exp)
+    };
 
     // A grant for gate A is refused at gate B, and used once at gate A.
     let for_a = g(1, &gate_a, "health-check", now + 5 * MINUTE_MS);
@@ -87,10 +92,20 @@ fn health_grants_are_per_check_per_checkpoint_and_short_lived() {
     w.ok(&gate_a, use_inline(&for_a, b"a"));
     w.fail(&gate_a, use_inline(&for_a, b"a2"), Code::Failed, "already consumed");
     // A standing permission (a day long) is refused for grade 4; an hour is the most.
-    w.fail(&gate_a, use_inline(&g(2, &gate_a, "health-check", now + 24 * 60 * MINUTE_MS), b"c"), Code::Failed, "grade-4 grant may expire at most");
+    w.fail(
+        &gate_a,
+        use_inline(&g(2, &gate_a, "health-check", now + 24 * 60 * MINUTE_MS), b"c"),
+        Code::Failed,
+        "grade-4 grant may expire at most",
+    );
     w.ok(&gate_a, use_inline(&g(3, &gate_a, "health-check", now + lifetime), b"d"));
     // Only a purpose governance flagged for grade 4.
-    w.fail(&gate_a, use_inline(&g(4, &gate_a, "credit-check", now + MINUTE_MS), b"e"), Code::Failed, "allowed up to grade 3");
+    w.fail(
+        &gate_a,
+        use_inline(&g(4, &gate_a, "credit-check", now + MINUTE_MS), b"e"),
+        Code::Failed,
+        "allowed up to grade 3",
+    );
     // Shown too late: refused by block time, to the millisecond.
     let late = g(5, &gate_a, "health-check", now + MINUTE_MS);
     w.at_time(now + MINUTE_MS + 1);
@@ -110,6 +125,7 @@ fn health_grants_are_per_check_per_checkpoint_and_short_lived() {
         },
     );
     w.fail(&gate_a, use_inline(&lost, b"g"), Code::Failed, "not its subject's current key");
-    let fresh = grant(&new_phone, sid, 7, &gate_a.public(), status, "health-check", t + 10 * MINUTE_MS);
+    let fresh =
+        grant(&new_phone, sid, 7, &gate_a.public(), status, "health-check", t + 10 * MINUTE_MS);
     w.ok(&gate_a, use_inline(&fresh, b"h"));
 }

@@ -119,9 +119,7 @@ fn attack(f: &Fixture, kind: u8) -> (Keypair, Operation) {
     let id = g.id();
     let serial = g.serial;
     // The same grant re-signed by another key (same subject id and serial: the same id).
-    let forged = |key: &Keypair| {
-        Grant { key: key.public(), ..g.clone() }.sign(key, CHAIN)
-    };
+    let forged = |key: &Keypair| Grant { key: key.public(), ..g.clone() }.sign(key, CHAIN);
     let use_forged = |key: &Keypair| Operation::UseGrant {
         grant: GrantRef::Inline(Box::new(forged(key))),
         subject: f.sid,
@@ -136,27 +134,38 @@ fn attack(f: &Fixture, kind: u8) -> (Keypair, Operation) {
         new_key_signature: subject_key_proof(new, &f.sid),
     };
     match kind % 16 {
-        0 => (f.other_subject.clone(), Operation::RegisterGrant { grant: Box::new(f.grant.clone()) }),
+        0 => {
+            (f.other_subject.clone(), Operation::RegisterGrant { grant: Box::new(f.grant.clone()) })
+        }
         1 => (f.other_subject.clone(), Operation::RevokeGrant { serial }),
         2 => (f.other_subject.clone(), Operation::RevokeAllGrants),
         3 => (f.other_subject.clone(), rotate_to(&f.other_subject)),
-        4 => (f.other_subject.clone(), Operation::RegisterGrant { grant: Box::new(forged(&f.other_subject)) }),
+        4 => (
+            f.other_subject.clone(),
+            Operation::RegisterGrant { grant: Box::new(forged(&f.other_subject)) },
+        ),
         5 => (f.old_key.clone(), Operation::RevokeGrant { serial }),
         6 => (f.old_key.clone(), Operation::RevokeAllGrants),
         7 => (f.old_key.clone(), Operation::RegisterGrant { grant: Box::new(forged(&f.old_key)) }),
         8 => (f.consumer.clone(), use_forged(&f.old_key)),
         9 => (f.consumer.clone(), use_forged(&f.consumer)),
         10 => (f.consumer.clone(), Operation::RevokeGrant { serial }),
-        11 => (f.other.clone(), Operation::UseGrant {
-            grant: GrantRef::Inline(Box::new(f.grant.clone())),
-            subject: f.sid,
-            product: f.product,
-            purpose: "audit".into(),
-            request_hash: Hash::ZERO,
-        }),
+        11 => (
+            f.other.clone(),
+            Operation::UseGrant {
+                grant: GrantRef::Inline(Box::new(f.grant.clone())),
+                subject: f.sid,
+                product: f.product,
+                purpose: "audit".into(),
+                request_hash: Hash::ZERO,
+            },
+        ),
         12 => (f.other.clone(), Operation::ExpireGrant { grant: id }),
         13 => (f.other_registrar.clone(), rotate_to(&kp(201))),
-        14 => (f.world.registrar.clone(), Operation::EnrolSubject { subject_id: f.sid, subject_key: kp(202).public() }),
+        14 => (
+            f.world.registrar.clone(),
+            Operation::EnrolSubject { subject_id: f.sid, subject_key: kp(202).public() },
+        ),
         _ => (stranger.clone(), Operation::RevokeGrant { serial }),
     }
 }
@@ -179,12 +188,15 @@ fn run_with(
     let mut block: Vec<Vec<u8>> = Vec::new();
     let mut receipts = Vec::new();
     let mut nonces = std::collections::BTreeMap::new();
-    let flush =
-        |st: &mut MemState, block: &mut Vec<Vec<u8>>, height: u64, receipts: &mut Vec<Receipt>| {
-            let ctx = BlockContext { chain_id: CHAIN.into(), height, time_ms: T0_MS + height * ms_per_block };
-            receipts.extend(execute_block(st, &ctx, block));
-            block.clear();
-        };
+    let flush = |st: &mut MemState,
+                 block: &mut Vec<Vec<u8>>,
+                 height: u64,
+                 receipts: &mut Vec<Receipt>| {
+        let ctx =
+            BlockContext { chain_id: CHAIN.into(), height, time_ms: T0_MS + height * ms_per_block };
+        receipts.extend(execute_block(st, &ctx, block));
+        block.clear();
+    };
     for (kind, new_block) in steps {
         if *new_block {
             flush(&mut st, &mut block, height, &mut receipts);

@@ -84,10 +84,9 @@ fn main() {
         })
         .collect();
     for (key, id) in &subjects {
-        setup.push(registrar.sign(Operation::EnrolSubject {
-            subject_id: *id,
-            subject_key: key.public(),
-        }));
+        setup.push(
+            registrar.sign(Operation::EnrolSubject { subject_id: *id, subject_key: key.public() }),
+        );
     }
     let setup_txs = setup.len();
     b.push(setup).unwrap();

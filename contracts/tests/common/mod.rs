@@ -86,7 +86,8 @@ impl World {
     /// Admit a registrar by governance (every agency approves).
     pub fn admit_registrar(&mut self, who: &Keypair) {
         let agencies = self.agencies.clone();
-        let id = ProposalId::derive(CHAIN, &agencies[0].public(), self.nonce(&agencies[0].public()));
+        let id =
+            ProposalId::derive(CHAIN, &agencies[0].public(), self.nonce(&agencies[0].public()));
         let r = self.ok(
             &agencies[0],
             Operation::Propose {

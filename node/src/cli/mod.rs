@@ -218,9 +218,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Hash { file, keyed: true, key_file: Some(secret) } => {
             let secret = load_secret(&secret)?;
             let identifier = match file {
-                Some(text) => text.into_os_string().into_string().map_err(|_| {
-                    anyhow::anyhow!("the identifier must be valid UTF-8")
-                })?,
+                Some(text) => text
+                    .into_os_string()
+                    .into_string()
+                    .map_err(|_| anyhow::anyhow!("the identifier must be valid UTF-8"))?,
                 None => {
                     let mut s = String::new();
                     std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;

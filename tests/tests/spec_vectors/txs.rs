@@ -224,7 +224,10 @@ pub fn transactions() -> Value {
             &TransactionBody::new(
                 CHAIN,
                 1,
-                Operation::EnrolSubject { subject_id: subject_id(), subject_key: subject().public() },
+                Operation::EnrolSubject {
+                    subject_id: subject_id(),
+                    subject_key: subject().public(),
+                },
             ),
             &Value::Null,
         ),
