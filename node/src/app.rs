@@ -746,16 +746,19 @@ mod tests {
     /// A consumer's use of an inline grant; with `forge_grant` the subject's signature is bad
     /// (the transaction's own signature is good).
     fn grant_use(seed: u8, forge_grant: bool) -> Vec<u8> {
-        use dpx_contracts::{Grant, GrantId, GrantRef, ProductId};
+        use dpx_contracts::{Grant, GrantRef, ProductId, SubjectId};
         let (subject, consumer) = (Keypair::from_seed([seed; 32]), Keypair::from_seed([200; 32]));
         let product = ProductId(Hash::digest(b"product"));
+        let sid = SubjectId(Hash::digest(&[seed]));
         let grant = Grant {
-            id: GrantId(Hash::digest(&[seed])),
-            subject: subject.public(),
+            serial: Hash::digest(&[seed]),
+            subject: sid,
+            key: subject.public(),
+            epoch: 0,
             consumer: consumer.public(),
             product,
-            purpose: "verify CV".into(),
-            expiry_height: 100,
+            purpose: "hiring-check".into(),
+            expires_at_ms: 100,
         };
         let mut sg = grant.sign(&subject, CHAIN);
         if forge_grant {
@@ -763,8 +766,9 @@ mod tests {
         }
         let op = Operation::UseGrant {
             grant: GrantRef::Inline(Box::new(sg)),
+            subject: sid,
             product,
-            purpose: "verify CV".into(),
+            purpose: "hiring-check".into(),
             request_hash: Hash::ZERO,
         };
         TransactionBody::new(CHAIN, u64::from(seed), op).sign(&consumer).encode()
@@ -891,6 +895,7 @@ mod tests {
         let body = contracts::TransactionBody::decode(&tx.body).unwrap();
         let Operation::UseGrant {
             grant: contracts::GrantRef::Inline(mut sg),
+            subject: sid,
             product,
             purpose,
             request_hash,
@@ -903,6 +908,7 @@ mod tests {
         sg.signature = dpx_crypto::testing::sign_with_torsion_r(&subject, &digest, t, 0);
         let op = Operation::UseGrant {
             grant: contracts::GrantRef::Inline(sg),
+            subject: sid,
             product,
             purpose,
             request_hash,
