@@ -217,16 +217,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Audit { cmd } => audit::run(cmd, out).await?,
         Cmd::Hash { file, keyed: true, key_file: Some(secret) } => {
             let secret = load_secret(&secret)?;
-            let identifier = match file {
-                Some(text) => text
-                    .into_os_string()
+            let identifier = if let Some(text) = file {
+                text.into_os_string()
                     .into_string()
-                    .map_err(|_| anyhow::anyhow!("the identifier must be valid UTF-8"))?,
-                None => {
-                    let mut s = String::new();
-                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-                    s.trim_end_matches(['\n', '\r']).to_owned()
-                }
+                    .map_err(|_| anyhow::anyhow!("the identifier must be valid UTF-8"))?
+            } else {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s.trim_end_matches(['\n', '\r']).to_owned()
             };
             let id = dpx_contracts::SubjectId::keyed(&secret, identifier.as_bytes());
             emit(out, &json!({ "subject_id": id }), || id.to_string());
