@@ -140,7 +140,12 @@ sweep() {
   for i in 0 1 2 3; do rpcs+=(--rpc "$(rpc_url "$base" "$i")"); done
   pids=$(IFS=,; echo "${NODE_PIDS[*]}")
   local extra=()
-  [ "$mode" = full ] && extra=(--agency-key "$dir/keys/agency-0.json")
+  if [ "$mode" = full ]; then
+    extra=(--agency-key "$dir/keys/agency-0.json")
+    for k in "$dir"/keys/agency-*.json; do
+      [ "$k" = "$dir/keys/agency-0.json" ] || extra+=(--approver-key "$k")
+    done
+  fi
   # Opaque payloads have no receipts worth reading: follow commits with one event per block
   # (tx_hashes=true) rather than one per transaction, so observing costs the nodes little.
   [ "$mode" = consensus-only ] && extra=(--observe block-hashes)

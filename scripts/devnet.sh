@@ -98,7 +98,7 @@ step "the chain is live at height $h"
 
 K="$DIR/demo-keys"
 mkdir -p "$K"
-for who in employer provider applicant regulator rater shady auditor; do
+for who in employer provider applicant regulator rater shady auditor registrar thief; do
   "$DPX" keygen --out "$K/$who.json" >/dev/null
 done
 pub() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_key"])' "$K/$1.json"; }
@@ -112,6 +112,20 @@ for who in employer:consumer provider:provider regulator:regulator rater:rating_
   step "admitted $name as $role"
 done
 
+say "The agencies admit an identity service as registrar (governance: more than 2/3 of them)"
+PROPOSAL=$(tx propose --key "$AG" --json "{\"action\": {\"admit_registrar\": {\"key\": \"$(pub registrar)\", \"name\": \"Identity Service\"}}}" | attr proposal)
+step "agency 0 proposed $PROPOSAL"
+for i in 1 2; do
+  tx approve --key "$DIR/keys/agency-$i.json" --proposal "$PROPOSAL" >/dev/null
+  step "agency $i approved"
+done
+
+say "The registrar enrols the applicant: a keyed commitment of the ID number, bound to the phone's key"
+python3 -c 'import secrets; print(secrets.token_hex(32))' >"$K/registrar.secret"
+SUBJECT=$("$DPX" hash --keyed --key-file "$K/registrar.secret" "110101199003071234")
+"$DPX" subject enrol --key "$K/registrar.json" --subject-id "$SUBJECT" --subject-key "$(pub applicant)" --rpc "$RPC" >/dev/null
+step "subject $SUBJECT enrolled (the ledger never sees the ID number)"
+
 say "The rating body certifies the provider (rating 4), the regulator negative-lists 'shady'"
 tx set-rating --key "$K/rater.json" --participant "$(pub provider)" --rating 4 >/dev/null
 step "provider rated 4"
@@ -123,10 +137,11 @@ TERMS=$(printf 'CV verification terms v1' | "$DPX" hash)
 PRODUCT=$(tx list-product --key "$K/provider.json" --json "{\"spec\": {\"name\": \"Honest resume check\", \"category\": \"data_service\", \"domain\": \"employment\", \"grade\": 3, \"price\": 500, \"terms_hash\": \"$TERMS\"}}" | attr product)
 step "product $PRODUCT"
 
-say "The applicant signs a one-use grant on their phone (offline)"
-GRANT=$("$DPX" grant sign --key "$K/applicant.json" --consumer "$(pub employer)" --product "$PRODUCT" \
-  --purpose "verify CV" --expiry-height 100000 --chain-id dpx-devnet)
+say "The applicant signs a one-use grant on their phone (offline), valid for 24 hours"
+GRANT=$("$DPX" grant sign --key "$K/applicant.json" --subject "$SUBJECT" --consumer "$(pub employer)" \
+  --product "$PRODUCT" --purpose hiring-check --valid-for 24h --chain-id dpx-devnet)
 step "grant (QR-sized, ${#GRANT} characters): ${GRANT:0:48}..."
+step "valid until $("$DPX" grant inspect "$GRANT" --output json | jget expires_at)"
 
 say "The employer uses the grant once"
 "$DPX" grant use "$GRANT" --key "$K/employer.json" --rpc "$RPC"
@@ -136,6 +151,14 @@ if "$DPX" grant use "$GRANT" --key "$K/employer.json" --rpc "$RPC"; then
   echo "UNEXPECTED: a second use was accepted" >&2; exit 1
 fi
 step "refused, as it must be"
+
+say "A grant for the applicant signed by someone else's key is refused"
+FORGED=$("$DPX" grant sign --key "$K/thief.json" --subject "$SUBJECT" --consumer "$(pub employer)" \
+  --product "$PRODUCT" --purpose hiring-check --valid-for 1h --chain-id dpx-devnet)
+if "$DPX" grant use "$FORGED" --key "$K/employer.json" --rpc "$RPC" --output json >"$K/forged.out"; then
+  echo "UNEXPECTED: a grant signed by a non-subject key was accepted" >&2; exit 1
+fi
+step "refused: $(jget receipt.reason <"$K/forged.out")"
 
 say "A negative-listed company tries to order the product"
 if tx place-order --key "$K/shady.json" --product "$PRODUCT" --purpose "screening" >"$K/shady.out"; then

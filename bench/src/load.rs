@@ -48,6 +48,10 @@ pub struct LoadArgs {
     /// A founding agency's key file (`<testnet>/keys/agency-0.json`); full mode only.
     #[arg(long)]
     pub agency_key: Option<PathBuf>,
+    /// The other founding agencies' key files (repeat the flag): with the first, they admit
+    /// the run's registrar by governance (more than 2/3 of all agencies must agree).
+    #[arg(long)]
+    pub approver_key: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "full")]
     pub mode: Mode,
     /// Offered load, transactions per second.
@@ -249,18 +253,28 @@ async fn prepare(
             let agency = dpx_crypto::keyfile::load(key)?;
             let agency_nonce = rpc::next_nonce(&net.light, &net.rpcs[0], &agency.public()).await?;
             let sizes = Sizes::for_rate(rate, args.mix, args.signer_rate, k);
-            let market = Market::new(&net.chain, agency, agency_nonce, sizes, rand::random());
+            let mut approvers = Vec::new();
+            for path in &args.approver_key {
+                let k = dpx_crypto::keyfile::load(path)?;
+                let n = rpc::next_nonce(&net.light, &net.rpcs[0], &k.public()).await?;
+                approvers.push((k, n));
+            }
+            let market = Market::new(&net.chain, agency, agency_nonce, sizes, rand::random())
+                .with_approvers(approvers);
             eprintln!(
                 "dpx-bench: set-up on {}: {} consumers, {} providers, {} operators",
                 net.chain, sizes.consumers, sizes.providers, sizes.operators
             );
             setup(&market, &net.conns[0], &net.tracker, &net.encoding).await?;
             let setup_s = setup_started.elapsed().as_secs_f64();
-            let (_, height) = rpc::status(&net.light, &net.rpcs[0]).await?;
+            rpc::status(&net.light, &net.rpcs[0]).await?;
             let t = Instant::now();
             let mix = args.mix;
-            // Grants stay valid far beyond any run.
-            let expiry = height + 1_000_000;
+            // Grants stay valid far beyond any run: a day of block time from now.
+            let expiry = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .saturating_add(86_400_000);
             let plans =
                 tokio::task::spawn_blocking(move || market.timed(n, rate, mix, k, expiry, threads))
                     .await?;

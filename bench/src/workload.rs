@@ -3,12 +3,15 @@
 //! can be executed against an in-memory ledger in tests.
 //!
 //! Full mode, set-up (untimed, in stages that each commit before the next):
-//! 1. the agency admits a rating body, providers, operators and consumers;
-//! 2. the rating body rates every provider 4;
-//! 3. every provider lists a grade-3 product (grant-gated) and a grade-1 product.
+//! 1. the agency admits a rating body, providers, operators and consumers, and proposes to
+//!    admit a registrar (governance);
+//! 2. enough of the other agencies approve (more than 2/3 of the agencies in all);
+//! 3. the rating body rates every provider 4; the registrar enrols the data subjects;
+//! 4. every provider lists a grade-3 product (grant-gated) and a grade-1 product.
 //!
-//! Timed mix (weights from `--mix`): `use_grant` (a fresh data-subject key signs a one-use
-//! grant for consumer + grade-3 product + purpose, the consumer uses it inline),
+//! Timed mix (weights from `--mix`): `use_grant` (an enrolled data subject's key signs a
+//! one-use grant for consumer + grade-3 product + governed purpose, the consumer uses it
+//! inline),
 //! `place_order` (grade-1 product, no grant needed), `list_product` (by a provider) and
 //! `admit` (a fresh consumer, by an operator). Each signer's transactions get consecutive
 //! nonces in send order, and a signer is pinned to one connection.
@@ -16,8 +19,8 @@
 use std::time::Duration;
 
 use dpx_contracts::{
-    Category, Grant, GrantId, GrantRef, Operation, ProductConditions, ProductId, ProductSpec, Role,
-    TransactionBody,
+    Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec,
+    ProposalAction, ProposalId, Role, SubjectId, TransactionBody,
 };
 use dpx_crypto::{Domain, Hash, Keypair};
 use rand::{RngCore as _, SeedableRng as _};
@@ -26,8 +29,13 @@ use crate::schedule::{WeightedCycle, send_offset};
 
 /// Signer id of transactions that have none (consensus-only payloads).
 pub const NO_SIGNER: u32 = u32::MAX;
-/// The purpose named in every grant and use.
+/// The purpose named in every order.
 pub const PURPOSE: &str = "bench";
+/// The governed purpose code named in every grant and use.
+pub const GRANT_PURPOSE: &str = "hiring-check";
+/// Most data subjects one run enrols (one registrar signs them all; its per-signer mempool
+/// bound is 10,000).
+const SUBJECTS_MAX: usize = 5_000;
 /// Rating given to providers: enough to list any grade.
 const PROVIDER_RATING: u8 = 4;
 
@@ -130,6 +138,10 @@ pub struct Market {
     seed: [u8; 32],
     agency: Keypair,
     agency_nonce: u64,
+    /// The other founding agencies and their next nonces: they approve the registrar.
+    approvers: Vec<(Keypair, u64)>,
+    registrar: Keypair,
+    subjects: Vec<(Keypair, SubjectId)>,
     rater: Keypair,
     providers: Vec<Keypair>,
     operators: Vec<Keypair>,
@@ -187,16 +199,34 @@ impl Market {
     ) -> Self {
         let keys =
             |role: &str, n: usize| (0..n as u64).map(|i| derive_key(&seed, role, i)).collect();
+        let subjects = (0..sizes.consumers.clamp(1, SUBJECTS_MAX) as u64)
+            .map(|i| {
+                let key = derive_key(&seed, "subject", i);
+                let id = SubjectId::keyed(&seed, &i.to_le_bytes());
+                (key, id)
+            })
+            .collect();
         Self {
             chain: chain.to_owned(),
             agency,
             agency_nonce,
+            approvers: Vec::new(),
+            registrar: derive_key(&seed, "registrar", 0),
+            subjects,
             rater: derive_key(&seed, "rater", 0),
             providers: keys("provider", sizes.providers),
             operators: keys("operator", sizes.operators),
             consumers: keys("consumer", sizes.consumers),
             seed,
         }
+    }
+
+    /// The other founding agencies (key and next nonce): as many as a quorum needs approve
+    /// the registrar's admission. Without them, the chain must have a single agency.
+    #[must_use]
+    pub fn with_approvers(mut self, approvers: Vec<(Keypair, u64)>) -> Self {
+        self.approvers = approvers;
+        self
     }
 
     fn grade3(&self, p: usize) -> ProductId {
@@ -227,7 +257,22 @@ impl Market {
         for (i, k) in self.consumers.iter().enumerate() {
             admit(k, format!("bench consumer {i}"), Role::Consumer);
         }
-        let ratings = (0..self.providers.len())
+        // Registrars are admitted by governance: the agency proposes, others approve.
+        let proposal = ProposalId::derive(c, &self.agency.public(), nonce);
+        let action = ProposalAction::AdmitRegistrar {
+            key: self.registrar.public(),
+            name: "bench registrar".into(),
+        };
+        admits.push(tx(c, &self.agency, nonce, Operation::Propose { action }));
+        // More than 2/3 of all agencies: the proposer and floor(2n/3) approvers.
+        let n = self.approvers.len() + 1;
+        let approvals = self
+            .approvers
+            .iter()
+            .take(2 * n / 3)
+            .map(|(k, nonce)| tx(c, k, *nonce, Operation::Approve { proposal }))
+            .collect();
+        let mut ratings: Vec<SetupTx> = (0..self.providers.len())
             .map(|p| {
                 let op = Operation::SetRating {
                     participant: self.providers[p].public(),
@@ -236,6 +281,10 @@ impl Market {
                 tx(c, &self.rater, p as u64, op)
             })
             .collect();
+        for (i, (key, id)) in self.subjects.iter().enumerate() {
+            let op = Operation::EnrolSubject { subject_id: *id, subject_key: key.public() };
+            ratings.push(tx(c, &self.registrar, i as u64, op));
+        }
         let mut listings = Vec::new();
         for (p, k) in self.providers.iter().enumerate() {
             let g3 = spec(format!("bench grade-3 product {p}"), 3);
@@ -245,24 +294,25 @@ impl Market {
         }
         vec![
             ("admit participants", admits),
-            ("rate providers", ratings),
+            ("approve the registrar", approvals),
+            ("rate providers, enrol subjects", ratings),
             ("list products", listings),
         ]
     }
 
     /// `n` timed transactions at `rate`, signed on `threads` threads, split over `connections`
-    /// by signer. Grants expire at `grant_expiry_height`.
+    /// by signer. Grants expire at block time `grant_expires_at_ms`.
     pub fn timed(
         &self,
         n: u64,
         rate: f64,
         mix: Mix,
         connections: usize,
-        grant_expiry_height: u64,
+        grant_expires_at_ms: u64,
         threads: usize,
     ) -> Vec<Vec<Planned>> {
         let specs = self.specs(n, mix);
-        let signed = sign_parallel(&specs, threads, |s| self.sign(s, grant_expiry_height));
+        let signed = sign_parallel(&specs, threads, |s| self.sign(s, grant_expires_at_ms));
         let k = connections.max(1);
         let mut per_conn: Vec<Vec<Planned>> = vec![Vec::new(); k];
         for (s, (signer, bytes)) in specs.iter().zip(signed) {
@@ -305,30 +355,29 @@ impl Market {
     }
 
     /// Sign one timed transaction: (signer id, bytes).
-    fn sign(&self, s: &Spec, grant_expiry_height: u64) -> (u32, Vec<u8>) {
+    fn sign(&self, s: &Spec, grant_expires_at_ms: u64) -> (u32, Vec<u8>) {
         let c = &self.chain;
         let (signer, key, op) = match s.kind {
             Kind::UseGrant => {
                 let consumer = &self.consumers[s.who];
                 let product = self.grade3(s.i as usize % self.providers.len());
-                let subject = derive_key(&self.seed, "subject", s.i);
+                let (subject, sid) = &self.subjects[s.i as usize % self.subjects.len()];
                 let grant = Grant {
-                    id: GrantId(Hash::of(
-                        Domain::new("dpx/bench-grant/v1"),
-                        c,
-                        &self.id_bytes(s.i),
-                    )),
-                    subject: subject.public(),
+                    serial: Hash::of(Domain::new("dpx/bench-grant/v1"), c, &self.id_bytes(s.i)),
+                    subject: *sid,
+                    key: subject.public(),
+                    epoch: 0,
                     consumer: consumer.public(),
                     product,
-                    purpose: PURPOSE.into(),
-                    expiry_height: grant_expiry_height,
+                    purpose: GRANT_PURPOSE.into(),
+                    expires_at_ms: grant_expires_at_ms,
                 }
-                .sign(&subject, c);
+                .sign(subject, c);
                 let op = Operation::UseGrant {
                     grant: GrantRef::Inline(Box::new(grant)),
+                    subject: *sid,
                     product,
-                    purpose: PURPOSE.into(),
+                    purpose: GRANT_PURPOSE.into(),
                     request_hash: Hash::digest(&self.id_bytes(s.i)),
                 };
                 (s.who, consumer, op)
@@ -465,6 +514,7 @@ mod tests {
         init_genesis(&mut st, CHAIN, &genesis).unwrap();
         let sizes = Sizes { consumers: 5, providers: 3, operators: 2 };
         let market = Market::new(CHAIN, agency, 0, sizes, [4; 32]);
+        assert_eq!(market.subjects.len(), 5);
         let ctx = BlockContext { chain_id: CHAIN.into(), height: 1, time_ms: 0 };
         let mut run = |bytes: &[u8]| {
             let tx = check_stateless(bytes, CHAIN).unwrap();

@@ -15,6 +15,7 @@ use dpx_crypto::{Hash, Keypair};
 const CHAIN: &str = "dpx-bench";
 const BLOCK_TXS: usize = 1000;
 const CONSUMERS: usize = 20;
+const SUBJECTS: usize = 100;
 
 fn kp(i: usize) -> Keypair {
     let mut seed = [0u8; 32];
@@ -77,23 +78,47 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
             Operation::Admit { key: c.public(), name: "c".into(), roles: vec![Role::Consumer] },
         );
     }
+    // A registrar (admitted by the single agency's proposal) enrols the data subjects.
+    let registrar = kp(1003);
+    run(
+        &mut st,
+        1,
+        &agency,
+        Operation::Propose {
+            action: ProposalAction::AdmitRegistrar { key: registrar.public(), name: "id".into() },
+        },
+    );
+    let subjects: Vec<(Keypair, SubjectId)> = (0..SUBJECTS)
+        .map(|i| (kp(10_000 + i), SubjectId::keyed(&[7; 32], &(i as u64).to_le_bytes())))
+        .collect();
+    for (key, id) in &subjects {
+        run(
+            &mut st,
+            1,
+            &registrar,
+            Operation::EnrolSubject { subject_id: *id, subject_key: key.public() },
+        );
+    }
     let block = (0..BLOCK_TXS)
         .map(|i| {
             let consumer = &consumers[i % CONSUMERS];
-            let subject = kp(10_000 + i);
+            let (subject, sid) = &subjects[i % SUBJECTS];
             let grant = Grant {
-                id: GrantId(Hash::digest(&(i as u64).to_le_bytes())),
-                subject: subject.public(),
+                serial: Hash::digest(&(i as u64).to_le_bytes()),
+                subject: *sid,
+                key: subject.public(),
+                epoch: 0,
                 consumer: consumer.public(),
                 product,
-                purpose: "hiring".into(),
-                expiry_height: 100,
+                purpose: "hiring-check".into(),
+                expires_at_ms: 3_600_000,
             }
-            .sign(&subject, CHAIN);
+            .sign(subject, CHAIN);
             let op = Operation::UseGrant {
                 grant: GrantRef::Inline(Box::new(grant)),
+                subject: *sid,
                 product,
-                purpose: "hiring".into(),
+                purpose: "hiring-check".into(),
                 request_hash: Hash::ZERO,
             };
             TransactionBody::new(CHAIN, (i / CONSUMERS) as u64, op).sign(consumer).encode()

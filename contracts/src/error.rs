@@ -48,15 +48,25 @@ pub enum TxError {
     NonceTooHigh { expected: u64, got: u64 },
     #[error("transaction expired at height {expiry_height}, now {height}")]
     Expired { expiry_height: u64, height: u64 },
-    /// `signer` is the key in hex (kept as text so the error stays small).
-    #[error("signer {signer} is not a participant; only grant operations are open to any key")]
+    /// `signer` is the key in hex (kept as text so the error stays small). Unknown keys cannot
+    /// create state.
+    #[error("signer {signer} is neither a participant nor an enrolled data subject")]
     UnknownSigner { signer: String },
     #[error("signer key {signer} was rotated out and can no longer sign")]
     RotatedKey { signer: String },
-    /// A key that is no participant's may only submit grant operations that succeed: a failing
-    /// one would leave a receipt and a nonce for nothing.
-    #[error("refused for a key that is no participant's: {reason}")]
-    StrangerRefused { reason: String },
+    /// A data subject's key signed an operation only participants may sign.
+    #[error(
+        "a data subject's key may sign only register_grant, revoke_grant, revoke_all_grants \
+         and rotate_subject_key, not {op}"
+    )]
+    SubjectCannotSign { op: &'static str },
+    /// A participant's key signed an operation only a data subject may sign.
+    #[error("only an enrolled data subject's current key may sign {op}")]
+    SubjectOnly { op: &'static str },
+    /// The mempool's check with the last committed block's time (execution decides with the
+    /// block's own time).
+    #[error("grant expired at {expires_at_ms} ms; the last block's time is {time_ms} ms")]
+    GrantExpired { expires_at_ms: u64, time_ms: u64 },
     #[error("state is unreadable: {reason}")]
     Corrupt { reason: String },
 }
@@ -76,8 +86,8 @@ pub enum GrantRefusal {
     AlreadyConsumed { height: u64 },
     #[error("grant revoked at height {height}")]
     Revoked { height: u64 },
-    #[error("grant expired (expiry height {expiry_height}, now {height})")]
-    Expired { expiry_height: u64, height: u64 },
+    #[error("grant expired (expires at {expires_at_ms} ms, block time {time_ms} ms)")]
+    Expired { expires_at_ms: u64, time_ms: u64 },
     /// Keys in hex.
     #[error("grant names consumer {expected}, used by {got}")]
     WrongConsumer { expected: String, got: String },
@@ -85,21 +95,37 @@ pub enum GrantRefusal {
     WrongProduct { expected: Hash, got: Hash },
     #[error("grant is for purpose {expected:?}, used for {got:?}")]
     WrongPurpose { expected: String, got: String },
-    #[error("grant signature does not verify for its subject")]
+    #[error("grant signature does not verify for the key it names")]
     BadSignature,
+    #[error("the grant's subject is not enrolled")]
+    UnknownSubject,
+    #[error("grant signed by {key}, which is not its subject's current key")]
+    NotCurrentKey { key: String },
+    #[error("grant signed under grant epoch {epoch}; the subject's is {current} (revoked)")]
+    WrongEpoch { epoch: u64, current: u64 },
+    #[error("the consumer is a data subject's key; a subject can never be the consumer")]
+    ConsumerIsSubject,
+    #[error("the use names subject {got}, the grant is of {expected}")]
+    WrongSubject { expected: String, got: String },
+    #[error("purpose {purpose:?} is not in the governed purpose list")]
+    UnknownPurpose { purpose: String },
+    #[error("purpose {purpose:?} is allowed up to grade {max_grade}; the product is grade {grade}")]
+    PurposeGrade { purpose: String, max_grade: u8, grade: u8 },
+    #[error(
+        "a grade-4 grant may expire at most {lifetime_ms_max} ms after the block time: expires \
+         at {expires_at_ms}, latest allowed {max_expires_at_ms}"
+    )]
+    Grade4Lifetime { expires_at_ms: u64, max_expires_at_ms: u64, lifetime_ms_max: u64 },
+    #[error("state is unreadable: {reason}")]
+    Unreadable { reason: String },
     #[error("a different grant with this id is already recorded")]
     IdConflict,
     #[error("grant already registered")]
     AlreadyRegistered,
-    #[error("only the grant's subject may revoke it")]
+    #[error("only the grant's subject, with its current key, may register it")]
     NotSubject,
-    #[error(
-        "unknown grant: a key that is no participant's may revoke only a grant the ledger \
-         holds (register it first)"
-    )]
-    RevokeUnregistered,
-    #[error("grant does not expire before height {expiry_height} (now {height})")]
-    NotYetExpired { expiry_height: u64, height: u64 },
+    #[error("grant is valid until {expires_at_ms} ms (block time {time_ms} ms)")]
+    NotYetExpired { expires_at_ms: u64, time_ms: u64 },
     #[error("grant is {state}, not issued")]
     NotIssued { state: GrantState },
 }

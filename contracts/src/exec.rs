@@ -5,11 +5,10 @@
 //! passes them always moves its signer's nonce; its own writes are staged in an [`Overlay`] and
 //! applied only if the operation succeeds.
 //!
-//! Writes by keys that are no participant's are bounded: such a key may sign only the grant
-//! operations open to any key, and only one that succeeds is admitted to the mempool or
-//! executed. A failing one is `Invalid` (changes nothing, not even the nonce), so a stranger's
-//! key cannot leave nonces, receipts or records for nothing; what it can write is a registered
-//! grant (signed by its subject) or one state change of a grant the ledger already holds.
+//! Who signs what: every operation is signed by an admitted participant's current key or by an
+//! enrolled data subject's current key ([`Operation::signers`]); any other key is refused like
+//! a bad nonce (`Invalid`, nothing written, not even a nonce), so unknown keys cannot create
+//! state.
 
 use std::fmt::Display;
 
@@ -19,16 +18,18 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Wire};
 use crate::error::{ContractError, GrantRefusal, TxError};
 use crate::governance;
-use crate::grants::SignedGrant;
-use crate::ops::Operation;
+use crate::grants::{self, SignedGrant};
+use crate::ops::{Operation, Signers};
 use crate::params::params;
 use crate::participants::{Participant, load_participant};
 use crate::policy::{self, Action, PolicyContext, Resource};
 use crate::receipt::{DecisionReceipt, Event, Receipt};
 use crate::state::{Overlay, State, apply};
+use crate::subjects::{self, resolve_subject};
 use crate::tx::{VerifiedTx, check_stateless};
 use crate::types::Code;
-use crate::{demands, grants, keys, participants, products, trades};
+use crate::types::SubjectId;
+use crate::{demands, keys, participants, products, trades};
 
 /// What the block being executed tells the contracts. `time_ms` is the proposer's header time
 /// (checked by validators within a bound), never a local clock.
@@ -69,28 +70,36 @@ pub fn resolve_account<S: State + ?Sized>(
     load_participant(st, &account).map_err(corrupt)
 }
 
-/// The mempool's cheap stateful check: chain, size, expiry, nonce, signer.
+/// Who signed a transaction. One per transaction, moved at once into `Exec`, so the size
+/// difference between variants does not matter.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+enum Signer {
+    Participant(Participant),
+    /// An enrolled data subject's current key, by subject id.
+    Subject(SubjectId),
+}
+
+/// The mempool's cheap stateful check: chain, size, expiry, nonce, signer, and the expiry of a
+/// carried grant against `last_time_ms`, the last committed block's time. Execution decides
+/// with the block's own time; this only keeps grants already expired out of the pool.
 pub fn check_stateful<S: State + ?Sized>(
     st: &S,
     tx: &VerifiedTx,
     height: u64,
+    last_time_ms: u64,
 ) -> Result<(), TxError> {
-    if precheck(st, tx, height)?.is_none() {
-        // A stranger's operation must succeed on the current state (see the module docs). The
-        // operations open to any key never read the block time.
-        let ctx = BlockContext { chain_id: tx.body.chain_id.clone(), height, time_ms: 0 };
-        let mut x = Exec::new(st, &ctx, tx, None);
-        dispatch(&mut x, &tx.body.op)
-            .map_err(|e| TxError::StrangerRefused { reason: e.to_string() })?;
+    precheck(st, tx, height)?;
+    if let Some(sg) = tx.body.op.signed_grant().filter(|g| grants::expired_at(g, last_time_ms)) {
+        return Err(TxError::GrantExpired {
+            expires_at_ms: sg.grant.expires_at_ms,
+            time_ms: last_time_ms,
+        });
     }
     Ok(())
 }
 
-fn precheck<S: State + ?Sized>(
-    st: &S,
-    tx: &VerifiedTx,
-    height: u64,
-) -> Result<Option<Participant>, TxError> {
+fn precheck<S: State + ?Sized>(st: &S, tx: &VerifiedTx, height: u64) -> Result<Signer, TxError> {
     if let Some(chain) = st.get(keys::CHAIN_ID).filter(|c| c != tx.body.chain_id.as_bytes()) {
         return Err(TxError::WrongChain {
             expected: String::from_utf8_lossy(&chain).into_owned(),
@@ -112,11 +121,21 @@ fn precheck<S: State + ?Sized>(
     if got > expected {
         return Err(TxError::NonceTooHigh { expected, got });
     }
-    let account = resolve_account(st, &tx.signer)?;
-    if account.is_none() && !tx.body.op.open_to_any_key() {
-        return Err(TxError::UnknownSigner { signer: tx.signer.to_hex() });
+    let op = &tx.body.op;
+    let signer = match resolve_account(st, &tx.signer)? {
+        Some(p) => Signer::Participant(p),
+        None => match resolve_subject(st, &tx.signer)? {
+            Some(s) => Signer::Subject(s.id),
+            None => return Err(TxError::UnknownSigner { signer: tx.signer.to_hex() }),
+        },
+    };
+    match (&signer, op.signers()) {
+        (Signer::Participant(_), Signers::Subjects) => Err(TxError::SubjectOnly { op: op.name() }),
+        (Signer::Subject(_), Signers::Participants) => {
+            Err(TxError::SubjectCannotSign { op: op.name() })
+        }
+        _ => Ok(signer),
     }
-    Ok(account)
 }
 
 /// Start a block: apply a validator set scheduled for this height. `execute_block` calls it; a
@@ -172,7 +191,7 @@ pub fn execute<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, tx: &VerifiedT
         events: Vec::new(),
         decision: None,
     };
-    let account = match precheck(st, tx, ctx.height) {
+    let signer = match precheck(st, tx, ctx.height) {
         Ok(a) if tx.body.chain_id == ctx.chain_id => a,
         Ok(_) => {
             receipt.code = Code::Invalid;
@@ -189,18 +208,11 @@ pub fn execute<S: State + ?Sized>(st: &mut S, ctx: &BlockContext, tx: &VerifiedT
             return receipt;
         }
     };
-    let stranger = account.is_none();
-    let mut x = Exec::new(&*st, ctx, tx, account);
+    let mut x = Exec::new(&*st, ctx, tx, signer);
     let result = dispatch(&mut x, &tx.body.op);
     let Exec { st: overlay, events, decision, account, .. } = x;
     receipt.decision = decision;
     match result {
-        Err(e) if stranger => {
-            // As if refused by the stateful checks: nothing written, not even the nonce.
-            receipt.code = Code::Invalid;
-            receipt.reason = TxError::StrangerRefused { reason: e.to_string() }.to_string();
-            return receipt;
-        }
         Ok(()) => {
             let writes = overlay.into_writes();
             apply(st, writes);
@@ -286,13 +298,23 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         | O::ResolveDispute { .. }
         | O::Attest { .. } => trades::dispatch(x, op),
         O::RegisterGrant { grant } => grants::register(x, grant),
-        O::UseGrant { grant, product, purpose, request_hash } => grants::use_grant(
+        O::UseGrant { grant, subject, product, purpose, request_hash } => grants::use_grant(
             x,
             grant,
-            &grants::UseRequest { product: *product, purpose, request_hash: *request_hash },
+            &grants::UseRequest {
+                subject: Some(*subject),
+                product: *product,
+                purpose,
+                request_hash: *request_hash,
+            },
         ),
-        O::RevokeGrant { grant } => grants::revoke(x, grant),
+        O::RevokeGrant { serial } => grants::revoke(x, serial),
         O::ExpireGrant { grant } => grants::expire(x, grant),
+        O::EnrolSubject { subject_id, subject_key } => subjects::enrol(x, subject_id, *subject_key),
+        O::RotateSubjectKey { subject_id, new_key, new_key_signature } => {
+            subjects::rotate(x, subject_id, *new_key, new_key_signature)
+        }
+        O::RevokeAllGrants => subjects::revoke_all(x),
         O::Propose { action } => governance::propose(x, action),
         O::Approve { proposal } => governance::approve(x, proposal),
     }
@@ -310,17 +332,18 @@ pub(crate) struct Exec<'a, S: State + ?Sized> {
     /// The stateless checks' verdict on the carried grant's signature, if they made one.
     grant_signature: Option<bool>,
     account: Option<Participant>,
+    /// The signing subject's id, when a data subject signed.
+    subject: Option<SubjectId>,
     events: Vec<Event>,
     decision: Option<DecisionReceipt>,
 }
 
 impl<'a, S: State + ?Sized> Exec<'a, S> {
-    fn new(
-        st: &'a S,
-        block: &'a BlockContext,
-        tx: &VerifiedTx,
-        account: Option<Participant>,
-    ) -> Self {
+    fn new(st: &'a S, block: &'a BlockContext, tx: &VerifiedTx, signer: Signer) -> Self {
+        let (account, subject) = match signer {
+            Signer::Participant(p) => (Some(p), None),
+            Signer::Subject(id) => (None, Some(id)),
+        };
         Self {
             st: Overlay::new(st),
             block,
@@ -329,9 +352,15 @@ impl<'a, S: State + ?Sized> Exec<'a, S> {
             nonce: tx.body.nonce,
             grant_signature: tx.grant_signature,
             account,
+            subject,
             events: Vec::new(),
             decision: None,
         }
+    }
+
+    /// The signing data subject's id, if a subject (current key) signed.
+    pub fn subject_id(&self) -> Option<SubjectId> {
+        self.subject
     }
 
     /// Whether the signer is an admitted participant's key.

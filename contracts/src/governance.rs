@@ -90,6 +90,11 @@ pub enum ProposalAction {
         key: PublicKey,
         status: ListStatus,
     },
+    /// Admit a registrar: an identity service that enrols data subjects.
+    AdmitRegistrar {
+        key: PublicKey,
+        name: String,
+    },
 }
 
 /// A proposal as the ledger holds it.
@@ -134,8 +139,10 @@ impl ProposalAction {
                 Ok(())
             }
             Self::SetParams { params } => params.validate(),
-            Self::AdmitAgency { name, .. } if name.is_empty() || name.len() > MAX_TEXT_BYTES => {
-                Err(format!("agency name must be 1..={MAX_TEXT_BYTES} bytes"))
+            Self::AdmitAgency { name, .. } | Self::AdmitRegistrar { name, .. }
+                if name.is_empty() || name.len() > MAX_TEXT_BYTES =>
+            {
+                Err(format!("name must be 1..={MAX_TEXT_BYTES} bytes"))
             }
             Self::SuspendAgency { reason, .. }
                 if reason.is_empty() || reason.len() > MAX_TEXT_BYTES =>
@@ -243,6 +250,10 @@ impl Wire for ProposalAction {
                     status: status.code(),
                 })
             }
+            Self::AdmitRegistrar { key, name } => K::AdmitRegistrar(pb::AgencyAdmission {
+                key: key.to_bytes().to_vec(),
+                name: name.clone(),
+            }),
         };
         pb::ProposalAction { kind: Some(kind) }
     }
@@ -266,6 +277,9 @@ impl Wire for ProposalAction {
                 key: codec::key(&a.key, "key")?,
                 status: ListStatus::from_wire(a.status, "status")?,
             },
+            K::AdmitRegistrar(a) => {
+                Self::AdmitRegistrar { key: codec::key(&a.key, "key")?, name: a.name }
+            }
         })
     }
 }
@@ -474,13 +488,17 @@ fn check_action<S: State + ?Sized>(
             }
             apply_changes(&latest.validators, changes).map(|_| ())
         }
-        ProposalAction::AdmitAgency { key, .. } if key_in_use(&x.st, key) => {
+        ProposalAction::AdmitAgency { key, .. } | ProposalAction::AdmitRegistrar { key, .. }
+            if key_in_use(&x.st, key) =>
+        {
             Err(ContractError::conflict(format!("key {key} is already in use")))
         }
         ProposalAction::AdmitAgency { .. } if agencies(&x.st)?.len() >= MAX_AGENCIES => {
             Err(ContractError::conflict(format!("at most {MAX_AGENCIES} agencies")))
         }
-        ProposalAction::SetParams { .. } | ProposalAction::AdmitAgency { .. } => Ok(()),
+        ProposalAction::SetParams { .. }
+        | ProposalAction::AdmitAgency { .. }
+        | ProposalAction::AdmitRegistrar { .. } => Ok(()),
         ProposalAction::SuspendAgency { key, .. } => {
             let t = target_agency(x, key)?;
             if t.suspended {
@@ -541,6 +559,7 @@ fn action_kind(a: &ProposalAction) -> &'static str {
         ProposalAction::SuspendAgency { .. } => "suspend_agency",
         ProposalAction::ReinstateAgency { .. } => "reinstate_agency",
         ProposalAction::SetAgencyListStatus { .. } => "set_agency_list_status",
+        ProposalAction::AdmitRegistrar { .. } => "admit_registrar",
     }
 }
 
@@ -686,6 +705,30 @@ fn execute_action<S: State + ?Sized>(
         ProposalAction::SetParams { params } => {
             x.store(keys::PARAMS.to_vec(), params);
             x.emit(Event::new("params.updated"));
+        }
+        ProposalAction::AdmitRegistrar { key, name } => {
+            let by = x.me()?.account;
+            let p = Participant {
+                account: *key,
+                current_key: *key,
+                name: name.clone(),
+                roles: vec![Role::Registrar],
+                rating: 0,
+                list_status: ListStatus::Normal,
+                suspended: false,
+                suspension_reason: String::new(),
+                admitted_by: by,
+                admitted_height: h,
+                updated_height: h,
+            };
+            x.store(keys::participant(key), &p);
+            x.emit(
+                Event::new("participant.admitted")
+                    .attr("participant", key)
+                    .attr("name", name)
+                    .attr("roles", "registrar")
+                    .attr("by", by),
+            );
         }
         ProposalAction::AdmitAgency { key, name } => {
             let by = x.me()?.account;

@@ -5,7 +5,7 @@
 
 use dpx_crypto::PublicKey;
 
-use crate::types::{DemandId, GrantId, OrderId, ProductId, ProposalId};
+use crate::types::{DemandId, GrantId, OrderId, ProductId, ProposalId, SubjectId};
 
 pub const PREFIX_PARTICIPANT: &[u8] = b"participant/";
 /// Maps a rotated-in signing key to its participant's account key.
@@ -17,6 +17,11 @@ pub const PREFIX_RESPONSE: &[u8] = b"response/";
 pub const PREFIX_ORDER: &[u8] = b"order/";
 pub const PREFIX_GRANT: &[u8] = b"grant/";
 pub const PREFIX_USAGE: &[u8] = b"usage/";
+/// An enrolled data subject, by subject id.
+pub const PREFIX_SUBJECT: &[u8] = b"subject/";
+/// Every key a data subject ever held (current and rotated out), to its subject id: a subject
+/// key is never reused, by another subject or by a participant.
+pub const PREFIX_SUBJECT_KEY: &[u8] = b"subjectkey/";
 pub const PREFIX_ATTESTATION: &[u8] = b"attest/";
 pub const PREFIX_ATTESTATION_COUNT: &[u8] = b"attestcount/";
 pub const PREFIX_PROPOSAL: &[u8] = b"proposal/";
@@ -87,6 +92,16 @@ pub fn grant(id: &GrantId) -> Vec<u8> {
     cat(PREFIX_GRANT, &[id.0.as_bytes()])
 }
 
+/// An enrolled data subject.
+pub fn subject(id: &SubjectId) -> Vec<u8> {
+    cat(PREFIX_SUBJECT, &[id.0.as_bytes()])
+}
+
+/// The subject a key belongs (or belonged) to.
+pub fn subject_key(key: &PublicKey) -> Vec<u8> {
+    cat(PREFIX_SUBJECT_KEY, &[key.as_bytes()])
+}
+
 /// The usage receipt of a consumed grant (a grant is used at most once, so one per grant).
 pub fn usage(grant: &GrantId) -> Vec<u8> {
     cat(PREFIX_USAGE, &[grant.0.as_bytes()])
@@ -144,6 +159,8 @@ mod tests {
             (order(&OrderId(id)), PREFIX_ORDER),
             (grant(&GrantId(id)), PREFIX_GRANT),
             (usage(&GrantId(id)), PREFIX_USAGE),
+            (subject(&SubjectId(id)), PREFIX_SUBJECT),
+            (subject_key(&pk), PREFIX_SUBJECT_KEY),
             (attestation(TARGET_ORDER, &id.0, 0), PREFIX_ATTESTATION),
             (attestation_count(TARGET_ORDER, &id.0), PREFIX_ATTESTATION_COUNT),
             (proposal(&ProposalId(id)), PREFIX_PROPOSAL),

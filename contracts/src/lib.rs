@@ -9,7 +9,8 @@
 //!   its signer's nonce.
 //! - The marketplace: [`participants`], [`products`], [`demands`], [`trades`] (orders and
 //!   life-cycle attestations) and [`grants`] — one use, one authorization: a grant moves
-//!   `Issued → Consumed | Revoked | Expired` exactly once.
+//!   `Issued → Consumed | Revoked | Expired` exactly once; [`subjects`]: the data subjects
+//!   registrars enrol, whose current key alone signs their grants.
 //! - [`policy`]: Cedar policies with a built-in schema, held in state and evaluated for every
 //!   guarded operation; each decision is recorded as a [`DecisionReceipt`]. A policy that errors
 //!   denies (fail closed).
@@ -69,6 +70,7 @@ pub mod products;
 mod receipt;
 mod render;
 mod state;
+pub mod subjects;
 pub mod trades;
 pub mod tx;
 mod types;
@@ -85,9 +87,9 @@ pub use governance::{
     agency_count, current_validators, is_active_agency, quorum_reached, validator_set,
     validator_updates,
 };
-pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt};
-pub use ops::Operation;
-pub use params::{MAX_ENCODED_BLOCK_BYTES, Params, params};
+pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt, grant_id};
+pub use ops::{Operation, Signers};
+pub use params::{MAX_ENCODED_BLOCK_BYTES, Params, Purpose, default_purposes, params};
 pub use participants::{Participant, ROTATE_KEY_DOMAIN, load_participant, rotation_message};
 pub use policy::{
     Action, DEFAULT_POLICIES, PolicySetRecord, SCHEMA_TEXT, authorize_read, current_policies,
@@ -97,8 +99,9 @@ pub use products::{
     Availability, Product, ProductConditions, ProductSpec, availability, provider_standing,
 };
 pub use receipt::{Attr, DecisionReceipt, Event, Receipt};
-pub use render::{render, render_in};
+pub use render::{render, render_in, rfc3339_ms};
 pub use state::{MemState, State};
+pub use subjects::{SUBJECT_KEY_DOMAIN, Subject, load_subject, subject_key_message};
 pub use trades::{AttestTarget, Attestation, Order};
 pub use tx::{
     MAX_TX_BYTES, SignedTransaction, TransactionBody, UnverifiedTx, VerifiedTx, check_stateless,
@@ -107,6 +110,7 @@ pub use tx::{
 pub use types::{
     Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus, MAX_GRADE, MAX_RATING,
     OBJECT_ID_DOMAIN, OrderId, OrderStatus, ProductId, ProposalId, ProposalStatus, Role, Stage,
+    SubjectId, SubjectStatus,
 };
 
 #[cfg(test)]

@@ -11,11 +11,22 @@ use crate::products::ProductSpec;
 use crate::trades::AttestTarget;
 use crate::types::{
     DemandId, GrantId, ListStatus, MAX_RATING, MAX_TEXT_BYTES, OrderId, ProductId, ProposalId,
-    Role, Stage,
+    Role, Stage, SubjectId,
 };
 
 /// Most roles one participant can hold.
-pub const MAX_ROLES: usize = 7;
+pub const MAX_ROLES: usize = 8;
+
+/// Who may sign an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signers {
+    /// An admitted participant's current key.
+    Participants,
+    /// An enrolled data subject's current key.
+    Subjects,
+    /// Either (`rotate_subject_key`: the subject itself, or its registrar).
+    Both,
+}
 
 /// One marketplace operation. JSON form: `{"type": "list_product", "spec": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,21 +136,41 @@ pub enum Operation {
         hash: Hash,
     },
     // ---- one-use grants
+    /// By the grant's subject (current key).
     RegisterGrant {
         grant: Box<SignedGrant>,
     },
+    /// By the consumer: use once, for the data of `subject` only.
     UseGrant {
         grant: GrantRef,
+        subject: SubjectId,
         product: ProductId,
         purpose: String,
         request_hash: Hash,
     },
+    /// By a subject: revoke its grant with this serial, registered or not.
     RevokeGrant {
-        grant: GrantId,
+        serial: Hash,
     },
+    /// By any participant, once the grant's time has passed.
     ExpireGrant {
         grant: GrantId,
     },
+    // ---- data subjects
+    /// By a registrar: bind a subject id (a keyed commitment of the real identifier) to a key.
+    EnrolSubject {
+        subject_id: SubjectId,
+        subject_key: PublicKey,
+    },
+    /// By the subject (current key) or its registrar; `new_key_signature` is the new key's
+    /// signature (`SUBJECT_KEY_DOMAIN`) over the subject id.
+    RotateSubjectKey {
+        subject_id: SubjectId,
+        new_key: PublicKey,
+        new_key_signature: Signature,
+    },
+    /// By a subject: every grant it signed so far is refused from now on.
+    RevokeAllGrants,
     // ---- governance
     Propose {
         action: ProposalAction,
@@ -186,19 +217,34 @@ impl Operation {
             Self::UseGrant { .. } => "use_grant",
             Self::RevokeGrant { .. } => "revoke_grant",
             Self::ExpireGrant { .. } => "expire_grant",
+            Self::EnrolSubject { .. } => "enrol_subject",
+            Self::RotateSubjectKey { .. } => "rotate_subject_key",
+            Self::RevokeAllGrants => "revoke_all_grants",
             Self::Propose { .. } => "propose",
             Self::Approve { .. } => "approve",
         }
     }
 
-    /// Operations any key may sign, participant or not: a data subject's own acts on grants
-    /// (authorized by the subject's signature, not by a policy) and recording an expiry. From a
-    /// key that is no participant's they are admitted only when they succeed (see `exec`).
-    pub fn open_to_any_key(&self) -> bool {
-        matches!(
-            self,
-            Self::RegisterGrant { .. } | Self::RevokeGrant { .. } | Self::ExpireGrant { .. }
-        )
+    /// Who may sign this operation. A key that is neither a participant's nor an enrolled
+    /// subject's signs nothing: unknown keys cannot create state.
+    pub fn signers(&self) -> Signers {
+        match self {
+            Self::RegisterGrant { .. } | Self::RevokeGrant { .. } | Self::RevokeAllGrants => {
+                Signers::Subjects
+            }
+            Self::RotateSubjectKey { .. } => Signers::Both,
+            _ => Signers::Participants,
+        }
+    }
+
+    /// The data subject's signed grant this operation carries, if any.
+    pub fn signed_grant(&self) -> Option<&SignedGrant> {
+        match self {
+            Self::RegisterGrant { grant }
+            | Self::UseGrant { grant: GrantRef::Inline(grant), .. }
+            | Self::PlaceOrder { grant: Some(GrantRef::Inline(grant)), .. } => Some(grant),
+            _ => None,
+        }
     }
 
     /// Checks that need no state: text lengths, ranges, embedded grants well-formed.
@@ -208,6 +254,11 @@ impl Operation {
                 text(name, "name")?;
                 if roles.is_empty() || roles.len() > MAX_ROLES {
                     return Err(TxError::invalid_op(format!("1..={MAX_ROLES} roles needed")));
+                }
+                if roles.contains(&Role::Registrar) {
+                    return Err(TxError::invalid_op(
+                        "a registrar is admitted only by a governance proposal (admit_registrar)",
+                    ));
                 }
             }
             Self::SetRating { rating, .. } if *rating > MAX_RATING => {
@@ -351,14 +402,29 @@ impl Wire for Operation {
             Self::RegisterGrant { grant } => {
                 K::RegisterGrant(pb::RegisterGrant { grant: Some(grant.to_pb()) })
             }
-            Self::UseGrant { grant, product, purpose, request_hash } => K::UseGrant(pb::UseGrant {
-                grant: Some(grant.to_pb()),
-                product: product.to_wire(),
-                purpose: purpose.clone(),
-                request_hash: h(request_hash),
-            }),
-            Self::RevokeGrant { grant } => K::RevokeGrant(pb::GrantIdOp { id: grant.to_wire() }),
+            Self::UseGrant { grant, subject, product, purpose, request_hash } => {
+                K::UseGrant(pb::UseGrant {
+                    grant: Some(grant.to_pb()),
+                    subject: subject.to_wire(),
+                    product: product.to_wire(),
+                    purpose: purpose.clone(),
+                    request_hash: h(request_hash),
+                })
+            }
+            Self::RevokeGrant { serial } => K::RevokeGrant(pb::RevokeGrant { serial: h(serial) }),
             Self::ExpireGrant { grant } => K::ExpireGrant(pb::GrantIdOp { id: grant.to_wire() }),
+            Self::EnrolSubject { subject_id, subject_key } => K::EnrolSubject(pb::EnrolSubject {
+                subject_id: subject_id.to_wire(),
+                subject_key: pk(subject_key),
+            }),
+            Self::RotateSubjectKey { subject_id, new_key, new_key_signature } => {
+                K::RotateSubjectKey(pb::RotateSubjectKey {
+                    subject_id: subject_id.to_wire(),
+                    new_key: pk(new_key),
+                    new_key_signature: new_key_signature.to_bytes().to_vec(),
+                })
+            }
+            Self::RevokeAllGrants => K::RevokeAllGrants(pb::RevokeAllGrants {}),
             Self::Propose { action } => K::Propose(pb::Propose { action: Some(action.to_pb()) }),
             Self::Approve { proposal } => K::Approve(pb::Approve { proposal: proposal.to_wire() }),
         };
@@ -466,11 +532,22 @@ impl Wire for Operation {
             },
             K::UseGrant(o) => Self::UseGrant {
                 grant: GrantRef::from_pb(codec::req(o.grant, "grant")?)?,
+                subject: SubjectId::from_wire(&o.subject, "subject")?,
                 product: ProductId::from_wire(&o.product, "product")?,
                 purpose: o.purpose,
                 request_hash: hash(&o.request_hash, "request_hash")?,
             },
-            K::RevokeGrant(o) => Self::RevokeGrant { grant: GrantId::from_wire(&o.id, "grant")? },
+            K::RevokeGrant(o) => Self::RevokeGrant { serial: hash(&o.serial, "serial")? },
+            K::EnrolSubject(o) => Self::EnrolSubject {
+                subject_id: SubjectId::from_wire(&o.subject_id, "subject_id")?,
+                subject_key: key(&o.subject_key, "subject_key")?,
+            },
+            K::RotateSubjectKey(o) => Self::RotateSubjectKey {
+                subject_id: SubjectId::from_wire(&o.subject_id, "subject_id")?,
+                new_key: key(&o.new_key, "new_key")?,
+                new_key_signature: codec::sig(&o.new_key_signature, "new_key_signature")?,
+            },
+            K::RevokeAllGrants(pb::RevokeAllGrants {}) => Self::RevokeAllGrants,
             K::ExpireGrant(o) => Self::ExpireGrant { grant: GrantId::from_wire(&o.id, "grant")? },
             K::Propose(o) => {
                 Self::Propose { action: ProposalAction::from_pb(codec::req(o.action, "action")?)? }

@@ -22,6 +22,72 @@ pub const TX_FRAMING_BYTES: u64 = 8;
 /// Room for the header (and the block's own framing) in an encoded block.
 pub const HEADER_BYTES_MAX: u64 = 64 * 1024;
 
+/// Most purpose codes in the governed list.
+pub const MAX_PURPOSES: usize = 64;
+/// Longest purpose code.
+pub const MAX_PURPOSE_CODE_BYTES: usize = 32;
+/// Longest purpose description.
+pub const MAX_PURPOSE_DESCRIPTION_BYTES: usize = 256;
+/// Most a governed grade-4 grant lifetime may be: one day.
+pub const GRADE4_GRANT_LIFETIME_MS_CEILING: u64 = 24 * 3_600_000;
+
+/// A purpose a grant may name: a short code from the governed list, what it means, and the
+/// highest product grade it may be used with (a purpose with `max_grade` 4 is one regulators
+/// allow for the most restricted data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purpose {
+    /// 1..=32 bytes of `[a-z0-9_-]`.
+    pub code: String,
+    /// 1..=256 bytes.
+    pub description: String,
+    /// 1..=4.
+    pub max_grade: u8,
+}
+
+impl Purpose {
+    fn new(code: &str, description: &str, max_grade: u8) -> Self {
+        Self { code: code.into(), description: description.into(), max_grade }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let code_ok = !self.code.is_empty()
+            && self.code.len() <= MAX_PURPOSE_CODE_BYTES
+            && self
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !code_ok {
+            return Err(format!(
+                "purpose code {:?} must be 1..={MAX_PURPOSE_CODE_BYTES} of [a-z0-9_-]",
+                self.code
+            ));
+        }
+        if self.description.is_empty() || self.description.len() > MAX_PURPOSE_DESCRIPTION_BYTES {
+            return Err(format!(
+                "purpose {}: description must be 1..={MAX_PURPOSE_DESCRIPTION_BYTES} bytes",
+                self.code
+            ));
+        }
+        if !(1..=crate::types::MAX_GRADE).contains(&self.max_grade) {
+            return Err(format!("purpose {}: max_grade must be 1..=4", self.code));
+        }
+        Ok(())
+    }
+}
+
+/// The purposes of a new chain (governance changes them with `set_params`).
+pub fn default_purposes() -> Vec<Purpose> {
+    vec![
+        Purpose::new("hiring-check", "verify a job applicant's CV for one hiring decision", 3),
+        Purpose::new("credit-check", "assess a person's creditworthiness for one application", 3),
+        Purpose::new("tax-check", "verify a tax status for one filing or application", 3),
+        Purpose::new("health-check", "verify a person's health status at one checkpoint", 4),
+        Purpose::new("audit", "a regulator-ordered audit of one record", 4),
+        Purpose::new("research", "statistical research on de-identified data", 2),
+    ]
+}
+
 /// Limits and delays every node applies identically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,6 +102,11 @@ pub struct Params {
     pub proposal_ttl_blocks: u64,
     /// At most [`MAX_POLICY_BYTES`].
     pub max_policy_bytes: u32,
+    /// The governed list of grant purposes, sorted by code, codes unique (1..=[`MAX_PURPOSES`]).
+    pub purposes: Vec<Purpose>,
+    /// A grant for a grade-4 product may expire at most this long after the block time at
+    /// which it is registered or used inline (1 s ..= [`GRADE4_GRANT_LIFETIME_MS_CEILING`]).
+    pub grade4_grant_lifetime_ms_max: u64,
 }
 
 impl Default for Params {
@@ -47,11 +118,27 @@ impl Default for Params {
             validator_update_delay: 2,
             proposal_ttl_blocks: 100_000,
             max_policy_bytes: 64 * 1024,
+            purposes: default_purposes_sorted(),
+            grade4_grant_lifetime_ms_max: 3_600_000,
         }
     }
 }
 
+fn default_purposes_sorted() -> Vec<Purpose> {
+    let mut p = default_purposes();
+    p.sort_by(|a, b| a.code.cmp(&b.code));
+    p
+}
+
 impl Params {
+    /// The governed purpose with this code.
+    pub fn purpose(&self, code: &str) -> Option<&Purpose> {
+        self.purposes
+            .binary_search_by(|p| p.code.as_str().cmp(code))
+            .ok()
+            .map(|i| &self.purposes[i])
+    }
+
     /// The largest encoded block these limits allow: `max_block_bytes` of transactions, their
     /// framing and the header. A block filled to `max_block_bytes` with small transactions must
     /// still decode, or validators refuse a valid proposal and the chain stalls.
@@ -90,13 +177,28 @@ impl Params {
         if !(1024..=MAX_POLICY_BYTES as u32).contains(&self.max_policy_bytes) {
             return Err(format!("max_policy_bytes must be in 1024..={MAX_POLICY_BYTES}"));
         }
+        if self.purposes.is_empty() || self.purposes.len() > MAX_PURPOSES {
+            return Err(format!("1..={MAX_PURPOSES} purposes needed"));
+        }
+        for p in &self.purposes {
+            p.validate()?;
+        }
+        if self.purposes.windows(2).any(|w| w[0].code >= w[1].code) {
+            return Err("purposes must be sorted by code, each code once".into());
+        }
+        if !(1000..=GRADE4_GRANT_LIFETIME_MS_CEILING).contains(&self.grade4_grant_lifetime_ms_max) {
+            return Err(format!(
+                "grade4_grant_lifetime_ms_max must be in 1000..={GRADE4_GRANT_LIFETIME_MS_CEILING}"
+            ));
+        }
         Ok(())
     }
 }
 
 impl Wire for Params {
     type Pb = pb::Params;
-    const MAX_BYTES: usize = 256;
+    const MAX_BYTES: usize =
+        256 + MAX_PURPOSES * (MAX_PURPOSE_CODE_BYTES + MAX_PURPOSE_DESCRIPTION_BYTES + 16);
     fn to_pb(&self) -> pb::Params {
         pb::Params {
             max_block_bytes: self.max_block_bytes,
@@ -105,6 +207,16 @@ impl Wire for Params {
             validator_update_delay: self.validator_update_delay,
             proposal_ttl_blocks: self.proposal_ttl_blocks,
             max_policy_bytes: self.max_policy_bytes,
+            purposes: self
+                .purposes
+                .iter()
+                .map(|p| pb::Purpose {
+                    code: p.code.clone(),
+                    description: p.description.clone(),
+                    max_grade: u32::from(p.max_grade),
+                })
+                .collect(),
+            grade4_grant_lifetime_ms_max: self.grade4_grant_lifetime_ms_max,
         }
     }
     fn from_pb(p: pb::Params) -> Result<Self, DecodeError> {
@@ -115,6 +227,18 @@ impl Wire for Params {
             validator_update_delay: p.validator_update_delay,
             proposal_ttl_blocks: p.proposal_ttl_blocks,
             max_policy_bytes: p.max_policy_bytes,
+            purposes: p
+                .purposes
+                .into_iter()
+                .map(|q| {
+                    Ok(Purpose {
+                        code: q.code,
+                        description: q.description,
+                        max_grade: codec::small(q.max_grade, "purpose.max_grade")?,
+                    })
+                })
+                .collect::<Result<_, DecodeError>>()?,
+            grade4_grant_lifetime_ms_max: p.grade4_grant_lifetime_ms_max,
         };
         params.validate().map_err(|e| DecodeError::field("params", e))?;
         Ok(params)

@@ -95,9 +95,11 @@ pub fn rotation_message(account: &PublicKey) -> [u8; 32] {
     account.to_bytes()
 }
 
-/// Whether `key` is already somebody's account or signing key.
+/// Whether `key` is already somebody's account or signing key, or was ever a data subject's.
 pub(crate) fn key_in_use<S: State + ?Sized>(st: &S, key: &PublicKey) -> bool {
-    st.get(&keys::participant(key)).is_some() || st.get(&keys::key_binding(key)).is_some()
+    st.get(&keys::participant(key)).is_some()
+        || st.get(&keys::key_binding(key)).is_some()
+        || st.get(&keys::subject_key(key)).is_some()
 }
 
 /// Load a participant by account key.

@@ -13,6 +13,7 @@ use crate::participants::Participant;
 use crate::policy::PolicySetRecord;
 use crate::products::{Product, catalogue_view};
 use crate::state::State;
+use crate::subjects::Subject;
 use crate::trades::{Attestation, Order};
 
 fn as_json<T: Wire + Serialize>(value: &[u8]) -> Option<Value> {
@@ -21,6 +22,62 @@ fn as_json<T: Wire + Serialize>(value: &[u8]) -> Option<Value> {
 
 fn be_u64(value: &[u8]) -> Option<Value> {
     <[u8; 8]>::try_from(value).ok().map(|b| json!(u64::from_be_bytes(b)))
+}
+
+/// A block time (ms since the Unix epoch, UTC) as RFC 3339 with milliseconds, e.g.
+/// `2026-11-30T07:00:00.000Z`. Integer arithmetic only (days to civil date, proleptic
+/// Gregorian).
+pub fn rfc3339_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm, unsigned form).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Add an RFC 3339 twin (`<field>_rfc3339`) next to each millisecond time field named.
+fn with_times(mut v: Value, path: &[&str], fields: &[&str]) -> Value {
+    let mut obj = &mut v;
+    for p in path {
+        match obj.get_mut(*p) {
+            Some(next) if next.is_object() => obj = next,
+            _ => return v,
+        }
+    }
+    if let Some(map) = obj.as_object_mut() {
+        for f in fields {
+            if let Some(ms) = map.get(*f).and_then(Value::as_u64) {
+                map.insert(format!("{}_rfc3339", f.trim_end_matches("_ms")), json!(rfc3339_ms(ms)));
+            }
+        }
+    }
+    v
+}
+
+fn grant_record(value: &[u8]) -> Option<Value> {
+    let v = as_json::<GrantRecord>(value)?;
+    let v = with_times(v, &[], &["state_time_ms"]);
+    Some(with_times(v, &["grant", "grant"], &["expires_at_ms"]))
 }
 
 /// Decode any stored value by its key into JSON (hashes and keys as hex). `None` for an
@@ -46,8 +103,16 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
         _ if p(keys::PREFIX_DEMAND) => as_json::<Demand>(value),
         _ if p(keys::PREFIX_RESPONSE) => as_json::<DemandResponse>(value),
         _ if p(keys::PREFIX_ORDER) => as_json::<Order>(value),
-        _ if p(keys::PREFIX_GRANT) => as_json::<GrantRecord>(value),
-        _ if p(keys::PREFIX_USAGE) => as_json::<UsageReceipt>(value),
+        _ if p(keys::PREFIX_GRANT) => grant_record(value),
+        _ if p(keys::PREFIX_USAGE) => {
+            as_json::<UsageReceipt>(value).map(|v| with_times(v, &[], &["time_ms"]))
+        }
+        _ if p(keys::PREFIX_SUBJECT_KEY) => {
+            codec::hash(value, "subject").ok().map(|id| json!({ "subject": id }))
+        }
+        _ if p(keys::PREFIX_SUBJECT) => {
+            as_json::<Subject>(value).map(|v| with_times(v, &[], &["enrolled_time_ms"]))
+        }
         _ if p(keys::PREFIX_ATTESTATION_COUNT) => {
             <[u8; 4]>::try_from(value).ok().map(|b| json!(u32::from_be_bytes(b)))
         }
@@ -68,4 +133,17 @@ pub fn render_in<S: State + ?Sized>(st: &S, key: &[u8], value: &[u8]) -> Option<
         return catalogue_view(st, value);
     }
     render(key, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_993_200_123), "2026-11-29T23:00:00.123Z");
+        assert_eq!(rfc3339_ms(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+    }
 }

@@ -60,19 +60,36 @@ fn spec() -> impl Strategy<Value = ProductSpec> {
 }
 
 fn signed_grant() -> impl Strategy<Value = SignedGrant> {
-    (hash(), key(), key(), hash(), text(), any::<u64>(), sig()).prop_map(
-        |(id, subject, consumer, product, purpose, expiry_height, signature)| SignedGrant {
-            grant: Grant {
-                id: GrantId(id),
-                subject,
-                consumer,
-                product: ProductId(product),
-                purpose,
-                expiry_height,
-            },
-            signature,
+    (hash(), hash(), key(), any::<u64>(), key(), hash(), text(), any::<u64>(), sig()).prop_map(
+        |(serial, subject, key, epoch, consumer, product, purpose, expires_at_ms, signature)| {
+            SignedGrant {
+                grant: Grant {
+                    serial,
+                    subject: SubjectId(subject),
+                    key,
+                    epoch,
+                    consumer,
+                    product: ProductId(product),
+                    purpose,
+                    expires_at_ms,
+                },
+                signature,
+            }
         },
     )
+}
+
+fn purpose() -> impl Strategy<Value = Purpose> {
+    ("[a-z0-9_-]{1,32}", "[a-z ]{1,40}", 1u8..=4)
+        .prop_map(|(code, description, max_grade)| Purpose { code, description, max_grade })
+}
+
+fn params() -> impl Strategy<Value = Params> {
+    (vec(purpose(), 1..8), 1000u64..=86_400_000).prop_map(|(mut purposes, lifetime)| {
+        purposes.sort_by(|a, b| a.code.cmp(&b.code));
+        purposes.dedup_by(|a, b| a.code == b.code);
+        Params { purposes, grade4_grant_lifetime_ms_max: lifetime, ..Params::default() }
+    })
 }
 
 fn grant_ref() -> impl Strategy<Value = GrantRef> {
@@ -100,6 +117,8 @@ fn proposal_action() -> impl Strategy<Value = ProposalAction> {
         key().prop_map(|key| ProposalAction::ReinstateAgency { key }),
         (key(), pick(ListStatus::ALL))
             .prop_map(|(key, status)| ProposalAction::SetAgencyListStatus { key, status }),
+        (key(), text()).prop_map(|(key, name)| ProposalAction::AdmitRegistrar { key, name }),
+        params().prop_map(|params| ProposalAction::SetParams { params }),
     ]
 }
 
@@ -180,11 +199,25 @@ pub(crate) fn operation() -> impl Strategy<Value = Operation> {
         )
             .prop_map(|(target, stage, hash)| Operation::Attest { target, stage, hash }),
         signed_grant().prop_map(|g| Operation::RegisterGrant { grant: Box::new(g) }),
-        (grant_ref(), hash(), text(), hash()).prop_map(|(grant, p, purpose, request_hash)| {
-            Operation::UseGrant { grant, product: ProductId(p), purpose, request_hash }
-        }),
-        hash().prop_map(|h| Operation::RevokeGrant { grant: GrantId(h) }),
+        (grant_ref(), hash(), hash(), text(), hash()).prop_map(
+            |(grant, s, p, purpose, request_hash)| Operation::UseGrant {
+                grant,
+                subject: SubjectId(s),
+                product: ProductId(p),
+                purpose,
+                request_hash
+            }
+        ),
+        hash().prop_map(|serial| Operation::RevokeGrant { serial }),
         hash().prop_map(|h| Operation::ExpireGrant { grant: GrantId(h) }),
+        (hash(), key()).prop_map(|(s, subject_key)| Operation::EnrolSubject {
+            subject_id: SubjectId(s),
+            subject_key
+        }),
+        (hash(), key(), sig()).prop_map(|(s, new_key, new_key_signature)| {
+            Operation::RotateSubjectKey { subject_id: SubjectId(s), new_key, new_key_signature }
+        }),
+        Just(Operation::RevokeAllGrants),
         proposal_action().prop_map(|action| Operation::Propose { action }),
         hash().prop_map(|h| Operation::Approve { proposal: ProposalId(h) }),
     ];
@@ -234,12 +267,12 @@ proptest! {
         prop_assert_eq!(&SignedGrant::from_compact(&g.to_compact()).unwrap(), &g);
         prop_assert!(g.to_compact().len() <= grants::MAX_COMPACT_CHARS);
         json_round_trip(&g);
-        let rec = GrantRecord { grant: Some(g.clone()), subject: g.grant.subject, state: GrantState::Consumed, state_height: 3, registered_height: 2 };
+        let rec = GrantRecord { grant: Some(g.clone()), subject: g.grant.subject, state: GrantState::Consumed, state_height: 3, state_time_ms: g.grant.expires_at_ms, registered_height: 2 };
         wire_round_trip(&rec);
         json_round_trip(&rec);
         let tomb = GrantRecord { grant: None, ..rec };
         wire_round_trip(&tomb);
-        let usage = UsageReceipt { grant: g.grant.id, consumer: g.grant.consumer, product: g.grant.product, purpose: g.grant.purpose.clone(), height: 9, request_hash: Hash::ZERO, tx_hash: Hash::digest(b"t") };
+        let usage = UsageReceipt { grant: g.grant.id(), subject: g.grant.subject, consumer: g.grant.consumer, product: g.grant.product, purpose: g.grant.purpose.clone(), height: 9, time_ms: g.grant.epoch, request_hash: Hash::ZERO, tx_hash: Hash::digest(b"t") };
         wire_round_trip(&usage);
         json_round_trip(&usage);
     }
@@ -285,6 +318,16 @@ proptest! {
         wire_round_trip(&Params::default());
     }
 
+    #[test]
+    fn subjects_and_params_round_trip(id in hash(), k1 in key(), k2 in key(), n in any::<u64>(), t in any::<u64>(), p in params()) {
+        let s = Subject { id: SubjectId(id), key: k1, registrar: k2, enrolled_height: n, enrolled_time_ms: t, grant_epoch: n ^ t, status: SubjectStatus::Active, updated_height: n };
+        wire_round_trip(&s);
+        json_round_trip(&s);
+        wire_round_trip(&p);
+        json_round_trip(&p);
+        prop_assert!(render(&keys::subject(&s.id), &codec::encode(&s)).is_some());
+    }
+
     /// Whatever bytes arrive, the decoders return an error or a value — never a panic.
     #[test]
     fn decoders_never_panic(bytes in vec(any::<u8>(), 0..512)) {
@@ -292,7 +335,7 @@ proptest! {
         let _ = SignedGrant::decode(&bytes);
         let _ = Receipt::decode(&bytes);
         let _ = SignedGrant::from_compact(&String::from_utf8_lossy(&bytes));
-        for prefix in [keys::PREFIX_PARTICIPANT, keys::PREFIX_GRANT, keys::PREFIX_ORDER, keys::PREFIX_PROPOSAL, keys::POLICY_CURRENT] {
+        for prefix in [keys::PREFIX_PARTICIPANT, keys::PREFIX_GRANT, keys::PREFIX_ORDER, keys::PREFIX_PROPOSAL, keys::POLICY_CURRENT, keys::PREFIX_SUBJECT, keys::PREFIX_SUBJECT_KEY, keys::PREFIX_USAGE, keys::PARAMS] {
             let _ = render(prefix, &bytes);
         }
     }

@@ -204,7 +204,7 @@ fn place<S: State + ?Sized>(
         Some(gref) => Some(grants::consume(
             x,
             gref,
-            &UseRequest { product: *product, purpose, request_hash: id.0 },
+            &UseRequest { subject: None, product: *product, purpose, request_hash: id.0 },
         )?),
         None => None,
     };

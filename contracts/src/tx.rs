@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire, pb};
 use crate::error::{DecodeError, TxError};
-use crate::grants::{GrantRef, SignedGrant};
+use crate::grants::SignedGrant;
 use crate::ops::Operation;
 
 /// Hard upper bound on an encoded signed transaction; `Params::max_tx_bytes` may only lower it.
@@ -139,7 +139,7 @@ pub struct VerifiedTx {
     /// Encoded size of the signed transaction.
     pub size: usize,
     /// For an operation that carries a data subject's signed grant (`register_grant`, an
-    /// inline `use_grant`): whether the grant's signature verified, if it was checked with the
+    /// inline `use_grant` or `place_order`): whether the grant's signature verified, if it was checked with the
     /// stateless checks (`None`: execution checks it). A bad grant signature is not a bad
     /// transaction: execution refuses the grant with a receipt either way.
     pub grant_signature: Option<bool>,
@@ -169,11 +169,7 @@ impl UnverifiedTx {
 
     /// The data subject's signed grant this transaction carries, if any.
     pub fn signed_grant(&self) -> Option<&SignedGrant> {
-        match &self.body.op {
-            Operation::RegisterGrant { grant }
-            | Operation::UseGrant { grant: GrantRef::Inline(grant), .. } => Some(grant),
-            _ => None,
-        }
+        self.body.op.signed_grant()
     }
 
     /// The digest the carried grant's subject signed, to verify it with

@@ -81,6 +81,48 @@ id_type!(
     ProposalId, "proposal"
 );
 
+/// A data subject's pseudonymous identifier: `blake3::keyed_hash(registrar secret, real
+/// identifier)`, computed off-ledger by the registrar (`dpx hash --keyed`). The ledger never
+/// sees the identifier, and without the registrar's secret nobody can test ID numbers against
+/// it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SubjectId(pub Hash);
+
+impl SubjectId {
+    /// The subject id of `identifier` under a registrar's 32-byte secret.
+    pub fn keyed(registrar_secret: &[u8; 32], identifier: &[u8]) -> Self {
+        Self(Hash(*blake3::keyed_hash(registrar_secret, identifier).as_bytes()))
+    }
+
+    pub(crate) fn from_wire(bytes: &[u8], field: &'static str) -> Result<Self, DecodeError> {
+        crate::codec::hash(bytes, field).map(Self)
+    }
+
+    pub(crate) fn to_wire(self) -> Vec<u8> {
+        self.0.0.to_vec()
+    }
+}
+
+impl fmt::Display for SubjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for SubjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubjectId({})", self.0.short())
+    }
+}
+
+impl FromStr for SubjectId {
+    type Err = dpx_crypto::CryptoError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
 /// Declares a small enum stored as a `u32` code and shown as a snake_case name.
 macro_rules! code_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $code:literal => $s:literal),+ $(,)? }) => {
@@ -134,6 +176,16 @@ code_enum!(
         Regulator = 5 => "regulator",
         Auditor = 6 => "auditor",
         RatingBody = 7 => "rating_body",
+        /// An identity service that enrols data subjects; admitted only by governance.
+        Registrar = 8 => "registrar",
+    }
+);
+
+code_enum!(
+    /// Status of an enrolled data subject.
+    SubjectStatus {
+        /// Its current key may sign grants and the subject's own operations.
+        Active = 0 => "active",
     }
 );
 

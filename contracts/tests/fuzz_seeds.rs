@@ -28,14 +28,16 @@ fn write_seeds(target: &str, seeds: &[(String, Vec<u8>)]) {
     }
 }
 
-fn fuzz_grant(subject: &Keypair, id: u8, consumer: &Keypair, product: ProductId) -> SignedGrant {
+fn fuzz_grant(subject: &Keypair, n: u8, consumer: &Keypair, product: ProductId) -> SignedGrant {
     Grant {
-        id: GrantId(Hash::digest(&[id])),
-        subject: subject.public(),
+        serial: serial(n),
+        subject: subject_id("fuzz subject"),
+        key: subject.public(),
+        epoch: 0,
         consumer: consumer.public(),
         product,
-        purpose: "hiring".into(),
-        expiry_height: 100,
+        purpose: "hiring-check".into(),
+        expires_at_ms: T0_MS + 3_600_000,
     }
     .sign(subject, FUZZ_CHAIN)
 }
@@ -63,21 +65,15 @@ fn busy_world() -> World {
     let restricted = w.list(
         &provider,
         3,
-        ProductConditions { purposes: vec!["hiring".into()], ..Default::default() },
+        ProductConditions { purposes: vec!["hiring-check".into()], ..Default::default() },
     );
-    let used = grant(&subject, 1, &buyer.public(), restricted, "hiring", 100);
-    w.ok(
-        &buyer,
-        Operation::UseGrant {
-            grant: GrantRef::Inline(Box::new(used)),
-            product: restricted,
-            purpose: "hiring".into(),
-            request_hash: Hash::digest(b"request"),
-        },
-    );
-    let revoked = grant(&subject, 2, &buyer.public(), restricted, "hiring", 100);
+    let sid = w.enrol(&subject, "fuzz subject");
+    let exp = T0_MS + 3_600_000;
+    let used = grant(&subject, sid, 1, &buyer.public(), restricted, "hiring-check", exp);
+    w.ok(&buyer, use_inline(&used, b"request"));
+    let revoked = grant(&subject, sid, 2, &buyer.public(), restricted, "hiring-check", exp);
     w.ok(&subject, Operation::RegisterGrant { grant: Box::new(revoked.clone()) });
-    w.ok(&subject, Operation::RevokeGrant { grant: revoked.grant.id });
+    w.ok(&subject, Operation::RevokeGrant { serial: revoked.grant.serial });
     w.ok(
         &buyer,
         Operation::PostDemand {
@@ -118,16 +114,28 @@ fn seeds_pass_their_decoders() {
         (&provider, Operation::DeliverOrder { order, delivery_hash: Hash::digest(b"v1") }),
         (&w.operator, Operation::SettleOrder { order, amount: 9_500 }),
         (&subject, Operation::RegisterGrant { grant: Box::new(signed.clone()) }),
+        (&buyer, use_inline(&signed, b"request")),
+        (&buyer, use_by_id(&signed, b"request")),
+        (&subject, Operation::RevokeGrant { serial: signed.grant.serial }),
+        (&subject, Operation::RevokeAllGrants),
         (
-            &buyer,
-            Operation::UseGrant {
-                grant: GrantRef::Inline(Box::new(signed.clone())),
-                product,
-                purpose: "hiring".into(),
-                request_hash: Hash::digest(b"request"),
+            &w.registrar,
+            Operation::EnrolSubject { subject_id: subject_id("x"), subject_key: kp(50).public() },
+        ),
+        (
+            &subject,
+            Operation::RotateSubjectKey {
+                subject_id: subject_id("fuzz subject"),
+                new_key: kp(51).public(),
+                new_key_signature: subject_key_proof(&kp(51), &subject_id("fuzz subject")),
             },
         ),
-        (&subject, Operation::RevokeGrant { grant: signed.grant.id }),
+        (
+            w.agency(),
+            Operation::Propose {
+                action: ProposalAction::AdmitRegistrar { key: kp(52).public(), name: "idp".into() },
+            },
+        ),
         (
             &buyer,
             Operation::PostDemand {
@@ -157,6 +165,10 @@ fn seeds_pass_their_decoders() {
                 },
             },
         ),
+        (
+            w.agency(),
+            Operation::Propose { action: ProposalAction::SetParams { params: Params::default() } },
+        ),
     ];
     let mut txs = Vec::new();
     for (nonce, (who, op)) in ops.into_iter().enumerate() {
@@ -180,7 +192,7 @@ fn seeds_pass_their_decoders() {
     );
 
     // The render target's first byte picks the key prefix (same order as in fuzz/).
-    let selectors: [(&[u8], bool); 10] = [
+    let selectors: [(&[u8], bool); 13] = [
         (keys::PREFIX_PARTICIPANT, false),
         (keys::PREFIX_PRODUCT, false),
         (keys::PREFIX_ORDER, false),
@@ -191,6 +203,9 @@ fn seeds_pass_their_decoders() {
         (keys::VALIDATORS, true),
         (keys::AGENCIES, true),
         (keys::PREFIX_DEMAND, false),
+        (keys::PREFIX_SUBJECT, false),
+        (keys::PREFIX_USAGE, false),
+        (keys::PARAMS, true),
     ];
     let mut values = Vec::new();
     for (key, value) in &w.st.map {
@@ -208,7 +223,7 @@ fn seeds_pass_their_decoders() {
         ));
     }
     let kinds: std::collections::BTreeSet<u8> = values.iter().map(|(_, v)| v[0]).collect();
-    assert!(kinds.len() >= 5, "values of only {kinds:?}");
+    assert!(kinds.len() >= 8, "values of only {kinds:?}");
     for (i, receipt) in w.receipts.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
         let bytes = receipt.encode();
         assert_eq!(&Receipt::decode(&bytes).unwrap(), receipt);

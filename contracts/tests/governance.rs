@@ -156,7 +156,7 @@ fn parameter_change() {
         },
     );
     let tx = check_stateless(&bytes, CHAIN).unwrap();
-    assert!(check_stateful(&w.st, &tx, w.height).is_ok());
+    assert!(check_stateful(&w.st, &tx, w.height, 0).is_ok());
     let big = w.sign(
         &a,
         Operation::Propose {
@@ -165,7 +165,7 @@ fn parameter_change() {
     );
     let tx = check_stateless(&big, CHAIN).unwrap();
     assert!(matches!(
-        check_stateful(&w.st, &tx, w.height),
+        check_stateful(&w.st, &tx, w.height, 0),
         Err(TxError::TooLarge { max: 2048, .. })
     ));
 }

@@ -100,7 +100,7 @@ fn demand_post_respond_award_close() {
             domain: "transport".into(),
             budget: 50_000,
             description_hash: Hash::digest(b"need"),
-            deadline_ms: Some(10_000),
+            deadline_ms: Some(T0_MS + 10_000),
         },
     );
     let respond = |product| Operation::RespondDemand {
@@ -153,7 +153,7 @@ fn demand_post_respond_award_close() {
             domain: "d".into(),
             budget: 1,
             description_hash: Hash::ZERO,
-            deadline_ms: Some(2_000),
+            deadline_ms: Some(T0_MS + 2_000),
         },
     );
     w.height = 3;
@@ -326,19 +326,20 @@ fn restricted_products_need_a_consumed_grant_per_order() {
         "restricted-needs-consumed-grant",
     );
     assert_eq!(r.decision.unwrap().determining, ["restricted-needs-consumed-grant"]);
-    let g = grant(&subject, 1, &buyer.public(), product, "loan", 100);
+    let sid = w.enrol(&subject, "subject");
+    let g = grant(&subject, sid, 1, &buyer.public(), product, "credit-check", T0_MS + 3_600_000);
     let oid = OrderId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
     let place = Operation::PlaceOrder {
         product,
         grant: Some(GrantRef::Inline(Box::new(g.clone()))),
-        purpose: "loan".into(),
+        purpose: "credit-check".into(),
         demand: None,
     };
     let r = w.ok(&buyer, place.clone());
     assert_eq!(r.events_of("grant.consumed").count(), 1);
     let o: Order = w.get(&keys::order(&oid)).unwrap();
-    assert_eq!(o.grant, Some(g.grant.id));
-    let usage: UsageReceipt = w.get(&keys::usage(&g.grant.id)).unwrap();
+    assert_eq!(o.grant, Some(g.grant.id()));
+    let usage: UsageReceipt = w.get(&keys::usage(&g.grant.id())).unwrap();
     assert_eq!(usage.request_hash, oid.0, "the usage receipt names the order");
     // The same grant cannot buy a second order.
     w.fail(&buyer, place, Code::Failed, "already consumed");
@@ -375,22 +376,15 @@ fn life_cycle_attestations_by_the_holder_only() {
     assert_eq!((a.stage, a.attester, a.height), (Stage::Destroyed, buyer.public(), w.height));
 
     // The use of a grant: its consumer is the holder.
-    let g = grant(&subject, 1, &buyer.public(), product, "kyc", 100);
+    let sid = w.enrol(&subject, "subject");
+    let g = grant(&subject, sid, 1, &buyer.public(), product, "credit-check", T0_MS + 3_600_000);
     let gt = Operation::Attest {
-        target: AttestTarget::Grant(g.grant.id),
+        target: AttestTarget::Grant(g.grant.id()),
         stage: Stage::Destroyed,
         hash: Hash::ZERO,
     };
     w.fail(&buyer, gt.clone(), Code::Failed, "not found");
-    w.ok(
-        &buyer,
-        Operation::UseGrant {
-            grant: GrantRef::Inline(Box::new(g)),
-            product,
-            purpose: "kyc".into(),
-            request_hash: Hash::ZERO,
-        },
-    );
+    w.ok(&buyer, use_inline(&g, b""));
     w.fail(&provider, gt.clone(), Code::Failed, "only the holder");
     w.ok(&buyer, gt);
 }

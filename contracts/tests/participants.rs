@@ -61,7 +61,7 @@ fn unknown_keys_can_only_act_on_grants() {
         },
     );
     let tx = check_stateless(&bytes, CHAIN).unwrap();
-    assert!(matches!(check_stateful(&w.st, &tx, 1), Err(TxError::UnknownSigner { .. })));
+    assert!(matches!(check_stateful(&w.st, &tx, 1, 0), Err(TxError::UnknownSigner { .. })));
     let before = w.st.clone();
     let ctx = w.ctx();
     let r = execute(&mut w.st, &ctx, &tx);
@@ -91,7 +91,7 @@ fn key_rotation_moves_the_account_to_the_new_key() {
     // The old key can no longer sign; the new one acts for the same account.
     let bytes = w.sign(&old, Operation::Reinstate { participant: old.public() });
     let tx = check_stateless(&bytes, CHAIN).unwrap();
-    assert!(matches!(check_stateful(&w.st, &tx, w.height), Err(TxError::RotatedKey { .. })));
+    assert!(matches!(check_stateful(&w.st, &tx, w.height, 0), Err(TxError::RotatedKey { .. })));
     assert_eq!(resolve_account(&w.st, &new.public()).unwrap().unwrap().account, old.public());
     w.rate(&old.public(), 1);
     let pid = ProductId::derive(CHAIN, &new.public(), 0);

@@ -131,14 +131,11 @@ fn grant_use_against_a_barred_provider_is_refused_and_the_grant_survives() {
     w.admit(&employer, &[Role::Consumer]);
     w.rate(&provider.public(), 3);
     let product = w.list(&provider, 3, ProductConditions::default());
-    let sg = grant(&applicant, 1, &employer.public(), product, "hiring", 100);
-    let gid = sg.grant.id;
-    let use_op = Operation::UseGrant {
-        grant: GrantRef::Inline(Box::new(sg)),
-        product,
-        purpose: "hiring".into(),
-        request_hash: Hash::digest(b"check"),
-    };
+    let sid = w.enrol(&applicant, "applicant");
+    let sg =
+        grant(&applicant, sid, 1, &employer.public(), product, "hiring-check", T0_MS + 3_600_000);
+    let gid = sg.grant.id();
+    let use_op = use_inline(&sg, b"check");
     let op = w.operator.clone();
     w.ok(&op, Operation::Suspend { participant: provider.public(), reason: "r".into() });
     w.fail(&employer, use_op.clone(), Code::Failed, "provider_suspended");

@@ -79,19 +79,19 @@ fn stateful_checks_nonce_expiry_signer() {
         body.expiry_height = expiry;
         check_stateless(&body.sign(&a).encode(), CHAIN).unwrap()
     };
-    assert!(check_stateful(&w.st, &at(n, None), 1).is_ok());
+    assert!(check_stateful(&w.st, &at(n, None), 1, 0).is_ok());
     assert_eq!(
-        check_stateful(&w.st, &at(n + 1, None), 1),
+        check_stateful(&w.st, &at(n + 1, None), 1, 0),
         Err(TxError::NonceTooHigh { expected: n, got: n + 1 })
     );
     assert!(n > 0);
     assert_eq!(
-        check_stateful(&w.st, &at(n - 1, None), 1),
+        check_stateful(&w.st, &at(n - 1, None), 1, 0),
         Err(TxError::NonceTooLow { expected: n, got: n - 1 })
     );
-    assert!(check_stateful(&w.st, &at(n, Some(5)), 5).is_ok());
+    assert!(check_stateful(&w.st, &at(n, Some(5)), 5, 0).is_ok());
     assert_eq!(
-        check_stateful(&w.st, &at(n, Some(5)), 6),
+        check_stateful(&w.st, &at(n, Some(5)), 6, 0),
         Err(TxError::Expired { expiry_height: 5, height: 6 })
     );
     // Execution refuses the same way and changes nothing.

@@ -5,8 +5,8 @@
 //! replay verifies.
 //!
 //! The mix per block: 70% admissions of new participants by an agency, 30% one-use grants
-//! signed offline by distinct data subjects and used inline by an employer (each a policy
-//! decision, a grant signature check, and grant, usage and nonce writes).
+//! signed offline by 100 enrolled data subjects in turn and used inline by an employer (each a
+//! policy decision, a grant signature check, and grant, usage and nonce writes).
 //!
 //! ```text
 //! cargo bench -p dpx-node --bench replay
@@ -17,8 +17,8 @@
 use std::time::Instant;
 
 use dpx_contracts::{
-    Category, Grant, GrantId, GrantRef, Operation, ProductConditions, ProductId, ProductSpec, Role,
-    TransactionBody,
+    Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec,
+    ProposalAction, Role, SubjectId, TransactionBody,
 };
 use dpx_crypto::{Hash, Keypair};
 use dpx_genesis::Genesis;
@@ -64,11 +64,31 @@ fn main() {
     let admit = |a: &mut Signer, key, name: String, role| {
         a.sign(Operation::Admit { key, name, roles: vec![role] })
     };
-    let setup = vec![
+    let mut registrar = Signer { key: Keypair::from_seed([5; 32]), nonce: 0 };
+    let mut setup = vec![
         admit(&mut agency, rater.key.public(), "Rating Body".into(), Role::RatingBody),
         admit(&mut agency, provider.key.public(), "Registry".into(), Role::Provider),
         admit(&mut agency, employer.key.public(), "Employer".into(), Role::Consumer),
+        agency.sign(Operation::Propose {
+            action: ProposalAction::AdmitRegistrar {
+                key: registrar.key.public(),
+                name: "Identity".into(),
+            },
+        }),
     ];
+    let subjects: Vec<(Keypair, SubjectId)> = (0..100u64)
+        .map(|i| {
+            let mut seed = [9u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            (Keypair::from_seed(seed), SubjectId::keyed(&[3; 32], &i.to_le_bytes()))
+        })
+        .collect();
+    for (key, id) in &subjects {
+        setup.push(
+            registrar.sign(Operation::EnrolSubject { subject_id: *id, subject_key: key.public() }),
+        );
+    }
+    let setup_txs = setup.len();
     b.push(setup).unwrap();
     b.push(vec![
         rater.sign(Operation::SetRating { participant: provider.key.public(), rating: 3 }),
@@ -83,12 +103,15 @@ fn main() {
             grade: 3,
             price: 100,
             terms_hash: Hash::digest(b"terms"),
-            conditions: ProductConditions { purposes: vec!["hiring".into()], ..Default::default() },
+            conditions: ProductConditions {
+                purposes: vec!["hiring-check".into()],
+                ..Default::default()
+            },
         },
     })])
     .unwrap();
 
-    let mut made = 5usize;
+    let mut made = setup_txs + 2;
     let mut n = 0u64;
     let mut grants = 0u64;
     while made < total_txs {
@@ -104,19 +127,23 @@ fn main() {
                 txs.push(admit(&mut agency, someone.public(), format!("Org {n}"), Role::Consumer));
             } else {
                 grants += 1;
+                let (subject, sid) = &subjects[(grants % 100) as usize];
                 let grant = Grant {
-                    id: GrantId(Hash::digest(&n.to_le_bytes())),
-                    subject: someone.public(),
+                    serial: Hash::digest(&n.to_le_bytes()),
+                    subject: *sid,
+                    key: subject.public(),
+                    epoch: 0,
                     consumer: employer.key.public(),
                     product,
-                    purpose: "hiring".into(),
-                    expiry_height: u64::MAX,
+                    purpose: "hiring-check".into(),
+                    expires_at_ms: u64::MAX,
                 }
-                .sign(&someone, CHAIN);
+                .sign(subject, CHAIN);
                 txs.push(employer.sign(Operation::UseGrant {
                     grant: GrantRef::Inline(Box::new(grant)),
+                    subject: *sid,
                     product,
-                    purpose: "hiring".into(),
+                    purpose: "hiring-check".into(),
                     request_hash: Hash::digest(&n.to_be_bytes()),
                 }));
             }

@@ -237,7 +237,8 @@ fn read_state(store: &Store) -> ReadState<'_> {
     ReadState { store, error: RefCell::new(None) }
 }
 
-/// Nonce, expiry and account checks against the latest state (for the mempool).
+/// Nonce, expiry, signer and carried-grant expiry checks against the latest state (for the
+/// mempool).
 ///
 /// `pending_below(signer, expected, got)` says whether the mempool already holds every nonce
 /// in `expected..got` for the signer: then a nonce ahead of the ledger's is fine, it will be
@@ -249,7 +250,14 @@ pub fn check_stateful(
     pending_below: impl Fn(&PublicKey, u64, u64) -> bool,
 ) -> Result<(), String> {
     let st = read_state(store);
-    let r = match contracts::check_stateful(&st, tx, height) {
+    // A carried grant is checked against the last committed block's time (block times strictly
+    // increase, so a grant expired then is expired in any later block; execution decides with
+    // its own block's time). Read only when a grant is carried: one header read.
+    let last_time_ms = match tx.body.op.signed_grant() {
+        Some(_) => store.header(store.tip_height()).ok().flatten().map_or(0, |h| h.time_ms),
+        None => 0,
+    };
+    let r = match contracts::check_stateful(&st, tx, height, last_time_ms) {
         Err(contracts::TxError::NonceTooHigh { expected, got })
             if pending_below(&tx.signer, expected, got) =>
         {
@@ -596,6 +604,7 @@ pub const KINDS: &[&str] = &[
     "orders",
     "grants",
     "usage",
+    "subjects",
     "attestations",
     "proposals",
     "policies",
@@ -611,6 +620,7 @@ pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
         "orders" => keys::PREFIX_ORDER,
         "grants" => keys::PREFIX_GRANT,
         "usage" => keys::PREFIX_USAGE,
+        "subjects" => keys::PREFIX_SUBJECT,
         "attestations" => keys::PREFIX_ATTESTATION,
         "proposals" => keys::PREFIX_PROPOSAL,
         "policies" => keys::PREFIX_POLICY_VERSION,
@@ -638,6 +648,7 @@ pub fn object_key(kind: &str, id: &str) -> Result<Vec<u8>, String> {
         "orders" => keys::order(&contracts::OrderId(id32(id)?)),
         "grants" => keys::grant(&contracts::GrantId(id32(id)?)),
         "usage" => keys::usage(&contracts::GrantId(id32(id)?)),
+        "subjects" => keys::subject(&contracts::SubjectId(id32(id)?)),
         "proposals" => keys::proposal(&contracts::ProposalId(id32(id)?)),
         "policies" => {
             let v: u64 = id.parse().map_err(|_| "policy versions are numbers".to_owned())?;
@@ -735,16 +746,19 @@ mod tests {
     /// A consumer's use of an inline grant; with `forge_grant` the subject's signature is bad
     /// (the transaction's own signature is good).
     fn grant_use(seed: u8, forge_grant: bool) -> Vec<u8> {
-        use dpx_contracts::{Grant, GrantId, GrantRef, ProductId};
+        use dpx_contracts::{Grant, GrantRef, ProductId, SubjectId};
         let (subject, consumer) = (Keypair::from_seed([seed; 32]), Keypair::from_seed([200; 32]));
         let product = ProductId(Hash::digest(b"product"));
+        let sid = SubjectId(Hash::digest(&[seed]));
         let grant = Grant {
-            id: GrantId(Hash::digest(&[seed])),
-            subject: subject.public(),
+            serial: Hash::digest(&[seed]),
+            subject: sid,
+            key: subject.public(),
+            epoch: 0,
             consumer: consumer.public(),
             product,
-            purpose: "verify CV".into(),
-            expiry_height: 100,
+            purpose: "hiring-check".into(),
+            expires_at_ms: 100,
         };
         let mut sg = grant.sign(&subject, CHAIN);
         if forge_grant {
@@ -752,8 +766,9 @@ mod tests {
         }
         let op = Operation::UseGrant {
             grant: GrantRef::Inline(Box::new(sg)),
+            subject: sid,
             product,
-            purpose: "verify CV".into(),
+            purpose: "hiring-check".into(),
             request_hash: Hash::ZERO,
         };
         TransactionBody::new(CHAIN, u64::from(seed), op).sign(&consumer).encode()
@@ -880,6 +895,7 @@ mod tests {
         let body = contracts::TransactionBody::decode(&tx.body).unwrap();
         let Operation::UseGrant {
             grant: contracts::GrantRef::Inline(mut sg),
+            subject: sid,
             product,
             purpose,
             request_hash,
@@ -892,6 +908,7 @@ mod tests {
         sg.signature = dpx_crypto::testing::sign_with_torsion_r(&subject, &digest, t, 0);
         let op = Operation::UseGrant {
             grant: contracts::GrantRef::Inline(sg),
+            subject: sid,
             product,
             purpose,
             request_hash,

@@ -81,15 +81,62 @@ fn grant_strings_round_trip_and_garbage_is_refused() {
         "--product",
         &product,
         "--purpose",
-        "verify CV",
-        "--expiry-height",
-        "100",
+        "hiring-check",
+        "--subject",
+        &"22".repeat(32),
+        "--expires-at-ms",
+        "1796083200000",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let grant = String::from_utf8(out.stdout).unwrap();
     let out = dpx(&["grant", "inspect", grant.trim(), "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["consumer"], consumer);
-    assert_eq!(v["purpose"], "verify CV");
+    assert_eq!(v["fields"]["consumer"], consumer);
+    assert_eq!(v["fields"]["purpose"], "hiring-check");
+    assert_eq!(v["subject"], "22".repeat(32));
+    assert_eq!(v["expires_at"], "2026-12-01T00:00:00.000Z");
     assert!(!dpx(&["grant", "inspect", "not-a-grant"]).status.success());
+    // --valid-for in people's units; nonsense is refused before anything is signed.
+    let sign = |valid_for: &str| {
+        dpx(&[
+            "grant",
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--consumer",
+            &consumer,
+            "--product",
+            &product,
+            "--purpose",
+            "hiring-check",
+            "--subject",
+            &"22".repeat(32),
+            "--valid-for",
+            valid_for,
+            "--output",
+            "json",
+        ])
+    };
+    let out = sign("24h");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["expires_at_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    assert!(!sign("24 hours").status.success());
+}
+
+#[test]
+fn keyed_hash_of_an_identifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("registrar.secret");
+    std::fs::write(&secret, format!("{}\n", "42".repeat(32))).unwrap();
+    let out =
+        dpx(&["hash", "--keyed", "--key-file", secret.to_str().unwrap(), "110101199003071234"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = dpx_contracts::SubjectId::keyed(&[0x42; 32], b"110101199003071234");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), expected.to_string());
+    // A short secret, or --keyed without one, is refused.
+    std::fs::write(&secret, "abcd").unwrap();
+    let out = dpx(&["hash", "--keyed", "--key-file", secret.to_str().unwrap(), "x"]);
+    assert!(!out.status.success());
+    assert!(!dpx(&["hash", "--keyed", "x"]).status.success());
 }

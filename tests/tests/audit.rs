@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use dpx_contracts::{
-    Category, Grant, GrantId, GrantRef, Operation, ProductConditions, ProductId, ProductSpec, Role,
-    TransactionBody, keys,
+    Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec,
+    ProposalAction, Role, SubjectId, TransactionBody, keys,
 };
 use dpx_crypto::{Hash, Keypair, PublicKey};
 use dpx_genesis::Genesis;
@@ -103,7 +103,9 @@ fn build_ledger_with(fault: Fault) -> Ledger {
     let mut rater = Signer::new(2);
     let mut provider = Signer::new(3);
     let mut employer = Signer::new(4);
-    let applicant = kp(5); // a citizen: a key only
+    let applicant = kp(5); // a citizen: a key on a phone, enrolled by the registrar
+    let mut registrar = Signer::new(6);
+    let applicant_id = SubjectId::keyed(&[0x5e; 32], b"110101199003071234");
 
     let admit = |a: &mut Signer, key: PublicKey, name: &str, role: Role| {
         a.sign(Operation::Admit { key, name: name.into(), roles: vec![role] })
@@ -112,6 +114,17 @@ fn build_ledger_with(fault: Fault) -> Ledger {
         admit(&mut agency, rater.public(), "Rating Body", Role::RatingBody),
         admit(&mut agency, provider.public(), "CV Registry", Role::Provider),
         admit(&mut agency, employer.public(), "Employer", Role::Consumer),
+        // One agency: its proposal is the quorum, the registrar is admitted at once.
+        agency.sign(Operation::Propose {
+            action: ProposalAction::AdmitRegistrar {
+                key: registrar.public(),
+                name: "Identity Service".into(),
+            },
+        }),
+        registrar.sign(Operation::EnrolSubject {
+            subject_id: applicant_id,
+            subject_key: applicant.public(),
+        }),
     ];
     b.push(block1).unwrap();
     b.push(vec![rater.sign(Operation::SetRating { participant: provider.public(), rating: 3 })])
@@ -123,7 +136,10 @@ fn build_ledger_with(fault: Fault) -> Ledger {
         grade,
         price: 12_000,
         terms_hash: Hash::digest(b"terms"),
-        conditions: ProductConditions { purposes: vec!["hiring".into()], ..Default::default() },
+        conditions: ProductConditions {
+            purposes: vec!["hiring-check".into()],
+            ..Default::default()
+        },
     };
     let product = ProductId::derive(CHAIN, &provider.public(), provider.nonce);
     let list = provider.sign(Operation::ListProduct { spec: spec(3) });
@@ -132,20 +148,23 @@ fn build_ledger_with(fault: Fault) -> Ledger {
     let denied_at = 3;
 
     let grant = Grant {
-        id: GrantId(Hash::digest(b"grant-1")),
-        subject: applicant.public(),
+        serial: Hash::digest(b"grant-1"),
+        subject: applicant_id,
+        key: applicant.public(),
+        epoch: 0,
         consumer: employer.public(),
         product,
-        purpose: "hiring".into(),
-        expiry_height: 1_000,
+        purpose: "hiring-check".into(),
+        expires_at_ms: genesis.genesis_time_ms + 3_600_000,
     }
     .sign(&applicant, CHAIN);
-    let gid = grant.grant.id;
+    let gid = grant.grant.id();
     let filler = admit(&mut agency, kp(40).public(), "Filler 40", Role::Consumer);
     let use_grant = employer.sign(Operation::UseGrant {
         grant: GrantRef::Inline(Box::new(grant)),
+        subject: applicant_id,
         product,
-        purpose: "hiring".into(),
+        purpose: "hiring-check".into(),
         request_hash: Hash::digest(b"verify cv"),
     });
     let grant_key = keys::grant(&gid);
@@ -161,8 +180,9 @@ fn build_ledger_with(fault: Fault) -> Ledger {
     let grant_use = (4, 1);
     let again = employer.sign(Operation::UseGrant {
         grant: GrantRef::Id(gid),
+        subject: applicant_id,
         product,
-        purpose: "hiring".into(),
+        purpose: "hiring-check".into(),
         request_hash: Hash::digest(b"verify cv again"),
     });
     b.push(vec![again]).unwrap();
@@ -243,9 +263,9 @@ fn clean_replay_reproduces_every_root_and_reports_the_history() {
     assert_eq!((r.from_height, r.to_height, r.blocks, r.source_tip), (1, l.tip, l.tip, l.tip));
     assert_eq!(r.final_state_root, root);
     assert_eq!(r.final_receipts_hash, rhash);
-    assert_eq!(r.transactions, 3 + 1 + 2 + 2 + 1 + 1 + 12);
-    // 3 admitted in block 1, 1 filler, 12 later.
-    assert_eq!(r.participants_admitted, 16);
+    assert_eq!(r.transactions, 5 + 1 + 2 + 2 + 1 + 1 + 12);
+    // 3 admitted in block 1 and the registrar (by governance), 1 filler, 12 later.
+    assert_eq!(r.participants_admitted, 17);
     assert_eq!(r.products_listed, 1);
     assert_eq!((r.grants.issued, r.grants.consumed, r.grants.second_use_attempts), (1, 1, 1));
     assert_eq!(r.grant_refusals.len(), 1);

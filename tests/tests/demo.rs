@@ -1,7 +1,8 @@
 //! The README's main command, end to end: `scripts/devnet.sh`, given the binary the test suite
 //! already built (`DPX_BIN`, so it builds nothing), starts four validators and runs the demo
-//! through the real CLI and RPC: admissions, ratings, a grade-3 listing, a grant used once and
-//! refused the second time, a policy denial, and an offline-verified proof.
+//! through the real CLI and RPC: admissions, a registrar admitted by governance, a data subject
+//! enrolled, ratings, a grade-3 listing, a grant used once and refused the second time, a grant
+//! signed by a non-subject key refused, a policy denial, and an offline-verified proof.
 
 use std::process::Command;
 
@@ -41,8 +42,11 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
         "admitted employer as consumer",
         "provider rated 4",
         ": ok",
+        "agency 2 approved",
+        "enrolled (the ledger never sees the ID number)",
         "grant already consumed",
         "refused, as it must be",
+        "not its subject's current key",
         "denied: denied by policy",
         "VALID: grants",
     ] {

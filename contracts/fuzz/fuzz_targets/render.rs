@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, value)) = data.split_first() else { return };
-    let prefixes: [&[u8]; 10] = [
+    let prefixes: [&[u8]; 13] = [
         keys::PREFIX_PARTICIPANT,
         keys::PREFIX_PRODUCT,
         keys::PREFIX_ORDER,
@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         keys::VALIDATORS,
         keys::AGENCIES,
         keys::PREFIX_DEMAND,
+        keys::PREFIX_SUBJECT,
+        keys::PREFIX_USAGE,
+        keys::PARAMS,
     ];
     let key = prefixes[usize::from(selector) % prefixes.len()];
     let _ = render(key, value);

@@ -6,6 +6,14 @@ use dpx_contracts::*;
 use dpx_crypto::{Hash, Keypair, PublicKey};
 
 pub const CHAIN: &str = "dpx-test";
+/// Block time at height 0 of the test chains: 2026-11-30T00:00:00Z.
+pub const T0_MS: u64 = 1_795_996_800_000;
+/// The registrar's secret for keyed subject ids in tests.
+pub const REGISTRAR_SECRET: [u8; 32] = [0x5e; 32];
+
+pub fn subject_id(identifier: &str) -> SubjectId {
+    SubjectId::keyed(&REGISTRAR_SECRET, identifier.as_bytes())
+}
 
 pub fn kp(seed: u8) -> Keypair {
     Keypair::from_seed([seed; 32])
@@ -20,8 +28,11 @@ pub struct World {
     pub rater: Keypair,
     pub regulator: Keypair,
     pub auditor: Keypair,
+    /// An identity service admitted by governance; enrols data subjects.
+    pub registrar: Keypair,
     /// Every receipt, in order: what an auditor replaying the chain sees.
     pub receipts: Vec<Receipt>,
+    pub time_override_ms: Option<u64>,
 }
 
 impl World {
@@ -55,7 +66,9 @@ impl World {
             rater: kp(91),
             regulator: kp(92),
             auditor: kp(93),
+            registrar: kp(94),
             receipts: Vec::new(),
+            time_override_ms: None,
         };
         let cast = [
             (kp(90), Role::Operator),
@@ -66,15 +79,64 @@ impl World {
         for (k, role) in cast {
             w.admit(&k, &[role]);
         }
+        w.admit_registrar(&kp(94));
         w
+    }
+
+    /// Admit a registrar by governance (every agency approves).
+    pub fn admit_registrar(&mut self, who: &Keypair) {
+        let agencies = self.agencies.clone();
+        let id =
+            ProposalId::derive(CHAIN, &agencies[0].public(), self.nonce(&agencies[0].public()));
+        let r = self.ok(
+            &agencies[0],
+            Operation::Propose {
+                action: ProposalAction::AdmitRegistrar {
+                    key: who.public(),
+                    name: "identity service".into(),
+                },
+            },
+        );
+        if r.events_of("governance.executed").count() == 0 {
+            for a in &agencies[1..] {
+                let r = self.ok(a, Operation::Approve { proposal: id });
+                if r.events_of("governance.executed").count() > 0 {
+                    break;
+                }
+            }
+        }
+        assert!(self.participant(&who.public()).has_role(Role::Registrar));
+    }
+
+    /// The registrar enrols `who` (a data subject's phone key) under the subject id of
+    /// `identifier`; returns the subject id.
+    pub fn enrol(&mut self, who: &Keypair, identifier: &str) -> SubjectId {
+        let id = subject_id(identifier);
+        let r = self.registrar.clone();
+        self.ok(&r, Operation::EnrolSubject { subject_id: id, subject_key: who.public() });
+        id
+    }
+
+    pub fn subject(&self, id: &SubjectId) -> Subject {
+        load_subject(&self.st, id).unwrap().unwrap()
     }
 
     pub fn agency(&self) -> &Keypair {
         &self.agencies[0]
     }
 
+    /// Block time: [`T0_MS`] plus one second per height (a test may set `time_ms` itself).
     pub fn ctx(&self) -> BlockContext {
-        BlockContext { chain_id: CHAIN.into(), height: self.height, time_ms: self.height * 1000 }
+        BlockContext { chain_id: CHAIN.into(), height: self.height, time_ms: self.time_ms() }
+    }
+
+    pub fn time_ms(&self) -> u64 {
+        self.time_override_ms.unwrap_or(T0_MS + self.height * 1000)
+    }
+
+    /// Set the block time of the following transactions (and keep it until changed).
+    pub fn at_time(&mut self, time_ms: u64) {
+        self.time_override_ms = Some(time_ms);
     }
 
     pub fn nonce(&self, who: &PublicKey) -> u64 {
@@ -188,21 +250,72 @@ pub fn spec(grade: u8, conditions: ProductConditions) -> ProductSpec {
     }
 }
 
+/// The serial of test grant number `n`.
+pub fn serial(n: u8) -> Hash {
+    Hash::digest(&[n])
+}
+
+/// A grant signed by `key` for subject `subject` (epoch 0), serial `n`, expiring at
+/// `expires_at_ms`.
 pub fn grant(
-    subject: &Keypair,
-    id: u8,
+    key: &Keypair,
+    subject: SubjectId,
+    n: u8,
     consumer: &PublicKey,
     product: ProductId,
     purpose: &str,
-    expiry_height: u64,
+    expires_at_ms: u64,
+) -> SignedGrant {
+    grant_at_epoch(key, subject, 0, n, consumer, product, purpose, expires_at_ms)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn grant_at_epoch(
+    key: &Keypair,
+    subject: SubjectId,
+    epoch: u64,
+    n: u8,
+    consumer: &PublicKey,
+    product: ProductId,
+    purpose: &str,
+    expires_at_ms: u64,
 ) -> SignedGrant {
     Grant {
-        id: GrantId(Hash::digest(&[id])),
-        subject: subject.public(),
+        serial: serial(n),
+        subject,
+        key: key.public(),
+        epoch,
         consumer: *consumer,
         product,
         purpose: purpose.into(),
-        expiry_height,
+        expires_at_ms,
     }
-    .sign(subject, CHAIN)
+    .sign(key, CHAIN)
+}
+
+/// `use_grant` of `g` inline.
+pub fn use_inline(g: &SignedGrant, request: &[u8]) -> Operation {
+    Operation::UseGrant {
+        grant: GrantRef::Inline(Box::new(g.clone())),
+        subject: g.grant.subject,
+        product: g.grant.product,
+        purpose: g.grant.purpose.clone(),
+        request_hash: Hash::digest(request),
+    }
+}
+
+/// `use_grant` of a registered grant by id.
+pub fn use_by_id(g: &SignedGrant, request: &[u8]) -> Operation {
+    Operation::UseGrant {
+        grant: GrantRef::Id(g.grant.id()),
+        subject: g.grant.subject,
+        product: g.grant.product,
+        purpose: g.grant.purpose.clone(),
+        request_hash: Hash::digest(request),
+    }
+}
+
+/// The new key's proof of possession for a subject key rotation.
+pub fn subject_key_proof(new_key: &Keypair, id: &SubjectId) -> dpx_crypto::Signature {
+    new_key.sign(SUBJECT_KEY_DOMAIN, CHAIN, &subject_key_message(id))
 }

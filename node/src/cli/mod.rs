@@ -83,10 +83,15 @@ pub enum Cmd {
         #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
         rpc: String,
     },
-    /// One-use authorization grants: sign one offline, inspect it, or use it.
+    /// One-use authorization grants: sign one offline, inspect, use, register or revoke it.
     Grant {
         #[command(subcommand)]
         cmd: tx::GrantCmd,
+    },
+    /// Data subjects: a registrar enrols one; the subject or its registrar rotates its key.
+    Subject {
+        #[command(subcommand)]
+        cmd: tx::SubjectCmd,
     },
     /// Auditors: proofs that verify offline.
     Audit {
@@ -94,7 +99,19 @@ pub enum Cmd {
         cmd: audit::AuditCmd,
     },
     /// blake3 of standard input (or a file), hex: for terms, deliveries and request hashes.
-    Hash { file: Option<PathBuf> },
+    /// With `--keyed --key-file SECRET IDENTIFIER`: a data subject's id, the keyed blake3 of the
+    /// identifier (e.g. an ID number) under the registrar's 32-byte secret (a file holding 64
+    /// hex characters, e.g. from `openssl rand -hex 32`); without the secret nobody can test ID
+    /// numbers against the ids on the ledger.
+    Hash {
+        /// The file to hash; with --keyed, the identifier itself (standard input if absent).
+        file: Option<PathBuf>,
+        #[arg(long, requires = "key_file")]
+        keyed: bool,
+        /// The registrar's secret (64 hex characters).
+        #[arg(long, requires = "keyed")]
+        key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,8 +213,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Tx(args) => return tx::run(args, out).await,
         Cmd::Grant { cmd } => return tx::grant(cmd, out).await,
+        Cmd::Subject { cmd } => return tx::subject(cmd, out).await,
         Cmd::Audit { cmd } => audit::run(cmd, out).await?,
-        Cmd::Hash { file } => {
+        Cmd::Hash { file, keyed: true, key_file: Some(secret) } => {
+            let secret = load_secret(&secret)?;
+            let identifier = if let Some(text) = file {
+                text.into_os_string()
+                    .into_string()
+                    .map_err(|_| anyhow::anyhow!("the identifier must be valid UTF-8"))?
+            } else {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s.trim_end_matches(['\n', '\r']).to_owned()
+            };
+            let id = dpx_contracts::SubjectId::keyed(&secret, identifier.as_bytes());
+            emit(out, &json!({ "subject_id": id }), || id.to_string());
+        }
+        Cmd::Hash { file, .. } => {
             let bytes = if let Some(f) = file {
                 std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?
             } else {
@@ -210,6 +242,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A registrar's secret: a file of 64 hex characters (surrounding whitespace ignored).
+pub fn load_secret(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the secret {}", path.display()))?;
+    let bytes = hex::decode(text.trim())
+        .with_context(|| format!("{}: expected 64 hex characters", path.display()))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| anyhow::anyhow!("{}: expected 64 hex characters (32 bytes)", path.display()))
 }
 
 /// Load a key file with a helpful error.

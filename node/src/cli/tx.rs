@@ -1,4 +1,5 @@
-//! `dpx tx <operation> --key FILE [--field value ...]` and `dpx grant sign|use`.
+//! `dpx tx <operation> --key FILE [--field value ...]`, `dpx grant sign|inspect|use|register|
+//! revoke|revoke-all` and `dpx subject enrol|rotate-key`.
 //!
 //! Every contract operation is a subcommand: the operation name (`list-product` or
 //! `list_product`) and `--field value` pairs become the operation's JSON form
@@ -14,7 +15,10 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
-use dpx_contracts::{Grant, GrantId, GrantRef, Operation, SignedGrant, TransactionBody};
+use dpx_contracts::{
+    Grant, GrantRef, Operation, SUBJECT_KEY_DOMAIN, SignedGrant, SubjectId, TransactionBody,
+    rfc3339_ms, subject_key_message,
+};
 use dpx_crypto::{Hash, PublicKey};
 
 use super::client::error_text;
@@ -24,7 +28,8 @@ use super::{Client, Output, emit, load_key};
 const OPERATIONS: &str = "admit rotate-key set-rating set-list-status suspend reinstate \
 list-product update-product delist-product post-demand respond-demand award-demand close-demand \
 place-order accept-order deliver-order confirm-order settle-order cancel-order dispute-order \
-resolve-dispute attest register-grant use-grant revoke-grant expire-grant propose approve";
+resolve-dispute attest register-grant use-grant revoke-grant expire-grant enrol-subject \
+rotate-subject-key revoke-all-grants propose approve";
 
 #[derive(Args, Debug)]
 #[command(after_help = format!("Operations: {OPERATIONS}\n\nExample:\n  dpx tx set-rating --key rater.json --participant <hex> --rating 4"))]
@@ -55,27 +60,39 @@ pub struct TxArgs {
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum GrantCmd {
-    /// Sign a one-use grant offline as the data subject; prints a compact string (QR-sized).
+    /// Sign a one-use grant offline with the data subject's current key; prints a compact
+    /// string (QR-sized).
     Sign {
-        /// The data subject's key.
+        /// The data subject's current key.
         #[arg(long)]
         key: PathBuf,
+        /// The subject id the registrar enrolled (hex; `dpx hash --keyed`).
+        #[arg(long)]
+        subject: Hash,
+        /// The subject's grant epoch (0, plus one per revoke-all).
+        #[arg(long, default_value_t = 0)]
+        epoch: u64,
         /// The consumer's account key (hex).
         #[arg(long)]
         consumer: PublicKey,
         /// The product id (hex).
         #[arg(long)]
         product: Hash,
+        /// A purpose code from the chain's governed list (`dpx query params`).
         #[arg(long)]
         purpose: String,
-        /// Last height at which the grant can be used.
+        /// How long it stays valid from now (this machine's clock): `90s`, `30m`, `24h`, `7d`.
+        /// The ledger compares the resulting `expires_at_ms` with block time.
+        #[arg(long, conflicts_with = "expires_at_ms")]
+        valid_for: Option<String>,
+        /// Last valid block time, ms since the Unix epoch (instead of --valid-for).
         #[arg(long)]
-        expiry_height: u64,
+        expires_at_ms: Option<u64>,
         #[arg(long, default_value = "dpx-devnet")]
         chain_id: String,
-        /// The grant id (hex); random if absent.
+        /// The grant serial (hex); random if absent. The id is derived from subject and serial.
         #[arg(long)]
-        id: Option<Hash>,
+        serial: Option<Hash>,
     },
     /// Decode a grant string and show what it authorizes.
     Inspect { grant: String },
@@ -92,6 +109,97 @@ pub enum GrantCmd {
         #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
         rpc: String,
     },
+    /// Register a grant so its consumer can use it later by id (the subject's key signs).
+    Register {
+        grant: String,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// Revoke one of the subject's grants, registered or not, by its serial.
+    Revoke {
+        /// The grant's serial (hex), as `dpx grant sign` printed it.
+        #[arg(long)]
+        serial: Hash,
+        /// The subject's current key.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// Revoke every grant the subject signed so far (its grant epoch moves on).
+    RevokeAll {
+        /// The subject's current key.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubjectCmd {
+    /// Enrol a data subject, as a registrar.
+    Enrol {
+        /// The registrar's key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The subject id (hex), from `dpx hash --keyed --key-file SECRET <identifier>`.
+        #[arg(long)]
+        subject_id: Hash,
+        /// The subject's public key (hex), from the subject's phone.
+        #[arg(long)]
+        subject_key: PublicKey,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// Move a subject to a new key, signed by the subject's current key or its registrar's.
+    RotateKey {
+        /// The signer: the subject's current key, or its registrar's key.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        subject_id: Hash,
+        /// The new key file (it signs the proof of possession).
+        #[arg(long)]
+        new_key: PathBuf,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+}
+
+/// A duration in people's units: `<n>s`, `<n>m`, `<n>h` or `<n>d`, in milliseconds.
+pub fn parse_duration_ms(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().with_context(|| format!("{text:?}: expected e.g. 30m, 24h, 7d"))?;
+    let per = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("{text:?}: the unit must be s, m, h or d"),
+    };
+    n.checked_mul(per).with_context(|| format!("{text:?} is too long"))
+}
+
+fn now_ms() -> anyhow::Result<u64> {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    Ok(u64::try_from(d.as_millis())?)
+}
+
+fn grant_json(g: &SignedGrant, compact: &str) -> Value {
+    json!({
+        "grant": compact,
+        "id": g.grant.id(),
+        "serial": g.grant.serial,
+        "subject": g.grant.subject,
+        "expires_at_ms": g.grant.expires_at_ms,
+        "expires_at": rfc3339_ms(g.grant.expires_at_ms),
+        "fields": g.grant,
+    })
 }
 
 /// `--a.b value` pairs into a JSON object.
@@ -276,25 +384,43 @@ pub async fn run(mut args: TxArgs, mut out: Output) -> anyhow::Result<ExitCode> 
 
 pub async fn grant(cmd: GrantCmd, out: Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        GrantCmd::Sign { key, consumer, product, purpose, expiry_height, chain_id, id } => {
-            let subject = load_key(&key)?;
-            let id = id.unwrap_or_else(|| Hash(dpx_crypto::Keypair::generate().seed()));
+        GrantCmd::Sign {
+            key,
+            subject,
+            epoch,
+            consumer,
+            product,
+            purpose,
+            valid_for,
+            expires_at_ms,
+            chain_id,
+            serial,
+        } => {
+            let signer = load_key(&key)?;
+            let expires_at_ms = match (valid_for, expires_at_ms) {
+                (_, Some(ms)) => ms,
+                (Some(d), None) => now_ms()?.saturating_add(parse_duration_ms(&d)?),
+                (None, None) => bail!("give --valid-for (e.g. 24h) or --expires-at-ms"),
+            };
+            let serial = serial.unwrap_or_else(|| Hash(dpx_crypto::Keypair::generate().seed()));
             let g = Grant {
-                id: GrantId(id),
-                subject: subject.public(),
+                serial,
+                subject: SubjectId(subject),
+                key: signer.public(),
+                epoch,
                 consumer,
                 product: dpx_contracts::ProductId(product),
                 purpose,
-                expiry_height,
+                expires_at_ms,
             }
-            .sign(&subject, &chain_id);
+            .sign(&signer, &chain_id);
             let compact = g.to_compact();
-            emit(out, &json!({ "grant": compact, "id": id }), || compact.clone());
+            emit(out, &grant_json(&g, &compact), || compact.clone());
             Ok(ExitCode::SUCCESS)
         }
         GrantCmd::Inspect { grant } => {
             let g = SignedGrant::from_compact(&grant).context("not a valid grant string")?;
-            let v = serde_json::to_value(&g.grant)?;
+            let v = grant_json(&g, grant.trim());
             emit(out, &v, || serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
@@ -302,11 +428,45 @@ pub async fn grant(cmd: GrantCmd, out: Output) -> anyhow::Result<ExitCode> {
             let g = SignedGrant::from_compact(&grant).context("not a valid grant string")?;
             let product = g.grant.product;
             let purpose = g.grant.purpose.clone();
+            let subject = g.grant.subject;
             let op = Operation::UseGrant {
                 grant: GrantRef::Inline(Box::new(g)),
+                subject,
                 product,
                 purpose,
                 request_hash: request_hash.unwrap_or(Hash::ZERO),
+            };
+            submit(&rpc, &key, op, "commit", None, None, out).await
+        }
+        GrantCmd::Register { grant, key, rpc } => {
+            let g = SignedGrant::from_compact(&grant).context("not a valid grant string")?;
+            let op = Operation::RegisterGrant { grant: Box::new(g) };
+            submit(&rpc, &key, op, "commit", None, None, out).await
+        }
+        GrantCmd::Revoke { serial, key, rpc } => {
+            submit(&rpc, &key, Operation::RevokeGrant { serial }, "commit", None, None, out).await
+        }
+        GrantCmd::RevokeAll { key, rpc } => {
+            submit(&rpc, &key, Operation::RevokeAllGrants, "commit", None, None, out).await
+        }
+    }
+}
+
+pub async fn subject(cmd: SubjectCmd, out: Output) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SubjectCmd::Enrol { key, subject_id, subject_key, rpc } => {
+            let op = Operation::EnrolSubject { subject_id: SubjectId(subject_id), subject_key };
+            submit(&rpc, &key, op, "commit", None, None, out).await
+        }
+        SubjectCmd::RotateKey { key, subject_id, new_key, rpc } => {
+            let new_key = load_key(&new_key)?;
+            let chain = chain_id(&Client::new(&rpc)?).await?;
+            let id = SubjectId(subject_id);
+            let proof = new_key.sign(SUBJECT_KEY_DOMAIN, &chain, &subject_key_message(&id));
+            let op = Operation::RotateSubjectKey {
+                subject_id: id,
+                new_key: new_key.public(),
+                new_key_signature: proof,
             };
             submit(&rpc, &key, op, "commit", None, None, out).await
         }
@@ -347,6 +507,18 @@ mod tests {
         assert_eq!(o["flag"], json!(true));
         assert!(fields_to_json(&["rating".to_owned()]).is_err());
         assert!(fields_to_json(&["--rating".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn durations_in_peoples_units() {
+        assert_eq!(parse_duration_ms("90s").unwrap(), 90_000);
+        assert_eq!(parse_duration_ms("30m").unwrap(), 1_800_000);
+        assert_eq!(parse_duration_ms("24h").unwrap(), 86_400_000);
+        assert_eq!(parse_duration_ms("7d").unwrap(), 604_800_000);
+        for bad in ["", "h", "24", "24x", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+        assert!(parse_duration_ms("9999999999999999d").is_err(), "overflow");
     }
 
     #[test]

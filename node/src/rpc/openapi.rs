@@ -50,7 +50,7 @@ pub fn document() -> Value {
             "description": "a dpx.node.v1.TxBatch message (repeated bytes txs = 1): no hex, for high-rate clients" } } } });
     let kind = path_param(
         "kind",
-        "participants, products, demands, responses, orders, grants, usage, policies, proposals, accounts, attestations",
+        "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations",
     );
     json!({
         "openapi": "3.1.0",

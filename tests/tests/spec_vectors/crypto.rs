@@ -54,6 +54,16 @@ pub fn domains() -> Vec<(&'static str, Domain, &'static str)> {
             dpx_contracts::ROTATE_KEY_DOMAIN,
             "a new key's proof of possession in rotate_key",
         ),
+        (
+            "dpx_contracts::SUBJECT_KEY_DOMAIN",
+            dpx_contracts::SUBJECT_KEY_DOMAIN,
+            "a new subject key's proof of possession in rotate_subject_key (over the subject id)",
+        ),
+        (
+            "dpx_contracts::grants::GRANT_ID_DOMAIN",
+            dpx_contracts::grants::GRANT_ID_DOMAIN,
+            "grant ids from (subject id, serial) (chain id empty)",
+        ),
     ]
 }
 

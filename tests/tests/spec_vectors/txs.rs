@@ -4,8 +4,8 @@ use dpx_contracts::{
     self as contracts, BlockContext, Category, Code, DemandId, DemandStatus, GenesisAgency,
     GenesisApp, Grant, GrantId, GrantRef, GrantState, ListStatus, MemState, OBJECT_ID_DOMAIN,
     Operation, OrderId, OrderStatus, Params, ProductConditions, ProductId, ProductSpec, ProposalId,
-    ProposalStatus, ROTATE_KEY_DOMAIN, Role, SignedGrant, SignedTransaction, Stage,
-    TransactionBody, Validator, keys,
+    ProposalStatus, ROTATE_KEY_DOMAIN, Role, SUBJECT_KEY_DOMAIN, SignedGrant, SignedTransaction,
+    Stage, SubjectId, TransactionBody, Validator, grant_id, keys,
 };
 use dpx_crypto::{Domain, Hash, Keypair, PublicKey};
 use serde_json::{Value, json};
@@ -30,14 +30,25 @@ pub fn product_id() -> ProductId {
     ProductId::derive(CHAIN, &provider().public(), 0)
 }
 
+/// The registrar's secret of the vectors (`dpx hash --keyed`).
+pub const REGISTRAR_SECRET: [u8; 32] = [0x42; 32];
+/// The identifier the subject id commits to.
+pub const IDENTIFIER: &str = "110101199003071234";
+
+pub fn subject_id() -> SubjectId {
+    SubjectId::keyed(&REGISTRAR_SECRET, IDENTIFIER.as_bytes())
+}
+
 pub fn signed_grant() -> SignedGrant {
     Grant {
-        id: GrantId(Hash::digest(b"grant chosen by the subject")),
-        subject: subject().public(),
+        serial: Hash::digest(b"serial chosen by the subject"),
+        subject: subject_id(),
+        key: subject().public(),
+        epoch: 0,
         consumer: consumer().public(),
         product: product_id(),
         purpose: "research".into(),
-        expiry_height: 100,
+        expires_at_ms: 1_796_083_200_000,
     }
     .sign(&subject(), CHAIN)
 }
@@ -181,7 +192,8 @@ pub fn transactions() -> Value {
                 CHAIN,
                 6,
                 Operation::UseGrant {
-                    grant: GrantRef::Id(signed_grant().grant.id),
+                    grant: GrantRef::Id(signed_grant().grant.id()),
+                    subject: subject_id(),
                     product: pid,
                     purpose: "research".into(),
                     request_hash: Hash::digest(b"request"),
@@ -205,6 +217,53 @@ pub fn transactions() -> Value {
             )
             .with_expiry(0),
             &json!({ "demand": DemandId::derive(CHAIN, &consumer().public(), 7) }),
+        ),
+        tx_vector(
+            "enrol_subject",
+            &agency(),
+            &TransactionBody::new(
+                CHAIN,
+                1,
+                Operation::EnrolSubject {
+                    subject_id: subject_id(),
+                    subject_key: subject().public(),
+                },
+            ),
+            &Value::Null,
+        ),
+        tx_vector(
+            "rotate_subject_key, by the subject",
+            &subject(),
+            &TransactionBody::new(
+                CHAIN,
+                0,
+                Operation::RotateSubjectKey {
+                    subject_id: subject_id(),
+                    new_key: rotate_to.public(),
+                    new_key_signature: rotate_to.sign(
+                        SUBJECT_KEY_DOMAIN,
+                        CHAIN,
+                        &contracts::subject_key_message(&subject_id()),
+                    ),
+                },
+            ),
+            &json!({ "new_key_seed": hx(rotate_to.seed()) }),
+        ),
+        tx_vector(
+            "revoke_grant by serial",
+            &subject(),
+            &TransactionBody::new(
+                CHAIN,
+                1,
+                Operation::RevokeGrant { serial: signed_grant().grant.serial },
+            ),
+            &json!({ "grant": signed_grant().grant.id() }),
+        ),
+        tx_vector(
+            "revoke_all_grants",
+            &subject(),
+            &TransactionBody::new(CHAIN, 2, Operation::RevokeAllGrants),
+            &Value::Null,
         ),
         tx_vector(
             "rotate_key",
@@ -233,9 +292,19 @@ pub fn grants() -> Value {
     sg.verify(CHAIN).expect("valid grant");
     let compact = sg.to_compact();
     assert_eq!(SignedGrant::from_compact(&compact).expect("compact"), sg);
+    let sid = subject_id();
+    assert_eq!(sid.0.0, *blake3::keyed_hash(&REGISTRAR_SECRET, IDENTIFIER.as_bytes()).as_bytes());
+    let id = sg.grant.id();
+    let parts: [&[u8]; 2] = [sid.0.as_bytes(), sg.grant.serial.as_bytes()];
+    assert_eq!(id.0, reference::hash_of(contracts::grants::GRANT_ID_DOMAIN.tag(), "", &parts));
+    assert_eq!(id, grant_id(&sid, &sg.grant.serial));
     json!({
-        "description": "SPEC.md §6. Grant → grant_bytes (protobuf Grant) → digest = H(dpx/grant/v1, chain_id, grant_bytes) → the subject's signature → signed_grant (protobuf SignedGrant) → compact = unpadded base64url of signed_grant. The grant's state key is `grant/` ‖ id.",
+        "description": "SPEC.md §6. subject_id = blake3::keyed_hash(registrar_secret, identifier). Grant → grant_bytes (protobuf Grant) → digest = H(dpx/grant/v1, chain_id, grant_bytes) → signature by the subject's current key → signed_grant (protobuf SignedGrant) → compact = unpadded base64url of signed_grant. id = H(dpx/grant-id/v1, \"\", subject_id, serial) (empty chain id); the grant's state key is `grant/` ‖ id.",
         "chain_id": CHAIN,
+        "registrar_secret": hx(REGISTRAR_SECRET),
+        "identifier": IDENTIFIER,
+        "subject_id": sid,
+        "id": id,
         "subject_seed": hx(subject().seed()),
         "grant": serde_json::to_value(&sg.grant).expect("json"),
         "grant_bytes": hx(&bytes),
@@ -243,7 +312,7 @@ pub fn grants() -> Value {
         "signature": sg.signature.to_hex(),
         "signed_grant": hx(sg.encode()),
         "compact": compact,
-        "state_key": hx(keys::grant(&sg.grant.id)),
+        "state_key": hx(keys::grant(&id)),
     })
 }
 
@@ -283,6 +352,8 @@ pub fn ids() -> Value {
         key("order(id)", keys::order(&OrderId(id))),
         key("grant(id)", keys::grant(&gid)),
         key("usage(grant id)", keys::usage(&gid)),
+        key("subject(subject id)", keys::subject(&SubjectId(id))),
+        key("subject_key(key)", keys::subject_key(&c)),
         key("attestation(order, id, seq 2)", keys::attestation(keys::TARGET_ORDER, &id.0, 2)),
         key("attestation(grant, id, seq 0)", keys::attestation(keys::TARGET_GRANT, &id.0, 0)),
         key("attestation_count(order, id)", keys::attestation_count(keys::TARGET_ORDER, &id.0)),
@@ -441,6 +512,7 @@ pub fn enums() -> Value {
             "DemandStatus": t!(DemandStatus),
             "OrderStatus": t!(OrderStatus),
             "GrantState": t!(GrantState),
+            "SubjectStatus": t!(contracts::SubjectStatus),
             "Stage": t!(Stage),
             "ProposalStatus": t!(ProposalStatus),
             "Code": t!(Code),
