@@ -14,6 +14,7 @@
 //!   guarded operation; each decision is recorded as a [`DecisionReceipt`].
 //! - [`governance`]: proposals approved by more than 2/3 of agencies change policies, the
 //!   validator set (from a later height), parameters, and admit agencies.
+//! - [`read`]: the read policy — who may see which record, transaction and event.
 //! - [`keys`]: the state key of every object; [`render`] turns any stored value into JSON.
 //!
 //! The crate does no I/O and reads no clock, randomness or floating point: the same state,
@@ -64,6 +65,7 @@ mod params;
 pub mod participants;
 pub mod policy;
 pub mod products;
+pub mod read;
 mod receipt;
 mod render;
 mod state;
