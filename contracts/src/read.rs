@@ -33,8 +33,9 @@ use crate::state::State;
 use crate::trades::{AttestTarget, Attestation, Order};
 use crate::types::{DemandId, GrantId, OrderId, ProductId, Role};
 
-/// Who is reading.
+/// Who is reading. One per request, so the size difference between variants does not matter.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Viewer {
     /// No identity (an unsigned request), or a key the ledger gives no reading rights.
     Anonymous,
@@ -75,9 +76,8 @@ pub enum Access {
 pub fn viewer<S: State + ?Sized>(st: &S, key: &PublicKey) -> Viewer {
     match crate::exec::resolve_account(st, key) {
         Ok(Some(p)) if p.current_key == *key => participant_viewer(st, &p, key),
-        Ok(Some(_)) => Viewer::Anonymous,
         Ok(None) => Viewer::Subject(*key),
-        Err(_) => Viewer::Anonymous,
+        Ok(Some(_)) | Err(_) => Viewer::Anonymous,
     }
 }
 

@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = dpx_node::rpc::parse_event_cursor(text);
     // The whole check over a request built from the three values: never a panic.
     let mut headers = axum_http::HeaderMap::new();
-    for (name, value) in [("signature-input", input), ("signature", sig), ("content-digest", digest)] {
+    for (name, value) in
+        [("signature-input", input), ("signature", sig), ("content-digest", digest)]
+    {
         if let Ok(v) = axum_http::HeaderValue::from_str(value) {
             headers.insert(name, v);
         }
