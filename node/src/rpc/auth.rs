@@ -172,20 +172,24 @@ pub fn parse_signature_input(value: &str) -> Result<(SignatureParams, &str), Aut
         return Err(bad(format!("{NAME}: the covered components must be an inner list (...)")));
     }
     let mut components = Vec::new();
-    c.spaces();
-    while !c.eat(b')') {
-        if !components.is_empty() && c.s.get(c.i.wrapping_sub(1)) != Some(&b' ') {
+    loop {
+        let spaced = c.peek() == Some(b' ');
+        c.spaces();
+        if c.eat(b')') {
+            break;
+        }
+        if c.peek() != Some(b'"') {
+            return Err(bad(format!(
+                "{NAME}: unterminated component list, or a component that is not a quoted string"
+            )));
+        }
+        if !components.is_empty() && !spaced {
             return Err(bad(format!("{NAME}: components must be separated by spaces")));
         }
-        let comp = c.string("a covered component")?;
         if components.len() == COMPONENTS.len() + 1 {
             return Err(bad(format!("{NAME}: too many covered components")));
         }
-        components.push(comp.to_owned());
-        c.spaces();
-        if c.peek().is_none() {
-            return Err(bad(format!("{NAME}: unterminated component list")));
-        }
+        components.push(c.string("a covered component")?.to_owned());
     }
     let (mut created, mut expires, mut nonce, mut keyid, mut alg) = (None, None, None, None, None);
     while c.eat(b';') {
