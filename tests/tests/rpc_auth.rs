@@ -3,6 +3,7 @@
 //! an unrelated participant, as a party and as a supervisor, each getting exactly what the
 //! read policy allows; and signed requests that are replayed, expired, future-dated or
 //! tampered with, refused.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,7 @@ impl Node {
         self.rt.block_on(async {
             let mut r = req.send().await.expect("events");
             assert_eq!(r.status().as_u16(), 200, "{path}");
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let deadline = Instant::now() + Duration::from_mins(1);
             let (mut text, mut out) = (String::new(), Vec::new());
             while Instant::now() < deadline {
                 let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk()).await;
@@ -134,21 +135,22 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
         http: reqwest::Client::new(),
     };
     let agency = keyfile::load(&net.agency_key(0))?;
-    let k = |s: u8| Keypair::from_seed([s; 32]);
+    let key_of = |s: u8| Keypair::from_seed([s; 32]);
     let (regulator, auditor, rater, provider, buyer, stranger, subject) =
-        (k(101), k(102), k(103), k(104), k(105), k(106), k(107));
-    let mut an = 0;
-    for (key, name, role) in [
+        (key_of(101), key_of(102), key_of(103), key_of(104), key_of(105), key_of(106), key_of(107));
+    for (nonce, (key, name, role)) in [
         (&regulator, "regulator", Role::Regulator),
         (&auditor, "auditor", Role::Auditor),
         (&rater, "rater", Role::RatingBody),
         (&provider, "provider", Role::Provider),
         (&buyer, "buyer", Role::Consumer),
         (&stranger, "stranger", Role::Consumer),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let op = Operation::Admit { key: key.public(), name: name.into(), roles: vec![role] };
-        node.submit(&agency, an, op)?;
-        an += 1;
+        node.submit(&agency, nonce as u64, op)?;
     }
     node.submit(&rater, 0, Operation::SetRating { participant: provider.public(), rating: 3 })?;
     let spec = ProductSpec {
@@ -352,20 +354,20 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
     }
 
     // ----- events: block events for all, a transaction's events for its parties
-    let q = "from_height=1&kinds=block,grant.consumed";
+    let query = "from_height=1&kinds=block,grant.consumed";
     let consumed =
         |evs: &[(String, String)]| evs.iter().filter(|e| e.0 == "grant.consumed").count();
     for (name, key) in &who {
-        let evs = node.events(q, *key, None, last_height);
+        let evs = node.events(query, *key, None, last_height);
         let parties = ["subject", "buyer", "provider", "regulator", "auditor"];
         let want = if allowed(&parties, name) { 2 } else { 0 };
         assert_eq!(consumed(&evs), want, "{name}: {evs:?}");
         assert!(evs.iter().any(|e| e.0 == "block"), "{name}");
     }
     // Resume with Last-Event-ID: strictly after it, whatever from_height says.
-    let all = node.events(q, Some(&regulator), None, last_height);
+    let all = node.events(query, Some(&regulator), None, last_height);
     let first = all.iter().find(|e| e.0 == "grant.consumed").unwrap().1.clone();
-    let resumed = node.events(q, Some(&regulator), Some(&first), last_height);
+    let resumed = node.events(query, Some(&regulator), Some(&first), last_height);
     let pos = all.iter().position(|e| e.1 == first).unwrap();
     assert_eq!(resumed, all[pos + 1..].to_vec(), "resume after {first}");
 
