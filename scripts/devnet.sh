@@ -169,8 +169,16 @@ step "denied: $(jget receipt.reason <"$K/shady.out")"
 say "An auditor fetches the grant's consumption with a proof and verifies it offline"
 GID=$("$DPX" grant inspect "$GRANT" --output json | jget id)
 sleep 1.5 # the proof is against the next block's header
-"$DPX" audit prove grants "$GID" --rpc "$RPC" >"$DIR/grant-proof.json"
+"$DPX" audit prove grants "$GID" --rpc "$RPC" --key "$K/auditor.json" >"$DIR/grant-proof.json"
 "$DPX" audit verify "$DIR/grant-proof.json" --genesis "$DIR/genesis.json"
+
+say "A curious outsider asks for the applicant's grant over RPC; the regulator asks too"
+if "$DPX" query grants "$GID" --rpc "$RPC" >/dev/null 2>&1; then
+  echo "UNEXPECTED: an anonymous caller read the grant" >&2; exit 1
+fi
+step "the outsider is refused (403 forbidden, whether or not the grant exists)"
+"$DPX" query grants "$GID" --rpc "$RPC" --key "$K/regulator.json" >/dev/null
+step "the regulator, signing its request, reads it"
 
 say "Summary"
 status

@@ -17,6 +17,7 @@
 //! - [`governance`]: proposals approved by more than 2/3 of the *active* agencies change
 //!   policies, the validator set (from a later height), parameters, admit agencies, and suspend,
 //!   reinstate or list them — an agency's standing changes by governance only.
+//! - [`read`]: the read policy — who may see which record, transaction and event.
 //! - [`keys`]: the state key of every object; [`render`] turns any stored value into JSON.
 //!
 //! The crate does no I/O and reads no clock, randomness or floating point: the same state,
@@ -67,6 +68,7 @@ mod params;
 pub mod participants;
 pub mod policy;
 pub mod products;
+pub mod read;
 mod receipt;
 mod render;
 mod state;

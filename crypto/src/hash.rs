@@ -35,6 +35,9 @@ impl Domain {
     pub const RECEIPTS: Self = Self("dpx/receipts/v1");
     /// Life-cycle attestations (processed, shared, destroyed).
     pub const ATTESTATION: Self = Self("dpx/attestation/v1");
+    /// Signed RPC requests: the RFC 9421 signature base of an HTTP request (SPEC.md, "Signed
+    /// RPC requests"), so a request signature is never a transaction's, and vice versa.
+    pub const RPC_REQUEST: Self = Self("dpx/rpc-request/v1");
 
     /// A domain of the caller's own. Use a `dpx/<purpose>/v<N>` name.
     pub const fn new(tag: &'static str) -> Self {

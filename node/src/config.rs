@@ -138,6 +138,15 @@ pub struct RpcSection {
     /// whose client stops reading a response for this long.
     #[serde(default = "d_idle_timeout")]
     pub idle_timeout_ms: u64,
+    /// Signed requests (SPEC.md, "Signed RPC requests"): the largest difference allowed
+    /// between a signature's `created` time and the node's clock, in seconds. Nonces are
+    /// remembered for this long after `created`, so a request cannot be replayed.
+    #[serde(default = "d_auth_skew")]
+    pub auth_max_skew_secs: u64,
+    /// Signed requests: (key, nonce) pairs remembered at most. When full, new signed requests
+    /// are refused with 503 and `Retry-After` until entries expire; none is forgotten early.
+    #[serde(default = "d_auth_replay")]
+    pub auth_replay_cache_max: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -263,6 +272,12 @@ fn d_header_timeout() -> u64 {
 fn d_idle_timeout() -> u64 {
     30_000
 }
+fn d_auth_skew() -> u64 {
+    60
+}
+fn d_auth_replay() -> usize {
+    100_000
+}
 
 impl Config {
     /// A config with defaults for the given listen addresses.
@@ -295,6 +310,8 @@ impl Config {
                 per_ip_max_connections: d_ip_conns(),
                 header_read_timeout_ms: d_header_timeout(),
                 idle_timeout_ms: d_idle_timeout(),
+                auth_max_skew_secs: d_auth_skew(),
+                auth_replay_cache_max: d_auth_replay(),
             },
             mempool: MempoolSection::default(),
             consensus: ConsensusSection::default(),

@@ -2,12 +2,76 @@
 //!
 //! Live events and replayed ones (a subscriber resuming from a height) come from the same
 //! function over the same stored data, so a resumed stream is identical to a live one.
+//!
+//! Each event carries its [`Audience`], computed once per transaction by the read policy
+//! (`dpx_contracts::read::tx_parties`): block events are public, the events of a transaction
+//! (`tx`, its contract events, `policy_decision`) go to the transaction's parties and to
+//! supervisors. A subscriber compares its own one or two keys with the event's few party
+//! keys, so delivering an event costs O(1) per subscriber.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use dpx_crypto::Hash;
+use dpx_contracts::read::Access;
+use dpx_contracts::{MemState, State};
+use dpx_crypto::{Hash, PublicKey};
 use dpx_ledger::Block;
+
+/// Who an event may be delivered to (besides supervisors, who get everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// Anyone (block events).
+    #[default]
+    Public,
+    /// The parties to the transaction the event comes from.
+    Parties(Arc<BTreeSet<PublicKey>>),
+}
+
+impl Audience {
+    /// The read policy's access for this audience.
+    pub fn access(&self) -> Access {
+        match self {
+            Self::Public => Access::Public,
+            Self::Parties(p) => Access::Parties(p.as_ref().clone()),
+        }
+    }
+
+    /// Whether any of `keys` (a subscriber's identities) is a party.
+    pub fn includes_any(&self, keys: &[PublicKey]) -> bool {
+        match self {
+            Self::Public => true,
+            Self::Parties(p) => keys.iter().any(|k| p.contains(k)),
+        }
+    }
+}
+
+/// The parties to a committed transaction (its bytes and encoded receipt), by the read policy:
+/// see `dpx_contracts::read::tx_parties`. `st` finds the parties to objects the transaction
+/// names by id; an undecodable transaction has no parties (supervisors only).
+pub fn tx_party_set<S: State + ?Sized>(
+    st: &S,
+    tx: &[u8],
+    receipt: Option<&[u8]>,
+) -> BTreeSet<PublicKey> {
+    let Ok(signed) = dpx_contracts::SignedTransaction::decode(tx) else { return BTreeSet::new() };
+    let body = dpx_contracts::TransactionBody::decode(&signed.body).ok();
+    let receipt = receipt.and_then(|r| dpx_contracts::Receipt::decode(r).ok());
+    dpx_contracts::read::tx_parties(
+        st,
+        &signed.signer,
+        body.as_ref().map(|b| &b.op),
+        receipt.as_ref(),
+    )
+}
+
+/// Who may read a committed transaction (its bytes, decoded form and receipt).
+pub fn tx_access<S: State + ?Sized>(st: &S, tx: &[u8], receipt: Option<&[u8]>) -> Access {
+    let parties = tx_party_set(st, tx, receipt);
+    if parties.is_empty() { Access::Supervisors } else { Access::Parties(parties) }
+}
 
 /// One event as sent to subscribers.
 #[derive(Debug, Clone, Serialize)]
@@ -25,6 +89,9 @@ pub struct Event {
     pub parties: Vec<String>,
     #[serde(skip)]
     pub products: Vec<String>,
+    /// Who may receive it (the read policy).
+    #[serde(skip)]
+    pub audience: Audience,
 }
 
 /// Everything one committed block produces.
@@ -43,7 +110,14 @@ const PARTY_FIELDS: &[&str] =
 const PRODUCT_FIELDS: &[&str] = &["product", "product_id"];
 
 impl BlockEvents {
+    /// The events of a block, with the parties of each transaction found from the transaction
+    /// and its receipt alone (no state lookups): what the node's events thread uses.
     pub fn new(block: &Block, receipts: &[Vec<u8>]) -> Self {
+        Self::with_state(block, receipts, &MemState::new())
+    }
+
+    /// The events of a block; `st` finds the parties to objects a transaction names by id.
+    pub fn with_state<S: State + ?Sized>(block: &Block, receipts: &[Vec<u8>], st: &S) -> Self {
         let h = &block.header;
         let mut events = vec![Event {
             kind: "block".into(),
@@ -58,12 +132,14 @@ impl BlockEvents {
             }),
             parties: vec![h.proposer.to_hex()],
             products: Vec::new(),
+            audience: Audience::Public,
         }];
         let mut tx_hashes = Vec::with_capacity(block.txs.len());
         for (i, (tx, receipt)) in block.txs.iter().zip(receipts).enumerate() {
             let hash = Hash::digest(tx);
             tx_hashes.push(hash);
             let data = crate::app::receipt_json(receipt);
+            let audience = Audience::Parties(Arc::new(tx_party_set(st, tx, Some(receipt))));
             let (mut parties, mut products) = (Vec::new(), Vec::new());
             collect(&data, &mut parties, &mut products);
             if let Some(signer) = crate::app::tx_signer(tx) {
@@ -78,6 +154,7 @@ impl BlockEvents {
                 data: data.clone(),
                 parties: parties.clone(),
                 products: products.clone(),
+                audience: audience.clone(),
             });
             // Contract events inside the receipt become events of their own kind.
             if let Some(inner) = data.get("events").and_then(Value::as_array) {
@@ -91,6 +168,7 @@ impl BlockEvents {
                         data: ev.clone(),
                         parties: parties.clone(),
                         products: products.clone(),
+                        audience: audience.clone(),
                     });
                 }
             }
@@ -103,6 +181,7 @@ impl BlockEvents {
                     data: d.clone(),
                     parties: parties.clone(),
                     products: products.clone(),
+                    audience: audience.clone(),
                 });
             }
         }
@@ -281,6 +360,7 @@ mod tests {
             data: Value::Null,
             parties: vec!["aa".into()],
             products: vec!["p".into()],
+            audience: Audience::Public,
         };
         assert!(Filter::default().matches(&e));
         assert!(Filter { kinds: vec!["tx".into()], ..Filter::default() }.matches(&e));

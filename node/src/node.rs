@@ -146,13 +146,17 @@ impl Shared {
 fn spawn_events_thread(
     jobs: std::sync::mpsc::Receiver<(Arc<Block>, Vec<Vec<u8>>)>,
     events: broadcast::Sender<Arc<BlockEvents>>,
+    store: Arc<Store>,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("dpx-events".into())
         .spawn(move || {
             for (block, receipts) in jobs {
                 // No receiver is fine: the last subscriber left.
-                let _ = events.send(Arc::new(BlockEvents::new(&block, &receipts)));
+                // The latest state finds the parties to objects a transaction names by id
+                // (they never change), exactly as replayed streams and block reads do.
+                let st = crate::rpc::auth::LatestState::new(&store);
+                let _ = events.send(Arc::new(BlockEvents::with_state(&block, &receipts, &st)));
             }
         })
         .context("starting the events thread")?;
@@ -301,7 +305,7 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
-    spawn_events_thread(jobs, events.clone())?;
+    spawn_events_thread(jobs, events.clone(), store.clone())?;
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id.clone(),
         genesis_time_ms: genesis.genesis_time_ms,

@@ -37,6 +37,10 @@ pub enum AuditCmd {
         /// Prove at this state version instead of the latest certified one.
         #[arg(long)]
         height: Option<u64>,
+        /// Sign the request with this key file (proofs follow the read policy: a grant's
+        /// proof is for its parties and supervisors).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Check a proof bundle offline against a genesis file.
     Verify {
@@ -57,6 +61,11 @@ pub enum AuditCmd {
         /// A node's RPC URL: blocks and certificates come over `GET /v1/blocks/{height}`.
         #[arg(long)]
         from_rpc: Option<String>,
+        /// With --from-rpc: the auditor's (or regulator's) key file that signs the requests.
+        /// Block bodies are for supervisors; with any other key the replay stops at the first
+        /// withheld transaction.
+        #[arg(long, requires = "from_rpc")]
+        key: Option<PathBuf>,
         /// Stop after this height (default: the source's tip).
         #[arg(long)]
         to_height: Option<u64>,
@@ -72,17 +81,24 @@ pub enum AuditCmd {
 
 pub async fn run(cmd: AuditCmd, out: Output) -> anyhow::Result<()> {
     match cmd {
-        AuditCmd::Replay { genesis, from_home, from_rpc, to_height, out: out_dir, quiet } => {
-            let args =
-                ReplayArgs { genesis, from_home, from_rpc, to_height, out_dir, progress: !quiet };
+        AuditCmd::Replay { genesis, from_home, from_rpc, key, to_height, out: out_dir, quiet } => {
+            let args = ReplayArgs {
+                genesis,
+                from_home,
+                from_rpc,
+                key,
+                to_height,
+                out_dir,
+                progress: !quiet,
+            };
             replay(args, out).await?;
         }
-        AuditCmd::Prove { kind, id, rpc, height } => {
+        AuditCmd::Prove { kind, id, rpc, height, key } => {
             let mut path = format!("/v1/state/{kind}/{id}?prove=true");
             if let Some(h) = height {
                 let _ = write!(path, "&height={h}");
             }
-            let v = Client::new(&rpc)?.get(&path).await?;
+            let v = Client::new(&rpc)?.signing_with_file(key.as_deref())?.get(&path).await?;
             let bundle = v["proof"].clone();
             // Check what we got before handing it on.
             let _: ProofBundle =
@@ -134,6 +150,7 @@ struct ReplayArgs {
     genesis: PathBuf,
     from_home: Option<PathBuf>,
     from_rpc: Option<String>,
+    key: Option<PathBuf>,
     to_height: Option<u64>,
     out_dir: Option<PathBuf>,
     progress: bool,
@@ -152,7 +169,10 @@ async fn replay(a: ReplayArgs, out: Output) -> anyhow::Result<()> {
     let genesis = Genesis::load(&a.genesis)?;
     let mut source: Box<dyn Source> = match (&a.from_home, &a.from_rpc) {
         (Some(home), _) => Box::new(HomeSource::open(home, &genesis.chain_id)?),
-        (None, Some(url)) => Box::new(RpcSource::connect(url, a.to_height).await?),
+        (None, Some(url)) => {
+            let key = a.key.as_deref().map(super::load_key).transpose()?;
+            Box::new(RpcSource::connect(url, a.to_height, key).await?)
+        }
         (None, None) => bail!("give --from-home DIR or --from-rpc URL"),
     };
     let (dir, _cleanup) = if let Some(d) = &a.out_dir {

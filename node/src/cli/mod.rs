@@ -61,11 +61,15 @@ pub enum Cmd {
         #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
         rpc: String,
     },
-    /// A committed block (`latest` or a height).
+    /// A committed block (`latest` or a height). Transactions the caller may not read are
+    /// shown as their hash only: sign with `--key` to see your own (or, as a supervisor, all).
     Block {
         height: String,
         #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
         rpc: String,
+        /// Sign the request with this key file (the node then shows what the key may read).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Sign a transaction locally and submit it. `dpx tx --help` lists the operations.
     Tx(tx::TxArgs),
@@ -82,6 +86,10 @@ pub enum Cmd {
         after: Option<String>,
         #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
         rpc: String,
+        /// Sign the request with this key file: the node answers with what that key may read
+        /// (anonymous: the public catalogue only; a party: its own grants, orders, ...).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// One-use authorization grants: sign one offline, inspect, use, register or revoke it.
     Grant {
@@ -194,12 +202,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             });
         }
-        Cmd::Block { height, rpc } => {
-            let v = Client::new(&rpc)?.get(&format!("/v1/blocks/{height}")).await?;
+        Cmd::Block { height, rpc, key } => {
+            let c = Client::new(&rpc)?.signing_with_file(key.as_deref())?;
+            let v = c.get(&format!("/v1/blocks/{height}")).await?;
             emit(out, &v, || serde_json::to_string_pretty(&v).unwrap_or_default());
         }
-        Cmd::Query { kind, id, prove, limit, after, rpc } => {
-            let c = Client::new(&rpc)?;
+        Cmd::Query { kind, id, prove, limit, after, rpc, key } => {
+            let c = Client::new(&rpc)?.signing_with_file(key.as_deref())?;
             let v = if let Some(id) = id {
                 c.get(&format!("/v1/state/{kind}/{id}?prove={prove}")).await?
             } else {

@@ -190,8 +190,16 @@ impl RpcSource {
     /// Ask `url` for its height, then start fetching blocks `1..=to` (default: to its tip) in
     /// the background. Must be called inside a tokio runtime; [`Source::fetch`] then blocks
     /// (call the replay from `spawn_blocking`).
-    pub async fn connect(url: &str, to: Option<u64>) -> Result<Self, ReplayError> {
-        let client = Client::new(url).map_err(src)?;
+    ///
+    /// Block bodies are for supervisors (the read policy): `key` (an auditor's or regulator's)
+    /// signs every request. Without one, or with a key that may not read every transaction,
+    /// the first block with a withheld transaction stops the replay with a clear error.
+    pub async fn connect(
+        url: &str,
+        to: Option<u64>,
+        key: Option<dpx_crypto::Keypair>,
+    ) -> Result<Self, ReplayError> {
+        let client = Client::new(url).map_err(src)?.signing(key);
         let backoff = Backoff::default();
         let status = get_retrying(&client, "/v1/status", &backoff)
             .await
@@ -271,9 +279,28 @@ async fn get_retrying(c: &Client, path: &str, backoff: &Backoff) -> Result<Optio
 
 async fn fetch_rpc_block(c: &Client, height: u64, backoff: &Backoff) -> Result<Fetched, String> {
     match get_retrying(c, &format!("/v1/blocks/{height}"), backoff).await? {
-        Some(v) => Ok(block_from_json(&v, height).unwrap_or_else(Fetched::Corrupt)),
+        Some(v) => {
+            withheld(&v, height)?;
+            Ok(block_from_json(&v, height).unwrap_or_else(Fetched::Corrupt))
+        }
         None => Ok(Fetched::Missing),
     }
+}
+
+/// A block whose transactions the node withheld from this caller (the read policy shows
+/// them to their parties and supervisors only) cannot be replayed: say so, rather than
+/// report a divergence.
+fn withheld(v: &Value, height: u64) -> Result<(), String> {
+    let hidden =
+        v["txs"].as_array().map_or(0, |t| t.iter().filter(|t| t["hidden"] == true).count());
+    if hidden == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "block {height}: the node withheld {hidden} transaction(s) from this caller; a replay \
+         needs every block body, which only supervisors (auditors, regulators) may read: \
+         sign as one with --key FILE"
+    ))
 }
 
 fn block_from_json(v: &Value, height: u64) -> Result<Fetched, String> {
@@ -613,6 +640,16 @@ mod tests {
         let start = std::time::Instant::now();
         get_retrying(&c, "/x", &b).await.unwrap();
         assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn withheld_transactions_stop_the_replay_with_a_clear_error() {
+        let v = serde_json::json!({ "txs": [{ "hash": "aa", "bytes": "00" }, { "hash": "bb", "hidden": true }] });
+        let e = withheld(&v, 4).unwrap_err();
+        assert!(e.contains("block 4") && e.contains("withheld 1") && e.contains("--key"), "{e}");
+        assert!(
+            withheld(&serde_json::json!({ "txs": [{ "hash": "aa", "bytes": "00" }] }), 4).is_ok()
+        );
     }
 
     #[tokio::test]

@@ -8,11 +8,18 @@
 //! JSON error and never reaches the ledger.
 //! The OpenAPI document at `/v1/openapi.json` is built in [`openapi`]; a test keeps it in step
 //! with the router.
+//!
+//! Who may read what: a request signed by a key (RFC 9421, [`auth`]) carries the caller's
+//! identity; the read policy of `dpx_contracts::read` then decides every state read, list,
+//! proof, block, transaction and event. Lists are filtered; a single object the caller may not
+//! see is `403 forbidden` whether it exists or not.
 
+pub mod auth;
 mod deadline;
 mod error;
 mod limit;
 pub mod openapi;
+mod openapi_auth;
 pub mod server;
 mod sse;
 mod state;
@@ -37,6 +44,12 @@ use tracing::info;
 
 use crate::node::Shared;
 pub use error::{ApiError, ApiQuery, ApiResult};
+
+/// An event cursor `H.N` as the integer pair (H, N) (`Last-Event-ID`; exposed for the fuzz
+/// target of the signed-request headers).
+pub fn parse_event_cursor(s: &str) -> Option<(u64, u64)> {
+    subscriber::parse_cursor(s)
+}
 
 type AppState = Arc<Shared>;
 
@@ -67,6 +80,13 @@ pub fn router(shared: AppState) -> Router {
         max_body_bytes: rpc.max_body_bytes,
     };
     let hub = Arc::new(sse::EventsHub::new(rpc, shared.metrics.clone()));
+    let auth = Arc::new(auth::Auth {
+        chain_id: shared.chain_id.clone(),
+        max_skew_s: rpc.auth_max_skew_secs,
+        max_body_bytes: rpc.max_body_bytes,
+        body_timeout: Duration::from_millis(rpc.request_timeout_ms.max(1)),
+        replay: auth::ReplayCache::new(rpc.auth_replay_cache_max),
+    });
     let api = Router::new()
         .route("/v1/txs", post(txs::submit))
         .route("/v1/txs/batch", post(txs::submit_batch))
@@ -92,6 +112,8 @@ pub fn router(shared: AppState) -> Router {
     // Event streams are long-lived: outside the request deadline, capped by subscriber count.
     let events = Router::new().route("/v1/events", get(sse::events)).layer(axum::Extension(hub));
     api.merge(events)
+        // Inside the per-IP limit: a flood of bad signatures is rate limited like any other.
+        .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(limiter, limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), count_requests))
         .layer(DefaultBodyLimit::max(rpc.max_body_bytes))
@@ -167,38 +189,66 @@ async fn evidence(State(s): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({ "evidence": ev }))
 }
 
-fn block_json(s: &Shared, height: u64) -> ApiResult<Value> {
+/// A block as `reader` may see it: the header and certificate always; each transaction's
+/// bytes and decoded form only for its parties (signer, keys it names, parties to the objects
+/// it names and to its receipt's events) and supervisors. Others get the hash alone, with
+/// `"hidden": true`, so the shape (and the transaction count) stays the same for everyone.
+fn block_json(s: &Shared, height: u64, reader: &auth::Reader) -> ApiResult<Value> {
     let store = &s.store;
     let block = store
         .block(height)
         .map_err(|e| ApiError::internal(e.to_string()))?
         .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
     let cert = store.certificate(height).map_err(|e| ApiError::internal(e.to_string()))?;
+    let receipts = if reader.sees_all() {
+        Vec::new()
+    } else {
+        store.receipts(height).map_err(|e| ApiError::internal(e.to_string()))?
+    };
+    let st = auth::LatestState::new(store);
+    let mut txs = Vec::with_capacity(block.txs.len());
+    for (i, t) in block.txs.iter().enumerate() {
+        let hash = dpx_crypto::Hash::digest(t);
+        let visible = reader.sees_all()
+            || reader.may(&crate::events::tx_access(&st, t, receipts.get(i).map(Vec::as_slice)));
+        txs.push(if visible {
+            json!({
+                "hash": hash,
+                "bytes": hex::encode(t),
+                // A consensus-only chain's payloads are opaque: nothing to decode.
+                "tx": if s.checker.is_opaque() { Value::Null } else { crate::app::tx_json(t) },
+            })
+        } else {
+            json!({ "hash": hash, "hidden": true })
+        });
+    }
+    st.check()?;
     Ok(json!({
         "height": height,
         "id": block.id(),
         "header": block.header,
-        "txs": block.txs.iter().map(|t| json!({
-            "hash": dpx_crypto::Hash::digest(t),
-            "bytes": hex::encode(t),
-            // A consensus-only chain's payloads are opaque: nothing to decode.
-            "tx": if s.checker.is_opaque() { Value::Null } else { crate::app::tx_json(t) },
-        })).collect::<Vec<_>>(),
+        "txs": txs,
         "certificate": cert.map(hex::encode),
     }))
 }
 
 async fn block(
     State(s): State<AppState>,
+    caller: auth::Caller,
     Path(height): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
     let height: u64 = height.parse().map_err(|_| {
         ApiError::bad_request("bad_height", "height must be a non-negative integer")
     })?;
-    Ok(axum::Json(block_json(&s, height)?))
+    let reader = auth::Reader::of(&s, caller)?;
+    Ok(axum::Json(block_json(&s, height, &reader)?))
 }
 
-async fn latest_block(State(s): State<AppState>) -> ApiResult<axum::Json<Value>> {
+async fn latest_block(
+    State(s): State<AppState>,
+    caller: auth::Caller,
+) -> ApiResult<axum::Json<Value>> {
     let tip = s.store.tip_height();
-    Ok(axum::Json(block_json(&s, tip)?))
+    let reader = auth::Reader::of(&s, caller)?;
+    Ok(axum::Json(block_json(&s, tip, &reader)?))
 }

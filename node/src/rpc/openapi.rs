@@ -52,7 +52,7 @@ pub fn document() -> Value {
         "kind",
         "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations",
     );
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "dpx node RPC", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Submit signed transactions, read blocks and state (with Merkle proofs), follow events. Limits (all in the [rpc] config): per-IP request rate (429 with Retry-After); a request's body and answer within request_timeout_ms (408; wait=commit may wait commit_wait_max_ms more); open connections in total and per IP (over either, the connection gets 503 too_many_connections and is closed); a connection must send its request headers within header_read_timeout_ms and is closed after idle_timeout_ms without a request, or of not reading a response." },
@@ -78,7 +78,10 @@ pub fn document() -> Value {
         "components": { "responses": { "Error": { "description": "an error", "content": { "application/json": { "schema": {
             "type": "object", "properties": { "error": { "type": "object", "properties": {
                 "code": { "type": "string" }, "message": { "type": "string" } } } } } } } } } }
-    })
+    });
+    // Identity and reads (signed requests, read rules, event shapes): rpc/openapi_auth.rs.
+    super::openapi_auth::annotate(&mut doc);
+    doc
 }
 
 #[cfg(test)]

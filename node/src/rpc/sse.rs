@@ -6,6 +6,14 @@
 //! behind gets a final `lagged` event naming the height to resume from; events are never
 //! dropped silently. What each subscriber may cost is bounded: see [`super::subscriber`].
 //!
+//! A standard EventSource that reconnects sends the `id:` of the last event it received as
+//! `Last-Event-ID`; the stream then resumes strictly after that cursor (`H.N`, compared as
+//! the integer pair (H, N)), whatever `from_height` says, so nothing is lost or repeated.
+//!
+//! Events go only to callers that may read them (the read policy; see `crate::events`):
+//! block events to anyone, a transaction's events to its parties and to supervisors. The
+//! caller's rights are evaluated when the stream opens.
+//!
 //! The query is checked before a slot is taken: unknown parameters, kinds that no event has,
 //! keys and ids that are not 32 bytes of hex, and heights more than a few blocks past the
 //! tip are refused with 400 (they used to give a stream that never matched, holding a slot).
@@ -16,13 +24,17 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::subscriber::{QUEUE_EVENTS, Subscriber, Subscription};
+use super::auth::{Caller, Reader};
+use super::subscriber::{
+    Cursor, EventReader, QUEUE_EVENTS, Subscriber, Subscription, parse_cursor,
+};
 use super::{ApiError, ApiQuery, ApiResult, AppState};
 use crate::config::RpcSection;
 use crate::events::Filter;
@@ -79,18 +91,51 @@ impl Drop for Slot {
     }
 }
 
+/// Longest `Last-Event-ID` accepted (two 20-digit numbers and a dot).
+const LAST_EVENT_ID_BYTES_MAX: usize = 41;
+
+/// The `Last-Event-ID` header's cursor, if the client sent one.
+fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<Cursor>> {
+    let mut all = headers.get_all("last-event-id").iter();
+    let Some(v) = all.next() else { return Ok(None) };
+    let bad = || {
+        ApiError::bad_request(
+            "bad_cursor",
+            "Last-Event-ID must be one event id H.N (two decimal integers), as sent in id:",
+        )
+    };
+    if all.next().is_some() || v.len() > LAST_EVENT_ID_BYTES_MAX {
+        return Err(bad());
+    }
+    let text = v.to_str().map_err(|_| bad())?.trim();
+    // An empty Last-Event-ID is what an EventSource sends before it saw any id.
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse_cursor(text).map(Some).ok_or_else(bad)
+}
+
 /// Check the query and turn it into a subscription (no slot is taken for a bad one).
-fn subscription(q: &EventsQuery, tip: u64, buffer_bytes: usize) -> ApiResult<Subscription> {
+fn subscription(
+    q: &EventsQuery,
+    after: Option<Cursor>,
+    reader: EventReader,
+    tip: u64,
+    buffer_bytes: usize,
+) -> ApiResult<Subscription> {
     let filter = Filter::parse(q.kinds.as_deref(), q.participant.as_deref(), q.product.as_deref())
         .map_err(|e| ApiError::bad_request("bad_filter", e.to_string()))?;
     let latest = tip.saturating_add(1).saturating_add(FROM_HEIGHT_AHEAD_MAX);
-    let from_height = match q.from_height {
+    // A resume cursor wins over from_height: it is where the client really is.
+    let (from_height, what) = match (after, q.from_height) {
+        (Some((h, _)), _) => (Some(h), "Last-Event-ID"),
+        (None, h) => (h, "from_height"),
+    };
+    let from_height = match from_height {
         Some(h) if h > latest => {
             return Err(ApiError::bad_request(
                 "bad_height",
-                format!(
-                    "from_height {h} is past the tip ({tip}) by more than {FROM_HEIGHT_AHEAD_MAX}"
-                ),
+                format!("{what} {h} is past the tip ({tip}) by more than {FROM_HEIGHT_AHEAD_MAX}"),
             ));
         }
         Some(h) => h.max(1),
@@ -98,6 +143,8 @@ fn subscription(q: &EventsQuery, tip: u64, buffer_bytes: usize) -> ApiResult<Sub
     };
     Ok(Subscription {
         filter,
+        reader,
+        after,
         with_hashes: q.tx_hashes.unwrap_or(false),
         from_height,
         buffer_bytes,
@@ -107,9 +154,14 @@ fn subscription(q: &EventsQuery, tip: u64, buffer_bytes: usize) -> ApiResult<Sub
 pub async fn events(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<EventsHub>>,
+    caller: Caller,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let sub = subscription(&q, s.store.tip_height(), hub.buffer_bytes)?;
+    let after = last_event_id(&headers)?;
+    let reader = Reader::of(&s, caller)?;
+    let reader = EventReader { all: reader.sees_all(), keys: reader.viewer.identities() };
+    let sub = subscription(&q, after, reader, s.store.tip_height(), hub.buffer_bytes)?;
     let permit = hub
         .slots
         .clone()
@@ -137,6 +189,10 @@ mod tests {
         EventsQuery { from_height: from, ..EventsQuery::default() }
     }
 
+    fn subscription(q: &EventsQuery, tip: u64, b: usize) -> ApiResult<Subscription> {
+        super::subscription(q, None, EventReader::default(), tip, b)
+    }
+
     #[test]
     fn heights_far_past_the_tip_are_refused() {
         assert_eq!(subscription(&q(None), 10, 1).unwrap().from_height, 11);
@@ -146,5 +202,30 @@ mod tests {
         let e = subscription(&q(Some(ahead + 1)), 10, 1).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (400, "bad_height"));
         assert!(subscription(&q(Some(u64::MAX)), u64::MAX, 1).is_ok());
+    }
+
+    fn with_last_id(v: &[&str]) -> ApiResult<Option<Cursor>> {
+        let mut h = HeaderMap::new();
+        for x in v {
+            h.append("last-event-id", x.parse().unwrap());
+        }
+        last_event_id(&h)
+    }
+
+    #[test]
+    fn last_event_id_wins_over_from_height_and_is_checked() {
+        assert_eq!(with_last_id(&[]).unwrap(), None);
+        assert_eq!(with_last_id(&[""]).unwrap(), None);
+        assert_eq!(with_last_id(&["7.33"]).unwrap(), Some((7, 33)));
+        for bad in [&["x"][..], &["7"], &["7.1.2"], &["1.1", "2.2"], &[&"9".repeat(42)]] {
+            let e = with_last_id(bad).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (400, "bad_cursor"), "{bad:?}");
+        }
+        let sub =
+            super::subscription(&q(Some(2)), Some((7, 3)), EventReader::default(), 10, 1).unwrap();
+        assert_eq!((sub.from_height, sub.after), (7, Some((7, 3))));
+        let e = super::subscription(&q(None), Some((99, 0)), EventReader::default(), 10, 1)
+            .unwrap_err();
+        assert!(e.message.contains("Last-Event-ID"), "{}", e.message);
     }
 }

@@ -4,14 +4,21 @@
 //! Proofs are against the state root committed in the header of the block *after* the proved
 //! version (headers carry the state root after the previous block), and that header's
 //! certificate, so a client can check the value with nothing but the validator set.
+//!
+//! The read policy (`dpx_contracts::read`) decides what the caller sees: a list holds only the
+//! objects the caller may read (a page may then be short: continue while `next` is not null);
+//! one object the caller may not read is `403 forbidden` whether or not it exists, and so is
+//! its proof (present or absent).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::{Caller, LatestState, Reader, forbidden};
 use super::{ApiError, ApiQuery, ApiResult, AppState};
 use crate::app;
+use dpx_contracts::read;
 
 /// Most items one list call returns.
 const PAGE_MAX: usize = 500;
@@ -28,18 +35,23 @@ pub struct ListQuery {
 
 pub async fn list(
     State(s): State<AppState>,
+    caller: Caller,
     Path(kind): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let prefix = app::kind_prefix(&kind).ok_or_else(|| {
         ApiError::not_found(format!("unknown kind {kind:?}; kinds: {}", app::KINDS.join(", ")))
     })?;
+    let reader = Reader::of(&s, caller)?;
+    let st = LatestState::new(&s.store);
     let after = q.after.as_deref().map(parse_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100).clamp(1, PAGE_MAX);
     let mut items = Vec::new();
     let mut cursor = after;
     let mut last_key = None;
-    // Filters are applied after the scan; keep scanning (bounded) until the page is full.
+    let mut exhausted = false;
+    // Filters and the read policy are applied after the scan; keep scanning (bounded) until
+    // the page is full.
     for _ in 0..20 {
         let batch =
             s.store.scan_prefix(&prefix, cursor.as_deref(), limit).map_err(|e| match e {
@@ -52,6 +64,9 @@ pub async fn list(
         let done = batch.len() < limit;
         for (k, v) in batch {
             last_key = Some(k.clone());
+            if !reader.may(&read::state_access(&st, &k, &v)) {
+                continue;
+            }
             let Some(view) = app::render_state(&k, &v) else { continue };
             if q.filters.iter().all(|(f, want)| field_matches(&view, f, want)) {
                 items.push(view);
@@ -61,11 +76,18 @@ pub async fn list(
             }
         }
         cursor.clone_from(&last_key);
-        if done || items.len() == limit {
+        if done {
+            exhausted = true;
+            break;
+        }
+        if items.len() == limit {
             break;
         }
     }
-    let next = if items.len() == limit { last_key.map(hex::encode) } else { None };
+    st.check()?;
+    // More keys may follow unless the scan reached the end of the kind: a page cut short by
+    // the scan budget still names where to continue.
+    let next = if exhausted && items.len() < limit { None } else { last_key.map(hex::encode) };
     Ok(Json(json!({ "kind": kind, "items": items, "next": next })))
 }
 
@@ -100,20 +122,60 @@ pub struct OneQuery {
     pub height: Option<u64>,
 }
 
+/// May `reader` see what is stored at `key` (`value`, or nothing)? Forbidden whether or not
+/// it exists when the answer is no.
+fn check_read(
+    s: &AppState,
+    reader: &Reader,
+    key: &[u8],
+    value: Option<&[u8]>,
+    what: &str,
+) -> ApiResult<()> {
+    let st = LatestState::new(&s.store);
+    let access = match value {
+        Some(v) => read::state_access(&st, key, v),
+        None => read::absent_access(key),
+    };
+    st.check()?;
+    if reader.may(&access) { Ok(()) } else { Err(forbidden(what)) }
+}
+
 pub async fn one(
     State(s): State<AppState>,
+    caller: Caller,
     Path((kind, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<OneQuery>,
 ) -> ApiResult<Json<Value>> {
     let key = app::object_key(&kind, &id).map_err(|e| ApiError::bad_request("bad_id", e))?;
+    if !q.prove && q.height.is_some() {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "height selects the version a proof is made at: use it with prove=true",
+        ));
+    }
+    let reader = Reader::of(&s, caller)?;
+    let what = format!("{kind} {id}");
     if !q.prove {
         let v = s.store.get_latest(&key).map_err(|e| ApiError::internal(e.to_string()))?;
+        check_read(&s, &reader, &key, v.as_deref(), &what)?;
         let v = v.ok_or_else(|| ApiError::not_found(format!("no {kind} {id}")))?;
         let view = app::render_state(&key, &v).unwrap_or(Value::Null);
         return Ok(Json(json!({ "kind": kind, "id": id, "value": view })));
     }
-    let proof = crate::app::prove(&s.store, &s.chain_id, &key, q.height)
-        .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, "not_provable", e))?;
+    let proof = crate::app::prove(&s.store, &s.chain_id, &key, q.height);
+    // The proof's value decides, at the proved version; a caller that may not see the object
+    // does not learn whether it is provable either.
+    let proof = match proof {
+        Ok(p) => {
+            check_read(&s, &reader, &key, p.value_bytes().as_deref(), &what)?;
+            p
+        }
+        Err(e) => {
+            let v = s.store.get_latest(&key).map_err(|e| ApiError::internal(e.to_string()))?;
+            check_read(&s, &reader, &key, v.as_deref(), &what)?;
+            return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "not_provable", e));
+        }
+    };
     let view = proof.value_bytes().and_then(|v| app::render_state(&key, &v));
     Ok(Json(json!({ "kind": kind, "id": id, "value": view, "proof": proof })))
 }

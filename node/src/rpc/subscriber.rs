@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::events::{BlockEvents, Event, Filter};
+use dpx_crypto::PublicKey;
 
 /// Events queued between the subscriber's task and the HTTP body. One place is always kept
 /// free for the final `lagged` event, so it can be queued even when the client reads nothing.
@@ -45,14 +46,51 @@ impl BlockSource for Store {
     fn block_events(&self, height: u64) -> Option<BlockEvents> {
         let block = self.block(height).ok()??;
         let receipts = self.receipts(height).ok()?;
-        Some(BlockEvents::new(&block, &receipts))
+        let st = super::auth::LatestState::new(self);
+        Some(BlockEvents::with_state(&block, &receipts, &st))
     }
+}
+
+/// Whose events a subscriber may receive: the read policy's answer for its caller, fixed when
+/// the stream opens (a client whose rights change reconnects to have them re-evaluated).
+#[derive(Debug, Clone, Default)]
+pub struct EventReader {
+    /// A supervisor (or a consensus-only chain): every event.
+    pub all: bool,
+    /// The caller's identities (a participant's account and current key, or a subject's key);
+    /// empty for an anonymous caller, who gets public (block) events only.
+    pub keys: Vec<PublicKey>,
+}
+
+impl EventReader {
+    pub fn may_receive(&self, e: &Event) -> bool {
+        self.all || e.audience.includes_any(&self.keys)
+    }
+}
+
+/// An event cursor `H.N`: events are ordered by (height, index) as integers.
+pub type Cursor = (u64, u64);
+
+/// Parse a cursor `H.N` (decimal, no sign, no leading `+`), as sent in `id:` and returned in
+/// `Last-Event-ID`.
+pub fn parse_cursor(s: &str) -> Option<Cursor> {
+    let (h, n) = s.split_once('.')?;
+    let num = |x: &str| {
+        (!x.is_empty() && x.len() <= 20 && x.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| x.parse::<u64>().ok())
+            .flatten()
+    };
+    Some((num(h)?, num(n)?))
 }
 
 /// What one subscription asked for.
 #[derive(Debug, Clone)]
 pub struct Subscription {
     pub filter: Filter,
+    /// Whose events it may receive.
+    pub reader: EventReader,
+    /// Resume strictly after this cursor (from `Last-Event-ID`); `from_height` is its height.
+    pub after: Option<Cursor>,
     /// Add the block's transaction hashes to `block` events.
     pub with_hashes: bool,
     /// First height to deliver.
@@ -200,9 +238,18 @@ impl<S: BlockSource> Subscriber<S> {
         Ok(())
     }
 
-    /// Buffer the events of one block that the filter selects.
+    /// Buffer the events of one block that the filter selects and the caller may receive
+    /// (after the resume cursor, if any).
     fn push(&mut self, be: &BlockEvents) {
-        for e in be.events.iter().filter(|e| self.sub.filter.matches(e)) {
+        let after = self.sub.after;
+        let seen = |e: &Event| {
+            after.is_some_and(|(h, n)| {
+                e.height < h || (e.height == h && parse_cursor(&e.cursor).is_none_or(|c| c.1 <= n))
+            })
+        };
+        let wanted =
+            |e: &&Event| self.sub.filter.matches(e) && self.sub.reader.may_receive(e) && !seen(e);
+        for e in be.events.iter().filter(wanted) {
             let json = if self.sub.with_hashes && e.kind == "block" {
                 let mut e = e.clone();
                 e.data["tx_hashes"] = serde_json::to_value(&be.tx_hashes).unwrap_or_default();
@@ -277,6 +324,13 @@ mod tests {
             data: Value::String("x".repeat(payload)),
             parties: vec!["aa".into()],
             products: Vec::new(),
+            audience: if kind == "block" {
+                crate::events::Audience::Public
+            } else {
+                crate::events::Audience::Parties(Arc::new(std::collections::BTreeSet::from([
+                    party(),
+                ])))
+            },
         }
     }
 
@@ -302,7 +356,14 @@ mod tests {
         let (live, _) = broadcast::channel(1024);
         let (tx, rx) = mpsc::channel(QUEUE_EVENTS);
         let closed_slow = Counter::default();
-        let sub = Subscription { filter, with_hashes: false, from_height: from, buffer_bytes };
+        let sub = Subscription {
+            filter,
+            reader: EventReader { all: true, keys: Vec::new() },
+            after: None,
+            with_hashes: false,
+            from_height: from,
+            buffer_bytes,
+        };
         let s = Subscriber::new(chain.clone(), live.clone(), sub, tx, closed_slow.clone());
         Setup { chain, live, rx, task: tokio::spawn(s.run()), closed_slow }
     }
@@ -320,6 +381,89 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("never subscribed to live blocks");
+    }
+
+    fn party() -> PublicKey {
+        dpx_crypto::Keypair::from_seed([7; 32]).public()
+    }
+
+    fn start_sub(tip: u64, sub: Subscription) -> Setup {
+        let chain = Arc::new(FakeChain { tip: Mutex::new(tip), per_block: 4, payload: 10 });
+        let (live, _) = broadcast::channel(1024);
+        let (tx, rx) = mpsc::channel(QUEUE_EVENTS);
+        let closed_slow = Counter::default();
+        let s = Subscriber::new(chain.clone(), live.clone(), sub, tx, closed_slow.clone());
+        Setup { chain, live, rx, task: tokio::spawn(s.run()), closed_slow }
+    }
+
+    fn sub(reader: EventReader, from: u64, after: Option<Cursor>) -> Subscription {
+        Subscription {
+            filter: Filter::default(),
+            reader,
+            after,
+            with_hashes: false,
+            from_height: from,
+            buffer_bytes: 1 << 20,
+        }
+    }
+
+    /// The ids of the next `n` events.
+    async fn ids(rx: &mut mpsc::Receiver<SseEvent>, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let e = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            let text = format!("{e:?}");
+            let id = text.split("id: ").nth(1).and_then(|r| r.split("\\n").next()).unwrap();
+            out.push(id.to_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn cursors_parse_as_integer_pairs() {
+        assert_eq!(parse_cursor("12.3"), Some((12, 3)));
+        assert_eq!(parse_cursor("0.0"), Some((0, 0)));
+        assert!(parse_cursor("9.10").unwrap() > parse_cursor("9.9").unwrap(), "not as strings");
+        assert!(parse_cursor("10.0").unwrap() > parse_cursor("9.99").unwrap());
+        for bad in [
+            "",
+            "1",
+            "1.",
+            ".1",
+            "1.2.3",
+            "+1.2",
+            "-1.2",
+            "1.x",
+            "1 .2",
+            "99999999999999999999999.1",
+        ] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resume_starts_exactly_after_the_last_event_id() {
+        // Blocks of 5 events: h.0 (block) and h.1 ..= h.4.
+        let mut s = start_sub(3, sub(EventReader { all: true, keys: Vec::new() }, 2, Some((2, 2))));
+        let got = ids(&mut s.rx, 7).await;
+        assert_eq!(got, ["2.3", "2.4", "3.0", "3.1", "3.2", "3.3", "3.4"]);
+        // After the last event of a block: the next block's first.
+        let mut s = start_sub(3, sub(EventReader { all: true, keys: Vec::new() }, 2, Some((2, 4))));
+        assert_eq!(ids(&mut s.rx, 1).await, ["3.0"]);
+    }
+
+    #[tokio::test]
+    async fn events_reach_only_callers_that_may_read_them() {
+        // Anonymous: block events only, however many transactions the blocks hold.
+        let mut s = start_sub(3, sub(EventReader::default(), 1, None));
+        assert_eq!(ids(&mut s.rx, 3).await, ["1.0", "2.0", "3.0"]);
+        // A party: everything of its transactions.
+        let mut s = start_sub(1, sub(EventReader { all: false, keys: vec![party()] }, 1, None));
+        assert_eq!(ids(&mut s.rx, 5).await, ["1.0", "1.1", "1.2", "1.3", "1.4"]);
+        // Someone else with a key: like anonymous.
+        let other = dpx_crypto::Keypair::from_seed([8; 32]).public();
+        let mut s = start_sub(2, sub(EventReader { all: false, keys: vec![other] }, 1, None));
+        assert_eq!(ids(&mut s.rx, 2).await, ["1.0", "2.0"]);
     }
 
     fn never() -> Filter {

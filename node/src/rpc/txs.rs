@@ -251,9 +251,16 @@ fn tx_status(s: &AppState, hash: &Hash) -> ApiResult<Value> {
     Err(ApiError::not_found(format!("transaction {hash} is not committed (it may be pending)")))
 }
 
-pub async fn status(State(s): State<AppState>, Path(hash): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn status(
+    State(s): State<AppState>,
+    caller: super::auth::Caller,
+    Path(hash): Path<String>,
+) -> ApiResult<Json<Value>> {
     let hash: Hash = hash
         .parse()
         .map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
-    Ok(Json(tx_status(&s, &hash)?))
+    // The read policy: the contents and receipt are for the transaction's parties and
+    // supervisors; others see only what blocks show everyone (see `super::auth::tx_read`).
+    let v = tx_status(&s, &hash)?;
+    Ok(Json(super::auth::tx_read(&s, caller, &hash, v)?))
 }

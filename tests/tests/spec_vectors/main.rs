@@ -13,6 +13,7 @@
 mod chain;
 mod crypto;
 mod reference;
+mod rpc_request;
 mod state;
 mod txs;
 
@@ -166,4 +167,9 @@ fn state_tree() {
 #[test]
 fn proof_bundle() {
     check("proof_bundle", &state::proof_bundle());
+}
+
+#[test]
+fn rpc_request() {
+    check("rpc_request", &rpc_request::rpc_request());
 }

@@ -1,0 +1,469 @@
+//! Who may read what, over a running node's RPC (issue 15, part 5): every kind of read —
+//! state lists and objects, proofs, blocks, transactions, events — made without identity, as
+//! an unrelated participant, as a party and as a supervisor, each getting exactly what the
+//! read policy allows; and signed requests that are replayed, expired, future-dated or
+//! tampered with, refused.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use dpx_contracts::{
+    Category, DemandId, Grant, GrantId, GrantRef, Operation, OrderId, ProductConditions, ProductId,
+    ProductSpec, Role, TransactionBody,
+};
+use dpx_crypto::{Hash, Keypair, keyfile};
+use dpx_node::rpc::auth::{fresh_nonce, sign_request};
+use dpx_tests::{Cluster, post_json};
+use serde_json::{Value, json};
+
+/// The node, the chain id and a runtime for the requests.
+struct Node {
+    rpc: String,
+    chain: String,
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+impl Node {
+    /// GET `path`, signed by `key` at `created` (default: now) when given.
+    fn get_at(&self, path: &str, key: Option<&Keypair>, created: u64, nonce: &str) -> Answer {
+        let mut req = self.http.get(format!("{}{path}", self.rpc));
+        if let Some(k) = key {
+            for (n, v) in sign_request(k, &self.chain, "GET", path, b"", created, nonce) {
+                req = req.header(n, v);
+            }
+        }
+        self.rt.block_on(async {
+            let r = req.timeout(Duration::from_secs(20)).send().await.expect("request");
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            let body = r.json().await.unwrap_or(Value::Null);
+            Answer { status, headers, body }
+        })
+    }
+
+    fn get(&self, path: &str, key: Option<&Keypair>) -> Answer {
+        self.get_at(path, key, now_s(), &fresh_nonce())
+    }
+
+    /// Submit a transaction and wait for its commit; its receipt must be `ok`.
+    fn submit(&self, key: &Keypair, nonce: u64, op: Operation) -> anyhow::Result<Value> {
+        let tx = TransactionBody::new(&self.chain, nonce, op).sign(key).encode();
+        let (status, v) = post_json(
+            &format!("{}/v1/txs?wait=commit", self.rpc),
+            &json!({ "tx": hex::encode(tx) }),
+        )?;
+        anyhow::ensure!(status == 200 && v["receipt"]["code"] == "ok", "{status} {v}");
+        Ok(v)
+    }
+
+    /// Events of a stream opened with `query` (signed by `key`), up to and including the
+    /// first `block` event at `until_height` or later. Returns (kind, id) pairs.
+    fn events(
+        &self,
+        query: &str,
+        key: Option<&Keypair>,
+        last_event_id: Option<&str>,
+        until_height: u64,
+    ) -> Vec<(String, String)> {
+        let path = format!("/v1/events?{query}");
+        let mut req = self.http.get(format!("{}{path}", self.rpc));
+        if let Some(k) = key {
+            for (n, v) in sign_request(k, &self.chain, "GET", &path, b"", now_s(), &fresh_nonce()) {
+                req = req.header(n, v);
+            }
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        self.rt.block_on(async {
+            let mut r = req.send().await.expect("events");
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+            let deadline = Instant::now() + Duration::from_mins(1);
+            let (mut text, mut out) = (String::new(), Vec::new());
+            while Instant::now() < deadline {
+                let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk()).await;
+                let Ok(Ok(Some(c))) = chunk else { break };
+                text.push_str(&String::from_utf8_lossy(&c));
+                while let Some(end) = text.find("\n\n") {
+                    let frame: String = text.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        frame.lines().find_map(|l| l.strip_prefix(name)).map(str::to_owned)
+                    };
+                    let (Some(kind), Some(id)) = (field("event: "), field("id: ")) else {
+                        continue;
+                    };
+                    let h: u64 = id.split('.').next().unwrap().parse().unwrap();
+                    let done = kind == "block" && h >= until_height;
+                    out.push((kind, id));
+                    if done {
+                        return out;
+                    }
+                }
+            }
+            panic!("the stream {path} did not reach height {until_height}: {out:?}");
+        })
+    }
+}
+
+fn ids(items: &Value) -> Vec<String> {
+    items["items"].as_array().expect("items").iter().map(ToString::to_string).collect()
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
+    let mut net = Cluster::init(1)?;
+    net.start_all()?;
+    net.wait_height(0, 1, Duration::from_mins(1))?;
+    let chain = net.get(0, "/v1/status")?["chain_id"].as_str().context("chain id")?.to_owned();
+    let node = Node {
+        rpc: net.rpc[0].clone(),
+        chain: chain.clone(),
+        rt: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?,
+        http: reqwest::Client::new(),
+    };
+    let agency = keyfile::load(&net.agency_key(0))?;
+    let key_of = |s: u8| Keypair::from_seed([s; 32]);
+    let (regulator, auditor, rater, provider, buyer, stranger, subject) =
+        (key_of(101), key_of(102), key_of(103), key_of(104), key_of(105), key_of(106), key_of(107));
+    for (nonce, (key, name, role)) in [
+        (&regulator, "regulator", Role::Regulator),
+        (&auditor, "auditor", Role::Auditor),
+        (&rater, "rater", Role::RatingBody),
+        (&provider, "provider", Role::Provider),
+        (&buyer, "buyer", Role::Consumer),
+        (&stranger, "stranger", Role::Consumer),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let op = Operation::Admit { key: key.public(), name: name.into(), roles: vec![role] };
+        node.submit(&agency, nonce as u64, op)?;
+    }
+    node.submit(&rater, 0, Operation::SetRating { participant: provider.public(), rating: 3 })?;
+    let spec = ProductSpec {
+        name: "cv check".into(),
+        category: Category::DataService,
+        domain: "employment".into(),
+        grade: 3,
+        price: 10,
+        terms_hash: Hash::digest(b"terms"),
+        conditions: ProductConditions {
+            min_consumer_rating: 0,
+            whitelist_only: false,
+            purposes: vec![],
+        },
+    };
+    node.submit(&provider, 0, Operation::ListProduct { spec })?;
+    let product = ProductId::derive(&chain, &provider.public(), 0);
+    let grant = |n: u8| {
+        Grant {
+            id: GrantId(Hash::digest(&[n])),
+            subject: subject.public(),
+            consumer: buyer.public(),
+            product,
+            purpose: "verify CV".into(),
+            expiry_height: 10_000,
+        }
+        .sign(&subject, &chain)
+    };
+    let (g1, g2) = (grant(1), grant(2));
+    let used = node.submit(
+        &buyer,
+        0,
+        Operation::UseGrant {
+            grant: GrantRef::Inline(Box::new(g1.clone())),
+            product,
+            purpose: "verify CV".into(),
+            request_hash: Hash::ZERO,
+        },
+    )?;
+    let use_hash = used["hash"].as_str().context("hash")?.to_owned();
+    let use_height = used["height"].as_u64().context("height")?;
+    node.submit(
+        &buyer,
+        1,
+        Operation::PlaceOrder {
+            product,
+            grant: Some(GrantRef::Inline(Box::new(g2.clone()))),
+            purpose: "verify CV".into(),
+            demand: None,
+        },
+    )?;
+    let order = OrderId::derive(&chain, &buyer.public(), 1);
+    let posted = node.submit(
+        &buyer,
+        2,
+        Operation::PostDemand {
+            title: "need records".into(),
+            domain: "employment".into(),
+            budget: 5,
+            description_hash: Hash::ZERO,
+            deadline_height: None,
+        },
+    )?;
+    let last_height = posted["height"].as_u64().context("height")?;
+    let demand = DemandId::derive(&chain, &buyer.public(), 2);
+    // Proofs are made at the latest certified version: let the last writes be certified.
+    net.wait_height(0, last_height + 2, Duration::from_mins(1))?;
+
+    let who: [(&str, Option<&Keypair>); 7] = [
+        ("anonymous", None),
+        ("stranger", Some(&stranger)),
+        ("subject", Some(&subject)),
+        ("buyer", Some(&buyer)),
+        ("provider", Some(&provider)),
+        ("regulator", Some(&regulator)),
+        ("auditor", Some(&auditor)),
+    ];
+    let allowed = |list: &[&str], name: &str| list.contains(&name);
+
+    // ----- one object, with and without proof, and one that does not exist
+    let g1_id = g1.grant.id.to_string();
+    let missing = GrantId(Hash::digest(b"no such grant")).to_string();
+    let objects: Vec<(String, &[&str])> = vec![
+        (format!("grants/{g1_id}"), &["subject", "buyer", "regulator", "auditor"]),
+        (format!("usage/{g1_id}"), &["subject", "buyer", "provider", "regulator", "auditor"]),
+        (format!("orders/{order}"), &["subject", "buyer", "provider", "regulator", "auditor"]),
+        (format!("demands/{demand}"), &["stranger", "buyer", "provider", "regulator", "auditor"]),
+        (
+            format!("products/{product}"),
+            &["anonymous", "stranger", "subject", "buyer", "provider", "regulator", "auditor"],
+        ),
+        (
+            format!("participants/{}", buyer.public()),
+            &["anonymous", "stranger", "subject", "buyer", "provider", "regulator", "auditor"],
+        ),
+    ];
+    for (path, may) in &objects {
+        for (name, key) in &who {
+            for suffix in ["", "?prove=true"] {
+                let a = node.get(&format!("/v1/state/{path}{suffix}"), *key);
+                if allowed(may, name) {
+                    assert_eq!(a.status, 200, "{name} GET {path}{suffix}: {}", a.body);
+                    assert!(!a.body["value"].is_null(), "{name} {path}");
+                    if !suffix.is_empty() {
+                        assert!(a.body["proof"]["proof"].is_object(), "{name} {path}: {}", a.body);
+                    }
+                } else {
+                    assert_eq!(a.status, 403, "{name} GET {path}{suffix}: {}", a.body);
+                    assert_eq!(a.body["error"]["code"], "forbidden");
+                }
+            }
+        }
+    }
+    // Existence is not revealed: a missing grant answers like a present one to the others.
+    for (name, key) in &who {
+        let a = node.get(&format!("/v1/state/grants/{missing}"), *key);
+        let want = if allowed(&["regulator", "auditor"], name) { 404 } else { 403 };
+        assert_eq!(a.status, want, "{name}: {}", a.body);
+        let a = node.get(&format!("/v1/state/grants/{missing}?prove=true"), *key);
+        let want = if allowed(&["regulator", "auditor"], name) { 200 } else { 403 };
+        assert_eq!(a.status, want, "{name} proof of absence: {}", a.body);
+    }
+
+    // ----- lists: filtered, never refused
+    let lists: Vec<(&str, &[(&str, usize)])> = vec![
+        (
+            "grants",
+            &[
+                ("anonymous", 0),
+                ("stranger", 0),
+                ("subject", 2),
+                ("buyer", 2),
+                ("provider", 0),
+                ("regulator", 2),
+                ("auditor", 2),
+            ],
+        ),
+        (
+            "orders",
+            &[
+                ("anonymous", 0),
+                ("stranger", 0),
+                ("subject", 1),
+                ("buyer", 1),
+                ("provider", 1),
+                ("regulator", 1),
+                ("auditor", 1),
+            ],
+        ),
+        (
+            "demands",
+            &[
+                ("anonymous", 0),
+                ("stranger", 1),
+                ("subject", 0),
+                ("buyer", 1),
+                ("provider", 1),
+                ("regulator", 1),
+                ("auditor", 1),
+            ],
+        ),
+        (
+            "products",
+            &[("anonymous", 1), ("stranger", 1), ("subject", 1), ("buyer", 1), ("regulator", 1)],
+        ),
+    ];
+    for (kind, rows) in lists {
+        for (name, n) in rows {
+            let key = who.iter().find(|w| w.0 == *name).unwrap().1;
+            let a = node.get(&format!("/v1/state/{kind}"), key);
+            assert_eq!(a.status, 200, "{name} lists {kind}: {}", a.body);
+            assert_eq!(ids(&a.body).len(), *n, "{name} lists {kind}: {}", a.body);
+        }
+    }
+    let everyone = node.get("/v1/state/participants", None);
+    assert!(ids(&everyone.body).len() >= 7, "public profiles: {}", everyone.body);
+
+    // ----- blocks and transactions: hashes for all, contents for parties and supervisors
+    for (name, key) in &who {
+        let b = node.get(&format!("/v1/blocks/{use_height}"), *key);
+        assert_eq!(b.status, 200);
+        assert!(b.body["header"].is_object() && b.body["certificate"].is_string());
+        let tx = b.body["txs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["hash"] == use_hash.as_str())
+            .expect("the transaction's hash is listed for everyone")
+            .clone();
+        let t = node.get(&format!("/v1/txs/{use_hash}"), *key);
+        assert_eq!((t.status, t.body["status"].as_str()), (200, Some("committed")), "{name}");
+        if allowed(&["subject", "buyer", "provider", "regulator", "auditor"], name) {
+            assert!(tx["bytes"].is_string() && tx["hidden"].is_null(), "{name}: {tx}");
+            assert_eq!(t.body["receipt"]["code"], "ok", "{name}: {}", t.body);
+        } else {
+            assert_eq!(tx["hidden"], true, "{name}: {tx}");
+            assert!(tx["bytes"].is_null() && tx["tx"].is_null(), "{name}: {tx}");
+            assert_eq!(t.body["hidden"], true, "{name}: {}", t.body);
+            assert!(t.body["receipt"].is_null() && t.body["tx"].is_null(), "{name}");
+        }
+    }
+
+    // ----- events: block events for all, a transaction's events for its parties
+    let query = "from_height=1&kinds=block,grant.consumed";
+    let consumed =
+        |evs: &[(String, String)]| evs.iter().filter(|e| e.0 == "grant.consumed").count();
+    for (name, key) in &who {
+        let evs = node.events(query, *key, None, last_height);
+        let parties = ["subject", "buyer", "provider", "regulator", "auditor"];
+        let want = if allowed(&parties, name) { 2 } else { 0 };
+        assert_eq!(consumed(&evs), want, "{name}: {evs:?}");
+        assert!(evs.iter().any(|e| e.0 == "block"), "{name}");
+    }
+    // Resume with Last-Event-ID: strictly after it, whatever from_height says.
+    let all = node.events(query, Some(&regulator), None, last_height);
+    let first = all.iter().find(|e| e.0 == "grant.consumed").unwrap().1.clone();
+    let resumed = node.events(query, Some(&regulator), Some(&first), last_height);
+    let pos = all.iter().position(|e| e.1 == first).unwrap();
+    assert_eq!(resumed, all[pos + 1..].to_vec(), "resume after {first}");
+
+    // ----- bad queries are 400 JSON, not empty streams or silently ignored
+    for path in [
+        "/v1/events?kinds=grant.nonsense_x,unicorns".to_owned(),
+        "/v1/events?participant=zz".to_owned(),
+        format!("/v1/state/grants/{g1_id}?height=1"),
+    ] {
+        let a = node.get(&path, Some(&regulator));
+        assert_eq!(a.status, 400, "{path}: {}", a.body);
+        assert!(a.body["error"]["code"].is_string());
+    }
+    let mut r = node.http.get(format!("{}/v1/events", node.rpc));
+    r = r.header("last-event-id", "not-a-cursor");
+    let s = node.rt.block_on(async { r.send().await.unwrap().status().as_u16() });
+    assert_eq!(s, 400);
+
+    // ----- signed requests that must be refused
+    let path = "/v1/state/grants";
+    let nonce = fresh_nonce();
+    let ok = node.get_at(path, Some(&regulator), now_s(), &nonce);
+    assert_eq!(ok.status, 200);
+    let replayed = node.get_at(path, Some(&regulator), now_s(), &nonce);
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    assert_eq!(replayed.body["error"]["code"], "unauthenticated");
+    assert!(replayed.body["error"]["message"].as_str().unwrap().contains("replayed"));
+    assert_eq!(
+        replayed.headers.get("www-authenticate").and_then(|v| v.to_str().ok()),
+        Some("Signature realm=\"dpx\"")
+    );
+    for created in [now_s() - 120, now_s() + 120] {
+        let a = node.get_at(path, Some(&regulator), created, &fresh_nonce());
+        assert_eq!(a.status, 401, "created {created}: {}", a.body);
+    }
+    // Signed for one query, sent with another.
+    let mut req = node.http.get(format!("{}{path}?limit=500", node.rpc));
+    for (n, v) in sign_request(
+        &regulator,
+        &chain,
+        "GET",
+        &format!("{path}?limit=1"),
+        b"",
+        now_s(),
+        &fresh_nonce(),
+    ) {
+        req = req.header(n, v);
+    }
+    let s = node.rt.block_on(async { req.send().await.unwrap().status().as_u16() });
+    assert_eq!(s, 401);
+    // Signed for another chain.
+    let mut req = node.http.get(format!("{}{path}", node.rpc));
+    for (n, v) in sign_request(&regulator, "other-chain", "GET", path, b"", now_s(), &fresh_nonce())
+    {
+        req = req.header(n, v);
+    }
+    let s = node.rt.block_on(async { req.send().await.unwrap().status().as_u16() });
+    assert_eq!(s, 401);
+
+    // ----- the CLI: `dpx query --key` and `dpx audit replay --from-rpc --key`
+    let keys = net.dir.path().join("rpc-auth-keys");
+    std::fs::create_dir_all(&keys)?;
+    let file = |name: &str, key: &Keypair| -> anyhow::Result<String> {
+        let p = keys.join(format!("{name}.json"));
+        keyfile::save(&p, &Keypair::from_seed(key.seed()))?;
+        Ok(p.to_str().context("path")?.to_owned())
+    };
+    let (buyer_file, auditor_file, stranger_file) =
+        (file("buyer", &buyer)?, file("auditor", &auditor)?, file("stranger", &stranger)?);
+    let out = dpx_tests::dpx(&[
+        "query",
+        "grants",
+        "--rpc",
+        &node.rpc,
+        "--key",
+        &buyer_file,
+        "--output",
+        "json",
+    ])?;
+    assert_eq!(ids(&serde_json::from_str(&out)?).len(), 2, "{out}");
+    let out = dpx_tests::dpx(&["query", "grants", "--rpc", &node.rpc, "--output", "json"])?;
+    assert_eq!(ids(&serde_json::from_str(&out)?).len(), 0, "{out}");
+    let genesis = net.chain_dir().join("genesis.json");
+    let genesis = genesis.to_str().context("path")?;
+    let replay = |key: &str| {
+        std::process::Command::new(dpx_tests::dpx_bin().unwrap())
+            .args(["audit", "replay", "--genesis", genesis, "--from-rpc", &node.rpc, "--key", key])
+            .args(["--to-height", &last_height.to_string(), "--quiet", "--output", "json"])
+            .output()
+            .unwrap()
+    };
+    let out = replay(&auditor_file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = replay(&stranger_file);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("withheld") && err.contains("--key"), "{err}");
+    Ok(())
+}
