@@ -39,6 +39,60 @@ pub enum MempoolError {
     SignerFull { pending: usize },
 }
 
+/// Why a transaction was not admitted to this node's mempool: the stateless checks (format,
+/// chain, signature), the stateful ones (nonce, expiry, signer) or the pool's own limits. One
+/// variant per cause, so the RPC can give each its own stable error code; the messages are the
+/// same text as the underlying errors'.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Refused by the contracts' checks.
+    #[error("{0}")]
+    Tx(#[from] dpx_contracts::TxError),
+    /// An opaque payload (consensus-only chain) of a size outside `1..=max`.
+    #[error("a payload must be 1..={max} bytes, not {len}")]
+    PayloadSize { len: usize, max: usize },
+    /// Another transaction of the signer with this nonce is pending.
+    #[error("account already has a pending transaction with nonce {nonce}")]
+    NonceTaken { nonce: u64 },
+    #[error("mempool is full ({count} transactions, {bytes} bytes)")]
+    MempoolFull { count: usize, bytes: usize },
+    #[error("the signer already has {pending} pending transactions (the most one signer may have)")]
+    SignerQuota { pending: usize },
+    /// The node could not read its own state to check the transaction.
+    #[error("ledger read failed: {0}")]
+    LedgerRead(String),
+}
+
+/// What admission did with a transaction that was not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// In this node's mempool (just now, or already before: resubmission is idempotent).
+    Pending(Hash),
+    /// Already committed: nothing to do, the receipt is on the ledger.
+    Committed(Hash),
+}
+
+impl Admitted {
+    pub fn hash(&self) -> Hash {
+        match self {
+            Self::Pending(h) | Self::Committed(h) => *h,
+        }
+    }
+}
+
+impl MempoolError {
+    /// The refusal a failed insert means; `None` for a duplicate, which is no refusal (the
+    /// transaction is pending).
+    pub fn refusal(self) -> Option<Refusal> {
+        match self {
+            Self::Duplicate(_) => None,
+            Self::NonceTaken { nonce } => Some(Refusal::NonceTaken { nonce }),
+            Self::Full { count, bytes } => Some(Refusal::MempoolFull { count, bytes }),
+            Self::SignerFull { pending } => Some(Refusal::SignerQuota { pending }),
+        }
+    }
+}
+
 /// Limits of the pool.
 #[derive(Debug, Clone, Copy)]
 pub struct MempoolLimits {
