@@ -735,6 +735,16 @@ mod tests {
 
     const CHAIN: &str = "dpx-test";
 
+    #[test]
+    fn account_views_name_their_account() {
+        let k = Keypair::from_seed([3; 32]).public();
+        let view = render_state(&keys::nonce(&k), &5u64.to_be_bytes()).unwrap();
+        assert_eq!(view, json!({ "next_nonce": 5, "key": k.to_hex() }));
+        // Other kinds are untouched.
+        let p = render_state(keys::PREFIX_APPROVAL, b"").unwrap();
+        assert_eq!(p, json!({ "approved": true }));
+    }
+
     fn signed(seed: u8, nonce: u64) -> Vec<u8> {
         let k = Keypair::from_seed([seed; 32]);
         let op =

@@ -344,6 +344,29 @@ mod tests {
         assert_eq!(p.len(), 1);
     }
 
+    /// Each way an insert fails is its own refusal; a duplicate is none (it is pending).
+    #[test]
+    fn failed_inserts_become_distinct_refusals() {
+        let limits = MempoolLimits { max_txs: 2, max_bytes: 1 << 20, max_txs_per_signer: 1 };
+        let mut p = Mempool::new(limits);
+        let a = tx(1, 0, 10);
+        p.insert(a.clone()).unwrap();
+        let dup = p.insert(a.clone()).unwrap_err();
+        assert_eq!(dup.refusal(), None);
+        let taken = p.insert(tx(1, 0, 11)).unwrap_err().refusal();
+        assert_eq!(taken, Some(Refusal::NonceTaken { nonce: 0 }));
+        let quota = p.insert(tx(1, 1, 10)).unwrap_err().refusal();
+        assert_eq!(quota, Some(Refusal::SignerQuota { pending: 1 }));
+        p.insert(tx(2, 0, 10)).unwrap();
+        let full = p.insert(tx(3, 0, 10)).unwrap_err().refusal();
+        assert_eq!(full, Some(Refusal::MempoolFull { count: 2, bytes: 20 }));
+        // The messages stay those of the pool's own errors (clients of old read them).
+        assert_eq!(
+            Refusal::MempoolFull { count: 2, bytes: 20 }.to_string(),
+            MempoolError::Full { count: 2, bytes: 20 }.to_string()
+        );
+    }
+
     #[test]
     fn dedup_and_limits() {
         let mut p = pool(2, 100);

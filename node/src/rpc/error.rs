@@ -263,6 +263,7 @@ pub const CATALOGUE: &[ErrorSpec] = &[
 ];
 
 /// The catalogue entry of `code`.
+#[cfg(test)]
 pub fn spec(code: &str) -> Option<&'static ErrorSpec> {
     CATALOGUE.iter().find(|s| s.code == code)
 }
