@@ -23,13 +23,13 @@ fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-fn json_content(schema: Value) -> Value {
+fn json_content(schema: &Value) -> Value {
     json!({ "application/json": { "schema": schema } })
 }
 
 fn op(summary: &str, params: &Value, ok: &str, schema: &str) -> Value {
     let mut responses = err_responses();
-    responses["200"] = json!({ "description": ok, "content": json_content(schema_ref(schema)) });
+    responses["200"] = json!({ "description": ok, "content": json_content(&schema_ref(schema)) });
     json!({ "summary": summary, "parameters": params, "responses": responses })
 }
 
@@ -319,7 +319,7 @@ pub fn document() -> Value {
     });
     submit["responses"]["202"] = json!({
         "description": "not committed yet: admitted or checked (wait=admission|check), or pending when a wait=commit timed out; follow it with GET /v1/txs/{hash}",
-        "content": json_content(json!({ "oneOf": [schema_ref("TxAccepted"), schema_ref("TxPending")] })),
+        "content": json_content(&json!({ "oneOf": [schema_ref("TxAccepted"), schema_ref("TxPending")] })),
     });
     submit["responses"]["403"] = err_ref();
     submit["responses"]["415"] = err_ref();
@@ -365,7 +365,7 @@ pub fn document() -> Value {
             "/metrics": { "get": metrics }
         },
         "components": {
-            "responses": { "Error": { "description": catalogue_table(), "content": json_content(schema_ref("Error")) } },
+            "responses": { "Error": { "description": catalogue_table(), "content": json_content(&schema_ref("Error")) } },
             "schemas": merge(&[error_schemas(), tx_schemas(), chain_schemas(), kind_schemas()]),
         },
         "x-error-catalogue": CATALOGUE.iter().map(|e| json!({ "code": e.code, "status": e.status, "when": e.when })).collect::<Vec<_>>(),
