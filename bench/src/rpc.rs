@@ -192,7 +192,7 @@ mod tests {
     fn batch_responses() {
         let h = "03".repeat(32);
         let body = format!(
-            r#"{{"results": [{{"hash": "{h}", "status": "checked"}}, {{"error": {{"code": "rejected", "message": "mempool is full (5 transactions, 9 bytes)"}}}}]}}"#
+            r#"{{"results": [{{"hash": "{h}", "status": "checked"}}, {{"error": {{"code": "mempool_full", "message": "mempool is full (5 transactions, 9 bytes)"}}}}]}}"#
         );
         let got = parse_batch_response(body.as_bytes(), 2).unwrap();
         assert_eq!(got[0], TxAnswer::Accepted(Hash([3; 32])));
@@ -200,8 +200,8 @@ mod tests {
         assert_eq!(refusal_reason(code, message), "busy");
         assert!(parse_batch_response(body.as_bytes(), 3).is_err());
         assert!(parse_batch_response(b"{\"results\": [{}]}", 1).is_err());
-        assert_eq!(refusal_reason("rejected", "expected nonce 4, got 6"), "nonce");
-        assert_eq!(refusal_reason("invalid_tx", "bad signature"), "invalid_tx");
+        assert_eq!(refusal_reason("nonce_too_high", "nonce 6 is ahead; next is 4"), "nonce");
+        assert_eq!(refusal_reason("bad_signature", "signature does not verify"), "bad_signature");
     }
 
     #[test]

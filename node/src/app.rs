@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::chain::{self, Tip};
-use crate::mempool::PoolTx;
+use crate::mempool::{PoolTx, Refusal};
 use crate::node::Shared;
 
 /// A transaction that passed the stateless checks (format, chain id, signature).
@@ -75,9 +75,9 @@ pub struct TxChecker {
 }
 
 /// The one rule for an opaque payload of a consensus-only chain: its size.
-fn check_opaque_size(len: usize) -> Result<(), String> {
+fn check_opaque_size(len: usize) -> Result<(), Refusal> {
     if len == 0 || len > contracts::MAX_TX_BYTES {
-        return Err(format!("a payload must be 1..={} bytes, not {len}", contracts::MAX_TX_BYTES));
+        return Err(Refusal::PayloadSize { len, max: contracts::MAX_TX_BYTES });
     }
     Ok(())
 }
@@ -177,7 +177,7 @@ impl TxChecker {
     }
 
     /// The stateless checks for admission to the mempool.
-    pub fn check_batch(&self, txs: Vec<Vec<u8>>) -> Vec<Result<CheckedTx, String>> {
+    pub fn check_batch(&self, txs: Vec<Vec<u8>>) -> Vec<Result<CheckedTx, Refusal>> {
         if self.opaque {
             return txs.into_iter().map(|b| self.opaque_tx(b)).collect();
         }
@@ -186,7 +186,7 @@ impl TxChecker {
             .into_iter()
             .zip(txs)
             .map(|(c, bytes)| {
-                let tx = c.map_err(|e| e.to_string())?;
+                let tx = c?;
                 Ok(CheckedTx {
                     hash: tx.hash,
                     bytes: Arc::new(bytes),
@@ -199,7 +199,7 @@ impl TxChecker {
             .collect()
     }
 
-    fn opaque_tx(&self, bytes: Vec<u8>) -> Result<CheckedTx, String> {
+    fn opaque_tx(&self, bytes: Vec<u8>) -> Result<CheckedTx, Refusal> {
         check_opaque_size(bytes.len())?;
         Ok(CheckedTx {
             hash: Hash::digest(&bytes),
@@ -248,7 +248,7 @@ pub fn check_stateful(
     tx: &contracts::VerifiedTx,
     height: u64,
     pending_below: impl Fn(&PublicKey, u64, u64) -> bool,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let st = read_state(store);
     // A carried grant is checked against the last committed block's time (block times strictly
     // increase, so a grant expired then is expired in any later block; execution decides with
@@ -263,10 +263,10 @@ pub fn check_stateful(
         {
             Ok(())
         }
-        r => r.map_err(|e| e.to_string()),
+        r => r.map_err(Refusal::Tx),
     };
     if let Some(e) = st.error.into_inner() {
-        return Err(format!("ledger read failed: {e}"));
+        return Err(Refusal::LedgerRead(e));
     }
     r
 }
@@ -280,6 +280,7 @@ pub fn check_stateful_pool(
 ) -> Result<(), String> {
     let u = contracts::decode_unverified(&t.bytes, store.chain_id()).map_err(|e| e.to_string())?;
     check_stateful(store, &u.assume_verified(None), height, pending_below)
+        .map_err(|e| e.to_string())
 }
 
 /// Execution state over a ledger overlay. The contracts' `State` is infallible, so the first
@@ -521,7 +522,7 @@ pub fn first_bad_tx(checker: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, Stri
         if checker.opaque
             && let Err(e) = check_opaque_size(txs[i].len())
         {
-            return Some((i, e));
+            return Some((i, e.to_string()));
         }
         if next_unknown.next_if_eq(&i).is_some()
             && let Some(Err(e)) = verdicts.next()
@@ -661,7 +662,16 @@ pub fn object_key(kind: &str, id: &str) -> Result<Vec<u8>, String> {
 }
 
 pub fn render_state(key: &[u8], value: &[u8]) -> Option<Value> {
-    contracts::render(key, value)
+    let mut view = contracts::render(key, value)?;
+    // An account's value is only its next nonce: name the account, so that a list item says
+    // whose it is (the key is in the state key, which list items do not show).
+    if let Some(account) = key.strip_prefix(keys::PREFIX_NONCE)
+        && account.len() == 32
+        && let Some(obj) = view.as_object_mut()
+    {
+        obj.insert("key".into(), json!(hex::encode(account)));
+    }
+    Some(view)
 }
 
 // ----- proofs -------------------------------------------------------------------------------
@@ -735,6 +745,16 @@ mod tests {
     use proptest::prelude::*;
 
     const CHAIN: &str = "dpx-test";
+
+    #[test]
+    fn account_views_name_their_account() {
+        let k = Keypair::from_seed([3; 32]).public();
+        let view = render_state(&keys::nonce(&k), &5u64.to_be_bytes()).unwrap();
+        assert_eq!(view, json!({ "next_nonce": 5, "key": k.to_hex() }));
+        // Other kinds are untouched.
+        let p = render_state(keys::PREFIX_APPROVAL, b"").unwrap();
+        assert_eq!(p, json!({ "approved": true }));
+    }
 
     fn signed(seed: u8, nonce: u64) -> Vec<u8> {
         let k = Keypair::from_seed([seed; 32]);
@@ -843,7 +863,7 @@ mod tests {
     fn opaque_payloads_are_pooled_in_arrival_order() {
         let c = TxChecker::new(CHAIN, true, 0);
         let r = c.check_batch(vec![vec![9; 512], Vec::new(), vec![8; 512], signed(1, 0)]);
-        assert!(r[1].as_ref().unwrap_err().contains("1..="));
+        assert!(r[1].as_ref().unwrap_err().to_string().contains("1..="));
         let nonces: Vec<u64> = r.iter().flatten().map(|t| t.nonce).collect();
         assert_eq!(nonces, vec![0, 1, 2], "any bytes, even a signed transaction, are opaque");
         assert!(r.iter().flatten().all(|t| t.tx.is_none()));

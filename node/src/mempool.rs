@@ -39,6 +39,60 @@ pub enum MempoolError {
     SignerFull { pending: usize },
 }
 
+/// Why a transaction was not admitted to this node's mempool: the stateless checks (format,
+/// chain, signature), the stateful ones (nonce, expiry, signer) or the pool's own limits. One
+/// variant per cause, so the RPC can give each its own stable error code; the messages are the
+/// same text as the underlying errors'.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Refused by the contracts' checks.
+    #[error("{0}")]
+    Tx(#[from] dpx_contracts::TxError),
+    /// An opaque payload (consensus-only chain) of a size outside `1..=max`.
+    #[error("a payload must be 1..={max} bytes, not {len}")]
+    PayloadSize { len: usize, max: usize },
+    /// Another transaction of the signer with this nonce is pending.
+    #[error("account already has a pending transaction with nonce {nonce}")]
+    NonceTaken { nonce: u64 },
+    #[error("mempool is full ({count} transactions, {bytes} bytes)")]
+    MempoolFull { count: usize, bytes: usize },
+    #[error("the signer already has {pending} pending transactions (the most one signer may have)")]
+    SignerQuota { pending: usize },
+    /// The node could not read its own state to check the transaction.
+    #[error("ledger read failed: {0}")]
+    LedgerRead(String),
+}
+
+/// What admission did with a transaction that was not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// In this node's mempool (just now, or already before: resubmission is idempotent).
+    Pending(Hash),
+    /// Already committed: nothing to do, the receipt is on the ledger.
+    Committed(Hash),
+}
+
+impl Admitted {
+    pub fn hash(&self) -> Hash {
+        match self {
+            Self::Pending(h) | Self::Committed(h) => *h,
+        }
+    }
+}
+
+impl MempoolError {
+    /// The refusal a failed insert means; `None` for a duplicate, which is no refusal (the
+    /// transaction is pending).
+    pub fn refusal(self) -> Option<Refusal> {
+        match self {
+            Self::Duplicate(_) => None,
+            Self::NonceTaken { nonce } => Some(Refusal::NonceTaken { nonce }),
+            Self::Full { count, bytes } => Some(Refusal::MempoolFull { count, bytes }),
+            Self::SignerFull { pending } => Some(Refusal::SignerQuota { pending }),
+        }
+    }
+}
+
 /// Limits of the pool.
 #[derive(Debug, Clone, Copy)]
 pub struct MempoolLimits {
@@ -288,6 +342,29 @@ mod tests {
         assert!(p.evict_expired(5).is_empty(), "valid through its expiry height");
         assert_eq!(p.evict_expired(6), vec![c.hash]);
         assert_eq!(p.len(), 1);
+    }
+
+    /// Each way an insert fails is its own refusal; a duplicate is none (it is pending).
+    #[test]
+    fn failed_inserts_become_distinct_refusals() {
+        let limits = MempoolLimits { max_txs: 2, max_bytes: 1 << 20, max_txs_per_signer: 1 };
+        let mut p = Mempool::new(limits);
+        let a = tx(1, 0, 10);
+        p.insert(a.clone()).unwrap();
+        let dup = p.insert(a.clone()).unwrap_err();
+        assert_eq!(dup.refusal(), None);
+        let taken = p.insert(tx(1, 0, 11)).unwrap_err().refusal();
+        assert_eq!(taken, Some(Refusal::NonceTaken { nonce: 0 }));
+        let quota = p.insert(tx(1, 1, 10)).unwrap_err().refusal();
+        assert_eq!(quota, Some(Refusal::SignerQuota { pending: 1 }));
+        p.insert(tx(2, 0, 10)).unwrap();
+        let full = p.insert(tx(3, 0, 10)).unwrap_err().refusal();
+        assert_eq!(full, Some(Refusal::MempoolFull { count: 2, bytes: 20 }));
+        // The messages stay those of the pool's own errors (clients of old read them).
+        assert_eq!(
+            Refusal::MempoolFull { count: 2, bytes: 20 }.to_string(),
+            MempoolError::Full { count: 2, bytes: 20 }.to_string()
+        );
     }
 
     #[test]

@@ -387,20 +387,14 @@ pub enum SubmitOutcome {
 /// Classify a submit answer (`status`, JSON body).
 pub fn classify_submit(status: u16, v: &Value) -> SubmitOutcome {
     let msg = v["error"]["message"].as_str().or_else(|| v["message"].as_str()).unwrap_or_default();
-    match status {
-        200 if v["status"] == "committed" => v["height"].as_u64().map_or_else(
+    // Committed bytes resubmitted are answered 200 with their receipt, like a fresh commit.
+    match (status, v["error"]["code"].as_str()) {
+        (200, _) if v["status"] == "committed" => v["height"].as_u64().map_or_else(
             || SubmitOutcome::Unavailable(format!("no height in {v}")),
             SubmitOutcome::Committed,
         ),
-        202 => SubmitOutcome::Pending,
-        409 if msg.contains("already in the mempool")
-            || msg.contains("pending transaction with nonce") =>
-        {
-            SubmitOutcome::Pending
-        }
-        409 if msg.contains("already committed") || msg.contains("already used") => {
-            SubmitOutcome::NonceUsed
-        }
+        (202, _) | (409, Some("nonce_taken")) => SubmitOutcome::Pending,
+        (409, Some("nonce_too_low")) => SubmitOutcome::NonceUsed,
         _ => SubmitOutcome::Unavailable(format!("submit: {status} {msg}")),
     }
 }

@@ -168,7 +168,7 @@ fn n4_consensus_only_orders_opaque_payloads() -> anyhow::Result<()> {
     let empty = TxBatch { txs: vec![Vec::new()] }.encode_to_vec();
     let (status, v) = post_bytes(&url, "application/x-protobuf", empty)?;
     assert_eq!(status, 200);
-    assert_eq!(v["results"][0]["error"]["code"], "invalid_tx", "{v}");
+    assert_eq!(v["results"][0]["error"]["code"], "malformed_tx", "{v}");
     let (status, _) = post_bytes(&url, "application/x-protobuf", vec![0xff, 0xff])?;
     assert_eq!(status, 400, "an undecodable batch body is a client error");
 

@@ -24,7 +24,7 @@ fn malformed_oversized_and_flooding_requests_are_refused() -> anyhow::Result<()>
 
     let cases: Vec<(serde_json::Value, u16, &str)> = vec![
         (json!({"tx": "zz"}), 400, "bad_encoding"),
-        (json!({"tx": "00ff00ff"}), 400, "invalid_tx"),
+        (json!({"tx": "00ff00ff"}), 400, "malformed_tx"),
         (json!({"nope": 1}), 400, "bad_json"),
     ];
     for (body, status, code) in cases {

@@ -272,11 +272,13 @@ async fn next_nonce(c: &Client, key: &PublicKey) -> anyhow::Result<u64> {
     }
 }
 
-/// The next nonce a refusal names ("nonce N already used; next is M"), if that was the reason.
+/// The next nonce a refusal names (code `nonce_too_low`, `details.expected`), if that was the
+/// reason.
 fn stale_nonce(v: &Value) -> Option<u64> {
-    let msg = v["error"]["message"].as_str()?;
-    let (_, rest) = msg.split_once("already used; next is ")?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    if v["error"]["code"] != "nonce_too_low" {
+        return None;
+    }
+    v["error"]["details"]["expected"].as_u64()
 }
 
 /// Sign `op` with `key_path` and submit; prints the result. Exit 3 if the ledger refused it.
@@ -480,10 +482,11 @@ mod nonce_tests {
 
     #[test]
     fn a_stale_nonce_refusal_names_the_next_one() {
-        let v =
-            json!({"error": {"code": "rejected", "message": "nonce 1 already used; next is 2"}});
+        let v = json!({"error": {"code": "nonce_too_low", "message": "nonce 1 already used; next is 2",
+            "details": {"expected": 2, "got": 1}}});
         assert_eq!(stale_nonce(&v), Some(2));
-        let other = json!({"error": {"code": "rejected", "message": "mempool is full"}});
+        let other = json!({"error": {"code": "nonce_too_high", "message": "nonce 3 is ahead; next is 2",
+            "details": {"expected": 2, "got": 3}}});
         assert_eq!(stale_nonce(&other), None);
         assert_eq!(stale_nonce(&json!({})), None);
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::{AdmitResult, Driver};
 use crate::app::{self, CheckedTx};
-use crate::mempool::PoolTx;
+use crate::mempool::{Admitted, MempoolError, PoolTx, Refusal};
 use crate::p2p::Command;
 use crate::wire::{self, NetMessage, net_message::Kind};
 
@@ -18,10 +18,13 @@ impl Driver {
             .map(|tx| {
                 let hash = tx.hash;
                 if self.mempool.contains(&hash) {
-                    return Ok(hash); // idempotent resubmission
+                    return Ok(Admitted::Pending(hash)); // idempotent resubmission
                 }
-                if let Ok(Some(_)) = self.store.receipt(&hash) {
-                    return Err(format!("transaction {hash} is already committed"));
+                match self.store.receipt(&hash) {
+                    // Idempotent too: the same bytes cannot commit twice, the receipt stands.
+                    Ok(Some(_)) => return Ok(Admitted::Committed(hash)),
+                    Ok(None) => {}
+                    Err(e) => return Err(Refusal::LedgerRead(e.to_string())),
                 }
                 if let Some(verified) = &tx.tx {
                     let pool = &self.mempool;
@@ -30,18 +33,21 @@ impl Driver {
                     })?;
                 }
                 let bytes = tx.bytes.clone();
-                self.mempool
-                    .insert(PoolTx {
-                        hash,
-                        bytes: tx.bytes,
-                        signer: tx.signer,
-                        nonce: tx.nonce,
-                        expiry_height: tx.expiry_height,
-                        admitted: Instant::now(),
-                    })
-                    .map_err(|e| e.to_string())?;
+                let inserted = self.mempool.insert(PoolTx {
+                    hash,
+                    bytes: tx.bytes,
+                    signer: tx.signer,
+                    nonce: tx.nonce,
+                    expiry_height: tx.expiry_height,
+                    admitted: Instant::now(),
+                });
+                match inserted.map_err(MempoolError::refusal) {
+                    Ok(()) => {}
+                    Err(None) => return Ok(Admitted::Pending(hash)),
+                    Err(Some(refusal)) => return Err(refusal),
+                }
                 relay.push(bytes.as_ref().clone());
-                Ok(hash)
+                Ok(Admitted::Pending(hash))
             })
             .collect::<Vec<_>>();
         self.update_mempool_metrics();

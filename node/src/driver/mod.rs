@@ -51,10 +51,12 @@ pub enum DriverMsg {
     /// Transactions that passed the stateless checks (signatures verified). `reply` gets one
     /// result per transaction. `from_peer` transactions are not relayed again.
     Admit { txs: Vec<CheckedTx>, from_peer: bool, reply: Option<oneshot::Sender<Vec<AdmitResult>>> },
+    /// Whether the transaction `hash` is in this node's mempool (`GET /v1/txs/{hash}`).
+    Pending { hash: Hash, reply: oneshot::Sender<bool> },
 }
 
 /// Admission outcome of one transaction.
-pub type AdmitResult = Result<Hash, String>;
+pub type AdmitResult = Result<crate::mempool::Admitted, crate::mempool::Refusal>;
 
 /// Timing knobs, from the config.
 #[derive(Debug, Clone, Copy)]
@@ -328,6 +330,9 @@ impl Driver {
                 if let Some(reply) = reply {
                     let _ = reply.send(results);
                 }
+            }
+            DriverMsg::Pending { hash, reply } => {
+                let _ = reply.send(self.mempool.contains(&hash));
             }
         }
     }

@@ -117,7 +117,8 @@ pub fn router(shared: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(limiter, limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), count_requests))
         .layer(DefaultBodyLimit::max(rpc.max_body_bytes))
-        .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(shared)
 }
 

@@ -1,16 +1,35 @@
 //! The OpenAPI 3.1 document served at `/v1/openapi.json`. A test checks that it lists exactly
-//! the routes in [`super::ROUTES`], so the document cannot drift from the router.
+//! the routes in [`super::ROUTES`], so the document cannot drift from the router; another that
+//! every `$ref` resolves; the error catalogue comes from [`super::error::CATALOGUE`], the table
+//! the handlers' codes are checked against.
 
-use serde_json::{Value, json};
+use std::fmt::Write as _;
 
-fn err_responses() -> Value {
-    let e = json!({ "$ref": "#/components/responses/Error" });
-    json!({ "400": e, "404": e, "408": e, "409": e, "413": e, "429": e, "503": e })
+use serde_json::{Map, Value, json};
+
+use super::error::CATALOGUE;
+
+fn err_ref() -> Value {
+    json!({ "$ref": "#/components/responses/Error" })
 }
 
-fn op(summary: &str, params: &Value, ok: &str) -> Value {
+/// The error answers every route can give (the limits in front of every route).
+fn err_responses() -> Value {
+    let e = err_ref();
+    json!({ "400": e, "404": e, "405": e, "408": e, "409": e, "413": e, "429": e, "500": e, "503": e })
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_content(schema: &Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn op(summary: &str, params: &Value, ok: &str, schema: &str) -> Value {
     let mut responses = err_responses();
-    responses["200"] = json!({ "description": ok, "content": { "application/json": {} } });
+    responses["200"] = json!({ "description": ok, "content": json_content(&schema_ref(schema)) });
     json!({ "summary": summary, "parameters": params, "responses": responses })
 }
 
@@ -22,13 +41,274 @@ fn query(name: &str, desc: &str, ty: &str) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": ty } })
 }
 
+/// An object schema: `props` are (name, schema); `required` names the ones always present.
+fn object(desc: &str, props: &[(&str, Value)], required: &[&str]) -> Value {
+    let properties: Map<String, Value> =
+        props.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    json!({ "type": "object", "description": desc, "properties": properties, "required": required })
+}
+
+fn t(ty: &str, desc: &str) -> Value {
+    json!({ "type": ty, "description": desc })
+}
+
+fn hex32(desc: &str) -> Value {
+    json!({ "type": "string", "pattern": "^[0-9a-f]{64}$", "description": desc })
+}
+
+fn nullable(ty: &str, desc: &str) -> Value {
+    json!({ "type": [ty, "null"], "description": desc })
+}
+
+/// The error catalogue as a Markdown table, for the `Error` response's description.
+fn catalogue_table() -> String {
+    let mut s = String::from(
+        "Every error is `{\"error\": {\"code\", \"message\", \"details\"?}}`. Match on `code` \
+         (stable, one per cause), never on `message`. `details` carries the cause's fields \
+         where a client can act on them. Status 200 marks a code sent inside an event stream.\n\n\
+         | code | status | when |\n|---|---|---|\n",
+    );
+    for e in CATALOGUE {
+        let _ = writeln!(s, "| `{}` | {} | {} |", e.code, e.status, e.when);
+    }
+    s
+}
+
+fn error_schemas() -> Value {
+    let codes: Vec<&str> = CATALOGUE.iter().map(|e| e.code).collect();
+    let body = object(
+        "one error",
+        &[
+            (
+                "code",
+                json!({ "type": "string", "enum": codes, "description": "see x-error-catalogue" }),
+            ),
+            ("message", t("string", "for humans; may change")),
+            (
+                "details",
+                t(
+                    "object",
+                    "machine-readable fields of the cause, e.g. {\"expected\": 5, \"got\": 7} for nonce_too_high; `hash` when the transaction's hash is known",
+                ),
+            ),
+        ],
+        &["code", "message"],
+    );
+    json!({
+        "ErrorBody": body,
+        "Error": object("an error answer", &[("error", schema_ref("ErrorBody"))], &["error"]),
+    })
+}
+
+fn tx_schemas() -> Value {
+    let attr =
+        object("", &[("key", t("string", "")), ("value", t("string", ""))], &["key", "value"]);
+    let event = object(
+        "something that happened, kind `<object>.<verb>`",
+        &[
+            ("kind", t("string", "e.g. grant.consumed")),
+            ("attrs", json!({ "type": "array", "items": attr })),
+        ],
+        &["kind", "attrs"],
+    );
+    let receipt = object(
+        "the outcome of a committed transaction",
+        &[
+            ("tx_hash", hex32("blake3 of the signed transaction bytes")),
+            (
+                "code",
+                json!({ "type": "string", "enum": ["ok", "invalid", "denied", "failed", "undecodable"] }),
+            ),
+            ("reason", t("string", "empty on success")),
+            ("events", json!({ "type": "array", "items": event })),
+            (
+                "decision",
+                json!({ "type": ["object", "null"], "description": "the policy decision, on an authorization path" }),
+            ),
+        ],
+        &["tx_hash", "code", "reason", "events"],
+    );
+    let hash = hex32("blake3 of the signed transaction bytes");
+    let accepted = object(
+        "admitted (queued for the checks) or checked (in this node's mempool); not yet committed",
+        &[
+            ("hash", hash.clone()),
+            ("status", json!({ "type": "string", "enum": ["admitted", "checked"] })),
+        ],
+        &["hash", "status"],
+    );
+    let pending = object(
+        "in this node's mempool, not committed yet",
+        &[
+            ("hash", hash.clone()),
+            ("status", json!({ "const": "pending" })),
+            ("waited_ms", t("integer", "how long a wait=commit submission waited")),
+            ("message", t("string", "")),
+        ],
+        &["hash", "status"],
+    );
+    let committed = object(
+        "committed, with its receipt",
+        &[
+            ("hash", hash.clone()),
+            ("status", json!({ "const": "committed" })),
+            ("height", t("integer", "the block that holds it")),
+            ("index", t("integer", "its position in the block")),
+            ("receipt", schema_ref("Receipt")),
+            ("tx", t("object", "the decoded transaction: signer, body, signature")),
+        ],
+        &["hash", "status", "height", "index", "receipt"],
+    );
+    let item = json!({ "oneOf": [
+        object("accepted", &[("hash", hash.clone()), ("status", json!({ "type": "string", "enum": ["admitted", "checked"] }))], &["hash", "status"]),
+        object("committed before (idempotent resubmission)", &[("hash", hash), ("status", json!({ "const": "committed" })), ("height", t("integer", ""))], &["hash", "status", "height"]),
+        object("refused, with the code it would get alone", &[("error", schema_ref("ErrorBody"))], &["error"]),
+    ] });
+    json!({
+        "Receipt": receipt,
+        "TxAccepted": accepted,
+        "TxPending": pending,
+        "TxCommitted": committed,
+        "TxStatus": { "oneOf": [schema_ref("TxPending"), schema_ref("TxCommitted")] },
+        "BatchResults": object("one result per transaction, in order", &[("results", json!({ "type": "array", "items": item }))], &["results"]),
+    })
+}
+
+fn chain_schemas() -> Value {
+    let header = object(
+        "a block header (SPEC.md: headers)",
+        &[
+            ("chain_id", t("string", "")),
+            ("height", t("integer", "")),
+            ("time_ms", t("integer", "proposer's time, ms since the Unix epoch")),
+            ("proposer", hex32("the proposer's key")),
+            ("parent_id", hex32("")),
+            ("parent_certificate_hash", hex32("")),
+            ("tx_root", hex32("")),
+            ("state_root", hex32("state root after the previous block")),
+            ("validator_set_hash", hex32("")),
+            ("prev_receipts_hash", hex32("")),
+        ],
+        &[
+            "chain_id",
+            "height",
+            "time_ms",
+            "proposer",
+            "parent_id",
+            "parent_certificate_hash",
+            "tx_root",
+            "state_root",
+            "validator_set_hash",
+            "prev_receipts_hash",
+        ],
+    );
+    let block_tx = object(
+        "",
+        &[
+            ("hash", hex32("")),
+            ("bytes", t("string", "hex of the signed transaction")),
+            ("tx", nullable("object", "decoded; null on a consensus-only chain")),
+        ],
+        &["hash", "bytes", "tx"],
+    );
+    let block = object(
+        "a committed block",
+        &[
+            ("height", t("integer", "")),
+            ("id", hex32("the block id")),
+            ("header", schema_ref("Header")),
+            ("txs", json!({ "type": "array", "items": block_tx })),
+            ("certificate", nullable("string", "hex of the commit certificate")),
+        ],
+        &["height", "id", "header", "txs", "certificate"],
+    );
+    let validator =
+        object("", &[("key", hex32("")), ("power", t("integer", ""))], &["key", "power"]);
+    let status = object(
+        "this node's view",
+        &[
+            ("chain_id", t("string", "")),
+            ("version", t("string", "")),
+            ("moniker", t("string", "")),
+            ("node_key", hex32("this node's key")),
+            ("validator", t("boolean", "whether this node is a validator")),
+            ("height", t("integer", "")),
+            ("latest_block_id", t("string", "")),
+            ("latest_block_time_ms", t("integer", "")),
+            ("round", t("integer", "")),
+            ("mempool_txs", t("integer", "")),
+            ("peers", t("integer", "")),
+            ("validators", json!({ "type": "array", "items": validator })),
+        ],
+        &["chain_id", "version", "height", "validators"],
+    );
+    let health = object(
+        "",
+        &[
+            ("status", json!({ "const": "ok" })),
+            ("height", t("integer", "")),
+            ("last_block_age_ms", t("integer", "")),
+        ],
+        &["status", "height", "last_block_age_ms"],
+    );
+    json!({
+        "Header": header,
+        "Block": block,
+        "Status": status,
+        "Health": health,
+        "Evidence": object("", &[("evidence", json!({ "type": "array", "items": t("string", "hex") }))], &["evidence"]),
+        "OpenApi": object("this document", &[("openapi", t("string", ""))], &["openapi"]),
+    })
+}
+
+/// The JSON of each state kind's objects (`value` of `/v1/state/{kind}/{id}`, items of lists).
+fn kind_schemas() -> Value {
+    let key = |d: &str| hex32(d);
+    let int = |d: &str| t("integer", d);
+    let s = |d: &str| t("string", d);
+    json!({
+        "Participant": object("kind participants", &[("account", key("the participant's account (its first key)")), ("current_key", key("")), ("name", s("")), ("roles", json!({ "type": "array", "items": { "type": "string" } })), ("rating", int("")), ("list_status", s("")), ("suspended", t("boolean", "")), ("suspension_reason", s("")), ("admitted_by", key("")), ("admitted_height", int("")), ("updated_height", int(""))], &["account", "current_key", "name", "roles", "rating", "list_status", "suspended", "admitted_by", "admitted_height", "updated_height"]),
+        "Account": object("kind accounts", &[("key", key("the account's key")), ("next_nonce", int("the nonce its next transaction must carry"))], &["key", "next_nonce"]),
+        "Product": object("kind products", &[("id", key("")), ("provider", key("")), ("spec", t("object", "category, domain, grade, price, access policy, terms hash")), ("listed", t("boolean", "")), ("listed_height", int("")), ("updated_height", int("")), ("version", int(""))], &["id", "provider", "spec", "listed"]),
+        "Demand": object("kind demands", &[("id", key("")), ("poster", key("")), ("title", s("")), ("domain", s("")), ("budget", int("")), ("description_hash", key("")), ("deadline_height", nullable("integer", "")), ("status", s("open, awarded or closed")), ("responses", int("")), ("awarded_to", nullable("string", "")), ("posted_height", int("")), ("updated_height", int(""))], &["id", "poster", "title", "status"]),
+        "DemandResponse": object("kind responses", &[("demand", key("")), ("responder", key("")), ("product", nullable("string", "")), ("price", int("")), ("proposal_hash", key("")), ("height", int(""))], &["demand", "responder", "price", "height"]),
+        "Order": t("object", "kind orders: buyer, product, amount, status (ordered, accepted, delivered, confirmed, settled, cancelled, disputed), heights"),
+        "GrantRecord": object("kind grants", &[("grant", nullable("object", "the signed grant, once registered or used")), ("subject", key("")), ("state", s("issued, consumed, revoked or expired")), ("state_height", int("")), ("registered_height", int(""))], &["subject", "state"]),
+        "UsageReceipt": object("kind usage", &[("grant", key("")), ("consumer", key("")), ("product", key("")), ("purpose", s("")), ("height", int("")), ("request_hash", key("")), ("tx_hash", key(""))], &["grant", "consumer", "product", "height", "tx_hash"]),
+        "Attestation": t("object", "kind attestations: a holder's attestation of a later stage (processed, shared_onward, destroyed)"),
+        "Proposal": object("kind proposals", &[("id", int("")), ("proposer", key("")), ("action", t("object", "")), ("approvals", int("")), ("status", s("open or executed")), ("created_height", int("")), ("expiry_height", int("")), ("decided_height", int(""))], &["id", "proposer", "action", "status"]),
+        "PolicySet": object("kind policies", &[("version", int("")), ("text", s("Cedar policies")), ("hash", key("blake3 of the text")), ("height", int(""))], &["version", "text", "hash", "height"]),
+        "StateValue": { "description": "the object's JSON, by kind (the schema of the kind named in the path)", "anyOf": [
+            schema_ref("Participant"), schema_ref("Account"), schema_ref("Product"), schema_ref("Demand"),
+            schema_ref("DemandResponse"), schema_ref("Order"), schema_ref("GrantRecord"), schema_ref("UsageReceipt"),
+            schema_ref("Attestation"), schema_ref("Proposal"), schema_ref("PolicySet") ] },
+        "StateList": object("one page of a kind", &[("kind", s("")), ("items", json!({ "type": "array", "items": schema_ref("StateValue") })), ("next", nullable("string", "cursor for the next page (after=); null on the last"))], &["kind", "items", "next"]),
+        "ProofBundle": object("a value and everything to check it offline (SPEC.md: proof bundles)", &[("chain_id", s("")), ("key", s("hex of the state key")), ("value", nullable("string", "hex of the stored value; null for a proof of absence")), ("version", int("the state version (block height) proved at")), ("proof", t("object", "the Merkle proof")), ("header", schema_ref("Header")), ("certificate", s("hex of the certificate of block version + 1")), ("validators", json!({ "type": "array", "items": t("object", "") }))], &["chain_id", "key", "value", "version", "proof", "header", "certificate", "validators"]),
+        "StateObject": object("one object", &[("kind", s("")), ("id", s("")), ("value", json!({ "description": "null for a proof of absence", "anyOf": [schema_ref("StateValue"), { "type": "null" }] })), ("proof", schema_ref("ProofBundle"))], &["kind", "id", "value"]),
+    })
+}
+
+fn merge(parts: &[Value]) -> Value {
+    let mut out = Map::new();
+    for p in parts {
+        if let Some(o) = p.as_object() {
+            out.extend(o.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 /// The document.
 pub fn document() -> Value {
     let wait = query("wait", "admission | check (default) | commit", "string");
     let timeout =
         query("timeout_ms", "with wait=commit: how long to wait (capped by config)", "integer");
-    let mut submit =
-        op("Submit one signed transaction", &json!([wait, timeout]), "committed (wait=commit)");
+    let mut submit = op(
+        "Submit one signed transaction",
+        &json!([wait, timeout]),
+        "committed: with wait=commit, or at once for bytes committed before (resubmission is idempotent: the receipt, not an error)",
+        "TxCommitted",
+    );
     submit["requestBody"] = json!({
         "required": true,
         "content": {
@@ -37,51 +317,80 @@ pub fn document() -> Value {
             "application/x-protobuf": { "schema": { "type": "string", "format": "binary" } }
         }
     });
-    submit["responses"]["202"] = json!({ "description": "admitted or checked; not yet committed" });
+    submit["responses"]["202"] = json!({
+        "description": "not committed yet: admitted or checked (wait=admission|check), or pending when a wait=commit timed out; follow it with GET /v1/txs/{hash}",
+        "content": json_content(&json!({ "oneOf": [schema_ref("TxAccepted"), schema_ref("TxPending")] })),
+    });
+    submit["responses"]["403"] = err_ref();
+    submit["responses"]["415"] = err_ref();
     let mut batch = op(
         "Submit up to rpc.max_batch_txs transactions",
         &json!([query("wait", "admission | check", "string")]),
         "one result per transaction",
+        "BatchResults",
     );
     batch["requestBody"] = json!({ "required": true, "content": {
         "application/json": { "schema": {
             "type": "object", "required": ["txs"], "properties": { "txs": { "type": "array", "items": { "type": "string", "description": "hex of a signed transaction" } } } } },
         "application/x-protobuf": { "schema": { "type": "string", "format": "binary",
             "description": "a dpx.node.v1.TxBatch message (repeated bytes txs = 1): no hex, for high-rate clients" } } } });
+    batch["responses"]["415"] = err_ref();
     let kind = path_param(
         "kind",
         "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations",
     );
+    let mut metrics = json!({ "summary": "Prometheus metrics", "responses": err_responses() });
+    metrics["responses"]["200"] = json!({ "description": "text exposition", "content": { "text/plain": { "schema": { "type": "string" } } } });
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "dpx node RPC", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Submit signed transactions, read blocks and state (with Merkle proofs), follow events. Limits (all in the [rpc] config): per-IP request rate (429 with Retry-After); a request's body and answer within request_timeout_ms (408; wait=commit may wait commit_wait_max_ms more); open connections in total and per IP (over either, the connection gets 503 too_many_connections and is closed); a connection must send its request headers within header_read_timeout_ms and is closed after idle_timeout_ms without a request, or of not reading a response." },
+                  "description": "Submit signed transactions, read blocks and state (with Merkle proofs), follow events. Errors: see the Error response for the catalogue of codes. Limits (all in the [rpc] config): per-IP request rate (429 with Retry-After); a request's body and answer within request_timeout_ms (408; wait=commit may wait commit_wait_max_ms more); open connections in total and per IP (over either, the connection gets 503 too_many_connections and is closed); a connection must send its request headers within header_read_timeout_ms and is closed after idle_timeout_ms without a request, or of not reading a response." },
         "paths": {
             "/v1/txs": { "post": submit },
             "/v1/txs/batch": { "post": batch },
-            "/v1/txs/{hash}": { "get": op("A committed transaction and its receipt", &json!([path_param("hash", "blake3 of the signed transaction bytes, hex")]), "the transaction") },
-            "/v1/blocks/latest": { "get": op("The latest committed block", &json!([]), "header, transactions, certificate") },
-            "/v1/blocks/{height}": { "get": op("A committed block", &json!([path_param("height", "block height")]), "header, transactions, certificate") },
-            "/v1/status": { "get": op("Node status", &json!([]), "chain id, height, latest block, validators, peers, version") },
-            "/v1/state/{kind}": { "get": op("List objects of a kind", &json!([kind, query("after", "cursor from the previous page (hex of a state key, at most 1 KiB; 400 otherwise)", "string"), query("limit", "page size (max 500)", "integer")]), "items and the next cursor") },
-            "/v1/state/{kind}/{id}": { "get": op("One object, optionally with a Merkle proof", &json!([kind, path_param("id", "object id"), query("prove", "include the proof, header and certificate", "boolean"), query("height", "prove at this version", "integer")]), "the object") },
+            "/v1/txs/{hash}": { "get": op("A transaction's status: committed (with height and receipt) or pending (in this node's mempool); 404 not_found if neither", &json!([path_param("hash", "blake3 of the signed transaction bytes, hex")]), "the transaction's status", "TxStatus") },
+            "/v1/blocks/latest": { "get": op("The latest committed block", &json!([]), "header, transactions, certificate", "Block") },
+            "/v1/blocks/{height}": { "get": op("A committed block", &json!([path_param("height", "block height")]), "header, transactions, certificate", "Block") },
+            "/v1/status": { "get": op("Node status", &json!([]), "chain id, height, latest block, validators, peers, version", "Status") },
+            "/v1/state/{kind}": { "get": op("List objects of a kind", &json!([kind, query("after", "cursor from the previous page (hex of a state key, at most 1 KiB; 400 otherwise)", "string"), query("limit", "page size (max 500)", "integer")]), "items and the next cursor", "StateList") },
+            "/v1/state/{kind}/{id}": { "get": op("One object, optionally with a Merkle proof", &json!([kind, path_param("id", "object id"), query("prove", "include the proof, header and certificate", "boolean"), query("height", "prove at this version", "integer")]), "the object", "StateObject") },
             "/v1/events": { "get": {
                 "summary": "Server-sent events: block, tx, policy_decision, and contract event kinds such as grant.consumed; resume with from_height",
                 "description": "A subscriber that falls behind by more than rpc.subscriber_buffer_bytes of events, or misses blocks, gets a final `lagged` event {error: {code: lagged, message}, resume_from_height} and the stream ends; reconnect with from_height set to it (events of that height already received come again, with the same id). A comment is sent every 15 s on a quiet stream. At most rpc.max_subscribers streams at once (503).",
                 "parameters": [query("from_height", "replay from this block height, then follow live; at most 16 past the tip (400 beyond)", "integer"), query("kinds", "comma-separated kinds: block, tx, policy_decision, or family.name for contract events (families: demand, governance, grant, lifecycle, order, params, participant, policy, product, tx, validators); others are refused with 400", "string"), query("participant", "participant key: 64 hex characters (400 otherwise)", "string"), query("product", "product id: 64 hex characters (400 otherwise)", "string"), query("tx_hashes", "add the block's transaction hashes to each block event", "boolean")],
-                "responses": { "200": { "description": "an event stream", "content": { "text/event-stream": {} } }, "400": { "$ref": "#/components/responses/Error" }, "429": { "$ref": "#/components/responses/Error" }, "503": { "$ref": "#/components/responses/Error" } } } },
-            "/v1/evidence": { "get": op("Evidence of validator misbehaviour seen by this node", &json!([]), "hex-encoded evidence") },
-            "/v1/openapi.json": { "get": op("This document", &json!([]), "OpenAPI 3.1") },
-            "/health": { "get": op("Liveness", &json!([]), "ok with the height and the age of the last block") },
-            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition", "content": { "text/plain": {} } } } } }
+                "responses": { "200": { "description": "an event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } }, "400": err_ref(), "429": err_ref(), "503": err_ref() } } },
+            "/v1/evidence": { "get": op("Evidence of validator misbehaviour seen by this node", &json!([]), "hex-encoded evidence", "Evidence") },
+            "/v1/openapi.json": { "get": op("This document", &json!([]), "OpenAPI 3.1", "OpenApi") },
+            "/health": { "get": op("Liveness", &json!([]), "ok with the height and the age of the last block", "Health") },
+            "/metrics": { "get": metrics }
         },
-        "components": { "responses": { "Error": { "description": "an error", "content": { "application/json": { "schema": {
-            "type": "object", "properties": { "error": { "type": "object", "properties": {
-                "code": { "type": "string" }, "message": { "type": "string" } } } } } } } } } }
+        "components": {
+            "responses": { "Error": { "description": catalogue_table(), "content": json_content(&schema_ref("Error")) } },
+            "schemas": merge(&[error_schemas(), tx_schemas(), chain_schemas(), kind_schemas()]),
+        },
+        "x-error-catalogue": CATALOGUE.iter().map(|e| json!({ "code": e.code, "status": e.status, "when": e.when })).collect::<Vec<_>>(),
     });
     // Identity and reads (signed requests, read rules, event shapes): rpc/openapi_auth.rs.
     super::openapi_auth::annotate(&mut doc);
     doc
+}
+
+/// Every `$ref` in `v` (for the resolution test).
+#[cfg(test)]
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                if k == "$ref" {
+                    out.push(x.as_str().unwrap_or_default().to_owned());
+                } else {
+                    refs(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +427,39 @@ mod tests {
             assert!(info.contains(word), "{word}");
         }
         assert!(doc["paths"]["/v1/txs"]["post"]["responses"]["408"].is_object());
+    }
+
+    #[test]
+    fn every_ref_resolves_and_every_route_has_a_response_schema() {
+        let doc = document();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 20, "{all:?}");
+        for r in &all {
+            let ptr = r.strip_prefix('#').unwrap_or_else(|| panic!("not local: {r}"));
+            assert!(doc.pointer(ptr).is_some_and(Value::is_object), "{r} does not resolve");
+        }
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, o) in ops.as_object().unwrap() {
+                let ok = &o["responses"]["200"]["content"];
+                let schema = ok.as_object().and_then(|c| c.values().next()).map(|m| &m["schema"]);
+                assert!(schema.is_some_and(Value::is_object), "{method} {path} has no 200 schema");
+            }
+        }
+    }
+
+    #[test]
+    fn the_catalogue_is_published_whole() {
+        let doc = document();
+        let published = doc["x-error-catalogue"].as_array().unwrap();
+        assert_eq!(published.len(), CATALOGUE.len());
+        let table = doc["components"]["responses"]["Error"]["description"].as_str().unwrap();
+        let codes = doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap();
+        for e in CATALOGUE {
+            assert!(table.contains(&format!("| `{}` | {} |", e.code, e.status)), "{}", e.code);
+            assert!(codes.contains(&json!(e.code)), "{}", e.code);
+        }
     }
 }

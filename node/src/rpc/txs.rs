@@ -4,7 +4,13 @@
 //! (`Content-Type: application/x-protobuf`) or as JSON `{"tx": "<hex>"}`, and returns when the
 //! chosen stage is reached: `wait=admission` (signature and format checked, queued),
 //! `wait=check` (stateful checks passed, in the mempool; the default) or `wait=commit`
-//! (committed, with its receipt; bounded by `timeout_ms`).
+//! (committed, with its receipt; bounded by `timeout_ms`, after which the answer is `202` with
+//! status `pending`).
+//!
+//! Submission is idempotent: the same bytes again, while pending, are the same pending
+//! transaction; once committed, the answer is the committed transaction and its receipt (200).
+//! Each refusal has its own error code (see [`refusal_error`]), whether the transaction came
+//! alone or in a batch.
 
 use std::time::Duration;
 
@@ -19,8 +25,10 @@ use tokio::sync::oneshot;
 
 use super::{ApiError, ApiQuery, ApiResult, AppState};
 use crate::app::{self, CheckedTx};
-use crate::driver::DriverMsg;
+use crate::driver::{AdmitResult, DriverMsg};
+use crate::mempool::{Admitted, Refusal};
 use crate::wire;
+use dpx_contracts::TxError;
 use dpx_crypto::Hash;
 use prost::Message as _;
 
@@ -73,42 +81,104 @@ fn parse_hex_tx(s: &str) -> ApiResult<Vec<u8>> {
     hex::decode(s.trim()).map_err(|_| ApiError::bad_request("bad_encoding", "tx must be hex"))
 }
 
+/// The error a refused transaction gets: one code per cause, details where a client can act
+/// on them, the transaction's hash when it is known.
+pub fn refusal_error(r: &Refusal, hash: Option<&Hash>) -> ApiError {
+    use StatusCode as S;
+    let msg = r.to_string();
+    let (e, details) = match r {
+        Refusal::Tx(t) => match t {
+            TxError::TooLarge { size, max } => {
+                (ApiError::bad_request("tx_too_large", msg), json!({ "size": size, "max": max }))
+            }
+            TxError::Decode(_) => (ApiError::bad_request("malformed_tx", msg), json!({})),
+            TxError::WrongChain { expected, got } => (
+                ApiError::bad_request("wrong_chain", msg),
+                json!({ "expected": expected, "got": got }),
+            ),
+            TxError::BadSignature => (ApiError::bad_request("bad_signature", msg), json!({})),
+            TxError::InvalidOp { .. } => (ApiError::bad_request("invalid_op", msg), json!({})),
+            TxError::NonceTooLow { expected, got } => (
+                ApiError::conflict("nonce_too_low", msg),
+                json!({ "expected": expected, "got": got }),
+            ),
+            TxError::NonceTooHigh { expected, got } => (
+                ApiError::conflict("nonce_too_high", msg),
+                json!({ "expected": expected, "got": got }),
+            ),
+            TxError::Expired { expiry_height, height } => (
+                ApiError::conflict("expired", msg),
+                json!({ "expiry_height": expiry_height, "height": height }),
+            ),
+            TxError::UnknownSigner { signer } => {
+                (ApiError::new(S::FORBIDDEN, "unknown_signer", msg), json!({ "signer": signer }))
+            }
+            TxError::RotatedKey { signer } => {
+                (ApiError::new(S::FORBIDDEN, "rotated_key", msg), json!({ "signer": signer }))
+            }
+            TxError::StrangerRefused { .. } => {
+                (ApiError::new(S::FORBIDDEN, "stranger_refused", msg), json!({}))
+            }
+            TxError::Corrupt { .. } => (ApiError::internal(msg), json!({})),
+        },
+        Refusal::PayloadSize { len: 0, .. } => {
+            (ApiError::bad_request("malformed_tx", msg), json!({}))
+        }
+        Refusal::PayloadSize { len, max } => {
+            (ApiError::bad_request("tx_too_large", msg), json!({ "size": len, "max": max }))
+        }
+        Refusal::NonceTaken { nonce } => {
+            (ApiError::conflict("nonce_taken", msg), json!({ "nonce": nonce }))
+        }
+        Refusal::MempoolFull { count, bytes } => (
+            ApiError::new(S::SERVICE_UNAVAILABLE, "mempool_full", msg),
+            json!({ "count": count, "bytes": bytes }),
+        ),
+        Refusal::SignerQuota { pending } => (
+            ApiError::new(S::TOO_MANY_REQUESTS, "signer_quota", msg),
+            json!({ "pending": pending }),
+        ),
+        Refusal::LedgerRead(_) => (ApiError::internal(msg), json!({})),
+    };
+    let mut details = details;
+    if let Some(h) = hash {
+        details["hash"] = json!(h);
+    }
+    if details.as_object().is_some_and(serde_json::Map::is_empty) {
+        e
+    } else {
+        e.with_details(details)
+    }
+}
+
 /// Stateless checks (decode, chain id, batched signature verification) off the async threads.
 async fn check_stateless(
     s: &AppState,
     txs: Vec<Vec<u8>>,
-) -> ApiResult<Vec<Result<CheckedTx, String>>> {
+) -> ApiResult<Vec<Result<CheckedTx, Refusal>>> {
     let checker = s.checker.clone();
     tokio::task::spawn_blocking(move || checker.check_batch(txs))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-async fn admit(
-    s: &AppState,
-    txs: Vec<CheckedTx>,
-    wait: Wait,
-) -> ApiResult<Vec<Result<Hash, String>>> {
+async fn admit(s: &AppState, txs: Vec<CheckedTx>, wait: Wait) -> ApiResult<Vec<AdmitResult>> {
     if wait == Wait::Admission {
-        let hashes = txs.iter().map(|t| Ok(t.hash)).collect();
+        let queued = txs.iter().map(|t| Ok(Admitted::Pending(t.hash))).collect();
         s.driver_tx
             .try_send(DriverMsg::Admit { txs, from_peer: false, reply: None })
             .map_err(|_| ApiError::unavailable("node is busy; retry shortly"))?;
-        return Ok(hashes);
+        return Ok(queued);
     }
     let (reply, rx) = oneshot::channel();
     s.driver_tx
         .try_send(DriverMsg::Admit { txs, from_peer: false, reply: Some(reply) })
         .map_err(|_| ApiError::unavailable("node is busy; retry shortly"))?;
-    rx.await.map_err(|_| ApiError::unavailable("node is shutting down"))
+    rx.await.map_err(|_| ApiError::shutting_down())
 }
 
-fn rejection(reason: &str) -> ApiError {
-    if reason.contains("mempool is full") {
-        ApiError::unavailable(reason.to_owned())
-    } else {
-        ApiError::conflict("rejected", reason.to_owned())
-    }
+fn stage(wait: Wait) -> &'static str {
+    if wait == Wait::Admission { "admitted" } else { "checked" }
 }
 
 pub async fn submit(
@@ -126,7 +196,7 @@ pub async fn submit(
         body.to_vec()
     };
     let checked = check_stateless(&s, vec![bytes]).await?.pop().expect("one in, one out");
-    let tx = checked.map_err(|e| ApiError::bad_request("invalid_tx", e))?;
+    let tx = checked.map_err(|r| refusal_error(&r, None))?;
     let hash = tx.hash;
     // Register for the commit before admitting, so a fast commit is not missed.
     let waiter = if wait == Wait::Commit {
@@ -134,24 +204,24 @@ pub async fn submit(
     } else {
         None
     };
-    let result = admit(&s, vec![tx], wait).await?.pop().expect("one in, one out");
-    result.map_err(|r| rejection(&r))?;
+    let admitted = admit(&s, vec![tx], wait).await?.pop().expect("one in, one out");
+    match admitted.map_err(|r| refusal_error(&r, Some(&hash)))? {
+        // The same bytes committed before: the answer is their receipt, as if just committed.
+        Admitted::Committed(_) => return Ok(Json(committed(&s, &hash)?).into_response()),
+        Admitted::Pending(_) => {}
+    }
     let Some(waiter) = waiter else {
-        let stage = if wait == Wait::Admission { "admitted" } else { "checked" };
+        let status = stage(wait);
         return Ok(
-            (StatusCode::ACCEPTED, Json(json!({ "hash": hash, "status": stage }))).into_response()
+            (StatusCode::ACCEPTED, Json(json!({ "hash": hash, "status": status }))).into_response()
         );
     };
     let max = s.config.rpc.commit_wait_max_ms;
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(max).min(max));
     match tokio::time::timeout(timeout, waiter).await {
-        Ok(Ok(_height)) => Ok(Json(tx_status(&s, &hash)?).into_response()),
-        Ok(Err(_)) => Err(ApiError::unavailable("node is shutting down")),
-        Err(_) => Err(ApiError::new(
-            StatusCode::ACCEPTED,
-            "commit_timeout",
-            format!("{hash} is in the mempool but not committed within {} ms", timeout.as_millis()),
-        )),
+        Ok(Ok(_height)) => Ok(Json(committed(&s, &hash)?).into_response()),
+        Ok(Err(_)) => Err(ApiError::shutting_down()),
+        Err(_) => Ok((StatusCode::ACCEPTED, Json(pending(&hash, Some(timeout)))).into_response()),
     }
 }
 
@@ -175,7 +245,9 @@ fn check_batch_len(s: &AppState, n: usize) -> ApiResult<()> {
 
 /// `POST /v1/txs/batch`: JSON `{"txs": ["<hex>", ...]}` or, with
 /// `Content-Type: application/x-protobuf`, the bytes of a `dpx.node.v1.TxBatch` (no hex: half
-/// the bytes and no text decoding, for high-rate clients). One result per transaction, in order.
+/// the bytes and no text decoding, for high-rate clients). One result per transaction, in order:
+/// `{"hash", "status"}` (`admitted`, `checked`, or `committed` with its `height` for bytes
+/// committed before) or `{"error": {...}}` with the code the transaction would get alone.
 pub async fn submit_batch(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<SubmitQuery>,
@@ -189,14 +261,11 @@ pub async fn submit_batch(
             "batch submit supports wait=admission or check",
         ));
     }
-    let decoded: Vec<Result<Vec<u8>, String>> = if is_json(&headers) {
+    let decoded: Vec<ApiResult<Vec<u8>>> = if is_json(&headers) {
         let j: JsonBatch = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?;
         check_batch_len(&s, j.txs.len())?;
-        j.txs
-            .iter()
-            .map(|t| hex::decode(t.trim()).map_err(|_| "tx must be hex".to_owned()))
-            .collect()
+        j.txs.iter().map(|t| parse_hex_tx(t)).collect()
     } else if is_protobuf(&headers) {
         let b = wire::TxBatch::decode(body)
             .map_err(|e| ApiError::bad_request("bad_protobuf", e.to_string()))?;
@@ -211,46 +280,89 @@ pub async fn submit_batch(
     };
     let good: Vec<Vec<u8>> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
     let mut checked = check_stateless(&s, good).await?.into_iter();
-    let mut results: Vec<Result<CheckedTx, String>> = Vec::with_capacity(decoded.len());
+    let mut results: Vec<ApiResult<CheckedTx>> = Vec::with_capacity(decoded.len());
     for d in decoded {
         results.push(match d {
-            Ok(_) => checked.next().expect("one per decoded tx"),
+            Ok(_) => {
+                checked.next().expect("one per decoded tx").map_err(|r| refusal_error(&r, None))
+            }
             Err(e) => Err(e),
         });
     }
     let ok: Vec<CheckedTx> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
     let mut admitted = admit(&s, ok, wait).await?.into_iter();
-    let out: Vec<Value> = results
-        .into_iter()
-        .map(|r| match r {
-            Ok(_) => match admitted.next().expect("one per checked tx") {
-                Ok(h) => json!({ "hash": h, "status": if wait == Wait::Admission { "admitted" } else { "checked" } }),
-                Err(e) => json!({ "error": { "code": "rejected", "message": e } }),
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        out.push(match r {
+            Ok(tx) => match admitted.next().expect("one per checked tx") {
+                Ok(Admitted::Pending(h)) => json!({ "hash": h, "status": stage(wait) }),
+                Ok(Admitted::Committed(h)) => {
+                    let height = s
+                        .store
+                        .receipt(&h)
+                        .map_err(|e| ApiError::internal(e.to_string()))?
+                        .map(|(height, _, _)| height);
+                    json!({ "hash": h, "status": "committed", "height": height })
+                }
+                Err(r) => json!({ "error": refusal_error(&r, Some(&tx.hash)).body() }),
             },
-            Err(e) => json!({ "error": { "code": "invalid_tx", "message": e } }),
-        })
-        .collect();
+            Err(e) => json!({ "error": e.body() }),
+        });
+    }
     Ok(Json(json!({ "results": out })))
 }
 
-fn tx_status(s: &AppState, hash: &Hash) -> ApiResult<Value> {
-    let store = &s.store;
-    if let Some((height, index, receipt)) =
-        store.receipt(hash).map_err(|e| ApiError::internal(e.to_string()))?
-    {
-        let tx = store.tx(hash).map_err(|e| ApiError::internal(e.to_string()))?;
-        return Ok(json!({
-            "hash": hash,
-            "status": "committed",
-            "height": height,
-            "index": index,
-            "receipt": app::receipt_json(&receipt),
-            "tx": tx.map(|(_, _, b)| app::tx_json(&b)),
-        }));
+/// The status document of a pending transaction; `waited` when a commit wait timed out.
+fn pending(hash: &Hash, waited: Option<Duration>) -> Value {
+    let mut v = json!({ "hash": hash, "status": "pending" });
+    if let Some(w) = waited {
+        v["waited_ms"] = json!(w.as_millis() as u64);
+        v["message"] = json!(format!(
+            "in the mempool but not committed within {} ms; ask GET /v1/txs/{hash}",
+            w.as_millis()
+        ));
     }
-    Err(ApiError::not_found(format!("transaction {hash} is not committed (it may be pending)")))
+    v
 }
 
+/// The status document of a committed transaction, if it is committed.
+fn committed_status(s: &AppState, hash: &Hash) -> ApiResult<Option<Value>> {
+    let store = &s.store;
+    let Some((height, index, receipt)) =
+        store.receipt(hash).map_err(|e| ApiError::internal(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let tx = store.tx(hash).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Some(json!({
+        "hash": hash,
+        "status": "committed",
+        "height": height,
+        "index": index,
+        "receipt": app::receipt_json(&receipt),
+        "tx": tx.map(|(_, _, b)| app::tx_json(&b)),
+    })))
+}
+
+fn committed(s: &AppState, hash: &Hash) -> ApiResult<Value> {
+    committed_status(s, hash)?
+        .ok_or_else(|| ApiError::internal(format!("{hash} committed but its receipt is missing")))
+}
+
+/// Whether `hash` is in this node's mempool (asked of the driver, which owns it).
+async fn in_mempool(s: &AppState, hash: Hash) -> ApiResult<bool> {
+    let (reply, rx) = oneshot::channel();
+    s.driver_tx
+        .try_send(DriverMsg::Pending { hash, reply })
+        .map_err(|_| ApiError::unavailable("node is busy; retry shortly"))?;
+    rx.await.map_err(|_| ApiError::shutting_down())
+}
+
+/// `GET /v1/txs/{hash}`: `committed` (with height and receipt), `pending` (in this node's
+/// mempool), or 404 `not_found`.
+///
+/// The read policy applies: the contents and receipt are for the transaction's parties and
+/// supervisors; others see only what blocks show everyone (see `super::auth::tx_read`).
 pub async fn status(
     State(s): State<AppState>,
     caller: super::auth::Caller,
@@ -259,8 +371,64 @@ pub async fn status(
     let hash: Hash = hash
         .parse()
         .map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
-    // The read policy: the contents and receipt are for the transaction's parties and
-    // supervisors; others see only what blocks show everyone (see `super::auth::tx_read`).
-    let v = tx_status(&s, &hash)?;
-    Ok(Json(super::auth::tx_read(&s, caller, &hash, v)?))
+    if let Some(v) = committed_status(&s, &hash)? {
+        return Ok(Json(super::auth::tx_read(&s, caller, &hash, v)?));
+    }
+    if in_mempool(&s, hash).await? {
+        return Ok(Json(pending(&hash, None)));
+    }
+    // It may have committed between the two looks.
+    if let Some(v) = committed_status(&s, &hash)? {
+        return Ok(Json(super::auth::tx_read(&s, caller, &hash, v)?));
+    }
+    Err(ApiError::not_found(format!(
+        "transaction {hash} is neither committed nor in this node's mempool"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal maps to a catalogued code whose status is the one answered.
+    #[test]
+    fn each_refusal_has_its_own_catalogued_code() {
+        let s = |v: &str| v.to_owned();
+        let refusals = vec![
+            Refusal::Tx(TxError::TooLarge { size: 9, max: 8 }),
+            Refusal::Tx(TxError::Decode(dpx_contracts::DecodeError::NotCanonical)),
+            Refusal::Tx(TxError::WrongChain { expected: s("a"), got: s("b") }),
+            Refusal::Tx(TxError::BadSignature),
+            Refusal::Tx(TxError::InvalidOp { reason: s("r") }),
+            Refusal::Tx(TxError::NonceTooLow { expected: 5, got: 3 }),
+            Refusal::Tx(TxError::NonceTooHigh { expected: 5, got: 7 }),
+            Refusal::Tx(TxError::Expired { expiry_height: 3, height: 4 }),
+            Refusal::Tx(TxError::UnknownSigner { signer: s("ab") }),
+            Refusal::Tx(TxError::RotatedKey { signer: s("ab") }),
+            Refusal::Tx(TxError::StrangerRefused { reason: s("r") }),
+            Refusal::Tx(TxError::Corrupt { reason: s("r") }),
+            Refusal::PayloadSize { len: 0, max: 8 },
+            Refusal::PayloadSize { len: 9, max: 8 },
+            Refusal::NonceTaken { nonce: 1 },
+            Refusal::MempoolFull { count: 1, bytes: 2 },
+            Refusal::SignerQuota { pending: 3 },
+            Refusal::LedgerRead(s("disk")),
+        ];
+        let mut codes = Vec::new();
+        for r in &refusals {
+            let e = refusal_error(r, None);
+            let spec = super::super::error::spec(e.code).unwrap_or_else(|| panic!("{}", e.code));
+            assert_eq!(spec.status, e.status.as_u16(), "{}", e.code);
+            assert_eq!(e.message, r.to_string());
+            codes.push(e.code);
+        }
+        // Distinct causes, distinct codes (the two internal failures and the two spellings
+        // of a bad size share theirs on purpose).
+        let mut distinct = codes.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), codes.len() - 3, "{codes:?}");
+        let e = refusal_error(&refusals[6], Some(&Hash([1; 32])));
+        assert_eq!(e.details, Some(json!({"expected": 5, "got": 7, "hash": Hash([1; 32])})));
+    }
 }

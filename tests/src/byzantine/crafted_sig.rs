@@ -9,7 +9,7 @@
 //! batch; the scenario sends each crafted transaction alone to one node and in a 2-item batch
 //! to another and counts disagreements. Signers are fresh keys with no account, so a crafted
 //! transaction that passes the signature check is refused by the account check and changes
-//! nothing; the verdict is read from the error code (`invalid_tx` = refused at the stateless
+//! nothing; the verdict is read from the error code (`bad_signature` = refused at the stateless
 //! checks, anything else = its signature was accepted).
 
 use curve25519_dalek::constants::EIGHT_TORSION;
@@ -89,16 +89,20 @@ enum Verdict {
 
 fn verdict_single(status: u16, v: &Value) -> Option<Verdict> {
     match status {
-        400 if v["error"]["code"] == "invalid_tx" => Some(Verdict::Refused),
-        200 | 202 | 409 => Some(Verdict::Accepted),
+        400 if v["error"]["code"] == "bad_signature" => Some(Verdict::Refused),
+        200 | 202 | 403 | 409 => Some(Verdict::Accepted),
         _ => None,
     }
 }
 
 fn verdict_item(v: &Value) -> Option<Verdict> {
-    if v["error"]["code"] == "invalid_tx" {
+    // Past the signature check, a refusal is a stateful one (nonce, signer, pool limits).
+    let stateful = ["nonce_too_low", "nonce_too_high", "nonce_taken", "expired", "unknown_signer"];
+    if v["error"]["code"] == "bad_signature" {
         Some(Verdict::Refused)
-    } else if v["hash"].is_string() || v["error"]["code"] == "rejected" {
+    } else if v["hash"].is_string()
+        || v["error"]["code"].as_str().is_some_and(|c| stateful.contains(&c))
+    {
         Some(Verdict::Accepted)
     } else {
         None

@@ -2,7 +2,7 @@
 //!
 //! A body with an unknown field appended decodes to the same operation, so anyone with a key
 //! can pad a transaction to the size limit (and one operation has many byte forms). Signed
-//! structures must decode canonically: the node refuses such a transaction with `invalid_tx`.
+//! structures must decode canonically: the node refuses such a transaction with `malformed_tx`.
 //! One padded body is signed by a founding agency with its next nonce, so a node that accepts
 //! it commits it (the report names the height); the others come from fresh keys. The same is
 //! tried on the envelope (`SignedTransaction`), which is already checked canonically.
@@ -50,10 +50,10 @@ fn body_padded(key: &Keypair, chain: &str, nonce: u64, len: usize) -> String {
     hex::encode(SignedTransaction { body, signer: key.public(), signature }.encode())
 }
 
-/// "refused" when the node answered `invalid_tx`, else what it did.
+/// "refused" when the node answered `malformed_tx`, else what it did.
 fn outcome(status: u16, v: &Value) -> String {
     match status {
-        400 if v["error"]["code"] == "invalid_tx" => "refused".into(),
+        400 if v["error"]["code"] == "malformed_tx" => "refused".into(),
         200 if v["status"] == "committed" => format!("COMMITTED at height {}", v["height"]),
         _ => format!(
             "accepted ({status} {})",
@@ -85,7 +85,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<Report> {
         let (s, v) =
             ctx.net.post(1 + i % 3, "/v1/txs/batch", &json!({ "txs": [honest, tx] })).await?;
         let item = &v["results"][1];
-        let o = if s == 200 && item["error"]["code"] == "invalid_tx" {
+        let o = if s == 200 && item["error"]["code"] == "malformed_tx" {
             "refused".to_owned()
         } else {
             format!("accepted ({s} {item})")
