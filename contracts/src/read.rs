@@ -29,9 +29,9 @@ use crate::keys;
 use crate::ops::Operation;
 use crate::participants::Participant;
 use crate::products::Product;
-use crate::subjects::{Subject, load_subject, resolve_subject};
 use crate::receipt::Receipt;
 use crate::state::State;
+use crate::subjects::{Subject, load_subject, resolve_subject};
 use crate::trades::{AttestTarget, Attestation, Order};
 use crate::types::{DemandId, GrantId, OrderId, ProductId, Role, SubjectId};
 
@@ -355,7 +355,7 @@ pub fn tx_parties<S: State + ?Sized>(
 fn op_parties<S: State + ?Sized>(st: &S, op: &Operation, s: &mut BTreeSet<PublicKey>) {
     use Operation as O;
     match op {
-        O::Admit { key, .. } => {
+        O::Admit { key, .. } | O::EnrolSubject { subject_key: key, .. } => {
             s.insert(*key);
         }
         O::RotateKey { new_key, .. } => {
@@ -367,7 +367,14 @@ fn op_parties<S: State + ?Sized>(st: &S, op: &Operation, s: &mut BTreeSet<Public
         | O::Reinstate { participant } => {
             s.insert(*participant);
         }
-        O::ListProduct { .. } | O::PostDemand { .. } | O::Propose { .. } | O::Approve { .. } => {}
+        // The signer (already in the set) is the only party; for the grant operations a
+        // subject signs, the signer is the subject.
+        O::ListProduct { .. }
+        | O::PostDemand { .. }
+        | O::Propose { .. }
+        | O::Approve { .. }
+        | O::RevokeGrant { .. }
+        | O::RevokeAllGrants => {}
         O::UpdateProduct { product, .. } | O::DelistProduct { product } => {
             s.extend(provider_of(st, product));
         }
@@ -401,12 +408,7 @@ fn op_parties<S: State + ?Sized>(st: &S, op: &Operation, s: &mut BTreeSet<Public
             s.extend(grant_ref_parties(st, grant));
             s.extend(provider_of(st, product));
         }
-        // The signer (already in the set) is the subject.
-        O::RevokeGrant { .. } | O::RevokeAllGrants => {}
         O::ExpireGrant { grant } => s.extend(grant_id_parties(st, grant)),
-        O::EnrolSubject { subject_key: key, .. } => {
-            s.insert(*key);
-        }
         O::RotateSubjectKey { subject_id, new_key, .. } => {
             s.extend(subject_key(st, subject_id));
             s.insert(*new_key);

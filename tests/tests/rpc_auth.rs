@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use dpx_contracts::{
     Category, DemandId, Grant, GrantId, GrantRef, Operation, OrderId, ProductConditions, ProductId,
-    ProductSpec, Role, TransactionBody,
+    ProductSpec, ProposalAction, Role, SubjectId, TransactionBody,
 };
 use dpx_crypto::{Hash, Keypair, keyfile};
 use dpx_node::rpc::auth::{fresh_nonce, sign_request};
@@ -152,6 +152,18 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
         let op = Operation::Admit { key: key.public(), name: name.into(), roles: vec![role] };
         node.submit(&agency, nonce as u64, op)?;
     }
+    // A registrar, admitted by governance (one agency: its proposal is the quorum), enrols the
+    // data subject.
+    let registrar = key_of(108);
+    let action =
+        ProposalAction::AdmitRegistrar { key: registrar.public(), name: "Identity Service".into() };
+    node.submit(&agency, 6, Operation::Propose { action })?;
+    let subject_id = SubjectId::keyed(&[0x5e; 32], b"110101199003071234");
+    node.submit(
+        &registrar,
+        0,
+        Operation::EnrolSubject { subject_id, subject_key: subject.public() },
+    )?;
     node.submit(&rater, 0, Operation::SetRating { participant: provider.public(), rating: 3 })?;
     let spec = ProductSpec {
         name: "cv check".into(),
@@ -163,19 +175,24 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
         conditions: ProductConditions {
             min_consumer_rating: 0,
             whitelist_only: false,
-            purposes: vec![],
+            purposes: vec!["hiring-check".into()],
         },
     };
     node.submit(&provider, 0, Operation::ListProduct { spec })?;
     let product = ProductId::derive(&chain, &provider.public(), 0);
+    let expires_at_ms = u64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis(),
+    )? + 3_600_000;
     let grant = |n: u8| {
         Grant {
-            id: GrantId(Hash::digest(&[n])),
-            subject: subject.public(),
+            serial: Hash::digest(&[n]),
+            subject: subject_id,
+            key: subject.public(),
+            epoch: 0,
             consumer: buyer.public(),
             product,
-            purpose: "verify CV".into(),
-            expiry_height: 10_000,
+            purpose: "hiring-check".into(),
+            expires_at_ms,
         }
         .sign(&subject, &chain)
     };
@@ -185,8 +202,9 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
         0,
         Operation::UseGrant {
             grant: GrantRef::Inline(Box::new(g1.clone())),
+            subject: subject_id,
             product,
-            purpose: "verify CV".into(),
+            purpose: "hiring-check".into(),
             request_hash: Hash::ZERO,
         },
     )?;
@@ -198,7 +216,7 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
         Operation::PlaceOrder {
             product,
             grant: Some(GrantRef::Inline(Box::new(g2.clone()))),
-            purpose: "verify CV".into(),
+            purpose: "hiring-check".into(),
             demand: None,
         },
     )?;
@@ -211,7 +229,7 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
             domain: "employment".into(),
             budget: 5,
             description_hash: Hash::ZERO,
-            deadline_height: None,
+            deadline_ms: None,
         },
     )?;
     let last_height = posted["height"].as_u64().context("height")?;
@@ -231,7 +249,7 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
     let allowed = |list: &[&str], name: &str| list.contains(&name);
 
     // ----- one object, with and without proof, and one that does not exist
-    let g1_id = g1.grant.id.to_string();
+    let g1_id = g1.grant.id().to_string();
     let missing = GrantId(Hash::digest(b"no such grant")).to_string();
     let objects: Vec<(String, &[&str])> = vec![
         (format!("grants/{g1_id}"), &["subject", "buyer", "regulator", "auditor"]),

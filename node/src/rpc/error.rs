@@ -242,13 +242,23 @@ pub const CATALOGUE: &[ErrorSpec] = &[
     e(
         "unknown_signer",
         403,
-        "the signer is no participant, and only grant operations are open to any key (details: signer)",
+        "the signer is neither a participant nor an enrolled data subject (details: signer)",
     ),
     e("rotated_key", 403, "the signer's key was rotated out (details: signer)"),
     e(
-        "stranger_refused",
+        "subject_cannot_sign",
         403,
-        "a key that is no participant's sent a grant operation that would fail",
+        "a data subject's key signed an operation only participants may sign (details: op)",
+    ),
+    e(
+        "subject_only",
+        403,
+        "a participant's key signed an operation only an enrolled data subject may sign (details: op)",
+    ),
+    e(
+        "grant_expired",
+        409,
+        "the grant the transaction carries expired by the last block's time (details: expires_at_ms, time_ms)",
     ),
     e(
         "signer_quota",

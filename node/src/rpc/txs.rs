@@ -116,9 +116,16 @@ pub fn refusal_error(r: &Refusal, hash: Option<&Hash>) -> ApiError {
             TxError::RotatedKey { signer } => {
                 (ApiError::new(S::FORBIDDEN, "rotated_key", msg), json!({ "signer": signer }))
             }
-            TxError::StrangerRefused { .. } => {
-                (ApiError::new(S::FORBIDDEN, "stranger_refused", msg), json!({}))
+            TxError::SubjectCannotSign { op } => {
+                (ApiError::new(S::FORBIDDEN, "subject_cannot_sign", msg), json!({ "op": op }))
             }
+            TxError::SubjectOnly { op } => {
+                (ApiError::new(S::FORBIDDEN, "subject_only", msg), json!({ "op": op }))
+            }
+            TxError::GrantExpired { expires_at_ms, time_ms } => (
+                ApiError::conflict("grant_expired", msg),
+                json!({ "expires_at_ms": expires_at_ms, "time_ms": time_ms }),
+            ),
             TxError::Corrupt { .. } => (ApiError::internal(msg), json!({})),
         },
         Refusal::PayloadSize { len: 0, .. } => {
@@ -405,7 +412,9 @@ mod tests {
             Refusal::Tx(TxError::Expired { expiry_height: 3, height: 4 }),
             Refusal::Tx(TxError::UnknownSigner { signer: s("ab") }),
             Refusal::Tx(TxError::RotatedKey { signer: s("ab") }),
-            Refusal::Tx(TxError::StrangerRefused { reason: s("r") }),
+            Refusal::Tx(TxError::SubjectCannotSign { op: "list_product" }),
+            Refusal::Tx(TxError::SubjectOnly { op: "register_grant" }),
+            Refusal::Tx(TxError::GrantExpired { expires_at_ms: 1, time_ms: 2 }),
             Refusal::Tx(TxError::Corrupt { reason: s("r") }),
             Refusal::PayloadSize { len: 0, max: 8 },
             Refusal::PayloadSize { len: 9, max: 8 },
