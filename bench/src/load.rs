@@ -129,7 +129,16 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<LoadRecord> {
         anyhow::ensure!(other == chain, "{r} is on chain {other:?}, {} on {chain:?}", rpcs[0]);
     }
     let tracker = Tracker::new(rpcs.len());
-    let subscribers = subscribe_all(&rpcs, &tracker, args.observe).await?;
+    // Full mode reads every transaction's receipt, which the read policy shows to supervisors:
+    // admit an auditor to read as.
+    let observer = match (args.mode, &args.agency_key) {
+        (Mode::Full, Some(path)) => {
+            let agency = dpx_crypto::keyfile::load(path)?;
+            Some(crate::observer::Observer::admit(&light, &rpcs[0], &chain, &agency).await?)
+        }
+        _ => None,
+    };
+    let subscribers = subscribe_all(&rpcs, &tracker, args.observe, observer.as_ref()).await?;
     let conns: Vec<Conn> = (0..rpcs.len() * args.connections)
         .map(|k| Conn::new(k % rpcs.len(), &rpcs[k % rpcs.len()]))
         .collect::<anyhow::Result<_>>()?;
@@ -301,6 +310,7 @@ async fn subscribe_all(
     rpcs: &[String],
     tracker: &Arc<Tracker>,
     observe: Observe,
+    observer: Option<&crate::observer::Observer>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
     let mut handles = Vec::new();
@@ -311,6 +321,7 @@ async fn subscribe_all(
             client.clone(),
             r.clone(),
             observe,
+            observer.cloned(),
             i,
             tracker.clone(),
             tx,

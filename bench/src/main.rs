@@ -14,6 +14,7 @@
 
 mod chart;
 mod load;
+mod observer;
 mod procstat;
 mod record;
 mod rpc;

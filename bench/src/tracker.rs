@@ -163,6 +163,7 @@ pub async fn subscribe(
     client: reqwest::Client,
     rpc: String,
     observe: Observe,
+    observer: Option<crate::observer::Observer>,
     node: usize,
     tracker: Arc<Tracker>,
     ready: oneshot::Sender<anyhow::Result<()>>,
@@ -171,11 +172,18 @@ pub async fn subscribe(
     let mut from: Option<u64> = None;
     let mut failures = 0u32;
     loop {
-        let mut url = format!("{rpc}/v1/events?{}", observe.query());
+        let mut path = format!("/v1/events?{}", observe.query());
         if let Some(h) = from {
-            url = format!("{url}&from_height={h}");
+            path = format!("{path}&from_height={h}");
         }
-        let resp = match client.get(&url).send().await {
+        let url = format!("{rpc}{path}");
+        let mut request = client.get(&url);
+        if let Some(o) = &observer {
+            for (name, value) in o.sign_get(&path) {
+                request = request.header(name, value);
+            }
+        }
+        let resp = match request.send().await {
             Ok(r) if r.status().is_success() => r,
             other => {
                 let why = match other {
