@@ -230,6 +230,42 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     assert _code(ans2) == "failed", ans2
     assert c.next_nonce(employer.public_key) == e.nonce
 
+    # the subject revokes a grant by its serial (signed by the subject's key; the id is derived
+    # from the signer's subject id), then every older grant at once (revoke_all_grants)
+    subj = Actor(c, applicant)
+
+    def _refused(op):
+        try:
+            _, a = e.send(op)
+        except RpcError as err:
+            e.nonce = c.next_nonce(employer.public_key)
+            return err.status in (400, 403, 409)
+        return _code(a) in ("failed", "invalid")
+
+    def _use_of(signed, rh):
+        return dict(use, grant={"inline": {"grant": {k: (v.hex() if isinstance(v, bytes) else v)
+                                                     for k, v in signed["grant"].items()},
+                                           "signature": signed["signature"].hex()}},
+                    request_hash=hashing.blake3(rh).hex())
+
+    sg2 = grants.sign_grant(applicant, CHAIN, subject, employer.public_key, product, "hiring-check",
+                            now_ms + 3600 * 1000, epoch=0)
+    _, ans = subj.send({"type": "revoke_grant", "serial": sg2["grant"]["serial"].hex()})
+    assert _code(ans) == "ok", ans
+    assert _attr(ans, "grant.revoked", "grant") == grants.signed_grant_id(sg2).hex()
+    assert _refused(_use_of(sg2, b"cv-revoked"))
+    sg3 = grants.sign_grant(applicant, CHAIN, subject, employer.public_key, product, "hiring-check",
+                            now_ms + 3600 * 1000, epoch=0)
+    _, ans = subj.send({"type": "revoke_all_grants"})
+    assert _code(ans) == "ok", ans
+    assert _attr(ans, "subject.grants_revoked", "grant_epoch") == "1"
+    assert _refused(_use_of(sg3, b"cv-old-epoch"))
+    # a subject's key cannot sign a participant's operation (subject_cannot_sign)
+    with pytest.raises(RpcError) as no_sign:
+        c.submit(tx.sign_transaction(applicant, CHAIN, subj.nonce, {"type": "set_rating",
+                 "participant": provider.public_key.hex(), "rating": 1}), wait="check")
+    assert no_sign.value.code == "subject_cannot_sign", no_sign.value
+
     # the read policy: the grant is the subject's and the consumer's (and supervisors'), not
     # an anonymous caller's (403 whether or not it exists)
     with pytest.raises(RpcError) as no:
