@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from dpx_client import bundle, events, grants, hashing, tx
+from dpx_client import auth, bundle, events, grants, hashing, tx
 from dpx_client.keys import Keypair
 from dpx_client.rpc import Client, RpcError
 
@@ -107,6 +107,10 @@ def _attr(answer, kind, key):
     raise AssertionError(f"no {kind}.{key} in {json.dumps(answer)[:800]}")
 
 
+def _has(answer, kind) -> bool:
+    return any(ev["kind"] == kind for ev in _events_of(answer))
+
+
 def _code(answer):
     return answer.get("receipt", answer).get("code")
 
@@ -139,19 +143,54 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     assert c.chain_id() == CHAIN
     start_height = c.status()["height"]
 
-    agency = Actor(c, Keypair.load(str(d / "keys" / "agency-0.json")))
-    provider, employer, rater, applicant = (Keypair.generate() for _ in range(4))
+    agencies = [Actor(c, Keypair.load(str(d / "keys" / f"agency-{i}.json"))) for i in range(4)]
+    agency = agencies[0]
+    provider, employer, rater, applicant, auditor, registrar = (Keypair.generate() for _ in range(6))
+    # signed readers (SPEC.md §14): a supervisor (auditor) and the grant's consumer
+    audit_c = Client(c.base, timeout_s=30, auth=auth.DpxAuth(auditor, CHAIN))
+    employer_c = Client(c.base, timeout_s=30, auth=auth.DpxAuth(employer, CHAIN))
 
     # admissions, built and signed here; one of them sent as protobuf
-    for who, role, pb in ((provider, "provider", False), (employer, "consumer", True), (rater, "rating_body", False)):
+    for who, role, pb in ((provider, "provider", False), (employer, "consumer", True),
+                          (rater, "rating_body", False), (auditor, "auditor", False)):
         stx, ans = agency.send({"type": "admit", "key": who.public_key.hex(), "name": role, "roles": [role]},
                                protobuf=pb)
         assert _code(ans) == "ok", ans
         assert _attr(ans, "participant.admitted", "participant") == who.public_key.hex()
 
-    # the receipt is readable by tx hash (the hash we computed)
-    got = c.tx(stx.hash)
-    assert json.dumps(got).find(stx.hash.hex()) >= 0
+    # the transaction is readable by tx hash (the hash we computed): in full by a supervisor,
+    # as a hidden entry (hash, position) by an anonymous caller
+    got = audit_c.tx(stx.hash)
+    assert json.dumps(got).find(stx.hash.hex()) >= 0 and not got.get("hidden"), got
+    anon = c.tx(stx.hash)
+    assert anon["hash"] == stx.hash.hex() and anon.get("hidden") is True, anon
+    # resubmitting committed bytes answers the receipt (idempotent), never an error
+    again = c.submit(stx, wait="check")
+    assert again.get("status") == "committed", again
+
+    # the ordinary admit refuses the registrar role: a governance proposal admits it
+    # (4 agencies: the proposer and two approvals are more than 2/3)
+    _, ans = agency.send({"type": "propose", "action": {"admit_registrar": {
+        "key": registrar.public_key.hex(), "name": "Identity Service"}}})
+    assert _code(ans) == "ok", ans
+    proposal = _attr(ans, "governance.proposed", "proposal")
+    executed = _has(ans, "governance.executed")
+    for a in agencies[1:]:
+        if executed:
+            break
+        _, ans = a.send({"type": "approve", "proposal": proposal})
+        assert _code(ans) == "ok", ans
+        executed = _has(ans, "governance.executed")
+    assert executed, "admit_registrar was not executed"
+
+    # the registrar enrols the applicant: a keyed hash of the ID number, off-ledger
+    secret = os.urandom(32)
+    subject = grants.subject_id(secret, "110101199003071234")
+    reg = Actor(c, registrar)
+    _, ans = reg.send({"type": "enrol_subject", "subject_id": subject.hex(),
+                       "subject_key": applicant.public_key.hex()})
+    assert _code(ans) == "ok", ans
+    assert _attr(ans, "subject.enrolled", "subject") == subject.hex()
 
     r = Actor(c, rater)
     _, ans = r.send({"type": "set_rating", "participant": provider.public_key.hex(), "rating": 4})
@@ -168,16 +207,21 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     product = stx.created_id(CHAIN)
     assert _attr(ans, "product.listed", "product") == product.hex()
 
-    # a one-use grant signed offline by a data subject, carried as a compact string
-    sg = grants.sign_grant(applicant, CHAIN, employer.public_key, product, "verify CV", 100000)
+    # a one-use grant signed offline by the enrolled subject's key, for a governed purpose code,
+    # valid for 24 hours of block time; carried as a compact string
+    now_ms = int(c.block("latest")["header"]["time_ms"])
+    sg = grants.sign_grant(applicant, CHAIN, subject, employer.public_key, product, "hiring-check",
+                           now_ms + 24 * 3600 * 1000, epoch=0)
     compact = grants.to_compact(sg)
     grant = grants.from_compact(compact)
-    grant_id = grant["grant"]["id"]
+    assert grants.verify_signed_grant(grant, CHAIN)
+    grant_id = grants.signed_grant_id(grant)
     e = Actor(c, employer)
     use = {"type": "use_grant", "grant": {"inline": {"grant": {k: (v.hex() if isinstance(v, bytes) else v)
                                                                for k, v in grant["grant"].items()},
                                                      "signature": grant["signature"].hex()}},
-           "product": product.hex(), "purpose": "verify CV", "request_hash": hashing.blake3(b"cv-1").hex()}
+           "subject": subject.hex(),
+           "product": product.hex(), "purpose": "hiring-check", "request_hash": hashing.blake3(b"cv-1").hex()}
     _, ans = e.send(use)
     assert _code(ans) == "ok", ans
     assert _attr(ans, "grant.consumed", "grant") == grant_id.hex()
@@ -186,20 +230,68 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     assert _code(ans2) == "failed", ans2
     assert c.next_nonce(employer.public_key) == e.nonce
 
-    # a replayed nonce is refused at admission or in the receipt, never executed
-    stale = tx.sign_transaction(employer, CHAIN, 0, use)
-    try:
-        ans3 = c.submit(stale, wait="commit", timeout_ms=20000)
-        assert _code(ans3) == "invalid", ans3
-    except RpcError as err:
-        assert err.status in (400, 409, 422), err
+    # the subject revokes a grant by its serial (signed by the subject's key; the id is derived
+    # from the signer's subject id), then every older grant at once (revoke_all_grants)
+    subj = Actor(c, applicant)
+
+    def _refused(op):
+        try:
+            _, a = e.send(op)
+        except RpcError as err:
+            e.nonce = c.next_nonce(employer.public_key)
+            return err.status in (400, 403, 409)
+        return _code(a) in ("failed", "invalid")
+
+    def _use_of(signed, rh):
+        return dict(use, grant={"inline": {"grant": {k: (v.hex() if isinstance(v, bytes) else v)
+                                                     for k, v in signed["grant"].items()},
+                                           "signature": signed["signature"].hex()}},
+                    request_hash=hashing.blake3(rh).hex())
+
+    sg2 = grants.sign_grant(applicant, CHAIN, subject, employer.public_key, product, "hiring-check",
+                            now_ms + 3600 * 1000, epoch=0)
+    _, ans = subj.send({"type": "revoke_grant", "serial": sg2["grant"]["serial"].hex()})
+    assert _code(ans) == "ok", ans
+    assert _attr(ans, "grant.revoked", "grant") == grants.signed_grant_id(sg2).hex()
+    assert _refused(_use_of(sg2, b"cv-revoked"))
+    sg3 = grants.sign_grant(applicant, CHAIN, subject, employer.public_key, product, "hiring-check",
+                            now_ms + 3600 * 1000, epoch=0)
+    _, ans = subj.send({"type": "revoke_all_grants"})
+    assert _code(ans) == "ok", ans
+    assert _attr(ans, "subject.grants_revoked", "grant_epoch") == "1"
+    assert _refused(_use_of(sg3, b"cv-old-epoch"))
+    # a subject's key cannot sign a participant's operation (subject_cannot_sign)
+    with pytest.raises(RpcError) as no_sign:
+        c.submit(tx.sign_transaction(applicant, CHAIN, subj.nonce, {"type": "set_rating",
+                 "participant": provider.public_key.hex(), "rating": 1}), wait="check")
+    assert no_sign.value.code == "subject_cannot_sign", no_sign.value
+
+    # the read policy: the grant is the subject's and the consumer's (and supervisors'), not
+    # an anonymous caller's (403 whether or not it exists)
+    with pytest.raises(RpcError) as no:
+        c.state("grants", grant_id)
+    assert no.value.status == 403 and no.value.code == "forbidden", no.value
+    assert employer_c.state("grants", grant_id)
+    subject_c = Client(c.base, timeout_s=30, auth=auth.DpxAuth(applicant, CHAIN))
+    assert subject_c.state("grants", grant_id)
+    assert audit_c.state("usage", grant_id)
+
+    # the same bytes again answer their receipt (SPEC.md §5.6: idempotent resubmission) ...
+    first = tx.sign_transaction(employer, CHAIN, 0, use)
+    ans3 = c.submit(first, wait="commit", timeout_ms=20000)
+    assert ans3.get("status") == "committed" and _code(ans3) == "ok", ans3
+    # ... other bytes with a used nonce are refused at admission: nonce_too_low, never executed
+    stale = tx.sign_transaction(employer, CHAIN, 0, dict(use, request_hash=hashing.blake3(b"cv-2").hex()))
+    with pytest.raises(RpcError) as err:
+        c.submit(stale, wait="commit", timeout_ms=20000)
+    assert err.value.status == 409 and err.value.code == "nonce_too_low", err.value
 
     # ---- events: follow from the start, break off mid-way, resume, compare with one pass
     tip = c.status()["height"]
     _wait_height(c, tip + 1)
     end = events.Cursor(tip, 0)
     one_pass = []
-    for ev in events.Follower(c, from_height=start_height):
+    for ev in events.Follower(audit_c, from_height=start_height):
         if ev.cursor >= end:
             break
         one_pass.append((str(ev.cursor), ev.kind))
@@ -208,13 +300,13 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     assert len({x for x, _ in one_pass}) == len(one_pass)
     # now with a break right after a transaction's first contract event (mid-block)
     mid = next(i for i, (_, k) in enumerate(one_pass) if k == "grant.consumed")
-    f1 = events.Follower(c, from_height=start_height)
+    f1 = events.Follower(audit_c, from_height=start_height)
     resumed = []
     for ev in f1:
         resumed.append((str(ev.cursor), ev.kind))
         if len(resumed) == mid + 1:
             break
-    f2 = events.Follower(c, from_height=start_height)
+    f2 = events.Follower(audit_c, from_height=start_height)
     f2.last = events.Cursor.parse(resumed[-1][0])
     for ev in f2:
         if ev.cursor >= end:
@@ -228,36 +320,45 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     prev_id = bytes(32)
     tip = c.status()["height"]
     for height in range(1, tip + 1):
-        blk = c.block(height)
+        blk = audit_c.block(height)
         bid = chain_mod.verify_block(blk, vset, CHAIN)
         hdr = blk["header"]
         assert bytes.fromhex(hdr["parent_id"]) == prev_id
         assert hdr["validator_set_hash"] == vset.hash(CHAIN).hex()
         prev_id = bid
     # a tampered block is refused
-    bad = copy.deepcopy(c.block(tip))
+    bad = copy.deepcopy(audit_c.block(tip))
     bad["header"]["time_ms"] += 1
     with pytest.raises(chain_mod.ChainError):
         chain_mod.verify_block(bad, vset, CHAIN)
+    # an anonymous caller sees the block's transactions hidden: their bytes (the tx tree's
+    # leaves) are not there, so the block cannot be checked from that view
+    anon_blk = c.block(start_height + 1)
+    if any(t.get("hidden") for t in anon_blk["txs"]):
+        with pytest.raises(chain_mod.ChainError, match="hidden"):
+            chain_mod.verify_block(anon_blk, vset, CHAIN)
 
     # ---- proofs: the RPC's bundle verifies in Python
     _wait_height(c, c.status()["height"] + 1)
-    v = c.prove("grants", grant_id, genesis)
+    v = audit_c.prove("grants", grant_id, genesis)
     assert v.value is not None and v.key == grants.state_key(grant_id)
     from dpx_client import state
     rec = state.decode_value(v.key, v.value)
     assert rec["state"] == 1  # consumed
     # the absence of an unknown grant is proven too (or the node answers 404)
     try:
-        absent = c.prove("grants", bytes(32), genesis)
+        absent = audit_c.prove("grants", bytes(32), genesis)
         assert absent.value is None
     except RpcError as err:
         assert err.status == 404
 
     # ---- agreement with `dpx audit verify` on valid and tampered bundles
     proof_file = tmp_path / "grant-proof.json"
+    auditor_file = tmp_path / "auditor.json"
+    auditor.save(str(auditor_file))
     with open(proof_file, "w") as f:
-        subprocess.run([DPX, "audit", "prove", "grants", grant_id.hex(), "--rpc", c.base], check=True, stdout=f)
+        subprocess.run([DPX, "audit", "prove", "grants", grant_id.hex(), "--rpc", c.base,
+                        "--key", str(auditor_file)], check=True, stdout=f)
     gpath = str(d / "genesis.json")
 
     def both(doc) -> tuple[bool, bool]:

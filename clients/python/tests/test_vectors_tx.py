@@ -10,7 +10,7 @@ from dpx_client.keys import Keypair
 def test_transactions_build_bit_for_bit():
     v = load("transactions.json")
     chain = v["chain_id"]
-    assert len(v["transactions"]) == 6
+    assert len(v["transactions"]) == 10
     for c in v["transactions"]:
         kp = Keypair.from_seed(h(c["signer_seed"]))
         assert kp.public_key.hex() == c["signer"]
@@ -31,7 +31,11 @@ def test_transactions_build_bit_for_bit():
                 assert stx.created_id(chain).hex() == derived[kind]
         if "new_key_seed" in derived:
             new = Keypair.from_seed(h(derived["new_key_seed"]))
-            assert tx.rotate_key_op(kp, new, chain) == body["op"]
+            if body["op"]["type"] == "rotate_subject_key":
+                sid = h(body["op"]["subject_id"])
+                assert tx.rotate_subject_key_op(sid, new, chain) == body["op"]
+            else:
+                assert tx.rotate_key_op(kp, new, chain) == body["op"]
 
 
 def test_transaction_refused_on_other_chain_and_bad_signature():
@@ -59,13 +63,15 @@ def test_every_byte_flip_of_a_transaction_is_refused():
 def test_grant_vector():
     v = load("grants.json")
     chain = v["chain_id"]
-    subject = Keypair.from_seed(h(v["subject_seed"]))
+    key = Keypair.from_seed(h(v["subject_seed"]))
     g = v["grant"]
-    assert subject.public_key.hex() == g["subject"]
+    sid = grants.subject_id(h(v["registrar_secret"]), v["identifier"])
+    assert sid.hex() == v["subject_id"] == g["subject"]
+    assert key.public_key.hex() == g["key"]
     assert grants.grant_bytes(g).hex() == v["grant_bytes"]
     assert hashing.H(hashing.GRANT, chain, h(v["grant_bytes"])).hex() == v["digest"]
-    sg = grants.sign_grant(subject, chain, h(g["consumer"]), h(g["product"]), g["purpose"],
-                           g["expiry_height"], h(g["id"]))
+    sg = grants.sign_grant(key, chain, sid, h(g["consumer"]), h(g["product"]), g["purpose"],
+                           g["expires_at_ms"], epoch=g["epoch"], serial=h(g["serial"]))
     assert sg["signature"].hex() == v["signature"]
     assert grants.encode_signed_grant(sg).hex() == v["signed_grant"]
     assert grants.to_compact(sg) == v["compact"]
@@ -73,7 +79,9 @@ def test_grant_vector():
     assert back == sg
     assert grants.verify_signed_grant(back, chain)
     assert not grants.verify_signed_grant(back, "other-chain")
-    assert grants.state_key(h(g["id"])).hex() == v["state_key"]
+    gid = grants.signed_grant_id(sg)
+    assert gid.hex() == v["id"]
+    assert grants.state_key(gid).hex() == v["state_key"]
 
 
 def test_object_ids():

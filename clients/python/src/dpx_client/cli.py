@@ -2,7 +2,7 @@
 
     dpx-py verify BUNDLE.json --genesis GENESIS.json   # exit 0 valid, 1 refused (reason on stderr)
     dpx-py keygen --out KEY.json
-    dpx-py prove KIND ID --rpc URL --genesis GENESIS.json
+    dpx-py prove KIND ID --rpc URL --genesis GENESIS.json [--key KEY.json]
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     pr.add_argument("--rpc", required=True)
     pr.add_argument("--genesis", required=True)
     pr.add_argument("--height", type=int)
+    pr.add_argument("--key", help="sign the request with this key file (proofs follow the read "
+                    "policy: grants, usage and orders are for their parties and supervisors)")
     a = p.parse_args(argv)
     if a.cmd == "verify":
         try:
@@ -50,7 +52,12 @@ def main(argv=None) -> int:
         with open(a.genesis) as f:
             genesis = json.load(f)
         try:
-            r = Client(a.rpc).prove(a.kind, a.id, genesis, a.height)
+            auth = None
+            if a.key:
+                from .auth import DpxAuth
+                from .keys import load_key_file_checked
+                auth = DpxAuth(load_key_file_checked(a.key), genesis["chain_id"])
+            r = Client(a.rpc, auth=auth).prove(a.kind, a.id, genesis, a.height)
         except bundle.BundleError as e:
             print(f"refused: {e}", file=sys.stderr)
             return 1

@@ -23,15 +23,40 @@ def grant_bytes(grant: dict) -> bytes:
     return proto.encode("Grant", proto.from_json("Grant", grant))
 
 
-def sign_grant(subject: Keypair, chain_id: str, consumer: bytes, product: bytes, purpose: str,
-               expiry_height: int, grant_id: bytes | None = None) -> dict:
-    """Returns the ``SignedGrant`` as a proto dict. The subject signs the ``Grant`` alone."""
+def subject_id(registrar_secret: bytes, identifier: str | bytes) -> bytes:
+    """SPEC.md §6.1: blake3::keyed_hash(registrar_secret, identifier), computed off-ledger."""
+    from blake3 import blake3 as _b3
+    if isinstance(identifier, str):
+        identifier = identifier.encode()
+    if len(registrar_secret) != 32:
+        raise GrantError("registrar secret must be 32 bytes")
+    return _b3(identifier, key=registrar_secret).digest()
+
+
+def grant_id(subject: bytes, serial: bytes) -> bytes:
+    """SPEC.md §6: id = H("dpx/grant-id/v1", "", subject id, serial)."""
+    return hashing.H(hashing.GRANT_ID, "", subject, serial)
+
+
+def sign_grant(key: Keypair, chain_id: str, subject: bytes, consumer: bytes, product: bytes,
+               purpose: str, expires_at_ms: int, epoch: int = 0,
+               serial: bytes | None = None) -> dict:
+    """Returns the ``SignedGrant`` as a proto dict. ``key`` is the subject's current key,
+    ``subject`` its 32-byte subject id; the key signs the ``Grant`` alone."""
     if not 1 <= len(purpose.encode()) <= 256:
         raise GrantError("purpose must be 1-256 bytes")
-    g = {"id": grant_id or os.urandom(32), "subject": subject.public_key, "consumer": consumer,
-         "product": product, "purpose": purpose, "expiry_height": expiry_height}
-    sig = subject.sign(hashing.GRANT, chain_id, proto.encode("Grant", g))
+    if len(subject) != 32:
+        raise GrantError("subject id must be 32 bytes")
+    g = {"serial": serial or os.urandom(32), "subject": subject, "key": key.public_key,
+         "epoch": epoch, "consumer": consumer, "product": product, "purpose": purpose,
+         "expires_at_ms": expires_at_ms}
+    sig = key.sign(hashing.GRANT, chain_id, proto.encode("Grant", g))
     return {"grant": g, "signature": sig}
+
+
+def signed_grant_id(signed: dict) -> bytes:
+    g = signed["grant"]
+    return grant_id(g["subject"], g["serial"])
 
 
 def encode_signed_grant(signed: dict) -> bytes:
@@ -54,7 +79,7 @@ def decode_signed_grant(raw: bytes) -> dict:
 
 def verify_signed_grant(signed: dict, chain_id: str) -> bool:
     g = signed["grant"]
-    return verify(g["subject"], hashing.GRANT, chain_id, proto.encode("Grant", g), signed["signature"])
+    return verify(g["key"], hashing.GRANT, chain_id, proto.encode("Grant", g), signed["signature"])
 
 
 def to_compact(signed: dict) -> str:

@@ -22,11 +22,13 @@ CERTIFICATE = "dpx/certificate/v1"
 ATTESTATION = "dpx/attestation/v1"
 # The signed-RPC-request scheme (auth-scheme, RFC 9421 profile).
 RPC_REQUEST = "dpx/rpc-request/v1"
+SUBJECT_KEY = "dpx/subject-key/v1"
+GRANT_ID = "dpx/grant-id/v1"
 
 ALL_DOMAINS = (
     TX, GRANT, VOTE, PROPOSAL, ROTATE_KEY, HEADER, VALIDATOR_SET, OBJECT_ID,
-    MERKLE_LEAF, RECEIPTS, MERKLE_NODE, CERTIFICATE, ATTESTATION,
-)
+    MERKLE_LEAF, RECEIPTS, MERKLE_NODE, CERTIFICATE, ATTESTATION, SUBJECT_KEY, GRANT_ID,
+)  # hashing.json's table; RPC_REQUEST is in SPEC.md §2.2 but not in that vector file
 
 ZERO32 = bytes(32)
 

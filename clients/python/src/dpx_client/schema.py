@@ -10,7 +10,8 @@ from .proto import ENUMS, Field as F, message
 # ---------------------------------------------------------------- enums (SPEC.md §9)
 ENUMS.update({
     "Role": {1: "agency", 2: "operator", 3: "provider", 4: "consumer", 5: "regulator",
-             6: "auditor", 7: "rating_body"},
+             6: "auditor", 7: "rating_body", 8: "registrar"},
+    "SubjectStatus": {0: "active"},
     "ListStatus": {0: "normal", 1: "whitelisted", 2: "negative_listed"},
     "Category": {1: "data_service", 2: "software", 3: "report", 4: "other"},
     "DemandStatus": {0: "open", 1: "awarded", 2: "closed"},
@@ -27,8 +28,9 @@ ENUMS.update({
 message("SignedTransaction", F(1, "body", "bytes"), F(2, "signer", "key"), F(3, "signature", "sig"))
 message("TransactionBody", F(1, "chain_id", "string"), F(2, "nonce", "uint64"),
         F(3, "expiry_height", "uint64", "opt"), F(4, "op", "msg:Operation"))
-message("Grant", F(1, "id", "hash"), F(2, "subject", "key"), F(3, "consumer", "key"),
-        F(4, "product", "hash"), F(5, "purpose", "string"), F(6, "expiry_height", "uint64"))
+message("Grant", F(1, "serial", "hash"), F(2, "subject", "hash"), F(3, "key", "key"),
+        F(4, "epoch", "uint64"), F(5, "consumer", "key"), F(6, "product", "hash"),
+        F(7, "purpose", "string"), F(8, "expires_at_ms", "uint64"))
 message("SignedGrant", F(1, "grant", "msg:Grant"), F(2, "signature", "sig"))
 message("GrantRef", F(1, "inline", "msg:SignedGrant", "oneof", "kind"),
         F(2, "id", "hash", "oneof", "kind"))
@@ -40,14 +42,17 @@ message("ProductSpec", F(1, "name", "string"), F(2, "category", "enum:Category")
 message("ValidatorChange", F(1, "key", "key"), F(2, "power", "uint64"), F(3, "name", "string"))
 message("Params", F(1, "max_block_bytes", "uint64"), F(2, "max_block_txs", "uint32"),
         F(3, "max_tx_bytes", "uint32"), F(4, "validator_update_delay", "uint64"),
-        F(5, "proposal_ttl_blocks", "uint64"), F(6, "max_policy_bytes", "uint32"))
+        F(5, "proposal_ttl_blocks", "uint64"), F(6, "max_policy_bytes", "uint32"),
+        F(7, "purposes", "msg:Purpose", "rep"), F(8, "grade4_grant_lifetime_ms_max", "uint64"))
+message("Purpose", F(1, "code", "string"), F(2, "description", "string"), F(3, "max_grade", "uint32"))
 message("ProposalAction", F(1, "set_policies", "string", "oneof", "kind"),
         F(2, "update_validators", "msg:ValidatorUpdate", "oneof", "kind"),
         F(3, "set_params", "msg:Params", "oneof", "kind"),
         F(4, "admit_agency", "msg:AgencyAdmission", "oneof", "kind"),
-        F(5, "suspend_agency", "msg:AgencySuspension", "oneof", "kind"),
-        F(6, "reinstate_agency", "key", "oneof", "kind"),
-        F(7, "set_agency_list_status", "msg:AgencyListStatus", "oneof", "kind"))
+        F(5, "admit_registrar", "msg:AgencyAdmission", "oneof", "kind"),
+        F(6, "suspend_agency", "msg:AgencySuspension", "oneof", "kind"),
+        F(7, "reinstate_agency", "key", "oneof", "kind"),
+        F(8, "set_agency_list_status", "msg:AgencyListStatus", "oneof", "kind"))
 message("ValidatorUpdate", F(1, "changes", "msg:ValidatorChange", "rep"),
         F(2, "effective_height", "uint64"))
 message("AgencyAdmission", F(1, "key", "key"), F(2, "name", "string"))
@@ -68,7 +73,9 @@ OPERATIONS = [
     (36, "dispute_order", "DisputeOrder"), (37, "resolve_dispute", "ResolveDispute"),
     (38, "attest", "Attest"),
     (40, "register_grant", "RegisterGrant"), (41, "use_grant", "UseGrant"),
-    (42, "revoke_grant", "GrantIdOp"), (43, "expire_grant", "GrantIdOp"),
+    (42, "revoke_grant", "RevokeGrant"), (43, "expire_grant", "GrantIdOp"),
+    (45, "enrol_subject", "EnrolSubject"), (46, "rotate_subject_key", "RotateSubjectKey"),
+    (47, "revoke_all_grants", "RevokeAllGrants"),
     (50, "propose", "Propose"), (51, "approve", "Approve"),
 ]
 OPERATION_MESSAGE = {name: msg for _n, name, msg in OPERATIONS}
@@ -99,8 +106,13 @@ message("ResolveDispute", F(1, "order", "hash"), F(2, "settle_amount", "uint64",
 message("Attest", F(1, "target", "msg:AttestTarget"), F(2, "stage", "enum:Stage"), F(3, "hash", "hash"))
 message("RegisterGrant", F(1, "grant", "msg:SignedGrant"))
 message("UseGrant", F(1, "grant", "msg:GrantRef"), F(2, "product", "hash"), F(3, "purpose", "string"),
-        F(4, "request_hash", "hash"))
+        F(4, "request_hash", "hash"), F(5, "subject", "hash"))
 message("GrantIdOp", F(1, "id", "hash"))
+message("RevokeGrant", F(1, "serial", "hash"))
+message("EnrolSubject", F(1, "subject_id", "hash"), F(2, "subject_key", "key"))
+message("RotateSubjectKey", F(1, "subject_id", "hash"), F(2, "new_key", "key"),
+        F(3, "new_key_signature", "sig"))
+message("RevokeAllGrants")
 message("Propose", F(1, "action", "msg:ProposalAction"))
 message("Approve", F(1, "proposal", "hash"))
 
@@ -136,10 +148,15 @@ message("Order", F(1, "id", "bytes"), F(2, "product", "bytes"), F(3, "buyer", "b
         F(11, "demand", "bytes", "opt"), F(12, "purpose", "string"), F(13, "ordered_height", "uint64"),
         F(14, "updated_height", "uint64"))
 message("GrantRecord", F(1, "grant", "msg:SignedGrant", "opt"), F(2, "subject", "bytes"),
-        F(3, "state", "enum:GrantState"), F(4, "state_height", "uint64"), F(5, "registered_height", "uint64"))
+        F(3, "state", "enum:GrantState"), F(4, "state_height", "uint64"), F(5, "registered_height", "uint64"),
+        F(6, "state_time_ms", "uint64"))
 message("UsageReceipt", F(1, "grant", "bytes"), F(2, "consumer", "bytes"), F(3, "product", "bytes"),
         F(4, "purpose", "string"), F(5, "height", "uint64"), F(6, "request_hash", "bytes"),
-        F(7, "tx_hash", "bytes"))
+        F(7, "tx_hash", "bytes"), F(8, "subject", "bytes"), F(9, "time_ms", "uint64"))
+message("Subject", F(1, "id", "bytes"), F(2, "key", "bytes"), F(3, "registrar", "bytes"),
+        F(4, "enrolled_height", "uint64"), F(5, "enrolled_time_ms", "uint64"),
+        F(6, "grant_epoch", "uint64"), F(7, "status", "enum:SubjectStatus"),
+        F(8, "updated_height", "uint64"))
 message("Attestation", F(1, "target", "msg:AttestTarget"), F(2, "stage", "enum:Stage"), F(3, "hash", "bytes"),
         F(4, "attester", "bytes"), F(5, "height", "uint64"), F(6, "tx_hash", "bytes"), F(7, "seq", "uint32"))
 message("Proposal", F(1, "id", "bytes"), F(2, "proposer", "bytes"), F(3, "action", "msg:ProposalAction"),

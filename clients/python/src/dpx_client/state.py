@@ -18,6 +18,7 @@ KINDS = {
     "orders": (b"order/", "Order"),
     "grants": (b"grant/", "GrantRecord"),
     "usage": (b"usage/", "UsageReceipt"),
+    "subjects": (b"subject/", "Subject"),
     "proposals": (b"proposal/", "Proposal"),
     "policies": (b"policyv/", "PolicySetRecord"),
 }

@@ -95,3 +95,10 @@ def rotate_key_op(account: Keypair, new_key: Keypair, chain_id: str) -> dict:
     """SPEC.md §5.3: the new key signs H("dpx/rotate-key/v1", chain_id, account_key)."""
     sig = new_key.sign(hashing.ROTATE_KEY, chain_id, account.public_key)
     return {"type": "rotate_key", "new_key": new_key.public_key.hex(), "new_key_signature": sig.hex()}
+
+
+def rotate_subject_key_op(subject_id: bytes, new_key: Keypair, chain_id: str) -> dict:
+    """SPEC.md §6.1: the new key signs H("dpx/subject-key/v1", chain_id, subject_id)."""
+    sig = new_key.sign(hashing.SUBJECT_KEY, chain_id, subject_id)
+    return {"type": "rotate_subject_key", "subject_id": subject_id.hex(),
+            "new_key": new_key.public_key.hex(), "new_key_signature": sig.hex()}
