@@ -169,7 +169,18 @@ fn tx_schemas() -> Value {
         "TxAccepted": accepted,
         "TxPending": pending,
         "TxCommitted": committed,
-        "TxStatus": { "oneOf": [schema_ref("TxPending"), schema_ref("TxCommitted")] },
+        "TxHidden": object(
+            "committed, seen by a caller the read policy does not show its contents to (SPEC.md §14): where it is, not what it says",
+            &[
+                ("hash", t("string", "blake3 of the signed transaction bytes, hex")),
+                ("status", json!({ "const": "committed" })),
+                ("height", t("integer", "the block that holds it")),
+                ("index", t("integer", "its position in the block")),
+                ("hidden", json!({ "const": true })),
+            ],
+            &["hash", "status", "height", "index", "hidden"],
+        ),
+        "TxStatus": { "oneOf": [schema_ref("TxPending"), schema_ref("TxCommitted"), schema_ref("TxHidden")] },
         "BatchResults": object("one result per transaction, in order", &[("results", json!({ "type": "array", "items": item }))], &["results"]),
     })
 }
