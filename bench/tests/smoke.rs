@@ -67,6 +67,12 @@ fn full_mode_commits_every_accepted_transaction_exactly_once() -> anyhow::Result
     let extra = ["--mode", "full", "--rate", "20", "--label", "smoke", "--agency-key"];
     let mut args: Vec<&str> = extra.to_vec();
     args.push(key.to_str().context("key path")?);
+    // The other agencies approve the registrar's admission (> 2/3 of four agencies).
+    let approvers: Vec<PathBuf> = (1..4).map(|i| net.agency_key(i)).collect();
+    for a in &approvers {
+        args.push("--approver-key");
+        args.push(a.to_str().context("key path")?);
+    }
     let v = load(&net.rpc, &args, &out, &|| tail(&net.log(0), 40));
     check_exactly_once(&v, "full", 60);
     // Every receipt was `ok` (the workload is valid under the default policies).
