@@ -38,15 +38,8 @@ fn malformed_oversized_and_flooding_requests_are_refused() -> anyhow::Result<()>
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let client = reqwest::Client::new();
     rt.block_on(async {
-        // Over the 2 MiB body limit.
-        let big = vec![b'a'; 3 << 20];
-        let r = client
-            .post(&txs)
-            .header("content-type", "application/x-protobuf")
-            .body(big)
-            .send()
-            .await?;
-        assert_eq!(r.status().as_u16(), 413);
+        // (The 2 MiB body limit is checked on raw sockets in rpc_errors.rs: the server may
+        // answer 413 and close before a client has written the whole body.)
         // Unknown routes, bad path parameters, unknown objects.
         for (path, status) in [
             ("/v1/nope", 404),
