@@ -134,7 +134,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<LoadRecord> {
     let observer = match (args.mode, &args.agency_key) {
         (Mode::Full, Some(path)) => {
             let agency = dpx_crypto::keyfile::load(path)?;
-            Some(crate::observer::Observer::admit(&light, &rpcs[0], &chain, &agency).await?)
+            Some(crate::observer::Observer::admit(&light, &rpcs, &chain, &agency).await?)
         }
         _ => None,
     };

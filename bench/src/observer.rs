@@ -22,14 +22,16 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Admit a fresh key as an auditor with the agency's key and wait until `rpc` has
-    /// committed it.
+    /// Admit a fresh key as an auditor with the agency's key (through `rpcs[0]`) and wait until
+    /// every node in `rpcs` has committed it: a node decides a stream's rights when it opens,
+    /// so a node that has not seen the admission yet would give the stream anonymous rights.
     pub async fn admit(
         client: &reqwest::Client,
-        rpc: &str,
+        rpcs: &[String],
         chain: &str,
         agency: &Keypair,
     ) -> anyhow::Result<Self> {
+        let rpc = rpcs.first().context("no RPC endpoint")?;
         let key = Keypair::generate();
         let nonce = rpc::next_nonce(client, rpc, &agency.public()).await?;
         let op = Operation::Admit {
@@ -54,9 +56,14 @@ impl Observer {
             anyhow::bail!("admitting the observer was refused: {code}: {message}");
         }
         let deadline = Instant::now() + Duration::from_mins(1);
-        while rpc::next_nonce(client, rpc, &agency.public()).await? <= nonce {
-            anyhow::ensure!(Instant::now() < deadline, "the observer's admission did not commit");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for node in rpcs {
+            while rpc::next_nonce(client, node, &agency.public()).await? <= nonce {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the observer's admission did not commit at {node}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         Ok(Self { key: std::sync::Arc::new(key), chain: chain.to_owned() })
     }
