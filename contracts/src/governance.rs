@@ -707,55 +707,15 @@ fn execute_action<S: State + ?Sized>(
             x.emit(Event::new("params.updated"));
         }
         ProposalAction::AdmitRegistrar { key, name } => {
-            let by = x.me()?.account;
-            let p = Participant {
-                account: *key,
-                current_key: *key,
-                name: name.clone(),
-                roles: vec![Role::Registrar],
-                rating: 0,
-                list_status: ListStatus::Normal,
-                suspended: false,
-                suspension_reason: String::new(),
-                admitted_by: by,
-                admitted_height: h,
-                updated_height: h,
-            };
-            x.store(keys::participant(key), &p);
-            x.emit(
-                Event::new("participant.admitted")
-                    .attr("participant", key)
-                    .attr("name", name)
-                    .attr("roles", "registrar")
-                    .attr("by", by),
-            );
+            let event = admit_by_governance(x, key, name, Role::Registrar, h)?;
+            x.emit(event);
         }
         ProposalAction::AdmitAgency { key, name } => {
-            let by = x.me()?.account;
-            let p = Participant {
-                account: *key,
-                current_key: *key,
-                name: name.clone(),
-                roles: vec![Role::Agency],
-                rating: 0,
-                list_status: ListStatus::Normal,
-                suspended: false,
-                suspension_reason: String::new(),
-                admitted_by: by,
-                admitted_height: h,
-                updated_height: h,
-            };
-            x.store(keys::participant(key), &p);
+            let event = admit_by_governance(x, key, name, Role::Agency, h)?;
             let mut roster = agencies(&x.st)?;
             roster.push(*key);
             store_agencies(&mut x.st, roster)?;
-            x.emit(
-                Event::new("participant.admitted")
-                    .attr("participant", key)
-                    .attr("name", name)
-                    .attr("roles", "agency")
-                    .attr("by", by),
-            );
+            x.emit(event);
         }
         ProposalAction::SuspendAgency { key, reason } => {
             change_agency(x, key, |t| {
@@ -783,6 +743,37 @@ fn execute_action<S: State + ?Sized>(
 
 /// Apply a standing change to an agency's record and emit its event, as the plain operations
 /// do for other participants (with `by` = `governance`).
+/// Store a participant admitted by governance with its one `role`; returns its
+/// `participant.admitted` event (the executing proposal's approver as `by`).
+fn admit_by_governance<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    key: &PublicKey,
+    name: &str,
+    role: Role,
+    h: u64,
+) -> Result<Event, ContractError> {
+    let by = x.me()?.account;
+    let p = Participant {
+        account: *key,
+        current_key: *key,
+        name: name.to_owned(),
+        roles: vec![role],
+        rating: 0,
+        list_status: ListStatus::Normal,
+        suspended: false,
+        suspension_reason: String::new(),
+        admitted_by: by,
+        admitted_height: h,
+        updated_height: h,
+    };
+    x.store(keys::participant(key), &p);
+    Ok(Event::new("participant.admitted")
+        .attr("participant", key)
+        .attr("name", name)
+        .attr("roles", role.as_str())
+        .attr("by", by))
+}
+
 fn change_agency<S: State + ?Sized>(
     x: &mut Exec<'_, S>,
     key: &PublicKey,
