@@ -137,9 +137,11 @@ TERMS=$(printf 'CV verification terms v1' | "$DPX" hash)
 PRODUCT=$(tx list-product --key "$K/provider.json" --json "{\"spec\": {\"name\": \"Honest resume check\", \"category\": \"data_service\", \"domain\": \"employment\", \"grade\": 3, \"price\": 500, \"terms_hash\": \"$TERMS\"}}" | attr product)
 step "product $PRODUCT"
 
-say "The applicant signs a one-use grant on their phone (offline), valid for 24 hours"
+say "The applicant signs a one-use grant on their phone, valid for 24 hours"
+# --rpc: the phone first reads its own subject record (a request signed with its key) for the
+# current grant epoch and chain id; without it a grant is signed offline from the flags alone.
 GRANT=$("$DPX" grant sign --key "$K/applicant.json" --subject "$SUBJECT" --consumer "$(pub employer)" \
-  --product "$PRODUCT" --purpose hiring-check --valid-for 24h --chain-id dpx-devnet)
+  --product "$PRODUCT" --purpose hiring-check --valid-for 24h --rpc "$RPC")
 step "grant (QR-sized, ${#GRANT} characters): ${GRANT:0:48}..."
 step "valid until $("$DPX" grant inspect "$GRANT" --output json | jget expires_at)"
 
@@ -153,6 +155,11 @@ fi
 step "refused, as it must be"
 
 say "A grant for the applicant signed by someone else's key is refused"
+if "$DPX" grant sign --key "$K/thief.json" --subject "$SUBJECT" --consumer "$(pub employer)" \
+  --product "$PRODUCT" --purpose hiring-check --valid-for 1h --rpc "$RPC" 2>"$K/thief.err" >/dev/null; then
+  echo "UNEXPECTED: the CLI signed for a subject with a key the ledger does not know" >&2; exit 1
+fi
+step "the CLI will not sign it online: $(grep -o "is not the subject's current key" "$K/thief.err" || cat "$K/thief.err")"
 FORGED=$("$DPX" grant sign --key "$K/thief.json" --subject "$SUBJECT" --consumer "$(pub employer)" \
   --product "$PRODUCT" --purpose hiring-check --valid-for 1h --chain-id dpx-devnet)
 if "$DPX" grant use "$FORGED" --key "$K/employer.json" --rpc "$RPC" --output json >"$K/forged.out"; then

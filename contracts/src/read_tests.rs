@@ -241,6 +241,26 @@ fn viewers_are_told_apart_and_supervision_is_the_policys() {
 }
 
 #[test]
+fn standing_is_exactly_a_viewer_other_than_anonymous() {
+    let st = world();
+    for seed in [
+        REGULATOR,
+        AUDITOR,
+        AGENCY,
+        PROVIDER,
+        SUSPENDED_REGULATOR,
+        SUBJECT,
+        ROTATED,
+        ROTATED_NEW,
+        99,
+    ] {
+        let anonymous = v(&st, seed) == Viewer::Anonymous;
+        assert_eq!(has_standing(&st, &k(seed)), !anonymous, "seed {seed}");
+    }
+    assert!(!has_standing(&st, &k(ROTATED)), "a rotated-out key has none");
+}
+
+#[test]
 fn governance_decides_who_supervises() {
     let mut st = world();
     let text = crate::DEFAULT_POLICIES.replace(

@@ -147,6 +147,15 @@ pub struct RpcSection {
     /// are refused with 503 and `Retry-After` until entries expire; none is forgotten early.
     #[serde(default = "d_auth_replay")]
     pub auth_replay_cache_max: usize,
+    /// Signed requests: nonces one key may hold in the cache at once (about its requests per
+    /// signature window); beyond, that key alone gets 429 `key_rate_limited`.
+    #[serde(default = "d_auth_replay_per_key")]
+    pub auth_replay_per_key_max: usize,
+    /// Signed requests by keys without standing on the ledger (not a participant's or
+    /// subject's current key): their own, separate nonce cache, so they cannot fill the one
+    /// above.
+    #[serde(default = "d_auth_replay_unknown")]
+    pub auth_replay_unknown_max: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,6 +288,14 @@ fn d_auth_replay() -> usize {
     100_000
 }
 
+fn d_auth_replay_per_key() -> usize {
+    10_000
+}
+
+fn d_auth_replay_unknown() -> usize {
+    10_000
+}
+
 impl Config {
     /// A config with defaults for the given listen addresses.
     pub fn new(moniker: &str, p2p_listen: String, rpc_listen: String) -> Self {
@@ -312,6 +329,8 @@ impl Config {
                 idle_timeout_ms: d_idle_timeout(),
                 auth_max_skew_secs: d_auth_skew(),
                 auth_replay_cache_max: d_auth_replay(),
+                auth_replay_per_key_max: d_auth_replay_per_key(),
+                auth_replay_unknown_max: d_auth_replay_unknown(),
             },
             mempool: MempoolSection::default(),
             consensus: ConsensusSection::default(),

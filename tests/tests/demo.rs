@@ -46,6 +46,7 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
         "enrolled (the ledger never sees the ID number)",
         "grant already consumed",
         "refused, as it must be",
+        "the CLI will not sign it online: is not the subject's current key",
         "not its subject's current key",
         "denied: denied by policy",
         "VALID: grants",

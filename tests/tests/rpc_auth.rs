@@ -485,3 +485,58 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
     assert!(err.contains("withheld") && err.contains("--key"), "{err}");
     Ok(())
 }
+
+/// One key cannot lock the others out of signed requests: each key holds at most
+/// `auth_replay_per_key_max` nonces (beyond: 429 for that key alone), and keys without standing
+/// on the ledger fill only their own cache (beyond: 503 for them alone).
+#[test]
+fn one_key_cannot_lock_out_the_others() -> anyhow::Result<()> {
+    let mut net = Cluster::init(1)?;
+    let cfg_path = net.homes[0].join("config.toml");
+    let mut cfg = dpx_node::config::Config::load(&cfg_path)?;
+    cfg.rpc.auth_replay_per_key_max = 5;
+    cfg.rpc.auth_replay_unknown_max = 3;
+    cfg.save(&cfg_path)?;
+    net.start_all()?;
+    net.wait_height(0, 1, Duration::from_mins(1))?;
+    let chain = net.get(0, "/v1/status")?["chain_id"].as_str().context("chain id")?.to_owned();
+    let node = Node {
+        rpc: net.rpc[0].clone(),
+        chain,
+        rt: tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        http: reqwest::Client::new(),
+    };
+    let agency = keyfile::load(&net.agency_key(0))?;
+    let auditor = Keypair::from_seed([102; 32]);
+    let op = Operation::Admit {
+        key: auditor.public(),
+        name: "auditor".into(),
+        roles: vec![Role::Auditor],
+    };
+    node.submit(&agency, 0, op)?;
+
+    // Throwaway keys: three requests fill their cache; a fourth (another fresh key) waits.
+    for seed in 1..=3 {
+        let a = node.get("/v1/status", Some(&Keypair::from_seed([seed; 32])));
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let full = node.get("/v1/status", Some(&Keypair::from_seed([4; 32])));
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert!(full.headers.contains_key("retry-after"));
+    // The participants' cache is untouched: the agency makes its five requests.
+    for _ in 0..5 {
+        let a = node.get("/v1/state/grants", Some(&agency));
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    // Its sixth is refused, for the agency alone, with when to come back.
+    let quota = node.get("/v1/state/grants", Some(&agency));
+    assert_eq!(quota.status, 429, "{}", quota.body);
+    assert_eq!(quota.body["error"]["code"], "key_rate_limited");
+    let retry: u64 = quota.headers["retry-after"].to_str()?.parse()?;
+    assert!((1..=121).contains(&retry), "Retry-After {retry}");
+    let other = node.get("/v1/state/grants", Some(&auditor));
+    assert_eq!(other.status, 200, "{}", other.body);
+    // Unsigned requests never touch the caches.
+    assert_eq!(node.get("/v1/status", None).status, 200);
+    Ok(())
+}

@@ -69,9 +69,10 @@ pub enum GrantCmd {
         /// The subject id the registrar enrolled (hex; `dpx hash --keyed`).
         #[arg(long)]
         subject: Hash,
-        /// The subject's grant epoch (0, plus one per revoke-all).
-        #[arg(long, default_value_t = 0)]
-        epoch: u64,
+        /// The subject's grant epoch (0, plus one per revoke-all). With `--rpc`, read from the
+        /// ledger (and checked when given); offline, 0 unless given.
+        #[arg(long)]
+        epoch: Option<u64>,
         /// The consumer's account key (hex).
         #[arg(long)]
         consumer: PublicKey,
@@ -88,11 +89,19 @@ pub enum GrantCmd {
         /// Last valid block time, ms since the Unix epoch (instead of --valid-for).
         #[arg(long)]
         expires_at_ms: Option<u64>,
-        #[arg(long, default_value = "dpx-devnet")]
-        chain_id: String,
+        /// The chain the grant is for. With `--rpc`, the node's (and checked when given);
+        /// offline, `dpx-devnet` unless given.
+        #[arg(long)]
+        chain_id: Option<String>,
         /// The grant serial (hex); random if absent. The id is derived from subject and serial.
         #[arg(long)]
         serial: Option<Hash>,
+        /// Ask this node (signing the request with the subject's key) for the subject's current
+        /// key, status and grant epoch, and the chain id, before signing: a grant that the
+        /// ledger would refuse (stale key or epoch, withdrawn subject, other chain) is refused
+        /// here with the reason. Without it the grant is signed offline from the flags alone.
+        #[arg(long)]
+        rpc: Option<String>,
     },
     /// Decode a grant string and show what it authorizes.
     Inspect { grant: String },
@@ -397,8 +406,17 @@ pub async fn grant(cmd: GrantCmd, out: Output) -> anyhow::Result<ExitCode> {
             expires_at_ms,
             chain_id,
             serial,
+            rpc,
         } => {
             let signer = load_key(&key)?;
+            let (epoch, chain_id) = match rpc {
+                None => (epoch.unwrap_or(0), chain_id.unwrap_or_else(|| "dpx-devnet".to_owned())),
+                Some(rpc) => {
+                    let client = Client::new(&rpc)?.signing(Some(signer.clone()));
+                    let on_ledger = subject_on_ledger(&client, &subject).await?;
+                    check_signing_state(&on_ledger, &signer.public(), epoch, chain_id.as_deref())?
+                }
+            };
             let expires_at_ms = match (valid_for, expires_at_ms) {
                 (_, Some(ms)) => ms,
                 (Some(d), None) => now_ms()?.saturating_add(parse_duration_ms(&d)?),
@@ -452,6 +470,72 @@ pub async fn grant(cmd: GrantCmd, out: Output) -> anyhow::Result<ExitCode> {
             submit(&rpc, &key, Operation::RevokeAllGrants, "commit", None, None, out).await
         }
     }
+}
+
+/// What the ledger says about a subject, as far as signing a grant is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SubjectOnLedger {
+    chain_id: String,
+    key: String,
+    status: String,
+    grant_epoch: u64,
+}
+
+/// The subject's record (read as the subject: the request is signed with its key) and the
+/// node's chain id.
+async fn subject_on_ledger(client: &Client, subject: &Hash) -> anyhow::Result<SubjectOnLedger> {
+    let chain_id = chain_id(client).await?;
+    let a = client.get_answer(&format!("/v1/state/subjects/{subject}")).await?;
+    match a.status {
+        200..=299 => {}
+        // Only the subject's current key and its registrar may read the record.
+        403 => bail!(
+            "this key may not read subject {subject}'s record, so it is not the subject's \
+             current key ({})",
+            error_text(&a.body)
+        ),
+        404 => bail!("subject {subject} is not enrolled on chain {chain_id}"),
+        s => bail!("looking up subject {subject}: {s} {}", error_text(&a.body)),
+    }
+    let rec = &a.body["value"];
+    Ok(SubjectOnLedger {
+        chain_id,
+        key: rec["key"].as_str().context("the subject record names no key")?.to_owned(),
+        status: rec["status"].as_str().unwrap_or("unknown").to_owned(),
+        grant_epoch: rec["grant_epoch"]
+            .as_u64()
+            .context("the subject record has no grant_epoch")?,
+    })
+}
+
+/// The epoch and chain id to sign with, or why the ledger would refuse the grant.
+fn check_signing_state(
+    l: &SubjectOnLedger,
+    signer: &PublicKey,
+    epoch: Option<u64>,
+    chain_id: Option<&str>,
+) -> anyhow::Result<(u64, String)> {
+    if l.key != signer.to_string() {
+        bail!(
+            "this key ({signer}) is not the subject's current key ({}); sign with the current \
+             key, or rotate first (`dpx subject rotate-key`)",
+            l.key
+        );
+    }
+    if l.status != "active" {
+        bail!("the subject is {}, not active: the ledger refuses its grants", l.status);
+    }
+    if let Some(e) = epoch
+        && e != l.grant_epoch
+    {
+        bail!("--epoch {e}, but the subject's grant epoch is {} on the ledger", l.grant_epoch);
+    }
+    if let Some(c) = chain_id
+        && c != l.chain_id
+    {
+        bail!("--chain-id {c}, but the node serves chain {}", l.chain_id);
+    }
+    Ok((l.grant_epoch, l.chain_id.clone()))
 }
 
 pub async fn subject(cmd: SubjectCmd, out: Output) -> anyhow::Result<ExitCode> {
@@ -522,6 +606,29 @@ mod tests {
             assert!(parse_duration_ms(bad).is_err(), "{bad}");
         }
         assert!(parse_duration_ms("9999999999999999d").is_err(), "overflow");
+    }
+
+    #[test]
+    fn online_signing_takes_the_ledgers_epoch_and_refuses_what_it_would_refuse() {
+        let key = dpx_crypto::Keypair::from_seed([7; 32]).public();
+        let other = dpx_crypto::Keypair::from_seed([8; 32]).public();
+        let l = SubjectOnLedger {
+            chain_id: "c".into(),
+            key: key.to_string(),
+            status: "active".into(),
+            grant_epoch: 3,
+        };
+        assert_eq!(check_signing_state(&l, &key, None, None).unwrap(), (3, "c".to_owned()));
+        assert_eq!(check_signing_state(&l, &key, Some(3), Some("c")).unwrap(), (3, "c".into()));
+        let stale = check_signing_state(&l, &key, Some(2), None).unwrap_err().to_string();
+        assert!(stale.contains("grant epoch is 3"), "{stale}");
+        let chain = check_signing_state(&l, &key, None, Some("d")).unwrap_err().to_string();
+        assert!(chain.contains("serves chain c"), "{chain}");
+        let wrong = check_signing_state(&l, &other, None, None).unwrap_err().to_string();
+        assert!(wrong.contains("not the subject's current key"), "{wrong}");
+        let gone = SubjectOnLedger { status: "withdrawn".into(), ..l };
+        let gone = check_signing_state(&gone, &key, None, None).unwrap_err().to_string();
+        assert!(gone.contains("not active"), "{gone}");
     }
 
     #[test]

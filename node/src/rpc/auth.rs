@@ -11,16 +11,21 @@
 //! `created` is within `rpc.auth_max_skew_secs` of the node's clock and `expires` has not
 //! passed; the `Content-Digest` (sha-256, RFC 9530) matches the body; the ed25519 signature
 //! over `blake3(dpx/rpc-request/v1, chain id, signature base)` verifies; and the (key, nonce)
-//! pair was not seen before. The last check uses a bounded [`ReplayCache`]: when it is full,
-//! signed requests get 503 with `Retry-After` until entries expire, and no nonce is forgotten
-//! early.
+//! pair was not seen before. The last check uses bounded [`ReplayCache`]s, and no nonce is
+//! forgotten early. **One key cannot lock others out:** each key holds at most
+//! `rpc.auth_replay_per_key_max` nonces (beyond: 429 `key_rate_limited` with `Retry-After`,
+//! for that key alone), and keys the ledger gives no standing (neither a participant's nor a
+//! subject's current key: free to make, and they read no more than an unsigned request) share a
+//! separate, smaller cache, so a flood of throwaway keys never reaches the cache the
+//! participants' and subjects' requests use. When a cache is full in total, the requests that
+//! would go into it get 503 with `Retry-After`.
 //!
 //! The middleware ([`authenticate`]) leaves a [`Caller`] in the request's extensions; the
 //! handlers turn it into a [`Reader`] (the read policy's [`Viewer`] under the latest state)
 //! when they need to decide what the caller may see.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +83,12 @@ pub enum AuthError {
     /// 503: the replay cache is full; retry after this many seconds.
     #[error("too many signed requests in the last window; retry in {retry_after_s} s")]
     ReplayCacheFull { retry_after_s: u64 },
+    /// 429: this key holds as many nonces as one key may; retry after this many seconds.
+    #[error(
+        "this key made {max} signed requests within the signature window, the most one key \
+         may; retry in {retry_after_s} s"
+    )]
+    KeyQuotaFull { max: usize, retry_after_s: u64 },
     /// 413 / 408 while reading a signed request's body.
     #[error("{1}")]
     Body(StatusCode, String),
@@ -386,28 +397,45 @@ pub fn verify_request(
 
 // ----- the replay cache ---------------------------------------------------------------------
 
-/// (key, nonce) pairs seen within the skew window. Bounded: when full, new pairs are refused
-/// (the caller answers 503) until old ones expire; none is forgotten before it expires, or
-/// a captured request could be replayed.
+/// (key, nonce) pairs seen within the skew window. Bounded in total and per key: when either
+/// is reached, new pairs are refused (the caller answers 503 or 429) until old ones expire;
+/// none is forgotten before it expires, or a captured request could be replayed.
 #[derive(Debug)]
 pub struct ReplayCache {
     inner: Mutex<ReplayInner>,
     capacity: usize,
+    per_key_max: usize,
 }
 
 #[derive(Debug, Default)]
 struct ReplayInner {
     seen: HashMap<(PublicKey, String), u64>,
     by_expiry: BTreeSet<(u64, PublicKey, String)>,
+    /// Per key: how many of its nonces expire at each second (a key's count is their sum).
+    per_key: HashMap<PublicKey, KeyNonces>,
+}
+
+#[derive(Debug, Default)]
+struct KeyNonces {
+    count: usize,
+    by_expiry: BTreeMap<u64, usize>,
 }
 
 impl ReplayCache {
-    pub fn new(capacity: usize) -> Self {
-        Self { inner: Mutex::new(ReplayInner::default()), capacity: capacity.max(1) }
+    /// At most `capacity` pairs, at most `per_key_max` of them (clamped to `1..=capacity`) for
+    /// one key.
+    pub fn new(capacity: usize, per_key_max: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            inner: Mutex::new(ReplayInner::default()),
+            capacity,
+            per_key_max: per_key_max.clamp(1, capacity),
+        }
     }
 
     /// Record `(key, nonce)`, remembered until `expires_s`. `Err(Unauthenticated)` if already
-    /// seen, `Err(ReplayCacheFull)` if there is no room.
+    /// seen, `Err(KeyQuotaFull)` if the key has no room left, `Err(ReplayCacheFull)` if the
+    /// cache has none.
     pub fn check_and_insert(
         &self,
         key: &PublicKey,
@@ -422,19 +450,31 @@ impl ReplayCache {
             }
             g.by_expiry.remove(&first);
             g.seen.remove(&(first.1, first.2));
+            g.forget_one(&first.1, first.0);
         }
         let id = (*key, nonce.to_owned());
         if g.seen.contains_key(&id) {
             return Err(bad("this (keyid, nonce) was already used: a replayed request"));
         }
-        if g.seen.len() >= self.capacity {
-            let first = g.by_expiry.first().map_or(now_s, |f| f.0);
-            return Err(AuthError::ReplayCacheFull {
-                retry_after_s: first.saturating_sub(now_s).saturating_add(1),
+        let retry = |first: Option<u64>| first.unwrap_or(now_s).saturating_sub(now_s) + 1;
+        if let Some(k) = g.per_key.get(key)
+            && k.count >= self.per_key_max
+        {
+            let first = k.by_expiry.first_key_value().map(|(e, _)| *e);
+            return Err(AuthError::KeyQuotaFull {
+                max: self.per_key_max,
+                retry_after_s: retry(first),
             });
+        }
+        if g.seen.len() >= self.capacity {
+            let first = g.by_expiry.first().map(|f| f.0);
+            return Err(AuthError::ReplayCacheFull { retry_after_s: retry(first) });
         }
         g.by_expiry.insert((expires_s, *key, nonce.to_owned()));
         g.seen.insert(id, expires_s);
+        let k = g.per_key.entry(*key).or_default();
+        k.count += 1;
+        *k.by_expiry.entry(expires_s).or_default() += 1;
         Ok(())
     }
 
@@ -444,6 +484,39 @@ impl ReplayCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many nonces of `key` are remembered.
+    pub fn len_of(&self, key: &PublicKey) -> usize {
+        self.inner.lock().per_key.get(key).map_or(0, |k| k.count)
+    }
+}
+
+impl ReplayInner {
+    fn forget_one(&mut self, key: &PublicKey, expires_s: u64) {
+        let Some(k) = self.per_key.get_mut(key) else { return };
+        k.count = k.count.saturating_sub(1);
+        if let Some(n) = k.by_expiry.get_mut(&expires_s) {
+            *n -= 1;
+            if *n == 0 {
+                k.by_expiry.remove(&expires_s);
+            }
+        }
+        if k.count == 0 {
+            self.per_key.remove(key);
+        }
+    }
+}
+
+/// Whether a key has standing on the ledger now (a participant's or an enrolled subject's
+/// current key): its signed requests may read more than an unsigned one. Decides which replay
+/// cache its nonces go to.
+#[derive(Clone)]
+pub struct Standing(pub Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Standing(..)")
     }
 }
 
@@ -456,7 +529,11 @@ pub struct Auth {
     pub max_skew_s: u64,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
+    /// Nonces of keys with standing on the ledger.
     pub replay: ReplayCache,
+    /// Nonces of keys without (see the module documentation).
+    pub replay_unknown: ReplayCache,
+    pub standing: Standing,
 }
 
 /// Who sent a request: the key that signed it, or nobody.
@@ -489,6 +566,13 @@ impl IntoResponse for AuthError {
             }
             Self::ReplayCacheFull { retry_after_s } => {
                 let mut r = ApiError::unavailable(self.to_string()).into_response();
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+                r
+            }
+            Self::KeyQuotaFull { retry_after_s, .. } => {
+                let m = self.to_string();
+                let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "key_rate_limited", m)
+                    .into_response();
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
                 r
             }
@@ -532,7 +616,8 @@ pub async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Nex
     )
     .and_then(|p| {
         let until = p.created.saturating_add(auth.max_skew_s);
-        auth.replay.check_and_insert(&p.keyid, &p.nonce, until, now).map(|()| p.keyid)
+        let cache = if (auth.standing.0)(&p.keyid) { &auth.replay } else { &auth.replay_unknown };
+        cache.check_and_insert(&p.keyid, &p.nonce, until, now).map(|()| p.keyid)
     });
     match checked {
         Ok(key) => {

@@ -269,7 +269,7 @@ fn malformed_headers_are_refused_with_the_check_named() {
 
 #[test]
 fn nonces_are_used_once_and_the_cache_is_bounded() {
-    let cache = ReplayCache::new(2);
+    let cache = ReplayCache::new(2, 2);
     let (a, b) = (Keypair::from_seed([1; 32]).public(), Keypair::from_seed([2; 32]).public());
     cache.check_and_insert(&a, NONCE, NOW + 60, NOW).unwrap();
     let again = cache.check_and_insert(&a, NONCE, NOW + 60, NOW + 30);
@@ -296,4 +296,46 @@ fn the_client_signs_what_the_server_checks() {
     assert_eq!(fresh.len(), 22);
     assert_ne!(fresh, fresh_nonce());
     assert!(parse_signature_input(&input(&signed("GET", "/", b""))).is_ok());
+}
+
+#[test]
+fn one_key_cannot_take_the_whole_cache() {
+    let cache = ReplayCache::new(10, 3);
+    let (a, b) = (Keypair::from_seed([1; 32]).public(), Keypair::from_seed([2; 32]).public());
+    let nonce = |i: u32| format!("nonce-of-sixteen-{i:05}");
+    for i in 0..3 {
+        cache.check_and_insert(&a, &nonce(i), NOW + 60 + u64::from(i), NOW).unwrap();
+    }
+    // The fourth of `a` is refused for `a` alone, with the time until its first nonce expires.
+    let quota = cache.check_and_insert(&a, &nonce(3), NOW + 60, NOW + 20);
+    assert_eq!(quota, Err(AuthError::KeyQuotaFull { max: 3, retry_after_s: 41 }));
+    assert_eq!(cache.len_of(&a), 3);
+    // Everyone else still gets in.
+    for i in 0..3 {
+        cache.check_and_insert(&b, &nonce(i), NOW + 60, NOW + 20).unwrap();
+    }
+    // A replay is still a replay, whatever the quota.
+    let again = cache.check_and_insert(&a, &nonce(0), NOW + 60, NOW + 20);
+    assert!(matches!(again, Err(AuthError::Unauthenticated(m)) if m.contains("replayed")));
+    // When `a`'s first nonce expires, `a` has room for one more.
+    // (`b`'s three expired at the same second.)
+    cache.check_and_insert(&a, &nonce(3), NOW + 122, NOW + 61).unwrap();
+    assert_eq!((cache.len_of(&a), cache.len_of(&b), cache.len()), (3, 0, 3));
+    // Past every expiry the per-key records go too.
+    cache.check_and_insert(&b, &nonce(9), NOW + 400, NOW + 300).unwrap();
+    assert_eq!((cache.len_of(&a), cache.len_of(&b), cache.len()), (0, 1, 1));
+}
+
+#[test]
+fn the_per_key_limit_is_clamped_to_the_capacity() {
+    let cache = ReplayCache::new(2, 0);
+    let a = Keypair::from_seed([1; 32]).public();
+    cache.check_and_insert(&a, NONCE, NOW + 60, NOW).unwrap();
+    let second = cache.check_and_insert(&a, "another-nonce-123", NOW + 60, NOW);
+    assert!(matches!(second, Err(AuthError::KeyQuotaFull { max: 1, .. })), "{second:?}");
+    let big = ReplayCache::new(2, usize::MAX);
+    big.check_and_insert(&a, NONCE, NOW + 60, NOW).unwrap();
+    big.check_and_insert(&a, "another-nonce-123", NOW + 60, NOW).unwrap();
+    let full = big.check_and_insert(&a, "a-third-nonce-1234", NOW + 60, NOW);
+    assert!(matches!(full, Err(AuthError::KeyQuotaFull { max: 2, .. })), "{full:?}");
 }

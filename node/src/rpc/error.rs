@@ -184,6 +184,11 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         "this address sent more than rpc.per_ip_requests_per_s requests (beyond the burst); see Retry-After",
     ),
     e(
+        "key_rate_limited",
+        429,
+        "the signing key made rpc.auth_replay_per_key_max signed requests within the signature window (its nonces are still remembered); that key alone waits, see Retry-After",
+    ),
+    e(
         "unavailable",
         503,
         "a capacity limit: the admission queue, commit waiters, concurrent requests, event subscribers or the per-address table is full; retry shortly",
@@ -286,6 +291,7 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("error.rs", include_str!("error.rs")),
         ("txs.rs", include_str!("txs.rs")),
+        ("auth.rs", include_str!("auth.rs")),
         ("mod.rs", include_str!("mod.rs")),
         ("state.rs", include_str!("state.rs")),
         ("sse.rs", include_str!("sse.rs")),

@@ -85,7 +85,17 @@ pub fn router(shared: AppState) -> Router {
         max_skew_s: rpc.auth_max_skew_secs,
         max_body_bytes: rpc.max_body_bytes,
         body_timeout: Duration::from_millis(rpc.request_timeout_ms.max(1)),
-        replay: auth::ReplayCache::new(rpc.auth_replay_cache_max),
+        replay: auth::ReplayCache::new(rpc.auth_replay_cache_max, rpc.auth_replay_per_key_max),
+        replay_unknown: auth::ReplayCache::new(
+            rpc.auth_replay_unknown_max,
+            rpc.auth_replay_per_key_max,
+        ),
+        standing: {
+            let store = shared.store.clone();
+            auth::Standing(Arc::new(move |key| {
+                dpx_contracts::read::has_standing(&auth::LatestState::new(&store), key)
+            }))
+        },
     });
     let api = Router::new()
         .route("/v1/txs", post(txs::submit))
