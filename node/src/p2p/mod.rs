@@ -221,7 +221,14 @@ pub fn spawn(
         .with_behaviour(|_| {
             Behaviour::with_codec(codec, [(PROTOCOL, ProtocolSupport::Full)], rr_cfg)
         })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_hours(1)))
+        .with_swarm_config(|c| {
+            // One protocol per substream, so the dialer may send its request with the
+            // protocol proposal (0-RTT; the wire format is multistream-select V1's and any
+            // listener accepts it) instead of waiting a round trip for the confirmation, once
+            // per message.
+            c.with_idle_connection_timeout(Duration::from_hours(1))
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .build();
     let local = *swarm.local_peer_id();
     swarm.listen_on(cfg.listen.clone()).context("listen")?;

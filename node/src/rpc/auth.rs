@@ -576,7 +576,15 @@ impl IntoResponse for AuthError {
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
                 r
             }
-            Self::Body(status, m) => ApiError::new(status, "bad_body", m).into_response(),
+            // The same codes as an unsigned request's body limits (`rpc/deadline.rs`).
+            Self::Body(status, m) => {
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "body_too_large"
+                } else {
+                    "timeout"
+                };
+                ApiError::new(status, code, m).into_response()
+            }
         }
     }
 }

@@ -161,6 +161,16 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         400,
         "an event-stream filter (kinds, participant, product) is malformed or names an unknown kind",
     ),
+    e(
+        "unauthenticated",
+        401,
+        "a signed request failed a check of SPEC.md §14 (the message names it: headers, skew, digest, signature, or a replayed nonce); WWW-Authenticate: Signature realm=\"dpx\"",
+    ),
+    e(
+        "forbidden",
+        403,
+        "the read policy does not let the caller see this object (sign with a party's or a supervisor's key); whether it exists is not disclosed",
+    ),
     e("no_route", 404, "no route has this path"),
     e("method_not_allowed", 405, "the path exists but does not take this method"),
     e(
