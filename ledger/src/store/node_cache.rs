@@ -168,7 +168,7 @@ impl NodeCache {
             inner.order.remove(&old.tick);
             inner.bytes -= old.charge;
         }
-        while inner.map.len() + 1 > self.max_nodes || inner.bytes + charge > self.max_bytes {
+        while inner.map.len() >= self.max_nodes || inner.bytes + charge > self.max_bytes {
             let Some((_, lru)) = inner.order.pop_first() else { break };
             if let Some(gone) = inner.map.remove(&lru) {
                 inner.bytes -= gone.charge;
