@@ -12,6 +12,10 @@
 //! - Execution runs on an [`Overlay`]; its [`WriteSet`] goes to [`Store::commit_block`].
 //! - Pruning ([`StoreConfig::retain_versions`]) and state snapshots
 //!   ([`Store::export_snapshot`], [`Store::import_snapshot`]).
+//! - Reads: bloom filters on the point-read column families, one RocksDB block cache
+//!   ([`StoreConfig::block_cache_bytes`]) and a bounded cache of decoded tree nodes
+//!   ([`StoreConfig::node_cache_nodes`], [`Store::node_cache_stats`]) that never outlives a
+//!   pruned node.
 //!
 //! ```
 //! use dpx_crypto::{Hash, Keypair};
