@@ -153,8 +153,7 @@ fn market_block(store: &Store, round: u64, rng: &mut u64) -> (Block, WriteSet) {
     let txs: Vec<Vec<u8>> = (0..1000).map(|t| format!("tx-{round}-{t}").into_bytes()).collect();
     let writes: WriteSet = (0..1000u64)
         .map(|i| {
-            let id =
-                if i % 2 == 0 { mix(rng) % STATE_KEYS } else { STATE_KEYS + round * 1000 + i };
+            let id = if i % 2 == 0 { mix(rng) % STATE_KEYS } else { STATE_KEYS + round * 1000 + i };
             (market_key(id), Some(market_value(id, round)))
         })
         .collect();
@@ -198,9 +197,7 @@ fn bench_storage(c: &mut Criterion) {
                 },
                 |(block, writes)| {
                     let receipts = vec![b"ok".to_vec(); block.txs.len()];
-                    black_box(
-                        store.commit_block(&block, b"cert", writes, receipts).expect("bench"),
-                    )
+                    black_box(store.commit_block(&block, b"cert", writes, receipts).expect("bench"))
                 },
                 BatchSize::PerIteration,
             );
@@ -222,7 +219,9 @@ fn bench_storage(c: &mut Criterion) {
     });
     let mut rng = 3;
     g.bench_function("read_tip_versioned_warm", |b| {
-        b.iter(|| black_box(store.get(&market_key(mix(&mut rng) % STATE_KEYS), tip).expect("bench")));
+        b.iter(|| {
+            black_box(store.get(&market_key(mix(&mut rng) % STATE_KEYS), tip).expect("bench"))
+        });
     });
     g.bench_function("proof_tip_warm", |b| {
         b.iter(|| {

@@ -21,12 +21,12 @@ use jmt::{JellyfishMerkleTree, RootHash};
 use rocksdb::{Cache, ColumnFamily, DB, Direction, IteratorMode};
 
 pub use integrity::IntegrityReport;
-pub use node_cache::NodeCacheStats;
 use node_cache::NodeCache;
+pub use node_cache::NodeCacheStats;
 use schema::{
-    CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_RECEIPTS, CF_ROOTS, CF_STATE,
-    CF_TX_INDEX, CF_TXS, FORMAT_VERSION, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST,
-    META_TIP, pos_key, read_pos, read_roots, read_u64, u64_key,
+    CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_RECEIPTS, CF_ROOTS, CF_STATE, CF_TX_INDEX,
+    CF_TXS, FORMAT_VERSION, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST, META_TIP,
+    pos_key, read_pos, read_roots, read_u64, u64_key,
 };
 use tree::TreeView;
 

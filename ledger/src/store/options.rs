@@ -13,9 +13,7 @@
 
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options};
 
-use super::schema::{
-    ALL_CFS, CF_BLOCK_IDS, CF_HEADERS, CF_NODES, CF_ROOTS, CF_STATE, CF_TX_INDEX,
-};
+use super::schema::{ALL_CFS, CF_BLOCK_IDS, CF_HEADERS, CF_NODES, CF_ROOTS, CF_STATE, CF_TX_INDEX};
 
 /// Bits per key of the bloom filters: about a 1 % false-positive rate.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
