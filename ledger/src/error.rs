@@ -43,6 +43,8 @@ pub enum LedgerError {
     SnapshotRoot { expected: Hash, found: Hash },
     #[error("snapshot import needs an empty store")]
     StoreNotEmpty,
+    #[error("store setting {setting} is {value}, outside {min}..={max}")]
+    Setting { setting: &'static str, value: usize, min: usize, max: usize },
     #[error("integrity check failed: {0}")]
     Integrity(String),
     #[error("store is corrupt: {0}")]

@@ -12,6 +12,10 @@
 //! - Execution runs on an [`Overlay`]; its [`WriteSet`] goes to [`Store::commit_block`].
 //! - Pruning ([`StoreConfig::retain_versions`]) and state snapshots
 //!   ([`Store::export_snapshot`], [`Store::import_snapshot`]).
+//! - Reads: bloom filters on the point-read column families, one RocksDB block cache
+//!   ([`StoreConfig::block_cache_bytes`]) and a bounded cache of decoded tree nodes
+//!   ([`StoreConfig::node_cache_nodes`], [`Store::node_cache_stats`]) that never outlives a
+//!   pruned node.
 //!
 //! ```
 //! use dpx_crypto::{Hash, Keypair};
@@ -71,7 +75,10 @@ pub use state::{
     Blake3Hasher, MAX_KEY_BYTES, MAX_STATE_PROOF_BYTES, MAX_STATE_PROOF_SIBLINGS, MAX_VALUE_BYTES,
     ProofLeaf, ProofNode, StateProof, key_hash, verify_state_proof,
 };
-pub use store::{IntegrityReport, MAX_SCAN_LIMIT, StateEntry, Store, StoreConfig};
+pub use store::{
+    BLOCK_CACHE_BYTES_RANGE, IntegrityReport, MAX_SCAN_LIMIT, NODE_CACHE_BYTES_MAX,
+    NODE_CACHE_NODES_MAX, NodeCacheStats, StateEntry, Store, StoreConfig,
+};
 
 /// Hash committing to a block's receipts, in order: the root of a Merkle tree whose leaves are
 /// hashed under [`dpx_crypto::Domain::RECEIPTS`] ([`merkle::receipts_root`]), so one receipt can

@@ -358,3 +358,49 @@ fn reopen_keeps_everything() {
     assert!(store.has_genesis());
     store.verify_integrity().unwrap();
 }
+
+/// The tuning lives in the options a binary opens with, not on disk: plain RocksDB options (an
+/// older dpx, an operator's tool) open a store this one wrote, write-ahead log included, and
+/// read its indexes.
+#[test]
+fn plain_rocksdb_options_open_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+        store.genesis(genesis_writes()).unwrap();
+        let (txs, writes) = workload(1);
+        commit(&store, txs, writes)
+    };
+    {
+        let opts = rocksdb::Options::default();
+        let cfs = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), cfs).unwrap();
+        let index = db.cf_handle("tx_index").unwrap();
+        assert!(db.get_cf(index, Hash::digest(b"tx-1-0").0).unwrap().is_some());
+    }
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    assert_eq!(store.state_root(1).unwrap(), Some(root));
+    store.verify_integrity().unwrap();
+}
+
+#[test]
+fn cache_settings_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        StoreConfig { block_cache_bytes: 1000, ..fast_config() },
+        StoreConfig { block_cache_bytes: usize::MAX, ..fast_config() },
+        StoreConfig { node_cache_nodes: usize::MAX, ..fast_config() },
+        StoreConfig { node_cache_bytes: usize::MAX, ..fast_config() },
+    ] {
+        let err = Store::open(dir.path(), CHAIN, bad).unwrap_err();
+        assert!(matches!(err, LedgerError::Setting { .. }), "{err}");
+    }
+    // Off is a valid setting: every read then goes to RocksDB.
+    let off = StoreConfig { node_cache_nodes: 0, node_cache_bytes: 0, ..fast_config() };
+    let store = Store::open(dir.path(), CHAIN, off).unwrap();
+    store.genesis(genesis_writes()).unwrap();
+    let (txs, writes) = workload(1);
+    commit(&store, txs, writes);
+    store.get_with_proof(b"obj/001", 1).unwrap();
+    assert_eq!(store.node_cache_stats(), dpx_ledger::NodeCacheStats::default());
+}

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use dpx_crypto::Hash;
 use jmt::JellyfishMerkleTree;
-use jmt::storage::TreeUpdateBatch;
+use jmt::storage::{Node, TreeUpdateBatch};
 use rocksdb::{WriteBatch, WriteOptions};
 
 use super::schema::{
@@ -21,11 +21,27 @@ use crate::{
     receipts_hash,
 };
 
+/// What a batch does to the tree nodes, for the node cache once the batch has landed.
+#[derive(Default)]
+pub(crate) struct NodeChanges {
+    /// Encoded key and node of every node written.
+    pub written: Vec<(Vec<u8>, Node)>,
+    /// Encoded keys of every node deleted.
+    pub deleted: Vec<Vec<u8>>,
+}
+
 impl Store {
-    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), LedgerError> {
+    /// Write `batch`, then bring the node cache in line with what it did to the tree nodes.
+    pub(crate) fn write(&self, batch: WriteBatch, nodes: NodeChanges) -> Result<(), LedgerError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(self.config.sync_writes);
         self.db.write_opt(batch, &wo)?;
+        // Deletions first: `forget` moves the epoch, so a reader that fetched a deleted node
+        // before the batch cannot put it back.
+        if !nodes.deleted.is_empty() {
+            self.nodes.forget(&nodes.deleted);
+        }
+        self.nodes.insert_committed(nodes.written);
         Ok(())
     }
 
@@ -46,13 +62,14 @@ impl Store {
         let view = self.tree_view();
         let (root, update) = apply_tree(&view, &writes, 0)?;
         let mut batch = WriteBatch::default();
-        self.stage_tree(&mut batch, &writes, &update, 0, None)?;
+        let mut nodes = NodeChanges::default();
+        self.stage_tree(&mut batch, &mut nodes, &writes, &update, 0, None)?;
         batch.put_cf(self.cf(CF_ROOTS)?, u64_key(0), roots_value(&root, &receipts_hash(&[])));
         let meta = self.cf(CF_META)?;
         batch.put_cf(meta, META_TIP, u64_key(0));
         batch.put_cf(meta, META_OLDEST, u64_key(0));
         batch.put_cf(meta, META_GENESIS, [1]);
-        self.write(batch)?;
+        self.write(batch, nodes)?;
         self.genesis_done.store(true, Ordering::Release);
         Ok(root)
     }
@@ -63,7 +80,8 @@ impl Store {
     /// Checks the block extends the tip (height, chain, parent id, previous state root and
     /// receipts hash, tx root), then writes the block, certificate, tree nodes, flat state,
     /// receipts, tx index and new tip as one `WriteBatch` with a synced write-ahead log: after a
-    /// crash the store holds all of it or none of it.
+    /// crash the store holds all of it or none of it. The tx index is asked once per block,
+    /// for all its transactions together (first inclusion wins).
     // Takes the overlay's write set and the receipts by value: they are consumed by the commit.
     #[allow(clippy::needless_pass_by_value)]
     pub fn commit_block(
@@ -114,7 +132,8 @@ impl Store {
         let (root, update) = apply_tree(&view, &writes, height)?;
         let cutoff = self.prune_cutoff(height);
         let mut batch = WriteBatch::default();
-        self.stage_tree(&mut batch, &writes, &update, height, cutoff)?;
+        let mut nodes = NodeChanges::default();
+        self.stage_tree(&mut batch, &mut nodes, &writes, &update, height, cutoff)?;
         self.stage_block(&mut batch, block, certificate, &receipts, height, &root)?;
         if let Some(parent) = parent_certificate.filter(|_| height > 1) {
             LedgerError::check_len(
@@ -125,10 +144,10 @@ impl Store {
             batch.put_cf(self.cf(CF_CERTS)?, u64_key(height - 1), parent);
         }
         if let Some(cutoff) = cutoff {
-            self.stage_prune(&mut batch, cutoff)?;
+            self.stage_prune(&mut batch, &mut nodes, cutoff)?;
         }
         batch.put_cf(self.cf(CF_META)?, META_TIP, u64_key(height));
-        self.write(batch)?;
+        self.write(batch, nodes)?;
         self.tip.store(height, Ordering::Release);
         if let Some(cutoff) = cutoff {
             self.oldest.store(cutoff, Ordering::Release);
@@ -182,6 +201,7 @@ impl Store {
     pub(crate) fn stage_tree(
         &self,
         batch: &mut WriteBatch,
+        changes: &mut NodeChanges,
         writes: &WriteSet,
         update: &TreeUpdateBatch,
         version: u64,
@@ -190,13 +210,17 @@ impl Store {
         let (nodes, values, state, stale) =
             (self.cf(CF_NODES)?, self.cf(CF_VALUES)?, self.cf(CF_STATE)?, self.cf(CF_STALE)?);
         let prune_now = cutoff.is_some_and(|c| version <= c);
+        changes.written.reserve(update.node_batch.nodes().len());
         for (key, node) in update.node_batch.nodes() {
-            batch.put_cf(nodes, node_key(key)?, encode_node(node)?);
+            let k = node_key(key)?;
+            batch.put_cf(nodes, &k, encode_node(node)?);
+            changes.written.push((k, node.clone()));
         }
         for s in &update.stale_node_index_batch {
             let k = node_key(&s.node_key)?;
             if prune_now {
-                batch.delete_cf(nodes, k);
+                batch.delete_cf(nodes, &k);
+                changes.deleted.push(k);
             } else {
                 batch.put_cf(stale, stale_key(s.stale_since_version, STALE_NODE, &k), []);
             }
@@ -239,15 +263,27 @@ impl Store {
         batch.put_cf(self.cf(CF_CERTS)?, hk, certificate);
         batch.put_cf(self.cf(CF_ROOTS)?, hk, roots_value(root, &receipts_hash(receipts)));
         let (txs, rcpts, index) = (self.cf(CF_TXS)?, self.cf(CF_RECEIPTS)?, self.cf(CF_TX_INDEX)?);
-        let mut seen = BTreeSet::new();
-        for (i, (tx, receipt)) in block.txs.iter().zip(receipts).enumerate() {
+        // First inclusion wins: a replayed transaction (rejected by execution) must not hide
+        // where the original was committed. So the index is consulted for every transaction of
+        // the block — in one batched lookup, sorted, which the tx index's bloom filters answer
+        // from memory for the usual case of a transaction never seen.
+        let hashes: Vec<Hash> = block.txs.iter().map(|tx| Hash::digest(tx)).collect();
+        let mut unique: Vec<&[u8; 32]> = hashes.iter().map(|h| &h.0).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut indexed = BTreeSet::new();
+        for (key, found) in unique.iter().zip(self.db.batched_multi_get_cf(index, &unique, true)) {
+            if found?.is_some() {
+                indexed.insert(**key);
+            }
+        }
+        for (i, ((tx, receipt), tx_hash)) in block.txs.iter().zip(receipts).zip(&hashes).enumerate()
+        {
             let pos = pos_key(height, i as u32);
             batch.put_cf(txs, pos, tx);
             batch.put_cf(rcpts, pos, receipt);
-            let tx_hash = Hash::digest(tx);
-            // First inclusion wins: a replayed transaction (rejected by execution) must not
-            // hide where the original was committed.
-            if seen.insert(tx_hash) && self.db.get_pinned_cf(index, tx_hash.0)?.is_none() {
+            // `insert` is false for a hash already indexed, or seen earlier in this block.
+            if indexed.insert(tx_hash.0) {
                 batch.put_cf(index, tx_hash.0, pos);
             }
         }
@@ -276,4 +312,83 @@ pub(crate) fn check_writes(writes: &WriteSet) -> Result<(), LedgerError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use dpx_crypto::{Hash, Keypair};
+
+    use super::super::schema::CF_TX_INDEX;
+    use super::super::{Store, StoreConfig};
+    use crate::{Block, Header, WriteSet, merkle};
+
+    const CHAIN: &str = "dpx-index-test";
+
+    fn commit(store: &Store, txs: &[&[u8]]) {
+        let txs: Vec<Vec<u8>> = txs.iter().map(|t| t.to_vec()).collect();
+        let tip = store.tip_height();
+        let block = Block {
+            header: Header {
+                chain_id: CHAIN.into(),
+                height: tip + 1,
+                time_ms: tip,
+                proposer: Keypair::from_seed([6; 32]).public(),
+                parent_id: store.header(tip).unwrap().map_or(Hash::ZERO, |h| h.id()),
+                parent_certificate_hash: Hash::ZERO,
+                tx_root: merkle::root(&txs),
+                state_root: store.state_root(tip).unwrap().unwrap(),
+                validator_set_hash: Hash::ZERO,
+                prev_receipts_hash: store.block_receipts_hash(tip).unwrap().unwrap(),
+            },
+            txs,
+        };
+        let receipts = (0..block.txs.len()).map(|i| format!("r{}-{i}", tip + 1).into_bytes());
+        store.commit_block(&block, b"cert", WriteSet::new(), receipts.collect()).unwrap();
+    }
+
+    fn position(store: &Store, tx: &[u8]) -> Option<(u64, u32)> {
+        store.tx(&Hash::digest(tx)).unwrap().map(|(h, i, _)| (h, i))
+    }
+
+    fn flush_and_compact(store: &Store) {
+        let cf = store.cf(CF_TX_INDEX).unwrap();
+        store.db.flush_cf(cf).unwrap();
+        store.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    }
+
+    /// A transaction included again (a replay, refused by execution with its own receipt) stays
+    /// indexed at its first inclusion — whether the original's entry is in the memtable, in a
+    /// flushed file (where the bloom filter must not hide it), after compaction, or after a
+    /// reopen; and within one block, the first copy wins.
+    #[test]
+    fn first_inclusion_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig { sync_writes: false, ..StoreConfig::default() };
+        {
+            let store = Store::open(dir.path(), CHAIN, config.clone()).unwrap();
+            store.genesis(WriteSet::new()).unwrap();
+            // Within one block too: the first of two copies wins.
+            commit(&store, &[b"a", b"b", b"a"]);
+            assert_eq!(position(&store, b"a"), Some((1, 0)));
+            commit(&store, &[b"c", b"a"]);
+            assert_eq!(position(&store, b"a"), Some((1, 0)));
+            flush_and_compact(&store);
+            assert_eq!(position(&store, b"a"), Some((1, 0)));
+            // Replays over a compacted entry, with the original in a file and in the memtable.
+            commit(&store, &[b"a", b"c"]);
+            store.db.flush_cf(store.cf(CF_TX_INDEX).unwrap()).unwrap();
+            commit(&store, &[b"b", b"a", b"d"]);
+            assert_eq!(position(&store, b"a"), Some((1, 0)));
+            assert_eq!(position(&store, b"b"), Some((1, 1)));
+            assert_eq!(position(&store, b"c"), Some((2, 0)));
+            assert_eq!(position(&store, b"d"), Some((4, 2)));
+            let (_, _, receipt) = store.receipt(&Hash::digest(b"a")).unwrap().unwrap();
+            assert_eq!(receipt, b"r1-0", "the original's receipt, not the replay's");
+        }
+        let store = Store::open(dir.path(), CHAIN, config).unwrap();
+        assert_eq!(position(&store, b"a"), Some((1, 0)));
+        flush_and_compact(&store);
+        assert_eq!(position(&store, b"c"), Some((2, 0)));
+        assert_eq!(store.verify_integrity().unwrap().tx_index_entries, 4);
+    }
 }

@@ -2,6 +2,10 @@
 
 mod commit;
 mod integrity;
+mod node_cache;
+#[cfg(test)]
+mod node_cache_props;
+mod options;
 mod prune;
 pub(crate) mod schema;
 mod snapshot;
@@ -14,13 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dpx_crypto::Hash;
 use jmt::{JellyfishMerkleTree, RootHash};
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options};
+use rocksdb::{Cache, ColumnFamily, DB, Direction, IteratorMode};
 
 pub use integrity::IntegrityReport;
+use node_cache::NodeCache;
+pub use node_cache::NodeCacheStats;
 use schema::{
-    ALL_CFS, CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_RECEIPTS, CF_ROOTS, CF_STATE,
-    CF_TX_INDEX, CF_TXS, FORMAT_VERSION, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST,
-    META_TIP, pos_key, read_pos, read_roots, read_u64, u64_key,
+    CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_RECEIPTS, CF_ROOTS, CF_STATE, CF_TX_INDEX,
+    CF_TXS, FORMAT_VERSION, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST, META_TIP,
+    pos_key, read_pos, read_roots, read_u64, u64_key,
 };
 use tree::TreeView;
 
@@ -33,6 +39,13 @@ pub type StateEntry = (Vec<u8>, Vec<u8>);
 
 /// Most entries one [`Store::scan_prefix`] call returns.
 pub const MAX_SCAN_LIMIT: usize = 10_000;
+
+/// Bounds of [`StoreConfig::block_cache_bytes`]: 1 MiB ..= 64 GiB.
+pub const BLOCK_CACHE_BYTES_RANGE: (usize, usize) = (1 << 20, 64 << 30);
+/// Bound of [`StoreConfig::node_cache_nodes`].
+pub const NODE_CACHE_NODES_MAX: usize = 50_000_000;
+/// Bound of [`StoreConfig::node_cache_bytes`]: 64 GiB.
+pub const NODE_CACHE_BYTES_MAX: usize = 64 << 30;
 
 /// How a [`Store`] behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +60,15 @@ pub struct StoreConfig {
     pub max_certificate_bytes: usize,
     /// Largest single receipt accepted.
     pub max_receipt_bytes: usize,
+    /// RocksDB's block cache, shared by every column family; it also holds (and so bounds) the
+    /// index and bloom-filter blocks. Within [`BLOCK_CACHE_BYTES_RANGE`]; default 64 MiB.
+    pub block_cache_bytes: usize,
+    /// Most decoded state-tree nodes kept in memory in front of RocksDB (at most
+    /// [`NODE_CACHE_NODES_MAX`]; 0 turns the node cache off). Default 250,000.
+    pub node_cache_nodes: usize,
+    /// Most bytes (estimated) of that node cache (at most [`NODE_CACHE_BYTES_MAX`]; 0 turns it
+    /// off). Default 128 MiB, about the top four levels of a tree of ten million keys.
+    pub node_cache_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -57,7 +79,29 @@ impl Default for StoreConfig {
             max_block_bytes: 32 << 20,
             max_certificate_bytes: 1 << 20,
             max_receipt_bytes: 1 << 20,
+            block_cache_bytes: 64 << 20,
+            node_cache_nodes: 250_000,
+            node_cache_bytes: 128 << 20,
         }
+    }
+}
+
+impl StoreConfig {
+    /// Check every setting is within its bound.
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        if self.retain_versions == Some(0) {
+            return Err(LedgerError::Integrity("retain_versions must be at least 1".into()));
+        }
+        let within = |setting, value, (min, max): (usize, usize)| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(LedgerError::Setting { setting, value, min, max })
+            }
+        };
+        within("block_cache_bytes", self.block_cache_bytes, BLOCK_CACHE_BYTES_RANGE)?;
+        within("node_cache_nodes", self.node_cache_nodes, (0, NODE_CACHE_NODES_MAX))?;
+        within("node_cache_bytes", self.node_cache_bytes, (0, NODE_CACHE_BYTES_MAX))
     }
 }
 
@@ -71,6 +115,9 @@ pub struct Store {
     oldest: AtomicU64,
     genesis_done: AtomicBool,
     commit_lock: Mutex<()>,
+    nodes: NodeCache,
+    /// Kept for its usage figure; every column family holds a handle to it.
+    block_cache: Cache,
 }
 
 impl fmt::Debug for Store {
@@ -94,14 +141,13 @@ impl Store {
         config: StoreConfig,
     ) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();
-        if config.retain_versions == Some(0) {
-            return Err(LedgerError::Integrity("retain_versions must be at least 1".into()));
-        }
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let db = DB::open_cf(&opts, &path, ALL_CFS)?;
+        config.validate()?;
+        let block_cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let db = DB::open_cf_descriptors(
+            &options::db_options(),
+            &path,
+            options::column_families(&block_cache),
+        )?;
         let meta = db
             .cf_handle(CF_META)
             .ok_or_else(|| LedgerError::Corrupt("missing meta column family".into()))?;
@@ -140,11 +186,13 @@ impl Store {
             db,
             path,
             chain_id: chain_id.to_string(),
-            config,
             tip: AtomicU64::new(tip),
             oldest: AtomicU64::new(oldest),
             genesis_done: AtomicBool::new(genesis_done),
             commit_lock: Mutex::new(()),
+            nodes: NodeCache::new(config.node_cache_nodes, config.node_cache_bytes),
+            block_cache,
+            config,
         })
     }
 
@@ -155,7 +203,17 @@ impl Store {
     }
 
     pub(crate) fn tree_view(&self) -> TreeView<'_> {
-        TreeView::new(&self.db)
+        TreeView::new(&self.db, Some(&self.nodes))
+    }
+
+    /// The state-tree node cache's counters.
+    pub fn node_cache_stats(&self) -> NodeCacheStats {
+        self.nodes.stats()
+    }
+
+    /// Bytes RocksDB's block cache holds now (data, index and filter blocks).
+    pub fn block_cache_usage_bytes(&self) -> usize {
+        self.block_cache.get_usage()
     }
 
     /// The chain this store belongs to.

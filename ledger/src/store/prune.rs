@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use rocksdb::{IteratorMode, WriteBatch};
 
 use super::Store;
+use super::commit::NodeChanges;
 use super::schema::{
     CF_META, CF_NODES, CF_STALE, CF_VALUES, META_OLDEST, STALE_NODE, STALE_VALUE, read_u64,
     root_node_key, u64_key,
@@ -28,6 +29,7 @@ impl Store {
     pub(crate) fn stage_prune(
         &self,
         batch: &mut WriteBatch,
+        changes: &mut NodeChanges,
         cutoff: u64,
     ) -> Result<(), LedgerError> {
         let (stale, nodes, values) = (self.cf(CF_STALE)?, self.cf(CF_NODES)?, self.cf(CF_VALUES)?);
@@ -40,7 +42,10 @@ impl Store {
                 break;
             }
             match k[8] {
-                STALE_NODE => batch.delete_cf(nodes, &k[9..]),
+                STALE_NODE => {
+                    batch.delete_cf(nodes, &k[9..]);
+                    changes.deleted.push(k[9..].to_vec());
+                }
                 STALE_VALUE => batch.delete_cf(values, &k[9..]),
                 other => return Err(LedgerError::Corrupt(format!("stale kind {other}"))),
             }
@@ -49,7 +54,9 @@ impl Store {
         // A version that changed nothing copies its parent's root instead of replacing it, so
         // that old root is never reported stale; drop the roots of pruned versions explicitly.
         for v in self.oldest_version()..cutoff {
-            batch.delete_cf(nodes, root_node_key(v)?);
+            let root = root_node_key(v)?;
+            batch.delete_cf(nodes, &root);
+            changes.deleted.push(root);
         }
         batch.put_cf(self.cf(CF_META)?, META_OLDEST, u64_key(cutoff));
         Ok(())
@@ -64,8 +71,9 @@ impl Store {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        self.stage_prune(&mut batch, cutoff)?;
-        self.write(batch)?;
+        let mut nodes = NodeChanges::default();
+        self.stage_prune(&mut batch, &mut nodes, cutoff)?;
+        self.write(batch, nodes)?;
         self.oldest.store(cutoff, Ordering::Release);
         // Let RocksDB reclaim the space of the deleted range of stale records soon.
         self.db.compact_range_cf(self.cf(CF_STALE)?, None::<&[u8]>, Some(u64_key(cutoff + 1)));

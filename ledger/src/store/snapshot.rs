@@ -13,7 +13,7 @@ use dpx_crypto::Hash;
 use prost::Message;
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::commit::apply_tree;
+use super::commit::{NodeChanges, apply_tree};
 use super::schema::{
     CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_ROOTS, CF_TXS, CF_VALUES, FORMAT_VERSION,
     META_BASE, META_GENESIS, META_OLDEST, META_TIP, decode_value, pos_key, read_value_key,
@@ -168,13 +168,16 @@ impl Store {
             }
         }
 
-        let view = TreeView { db: &self.db, empty_root_at: height.checked_sub(1) };
+        // The store is empty, so there is nothing cached to read; the nodes written go into the
+        // cache after the batch lands, like a commit's.
+        let view = TreeView { db: &self.db, cache: None, empty_root_at: height.checked_sub(1) };
         let (root, update) = apply_tree(&view, &writes, height)?;
         if root != expected_root {
             return Err(LedgerError::SnapshotRoot { expected: expected_root, found: root });
         }
         let mut batch = WriteBatch::default();
-        self.stage_tree(&mut batch, &writes, &update, height, None)?;
+        let mut nodes = NodeChanges::default();
+        self.stage_tree(&mut batch, &mut nodes, &writes, &update, height, None)?;
         let hk = u64_key(height);
         batch.put_cf(self.cf(CF_ROOTS)?, hk, roots_value(&root, &receipts));
         if let Some(b) = &block {
@@ -193,7 +196,7 @@ impl Store {
             // At height 0 the snapshot is simply genesis state; there is no base block.
             batch.put_cf(meta, META_BASE, hk);
         }
-        self.write(batch)?;
+        self.write(batch, nodes)?;
         self.tip.store(height, Ordering::Release);
         self.oldest.store(height, Ordering::Release);
         self.genesis_done.store(true, Ordering::Release);

@@ -4,6 +4,7 @@ use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, Version};
 use rocksdb::DB;
 
+use super::node_cache::NodeCache;
 use super::schema::{CF_NODES, CF_VALUES, decode_node, decode_value, node_key, value_key};
 use crate::LedgerError;
 
@@ -13,14 +14,16 @@ pub(crate) type VersionedValue = (Version, Option<Vec<u8>>);
 /// Reads tree nodes and versioned values from the store.
 pub(crate) struct TreeView<'a> {
     pub db: &'a DB,
+    /// Tree nodes in memory, consulted before RocksDB (`None`: read RocksDB only).
+    pub cache: Option<&'a NodeCache>,
     /// Pretend an empty root exists at this version: a snapshot imported at height `h` grows its
     /// tree from an empty one at `h - 1`, which was never written.
     pub empty_root_at: Option<Version>,
 }
 
 impl<'a> TreeView<'a> {
-    pub fn new(db: &'a DB) -> Self {
-        Self { db, empty_root_at: None }
+    pub fn new(db: &'a DB, cache: Option<&'a NodeCache>) -> Self {
+        Self { db, cache, empty_root_at: None }
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LedgerError> {
@@ -57,11 +60,18 @@ impl TreeReader for TreeView<'_> {
         if self.empty_root_at == Some(key.version()) && key.nibble_path().num_nibbles() == 0 {
             return Ok(Some(Node::Null));
         }
-        let raw = self.db.get_pinned_cf(self.cf(CF_NODES)?, node_key(key)?)?;
-        Ok(match raw {
-            Some(bytes) => Some(decode_node(&bytes)?),
+        let k = node_key(key)?;
+        let epoch = match self.cache.map(|c| c.get(&k)) {
+            Some((Some(node), _)) => return Ok(Some(node)),
+            Some((None, epoch)) => Some(epoch),
             None => None,
-        })
+        };
+        let Some(bytes) = self.db.get_pinned_cf(self.cf(CF_NODES)?, &k)? else { return Ok(None) };
+        let node = decode_node(&bytes)?;
+        if let (Some(cache), Some(epoch)) = (self.cache, epoch) {
+            cache.insert_read(k, node.clone(), epoch);
+        }
+        Ok(Some(node))
     }
 
     fn get_value_option(
