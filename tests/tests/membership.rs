@@ -57,7 +57,8 @@ fn vote(c: &Cluster, change: &[&str]) -> anyhow::Result<u64> {
     for a in [1, 2] {
         governance(c, a, a, &["approve", &id])?;
     }
-    let v = governance(c, 0, 1, &["show", &id])?;
+    let show = ["--output", "json", "governance", "show", &id, "--rpc", &c.rpc[1]];
+    let v: Value = serde_json::from_str(&dpx(&show)?)?;
     anyhow::ensure!(v["proposal"]["status"] == "executed", "not executed: {v}");
     Ok(at)
 }

@@ -505,12 +505,19 @@ fn last_permitted(cmds: &[Command]) -> Option<std::collections::BTreeSet<PeerId>
     })
 }
 
-/// Consensus messages `cmds` broadcast, decoded.
-fn consensus_sent(cmds: &[Command]) -> Vec<SignedMessage> {
+/// Consensus messages among `cmds` that `key` signed (not the ones relayed for others).
+fn signed_by(cmds: &[Command], chain: &Chain, key: &Keypair) -> Vec<SignedMessage> {
+    let mine = |m: &SignedMessage| {
+        let (digest, sig) = match m {
+            SignedMessage::Vote(v) => (v.vote.digest(chain.chain_id()), v.signature),
+            SignedMessage::Proposal(p) => (p.proposal.digest(chain.chain_id()), p.signature),
+        };
+        key.public().verify_digest(&digest, &sig).is_ok()
+    };
     cmds.iter()
         .filter_map(|c| match c {
             Command::Broadcast(NetMessage { kind: Some(Kind::Consensus(b)) }) => {
-                SignedMessage::decode(b).ok()
+                SignedMessage::decode(b).ok().filter(mine)
             }
             _ => None,
         })
@@ -584,7 +591,7 @@ async fn a_removed_validator_is_not_counted_and_a_joined_one_signs() {
             assert!(p.contains(&new_peer) && !p.contains(&chain.peer(3)), "X is cut off");
         }
     }
-    let signed_early = consensus_sent(&joiner.sent());
+    let signed_early = signed_by(&joiner.sent(), &chain, &newcomer);
     assert!(signed_early.is_empty(), "the newcomer signed before its height: {signed_early:?}");
 
     // Height 3: the new set.
@@ -617,7 +624,7 @@ async fn a_removed_validator_is_not_counted_and_a_joined_one_signs() {
     };
     let id = block.id();
     // The newcomer signs at height 3 (a prevote, or its proposal).
-    let from_joiner = consensus_sent(&joiner.sent());
+    let from_joiner = signed_by(&joiner.sent(), &chain, &newcomer);
     assert!(
         from_joiner.iter().any(|m| m.height() == Height(3)),
         "the newcomer did not sign at its first height"

@@ -106,7 +106,7 @@ async fn signers(
             let key = members.get(idx.0 as usize).with_context(|| {
                 format!("block {h}: signer index {} outside a set of {}", idx.0, members.len())
             })?;
-            if let Some(e) = seen.get_mut(key) {
+            if let Some(e) = seen.get_mut(*key) {
                 e.0 += 1;
                 e.1 = e.1.or(Some(h));
                 e.2 = Some(h);
