@@ -51,7 +51,9 @@ IMAGE=dpx:membership
 DPX=$TARGET/debug/dpx
 FAULTS=$TARGET/debug/faults
 MEMBER=$TARGET/debug/membership
-if [ "$SHORT" = 1 ]; then IN_BLOCKS=20 AFTER_BLOCKS=8; else IN_BLOCKS=40 AFTER_BLOCKS=60; fi
+# Room for the approvals: nodes under load can be a dozen blocks apart, and each approval
+# waits for its commit.
+if [ "$SHORT" = 1 ]; then IN_BLOCKS=60 AFTER_BLOCKS=10; else IN_BLOCKS=90 AFTER_BLOCKS=60; fi
 WAIT_S=120
 
 ip_of() { echo "$SUBNET.$((10 + $1))"; }
@@ -135,6 +137,7 @@ note "node4 key $NEW_KEY, agency E $AGENCY_E; to be voted out: node3 $GONE_KEY"
 dc up -d node0 node1 node2 node3 >/dev/null 2>&1 || { dc up -d node0 node1 node2 node3; exit 1; }
 tip() { curl -s --max-time 3 "$(rpc_of "$1")/v1/status" | json 'v["height"]' 2>/dev/null || echo 0; }
 tips() { for i in "$@"; do printf '%s ' "$(tip "$i")"; done; }
+maxtip() { tips 0 1 2 3 4 | tr ' ' '\n' | sort -n | tail -1; }
 # wait_past H NODE...: until each named node is past height H (fails after WAIT_S).
 wait_past() {
   local h=$1 t0=$SECONDS i ok
@@ -149,9 +152,18 @@ wait_past() {
 }
 wait_past 2 0 1 2 3 || { echo "the network did not start" >&2; exit 1; }
 
-say "Load: 4 agencies admit participants throughout (wait=commit), through node0-node2"
+say "Load: 4 accounts admit participants throughout (wait=commit), through node0-node2"
+# The agencies that vote below keep their own nonces: the load runs on Agency 3's key and on
+# three operators it admits first.
+KEYS="$WORK/net/keys/agency-3.json,"
+for i in 0 1 2; do
+  "$DPX" keygen --out "$WORK/load-$i.json" >/dev/null
+  pub=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_key"])' "$WORK/load-$i.json")
+  "$DPX" tx admit --key "$WORK/net/keys/agency-3.json" --rpc "$(rpc_of 1)" \
+    --json "{\"key\": \"$pub\", \"name\": \"load-$i\", \"roles\": [\"operator\"]}" >/dev/null
+  KEYS="$KEYS$WORK/load-$i.json,"
+done
 RPCS_LOAD="$(rpc_of 0),$(rpc_of 1),$(rpc_of 2)"
-KEYS=$(for i in 0 1 2 3; do printf '%s,' "$WORK/net/keys/agency-$i.json"; done)
 "$FAULTS" load --rpc "$RPCS_LOAD" --key "${KEYS%,}" --acked "$WORK/acked" --stop "$WORK/stop" \
   2>"$WORK/load.log" &
 LOAD_PID=$!
@@ -167,33 +179,46 @@ dc up -d --no-deps node4 >/dev/null 2>&1 || { dc up -d --no-deps node4; exit 1; 
 target=$(tip 1)
 wait_past "$target" 4 || fail "node4 did not sync past $target"
 note "synced: tips $(tips 0 1 2 3 4)"
-"$DPX" validator set --rpc "$(rpc_of 0)" | sed 's/^/  /'
-"$DPX" validator set --rpc "$(rpc_of 0)" | grep -q "$NEW_KEY" && fail "node4 is in the set before any vote"
+set_now=$("$DPX" validator set --rpc "$(rpc_of 1)")
+sed 's/^/  /' <<<"$set_now"
+grep -q "$NEW_KEY" <<<"$set_now" && fail "node4 is in the set before any vote"
 [ "$(curl -s "$(rpc_of 4)/v1/status" | json 'v["validator"]')" = False ] || fail "node4 claims to sign before its height"
 
 say "2. The agencies admit Agency E (> 2/3 of 4: three approvals)"
 gov() { "$DPX" governance "$@"; }
 govj() { "$DPX" --output json governance "$@"; }
+# executed PID: the proposal's status on node1 becomes executed (node1 may be a block or more
+# behind the node that committed the last approval).
+executed() {
+  local st t0=$SECONDS
+  while [ $((SECONDS - t0)) -lt 30 ]; do
+    st=$(govj show "$1" --rpc "$(rpc_of 1)" 2>/dev/null | json 'v["proposal"]["status"]') || st=
+    [ "$st" = executed ] && return 0
+    sleep 0.5
+  done
+  note "proposal $1 is '$st' on node1"; return 1
+}
 out=$(govj admit-agency --key "$WORK/net/keys/agency-0.json" --agency "$AGENCY_E" --name "Agency E" --rpc "$(rpc_of 1)")
 PID=$(json 'v["proposal"]["id"]' <<<"$out")
-gov show "$PID" --rpc "$(rpc_of 0)" | sed 's/^/  /'
-for a in 1 2; do gov approve "$PID" --key "$WORK/net/keys/agency-$a.json" --rpc "$(rpc_of "$a")" | sed 's/^/  /'; done
-[ "$(govj show "$PID" --rpc "$(rpc_of 0)" | json 'v["proposal"]["status"]')" = executed ] || fail "Agency E was not admitted"
+gov show "$PID" --rpc "$(rpc_of 1)" | sed 's/^/  /'
+for a in 1 2; do gov approve "$PID" --key "$WORK/net/keys/agency-$a.json" --rpc "$(rpc_of "$a")" | sed 's/^/  /' || fail "approval by agency $a"; done
+executed "$PID" || fail "Agency E was not admitted"
 
 say "3. Vote node4 into the validator set (> 2/3 of 5 agencies: four approvals)"
 out=$(govj propose-validator --key "$WORK/net/keys/agency-0.json" --add "$NEW_KEY" --name "Agency E node" \
-  --power 10 --in-blocks "$IN_BLOCKS" --rpc "$(rpc_of 1)")
+  --power 10 --effective-height $(($(maxtip) + IN_BLOCKS)) --rpc "$(rpc_of 1)")
 PID=$(json 'v["proposal"]["id"]' <<<"$out")
 JOIN_H=$(json 'v["proposal"]["action"]["update_validators"]["effective_height"]' <<<"$out")
-gov show "$PID" --rpc "$(rpc_of 0)" | sed 's/^/  /'
-for a in 1 2; do gov approve "$PID" --key "$WORK/net/keys/agency-$a.json" --rpc "$(rpc_of "$a")" | sed 's/^/  /'; done
-gov approve "$PID" --key "$WORK/agency-e.json" --rpc "$(rpc_of 4)" | sed 's/^/  /'
-[ "$(govj show "$PID" --rpc "$(rpc_of 0)" | json 'v["proposal"]["status"]')" = executed ] || fail "the validator update was not executed"
+gov show "$PID" --rpc "$(rpc_of 1)" | sed 's/^/  /'
+for a in 1 2; do gov approve "$PID" --key "$WORK/net/keys/agency-$a.json" --rpc "$(rpc_of "$a")" | sed 's/^/  /' || fail "approval by agency $a"; done
+gov approve "$PID" --key "$WORK/agency-e.json" --rpc "$(rpc_of 4)" | sed 's/^/  /' || fail "approval by agency E"
+executed "$PID" || fail "the validator update was not executed"
 "$DPX" validator pending --rpc "$(rpc_of 4)" | sed 's/^/  /'
 END1=$((JOIN_H + AFTER_BLOCKS))
 wait_past "$END1" 0 1 2 3 4 || fail "the chain did not pass $END1 with node4 in the set"
-"$DPX" validator set --rpc "$(rpc_of 4)" | sed 's/^/  /'
-"$DPX" validator set --rpc "$(rpc_of 0)" | grep -q "$NEW_KEY" || fail "node4 is not in the set after height $JOIN_H"
+set_now=$("$DPX" validator set --rpc "$(rpc_of 4)")
+sed 's/^/  /' <<<"$set_now"
+grep -q "$NEW_KEY" <<<"$set_now" || fail "node4 is not in the set after height $JOIN_H"
 [ "$(curl -s "$(rpc_of 4)/v1/status" | json 'v["validator"]')" = True ] || fail "node4 does not say it signs"
 read -r _ n first last < <("$MEMBER" signers --rpc "$(rpc_of 0)" --from 1 --to "$END1" --key "$NEW_KEY")
 note "node4 signed the certificates of $n heights in 1..$END1 (first $first, last $last; in the set from $JOIN_H)"
@@ -201,11 +226,12 @@ note "node4 signed the certificates of $n heights in 1..$END1 (first $first, las
 [ "$first" = - ] || [ "$first" -ge "$JOIN_H" ] || fail "node4 signed height $first, before its height $JOIN_H"
 
 say "4. Vote node3 out (Agency 3 does not approve; four of five do)"
-out=$(govj propose-validator --key "$WORK/net/keys/agency-0.json" --remove "$GONE_KEY" --in-blocks "$IN_BLOCKS" --rpc "$(rpc_of 1)")
+out=$(govj propose-validator --key "$WORK/net/keys/agency-0.json" --remove "$GONE_KEY" \
+  --effective-height $(($(maxtip) + IN_BLOCKS)) --rpc "$(rpc_of 1)")
 PID=$(json 'v["proposal"]["id"]' <<<"$out")
 LEAVE_H=$(json 'v["proposal"]["action"]["update_validators"]["effective_height"]' <<<"$out")
-for a in 1 2; do gov approve "$PID" --key "$WORK/net/keys/agency-$a.json" --rpc "$(rpc_of "$a")" | sed 's/^/  /'; done
-gov approve "$PID" --key "$WORK/agency-e.json" --rpc "$(rpc_of 4)" | sed 's/^/  /'
+for a in 1 2; do gov approve "$PID" --key "$WORK/net/keys/agency-$a.json" --rpc "$(rpc_of "$a")" | sed 's/^/  /' || fail "approval by agency $a"; done
+gov approve "$PID" --key "$WORK/agency-e.json" --rpc "$(rpc_of 4)" | sed 's/^/  /' || fail "approval by agency E"
 "$DPX" validator pending --rpc "$(rpc_of 0)" | sed 's/^/  /'
 END2=$((LEAVE_H + AFTER_BLOCKS))
 wait_past "$END2" 0 1 2 4 || fail "the chain did not pass $END2 without node3"
@@ -237,7 +263,13 @@ dups=$(awk '{ print $2 }' "$WORK/acked" | sort | uniq -d | wc -l)
 docker stop -t 30 "$(ctr 1)" >/dev/null
 if "$DPX" audit replay --genesis "$WORK/genesis-published.json" --from-home "$WORK/net/node1" --quiet \
   >"$WORK/replay.out" 2>&1; then
-  note "audit replay of node1's chain: $(tail -1 "$WORK/replay.out")"
+  note "audit replay of node1's chain:"
+  sed -n '1,12p' "$WORK/replay.out" | sed 's/^/    /'
+  # The replayed validator-set history names both: node4 from its height, node3 up to its last.
+  grep -q "${NEW_KEY:0:16} power 10: " "$WORK/replay.out" \
+    || fail "the replay's validator history lacks node4"
+  grep -q "${GONE_KEY:0:16} power 10: .* of $((LEAVE_H - 1)) heights" "$WORK/replay.out" \
+    || fail "the replay does not show node3 validating heights 1..$((LEAVE_H - 1)) only"
 else
   tail -5 "$WORK/replay.out" | sed 's/^/  /'; fail "audit replay"
 fi

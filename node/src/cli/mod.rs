@@ -160,12 +160,15 @@ pub enum NodeCmd {
     },
 }
 
-/// Print `v` as JSON, or `text` for humans.
+/// Print `v` as JSON, or `text` for humans. A reader that went away (`dpx … | head`, `grep
+/// -q`) is not an error worth a panic: the output is simply not wanted any more.
 pub fn emit(output: Output, v: &Value, text: impl FnOnce() -> String) {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
-        Output::Text => println!("{}", text()),
-    }
+    use std::io::Write as _;
+    let s = match output {
+        Output::Json => serde_json::to_string_pretty(v).unwrap_or_default(),
+        Output::Text => text(),
+    };
+    let _ = writeln!(std::io::stdout(), "{s}");
 }
 
 /// The process entry point.
