@@ -329,8 +329,12 @@ pub fn current_validators<S: State + ?Sized>(st: &S) -> Vec<(PublicKey, u64)> {
 
 /// The full new validator set that takes effect at `height`, if governance scheduled one.
 pub fn validator_updates<S: State + ?Sized>(st: &S, height: u64) -> Option<Vec<(PublicKey, u64)>> {
-    read::<ValidatorSet, _>(st, &keys::validator_update(height))
-        .map(|s| s.0.into_iter().map(|v| (v.key, v.power)).collect())
+    scheduled_validator_set(st, height).map(|s| s.into_iter().map(|v| (v.key, v.power)).collect())
+}
+
+/// [`validator_updates`] with names: the set governance scheduled for `height`, if any.
+pub fn scheduled_validator_set<S: State + ?Sized>(st: &S, height: u64) -> Option<Vec<Validator>> {
+    read::<ValidatorSet, _>(st, &keys::validator_update(height)).map(|s| s.0)
 }
 
 /// Make the set scheduled for `height` (if any) the one in force.

@@ -86,8 +86,8 @@ pub use exec::{
 pub use genesis::{GenesisAgency, GenesisApp, init_genesis};
 pub use governance::{
     MAX_AGENCIES, Proposal, ProposalAction, Validator, ValidatorChange, active_agencies, agencies,
-    agency_count, current_validators, is_active_agency, quorum_reached, validator_set,
-    validator_updates,
+    agency_count, current_validators, is_active_agency, quorum_reached, scheduled_validator_set,
+    validator_set, validator_updates,
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt, grant_id};
 pub use ops::{Operation, Signers};

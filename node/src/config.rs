@@ -60,7 +60,13 @@ pub struct PeerEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct P2pSection {
+    /// The multiaddr this node listens on, e.g. `/ip4/0.0.0.0/tcp/26656`.
     pub listen: String,
+    /// The multiaddr other nodes dial to reach this one, when it differs from `listen` (a
+    /// container's or NAT's public address). Only told to others (`dpx init` prints it as this
+    /// node's peer entry); the node itself never dials it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
     #[serde(default)]
     pub peers: Vec<PeerEntry>,
     /// Keys of non-validating full nodes (auditors) allowed to connect.
@@ -303,6 +309,7 @@ impl Config {
             node: NodeSection { moniker: moniker.into(), validator: true },
             p2p: P2pSection {
                 listen: p2p_listen,
+                advertise: None,
                 peers: Vec::new(),
                 allow: Vec::new(),
                 max_frame_bytes: d_frame(),
@@ -353,6 +360,40 @@ impl Config {
     }
 }
 
+/// A TCP multiaddr (`/ip4/…/tcp/P`, `/ip6/…`, `/dns/…`) from a host name or IP address and a
+/// port.
+pub fn tcp_multiaddr(host: &str, port: u16) -> anyhow::Result<String> {
+    let proto = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => "ip4",
+        Ok(std::net::IpAddr::V6(_)) => "ip6",
+        Err(_) if is_dns_name(host) => "dns",
+        Err(_) => anyhow::bail!("{host:?} is neither an IP address nor a host name"),
+    };
+    Ok(format!("/{proto}/{host}/tcp/{port}"))
+}
+
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// Check a p2p address: a multiaddr over TCP (`/ip4/10.0.0.5/tcp/26656`, `/dns/host/tcp/P`).
+pub fn check_p2p_addr(what: &str, addr: &str) -> anyhow::Result<libp2p::Multiaddr> {
+    let m: libp2p::Multiaddr = addr.parse().map_err(|e| {
+        anyhow::anyhow!("{what} {addr:?} is not a multiaddr ({e}); e.g. /ip4/10.0.0.5/tcp/26656")
+    })?;
+    let tcp = m.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)));
+    anyhow::ensure!(tcp, "{what} {addr:?} names no TCP port; e.g. /ip4/10.0.0.5/tcp/26656");
+    Ok(m)
+}
+
 /// Paths inside a node's home directory.
 #[derive(Debug, Clone)]
 pub struct Home(pub PathBuf);
@@ -386,6 +427,33 @@ mod tests {
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back.rpc.listen, "127.0.0.1:2");
         assert!(toml::from_str::<Config>(&format!("{text}\n[bogus]\nx = 1\n")).is_err());
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert_eq!(tcp_multiaddr("10.0.0.5", 26656).unwrap(), "/ip4/10.0.0.5/tcp/26656");
+        assert_eq!(tcp_multiaddr("::1", 1).unwrap(), "/ip6/::1/tcp/1");
+        assert_eq!(tcp_multiaddr("node-3.example", 2).unwrap(), "/dns/node-3.example/tcp/2");
+        for bad in ["", "a b", "-x.example", "x..y", "a/b"] {
+            assert!(tcp_multiaddr(bad, 1).is_err(), "{bad}");
+        }
+        assert!(check_p2p_addr("p2p", "/ip4/10.0.0.5/tcp/26656").is_ok());
+        assert!(check_p2p_addr("p2p", "/dns/x.example/tcp/1").is_ok());
+        let e = check_p2p_addr("--p2p-listen", "10.0.0.5:26656").unwrap_err().to_string();
+        assert!(e.contains("--p2p-listen") && e.contains("not a multiaddr"), "{e}");
+        let e = check_p2p_addr("--p2p-listen", "/ip4/10.0.0.5/udp/1").unwrap_err().to_string();
+        assert!(e.contains("no TCP port"), "{e}");
+    }
+
+    #[test]
+    fn an_advertised_address_is_optional_and_kept() {
+        let text = "[p2p]\nlisten = \"/ip4/0.0.0.0/tcp/1\"\n[rpc]\nlisten = \"127.0.0.1:2\"\n";
+        let c: Config = toml::from_str(text).unwrap();
+        assert!(c.p2p.advertise.is_none());
+        let mut c = c;
+        c.p2p.advertise = Some("/ip4/203.0.113.7/tcp/1".into());
+        let back: Config = toml::from_str(&toml::to_string_pretty(&c).unwrap()).unwrap();
+        assert_eq!(back.p2p.advertise.as_deref(), Some("/ip4/203.0.113.7/tcp/1"));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`driver`]: the consensus driver — feeds `dpx-consensus`, persists the safety state before
 //!   anything it signs leaves, builds and validates blocks, executes decided blocks through
 //!   `dpx-contracts` and commits them through `dpx-ledger`.
+//! - [`membership`]: the validator set per height with names, scheduled changes, the keys p2p
+//!   lets in.
 //! - [`rpc`]: the HTTP API (JSON and protobuf), server-sent events, `/metrics`, `/health`.
 //! - [`cli`]: `dpx keygen`, `dpx testnet init`, `dpx node start`, transaction and query commands.
 //!
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod events;
+pub mod membership;
 pub mod mempool;
 pub mod metrics;
 pub mod node;

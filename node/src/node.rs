@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use dpx_consensus::{ConsensusConfig, SafetyState, TimeoutConfig, ValidatorSet};
+use dpx_consensus::{ConsensusConfig, SafetyState, TimeoutConfig};
 use dpx_crypto::{Hash, PublicKey, keyfile};
 use dpx_genesis::Genesis;
 use dpx_ledger::{Block, Store, StoreConfig};
@@ -70,17 +70,20 @@ pub struct Shared {
     event_jobs: std::sync::mpsc::SyncSender<(Arc<Block>, Vec<Vec<u8>>)>,
     pub config: Config,
     pub node_key: PublicKey,
+    /// Configured to validate (`node.validator`): the node signs at every height whose set
+    /// holds its key, and only then.
     pub validator: bool,
+    /// Peers let in whatever the validator set: `p2p.allow` and the configured `p2p.peers`.
     allow: BTreeSet<PeerId>,
     evidence: Mutex<Vec<Vec<u8>>>,
     waiters: Mutex<HashMap<Hash, Vec<oneshot::Sender<u64>>>>,
 }
 
 impl Shared {
-    /// Peers allowed to connect: the validator set plus the configured allow-list.
-    pub fn permitted_peers(&self, set: &ValidatorSet) -> BTreeSet<PeerId> {
-        let mut s: BTreeSet<PeerId> =
-            set.validators().iter().map(|v| p2p::peer_id(&v.key)).collect();
+    /// Peers allowed to connect: `validators` (the set in force and the scheduled ones, see
+    /// `membership::permitted_keys`) plus the allow-list and the configured peers.
+    pub fn permitted_peers(&self, validators: &BTreeSet<PublicKey>) -> BTreeSet<PeerId> {
+        let mut s: BTreeSet<PeerId> = validators.iter().map(p2p::peer_id).collect();
         s.extend(self.allow.iter().copied());
         s
     }
@@ -217,18 +220,31 @@ pub fn open_store(home: &Home, genesis: &Genesis, cfg: &Config) -> anyhow::Resul
 /// What the operator decides when starting a node (`dpx node start` flags).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartOptions {
-    /// Start a validator although `data/safety.bin` is missing and its ledger holds blocks
-    /// (`--accept-missing-safety-state`). Without the file the node cannot know what it last
-    /// signed: the operator takes the double-sign risk explicitly.
+    /// Start a validator although `data/safety.bin` is missing
+    /// (`--accept-missing-safety-state`). Without the file the node cannot know what its key
+    /// last signed: the operator takes the double-sign risk explicitly.
     pub accept_missing_safety_state: bool,
+}
+
+/// Write the safety state of a key that has never signed: `dpx init` and `dpx testnet init`
+/// do, beside the key they generate. The key and this file are one unit from then on (they
+/// move together, docs/OPERATOR.md).
+pub fn record_fresh_safety_state(home: &Home) -> anyhow::Result<()> {
+    std::fs::create_dir_all(home.safety().parent().context("data directory")?)
+        .context("creating the data directory")?;
+    SafetyFile::new(home.safety())
+        .store(&SafetyState::at_height(dpx_consensus::Height(1)).encode())
+        .context("recording the fresh safety state")
 }
 
 /// The safety state to start from.
 ///
-/// A fresh data directory (ledger at height 0) gets a fresh state file at once, so from then
-/// on a missing file means it was lost (a partial restore, a deleted file), never "this node
-/// never signed". Lost with blocks in the ledger: a validator refuses to start unless the
-/// operator accepts the risk; a non-validator cannot sign and only warns.
+/// The file is written when the key is made (`dpx init`, `dpx testnet init`), so a missing file
+/// means it was lost or left behind (a partial restore, a key copied to a new machine without
+/// it), never "this key never signed" — whatever the ledger's height: a node moved to a new
+/// machine starts with an empty ledger and would otherwise re-sign, at the height the network
+/// is at, votes its old machine may already have sent. A node configured to validate refuses
+/// to start unless the operator accepts the risk; a node that never signs only warns.
 pub fn load_safety_state(
     file: &SafetyFile,
     tip: u64,
@@ -237,11 +253,6 @@ pub fn load_safety_state(
 ) -> anyhow::Result<Option<SafetyState>> {
     if let Some(bytes) = file.load()? {
         return Ok(Some(SafetyState::decode(&bytes).context("decoding the safety state")?));
-    }
-    if tip == 0 {
-        file.store(&SafetyState::at_height(dpx_consensus::Height(1)).encode())
-            .context("recording the fresh safety state")?;
-        return Ok(None);
     }
     if !validator {
         warn!(
@@ -253,12 +264,12 @@ pub fn load_safety_state(
     }
     if !opts.accept_missing_safety_state {
         bail!(
-            "data/safety.bin is missing but the ledger is at height {tip}: the file records what \
-             this validator last signed, and without it the node could sign a vote conflicting \
-             with one it already sent (a double-sign). Restore safety.bin together with the \
-             ledger; if it is truly lost, stop this key's other copies, wait until the network \
-             is past the height it may have voted at, and start once with \
-             --accept-missing-safety-state (docs/DEPLOY.md)"
+            "data/safety.bin is missing (the ledger is at height {tip}): the file records what \
+             this validator key last signed, and without it the node could sign a vote \
+             conflicting with one the key already sent (a double-sign). Move safety.bin \
+             together with node_key.json; if it is truly lost, stop this key's other copies, \
+             wait until the network is past every height it may have voted at, and start once \
+             with --accept-missing-safety-state (docs/OPERATOR.md)"
         );
     }
     warn!(tip, "data/safety.bin is missing; starting anyway as the operator asked");
@@ -283,25 +294,35 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
 
     let validators = crate::app::validator_set(&store, store.tip_height() + 1)?;
     let in_set = validators.index_of(&key.public()).is_some();
-    let validator = cfg.node.validator && in_set;
+    // A node configured to validate signs at every height whose set holds its key: one that
+    // governance adds later starts signing at the effective height, one it removes stops.
+    let validator = cfg.node.validator;
     info!(
         moniker = %cfg.node.moniker, chain = %genesis.chain_id, key = %key.public(),
-        tip = store.tip_height(), validator, "starting dpx node"
+        tip = store.tip_height(), validator, in_set, "starting dpx node"
     );
-    if cfg.node.validator && !in_set {
-        warn!("this node's key is not in the validator set; running as a full node");
+    if validator && !in_set {
+        info!(
+            "this node's key is not in the validator set of the next height; it follows the \
+             chain and signs from the height governance adds it at"
+        );
     }
     // Before anything starts: a validator that lost its safety state must not come up.
     let persisted = SafetyFile::new(home.safety());
     let safety_state = load_safety_state(&persisted, store.tip_height(), validator, opts)?;
 
-    let allow = cfg
+    let mut allow = cfg
         .p2p
         .allow
         .iter()
         .map(|k| k.parse::<PublicKey>().map(|k| p2p::peer_id(&k)))
         .collect::<Result<BTreeSet<_>, _>>()
         .context("p2p.allow")?;
+    // The peers the operator named are trusted to connect whatever the set: a node that
+    // joins late syncs through them even when the genesis set has long changed.
+    for p in &cfg.p2p.peers {
+        allow.insert(p2p::peer_id(&p.key.parse::<PublicKey>().context("p2p.peers")?));
+    }
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
@@ -357,7 +378,7 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     let (net_tx, _local) = p2p::spawn(
         &key,
         net_cfg,
-        shared.permitted_peers(&validators),
+        shared.permitted_peers(&crate::membership::permitted_keys(&store)?),
         inbound_tx,
         sync_server,
         metrics.clone(),
@@ -498,14 +519,20 @@ mod tests {
         assert!(!dir.path().join("safety.bin").exists(), "nothing invented for a lost state");
     }
 
-    /// A fresh data directory records a fresh state at once: from then on the file exists, so
-    /// a later start (at any height) finds it, and its absence would mean it was lost.
+    /// A key moved to a new machine without its safety file (an empty ledger, tip 0) is the
+    /// same hazard as a lost file: the network may be at a height the key already voted at on
+    /// its old machine. Only the init commands, which make the key, record a fresh state.
     #[test]
-    fn fresh_data_directory_records_its_safety_state() {
+    fn a_key_without_its_safety_file_does_not_sign_even_on_an_empty_ledger() {
         let dir = tempfile::tempdir().unwrap();
-        let f = file(dir.path());
-        assert!(load_safety_state(&f, 0, true, StartOptions::default()).unwrap().is_none());
-        let st = load_safety_state(&f, 7, true, StartOptions::default()).unwrap().unwrap();
+        let home = Home(dir.path().to_path_buf());
+        let f = SafetyFile::new(home.safety());
+        let err = load_safety_state(&f, 0, true, StartOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("--accept-missing-safety-state"), "{err}");
+        assert!(!home.safety().exists(), "nothing invented for a missing state");
+        // What `dpx init` writes beside a new key: a state that has signed nothing.
+        record_fresh_safety_state(&home).unwrap();
+        let st = load_safety_state(&f, 0, true, StartOptions::default()).unwrap().unwrap();
         assert_eq!(st, SafetyState::at_height(dpx_consensus::Height(1)));
         // A stored state is used as it is.
         let later = SafetyState::at_height(dpx_consensus::Height(9));

@@ -11,6 +11,13 @@
 //! ```
 //! Ports: node `i` listens for peers on `base + 10 i` and serves RPC on `base + 10 i + 7`.
 //! Without `--base-port` a base is chosen whose ports are all free right now.
+//!
+//! With `--hosts H0,H1,…` (one per node: containers, or machines) every node listens on
+//! `--listen-host` at the fixed ports `--p2p-port` and `--rpc-port`, advertises `Hi`, and its
+//! peers dial it there: the configs are final, nothing needs rewriting.
+//!
+//! Each home gets `data/safety.bin` beside its new key (the key has signed nothing): a node
+//! refuses to sign with a key whose safety file is missing (docs/OPERATOR.md).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -51,6 +58,27 @@ pub struct InitArgs {
     /// verified or executed (measures the consensus engine alone; see BENCHMARKS.md).
     #[arg(long)]
     pub consensus_only: bool,
+    /// One address per node (IP or host name, comma-separated) that its peers dial: nodes on
+    /// their own hosts or containers. Replaces --host and --base-port.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["base_port", "host"])]
+    pub hosts: Vec<String>,
+    /// With --hosts: the address every node listens on.
+    #[arg(long, default_value = "0.0.0.0", requires = "hosts")]
+    pub listen_host: String,
+    /// With --hosts: every node's p2p port.
+    #[arg(long, default_value_t = 26656, requires = "hosts")]
+    pub p2p_port: u16,
+    /// With --hosts: every node's RPC port.
+    #[arg(long, default_value_t = 26657, requires = "hosts")]
+    pub rpc_port: u16,
+}
+
+/// Node `i`'s (listen, advertised) p2p addresses and RPC listen address.
+struct Addrs {
+    p2p_listen: String,
+    p2p_advertise: String,
+    rpc_listen: String,
+    rpc_url: String,
 }
 
 fn ports_free(host: &str, base: u16, nodes: usize) -> bool {
@@ -80,11 +108,23 @@ pub fn init(args: &InitArgs, out: Output) -> anyhow::Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         bail!("{} exists and is not empty; choose another --out", dir.display());
     }
-    std::fs::create_dir_all(dir.join("keys"))?;
     let total = args.validators + args.full_nodes;
-    let base = match args.base_port {
-        Some(b) => b,
-        None => pick_base(&args.host, total)?,
+    if !args.hosts.is_empty() {
+        anyhow::ensure!(
+            args.hosts.len() == total,
+            "--hosts names {} addresses for {total} nodes; give one per node",
+            args.hosts.len()
+        );
+        for h in &args.hosts {
+            crate::config::tcp_multiaddr(h, args.p2p_port).context("--hosts")?;
+        }
+        crate::config::tcp_multiaddr(&args.listen_host, args.p2p_port).context("--listen-host")?;
+    }
+    std::fs::create_dir_all(dir.join("keys"))?;
+    let base = match (args.base_port, args.hosts.is_empty()) {
+        (Some(b), _) => b,
+        (None, true) => pick_base(&args.host, total)?,
+        (None, false) => 0, // unused: fixed ports
     };
 
     let node_keys: Vec<Keypair> = (0..total).map(|_| Keypair::generate()).collect();
@@ -105,11 +145,23 @@ pub fn init(args: &InitArgs, out: Output) -> anyhow::Result<()> {
     let genesis_json = genesis.to_json();
     std::fs::write(dir.join("genesis.json"), &genesis_json)?;
 
-    let addr = |i: usize| {
-        (
-            format!("/ip4/{}/tcp/{}", args.host, base as usize + 10 * i),
-            format!("{}:{}", args.host, base as usize + 10 * i + 7),
-        )
+    let addr = |i: usize| -> anyhow::Result<Addrs> {
+        if let Some(host) = args.hosts.get(i) {
+            return Ok(Addrs {
+                p2p_listen: crate::config::tcp_multiaddr(&args.listen_host, args.p2p_port)?,
+                p2p_advertise: crate::config::tcp_multiaddr(host, args.p2p_port)?,
+                rpc_listen: format!("{}:{}", args.listen_host, args.rpc_port),
+                rpc_url: format!("http://{host}:{}", args.rpc_port),
+            });
+        }
+        let p2p = format!("/ip4/{}/tcp/{}", args.host, base as usize + 10 * i);
+        let rpc = format!("{}:{}", args.host, base as usize + 10 * i + 7);
+        Ok(Addrs {
+            p2p_listen: p2p.clone(),
+            p2p_advertise: p2p,
+            rpc_url: format!("http://{rpc}"),
+            rpc_listen: rpc,
+        })
     };
     let full_keys: Vec<String> =
         node_keys[args.validators..].iter().map(|k| k.public().to_hex()).collect();
@@ -119,23 +171,27 @@ pub fn init(args: &InitArgs, out: Output) -> anyhow::Result<()> {
         let name = format!("node{i}");
         let home = dir.join(&name);
         std::fs::create_dir_all(&home)?;
-        let (p2p, rpc) = addr(i);
-        let mut cfg = Config::new(&name, p2p.clone(), rpc.clone());
+        let a = addr(i)?;
+        let mut cfg = Config::new(&name, a.p2p_listen.clone(), a.rpc_listen.clone());
+        if a.p2p_advertise != a.p2p_listen {
+            cfg.p2p.advertise = Some(a.p2p_advertise.clone());
+        }
         cfg.node.validator = validator;
         cfg.consensus.idle_block_interval_ms = args.idle_block_interval_ms;
         cfg.p2p.peers = node_keys
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(j, k)| PeerEntry { key: k.public().to_hex(), addr: addr(j).0 })
-            .collect();
+            .map(|(j, k)| Ok(PeerEntry { key: k.public().to_hex(), addr: addr(j)?.p2p_advertise }))
+            .collect::<anyhow::Result<_>>()?;
         cfg.p2p.allow.clone_from(&full_keys);
         cfg.save(&home.join("config.toml"))?;
         std::fs::write(home.join("genesis.json"), &genesis_json)?;
         keyfile::save(&home.join("node_key.json"), key)?;
+        crate::node::record_fresh_safety_state(&crate::config::Home(home.clone()))?;
         nodes.push(json!({
             "name": name, "home": home, "validator": validator, "key": key.public(),
-            "p2p": p2p, "rpc": format!("http://{rpc}"),
+            "p2p": a.p2p_advertise, "rpc": a.rpc_url,
         }));
     }
     let summary = json!({

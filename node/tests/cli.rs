@@ -140,3 +140,130 @@ fn keyed_hash_of_an_identifier() {
     assert!(!out.status.success());
     assert!(!dpx(&["hash", "--keyed", "x"]).status.success());
 }
+
+#[test]
+fn the_command_line_is_consistent() {
+    use clap::CommandFactory as _;
+    dpx_node::cli::Cli::command().debug_assert();
+}
+
+/// Nodes on their own hosts: every node listens on the listen host at the fixed ports and its
+/// peers dial the host named for it; nothing needs rewriting afterwards.
+#[test]
+fn testnet_init_with_hosts_writes_final_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("net");
+    let hosts = "10.9.0.10,10.9.0.11,10.9.0.12,node3.example";
+    let out = dpx(&[
+        "testnet",
+        "init",
+        "--validators",
+        "4",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--hosts",
+        hosts,
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = |i: usize| {
+        dpx_node::config::Config::load(&out_dir.join(format!("node{i}/config.toml"))).unwrap()
+    };
+    let c0 = cfg(0);
+    assert_eq!(c0.p2p.listen, "/ip4/0.0.0.0/tcp/26656");
+    assert_eq!(c0.rpc.listen, "0.0.0.0:26657");
+    assert_eq!(c0.p2p.advertise.as_deref(), Some("/ip4/10.9.0.10/tcp/26656"));
+    let addrs: Vec<&str> = c0.p2p.peers.iter().map(|p| p.addr.as_str()).collect();
+    assert_eq!(
+        addrs,
+        ["/ip4/10.9.0.11/tcp/26656", "/ip4/10.9.0.12/tcp/26656", "/dns/node3.example/tcp/26656"]
+    );
+    // Every home holds the safety state of its new key.
+    for i in 0..4 {
+        assert!(out_dir.join(format!("node{i}/data/safety.bin")).exists());
+    }
+    assert_eq!(cfg(3).p2p.advertise.as_deref(), Some("/dns/node3.example/tcp/26656"));
+    // One address per node, each a host.
+    let bad = |hosts: &str, want: &str| {
+        let d = tempfile::tempdir().unwrap();
+        let out = dpx(&["testnet", "init", "--out", d.path().to_str().unwrap(), "--hosts", hosts]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{hosts}: {err}");
+    };
+    bad("10.0.0.1,10.0.0.2", "one per node");
+    bad("10.0.0.1,10.0.0.2,10.0.0.3,bad host", "neither an IP address nor a host name");
+    let d = tempfile::tempdir().unwrap();
+    let out = dpx(&[
+        "testnet",
+        "init",
+        "--out",
+        d.path().to_str().unwrap(),
+        "--hosts",
+        "a,b,c,d",
+        "--base-port",
+        "30000",
+    ]);
+    assert!(!out.status.success(), "--hosts with --base-port must be refused");
+}
+
+/// `dpx init` prepares a home from a genesis file; a node whose key lost its safety file
+/// refuses to start as a validator, even on an empty ledger, until the operator says so.
+#[test]
+fn init_from_a_genesis_and_the_safety_file_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let out = dpx(&["testnet", "init", "--validators", "1", "--out", net.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let genesis = net.join("genesis.json");
+    let home = dir.path().join("agency-e");
+    let peer = format!(
+        "{}@/ip4/127.0.0.1/tcp/1",
+        dpx_crypto::keyfile::load(&net.join("node0/node_key.json")).unwrap().public()
+    );
+    let out = dpx(&[
+        "init",
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--home",
+        home.to_str().unwrap(),
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--rpc-listen",
+        "127.0.0.1:0",
+        "--peer",
+        &peer,
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = dpx_crypto::keyfile::load(&home.join("node_key.json")).unwrap();
+    assert_eq!(v["node_key"], key.public().to_hex());
+    assert_eq!(v["peer"], format!("{}@/ip4/127.0.0.1/tcp/0", key.public()));
+    // A second init of the same home is refused, and the key stays.
+    let again =
+        dpx(&["init", "--genesis", genesis.to_str().unwrap(), "--home", home.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already initialised"));
+    assert_eq!(
+        dpx_crypto::keyfile::load(&home.join("node_key.json")).unwrap().public(),
+        key.public()
+    );
+    // The key without its safety file: refused before anything listens.
+    std::fs::remove_file(home.join("data/safety.bin")).unwrap();
+    let out = dpx(&["node", "start", "--home", home.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("data/safety.bin is missing"), "{err}");
+    // A bad genesis file is named.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "not json").unwrap();
+    let out = dpx(&[
+        "init",
+        "--genesis",
+        junk.to_str().unwrap(),
+        "--home",
+        dir.path().join("h2").to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a valid genesis"));
+    assert!(!dir.path().join("h2").exists());
+}

@@ -138,6 +138,15 @@ impl Cluster {
         Ok(Self { dir, homes, rpc, procs: (0..nodes.len()).map(|_| None).collect() })
     }
 
+    /// Add a node prepared outside `testnet init` (e.g. by `dpx init --genesis`); returns its
+    /// index. It is started like the others.
+    pub fn add_node(&mut self, home: PathBuf, rpc: String) -> usize {
+        self.homes.push(home);
+        self.rpc.push(rpc);
+        self.procs.push(None);
+        self.homes.len() - 1
+    }
+
     pub fn chain_dir(&self) -> &Path {
         self.dir.path()
     }

@@ -5,7 +5,10 @@
 
 mod audit;
 mod client;
+mod governance;
+mod init;
 mod tx;
+mod validator;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,21 @@ pub enum Cmd {
         /// Where to write the key.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Prepare one node's home for an existing network from its genesis file (keys made
+    /// there, config written, genesis checked and copied). The node follows the chain and
+    /// signs from the height governance adds its key at.
+    Init(init::InitArgs),
+    /// The validator set in force and the changes governance scheduled (from a node's RPC).
+    Validator {
+        #[command(subcommand)]
+        cmd: validator::ValidatorCmd,
+    },
+    /// Agencies' governance of membership: propose and approve validator changes and agency
+    /// admissions, and see where a proposal stands.
+    Governance {
+        #[command(subcommand)]
+        cmd: governance::GovernanceCmd,
     },
     /// Local test networks.
     Testnet {
@@ -134,20 +152,23 @@ pub enum NodeCmd {
     Start {
         #[arg(long, env = "DPX_HOME")]
         home: PathBuf,
-        /// Start a validator although data/safety.bin is missing while its ledger holds blocks
-        /// (after a partial restore). The file records what it last signed; without it the node
-        /// could double-sign. See docs/DEPLOY.md before using this.
+        /// Start a validator although data/safety.bin is missing (a partial restore, a key
+        /// copied without it). The file records what the key last signed; without it the node
+        /// could double-sign. See docs/OPERATOR.md before using this.
         #[arg(long)]
         accept_missing_safety_state: bool,
     },
 }
 
-/// Print `v` as JSON, or `text` for humans.
+/// Print `v` as JSON, or `text` for humans. A reader that went away (`dpx … | head`, `grep
+/// -q`) is not an error worth a panic: the output is simply not wanted any more.
 pub fn emit(output: Output, v: &Value, text: impl FnOnce() -> String) {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
-        Output::Text => println!("{}", text()),
-    }
+    use std::io::Write as _;
+    let s = match output {
+        Output::Json => serde_json::to_string_pretty(v).unwrap_or_default(),
+        Output::Text => text(),
+    };
+    let _ = writeln!(std::io::stdout(), "{s}");
 }
 
 /// The process entry point.
@@ -184,6 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
         }
         Cmd::Testnet { cmd: TestnetCmd::Init(args) } => crate::testnet::init(&args, out)?,
+        Cmd::Init(args) => init::run(&args, out)?,
+        Cmd::Validator { cmd } => validator::run(cmd, out).await?,
+        Cmd::Governance { cmd } => return governance::run(cmd, out).await,
         Cmd::Node { cmd: NodeCmd::Start { home, accept_missing_safety_state } } => {
             let opts = crate::node::StartOptions { accept_missing_safety_state };
             crate::node::run_with(&home, opts).await?;

@@ -300,6 +300,36 @@ pub async fn submit(
     expiry_height: Option<u64>,
     out: Output,
 ) -> anyhow::Result<ExitCode> {
+    let v = send(rpc, key_path, op, wait, nonce, expiry_height).await?;
+    let code = v["receipt"]["code"].as_str().unwrap_or("ok").to_owned();
+    let ok = v["status"] != "committed" || code.eq_ignore_ascii_case("ok");
+    emit(out, &v, || {
+        if v["status"] == "committed" {
+            let reason = v["receipt"]["reason"].as_str().unwrap_or("");
+            format!(
+                "{} at height {}: {}{}",
+                v["hash"].as_str().unwrap_or(""),
+                v["height"],
+                code,
+                if reason.is_empty() { String::new() } else { format!(" ({reason})") }
+            )
+        } else {
+            format!("{} {}", v["hash"].as_str().unwrap_or(""), v["status"].as_str().unwrap_or(""))
+        }
+    });
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+/// Sign `op` with `key_path` and submit; the node's answer (an error if it refused to take
+/// the transaction; a committed refusal is in the answer's receipt).
+pub async fn send(
+    rpc: &str,
+    key_path: &std::path::Path,
+    op: Operation,
+    wait: &str,
+    nonce: Option<u64>,
+    expiry_height: Option<u64>,
+) -> anyhow::Result<Value> {
     let key = load_key(key_path)?;
     let c = Client::new(rpc)?;
     let chain = chain_id(&c).await?;
@@ -327,23 +357,7 @@ pub async fn submit(
             _ => bail!("the node refused the transaction: {status} {}", error_text(&v)),
         }
     };
-    let code = v["receipt"]["code"].as_str().unwrap_or("ok").to_owned();
-    let ok = v["status"] != "committed" || code.eq_ignore_ascii_case("ok");
-    emit(out, &v, || {
-        if v["status"] == "committed" {
-            let reason = v["receipt"]["reason"].as_str().unwrap_or("");
-            format!(
-                "{} at height {}: {}{}",
-                v["hash"].as_str().unwrap_or(""),
-                v["height"],
-                code,
-                if reason.is_empty() { String::new() } else { format!(" ({reason})") }
-            )
-        } else {
-            format!("{} {}", v["hash"].as_str().unwrap_or(""), v["status"].as_str().unwrap_or(""))
-        }
-    });
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(v)
 }
 
 /// The command's own options may also follow the operation's fields (`dpx tx rate --rating 4

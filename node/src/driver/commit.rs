@@ -89,9 +89,27 @@ impl Driver {
         let next_set = app::validator_set(&self.store, next)?;
         if next_set.hash(&self.shared.chain_id) != self.validators.hash(&self.shared.chain_id) {
             info!(height = next, validators = next_set.len(), "validator set changes");
-            self.send(Command::SetPermitted(self.shared.permitted_peers(&next_set)));
+            if let Some(me) = &self.key {
+                match (self.validators.index_of(&me.public()), next_set.index_of(&me.public())) {
+                    (None, Some(_)) => info!(height = next, "this node joins the validator set"),
+                    (Some(_), None) => info!(height = next, "this node leaves the validator set"),
+                    _ => {}
+                }
+            }
         }
         self.validators = next_set;
+        // Peers let in: the set in force and every scheduled one (a newcomer connects and
+        // syncs before its height; a removed validator is cut off after its last one).
+        let permitted = crate::membership::permitted_keys(&self.store)?;
+        if permitted != self.permitted {
+            let cmd = Command::SetPermitted(self.shared.permitted_peers(&permitted));
+            if self.net.try_send(cmd).is_ok() {
+                self.permitted = permitted;
+            } else {
+                // Tried again at the next commit.
+                self.shared.metrics.p2p_dropped.inc();
+            }
+        }
         // Blocks of the next height stay: they may wait for proposals buffered in the core.
         let unnamed = self.blocks.prune(height);
         self.shared.metrics.proposal_blocks_evicted.inc_by(unnamed as u64);

@@ -21,7 +21,7 @@ mod commit;
 mod propose;
 mod sync;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use anyhow::Context as _;
 use dpx_consensus::{
     Certificate, Consensus, Height, Input, Output, Round, SignedMessage, Step, ValidatorSet,
 };
-use dpx_crypto::{Hash, Keypair};
+use dpx_crypto::{Hash, Keypair, PublicKey};
 use dpx_ledger::{Header, Store};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
@@ -79,6 +79,8 @@ pub struct Driver {
     timing: DriverTiming,
     /// The set validating the current height.
     validators: ValidatorSet,
+    /// Validator keys the p2p layer lets in (`membership::permitted_keys` at the last commit).
+    permitted: BTreeSet<PublicKey>,
     /// Certificate of the tip block (goes into the next block as `last_certificate`).
     last_cert: Option<Certificate>,
     timers: BTreeMap<(Instant, u64), (Height, Round, Step)>,
@@ -128,6 +130,7 @@ impl Driver {
         let store = shared.store.clone();
         let tip = store.tip_height();
         let validators = app::validator_set(&store, tip + 1)?;
+        let permitted = crate::membership::permitted_keys(&store)?;
         let last_cert = match store.certificate(tip)? {
             Some(b) if tip > 0 => Some(Certificate::decode(&b).context("stored certificate")?),
             _ => None,
@@ -151,6 +154,7 @@ impl Driver {
             net,
             timing,
             validators,
+            permitted,
             last_cert,
             timers: BTreeMap::new(),
             timer_seq: 0,

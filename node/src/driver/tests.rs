@@ -75,10 +75,14 @@ fn timing() -> DriverTiming {
 /// A driver on the data directory `dir` (re-opened as it was after a restart), signing with
 /// validator `me`'s key, or a follower when `me` is `None`.
 fn open(chain: &Chain, dir: &std::path::Path, me: Option<usize>) -> Node {
+    open_with(chain, dir, me.map(|i| chain.keys[i].clone()))
+}
+
+/// [`open`] with any key (one the genesis set does not hold, say).
+fn open_with(chain: &Chain, dir: &std::path::Path, key: Option<Keypair>) -> Node {
     let home = Home(dir.to_path_buf());
     let cfg = Config::new("t", "/ip4/127.0.0.1/tcp/1".into(), "127.0.0.1:2".into());
     let store = Arc::new(crate::node::open_store(&home, &chain.genesis, &cfg).unwrap());
-    let key = me.map(|i| chain.keys[i].clone());
     let node_key =
         key.as_ref().map_or_else(|| Keypair::from_seed([200; 32]).public(), Keypair::public);
     let shared = Shared::for_tests(&chain.genesis, store, node_key);
@@ -142,6 +146,16 @@ impl Node {
     /// A valid block for the next height proposed by `proposer`, as `Driver::propose` builds
     /// it, with the parent certificate it carries.
     fn next_block(&self, chain: &Chain, proposer: usize, txs: Vec<Vec<u8>>) -> (Block, Vec<u8>) {
+        self.next_block_by(chain, chain.keys[proposer].public(), txs)
+    }
+
+    /// [`Node::next_block`] proposed by any key.
+    fn next_block_by(
+        &self,
+        chain: &Chain,
+        proposer: dpx_crypto::PublicKey,
+        txs: Vec<Vec<u8>>,
+    ) -> (Block, Vec<u8>) {
         let store = &self.driver.store;
         let tip = store.tip_height();
         let parent = store.header(tip).unwrap();
@@ -156,7 +170,7 @@ impl Node {
             chain_id: chain.chain_id().to_owned(),
             height: tip + 1,
             time_ms: super::now_ms().max(parent_time + 1),
-            proposer: chain.keys[proposer].public(),
+            proposer,
             parent_id: parent.as_ref().map_or(Hash::ZERO, Header::id),
             parent_certificate_hash: if parent_cert.is_empty() {
                 Hash::ZERO
@@ -457,4 +471,189 @@ fn proposals_sent(cmds: &mut [Command]) -> Vec<(dpx_consensus::SignedProposal, O
             (p, b)
         })
         .collect()
+}
+
+// ----- membership: a validator joins and one leaves by governance ----------------------------
+
+/// A vote or proposal signed by `key` as member `index` of the set of its height.
+fn signed(
+    chain: &Chain,
+    key: &Keypair,
+    index: u32,
+    kind: Option<VoteKind>,
+    h: u64,
+    id: Hash,
+) -> SignedMessage {
+    let (height, round, index) = (Height(h), Round(0), ValidatorIndex(index));
+    match kind {
+        Some(kind) => SignedMessage::Vote(
+            Vote { kind, height, round, value_id: Some(id), validator: index }
+                .sign(chain.chain_id(), key),
+        ),
+        None => SignedMessage::Proposal(
+            Proposal { height, round, value_id: id, pol_round: None, proposer: index }
+                .sign(chain.chain_id(), key),
+        ),
+    }
+}
+
+/// The peer ids in the last `SetPermitted` among `cmds`, if any.
+fn last_permitted(cmds: &[Command]) -> Option<std::collections::BTreeSet<PeerId>> {
+    cmds.iter().rev().find_map(|c| match c {
+        Command::SetPermitted(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// Consensus messages among `cmds` that `key` signed (not the ones relayed for others).
+fn signed_by(cmds: &[Command], chain: &Chain, key: &Keypair) -> Vec<SignedMessage> {
+    let mine = |m: &SignedMessage| {
+        let (digest, sig) = match m {
+            SignedMessage::Vote(v) => (v.vote.digest(chain.chain_id()), v.signature),
+            SignedMessage::Proposal(p) => (p.proposal.digest(chain.chain_id()), p.signature),
+        };
+        key.public().verify_digest(&digest, &sig).is_ok()
+    };
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Broadcast(NetMessage { kind: Some(Kind::Consensus(b)) }) => {
+                SignedMessage::decode(b).ok().filter(mine)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 19: governance removes validator X and adds a new key Y from height 3 (one agency, so
+/// the proposal executes when proposed, at height 1). From height 3 on, X's signed votes are
+/// refused and do not count towards a quorum, Y's do; the node holding Y follows heights 1-2
+/// without signing and signs from height 3; the p2p layer lets Y in once the change is
+/// scheduled and drops X once its last height is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_validator_is_not_counted_and_a_joined_one_signs() {
+    use dpx_contracts::{Operation, ProposalAction, TransactionBody, ValidatorChange};
+    let chain = Chain::new();
+    let (dir_f, dir_j) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut follower = open(&chain, dir_f.path(), None);
+    let newcomer = Keypair::from_seed([5; 32]);
+    let mut joiner = open_with(&chain, dir_j.path(), Some(newcomer.clone()));
+    let removed = chain.keys[3].clone();
+    let agency = Keypair::from_seed([100; 32]);
+    let action = ProposalAction::UpdateValidators {
+        changes: vec![
+            ValidatorChange { key: removed.public(), power: 0, name: String::new() },
+            ValidatorChange { key: newcomer.public(), power: 10, name: "Agency E".into() },
+        ],
+        effective_height: 3,
+    };
+    let tx = TransactionBody::new(chain.chain_id().to_owned(), 0, Operation::Propose { action })
+        .sign(&agency)
+        .encode();
+
+    // Heights 1 and 2 under the genesis set, the same blocks on both nodes.
+    for (h, txs) in [(1u64, vec![tx]), (2, Vec::new())] {
+        let p = follower.proposer(h, 0).get();
+        let (block, parent_cert) = follower.next_block(&chain, p, txs);
+        let id = block.id();
+        for node in [&mut follower, &mut joiner] {
+            node.block(chain.peer(p), &block, &parent_cert, 0);
+            node.consensus(chain.peer(p), proposal(&chain, p, h, 0, id));
+            for i in 0..usize::from(VALIDATORS) {
+                node.consensus(chain.peer(i), vote(&chain, i, VoteKind::Precommit, h, 0, Some(id)));
+            }
+            assert_eq!(node.tip(), h, "height {h} was not decided");
+        }
+        let permitted = last_permitted(&follower.sent());
+        let new_peer = p2p::peer_id(&newcomer.public());
+        let store = &follower.driver.store;
+        if h == 1 {
+            let p = permitted.expect("scheduling a change updates the permitted peers");
+            assert!(p.contains(&new_peer) && p.contains(&chain.peer(3)), "both, until height 3");
+            // What `dpx validator pending` shows: the change, against the set before it.
+            let pending = crate::membership::pending(store).unwrap();
+            assert_eq!(pending.len(), 1);
+            assert_eq!(pending[0].effective_height, 3);
+            assert_eq!(pending[0].removed, vec![removed.public()]);
+            let added: Vec<_> = pending[0].added.iter().map(|v| (v.key, v.name.as_str())).collect();
+            assert_eq!(added, vec![(newcomer.public(), "Agency E")]);
+            let now = crate::membership::set_at(store, 2).unwrap();
+            assert!(now.iter().any(|v| v.key == removed.public()));
+            assert!(crate::membership::set_at(store, 3).is_err(), "not decided at tip 1");
+        } else {
+            assert!(crate::membership::pending(store).unwrap().is_empty(), "3 is in force now");
+            let next = crate::membership::set_at(store, 3).unwrap();
+            assert!(next.iter().any(|v| v.key == newcomer.public() && v.name == "Agency E"));
+            assert!(!next.iter().any(|v| v.key == removed.public()));
+            // History stays readable: the genesis set validated height 1.
+            let then = crate::membership::set_at(store, 1).unwrap();
+            assert!(then.iter().any(|v| v.key == removed.public()));
+            let p = permitted.expect("the change taking effect updates the permitted peers");
+            assert!(p.contains(&new_peer) && !p.contains(&chain.peer(3)), "X is cut off");
+        }
+    }
+    let signed_early = signed_by(&joiner.sent(), &chain, &newcomer);
+    assert!(signed_early.is_empty(), "the newcomer signed before its height: {signed_early:?}");
+
+    // Height 3: the new set.
+    let set = follower.driver.validators.clone();
+    assert!(set.index_of(&removed.public()).is_none());
+    let y = set.index_of(&newcomer.public()).expect("the newcomer is in the set of height 3").0;
+    let member = |k: &Keypair| set.index_of(&k.public()).map(|i| i.0);
+    let stayers: Vec<&Keypair> = chain.keys[..3].iter().collect();
+    let proposer = follower.proposer(3, 0);
+    let block = if proposer.0 == y {
+        // The newcomer proposes: take its block and proposal as it sends them.
+        joiner.driver.on_tick().unwrap();
+        let (p, b) = proposals_sent(&mut joiner.sent()).pop().expect("the newcomer proposes");
+        let b = b.expect("with its block");
+        let cert = follower.next_block(&chain, 0, Vec::new()).1;
+        follower.block(p2p::peer_id(&newcomer.public()), &b, &cert, 0);
+        follower.consensus(p2p::peer_id(&newcomer.public()), SignedMessage::Proposal(p));
+        b
+    } else {
+        let k = stayers.iter().find(|k| member(k) == Some(proposer.0)).unwrap();
+        let (b, cert) = follower.next_block_by(&chain, k.public(), Vec::new());
+        for node in [&mut follower, &mut joiner] {
+            node.block(p2p::peer_id(&k.public()), &b, &cert, 0);
+            node.consensus(
+                p2p::peer_id(&k.public()),
+                signed(&chain, k, proposer.0, None, 3, b.id()),
+            );
+        }
+        b
+    };
+    let id = block.id();
+    // The newcomer signs at height 3 (a prevote, or its proposal).
+    let from_joiner = signed_by(&joiner.sent(), &chain, &newcomer);
+    assert!(
+        from_joiner.iter().any(|m| m.height() == Height(3)),
+        "the newcomer did not sign at its first height"
+    );
+
+    // X signs a precommit as it would have under the old set (its old index): refused.
+    let before = follower.driver.shared.metrics.consensus_rejected.get();
+    let old_index = chain.genesis.validator_set().unwrap().index_of(&removed.public()).unwrap().0;
+    follower.consensus(
+        chain.peer(3),
+        signed(&chain, &removed, old_index, Some(VoteKind::Precommit), 3, id),
+    );
+    // ... and under every index of the new set: the signature never matches, refused too.
+    for i in 0..4 {
+        follower.consensus(
+            chain.peer(3),
+            signed(&chain, &removed, i, Some(VoteKind::Precommit), 3, id),
+        );
+    }
+    assert_eq!(follower.driver.shared.metrics.consensus_rejected.get(), before + 5);
+    // Two stayers precommit: with X's vote that would be 3 of 4 under the old set; X does not
+    // count, so 20 of 40 is no quorum.
+    for k in &stayers[..2] {
+        let m = signed(&chain, k, member(k).unwrap(), Some(VoteKind::Precommit), 3, id);
+        follower.consensus(p2p::peer_id(&k.public()), m);
+    }
+    assert_eq!(follower.tip(), 2, "a removed validator's vote was counted");
+    // The newcomer's precommit completes the quorum.
+    let m = signed(&chain, &newcomer, y, Some(VoteKind::Precommit), 3, id);
+    follower.consensus(p2p::peer_id(&newcomer.public()), m);
+    assert_eq!(follower.tip(), 3, "the newcomer's vote did not count");
 }

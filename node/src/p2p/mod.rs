@@ -359,7 +359,7 @@ impl NetTask {
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "p2p listening"),
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 if !self.permitted.contains(&peer_id) {
-                    warn!(peer = %peer_id, "refusing connection: key not in validator set or allow-list");
+                    warn!(peer = %peer_id, "refusing connection: key neither a validator (current or scheduled), nor allowed, nor a configured peer");
                     self.metrics.p2p_refused.inc();
                     let _ = swarm.disconnect_peer_id(peer_id);
                     return;

@@ -148,7 +148,7 @@ pub const CATALOGUE: &[ErrorSpec] = &[
     e(
         "bad_height",
         400,
-        "a block height in the path is not a non-negative integer, or an event stream's from_height is too far past the tip",
+        "a block height in the path is not a non-negative integer, an event stream's from_height is too far past the tip, or a validator set is asked for a height after the next one (not decided yet)",
     ),
     e("bad_cursor", 400, "a list cursor (after) is not hex or is longer than a state key"),
     e(
@@ -309,6 +309,7 @@ mod tests {
         ("server.rs", include_str!("server.rs")),
         ("limit.rs", include_str!("limit.rs")),
         ("deadline.rs", include_str!("deadline.rs")),
+        ("validators.rs", include_str!("validators.rs")),
     ];
 
     /// Calls whose first string argument is an error code, and constructors with a fixed code.

@@ -25,6 +25,7 @@ mod sse;
 mod state;
 mod subscriber;
 mod txs;
+mod validators;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/state/{kind}/{id}"),
     ("get", "/v1/events"),
     ("get", "/v1/evidence"),
+    ("get", "/v1/validators"),
+    ("get", "/v1/validators/pending"),
     ("get", "/v1/openapi.json"),
     ("get", "/health"),
     ("get", "/metrics"),
@@ -107,6 +110,8 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/state/{kind}", get(state::list))
         .route("/v1/state/{kind}/{id}", get(state::one))
         .route("/v1/evidence", get(evidence))
+        .route("/v1/validators", get(validators::set))
+        .route("/v1/validators/pending", get(validators::pending))
         .route("/v1/openapi.json", get(openapi_doc))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -183,7 +188,8 @@ async fn status(State(s): State<AppState>) -> axum::Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "moniker": s.config.node.moniker,
         "node_key": s.node_key,
-        "validator": s.validator,
+        // Configured to validate and in the set of the next height: signing now.
+        "validator": s.validator && st.validators.iter().any(|(k, _)| *k == s.node_key),
         "height": st.height,
         "latest_block_id": st.tip_id,
         "latest_block_time_ms": st.tip_time_ms,

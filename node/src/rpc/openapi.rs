@@ -235,6 +235,46 @@ fn chain_schemas() -> Value {
     );
     let validator =
         object("", &[("key", hex32("")), ("power", t("integer", ""))], &["key", "power"]);
+    let member = object(
+        "a validator: its consensus key (also its p2p identity), voting power and the name governance gave it",
+        &[("key", hex32("")), ("power", t("integer", "")), ("name", t("string", ""))],
+        &["key", "power", "name"],
+    );
+    let members = json!({ "type": "array", "items": member });
+    let validator_set = object(
+        "the validator set that validates a height",
+        &[
+            ("height", t("integer", "the height this set validates")),
+            ("tip", t("integer", "this node's latest committed height")),
+            ("total_power", t("integer", "")),
+            ("validators", members.clone()),
+        ],
+        &["height", "tip", "total_power", "validators"],
+    );
+    let scheduled = object(
+        "a set governance scheduled (update_validators)",
+        &[
+            ("effective_height", t("integer", "the first height it validates")),
+            ("validators", members.clone()),
+            (
+                "added",
+                json!({ "type": "array", "items": member, "description": "members new to it, or with a changed power, against the set before it" }),
+            ),
+            (
+                "removed",
+                json!({ "type": "array", "items": hex32(""), "description": "keys of the set before it that it drops" }),
+            ),
+        ],
+        &["effective_height", "validators", "added", "removed"],
+    );
+    let pending = object(
+        "the sets scheduled for heights after the next one, oldest first (at most 64)",
+        &[
+            ("tip", t("integer", "this node's latest committed height")),
+            ("pending", json!({ "type": "array", "items": scheduled })),
+        ],
+        &["tip", "pending"],
+    );
     let status = object(
         "this node's view",
         &[
@@ -242,7 +282,13 @@ fn chain_schemas() -> Value {
             ("version", t("string", "")),
             ("moniker", t("string", "")),
             ("node_key", hex32("this node's key")),
-            ("validator", t("boolean", "whether this node is a validator")),
+            (
+                "validator",
+                t(
+                    "boolean",
+                    "whether this node signs now: configured to validate and its key in the set of the next height",
+                ),
+            ),
             ("height", t("integer", "")),
             ("latest_block_id", t("string", "")),
             ("latest_block_time_ms", t("integer", "")),
@@ -267,6 +313,8 @@ fn chain_schemas() -> Value {
         "Block": block,
         "Status": status,
         "Health": health,
+        "ValidatorSet": validator_set,
+        "PendingValidators": pending,
         "Evidence": object("", &[("evidence", json!({ "type": "array", "items": t("string", "hex") }))], &["evidence"]),
         "OpenApi": object("this document", &[("openapi", t("string", ""))], &["openapi"]),
     })
@@ -370,6 +418,8 @@ pub fn document() -> Value {
                 "description": "A subscriber that falls behind by more than rpc.subscriber_buffer_bytes of events, or misses blocks, gets a final `lagged` event {error: {code: lagged, message}, resume_from_height} and the stream ends; reconnect with from_height set to it (events of that height already received come again, with the same id). A comment is sent every 15 s on a quiet stream. At most rpc.max_subscribers streams at once (503).",
                 "parameters": [query("from_height", "replay from this block height, then follow live; at most 16 past the tip (400 beyond)", "integer"), query("kinds", "comma-separated kinds: block, tx, policy_decision, or family.name for contract events (families: demand, governance, grant, lifecycle, order, params, participant, policy, product, tx, validators); others are refused with 400", "string"), query("participant", "participant key: 64 hex characters (400 otherwise)", "string"), query("product", "product id: 64 hex characters (400 otherwise)", "string"), query("tx_hashes", "add the block's transaction hashes to each block event", "boolean")],
                 "responses": { "200": { "description": "an event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } }, "400": err_ref(), "429": err_ref(), "503": err_ref() } } },
+            "/v1/validators": { "get": op("The validator set that validates a height: committed heights and the next one (default); later heights are not decided yet (400 bad_height)", &json!([query("height", "the height (default: the next one)", "integer")]), "keys, powers and names", "ValidatorSet") },
+            "/v1/validators/pending": { "get": op("Validator-set changes governance scheduled for heights after the next one", &json!([]), "each scheduled set with what it adds and removes", "PendingValidators") },
             "/v1/evidence": { "get": op("Evidence of validator misbehaviour seen by this node", &json!([]), "hex-encoded evidence", "Evidence") },
             "/v1/openapi.json": { "get": op("This document", &json!([]), "OpenAPI 3.1", "OpenApi") },
             "/health": { "get": op("Liveness", &json!([]), "ok with the height and the age of the last block", "Health") },

@@ -40,6 +40,8 @@ const READ_RULES: &[(&str, &str, &str)] = &[
         "Block events for anyone; a transaction's events (tx, contract events, policy_decision) only for its parties and supervisors, decided when the stream opens.",
     ),
     ("get", "/v1/evidence", "Public."),
+    ("get", "/v1/validators", "Public (certificates name the same keys)."),
+    ("get", "/v1/validators/pending", "Public (governance decisions are public)."),
     ("get", "/v1/openapi.json", "Public."),
     ("get", "/health", "Public."),
     ("get", "/metrics", "Public (operators restrict it at the network level)."),
