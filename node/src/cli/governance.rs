@@ -3,6 +3,7 @@
 //! finds the proposal id in the receipt, and says where the vote stands (approvals against the
 //! more than 2/3 of active agencies needed) and when a validator change takes effect.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -147,18 +148,19 @@ async fn standing(c: &Client, id: &ProposalId) -> anyhow::Result<(Value, String)
     let approvals = p["approvals"].as_u64().unwrap_or(0);
     let status = p["status"].as_str().unwrap_or("?").to_owned();
     let mut text = format!("proposal {id}: {}\n", describe(&p["action"]));
-    text.push_str(&match active {
-        Some(a) => format!(
+    let _ = match active {
+        Some(a) => write!(
+            text,
             "  approvals {approvals} of {a} active agencies (more than 2/3 needed: {})",
             needed(a)
         ),
-        None => format!("  approvals {approvals}"),
-    });
-    if status == "executed" {
-        text.push_str(&format!("; executed at height {}", p["decided_height"]));
+        None => write!(text, "  approvals {approvals}"),
+    };
+    let _ = if status == "executed" {
+        write!(text, "; executed at height {}", p["decided_height"])
     } else {
-        text.push_str(&format!("; {status}, expires after height {}", p["expiry_height"]));
-    }
+        write!(text, "; {status}, expires after height {}", p["expiry_height"])
+    };
     let v = json!({ "proposal": p, "active_agencies": active,
                     "needed": active.map(needed) });
     Ok((v, text))
@@ -241,14 +243,13 @@ pub async fn run(cmd: GovernanceCmd, out: Output) -> anyhow::Result<ExitCode> {
             rpc,
         } => {
             let changes = changes(add, name, power, &remove)?;
-            let effective_height = match effective_height {
-                Some(h) => h,
-                None => {
-                    let tip = Client::new(&rpc)?.get("/v1/status").await?["height"]
-                        .as_u64()
-                        .context("status.height")?;
-                    tip + in_blocks.max(1)
-                }
+            let effective_height = if let Some(h) = effective_height {
+                h
+            } else {
+                let tip = Client::new(&rpc)?.get("/v1/status").await?["height"]
+                    .as_u64()
+                    .context("status.height")?;
+                tip + in_blocks.max(1)
             };
             let action = ProposalAction::UpdateValidators { changes, effective_height };
             submit_and_report(&rpc, &key, Operation::Propose { action }, None, out).await

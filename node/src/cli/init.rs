@@ -12,6 +12,7 @@
 //! The node starts as a full node that follows the chain, and signs from the height at which
 //! governance puts its key in the validator set (docs/OPERATOR.md, "Joining").
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -188,7 +189,9 @@ pub fn run(args: &InitArgs, out: Output) -> anyhow::Result<()> {
             key.public()
         );
         match &reach {
-            Some(a) => s.push_str(&format!("  peer entry {}@{a}\n", key.public())),
+            Some(a) => {
+                let _ = writeln!(s, "  peer entry {}@{a}", key.public());
+            }
             None => s.push_str(
                 "  note: listening on a wildcard address and no --p2p-advertise: others cannot \
                  dial this node (it dials its --peer entries)\n",
@@ -242,28 +245,30 @@ mod tests {
         let mut a = args(&home, &g);
         a.peers = vec![format!("{}@/ip4/10.0.0.1/tcp/26656", Keypair::from_seed([2; 32]).public())];
         run(&a, Output::Json).unwrap();
-        let h = Home(home.clone());
-        let key = keyfile::load(&h.node_key()).unwrap();
-        assert_eq!(std::fs::read(h.genesis()).unwrap(), std::fs::read(&g).unwrap());
-        let cfg = Config::load(&h.config()).unwrap();
+        let layout = Home(home.clone());
+        let key = keyfile::load(&layout.node_key()).unwrap();
+        assert_eq!(std::fs::read(layout.genesis()).unwrap(), std::fs::read(&g).unwrap());
+        let cfg = Config::load(&layout.config()).unwrap();
         assert_eq!(cfg.p2p.advertise.as_deref(), Some("/ip4/10.0.0.9/tcp/26656"));
         assert_eq!(cfg.p2p.peers.len(), 1);
         assert!(cfg.node.validator);
         // The key has signed nothing, and says so: the node may sign with it.
-        let f = crate::safety::SafetyFile::new(h.safety());
-        let st = crate::node::load_safety_state(&f, 0, true, Default::default()).unwrap();
+        let safety = crate::safety::SafetyFile::new(layout.safety());
+        let st =
+            crate::node::load_safety_state(&safety, 0, true, crate::node::StartOptions::default())
+                .unwrap();
         assert_eq!(st, Some(dpx_consensus::SafetyState::at_height(dpx_consensus::Height(1))));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(&h.node_key()), 0o600);
+            assert_eq!(mode(&layout.node_key()), 0o600);
             assert_eq!(mode(&home), 0o700);
         }
         // Never twice: the key and its safety file are never overwritten.
         let e = run(&a, Output::Json).unwrap_err().to_string();
         assert!(e.contains("already initialised"), "{e}");
-        assert_eq!(keyfile::load(&h.node_key()).unwrap().public(), key.public());
+        assert_eq!(keyfile::load(&layout.node_key()).unwrap().public(), key.public());
     }
 
     #[test]
