@@ -23,6 +23,7 @@ COPY consensus consensus
 COPY ledger ledger
 COPY contracts contracts
 COPY genesis genesis
+COPY app app
 COPY node node
 COPY tests tests
 COPY docker/rootfs.sh docker/rootfs.sh

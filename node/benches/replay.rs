@@ -16,13 +16,14 @@
 
 use std::time::Instant;
 
+use dpx_app::replay::{ChainBuilder, Outcome, ReplayOptions, replay};
 use dpx_contracts::{
     Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec,
     ProposalAction, Role, SubjectId, TransactionBody,
 };
 use dpx_crypto::{Hash, Keypair};
 use dpx_genesis::Genesis;
-use dpx_node::replay::{ChainBuilder, HomeSource, Outcome, ReplayOptions, replay};
+use dpx_node::replay::HomeSource;
 
 const CHAIN: &str = "dpx-replay-bench";
 

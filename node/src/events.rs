@@ -138,11 +138,11 @@ impl BlockEvents {
         for (i, (tx, receipt)) in block.txs.iter().zip(receipts).enumerate() {
             let hash = Hash::digest(tx);
             tx_hashes.push(hash);
-            let data = crate::app::receipt_json(receipt);
+            let data = dpx_app::views::receipt_json(receipt);
             let audience = Audience::Parties(Arc::new(tx_party_set(st, tx, Some(receipt))));
             let (mut parties, mut products) = (Vec::new(), Vec::new());
             collect(&data, &mut parties, &mut products);
-            if let Some(signer) = crate::app::tx_signer(tx) {
+            if let Some(signer) = dpx_app::views::tx_signer(tx) {
                 parties.push(signer);
             }
             let seq = |n: usize| format!("{}.{}", h.height, i * 16 + n + 1);

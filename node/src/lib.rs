@@ -6,12 +6,18 @@
 //! - [`relay`]: transactions relayed by peers — capped verification work, a penalty for peers
 //!   that relay invalid ones.
 //! - [`driver`]: the consensus driver — feeds `dpx-consensus`, persists the safety state before
-//!   anything it signs leaves, builds and validates blocks, executes decided blocks through
-//!   `dpx-contracts` and commits them through `dpx-ledger`.
+//!   anything it signs leaves, builds blocks, has `dpx-app` validate and execute them, and
+//!   commits them through `dpx-ledger`.
+//! - [`serve_sync`]: answers peers' block-sync requests from the store.
 //! - [`membership`]: the validator set per height with names, scheduled changes, the keys p2p
 //!   lets in.
 //! - [`rpc`]: the HTTP API (JSON and protobuf), server-sent events, `/metrics`, `/health`.
+//! - [`replay`]: where `dpx audit replay` takes blocks from (a home directory, a node's RPC);
+//!   the replay itself is `dpx_app::replay`.
 //! - [`cli`]: `dpx keygen`, `dpx testnet init`, `dpx node start`, transaction and query commands.
+//!
+//! The application — admission checks, block validity, execution, JSON views, proofs — is
+//! `dpx-app`, beneath this crate.
 //!
 //! ```no_run
 //! // What `dpx node start --home DIR` does:
@@ -20,8 +26,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod app;
-pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod driver;
@@ -35,6 +39,7 @@ pub mod relay;
 pub mod replay;
 pub mod rpc;
 pub mod safety;
+pub mod serve_sync;
 pub mod testnet;
 
 /// Generated protobuf types of the node's own wire messages (`proto/node.proto`).

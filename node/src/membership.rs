@@ -34,7 +34,7 @@ pub struct Scheduled {
 }
 
 /// The set that validates `height`, with names: for a committed height the set in force in
-/// the state after it (as `app::validator_set`), for the next height the set in force after the
+/// the state after it (as `dpx_app::execute::validator_set`), for the next height the set in force after the
 /// tip unless a change is scheduled for exactly that height. Later heights are not decided yet:
 /// governance may still schedule changes before them.
 pub fn set_at(store: &Store, height: u64) -> anyhow::Result<Vec<Validator>> {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use dpx_app::admit::Refusal;
 use dpx_crypto::{Hash, PublicKey};
 use prometheus_client::metrics::counter::Counter;
 
@@ -37,30 +38,6 @@ pub enum MempoolError {
     Full { count: usize, bytes: usize },
     #[error("the signer already has {pending} pending transactions (the most one signer may have)")]
     SignerFull { pending: usize },
-}
-
-/// Why a transaction was not admitted to this node's mempool: the stateless checks (format,
-/// chain, signature), the stateful ones (nonce, expiry, signer) or the pool's own limits. One
-/// variant per cause, so the RPC can give each its own stable error code; the messages are the
-/// same text as the underlying errors'.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// Refused by the contracts' checks.
-    #[error("{0}")]
-    Tx(#[from] dpx_contracts::TxError),
-    /// An opaque payload (consensus-only chain) of a size outside `1..=max`.
-    #[error("a payload must be 1..={max} bytes, not {len}")]
-    PayloadSize { len: usize, max: usize },
-    /// Another transaction of the signer with this nonce is pending.
-    #[error("account already has a pending transaction with nonce {nonce}")]
-    NonceTaken { nonce: u64 },
-    #[error("mempool is full ({count} transactions, {bytes} bytes)")]
-    MempoolFull { count: usize, bytes: usize },
-    #[error("the signer already has {pending} pending transactions (the most one signer may have)")]
-    SignerQuota { pending: usize },
-    /// The node could not read its own state to check the transaction.
-    #[error("ledger read failed: {0}")]
-    LedgerRead(String),
 }
 
 /// What admission did with a transaction that was not refused.

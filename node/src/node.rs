@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use dpx_app::admit::TxChecker;
 use dpx_consensus::{ConsensusConfig, SafetyState, TimeoutConfig};
 use dpx_crypto::{Hash, PublicKey, keyfile};
 use dpx_genesis::Genesis;
@@ -16,7 +17,6 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::app::TxChecker;
 use crate::config::{Config, Home};
 use crate::driver::{Driver, DriverMsg, DriverTiming};
 use crate::events::BlockEvents;
@@ -38,7 +38,7 @@ pub struct NodeStatus {
 }
 
 /// Bounds the driver needs. (Blocks are decoded against the chain's current parameters,
-/// `app::BlockLimits::encoded_max`, read at each decode.)
+/// `dpx_app::execute::BlockLimits::encoded_max`, read at each decode.)
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_relay_batch: usize,
@@ -292,7 +292,7 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     let metrics = Metrics::new();
     metrics.height.set(store.tip_height() as i64);
 
-    let validators = crate::app::validator_set(&store, store.tip_height() + 1)?;
+    let validators = dpx_app::execute::validator_set(&store, store.tip_height() + 1)?;
     let in_set = validators.index_of(&key.public()).is_some();
     // A node configured to validate signs at every height whose set holds its key: one that
     // governance adds later starts signing at the effective height, one it removes stops.
@@ -374,7 +374,7 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     let sync_store = store.clone();
     // Answers are sized to the frame every node accepts, not to our own (maybe larger) one.
     let sync_server: p2p::SyncServer =
-        Arc::new(move |req| crate::chain::serve_sync(&sync_store, req, p2p::FRAME_BYTES_MIN));
+        Arc::new(move |req| crate::serve_sync::serve_sync(&sync_store, req, p2p::FRAME_BYTES_MIN));
     let (net_tx, _local) = p2p::spawn(
         &key,
         net_cfg,

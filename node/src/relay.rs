@@ -23,12 +23,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dpx_app::admit::{CheckedTx, TxChecker};
 use libp2p::PeerId;
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
-use crate::app::{CheckedTx, TxChecker};
 use crate::driver::DriverMsg;
 use crate::node::Shared;
 

@@ -122,7 +122,7 @@ fn seeds_decode_to_what_was_encoded() {
     write_seeds("net_frame", &frames);
 
     // The RPC's inputs: one transaction, a protobuf batch, object ids of each form.
-    let checker = dpx_node::app::TxChecker::new(CHAIN, false, 1024);
+    let checker = dpx_app::admit::TxChecker::new(CHAIN, false, 1024);
     let mut rpc = vec![("tx".to_string(), txs[0].clone())];
     let batch = TxBatch { txs: txs.clone() }.encode_to_vec();
     let verdicts = checker.check_batch(TxBatch::decode(batch.as_slice()).expect("batch").txs);
@@ -130,8 +130,8 @@ fn seeds_decode_to_what_was_encoded() {
     assert!(verdicts.iter().all(Result::is_ok), "{verdicts:?}");
     rpc.push(("batch".into(), batch));
     let id = key.public().to_hex();
-    assert!(dpx_node::app::object_key("participants", &id).is_ok());
-    assert!(dpx_node::app::object_key("policies", "3").is_ok());
+    assert!(dpx_app::views::object_key("participants", &id).is_ok());
+    assert!(dpx_app::views::object_key("policies", "3").is_ok());
     rpc.push(("id-key".into(), id.into_bytes()));
     rpc.push(("id-number".into(), b"3".to_vec()));
     write_seeds("rpc_inputs", &rpc);

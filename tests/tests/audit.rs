@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use dpx_app::replay::{
+    ChainBuilder, Divergence, DivergenceKind, Fetched, Outcome, ReplayError, ReplayOptions, Source,
+    replay,
+};
 use dpx_contracts::{
     Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec,
     ProposalAction, Role, SubjectId, TransactionBody, keys,
@@ -20,10 +24,7 @@ use dpx_contracts::{
 use dpx_crypto::{Hash, Keypair, PublicKey};
 use dpx_genesis::Genesis;
 use dpx_ledger::Store;
-use dpx_node::replay::{
-    ChainBuilder, Divergence, DivergenceKind, Fetched, HomeSource, Outcome, ReplayError,
-    ReplayOptions, Source, replay,
-};
+use dpx_node::replay::HomeSource;
 use serde_json::Value;
 
 const CHAIN: &str = "dpx-audit-test";
@@ -546,7 +547,7 @@ fn cli_replay_writes_a_report_and_fails_on_divergence() {
 /// A proof bundle of the grant from the built ledger, as `dpx audit prove` writes it.
 fn grant_proof(l: &Ledger) -> Value {
     let s = Store::open(&l.path, CHAIN, dpx_ledger::StoreConfig::default()).unwrap();
-    let bundle = dpx_node::app::prove(&s, CHAIN, &l.grant_key, None).unwrap();
+    let bundle = dpx_app::proofs::prove(&s, CHAIN, &l.grant_key, None).unwrap();
     serde_json::json!({ "kind": "grants", "id": "grant-1", "bundle": bundle })
 }
 

@@ -12,13 +12,14 @@ use dpx_crypto::{Hash, Keypair};
 use dpx_genesis::Genesis;
 use dpx_ledger::{Block, Header, Store, StoreConfig, WriteSet, merkle};
 
-use crate::app;
+use crate::admit::TxChecker;
+use crate::execute::{execute_block, validator_set};
 
 /// Builds and commits blocks to a fresh store.
 #[derive(Debug)]
 pub struct ChainBuilder {
     chain_id: String,
-    checker: app::TxChecker,
+    checker: TxChecker,
     store: Store,
     keys: Vec<Keypair>,
     time_ms: u64,
@@ -37,7 +38,7 @@ impl ChainBuilder {
         store.genesis(genesis.initial_writes()?)?;
         Ok(Self {
             chain_id: genesis.chain_id.clone(),
-            checker: app::TxChecker::new(&genesis.chain_id, genesis.consensus_only, 0),
+            checker: TxChecker::new(&genesis.chain_id, genesis.consensus_only, 0),
             store,
             keys: keys.iter().map(|k| Keypair::from_seed(k.seed())).collect(),
             time_ms: genesis.genesis_time_ms,
@@ -88,7 +89,7 @@ impl ChainBuilder {
     ) -> anyhow::Result<Hash> {
         let tip = self.store.tip_height();
         let height = tip + 1;
-        let set = app::validator_set(&self.store, height)?;
+        let set = validator_set(&self.store, height)?;
         let members = set.validators();
         anyhow::ensure!(!members.is_empty(), "empty validator set");
         self.time_ms += 1_000;
@@ -129,7 +130,7 @@ impl ChainBuilder {
         let cert =
             Certificate { height: Height(height), round: Round(0), value_id: id, signatures }
                 .encode();
-        let (mut writes, mut receipts) = app::execute_block(&self.store, &self.checker, &block)?;
+        let (mut writes, mut receipts) = execute_block(&self.store, &self.checker, &block)?;
         alter(&mut writes, &mut receipts);
         self.store.commit_block(&block, &cert, writes, receipts)?;
         self.parent_certificate = cert;

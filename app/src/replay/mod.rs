@@ -26,18 +26,19 @@
 //! values, and for a state mismatch the transaction index and keys (found by re-executing the
 //! block transaction by transaction). Otherwise the result is an [`AuditReport`].
 //!
+//! Blocks come from a [`Source`]: `dpx-node` has one over a stopped node's home directory and
+//! one over a node's RPC; this module needs neither a network nor an async runtime.
+//!
 //! ```no_run
-//! use dpx_node::replay::{HomeSource, Outcome, ReplayOptions, replay};
-//! # fn f() -> anyhow::Result<()> {
+//! use dpx_app::replay::{Outcome, ReplayOptions, Source, replay};
+//! # fn f(source: &mut dyn Source) -> anyhow::Result<()> {
 //! let genesis = dpx_genesis::Genesis::load("genesis.json".as_ref())?;
-//! let mut source = HomeSource::open("/var/lib/dpx".as_ref(), &genesis.chain_id)?;
-//! let dir = tempfile_dir();
-//! match replay(&genesis, &mut source, &dir, &ReplayOptions::default())? {
+//! let dir = std::path::Path::new("/tmp/replay"); // a fresh directory for the replayed ledger
+//! match replay(&genesis, source, dir, &ReplayOptions::default())? {
 //!     Outcome::Verified(report) => println!("{}", report.summary()),
 //!     Outcome::Diverged(d) => eprintln!("diverged at height {}: {}", d.height, d.detail),
 //! }
 //! # Ok(()) }
-//! # fn tempfile_dir() -> std::path::PathBuf { "/tmp/replay".into() }
 //! ```
 
 mod builder;
@@ -58,9 +59,11 @@ use serde::{Deserialize, Serialize};
 
 pub use builder::ChainBuilder;
 pub use report::{AuditReport, Tally};
-pub use source::{Fetched, HomeSource, RpcSource, Source};
+pub use source::{Fetched, Source};
 
-use crate::app;
+use crate::admit::TxChecker;
+use crate::execute::{execute_block, validator_set};
+use crate::validate::{check_certificate, first_bad_tx};
 
 /// Most entries compared per page when the final states are compared key by key.
 const STATE_PAGE_ENTRIES: usize = 5_000;
@@ -266,7 +269,7 @@ pub fn replay(
     let writes = genesis.initial_writes().map_err(|e| ReplayError::Genesis(e.to_string()))?;
     let genesis_root = store.genesis(writes)?;
     // Each signature is verified once: when its block is checked, not again when executed.
-    let checker = &app::TxChecker::new(chain_id, genesis.consensus_only, 200_000);
+    let checker = &TxChecker::new(chain_id, genesis.consensus_only, 200_000);
 
     let tip = source.tip()?;
     let to = opts.to_height.unwrap_or(tip);
@@ -303,7 +306,7 @@ pub fn replay(
         if let Some(d) = check_chain(chain_id, &block.header, &last) {
             return diverged(d);
         }
-        let validators = app::validator_set(&store, h)
+        let validators = validator_set(&store, h)
             .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
         // The certificate first: what the header claims about the parent counts only once a
         // quorum is known to have signed it.
@@ -315,7 +318,7 @@ pub fn replay(
         if let Some(d) = check_outcome(&block.header, &last, source, &store)? {
             return diverged(d);
         }
-        let (writes, receipts) = app::execute_block(&store, checker, &block)
+        let (writes, receipts) = execute_block(&store, checker, &block)
             .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
         let cert_bytes = certificate.unwrap_or_default();
         let state_root =
@@ -438,7 +441,7 @@ fn check_outcome(
 /// Steps 3 and 4: validator set, transactions root, certificate, transactions.
 fn check_block(
     chain_id: &str,
-    checker: &app::TxChecker,
+    checker: &TxChecker,
     block: &Block,
     certificate: Option<&[u8]>,
     validators: &ValidatorSet,
@@ -473,9 +476,9 @@ fn check_block(
     };
     let cert = Certificate::decode(bytes)
         .map_err(|e| fail(Cert, &format!("undecodable certificate: {e}")))?;
-    crate::chain::check_certificate(chain_id, &cert, height, &block.id(), validators)
+    check_certificate(chain_id, &cert, height, &block.id(), validators)
         .map_err(|e| fail(Cert, &e))?;
-    if let Some((i, reason)) = app::first_bad_tx(checker, &block.txs) {
+    if let Some((i, reason)) = first_bad_tx(checker, &block.txs) {
         return Err(Box::new(
             Divergence::new(height, Transactions, this, format!("transaction {i}: {reason}")).tx(i),
         ));
@@ -486,7 +489,7 @@ fn check_block(
 /// The last replayed block's outcome against the next header, or the source's records.
 fn check_end(
     chain_id: &str,
-    checker: &app::TxChecker,
+    checker: &TxChecker,
     last: &Last,
     tip: u64,
     source: &mut dyn Source,
@@ -499,7 +502,7 @@ fn check_end(
         if let Some(d) = check_chain(chain_id, &block.header, last) {
             return Ok(Some(d));
         }
-        let validators = app::validator_set(store, last.height + 1).map_err(|e| {
+        let validators = validator_set(store, last.height + 1).map_err(|e| {
             ReplayError::Execution { height: last.height + 1, reason: format!("{e:#}") }
         })?;
         if let Err(d) = check_block(chain_id, checker, &block, certificate.as_deref(), &validators)

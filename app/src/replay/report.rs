@@ -13,7 +13,7 @@ use dpx_ledger::{Block, MAX_SCAN_LIMIT, Store};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
-use crate::app;
+use crate::views::{KINDS, kind_prefix};
 
 /// One validator's record over the replayed heights.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,8 +301,8 @@ impl Tally {
         let secs = elapsed.as_secs_f64().max(1e-9);
         r.blocks_per_s = r.blocks as f64 / secs;
         r.txs_per_s = r.transactions as f64 / secs;
-        for kind in app::KINDS {
-            let Some(prefix) = app::kind_prefix(kind) else { continue };
+        for kind in KINDS {
+            let Some(prefix) = kind_prefix(kind) else { continue };
             let mut count = 0u64;
             let mut after: Option<Vec<u8>> = None;
             loop {

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use dpx_node::app::TxChecker;
+use dpx_app::admit::TxChecker;
 use prost::Message as _;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,11 +15,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(batch) = dpx_node::wire::TxBatch::decode(data) {
         let _ = checker.check_batch(batch.txs);
     }
-    let _ = dpx_node::app::receipt_json(data);
-    let _ = dpx_node::app::tx_json(data);
+    let _ = dpx_app::views::receipt_json(data);
+    let _ = dpx_app::views::tx_json(data);
     if let Ok(text) = std::str::from_utf8(data) {
-        for kind in dpx_node::app::KINDS {
-            let _ = dpx_node::app::object_key(kind, text);
+        for kind in dpx_app::views::KINDS {
+            let _ = dpx_app::views::object_key(kind, text);
         }
     }
 });

@@ -17,13 +17,14 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use dpx_app::proofs::ProofBundle;
+use dpx_app::replay::{Outcome, ReplayOptions, Source};
 use dpx_consensus::{Certificate, ValidatorSet};
 use dpx_genesis::Genesis;
 use dpx_ledger::verify_state_proof;
 
 use super::{Client, Output, emit};
-use crate::app::ProofBundle;
-use crate::replay::{HomeSource, Outcome, ReplayOptions, RpcSource, Source};
+use crate::replay::{HomeSource, RpcSource};
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
@@ -118,7 +119,7 @@ pub async fn run(cmd: AuditCmd, out: Output) -> anyhow::Result<()> {
                 .context("proof file has no valid bundle")?;
             let summary = verify(&bundle, &genesis)?;
             let value = bundle.value_bytes().and_then(|v| {
-                crate::app::render_state(&hex::decode(&bundle.key).unwrap_or_default(), &v)
+                dpx_app::views::render_state(&hex::decode(&bundle.key).unwrap_or_default(), &v)
             });
             let report = json!({
                 "valid": true,
@@ -187,7 +188,7 @@ async fn replay(a: ReplayArgs, out: Output) -> anyhow::Result<()> {
     };
     let opts = ReplayOptions { to_height: a.to_height, progress: a.progress };
     let outcome = tokio::task::spawn_blocking(move || {
-        crate::replay::replay(&genesis, source.as_mut(), &dir, &opts)
+        dpx_app::replay::replay(&genesis, source.as_mut(), &dir, &opts)
     })
     .await
     .context("the replay task failed")??;
@@ -243,7 +244,7 @@ pub fn verify(b: &ProofBundle, genesis: &Genesis) -> anyhow::Result<(u64, u64)> 
     }
     let cert_bytes = hex::decode(&b.certificate).context("certificate hex")?;
     let cert = Certificate::decode(&cert_bytes).context("certificate")?;
-    crate::chain::check_certificate(&b.chain_id, &cert, b.header.height, &b.header.id(), &set)
+    dpx_app::validate::check_certificate(&b.chain_id, &cert, b.header.height, &b.header.id(), &set)
         .map_err(|e| anyhow::anyhow!("the header is not certified: {e}"))?;
     let key = hex::decode(&b.key).context("key hex")?;
     let value = b.value_bytes();

@@ -3,9 +3,10 @@
 
 use std::time::Instant;
 
+use dpx_app::admit::{CheckedTx, Refusal, check_stateful};
+
 use super::{AdmitResult, Driver};
-use crate::app::{self, CheckedTx};
-use crate::mempool::{Admitted, MempoolError, PoolTx, Refusal};
+use crate::mempool::{Admitted, MempoolError, PoolTx};
 use crate::p2p::Command;
 use crate::wire::{self, NetMessage, net_message::Kind};
 
@@ -28,7 +29,7 @@ impl Driver {
                 }
                 if let Some(verified) = &tx.tx {
                     let pool = &self.mempool;
-                    app::check_stateful(&self.store, verified, height, |k, a, b| {
+                    check_stateful(&self.store, verified, height, |k, a, b| {
                         pool.has_nonces(k, a, b)
                     })?;
                 }

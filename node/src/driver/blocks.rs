@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use dpx_app::execute::params;
 use dpx_consensus::Round;
 use dpx_crypto::Hash;
 use dpx_ledger::Block;
@@ -23,7 +24,6 @@ use libp2p::PeerId;
 use tracing::debug;
 
 use super::Driver;
-use crate::app;
 
 /// A block with its encoding and the parent certificate that travels with it.
 #[derive(Debug, Clone)]
@@ -278,7 +278,7 @@ impl Driver {
     ) -> anyhow::Result<()> {
         let metrics = &self.shared.metrics;
         // The chain's current limits (governance can change them).
-        let limit = app::params(&self.store)?.encoded_max();
+        let limit = params(&self.store)?.encoded_max();
         let Ok(block) = Block::decode(&bytes, limit) else {
             debug!(peer = %from, "undecodable proposal block");
             metrics.proposal_blocks_refused.inc();

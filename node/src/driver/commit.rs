@@ -1,4 +1,4 @@
-//! Committing a decided block: execute it through the contracts on an overlay, write it in one
+//! Committing a decided block: execute it (`dpx_app::execute`), write it in one
 //! batch, then move the mempool, the validator set and the caches on to the next height.
 
 use std::collections::BTreeSet;
@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use dpx_app::admit::check_stateful_pool;
+use dpx_app::execute::{execute_block, validator_set};
 use dpx_consensus::Certificate;
 use dpx_crypto::Hash;
 use dpx_ledger::Block;
 use tracing::{debug, info};
 
 use super::Driver;
-use crate::app;
 use crate::p2p::Command;
 
 impl Driver {
@@ -32,7 +33,7 @@ impl Driver {
         let height = block.header.height;
         let started = Instant::now();
         let receipts = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-            let (writes, receipts) = app::execute_block(&self.store, &self.shared.checker, &block)?;
+            let (writes, receipts) = execute_block(&self.store, &self.shared.checker, &block)?;
             self.store
                 .commit_block_with_parent_certificate(
                     &block,
@@ -78,7 +79,7 @@ impl Driver {
         if !self.shared.checker.is_opaque() {
             let store = &self.store;
             evicted.extend(self.mempool.recheck_accounts(&touched, |pool, t| {
-                app::check_stateful_pool(store, t, next, |k, a, b| pool.has_nonces(k, a, b))
+                check_stateful_pool(store, &t.bytes, next, |k, a, b| pool.has_nonces(k, a, b))
             }));
         }
         for (h, reason) in evicted {
@@ -86,7 +87,7 @@ impl Driver {
         }
         self.update_mempool_metrics();
         // The validator set for the next height (governance changes take effect here).
-        let next_set = app::validator_set(&self.store, next)?;
+        let next_set = validator_set(&self.store, next)?;
         if next_set.hash(&self.shared.chain_id) != self.validators.hash(&self.shared.chain_id) {
             info!(height = next, validators = next_set.len(), "validator set changes");
             if let Some(me) = &self.key {

@@ -4,8 +4,9 @@
 //! It feeds the core its inputs (network messages, timer firings, answers to value requests)
 //! and carries out its outputs **in order**: a `PersistSafety` is written and fsynced before any
 //! later `Broadcast` leaves, so a restarted validator never signs a conflicting message. A
-//! decided block is executed through `dpx-contracts` on an overlay and committed through
-//! `dpx-ledger` as one atomic batch, then the next height starts.
+//! decided block is executed by `dpx-app` (through `dpx-contracts` on an overlay) and committed
+//! through `dpx-ledger` as one atomic batch, then the next height starts. What makes a block
+//! valid is `dpx_app::validate`; the driver decides when to ask.
 //!
 //! Liveness: each node re-broadcasts its own messages of the current round every
 //! `rebroadcast` period while the height is not decided, and announces its tip every second; a
@@ -26,6 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use dpx_app::admit::{CheckedTx, Refusal};
+use dpx_app::execute::{params, validator_set};
+use dpx_app::validate::BlockRules;
 use dpx_consensus::{
     Certificate, Consensus, Height, Input, Output, Round, SignedMessage, Step, ValidatorSet,
 };
@@ -35,7 +39,6 @@ use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::app::{self, CheckedTx};
 use crate::mempool::Mempool;
 use crate::node::Shared;
 use crate::p2p::{Command, Inbound};
@@ -56,7 +59,7 @@ pub enum DriverMsg {
 }
 
 /// Admission outcome of one transaction.
-pub type AdmitResult = Result<crate::mempool::Admitted, crate::mempool::Refusal>;
+pub type AdmitResult = Result<crate::mempool::Admitted, Refusal>;
 
 /// Timing knobs, from the config.
 #[derive(Debug, Clone, Copy)]
@@ -129,14 +132,14 @@ impl Driver {
     ) -> anyhow::Result<Self> {
         let store = shared.store.clone();
         let tip = store.tip_height();
-        let validators = app::validator_set(&store, tip + 1)?;
+        let validators = validator_set(&store, tip + 1)?;
         let permitted = crate::membership::permitted_keys(&store)?;
         let last_cert = match store.certificate(tip)? {
             Some(b) if tip > 0 => Some(Certificate::decode(&b).context("stored certificate")?),
             _ => None,
         };
         // After a restart in the height we last proposed in, our proposal's block is on disk.
-        let block_bytes_max = app::params(&store)?.encoded_max();
+        let block_bytes_max = params(&store)?.encoded_max();
         let mut proposal_file = ProposalFile::new(&safety, block_bytes_max);
         let mut blocks = BlockCache::new();
         if let Some((p, cb)) = proposal_file.load(persisted.as_ref(), tip + 1, block_bytes_max) {
@@ -203,6 +206,12 @@ impl Driver {
         }
         info!("consensus driver stopped");
         Ok(())
+    }
+
+    /// What `dpx-app` judges a block by besides the store: the genesis time and this node's
+    /// stateless checks (with its cache of verified signatures).
+    fn block_rules(&self) -> BlockRules<'_> {
+        BlockRules { genesis_time_ms: self.shared.genesis_time_ms, checker: &self.shared.checker }
     }
 
     fn height(&self) -> u64 {

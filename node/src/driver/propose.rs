@@ -9,6 +9,8 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use dpx_app::execute::params;
+use dpx_app::validate::validate_block;
 use dpx_consensus::{Certificate, Height, Input, Round, SafetyState, SignedProposal};
 use dpx_crypto::Hash;
 use dpx_ledger::{Block, Header};
@@ -17,7 +19,6 @@ use tracing::{debug, info, warn};
 
 use super::blocks::CachedBlock;
 use super::{Driver, now_ms};
-use crate::app;
 use crate::safety::SafetyFile;
 use crate::wire;
 
@@ -98,7 +99,7 @@ impl ProposalFile {
 impl Driver {
     pub(super) fn propose(&mut self, height: Height, round: Round) -> anyhow::Result<()> {
         let Some(key) = &self.key else { return Ok(()) };
-        let params = app::params(&self.store)?;
+        let params = params(&self.store)?;
         let txs: Vec<Vec<u8>> = self
             .mempool
             .reap(params.max_block_bytes, params.max_block_txs)
@@ -150,9 +151,9 @@ impl Driver {
             return Ok(());
         };
         let verdict = tokio::task::block_in_place(|| {
-            app::validate_block(
+            validate_block(
                 &self.store,
-                &self.shared,
+                self.block_rules(),
                 &cb.block,
                 &cb.parent_cert,
                 &self.validators,

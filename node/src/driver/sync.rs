@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use dpx_app::validate::check_synced;
 use libp2p::PeerId;
 use tracing::{debug, info, warn};
 
@@ -210,9 +211,9 @@ impl Driver {
         let mut bad = false;
         for sb in resp.blocks.into_iter().take(SYNC_BATCH as usize) {
             let tip = self.store.tip_height();
-            let verdict = crate::app::check_synced(
+            let verdict = check_synced(
                 &self.store,
-                &self.shared,
+                self.block_rules(),
                 &self.validators,
                 &sb.block,
                 &sb.certificate,

@@ -297,7 +297,7 @@ async fn a_lying_peer_does_not_stall_block_sync() {
                 wire::SyncResponse { blocks: Vec::new() }
             } else {
                 assert_eq!(peer, honest_peer);
-                crate::chain::serve_sync(&honest.driver.store, &req, 1 << 20)
+                crate::serve_sync::serve_sync(&honest.driver.store, &req, 1 << 20)
             };
             lagging.driver.on_synced(peer, resp).unwrap();
         }
@@ -340,7 +340,7 @@ fn catch_up_past(lie: Lie, rounds: usize) -> (u64, u64) {
                 continue;
             };
             let resp = if peer == honest_peer {
-                crate::chain::serve_sync(&honest.driver.store, &req, 1)
+                crate::serve_sync::serve_sync(&honest.driver.store, &req, 1)
             } else {
                 match lie {
                     Lie::Empty => wire::SyncResponse { blocks: Vec::new() },
@@ -354,7 +354,7 @@ fn catch_up_past(lie: Lie, rounds: usize) -> (u64, u64) {
                     },
                     Lie::WrongHeight => {
                         let from = req.from_height + 2;
-                        crate::chain::serve_sync(
+                        crate::serve_sync::serve_sync(
                             &honest.driver.store,
                             &wire::SyncRequest { from_height: from, ..req },
                             1 << 20,

@@ -690,13 +690,14 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// The reader behind `caller` under the latest state of `s`.
-    pub fn of(s: &crate::node::Shared, caller: Caller) -> Result<Self, ApiError> {
-        let everything = s.checker.is_opaque();
+    /// The reader behind `caller` under the latest state of `store`; on a consensus-only
+    /// chain (`opaque`) every reader sees everything.
+    pub fn of(store: &Store, opaque: bool, caller: Caller) -> Result<Self, ApiError> {
+        let everything = opaque;
         let Some(key) = caller.key else {
             return Ok(Self { viewer: Viewer::Anonymous, everything });
         };
-        let st = LatestState::new(&s.store);
+        let st = LatestState::new(store);
         let viewer = dpx_contracts::read::viewer(&st, &key);
         st.check()?;
         Ok(Self { viewer, everything })
@@ -733,18 +734,19 @@ pub fn forbidden(what: &str) -> ApiError {
 /// receipt are for its parties and supervisors: anyone else gets `status`, `height` and
 /// `index` with `"hidden": true`.
 pub fn tx_read(
-    s: &crate::node::Shared,
+    store: &Store,
+    opaque: bool,
     caller: Caller,
     hash: &dpx_crypto::Hash,
     mut answer: serde_json::Value,
 ) -> Result<serde_json::Value, ApiError> {
-    let reader = Reader::of(s, caller)?;
+    let reader = Reader::of(store, opaque, caller)?;
     if reader.sees_all() {
         return Ok(answer);
     }
-    let tx = s.store.tx(hash).map_err(|e| ApiError::internal(e.to_string()))?;
-    let receipt = s.store.receipt(hash).map_err(|e| ApiError::internal(e.to_string()))?;
-    let st = LatestState::new(&s.store);
+    let tx = store.tx(hash).map_err(|e| ApiError::internal(e.to_string()))?;
+    let receipt = store.receipt(hash).map_err(|e| ApiError::internal(e.to_string()))?;
+    let st = LatestState::new(store);
     let access = match &tx {
         Some((_, _, bytes)) => {
             crate::events::tx_access(&st, bytes, receipt.as_ref().map(|r| r.2.as_slice()))

@@ -233,7 +233,7 @@ fn block_json(s: &Shared, height: u64, reader: &auth::Reader) -> ApiResult<Value
                 "hash": hash,
                 "bytes": hex::encode(t),
                 // A consensus-only chain's payloads are opaque: nothing to decode.
-                "tx": if s.checker.is_opaque() { Value::Null } else { crate::app::tx_json(t) },
+                "tx": if s.checker.is_opaque() { Value::Null } else { dpx_app::views::tx_json(t) },
             })
         } else {
             json!({ "hash": hash, "hidden": true })
@@ -257,7 +257,7 @@ async fn block(
     let height: u64 = height.parse().map_err(|_| {
         ApiError::bad_request("bad_height", "height must be a non-negative integer")
     })?;
-    let reader = auth::Reader::of(&s, caller)?;
+    let reader = auth::Reader::of(&s.store, s.checker.is_opaque(), caller)?;
     Ok(axum::Json(block_json(&s, height, &reader)?))
 }
 
@@ -266,6 +266,6 @@ async fn latest_block(
     caller: auth::Caller,
 ) -> ApiResult<axum::Json<Value>> {
     let tip = s.store.tip_height();
-    let reader = auth::Reader::of(&s, caller)?;
+    let reader = auth::Reader::of(&s.store, s.checker.is_opaque(), caller)?;
     Ok(axum::Json(block_json(&s, tip, &reader)?))
 }

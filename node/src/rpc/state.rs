@@ -12,12 +12,13 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use dpx_app::proofs::prove;
+use dpx_app::views::{KINDS, kind_prefix, object_key, render_state};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Caller, LatestState, Reader, forbidden};
 use super::{ApiError, ApiQuery, ApiResult, AppState};
-use crate::app;
 use dpx_contracts::read;
 
 /// Most items one list call returns.
@@ -39,10 +40,10 @@ pub async fn list(
     Path(kind): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let prefix = app::kind_prefix(&kind).ok_or_else(|| {
-        ApiError::not_found(format!("unknown kind {kind:?}; kinds: {}", app::KINDS.join(", ")))
+    let prefix = kind_prefix(&kind).ok_or_else(|| {
+        ApiError::not_found(format!("unknown kind {kind:?}; kinds: {}", KINDS.join(", ")))
     })?;
-    let reader = Reader::of(&s, caller)?;
+    let reader = Reader::of(&s.store, s.checker.is_opaque(), caller)?;
     let st = LatestState::new(&s.store);
     let after = q.after.as_deref().map(parse_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100).clamp(1, PAGE_MAX);
@@ -67,7 +68,7 @@ pub async fn list(
             if !reader.may(&read::state_access(&st, &k, &v)) {
                 continue;
             }
-            let Some(view) = app::render_state(&k, &v) else { continue };
+            let Some(view) = render_state(&k, &v) else { continue };
             if q.filters.iter().all(|(f, want)| field_matches(&view, f, want)) {
                 items.push(view);
                 if items.len() == limit {
@@ -146,23 +147,23 @@ pub async fn one(
     Path((kind, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<OneQuery>,
 ) -> ApiResult<Json<Value>> {
-    let key = app::object_key(&kind, &id).map_err(|e| ApiError::bad_request("bad_id", e))?;
+    let key = object_key(&kind, &id).map_err(|e| ApiError::bad_request("bad_id", e))?;
     if !q.prove && q.height.is_some() {
         return Err(ApiError::bad_request(
             "bad_query",
             "height selects the version a proof is made at: use it with prove=true",
         ));
     }
-    let reader = Reader::of(&s, caller)?;
+    let reader = Reader::of(&s.store, s.checker.is_opaque(), caller)?;
     let what = format!("{kind} {id}");
     if !q.prove {
         let v = s.store.get_latest(&key).map_err(|e| ApiError::internal(e.to_string()))?;
         check_read(&s, &reader, &key, v.as_deref(), &what)?;
         let v = v.ok_or_else(|| ApiError::not_found(format!("no {kind} {id}")))?;
-        let view = app::render_state(&key, &v).unwrap_or(Value::Null);
+        let view = render_state(&key, &v).unwrap_or(Value::Null);
         return Ok(Json(json!({ "kind": kind, "id": id, "value": view })));
     }
-    let proof = crate::app::prove(&s.store, &s.chain_id, &key, q.height);
+    let proof = prove(&s.store, &s.chain_id, &key, q.height);
     // The proof's value decides, at the proved version; a caller that may not see the object
     // does not learn whether it is provable either.
     let proof = match proof {
@@ -176,7 +177,7 @@ pub async fn one(
             return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "not_provable", e));
         }
     };
-    let view = proof.value_bytes().and_then(|v| app::render_state(&key, &v));
+    let view = proof.value_bytes().and_then(|v| render_state(&key, &v));
     Ok(Json(json!({ "kind": kind, "id": id, "value": view, "proof": proof })))
 }
 

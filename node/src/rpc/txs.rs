@@ -19,14 +19,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dpx_app::admit::{CheckedTx, Refusal};
+use dpx_app::views::{receipt_json, tx_json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::{ApiError, ApiQuery, ApiResult, AppState};
-use crate::app::{self, CheckedTx};
 use crate::driver::{AdmitResult, DriverMsg};
-use crate::mempool::{Admitted, Refusal};
+use crate::mempool::Admitted;
 use crate::wire;
 use dpx_contracts::TxError;
 use dpx_crypto::Hash;
@@ -346,8 +347,8 @@ fn committed_status(s: &AppState, hash: &Hash) -> ApiResult<Option<Value>> {
         "status": "committed",
         "height": height,
         "index": index,
-        "receipt": app::receipt_json(&receipt),
-        "tx": tx.map(|(_, _, b)| app::tx_json(&b)),
+        "receipt": receipt_json(&receipt),
+        "tx": tx.map(|(_, _, b)| tx_json(&b)),
     })))
 }
 
@@ -379,14 +380,14 @@ pub async fn status(
         .parse()
         .map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
     if let Some(v) = committed_status(&s, &hash)? {
-        return Ok(Json(super::auth::tx_read(&s, caller, &hash, v)?));
+        return Ok(Json(super::auth::tx_read(&s.store, s.checker.is_opaque(), caller, &hash, v)?));
     }
     if in_mempool(&s, hash).await? {
         return Ok(Json(pending(&hash, None)));
     }
     // It may have committed between the two looks.
     if let Some(v) = committed_status(&s, &hash)? {
-        return Ok(Json(super::auth::tx_read(&s, caller, &hash, v)?));
+        return Ok(Json(super::auth::tx_read(&s.store, s.checker.is_opaque(), caller, &hash, v)?));
     }
     Err(ApiError::not_found(format!(
         "transaction {hash} is neither committed nor in this node's mempool"

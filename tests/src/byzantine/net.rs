@@ -87,7 +87,7 @@ impl Net {
             .build()?;
         // The block limit of the default parameters, as the node computes its frame limit.
         let p = dpx_contracts::Params::default();
-        let encoded_max = dpx_node::app::BlockLimits {
+        let encoded_max = dpx_app::execute::BlockLimits {
             max_block_bytes: usize::try_from(p.max_block_bytes)?,
             max_block_txs: p.max_block_txs as usize,
         }

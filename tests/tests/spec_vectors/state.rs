@@ -1,6 +1,7 @@
 //! SPEC.md §8 and §11: the state tree (leaf and node hashing, bit order, proofs) and a proof
 //! bundle checked end to end.
 
+use dpx_app::proofs::ProofBundle;
 use dpx_consensus::{Certificate, Height, Round, ValidatorIndex, ValidatorSet, Vote, VoteKind};
 use dpx_contracts::keys;
 use dpx_crypto::{Hash, Keypair};
@@ -9,7 +10,6 @@ use dpx_ledger::{
     Block, Header, ProofNode, StateProof, Store, StoreConfig, WriteSet, merkle, receipts_hash,
     verify_state_proof,
 };
-use dpx_node::app::ProofBundle;
 use serde_json::{Value, json};
 
 use crate::reference::{self, LeafPair, Sibling};
@@ -167,7 +167,7 @@ fn verify_bundle(b: &ProofBundle, genesis: &Genesis) -> Result<(), String> {
     }
     let cert_bytes = hex::decode(&b.certificate).map_err(|e| err(&e))?;
     let cert = Certificate::decode(&cert_bytes).map_err(|e| err(&e))?;
-    dpx_node::chain::check_certificate(CHAIN, &cert, b.header.height, &b.header.id(), &set)?;
+    dpx_app::validate::check_certificate(CHAIN, &cert, b.header.height, &b.header.id(), &set)?;
     let key = hex::decode(&b.key).map_err(|e| err(&e))?;
     let value = b.value_bytes();
     verify_state_proof(b.header.state_root, &key, value.as_deref(), &b.proof)
@@ -225,7 +225,7 @@ pub fn proof_bundle() -> Value {
     let cert = Certificate { height: Height(1), round: Round(0), value_id: id, signatures };
     store.commit_block(&block, &cert.encode(), WriteSet::new(), vec![]).expect("commit");
     let key = keys::participant(&agency.public());
-    let bundle = dpx_node::app::prove(&store, CHAIN, &key, Some(0)).expect("a bundle");
+    let bundle = dpx_app::proofs::prove(&store, CHAIN, &key, Some(0)).expect("a bundle");
     verify_bundle(&bundle, &genesis).expect("the bundle verifies");
 
     let mut tampered = Vec::new();
