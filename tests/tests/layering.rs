@@ -68,6 +68,16 @@ fn the_cores_do_no_io() {
     }
 }
 
+/// The check reads the real graph: the node, which is allowed the network, shows it.
+#[test]
+fn the_check_sees_the_nodes_network_stack() {
+    let deps = normal_dependencies("dpx-node");
+    let found = offenders(&deps, &["dpx-app", "libp2p", "tokio", "axum"]);
+    for family in ["dpx-app", "libp2p", "tokio", "axum"] {
+        assert!(found.iter().any(|f| f.starts_with(family)), "{family} not seen in {found:?}");
+    }
+}
+
 #[test]
 fn offenders_match_whole_names_and_their_families() {
     let names: Vec<String> =
