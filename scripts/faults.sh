@@ -50,17 +50,13 @@ KILL_EVERY_S=10
 HEAL_LIMIT_S=30        # the issue: after healing a 2/2 split the chain resumes within 30 s
 CATCHUP_LIMIT_S=90
 
-ip_of() { echo "$SUBNET.$((10 + $1))"; }
-rpc_of() { echo "http://$(ip_of "$1"):26657"; }
+NO_BUILD=${DPX_FAULTS_NO_BUILD:-0}
+source scripts/lib/containers.sh
 RPCS=$(for i in "${NODES[@]}"; do printf '%s,' "$(rpc_of "$i")"; done)
 RPCS=${RPCS%,}
-ctr() { echo "$PREFIX-node$1"; }
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-note() { printf '  %s %s\n' "$(date +%T)" "$*"; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-if docker compose version >/dev/null 2>&1; then DC=(docker compose); else DC=(docker-compose); fi
 dc() { (cd "$WORK/net" && "${DC[@]}" -p "$PREFIX" "$@"); }
 
 for tool in docker nsenter iptables python3; do
@@ -70,40 +66,23 @@ done
 
 # ------------------------------------------------------------------ setup
 
-if [ "${DPX_FAULTS_NO_BUILD:-0}" != 1 ]; then
-  say "Building dpx and the fault driver (debug)"
-  cargo build --locked -p dpx-node --bin dpx -p dpx-tests --bin faults 2>&1 | tail -1
-fi
-say "Building image $IMAGE offline from $DPX"
-docker/build-image.sh --binary "$DPX" --tag "$IMAGE"
+build_binaries faults
+build_image
 
 LOAD_PID= NETEM_PIDS=()
 cleanup() {
   set +e
   for p in "${NETEM_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  if [ -n "$LOAD_PID" ]; then
-    touch "$WORK/stop"
-    for _ in $(seq 1 40); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.25; done
-    kill -TERM "$LOAD_PID" 2>/dev/null
-  fi
+  stop_load "$LOAD_PID"
   if [ -d "$WORK/net" ]; then
-    mkdir -p "$WORK/logs"
-    for i in "${NODES[@]}"; do docker logs "$(ctr "$i")" >"$WORK/logs/node$i.log" 2>&1; done
+    keep_logs "${NODES[@]}"
     if [ "$KEEP" = 0 ]; then dc down -t 5 >/dev/null 2>&1; fi
   fi
 }
 trap cleanup EXIT
 
 say "Creating the network in $WORK (subnet $SUBNET.0/24)"
-if [ -f "$WORK/net/docker-compose.yml" ]; then dc down -t 2 >/dev/null 2>&1 || true; fi
-rm -rf "$WORK"
-mkdir -p "$WORK"
-docker/gen-network.sh --out "$WORK/net" --validators 4 --full-nodes 1 --chain-id dpx-faults \
-  --image "$IMAGE" --subnet "$SUBNET" --rpc-port 0 --prefix "$PREFIX" --restart no --dpx "$DPX" \
-  | sed 's/^/  /'
-# The checker reads every block from every node: lift the per-IP rate limit for the host.
-sed -i -e 's/^per_ip_requests_per_s = .*/per_ip_requests_per_s = 100000/' \
-  -e 's/^per_ip_burst = .*/per_ip_burst = 100000/' "$WORK"/net/node*/config.toml
+new_network 4 1 dpx-faults
 SKEW_OK=0
 if command -v gcc >/dev/null && gcc -shared -fPIC -O2 -o "$WORK/skew.so" tests/faults/skew.c -ldl 2>/dev/null; then
   SKEW_OK=1

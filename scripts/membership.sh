@@ -56,36 +56,23 @@ MEMBER=$TARGET/debug/membership
 if [ "$SHORT" = 1 ]; then IN_BLOCKS=60 AFTER_BLOCKS=10; else IN_BLOCKS=90 AFTER_BLOCKS=60; fi
 WAIT_S=120
 
-ip_of() { echo "$SUBNET.$((10 + $1))"; }
-rpc_of() { echo "http://$(ip_of "$1"):26657"; }
-ctr() { echo "$PREFIX-node$1"; }
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-note() { printf '  %s %s\n' "$(date +%T)" "$*"; }
+NO_BUILD=${DPX_MEMBERSHIP_NO_BUILD:-0}
+source scripts/lib/containers.sh
 fail() { note "FAIL: $*"; FAILED=1; }
 json() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 FAILED=0
 
-if docker compose version >/dev/null 2>&1; then DC=(docker compose); else DC=(docker-compose); fi
 dc() { (cd "$WORK/net" && "${DC[@]}" -p "$PREFIX" -f docker-compose.yml -f join.yml "$@"); }
 
-if [ "${DPX_MEMBERSHIP_NO_BUILD:-0}" != 1 ]; then
-  say "Building dpx and the test drivers (debug)"
-  cargo build --locked -p dpx-node --bin dpx -p dpx-tests --bin faults --bin membership 2>&1 | tail -1
-fi
-say "Building image $IMAGE offline from $DPX"
-docker/build-image.sh --binary "$DPX" --tag "$IMAGE"
+build_binaries faults membership
+build_image
 
 LOAD_PID=
 cleanup() {
   set +e
-  if [ -n "$LOAD_PID" ]; then
-    touch "$WORK/stop"
-    for _ in $(seq 1 40); do kill -0 "$LOAD_PID" 2>/dev/null || break; sleep 0.25; done
-    kill -TERM "$LOAD_PID" 2>/dev/null
-  fi
+  stop_load "$LOAD_PID"
   if [ -f "$WORK/net/join.yml" ]; then
-    mkdir -p "$WORK/logs"
-    for i in 0 1 2 3 4; do docker logs "$(ctr "$i")" >"$WORK/logs/node$i.log" 2>&1; done
+    keep_logs 0 1 2 3 4
     if [ "$KEEP" = 0 ]; then dc down -t 5 >/dev/null 2>&1; fi
   fi
 }
@@ -93,14 +80,7 @@ trap cleanup EXIT
 
 say "Four founding validators on $SUBNET.0/24 (docker/gen-network.sh)"
 if [ -f "$WORK/net/join.yml" ]; then dc down -t 2 >/dev/null 2>&1 || true; fi
-rm -rf "$WORK"
-mkdir -p "$WORK"
-docker/gen-network.sh --out "$WORK/net" --validators 4 --full-nodes 0 --chain-id dpx-membership \
-  --image "$IMAGE" --subnet "$SUBNET" --rpc-port 0 --prefix "$PREFIX" --restart no --dpx "$DPX" \
-  | sed 's/^/  /'
-# The checkers read every block from every node: lift the per-IP rate limit for the host.
-sed -i -e 's/^per_ip_requests_per_s = .*/per_ip_requests_per_s = 100000/' \
-  -e 's/^per_ip_burst = .*/per_ip_burst = 100000/' "$WORK"/net/node*/config.toml
+new_network 4 0 dpx-membership
 node_key() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][int(sys.argv[2])]["key"])' "$WORK/net/network.json" "$1"; }
 
 # The fifth agency's machine: node4. Its operator has the genesis file and the founders' peer
@@ -126,8 +106,7 @@ docker run --rm -v "$WORK/genesis-published.json:/tmp/genesis.json:ro" -v "$WORK
   "$IMAGE" init --genesis /tmp/genesis.json --moniker agency-e \
   --p2p-listen /ip4/0.0.0.0/tcp/26656 --p2p-advertise "/ip4/$(ip_of 4)/tcp/26656" \
   --rpc-listen 0.0.0.0:26657 "${PEERS[@]}" | sed 's/^/  /'
-sed -i -e 's/^per_ip_requests_per_s = .*/per_ip_requests_per_s = 100000/' \
-  -e 's/^per_ip_burst = .*/per_ip_burst = 100000/' "$WORK/net/node4/config.toml"
+lift_rate_limits "$WORK/net/node4/config.toml"
 NEW_KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_key"])' "$WORK/net/node4/node_key.json")
 "$DPX" keygen --out "$WORK/agency-e.json" >/dev/null
 AGENCY_E=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_key"])' "$WORK/agency-e.json")

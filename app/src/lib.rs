@@ -54,3 +54,5 @@ pub mod replay;
 mod state;
 pub mod validate;
 pub mod views;
+
+pub use state::LatestState;

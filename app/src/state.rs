@@ -10,19 +10,30 @@ use std::cell::RefCell;
 use dpx_contracts::State;
 use dpx_ledger::Store;
 
-/// The latest committed state.
-pub(crate) struct LatestState<'a> {
+/// The latest committed state, read-only (also the RPC's view for the read policy).
+pub struct LatestState<'a> {
     store: &'a Store,
     error: RefCell<Option<String>>,
 }
 
+impl std::fmt::Debug for LatestState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatestState").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
 impl<'a> LatestState<'a> {
-    pub(crate) fn new(store: &'a Store) -> Self {
+    pub fn new(store: &'a Store) -> Self {
         Self { store, error: RefCell::new(None) }
     }
 
+    /// The first failed read (or refused write) so far, if any.
+    pub fn error(&self) -> Option<String> {
+        self.error.borrow().clone()
+    }
+
     /// The first failed read (or refused write), if any.
-    pub(crate) fn into_error(self) -> Option<String> {
+    pub fn into_error(self) -> Option<String> {
         self.error.into_inner()
     }
 }

@@ -86,17 +86,6 @@ pub fn viewer<S: State + ?Sized>(st: &S, key: &PublicKey) -> Viewer {
     }
 }
 
-/// Whether `key` is a participant's or an enrolled subject's current key — the keys whose
-/// signed requests may read more than an unsigned one (cheap: no policy evaluation). A read
-/// error counts as no standing.
-pub fn has_standing<S: State + ?Sized>(st: &S, key: &PublicKey) -> bool {
-    match crate::exec::resolve_account(st, key) {
-        Ok(Some(p)) => p.current_key == *key,
-        Ok(None) => matches!(resolve_subject(st, key), Ok(Some(s)) if s.key == *key),
-        Err(_) => false,
-    }
-}
-
 fn participant_viewer<S: State + ?Sized>(st: &S, p: &Participant, key: &PublicKey) -> Viewer {
     // The decision is the policy's: governance can change who supervises. An evaluation error
     // denies.

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use dpx_ledger::StoreConfig;
 use serde::{Deserialize, Serialize};
 
 /// Largest config file we read.
@@ -208,11 +209,49 @@ impl Default for ConsensusSection {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSection {
     /// Keep only this many past state versions (`None`: keep all).
     pub retain_versions: Option<u64>,
+    /// RocksDB's block cache in MiB (data, index and bloom-filter blocks of every column
+    /// family), 1 ..= 65536.
+    pub block_cache_mib: usize,
+    /// Most decoded state-tree nodes kept in memory in front of RocksDB (0: no node cache).
+    pub node_cache_nodes: usize,
+    /// Most MiB (estimated) the node cache may hold (0: no node cache).
+    pub node_cache_mib: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        let d = StoreConfig::default();
+        Self {
+            retain_versions: None,
+            block_cache_mib: d.block_cache_bytes >> 20,
+            node_cache_nodes: d.node_cache_nodes,
+            node_cache_mib: d.node_cache_bytes >> 20,
+        }
+    }
+}
+
+impl StorageSection {
+    /// The store's settings, checked against the ledger's bounds (a clear error names the
+    /// setting of this section).
+    pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        let mib = |name: &str, v: usize| {
+            v.checked_mul(1 << 20).with_context(|| format!("storage.{name} = {v} is too large"))
+        };
+        let c = StoreConfig {
+            retain_versions: self.retain_versions,
+            block_cache_bytes: mib("block_cache_mib", self.block_cache_mib)?,
+            node_cache_nodes: self.node_cache_nodes,
+            node_cache_bytes: mib("node_cache_mib", self.node_cache_mib)?,
+            ..StoreConfig::default()
+        };
+        c.validate().map_err(|e| anyhow::anyhow!("[storage]: {e} (bytes; the file gives MiB)"))?;
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -465,5 +504,41 @@ mod tests {
         assert_eq!(c.rpc.per_ip_max_connections, d_ip_conns());
         assert_eq!(c.rpc.max_connections, d_max_conns());
         assert_eq!(c.rpc.subscriber_buffer_bytes, d_sub_buffer());
+    }
+
+    #[test]
+    fn storage_settings_reach_the_store_and_are_checked() {
+        let base = "[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n[rpc]\nlisten = \"127.0.0.1:2\"\n";
+        // Absent: the ledger's defaults.
+        let c: Config = toml::from_str(base).unwrap();
+        let d = StoreConfig::default();
+        let got = c.storage.store_config().unwrap();
+        assert_eq!(
+            (got.block_cache_bytes, got.node_cache_nodes, got.node_cache_bytes),
+            (d.block_cache_bytes, d.node_cache_nodes, d.node_cache_bytes)
+        );
+        assert!(got.sync_writes, "a node always syncs its commits");
+        // Given, in MiB.
+        let text = format!(
+            "{base}[storage]\nretain_versions = 100\nblock_cache_mib = 256\nnode_cache_nodes = 0\nnode_cache_mib = 0\n"
+        );
+        let got = toml::from_str::<Config>(&text).unwrap().storage.store_config().unwrap();
+        assert_eq!(got.retain_versions, Some(100));
+        assert_eq!(got.block_cache_bytes, 256 << 20);
+        assert_eq!((got.node_cache_nodes, got.node_cache_bytes), (0, 0));
+        // Out of range, or overflowing the conversion: a clear error naming the section.
+        for (setting, value) in [
+            ("block_cache_mib", "0".to_owned()),
+            // 2^50 MiB fits the file's integers, not usize bytes.
+            ("block_cache_mib", (1u64 << 50).to_string()),
+            ("node_cache_mib", (1u64 << 50).to_string()),
+            ("node_cache_nodes", "1000000000000".to_owned()),
+            ("retain_versions", "0".to_owned()),
+        ] {
+            let text = format!("{base}[storage]\n{setting} = {value}\n");
+            let c: Config = toml::from_str(&text).unwrap();
+            let e = c.storage.store_config().unwrap_err().to_string();
+            assert!(e.contains("storage") && e.contains(setting.trim_end_matches("_mib")), "{e}");
+        }
     }
 }

@@ -45,6 +45,12 @@ pub struct Metrics {
     pub rpc_connections_timed_out: Counter,
     pub rpc_subscribers: Gauge,
     pub rpc_subscribers_closed_slow: Counter,
+    // The ledger's caches, read from the store at each scrape (`observe_store`).
+    pub storage_block_cache_bytes: Gauge,
+    pub storage_node_cache_nodes: Gauge,
+    pub storage_node_cache_bytes: Gauge,
+    pub storage_node_cache_hits: Counter,
+    pub storage_node_cache_misses: Counter,
 }
 
 impl Default for Metrics {
@@ -189,8 +195,48 @@ impl Metrics {
                 "Event streams closed because the subscriber fell too far behind",
                 Counter::default()
             ),
+            storage_block_cache_bytes: reg!(
+                "storage_block_cache_bytes",
+                "Bytes RocksDB's block cache holds (data, index and bloom-filter blocks)",
+                Gauge::default()
+            ),
+            storage_node_cache_nodes: reg!(
+                "storage_node_cache_nodes",
+                "State-tree nodes held in the node cache",
+                Gauge::default()
+            ),
+            storage_node_cache_bytes: reg!(
+                "storage_node_cache_bytes",
+                "Estimated bytes held in the state-tree node cache",
+                Gauge::default()
+            ),
+            storage_node_cache_hits: reg!(
+                "storage_node_cache_hits",
+                "State-tree node reads answered from the node cache",
+                Counter::default()
+            ),
+            storage_node_cache_misses: reg!(
+                "storage_node_cache_misses",
+                "State-tree node reads that went to RocksDB",
+                Counter::default()
+            ),
             registry: Arc::new(r),
         }
+    }
+
+    /// Copy the store's cache figures into the metrics (called before each scrape). The
+    /// store's counters only grow; the Prometheus counters follow them.
+    pub fn observe_store(&self, store: &dpx_ledger::Store) {
+        let n = store.node_cache_stats();
+        let gauge = |g: &Gauge, v: usize| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(&self.storage_block_cache_bytes, store.block_cache_usage_bytes());
+        gauge(&self.storage_node_cache_nodes, n.nodes);
+        gauge(&self.storage_node_cache_bytes, n.bytes);
+        let follow = |c: &Counter, v: u64| {
+            c.inc_by(v.saturating_sub(c.get()));
+        };
+        follow(&self.storage_node_cache_hits, n.hits);
+        follow(&self.storage_node_cache_misses, n.misses);
     }
 
     /// The Prometheus text exposition.

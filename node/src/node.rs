@@ -11,7 +11,7 @@ use dpx_app::admit::TxChecker;
 use dpx_consensus::{ConsensusConfig, SafetyState, TimeoutConfig};
 use dpx_crypto::{Hash, PublicKey, keyfile};
 use dpx_genesis::Genesis;
-use dpx_ledger::{Block, Store, StoreConfig};
+use dpx_ledger::{Block, Store};
 use libp2p::PeerId;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -158,7 +158,7 @@ fn spawn_events_thread(
                 // No receiver is fine: the last subscriber left.
                 // The latest state finds the parties to objects a transaction names by id
                 // (they never change), exactly as replayed streams and block reads do.
-                let st = crate::rpc::auth::LatestState::new(&store);
+                let st = dpx_app::LatestState::new(&store);
                 let _ = events.send(Arc::new(BlockEvents::with_state(&block, &receipts, &st)));
             }
         })
@@ -186,12 +186,8 @@ fn verified_cache_size(mempool_txs: usize) -> usize {
 /// Open the ledger for `genesis`, writing height 0 on first start and checking it afterwards.
 pub fn open_store(home: &Home, genesis: &Genesis, cfg: &Config) -> anyhow::Result<Store> {
     std::fs::create_dir_all(home.ledger()).context("creating the data directory")?;
-    let store = Store::open(
-        home.ledger(),
-        &genesis.chain_id,
-        StoreConfig { retain_versions: cfg.storage.retain_versions, ..StoreConfig::default() },
-    )
-    .context("opening the ledger")?;
+    let store = Store::open(home.ledger(), &genesis.chain_id, cfg.storage.store_config()?)
+        .context("opening the ledger")?;
     // The genesis fingerprint is kept beside the ledger: a data directory started from one
     // genesis is never reused with another.
     let marker = home.ledger().with_file_name("genesis.hash");

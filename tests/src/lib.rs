@@ -16,6 +16,7 @@
 //! ```
 
 pub mod byzantine;
+pub mod tool;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -316,33 +316,19 @@ pub(crate) fn check_writes(writes: &WriteSet) -> Result<(), LedgerError> {
 
 #[cfg(test)]
 mod tests {
-    use dpx_crypto::{Hash, Keypair};
+    use dpx_crypto::Hash;
 
     use super::super::schema::CF_TX_INDEX;
+    use super::super::test_blocks::next_block;
     use super::super::{Store, StoreConfig};
-    use crate::{Block, Header, WriteSet, merkle};
+    use crate::WriteSet;
 
     const CHAIN: &str = "dpx-index-test";
 
     fn commit(store: &Store, txs: &[&[u8]]) {
-        let txs: Vec<Vec<u8>> = txs.iter().map(|t| t.to_vec()).collect();
-        let tip = store.tip_height();
-        let block = Block {
-            header: Header {
-                chain_id: CHAIN.into(),
-                height: tip + 1,
-                time_ms: tip,
-                proposer: Keypair::from_seed([6; 32]).public(),
-                parent_id: store.header(tip).unwrap().map_or(Hash::ZERO, |h| h.id()),
-                parent_certificate_hash: Hash::ZERO,
-                tx_root: merkle::root(&txs),
-                state_root: store.state_root(tip).unwrap().unwrap(),
-                validator_set_hash: Hash::ZERO,
-                prev_receipts_hash: store.block_receipts_hash(tip).unwrap().unwrap(),
-            },
-            txs,
-        };
-        let receipts = (0..block.txs.len()).map(|i| format!("r{}-{i}", tip + 1).into_bytes());
+        let block = next_block(store, txs.iter().map(|t| t.to_vec()).collect());
+        let h = block.header.height;
+        let receipts = (0..block.txs.len()).map(|i| format!("r{h}-{i}").into_bytes());
         store.commit_block(&block, b"cert", WriteSet::new(), receipts.collect()).unwrap();
     }
 

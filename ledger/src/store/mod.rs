@@ -9,6 +9,8 @@ mod options;
 mod prune;
 pub(crate) mod schema;
 mod snapshot;
+#[cfg(test)]
+mod test_blocks;
 mod tree;
 
 use std::fmt;

@@ -2,14 +2,15 @@
 //! snapshot import, reads through the cache equal reads straight from RocksDB, and the cache
 //! never holds a node RocksDB no longer has.
 
-use dpx_crypto::{Hash, Keypair};
+use dpx_crypto::Hash;
 use jmt::JellyfishMerkleTree;
 use proptest::prelude::*;
 
 use super::schema::{CF_NODES, decode_node, encode_node};
+use super::test_blocks::next_block;
 use super::tree::TreeView;
 use super::{Store, StoreConfig};
-use crate::{Blake3Hasher, Block, Header, WriteSet, key_hash, merkle};
+use crate::{Blake3Hasher, WriteSet, key_hash};
 
 const CHAIN: &str = "dpx-cache-test";
 const KEYS: u8 = 40;
@@ -29,22 +30,7 @@ fn key(i: u8) -> Vec<u8> {
 
 fn commit(store: &Store, writes: WriteSet) -> Hash {
     let tip = store.tip_height();
-    let txs = vec![format!("tx-{tip}").into_bytes()];
-    let block = Block {
-        header: Header {
-            chain_id: CHAIN.into(),
-            height: tip + 1,
-            time_ms: tip,
-            proposer: Keypair::from_seed([5; 32]).public(),
-            parent_id: store.header(tip).unwrap().map_or(Hash::ZERO, |h| h.id()),
-            parent_certificate_hash: Hash::ZERO,
-            tx_root: merkle::root(&txs),
-            state_root: store.state_root(tip).unwrap().unwrap(),
-            validator_set_hash: Hash::ZERO,
-            prev_receipts_hash: store.block_receipts_hash(tip).unwrap().unwrap(),
-        },
-        txs,
-    };
+    let block = next_block(store, vec![format!("tx-{tip}").into_bytes()]);
     store.commit_block(&block, b"cert", writes, vec![b"ok".to_vec()]).unwrap()
 }
 

@@ -20,11 +20,11 @@
 //! participants' and subjects' requests use. When a cache is full in total, the requests that
 //! would go into it get 503 with `Retry-After`.
 //!
-//! The middleware ([`authenticate`]) leaves a [`Caller`] in the request's extensions; the
-//! handlers turn it into a [`Reader`] (the read policy's [`Viewer`] under the latest state)
-//! when they need to decide what the caller may see.
+//! The middleware ([`authenticate`]) resolves a verified key to the read policy's [`Viewer`]
+//! under the latest state once (that one lookup also picks the replay cache) and leaves both in
+//! a [`Caller`] in the request's extensions; the handlers turn it into a [`Reader`] when they
+//! need to decide what the caller may see.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use dpx_contracts::State as ContractState;
+use dpx_app::LatestState;
 use dpx_contracts::read::{Access, Viewer};
 use dpx_crypto::{Domain, PublicKey, Signature};
 use dpx_ledger::Store;
@@ -508,15 +508,30 @@ impl ReplayInner {
     }
 }
 
-/// Whether a key has standing on the ledger now (a participant's or an enrolled subject's
-/// current key): its signed requests may read more than an unsigned one. Decides which replay
-/// cache its nonces go to.
+/// Who a key is on the ledger now ([`dpx_contracts::read::viewer`] under the latest state), or
+/// the error of a failed state read. Computed once per signed request, after its signature
+/// verified: it decides which replay cache the nonce goes to (a key with standing is any viewer
+/// but [`Viewer::Anonymous`]) and travels with the request in its [`Caller`].
 #[derive(Clone)]
-pub struct Standing(pub Arc<dyn Fn(&PublicKey) -> bool + Send + Sync>);
+pub struct ViewerOf(pub Arc<ResolveViewer>);
 
-impl std::fmt::Debug for Standing {
+/// The function behind [`ViewerOf`]: a key to its viewer, or a state read's error.
+pub type ResolveViewer = dyn Fn(&PublicKey) -> Result<Viewer, String> + Send + Sync;
+
+impl ViewerOf {
+    /// The viewer under the latest state of `store`.
+    pub fn latest(store: Arc<Store>) -> Self {
+        Self(Arc::new(move |key| {
+            let st = LatestState::new(&store);
+            let viewer = dpx_contracts::read::viewer(&st, key);
+            st.into_error().map_or(Ok(viewer), Err)
+        }))
+    }
+}
+
+impl std::fmt::Debug for ViewerOf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Standing(..)")
+        f.write_str("ViewerOf(..)")
     }
 }
 
@@ -533,13 +548,21 @@ pub struct Auth {
     pub replay: ReplayCache,
     /// Nonces of keys without (see the module documentation).
     pub replay_unknown: ReplayCache,
-    pub standing: Standing,
+    pub viewer_of: ViewerOf,
 }
 
-/// Who sent a request: the key that signed it, or nobody.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Who sent a request: the key that signed it (or nobody), and who that key was on the ledger
+/// when the request was authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub key: Option<PublicKey>,
+    pub viewer: Viewer,
+}
+
+impl Default for Caller {
+    fn default() -> Self {
+        Self { key: None, viewer: Viewer::Anonymous }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -548,7 +571,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     /// Anonymous unless the middleware authenticated the request (fails closed if the
     /// middleware is missing from a route).
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<Self>().copied().unwrap_or_default())
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
     }
 }
 
@@ -623,60 +646,32 @@ pub async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Nex
         auth.max_skew_s,
     )
     .and_then(|p| {
+        let viewer = match (auth.viewer_of.0)(&p.keyid) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(ApiError::internal(format!("reading the state: {e}")))),
+        };
         let until = p.created.saturating_add(auth.max_skew_s);
-        let cache = if (auth.standing.0)(&p.keyid) { &auth.replay } else { &auth.replay_unknown };
-        cache.check_and_insert(&p.keyid, &p.nonce, until, now).map(|()| p.keyid)
+        let cache = if viewer == Viewer::Anonymous { &auth.replay_unknown } else { &auth.replay };
+        cache.check_and_insert(&p.keyid, &p.nonce, until, now)?;
+        Ok(Ok(Caller { key: Some(p.keyid), viewer }))
     });
     match checked {
-        Ok(key) => {
-            parts.extensions.insert(Caller { key: Some(key) });
+        Ok(Ok(caller)) => {
+            parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, Body::from(bytes))).await
         }
+        Ok(Err(e)) => e.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 // ----- from caller to reader ----------------------------------------------------------------
 
-/// The latest state, read-only, for the read policy. A failed read is remembered, and the
-/// caller answers 500 rather than decide on a partial view.
-pub struct LatestState<'a> {
-    store: &'a Store,
-    error: RefCell<Option<String>>,
-}
-
-impl std::fmt::Debug for LatestState<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LatestState").field("error", &self.error).finish_non_exhaustive()
-    }
-}
-
-impl<'a> LatestState<'a> {
-    pub fn new(store: &'a Store) -> Self {
-        Self { store, error: RefCell::new(None) }
-    }
-
-    /// `Err(500)` if any read failed.
-    pub fn check(&self) -> Result<(), ApiError> {
-        match self.error.borrow().as_ref() {
-            Some(e) => Err(ApiError::internal(format!("reading the state: {e}"))),
-            None => Ok(()),
-        }
-    }
-}
-
-impl ContractState for LatestState<'_> {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.store.get_latest(key).unwrap_or_else(|e| {
-            *self.error.borrow_mut() = Some(e.to_string());
-            None
-        })
-    }
-    fn put(&mut self, _: Vec<u8>, _: Vec<u8>) {
-        *self.error.borrow_mut() = Some("write during a read".into());
-    }
-    fn delete(&mut self, _: &[u8]) {
-        *self.error.borrow_mut() = Some("delete during a read".into());
+/// `Err(500)` if a read of `st` failed: the caller must not decide on a partial view.
+pub fn read_ok(st: &LatestState<'_>) -> Result<(), ApiError> {
+    match st.error() {
+        Some(e) => Err(ApiError::internal(format!("reading the state: {e}"))),
+        None => Ok(()),
     }
 }
 
@@ -690,17 +685,11 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// The reader behind `caller` under the latest state of `store`; on a consensus-only
-    /// chain (`opaque`) every reader sees everything.
-    pub fn of(store: &Store, opaque: bool, caller: Caller) -> Result<Self, ApiError> {
-        let everything = opaque;
-        let Some(key) = caller.key else {
-            return Ok(Self { viewer: Viewer::Anonymous, everything });
-        };
-        let st = LatestState::new(store);
-        let viewer = dpx_contracts::read::viewer(&st, &key);
-        st.check()?;
-        Ok(Self { viewer, everything })
+    /// The reader behind `caller` (its viewer was resolved once, when the middleware
+    /// authenticated the request); on a consensus-only chain (`opaque`) every reader sees
+    /// everything.
+    pub fn of(opaque: bool, caller: Caller) -> Self {
+        Self { viewer: caller.viewer, everything: opaque }
     }
 
     /// A reader for tests and tools.
@@ -740,7 +729,7 @@ pub fn tx_read(
     hash: &dpx_crypto::Hash,
     mut answer: serde_json::Value,
 ) -> Result<serde_json::Value, ApiError> {
-    let reader = Reader::of(store, opaque, caller)?;
+    let reader = Reader::of(opaque, caller);
     if reader.sees_all() {
         return Ok(answer);
     }
@@ -753,7 +742,7 @@ pub fn tx_read(
         }
         None => Access::Supervisors,
     };
-    st.check()?;
+    read_ok(&st)?;
     if !reader.may(&access)
         && let Some(m) = answer.as_object_mut()
     {

@@ -93,12 +93,7 @@ pub fn router(shared: AppState) -> Router {
             rpc.auth_replay_unknown_max,
             rpc.auth_replay_per_key_max,
         ),
-        standing: {
-            let store = shared.store.clone();
-            auth::Standing(Arc::new(move |key| {
-                dpx_contracts::read::has_standing(&auth::LatestState::new(&store), key)
-            }))
-        },
+        viewer_of: auth::ViewerOf::latest(shared.store.clone()),
     });
     let api = Router::new()
         .route("/v1/txs", post(txs::submit))
@@ -174,6 +169,7 @@ async fn health(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
+    s.metrics.observe_store(&s.store);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
@@ -222,7 +218,7 @@ fn block_json(s: &Shared, height: u64, reader: &auth::Reader) -> ApiResult<Value
     } else {
         store.receipts(height).map_err(|e| ApiError::internal(e.to_string()))?
     };
-    let st = auth::LatestState::new(store);
+    let st = dpx_app::LatestState::new(store);
     let mut txs = Vec::with_capacity(block.txs.len());
     for (i, t) in block.txs.iter().enumerate() {
         let hash = dpx_crypto::Hash::digest(t);
@@ -239,7 +235,7 @@ fn block_json(s: &Shared, height: u64, reader: &auth::Reader) -> ApiResult<Value
             json!({ "hash": hash, "hidden": true })
         });
     }
-    st.check()?;
+    auth::read_ok(&st)?;
     Ok(json!({
         "height": height,
         "id": block.id(),
@@ -257,7 +253,7 @@ async fn block(
     let height: u64 = height.parse().map_err(|_| {
         ApiError::bad_request("bad_height", "height must be a non-negative integer")
     })?;
-    let reader = auth::Reader::of(&s.store, s.checker.is_opaque(), caller)?;
+    let reader = auth::Reader::of(s.checker.is_opaque(), caller);
     Ok(axum::Json(block_json(&s, height, &reader)?))
 }
 
@@ -266,6 +262,6 @@ async fn latest_block(
     caller: auth::Caller,
 ) -> ApiResult<axum::Json<Value>> {
     let tip = s.store.tip_height();
-    let reader = auth::Reader::of(&s.store, s.checker.is_opaque(), caller)?;
+    let reader = auth::Reader::of(s.checker.is_opaque(), caller);
     Ok(axum::Json(block_json(&s, tip, &reader)?))
 }

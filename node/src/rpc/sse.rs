@@ -159,7 +159,7 @@ pub async fn events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let after = last_event_id(&headers)?;
-    let reader = Reader::of(&s.store, s.checker.is_opaque(), caller)?;
+    let reader = Reader::of(s.checker.is_opaque(), caller);
     let reader = EventReader { all: reader.sees_all(), keys: reader.viewer.identities() };
     let sub = subscription(&q, after, reader, s.store.tip_height(), hub.buffer_bytes)?;
     let permit = hub

@@ -17,7 +17,9 @@ use dpx_app::views::{KINDS, kind_prefix, object_key, render_state};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Caller, LatestState, Reader, forbidden};
+use dpx_app::LatestState;
+
+use super::auth::{Caller, Reader, forbidden, read_ok};
 use super::{ApiError, ApiQuery, ApiResult, AppState};
 use dpx_contracts::read;
 
@@ -43,7 +45,7 @@ pub async fn list(
     let prefix = kind_prefix(&kind).ok_or_else(|| {
         ApiError::not_found(format!("unknown kind {kind:?}; kinds: {}", KINDS.join(", ")))
     })?;
-    let reader = Reader::of(&s.store, s.checker.is_opaque(), caller)?;
+    let reader = Reader::of(s.checker.is_opaque(), caller);
     let st = LatestState::new(&s.store);
     let after = q.after.as_deref().map(parse_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100).clamp(1, PAGE_MAX);
@@ -85,7 +87,7 @@ pub async fn list(
             break;
         }
     }
-    st.check()?;
+    read_ok(&st)?;
     // More keys may follow unless the scan reached the end of the kind: a page cut short by
     // the scan budget still names where to continue.
     let next = if exhausted && items.len() < limit { None } else { last_key.map(hex::encode) };
@@ -137,7 +139,7 @@ fn check_read(
         Some(v) => read::state_access(&st, key, v),
         None => read::absent_access(key),
     };
-    st.check()?;
+    read_ok(&st)?;
     if reader.may(&access) { Ok(()) } else { Err(forbidden(what)) }
 }
 
@@ -154,7 +156,7 @@ pub async fn one(
             "height selects the version a proof is made at: use it with prove=true",
         ));
     }
-    let reader = Reader::of(&s.store, s.checker.is_opaque(), caller)?;
+    let reader = Reader::of(s.checker.is_opaque(), caller);
     let what = format!("{kind} {id}");
     if !q.prove {
         let v = s.store.get_latest(&key).map_err(|e| ApiError::internal(e.to_string()))?;

@@ -46,7 +46,7 @@ impl BlockSource for Store {
     fn block_events(&self, height: u64) -> Option<BlockEvents> {
         let block = self.block(height).ok()??;
         let receipts = self.receipts(height).ok()?;
-        let st = super::auth::LatestState::new(self);
+        let st = dpx_app::LatestState::new(self);
         Some(BlockEvents::with_state(&block, &receipts, &st))
     }
 }

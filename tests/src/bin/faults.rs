@@ -35,61 +35,14 @@ use tokio::task::JoinSet;
 
 use dpx_contracts::{Operation, Role, TransactionBody};
 use dpx_crypto::{Keypair, keyfile};
+use dpx_tests::tool::{Opts, run_main};
 
 /// Requests one node serves at once while checking.
 const CHECK_PARALLEL: usize = 8;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt =
-        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("faults: cannot start the runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-    match rt.block_on(run(&args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("faults: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--name value` pairs; a name may repeat, and a value may hold several comma-separated items.
-#[derive(Debug, Default)]
-struct Opts(BTreeMap<String, Vec<String>>);
-
-impl Opts {
-    fn parse(args: &[String]) -> anyhow::Result<Self> {
-        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let name =
-                a.strip_prefix("--").with_context(|| format!("expected --option, found {a:?}"))?;
-            let v = it.next().with_context(|| format!("--{name} needs a value"))?;
-            m.entry(name.to_owned()).or_default().extend(v.split(',').map(str::to_owned));
-        }
-        Ok(Self(m))
-    }
-    fn all(&self, name: &str) -> anyhow::Result<&[String]> {
-        self.0
-            .get(name)
-            .map(Vec::as_slice)
-            .filter(|v| !v.is_empty())
-            .with_context(|| format!("--{name} is required"))
-    }
-    fn one(&self, name: &str) -> anyhow::Result<&str> {
-        Ok(&self.all(name)?[0])
-    }
-    fn num(&self, name: &str, default: u64) -> anyhow::Result<u64> {
-        match self.0.get(name) {
-            Some(v) => v[0].parse().with_context(|| format!("--{name} must be a number")),
-            None => Ok(default),
-        }
-    }
+    run_main("faults", 2, run(&args))
 }
 
 async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
@@ -743,18 +696,6 @@ mod tests {
         let s = schedule(&[3, 1]);
         assert_eq!(s.iter().filter(|&&i| i == 0).count(), 3);
         assert_eq!(s.iter().filter(|&&i| i == 1).count(), 1);
-    }
-
-    #[test]
-    fn options_split_commas_and_repeat() {
-        let args: Vec<String> =
-            ["--rpc", "a,b", "--rpc", "c", "--n", "5"].iter().map(|s| (*s).to_owned()).collect();
-        let o = Opts::parse(&args).unwrap();
-        assert_eq!(o.all("rpc").unwrap(), ["a", "b", "c"]);
-        assert_eq!(o.num("n", 1).unwrap(), 5);
-        assert_eq!(o.num("m", 7).unwrap(), 7);
-        assert!(o.one("missing").is_err());
-        assert!(Opts::parse(&["--dangling".to_owned()]).is_err());
     }
 
     #[test]

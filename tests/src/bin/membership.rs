@@ -19,44 +19,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use dpx_tests::tool::{Opts, run_main};
 use serde_json::Value;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("membership: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(&args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("membership: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--name value` pairs; values may hold comma-separated items.
-fn opts(args: &[String]) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let name =
-            a.strip_prefix("--").with_context(|| format!("expected --option, found {a:?}"))?;
-        let v = it.next().with_context(|| format!("--{name} needs a value"))?;
-        m.entry(name.to_owned()).or_default().extend(v.split(',').map(str::to_owned));
-    }
-    Ok(m)
-}
-
-fn one<'a>(o: &'a BTreeMap<String, Vec<String>>, name: &str) -> anyhow::Result<&'a str> {
-    match o.get(name).map(Vec::as_slice) {
-        Some([v]) => Ok(v),
-        _ => bail!("give --{name} once"),
-    }
+    run_main("membership", 0, run(&args))
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
@@ -69,7 +37,7 @@ async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
 
 async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let (cmd, rest) = args.split_first().context("usage: membership signers|prefix ...")?;
-    let o = opts(rest)?;
+    let o = Opts::parse(rest)?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build()?;
     match cmd.as_str() {
         "signers" => signers(&http, &o).await,
@@ -78,14 +46,11 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn signers(
-    http: &reqwest::Client,
-    o: &BTreeMap<String, Vec<String>>,
-) -> anyhow::Result<ExitCode> {
-    let rpc = one(o, "rpc")?;
-    let from: u64 = one(o, "from")?.parse().context("--from")?;
-    let to: u64 = one(o, "to")?.parse().context("--to")?;
-    let keys = o.get("key").context("give --key")?;
+async fn signers(http: &reqwest::Client, o: &Opts) -> anyhow::Result<ExitCode> {
+    let rpc = o.one("rpc")?;
+    let from: u64 = o.one("from")?.parse().context("--from")?;
+    let to: u64 = o.one("to")?.parse().context("--to")?;
+    let keys = o.all("key")?;
     // key -> (count, first, last)
     let mut seen: BTreeMap<&str, (u64, Option<u64>, Option<u64>)> =
         keys.iter().map(|k| (k.as_str(), (0, None, None))).collect();
@@ -120,11 +85,8 @@ async fn signers(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn prefix(
-    http: &reqwest::Client,
-    o: &BTreeMap<String, Vec<String>>,
-) -> anyhow::Result<ExitCode> {
-    let rpcs = o.get("rpc").context("give --rpc")?;
+async fn prefix(http: &reqwest::Client, o: &Opts) -> anyhow::Result<ExitCode> {
+    let rpcs = o.all("rpc")?;
     let (first, others) = rpcs.split_first().context("give --rpc")?;
     let mut failed = false;
     for other in others {
