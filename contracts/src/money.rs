@@ -303,6 +303,22 @@ pub fn supply<S: State + ?Sized>(st: &S) -> Result<Supply, ContractError> {
     Ok(read(st, keys::SUPPLY)?.unwrap_or_default())
 }
 
+/// What one stored object holds of the ledger's money: an account's balance, an order's escrow
+/// or the treasury's balance; `None` for any other key. An auditor sums it over the whole state
+/// and compares with [`supply`]: Σ held = deposited − withdrawn.
+pub fn money_held(key: &[u8], value: &[u8]) -> Result<Option<u64>, DecodeError> {
+    if key.starts_with(keys::PREFIX_ACCOUNT) {
+        return codec::decode::<Account>(value).map(|a| Some(a.balance));
+    }
+    if key.starts_with(keys::PREFIX_ORDER) {
+        return codec::decode::<Order>(value).map(|o| Some(o.escrow));
+    }
+    if key == keys::TREASURY {
+        return codec::decode::<Treasury>(value).map(|t| Some(t.balance));
+    }
+    Ok(None)
+}
+
 /// The fee on `amount` at `bps` basis points, rounded down.
 pub fn fee(amount: u64, bps: u32) -> u64 {
     assert!(bps <= MAX_FEE_BASIS_POINTS, "fee of {bps} basis points");
