@@ -509,6 +509,8 @@ mod tests {
             validators: vec![Validator { key: agency.public(), power: 1, name: "v".into() }],
             policies: None,
             params: Params::default(),
+            currency: dpx_contracts::Currency::default(),
+            platform_fee_basis_points: 0,
         };
         let mut st = MemState::new();
         init_genesis(&mut st, CHAIN, &genesis).unwrap();

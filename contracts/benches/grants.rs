@@ -40,6 +40,8 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
         validators: vec![Validator { key: agency.public(), power: 1, name: "v".into() }],
         policies: None,
         params: Params::default(),
+        currency: Currency::default(),
+        platform_fee_basis_points: 0,
     };
     let mut st = MemState::new();
     init_genesis(&mut st, CHAIN, &genesis).unwrap();

@@ -157,6 +157,12 @@ pub enum ContractError {
     Policy { reason: String },
     #[error("genesis: {reason}")]
     Genesis { reason: String },
+    /// `account` is the key in hex. The balance itself is not named: the receipt is read by
+    /// the transaction's signer, who may not be the account's owner.
+    #[error("account {account} does not hold {needed} ({what})")]
+    InsufficientFunds { account: String, needed: u64, what: &'static str },
+    #[error("amount overflow: {what}")]
+    Overflow { what: String },
     #[error("state is unreadable: {reason}")]
     Corrupt { reason: String },
 }
@@ -184,6 +190,10 @@ impl ContractError {
 
     pub(crate) fn not_found(kind: &'static str, id: impl Display) -> Self {
         Self::NotFound { kind, id: id.to_string() }
+    }
+
+    pub(crate) fn overflow(what: impl Display) -> Self {
+        Self::Overflow { what: what.to_string() }
     }
 
     pub(crate) fn grant(id: GrantId, refusal: GrantRefusal) -> Self {

@@ -27,9 +27,8 @@ use crate::receipt::{DecisionReceipt, Event, Receipt};
 use crate::state::{Overlay, State, apply};
 use crate::subjects::{self, resolve_subject};
 use crate::tx::{VerifiedTx, check_stateless};
-use crate::types::Code;
-use crate::types::SubjectId;
-use crate::{demands, keys, participants, products, trades};
+use crate::types::{BankRecordKind, Code, SubjectId};
+use crate::{demands, keys, money, participants, products, trades};
 
 /// What the block being executed tells the contracts. `time_ms` is the proposer's header time
 /// (checked by validators within a bound), never a local clock.
@@ -292,7 +291,6 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         | O::AcceptOrder { .. }
         | O::DeliverOrder { .. }
         | O::ConfirmOrder { .. }
-        | O::SettleOrder { .. }
         | O::CancelOrder { .. }
         | O::DisputeOrder { .. }
         | O::ResolveDispute { .. }
@@ -317,6 +315,12 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         O::RevokeAllGrants => subjects::revoke_all(x),
         O::Propose { action } => governance::propose(x, action),
         O::Approve { proposal } => governance::approve(x, proposal),
+        O::Deposit { account, amount, reference } => {
+            money::bank_transfer(x, BankRecordKind::Deposit, account, *amount, reference)
+        }
+        O::Withdraw { account, amount, reference } => {
+            money::bank_transfer(x, BankRecordKind::Withdrawal, account, *amount, reference)
+        }
     }
 }
 

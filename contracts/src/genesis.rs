@@ -1,4 +1,10 @@
-//! The application part of genesis: founding agencies, validators, policies and parameters.
+//! The application part of genesis: founding agencies, validators, policies, parameters, the
+//! currency and the initial platform fee.
+//!
+//! The currency and the fee are optional in the file: without them the chain counts in CNY
+//! fen with no platform fee, and a genesis file written before money existed builds the very
+//! same height-0 state (the defaults are not written; an absent currency or fee reads as the
+//! default).
 
 use std::collections::BTreeSet;
 
@@ -11,6 +17,7 @@ use crate::governance::{
     MAX_AGENCIES, Validator, check_set, store_agencies, store_initial_validators,
 };
 use crate::keys;
+use crate::money::{Currency, MAX_FEE_BASIS_POINTS, store_platform_fee};
 use crate::params::Params;
 use crate::participants::Participant;
 use crate::policy::{DEFAULT_POLICIES, PolicySetRecord, parse_policies};
@@ -37,6 +44,21 @@ pub struct GenesisApp {
     pub policies: Option<String>,
     #[serde(default)]
     pub params: Params,
+    /// The currency of every amount; fixed for the chain's life.
+    #[serde(default, skip_serializing_if = "is_default_currency")]
+    pub currency: Currency,
+    /// The platform fee until governance changes it (0..=10 000 basis points).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub platform_fee_basis_points: u32,
+}
+
+fn is_default_currency(c: &Currency) -> bool {
+    *c == Currency::default()
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn err(reason: impl std::fmt::Display) -> ContractError {
@@ -50,6 +72,12 @@ impl GenesisApp {
             return Err(err(format!("chain id must be 1..={MAX_CHAIN_ID_BYTES} bytes")));
         }
         self.params.validate().map_err(err)?;
+        self.currency.validate().map_err(err)?;
+        if self.platform_fee_basis_points > MAX_FEE_BASIS_POINTS {
+            return Err(err(format!(
+                "platform_fee_basis_points must be 0..={MAX_FEE_BASIS_POINTS}"
+            )));
+        }
         if self.agencies.is_empty() || self.agencies.len() > MAX_AGENCIES {
             return Err(err(format!("1..={MAX_AGENCIES} agencies are needed")));
         }
@@ -114,5 +142,11 @@ pub fn init_genesis<S: State + ?Sized>(
     st.put(keys::policy_version(1), codec::encode(&rec));
     st.put(keys::POLICY_CURRENT.to_vec(), codec::encode(&rec));
     st.put(keys::PARAMS.to_vec(), codec::encode(&app.params));
+    if !is_default_currency(&app.currency) {
+        st.put(keys::CURRENCY.to_vec(), codec::encode(&app.currency));
+    }
+    if app.platform_fee_basis_points != 0 {
+        store_platform_fee(st, app.platform_fee_basis_points);
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Governance: proposals by agencies, approved by more than 2/3 of the *active* ones, that
-//! change the policy set, the validator set (from a later height) or the parameters, admit an
-//! agency, or suspend, reinstate or (negative-)list one.
+//! change the policy set, the validator set (from a later height), the parameters or the
+//! platform fee, admit an agency, a registrar or a settlement bank, pay from the treasury, or
+//! suspend, reinstate or (negative-)list an agency.
 //!
 //! Governance itself is not policy-guarded — only agencies propose and approve — so no policy
 //! set, however wrong, can lock the agencies out of replacing it. Nor can a participant: an
@@ -28,6 +29,7 @@ use crate::codec::{self, Wire, pb};
 use crate::error::{ContractError, DecodeError};
 use crate::exec::Exec;
 use crate::keys;
+use crate::money::{self, MAX_FEE_BASIS_POINTS};
 use crate::params::{Params, params};
 use crate::participants::{Participant, key_in_use, load_participant};
 use crate::policy::{MAX_POLICY_BYTES, PolicySetRecord, current_policies, parse_policies};
@@ -95,6 +97,21 @@ pub enum ProposalAction {
         key: PublicKey,
         name: String,
     },
+    /// Admit a settlement bank: it records deposits and withdrawals made off the ledger.
+    AdmitSettlementBank {
+        key: PublicKey,
+        name: String,
+    },
+    /// Set the platform fee charged on providers' shares of settled escrows, in basis points
+    /// (0..=10 000). Orders already accepted keep the rate fixed on them.
+    SetPlatformFee {
+        basis_points: u32,
+    },
+    /// Pay `amount` (minor units) from the treasury into a participant's account.
+    PayFromTreasury {
+        account: PublicKey,
+        amount: u64,
+    },
 }
 
 /// A proposal as the ledger holds it.
@@ -139,7 +156,9 @@ impl ProposalAction {
                 Ok(())
             }
             Self::SetParams { params } => params.validate(),
-            Self::AdmitAgency { name, .. } | Self::AdmitRegistrar { name, .. }
+            Self::AdmitAgency { name, .. }
+            | Self::AdmitRegistrar { name, .. }
+            | Self::AdmitSettlementBank { name, .. }
                 if name.is_empty() || name.len() > MAX_TEXT_BYTES =>
             {
                 Err(format!("name must be 1..={MAX_TEXT_BYTES} bytes"))
@@ -149,6 +168,10 @@ impl ProposalAction {
             {
                 Err(format!("suspension reason must be 1..={MAX_TEXT_BYTES} bytes"))
             }
+            Self::SetPlatformFee { basis_points } if *basis_points > MAX_FEE_BASIS_POINTS => {
+                Err(format!("the platform fee must be 0..={MAX_FEE_BASIS_POINTS} basis points"))
+            }
+            Self::PayFromTreasury { amount: 0, .. } => Err("a payout must be positive".into()),
             _ => Ok(()),
         }
     }
@@ -254,6 +277,17 @@ impl Wire for ProposalAction {
                 key: key.to_bytes().to_vec(),
                 name: name.clone(),
             }),
+            Self::AdmitSettlementBank { key, name } => {
+                K::AdmitSettlementBank(pb::AgencyAdmission {
+                    key: key.to_bytes().to_vec(),
+                    name: name.clone(),
+                })
+            }
+            Self::SetPlatformFee { basis_points } => K::SetPlatformFee(*basis_points),
+            Self::PayFromTreasury { account, amount } => K::PayFromTreasury(pb::TreasuryPayout {
+                account: account.to_bytes().to_vec(),
+                amount: *amount,
+            }),
         };
         pb::ProposalAction { kind: Some(kind) }
     }
@@ -280,6 +314,14 @@ impl Wire for ProposalAction {
             K::AdmitRegistrar(a) => {
                 Self::AdmitRegistrar { key: codec::key(&a.key, "key")?, name: a.name }
             }
+            K::AdmitSettlementBank(a) => {
+                Self::AdmitSettlementBank { key: codec::key(&a.key, "key")?, name: a.name }
+            }
+            K::SetPlatformFee(basis_points) => Self::SetPlatformFee { basis_points },
+            K::PayFromTreasury(p) => Self::PayFromTreasury {
+                account: codec::key(&p.account, "account")?,
+                amount: p.amount,
+            },
         })
     }
 }
@@ -492,7 +534,9 @@ fn check_action<S: State + ?Sized>(
             }
             apply_changes(&latest.validators, changes).map(|_| ())
         }
-        ProposalAction::AdmitAgency { key, .. } | ProposalAction::AdmitRegistrar { key, .. }
+        ProposalAction::AdmitAgency { key, .. }
+        | ProposalAction::AdmitRegistrar { key, .. }
+        | ProposalAction::AdmitSettlementBank { key, .. }
             if key_in_use(&x.st, key) =>
         {
             Err(ContractError::conflict(format!("key {key} is already in use")))
@@ -502,7 +546,12 @@ fn check_action<S: State + ?Sized>(
         }
         ProposalAction::SetParams { .. }
         | ProposalAction::AdmitAgency { .. }
-        | ProposalAction::AdmitRegistrar { .. } => Ok(()),
+        | ProposalAction::AdmitRegistrar { .. }
+        | ProposalAction::AdmitSettlementBank { .. }
+        | ProposalAction::SetPlatformFee { .. } => Ok(()),
+        ProposalAction::PayFromTreasury { account, amount } => {
+            money::check_payout(x, account, *amount)
+        }
         ProposalAction::SuspendAgency { key, .. } => {
             let t = target_agency(x, key)?;
             if t.suspended {
@@ -564,6 +613,9 @@ fn action_kind(a: &ProposalAction) -> &'static str {
         ProposalAction::ReinstateAgency { .. } => "reinstate_agency",
         ProposalAction::SetAgencyListStatus { .. } => "set_agency_list_status",
         ProposalAction::AdmitRegistrar { .. } => "admit_registrar",
+        ProposalAction::AdmitSettlementBank { .. } => "admit_settlement_bank",
+        ProposalAction::SetPlatformFee { .. } => "set_platform_fee",
+        ProposalAction::PayFromTreasury { .. } => "pay_from_treasury",
     }
 }
 
@@ -713,6 +765,16 @@ fn execute_action<S: State + ?Sized>(
         ProposalAction::AdmitRegistrar { key, name } => {
             let event = admit_by_governance(x, key, name, Role::Registrar, h)?;
             x.emit(event);
+        }
+        ProposalAction::AdmitSettlementBank { key, name } => {
+            let event = admit_by_governance(x, key, name, Role::SettlementBank, h)?;
+            x.emit(event);
+        }
+        ProposalAction::SetPlatformFee { basis_points } => {
+            money::set_platform_fee(x, *basis_points);
+        }
+        ProposalAction::PayFromTreasury { account, amount } => {
+            money::pay_from_treasury(x, account, *amount)?;
         }
         ProposalAction::AdmitAgency { key, name } => {
             let event = admit_by_governance(x, key, name, Role::Agency, h)?;

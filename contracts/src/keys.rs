@@ -3,7 +3,7 @@
 //!
 //! Layout: `<prefix><fixed-width binary id>`; numbers are big-endian so keys sort numerically.
 
-use dpx_crypto::PublicKey;
+use dpx_crypto::{Hash, PublicKey};
 
 use crate::types::{DemandId, GrantId, OrderId, ProductId, ProposalId, SubjectId};
 
@@ -29,6 +29,12 @@ pub const PREFIX_APPROVAL: &[u8] = b"approval/";
 pub const PREFIX_POLICY_VERSION: &[u8] = b"policyv/";
 pub const PREFIX_VALIDATOR_UPDATE: &[u8] = b"valupdate/";
 pub const PREFIX_META: &[u8] = b"meta/";
+/// A participant's money account, by account key (so a balance follows a key rotation).
+pub const PREFIX_ACCOUNT: &[u8] = b"account/";
+/// A settlement bank's record of one deposit or withdrawal, by bank and reference.
+pub const PREFIX_BANK_RECORD: &[u8] = b"bankref/";
+/// Ledger-wide money totals: the treasury and the supply.
+pub const PREFIX_MONEY: &[u8] = b"money/";
 
 /// The policy set in force.
 pub const POLICY_CURRENT: &[u8] = b"meta/policy";
@@ -42,6 +48,14 @@ pub const VALIDATORS_LATEST: &[u8] = b"meta/validators-latest";
 pub const AGENCY_COUNT: &[u8] = b"meta/agency-count";
 /// Every agency's account key (suspended ones too), sorted: 32 bytes each, concatenated.
 pub const AGENCIES: &[u8] = b"meta/agencies";
+/// The currency every amount is in; absent means the default (CNY in fen).
+pub const CURRENCY: &[u8] = b"meta/currency";
+/// The platform fee in basis points (u32 big-endian), set by governance; absent means 0.
+pub const PLATFORM_FEE: &[u8] = b"meta/platform-fee";
+/// The platform treasury, where fees go; spent only by governance.
+pub const TREASURY: &[u8] = b"money/treasury";
+/// Everything deposited and withdrawn so far: what the ledger holds must equal the difference.
+pub const SUPPLY: &[u8] = b"money/supply";
 /// Chain id, written at genesis; its presence marks an initialised state.
 pub const CHAIN_ID: &[u8] = b"meta/chain-id";
 
@@ -140,10 +154,21 @@ pub fn validator_update(height: u64) -> Vec<u8> {
     cat(PREFIX_VALIDATOR_UPDATE, &[&height.to_be_bytes()])
 }
 
+/// A participant's money account.
+pub fn account(owner: &PublicKey) -> Vec<u8> {
+    cat(PREFIX_ACCOUNT, &[owner.as_bytes()])
+}
+
+/// A bank's record of the transfer with this reference (fixed width: the reference's blake3),
+/// which also marks the reference as used by that bank.
+pub fn bank_record(bank: &PublicKey, reference: &str) -> Vec<u8> {
+    cat(PREFIX_BANK_RECORD, &[bank.as_bytes(), Hash::digest(reference.as_bytes()).as_bytes()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dpx_crypto::{Hash, Keypair};
+    use dpx_crypto::Keypair;
 
     #[test]
     fn keys_start_with_their_prefix_and_differ() {
@@ -167,6 +192,12 @@ mod tests {
             (approval(&ProposalId(id), &pk), PREFIX_APPROVAL),
             (policy_version(3), PREFIX_POLICY_VERSION),
             (validator_update(9), PREFIX_VALIDATOR_UPDATE),
+            (account(&pk), PREFIX_ACCOUNT),
+            (bank_record(&pk, "ref-1"), PREFIX_BANK_RECORD),
+            (TREASURY.to_vec(), PREFIX_MONEY),
+            (SUPPLY.to_vec(), PREFIX_MONEY),
+            (CURRENCY.to_vec(), PREFIX_META),
+            (PLATFORM_FEE.to_vec(), PREFIX_META),
         ];
         for (k, p) in &all {
             assert!(k.starts_with(p));

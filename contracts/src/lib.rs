@@ -7,16 +7,20 @@
 //! - [`exec`]: [`check_stateful`] (nonce, expiry, signer) and [`execute`] / [`execute_block`],
 //!   which produce a [`Receipt`] for every transaction. A failed transaction changes nothing but
 //!   its signer's nonce.
-//! - The marketplace: [`participants`], [`products`], [`demands`], [`trades`] (orders and
-//!   life-cycle attestations) and [`grants`] — one use, one authorization: a grant moves
+//! - The marketplace: [`participants`], [`products`], [`demands`], [`trades`] (orders, their
+//!   escrow, and life-cycle attestations) and [`grants`] — one use, one authorization: a grant moves
 //!   `Issued → Consumed | Revoked | Expired` exactly once; [`subjects`]: the data subjects
 //!   registrars enrol, whose current key alone signs their grants.
 //! - [`policy`]: Cedar policies with a built-in schema, held in state and evaluated for every
 //!   guarded operation; each decision is recorded as a [`DecisionReceipt`]. A policy that errors
 //!   denies (fail closed).
+//! - [`money`]: balances in the genesis currency's minor unit, deposits and withdrawals recorded
+//!   by settlement banks, the escrow of accepted orders, the platform fee and the treasury;
+//!   nothing but a deposit or a withdrawal creates or destroys money.
 //! - [`governance`]: proposals approved by more than 2/3 of the *active* agencies change
-//!   policies, the validator set (from a later height), parameters, admit agencies, and suspend,
-//!   reinstate or list them — an agency's standing changes by governance only.
+//!   policies, the validator set (from a later height), parameters and the platform fee, admit
+//!   agencies, registrars and settlement banks, pay from the treasury, and suspend, reinstate
+//!   or list agencies — an agency's standing changes by governance only.
 //! - [`read`]: the read policy — who may see which record, transaction and event.
 //! - [`keys`]: the state key of every object; [`render`] turns any stored value into JSON.
 //!
@@ -35,6 +39,8 @@
 //!     validators: vec![Validator { key: agency.public(), power: 10, name: "v0".into() }],
 //!     policies: None, // the built-in default policies
 //!     params: Params::default(),
+//!     currency: Currency::default(), // CNY, in fen
+//!     platform_fee_basis_points: 0,
 //! };
 //! init_genesis(&mut state, chain, &genesis).unwrap();
 //!
@@ -63,6 +69,7 @@ mod genesis;
 pub mod governance;
 pub mod grants;
 pub mod keys;
+pub mod money;
 mod ops;
 mod params;
 pub mod participants;
@@ -90,6 +97,10 @@ pub use governance::{
     validator_set, validator_updates,
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt, grant_id};
+pub use money::{
+    Account, BankRecord, Currency, MAX_FEE_BASIS_POINTS, Supply, Treasury, balance, currency,
+    load_account, money_held, platform_fee_bps, supply, treasury,
+};
 pub use ops::{Operation, Signers};
 pub use params::{MAX_ENCODED_BLOCK_BYTES, Params, Purpose, default_purposes, params};
 pub use participants::{Participant, ROTATE_KEY_DOMAIN, load_participant, rotation_message};
@@ -110,9 +121,9 @@ pub use tx::{
     decode_unverified,
 };
 pub use types::{
-    Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus, MAX_GRADE, MAX_RATING,
-    OBJECT_ID_DOMAIN, OrderId, OrderStatus, ProductId, ProposalId, ProposalStatus, Role, Stage,
-    SubjectId, SubjectStatus,
+    BankRecordKind, Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus,
+    MAX_GRADE, MAX_RATING, OBJECT_ID_DOMAIN, OrderId, OrderStatus, ProductId, ProposalId,
+    ProposalStatus, Role, Stage, SubjectId, SubjectStatus,
 };
 
 #[cfg(test)]

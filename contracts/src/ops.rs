@@ -7,6 +7,7 @@ use crate::codec::{self, Wire, pb};
 use crate::error::{DecodeError, TxError};
 use crate::governance::ProposalAction;
 use crate::grants::{GrantRef, SignedGrant};
+use crate::money::MAX_REFERENCE_BYTES;
 use crate::products::ProductSpec;
 use crate::trades::AttestTarget;
 use crate::types::{
@@ -110,12 +111,9 @@ pub enum Operation {
         order: OrderId,
         delivery_hash: Hash,
     },
+    /// By the buyer: the escrow goes to the provider minus the platform fee (settles the order).
     ConfirmOrder {
         order: OrderId,
-    },
-    SettleOrder {
-        order: OrderId,
-        amount: u64,
     },
     CancelOrder {
         order: OrderId,
@@ -124,7 +122,8 @@ pub enum Operation {
         order: OrderId,
         reason_hash: Hash,
     },
-    /// Close a dispute: settle for `settle_amount`, or cancel if `None`.
+    /// Close a dispute (an operator's ruling): `settle_amount` is the provider's share of the
+    /// escrow (the rest is refunded to the buyer); `None` refunds all and cancels.
     ResolveDispute {
         order: OrderId,
         settle_amount: Option<u64>,
@@ -178,6 +177,21 @@ pub enum Operation {
     Approve {
         proposal: ProposalId,
     },
+    // ---- money, recorded by settlement banks
+    /// Money received off the ledger for `account` (a participant's account key, or its
+    /// current key), in the currency's minor unit; `reference` is the bank's own id of the
+    /// transfer, used once per bank.
+    Deposit {
+        account: PublicKey,
+        amount: u64,
+        reference: String,
+    },
+    /// Money paid out off the ledger from `account`'s balance, which it may not exceed.
+    Withdraw {
+        account: PublicKey,
+        amount: u64,
+        reference: String,
+    },
 }
 
 fn text(s: &str, what: &str) -> Result<(), TxError> {
@@ -208,7 +222,6 @@ impl Operation {
             Self::AcceptOrder { .. } => "accept_order",
             Self::DeliverOrder { .. } => "deliver_order",
             Self::ConfirmOrder { .. } => "confirm_order",
-            Self::SettleOrder { .. } => "settle_order",
             Self::CancelOrder { .. } => "cancel_order",
             Self::DisputeOrder { .. } => "dispute_order",
             Self::ResolveDispute { .. } => "resolve_dispute",
@@ -222,6 +235,8 @@ impl Operation {
             Self::RevokeAllGrants => "revoke_all_grants",
             Self::Propose { .. } => "propose",
             Self::Approve { .. } => "approve",
+            Self::Deposit { .. } => "deposit",
+            Self::Withdraw { .. } => "withdraw",
         }
     }
 
@@ -260,6 +275,12 @@ impl Operation {
                         "a registrar is admitted only by a governance proposal (admit_registrar)",
                     ));
                 }
+                if roles.contains(&Role::SettlementBank) {
+                    return Err(TxError::invalid_op(
+                        "a settlement bank is admitted only by a governance proposal \
+                         (admit_settlement_bank)",
+                    ));
+                }
             }
             Self::SetRating { rating, .. } if *rating > MAX_RATING => {
                 return Err(TxError::invalid_op(format!("rating above {MAX_RATING}")));
@@ -288,6 +309,16 @@ impl Operation {
             }
             Self::RegisterGrant { grant } => grant.grant.validate().map_err(TxError::invalid_op)?,
             Self::Propose { action } => action.validate().map_err(TxError::invalid_op)?,
+            Self::Deposit { amount, reference, .. } | Self::Withdraw { amount, reference, .. } => {
+                if *amount == 0 {
+                    return Err(TxError::invalid_op("a transfer's amount must be positive"));
+                }
+                if reference.is_empty() || reference.len() > MAX_REFERENCE_BYTES {
+                    return Err(TxError::invalid_op(format!(
+                        "a bank reference must be 1..={MAX_REFERENCE_BYTES} bytes"
+                    )));
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -300,6 +331,10 @@ fn pk(k: &PublicKey) -> Vec<u8> {
 
 fn h(x: &Hash) -> Vec<u8> {
     x.0.to_vec()
+}
+
+fn transfer_pb(account: &PublicKey, amount: u64, reference: &str) -> pb::BankTransfer {
+    pb::BankTransfer { account: pk(account), amount, reference: reference.to_owned() }
 }
 
 impl Wire for Operation {
@@ -380,9 +415,6 @@ impl Wire for Operation {
             Self::ConfirmOrder { order } => {
                 K::ConfirmOrder(pb::OrderStep { order: order.to_wire() })
             }
-            Self::SettleOrder { order, amount } => {
-                K::SettleOrder(pb::SettleOrder { order: order.to_wire(), amount: *amount })
-            }
             Self::CancelOrder { order } => K::CancelOrder(pb::OrderStep { order: order.to_wire() }),
             Self::DisputeOrder { order, reason_hash } => K::DisputeOrder(pb::DisputeOrder {
                 order: order.to_wire(),
@@ -427,6 +459,12 @@ impl Wire for Operation {
             Self::RevokeAllGrants => K::RevokeAllGrants(pb::RevokeAllGrants {}),
             Self::Propose { action } => K::Propose(pb::Propose { action: Some(action.to_pb()) }),
             Self::Approve { proposal } => K::Approve(pb::Approve { proposal: proposal.to_wire() }),
+            Self::Deposit { account, amount, reference } => {
+                K::Deposit(transfer_pb(account, *amount, reference))
+            }
+            Self::Withdraw { account, amount, reference } => {
+                K::Withdraw(transfer_pb(account, *amount, reference))
+            }
         };
         pb::Operation { kind: Some(kind) }
     }
@@ -507,10 +545,6 @@ impl Wire for Operation {
             K::ConfirmOrder(o) => {
                 Self::ConfirmOrder { order: OrderId::from_wire(&o.order, "order")? }
             }
-            K::SettleOrder(o) => Self::SettleOrder {
-                order: OrderId::from_wire(&o.order, "order")?,
-                amount: o.amount,
-            },
             K::CancelOrder(o) => {
                 Self::CancelOrder { order: OrderId::from_wire(&o.order, "order")? }
             }
@@ -555,6 +589,16 @@ impl Wire for Operation {
             K::Approve(o) => {
                 Self::Approve { proposal: ProposalId::from_wire(&o.proposal, "proposal")? }
             }
+            K::Deposit(o) => Self::Deposit {
+                account: key(&o.account, "account")?,
+                amount: o.amount,
+                reference: o.reference,
+            },
+            K::Withdraw(o) => Self::Withdraw {
+                account: key(&o.account, "account")?,
+                amount: o.amount,
+                reference: o.reference,
+            },
         })
     }
 }

@@ -82,6 +82,8 @@ code_enum!(
         AcceptOrder = 31 => "accept_order",
         DeliverOrder = 32 => "deliver_order",
         ConfirmOrder = 33 => "confirm_order",
+        /// Asked by no operation since `settle_order` was retired (settlement now releases
+        /// escrow, see `trades`); kept so policy sets that name it still validate.
         SettleOrder = 34 => "settle_order",
         CancelOrder = 35 => "cancel_order",
         DisputeOrder = 36 => "dispute_order",

@@ -12,7 +12,9 @@
 //!   [`Access`] computed from the record alone, with one function per record kind listing the
 //!   keys that are parties to it (a data subject by its *current* key, looked up from its
 //!   subject id, so a rotated-out key stops reading) ([`grant_parties`], [`usage_parties`], [`order_parties`],
-//!   [`response_parties`], [`attestation_parties`], [`tx_parties`]);
+//!   [`response_parties`], [`attestation_parties`], [`account_parties`],
+//!   [`bank_record_parties`], [`tx_parties`]); money totals (treasury, supply) are for
+//!   participants;
 //! - **may this viewer see it** ([`Viewer::may`]).
 //!
 //! A record that cannot be decoded, or a key of no known kind, is for supervisors only: the
@@ -26,6 +28,7 @@ use crate::codec;
 use crate::demands::{Demand, DemandResponse};
 use crate::grants::{GrantRecord, GrantRef, UsageReceipt};
 use crate::keys;
+use crate::money::{Account, BankRecord};
 use crate::ops::Operation;
 use crate::participants::Participant;
 use crate::products::Product;
@@ -170,6 +173,14 @@ pub fn state_access<S: State + ?Sized>(st: &S, key: &[u8], value: &[u8]) -> Acce
         _ if p(keys::PREFIX_ATTESTATION) => {
             parties(codec::decode::<Attestation>(value).ok().map(|a| attestation_parties(st, &a)))
         }
+        _ if p(keys::PREFIX_ACCOUNT) => {
+            parties(codec::decode::<Account>(value).ok().map(|a| account_parties(st, &a)))
+        }
+        _ if p(keys::PREFIX_BANK_RECORD) => {
+            parties(codec::decode::<BankRecord>(value).ok().map(|r| bank_record_parties(st, &r)))
+        }
+        // Ledger-wide totals (treasury, supply): no one participant's business.
+        _ if p(keys::PREFIX_MONEY) => Access::Participants,
         _ => Access::Supervisors,
     }
 }
@@ -181,7 +192,10 @@ pub fn state_access<S: State + ?Sized>(st: &S, key: &[u8], value: &[u8]) -> Acce
 pub fn absent_access(key: &[u8]) -> Access {
     if public_key_space(key) {
         Access::Public
-    } else if key.starts_with(keys::PREFIX_PRODUCT) || key.starts_with(keys::PREFIX_DEMAND) {
+    } else if [keys::PREFIX_PRODUCT, keys::PREFIX_DEMAND, keys::PREFIX_MONEY]
+        .iter()
+        .any(|p| key.starts_with(p))
+    {
         Access::Participants
     } else {
         Access::Supervisors
@@ -191,7 +205,7 @@ pub fn absent_access(key: &[u8]) -> Access {
 /// Key spaces that are public whatever their value: the participant registry (public
 /// profiles), key bindings, account nonces, governance (proposals, approvals, policy
 /// versions, scheduled validator sets) and the chain's metadata (policy, parameters,
-/// validators, agency count, chain id).
+/// validators, agency count, chain id, currency, platform fee).
 fn public_key_space(key: &[u8]) -> bool {
     [
         keys::PREFIX_PARTICIPANT,
@@ -218,6 +232,23 @@ pub fn grant_parties<S: State + ?Sized>(st: &S, g: &GrantRecord) -> BTreeSet<Pub
     if let Some(sg) = &g.grant {
         s.insert(sg.grant.consumer);
     }
+    s
+}
+
+/// A money account: its owner, the settlement banks that recorded transfers for it, and the
+/// agencies (which govern the market and its treasury). Regulators and auditors read it as
+/// supervisors. A bank that never touched the account does not see its balance.
+pub fn account_parties<S: State + ?Sized>(st: &S, a: &Account) -> BTreeSet<PublicKey> {
+    let mut s = BTreeSet::from([a.owner]);
+    s.extend(a.banks.iter().copied());
+    s.extend(crate::governance::agencies(st).unwrap_or_default());
+    s
+}
+
+/// A bank's record of a transfer: the bank, the account's owner and the agencies.
+pub fn bank_record_parties<S: State + ?Sized>(st: &S, r: &BankRecord) -> BTreeSet<PublicKey> {
+    let mut s = BTreeSet::from([r.bank, r.account]);
+    s.extend(crate::governance::agencies(st).unwrap_or_default());
     s
 }
 
@@ -317,6 +348,8 @@ const PARTY_ATTRS: &[&str] = &[
     "participant",
     "principal",
     "by",
+    "account",
+    "bank",
 ];
 
 /// A transaction (its body, receipt and events): its signer, every key its operation names,
@@ -394,7 +427,6 @@ fn op_parties<S: State + ?Sized>(st: &S, op: &Operation, s: &mut BTreeSet<Public
         O::AcceptOrder { order }
         | O::DeliverOrder { order, .. }
         | O::ConfirmOrder { order }
-        | O::SettleOrder { order, .. }
         | O::CancelOrder { order }
         | O::DisputeOrder { order, .. }
         | O::ResolveDispute { order, .. } => s.extend(order_id_parties(st, order)),
@@ -412,6 +444,9 @@ fn op_parties<S: State + ?Sized>(st: &S, op: &Operation, s: &mut BTreeSet<Public
         O::RotateSubjectKey { subject_id, new_key, .. } => {
             s.extend(subject_key(st, subject_id));
             s.insert(*new_key);
+        }
+        O::Deposit { account, .. } | O::Withdraw { account, .. } => {
+            s.insert(*account);
         }
     }
 }

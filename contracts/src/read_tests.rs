@@ -28,6 +28,8 @@ const OTHER_SUBJECT: u8 = 8;
 const SUSPENDED_REGULATOR: u8 = 9;
 const ROTATED: u8 = 10;
 const ROTATED_NEW: u8 = 11;
+const BANK: u8 = 12;
+const OTHER_BANK: u8 = 13;
 
 fn participant(seed: u8, roles: &[Role]) -> Participant {
     Participant {
@@ -153,6 +155,27 @@ fn order() -> Order {
         purpose: "verify CV".into(),
         ordered_height: 5,
         updated_height: 5,
+        escrow: 0,
+        fee_basis_points: None,
+        fee_amount: None,
+        refund_amount: None,
+        terms_hash: Hash::ZERO,
+    }
+}
+
+fn account() -> crate::Account {
+    crate::Account { owner: k(BUYER), balance: 500, banks: vec![k(BANK)], updated_height: 3 }
+}
+
+fn bank_record() -> crate::BankRecord {
+    crate::BankRecord {
+        bank: k(BANK),
+        account: k(BUYER),
+        kind: crate::BankRecordKind::Deposit,
+        amount: 500,
+        reference: "wire-1".into(),
+        height: 3,
+        tx_hash: Hash::ZERO,
     }
 }
 
@@ -182,6 +205,8 @@ fn world() -> MemState {
         validators: vec![Validator { key: k(AGENCY), power: 1, name: "v".into() }],
         policies: None,
         params: Params::default(),
+        currency: crate::Currency::default(),
+        platform_fee_basis_points: 0,
     };
     init_genesis(&mut st, CHAIN, &app).unwrap();
     for (seed, roles) in [
@@ -190,6 +215,8 @@ fn world() -> MemState {
         (PROVIDER, &[Role::Provider]),
         (BUYER, &[Role::Consumer]),
         (STRANGER, &[Role::Consumer, Role::Provider]),
+        (BANK, &[Role::SettlementBank]),
+        (OTHER_BANK, &[Role::SettlementBank]),
     ] {
         put_participant(&mut st, &participant(seed, roles));
     }
@@ -211,6 +238,9 @@ fn world() -> MemState {
     st.put(keys::order(&o.id), encode(&o));
     let d = demand();
     st.put(keys::demand(&d.id), encode(&d));
+    st.put(keys::account(&k(BUYER)), encode(&account()));
+    st.put(keys::bank_record(&k(BANK), "wire-1"), encode(&bank_record()));
+    st.put(keys::TREASURY.to_vec(), encode(&crate::Treasury::default()));
     st
 }
 
@@ -286,6 +316,9 @@ fn the_table() {
         ("auditor", v(&st, AUDITOR)),
         ("barred regulator", v(&st, SUSPENDED_REGULATOR)),
         ("rotated-out auditor key", v(&st, ROTATED)),
+        ("agency", v(&st, AGENCY)),
+        ("bank", v(&st, BANK)),
+        ("other bank", v(&st, OTHER_BANK)),
     ];
     let get = |key: Vec<u8>| {
         let value = st.get(&key).unwrap();
@@ -300,11 +333,33 @@ fn the_table() {
         ("policy", get(keys::POLICY_CURRENT.to_vec()), &["*"]),
         ("params", get(keys::PARAMS.to_vec()), &["*"]),
         ("listed product", get(keys::product(&product(true).id)), &["*"]),
-        ("delisted product", delisted, &["stranger", "buyer", "provider", "regulator", "auditor"]),
+        (
+            "delisted product",
+            delisted,
+            &[
+                "stranger",
+                "buyer",
+                "provider",
+                "regulator",
+                "auditor",
+                "agency",
+                "bank",
+                "other bank",
+            ],
+        ),
         (
             "demand",
             get(keys::demand(&demand().id)),
-            &["stranger", "buyer", "provider", "regulator", "auditor"],
+            &[
+                "stranger",
+                "buyer",
+                "provider",
+                "regulator",
+                "auditor",
+                "agency",
+                "bank",
+                "other bank",
+            ],
         ),
         ("grant", get(keys::grant(&grant_id())), &["subject", "buyer", "regulator", "auditor"]),
         (
@@ -317,6 +372,32 @@ fn the_table() {
             get(keys::order(&order().id)),
             &["subject", "buyer", "provider", "regulator", "auditor"],
         ),
+        // A bank sees the accounts it recorded transfers for, never another's.
+        (
+            "account",
+            get(keys::account(&k(BUYER))),
+            &["buyer", "regulator", "auditor", "agency", "bank"],
+        ),
+        (
+            "bank record",
+            get(keys::bank_record(&k(BANK), "wire-1")),
+            &["buyer", "regulator", "auditor", "agency", "bank"],
+        ),
+        (
+            "treasury",
+            get(keys::TREASURY.to_vec()),
+            &[
+                "stranger",
+                "buyer",
+                "provider",
+                "regulator",
+                "auditor",
+                "agency",
+                "bank",
+                "other bank",
+            ],
+        ),
+        ("currency", state_access(&st, keys::CURRENCY, &[]), &["*"]),
     ];
     for (what, access, allowed) in rows {
         for (who, viewer) in &viewers {

@@ -8,6 +8,7 @@ use crate::demands::{Demand, DemandResponse};
 use crate::governance::{Proposal, ScheduledSet, ValidatorSet};
 use crate::grants::{GrantRecord, UsageReceipt};
 use crate::keys;
+use crate::money::{Account, BankRecord, Currency, Supply, Treasury};
 use crate::params::Params;
 use crate::participants::Participant;
 use crate::policy::PolicySetRecord;
@@ -94,6 +95,12 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
             crate::governance::decode_agencies(value).ok().map(|r| json!({ "agencies": r }))
         }
         k if k == keys::CHAIN_ID => std::str::from_utf8(value).ok().map(|s| json!(s)),
+        k if k == keys::CURRENCY => as_json::<Currency>(value),
+        k if k == keys::PLATFORM_FEE => <[u8; 4]>::try_from(value)
+            .ok()
+            .map(|b| json!({ "basis_points": u32::from_be_bytes(b) })),
+        k if k == keys::TREASURY => as_json::<Treasury>(value),
+        k if k == keys::SUPPLY => as_json::<Supply>(value),
         _ if p(keys::PREFIX_PARTICIPANT) => as_json::<Participant>(value),
         _ if p(keys::PREFIX_KEY_BINDING) => {
             codec::key(value, "account").ok().map(|k| json!({ "account": k }))
@@ -121,6 +128,8 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
         _ if p(keys::PREFIX_APPROVAL) => Some(json!({ "approved": true })),
         _ if p(keys::PREFIX_POLICY_VERSION) => as_json::<PolicySetRecord>(value),
         _ if p(keys::PREFIX_VALIDATOR_UPDATE) => as_json::<ValidatorSet>(value),
+        _ if p(keys::PREFIX_ACCOUNT) => as_json::<Account>(value),
+        _ if p(keys::PREFIX_BANK_RECORD) => as_json::<BankRecord>(value),
         _ => None,
     }
 }

@@ -1,16 +1,51 @@
-//! Trades: order → accept → deliver (hash) → confirm → settle, with cancel and dispute paths,
-//! and the life-cycle attestations (processed, shared onward, destroyed) of the data received.
+//! Trades, and the life-cycle attestations (processed, shared onward, destroyed) of the data
+//! received.
+//!
+//! **An order's life cycle**, and where its money is at each step (see the `money` module):
+//!
+//! ```text
+//! ordered ──accept──► accepted ──deliver──► delivered ──confirm──► settled
+//!    │                   │                      │
+//!    └─cancel─► cancelled ◄─cancel─┘            └─dispute─► disputed ─resolve(share)─► settled
+//!                   ▲                                           │
+//!                   └─────────────────resolve(None)─────────────┘
+//!
+//! accept        buyer's balance ──price──► escrow              (fee rate fixed on the order)
+//! confirm       escrow ──► provider − fee, fee ──► treasury
+//! cancel        escrow ──► buyer                               (nothing held before accept)
+//! resolve       share ──► provider − fee(share), fee ──► treasury, escrow − share ──► buyer
+//! ```
+//!
+//! - **Accept** takes the order price from the buyer's balance into escrow (refused, changing
+//!   nothing, when the buyer holds less) and fixes the platform fee rate on the order, so a
+//!   later governance change does not alter it. A suspended or negative-listed buyer's order
+//!   is not accepted (it can only be cancelled).
+//! - **Confirm** by the buyer settles: the whole escrow is released to the provider minus the
+//!   fee. Nobody types a settlement amount: the former operator's `settle_order`, whose number
+//!   created money out of nothing, is retired (its wire field is reserved), and the status
+//!   `confirmed` is no longer reached.
+//! - **Cancel** (either party, before delivery) refunds the escrow, if any.
+//! - **Dispute** (either party, after delivery) freezes the escrow until an operator's
+//!   **ruling** (`resolve_dispute`): `settle_amount` is the provider's share of the escrow
+//!   (at most the escrow; the fee is charged on that share only), the rest is refunded;
+//!   `None` refunds everything and cancels.
+//! - An order placed against a **demand** the buyer posted and awarded to the product's
+//!   provider takes the awarded response's price and proposal (as its terms) instead of the
+//!   product's list price and terms, and closes the demand, so it leads to one order only.
+//!   If the response named a product, the order must be for that product.
 
 use dpx_crypto::{Hash, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire, pb};
-use crate::demands::Demand;
+use crate::demands::{Demand, DemandResponse};
 use crate::error::{ContractError, DecodeError, GrantRefusal};
 use crate::exec::Exec;
 use crate::grants::{self, GrantRecord, UsageReceipt, UseRequest};
 use crate::keys;
+use crate::money::{self, Release};
 use crate::ops::Operation;
+use crate::participants::Participant;
 use crate::policy::{Action, PolicyContext, Resource};
 use crate::products::{Product, load_listed, require_provider_standing};
 use crate::receipt::Event;
@@ -29,10 +64,11 @@ pub struct Order {
     pub product: ProductId,
     pub buyer: PublicKey,
     pub provider: PublicKey,
-    /// The product's price when ordered.
+    /// The product's price when ordered, or the awarded response's for a demand's order.
     pub price: u64,
     pub status: OrderStatus,
     pub delivery_hash: Option<Hash>,
+    /// The provider's share of the escrow (before the fee) when it was released.
     pub settlement_amount: Option<u64>,
     pub dispute_reason_hash: Option<Hash>,
     /// The grant consumed by this order (grade ≥ 3 products).
@@ -41,6 +77,16 @@ pub struct Order {
     pub purpose: String,
     pub ordered_height: u64,
     pub updated_height: u64,
+    /// Held in escrow for this order now (from acceptance until release).
+    pub escrow: u64,
+    /// The platform fee rate fixed when the escrow was taken.
+    pub fee_basis_points: Option<u32>,
+    /// Paid to the treasury when the escrow was released.
+    pub fee_amount: Option<u64>,
+    /// Returned to the buyer when the escrow was released.
+    pub refund_amount: Option<u64>,
+    /// The terms agreed: the product's terms, or the awarded response's proposal.
+    pub terms_hash: Hash,
 }
 
 /// What an attestation is about.
@@ -141,6 +187,11 @@ impl Wire for Order {
             purpose: self.purpose.clone(),
             ordered_height: self.ordered_height,
             updated_height: self.updated_height,
+            escrow: self.escrow,
+            fee_basis_points: self.fee_basis_points,
+            fee_amount: self.fee_amount,
+            refund_amount: self.refund_amount,
+            terms_hash: self.terms_hash.0.to_vec(),
         }
     }
     fn from_pb(p: pb::Order) -> Result<Self, DecodeError> {
@@ -162,6 +213,11 @@ impl Wire for Order {
             purpose: p.purpose,
             ordered_height: p.ordered_height,
             updated_height: p.updated_height,
+            escrow: p.escrow,
+            fee_basis_points: p.fee_basis_points,
+            fee_amount: p.fee_amount,
+            refund_amount: p.refund_amount,
+            terms_hash: codec::hash(&p.terms_hash, "terms_hash")?,
         })
     }
 }
@@ -176,6 +232,49 @@ enum Party {
     Policy,
 }
 
+/// The price and terms of an order against `did`, which must be the buyer's demand, awarded to
+/// the product's provider and not yet closed; returns them with the demand.
+fn awarded_terms<S: State + ?Sized>(
+    x: &Exec<'_, S>,
+    did: &DemandId,
+    buyer: &PublicKey,
+    prod: &Product,
+) -> Result<(u64, Hash, Demand), ContractError> {
+    let d: Demand = x.must(&keys::demand(did), "demand", did)?;
+    if d.poster != *buyer {
+        return Err(ContractError::forbidden(format!(
+            "only the poster of demand {did} may order against it"
+        )));
+    }
+    if d.status != DemandStatus::Awarded {
+        return Err(ContractError::WrongState {
+            kind: "demand",
+            id: did.to_string(),
+            state: d.status.to_string(),
+            action: "order",
+            expected: "awarded (a demand leads to one order)".into(),
+        });
+    }
+    if d.awarded_to != Some(prod.provider) {
+        return Err(ContractError::conflict(format!(
+            "demand {did} was not awarded to the provider of product {}",
+            prod.id
+        )));
+    }
+    let r: DemandResponse = x.must(
+        &keys::response(did, &prod.provider),
+        "response",
+        format_args!("of {} to demand {did}", prod.provider),
+    )?;
+    if let Some(offered) = r.product.filter(|p| *p != prod.id) {
+        return Err(ContractError::conflict(format!(
+            "the awarded response to demand {did} offers product {offered}, not {}",
+            prod.id
+        )));
+    }
+    Ok((r.price, r.proposal_hash, d))
+}
+
 fn place<S: State + ?Sized>(
     x: &mut Exec<'_, S>,
     product: &ProductId,
@@ -188,17 +287,13 @@ fn place<S: State + ?Sized>(
     if prod.provider == buyer {
         return Err(ContractError::forbidden("a provider cannot order its own product"));
     }
-    if let Some(did) = demand {
-        let d: Demand = x.must(&keys::demand(did), "demand", did)?;
-        if d.poster != buyer
-            || d.status != DemandStatus::Awarded
-            || d.awarded_to != Some(prod.provider)
-        {
-            return Err(ContractError::conflict(format!(
-                "demand {did} is not the buyer's demand awarded to this provider"
-            )));
+    let (price, terms_hash, awarded) = match demand {
+        Some(did) => {
+            let (price, terms, d) = awarded_terms(x, did, &buyer, &prod)?;
+            (price, terms, Some(d))
         }
-    }
+        None => (prod.spec.price, prod.spec.terms_hash, None),
+    };
     let id = OrderId::derive(x.chain_id(), &x.signer, x.nonce);
     let consumed = match grant {
         Some(gref) => Some(grants::consume(
@@ -216,7 +311,7 @@ fn place<S: State + ?Sized>(
         product: *product,
         buyer,
         provider: prod.provider,
-        price: prod.spec.price,
+        price,
         status: OrderStatus::Ordered,
         delivery_hash: None,
         settlement_amount: None,
@@ -226,6 +321,11 @@ fn place<S: State + ?Sized>(
         purpose: purpose.to_string(),
         ordered_height: h,
         updated_height: h,
+        escrow: 0,
+        fee_basis_points: None,
+        fee_amount: None,
+        refund_amount: None,
+        terms_hash,
     };
     x.store(keys::order(&id), &order);
     let mut event = Event::new("order.placed")
@@ -233,24 +333,33 @@ fn place<S: State + ?Sized>(
         .attr("product", product)
         .attr("buyer", buyer)
         .attr("provider", prod.provider)
-        .attr("price", prod.spec.price);
+        .attr("price", price);
     if let Some(gid) = consumed {
         event = event.attr("grant", gid);
     }
     x.emit(event);
+    if let Some(mut d) = awarded {
+        // The demand led to its trade: closed, so no second order can follow.
+        d.status = DemandStatus::Closed;
+        d.updated_height = h;
+        x.store(keys::demand(&d.id), &d);
+        x.emit(Event::new("demand.closed").attr("demand", d.id).attr("order", id));
+    }
     Ok(())
 }
 
-/// Move an order from one of `from` to `to`, after the party and policy checks.
-fn step<S: State + ?Sized>(
-    x: &mut Exec<'_, S>,
+/// Move an order from one of `from` to `to`, after the party and policy checks; `edit` makes
+/// the step's own changes (and moves its money), returning what a release of escrow paid.
+#[allow(clippy::too_many_arguments)]
+fn step<'a, S: State + ?Sized>(
+    x: &mut Exec<'a, S>,
     id: &OrderId,
     action: Action,
     party: Party,
     from: &[OrderStatus],
     to: OrderStatus,
-    edit: impl FnOnce(&mut Order) -> Result<(), ContractError>,
-) -> Result<Order, ContractError> {
+    edit: impl FnOnce(&mut Exec<'a, S>, &mut Order) -> Result<Option<Release>, ContractError>,
+) -> Result<(Order, Option<Release>), ContractError> {
     let mut o: Order = x.must(&keys::order(id), "order", id)?;
     let me = x.me()?.account;
     let ok = match party {
@@ -282,21 +391,42 @@ fn step<S: State + ?Sized>(
         require_provider_standing(x, &product)?;
     }
     x.authorize(action, &Resource::Product(product), &PolicyContext::none())?;
-    edit(&mut o)?;
+    let paid = edit(x, &mut o)?;
     o.status = to;
     o.updated_height = x.height();
     x.store(keys::order(id), &o);
-    Ok(o)
+    Ok((o, paid))
 }
 
-fn settle_amount(o: &Order, amount: u64) -> Result<(), ContractError> {
-    if amount > o.price {
-        return Err(ContractError::invalid(format!(
-            "settlement {amount} exceeds the order price {}",
-            o.price
+/// `accept_order`'s money: the buyer's price into escrow.
+fn accept<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    o: &mut Order,
+) -> Result<Option<Release>, ContractError> {
+    let buyer: Participant = x.must(&keys::participant(&o.buyer), "participant", o.buyer)?;
+    if buyer.is_barred() {
+        return Err(ContractError::forbidden(format!(
+            "buyer {} is suspended or negative-listed: its order can only be cancelled",
+            o.buyer
         )));
     }
-    Ok(())
+    money::take_escrow(x, o)?;
+    Ok(None)
+}
+
+/// Release the escrow with `share` to the provider (`None`: refund all). An order whose escrow
+/// was never taken (cancelled before acceptance) moves no money.
+fn settle<S: State + ?Sized>(
+    x: &mut Exec<'_, S>,
+    o: &mut Order,
+    share: Option<u64>,
+) -> Result<Option<Release>, ContractError> {
+    if o.fee_basis_points.is_none() {
+        return Ok(None);
+    }
+    let r = money::release(x, o, share.unwrap_or(0))?;
+    o.settlement_amount = share;
+    Ok(Some(r))
 }
 
 fn attest<S: State + ?Sized>(
@@ -392,7 +522,7 @@ pub(crate) fn dispatch<S: State + ?Sized>(
     op: &Operation,
 ) -> Result<(), ContractError> {
     use OrderStatus as St;
-    let o = match op {
+    let (o, paid) = match op {
         Operation::PlaceOrder { product, grant, purpose, demand } => {
             return place(x, product, grant.as_ref(), purpose, demand.as_ref());
         }
@@ -404,7 +534,7 @@ pub(crate) fn dispatch<S: State + ?Sized>(
             Party::Provider,
             &[St::Ordered],
             St::Accepted,
-            |_| Ok(()),
+            accept,
         )?,
         Operation::DeliverOrder { order, delivery_hash } => step(
             x,
@@ -413,9 +543,9 @@ pub(crate) fn dispatch<S: State + ?Sized>(
             Party::Provider,
             &[St::Accepted],
             St::Delivered,
-            |o| {
+            |_, o| {
                 o.delivery_hash = Some(*delivery_hash);
-                Ok(())
+                Ok(None)
             },
         )?,
         Operation::ConfirmOrder { order } => step(
@@ -424,20 +554,10 @@ pub(crate) fn dispatch<S: State + ?Sized>(
             Action::ConfirmOrder,
             Party::Buyer,
             &[St::Delivered],
-            St::Confirmed,
-            |_| Ok(()),
-        )?,
-        Operation::SettleOrder { order, amount } => step(
-            x,
-            order,
-            Action::SettleOrder,
-            Party::Policy,
-            &[St::Confirmed],
             St::Settled,
-            |o| {
-                settle_amount(o, *amount)?;
-                o.settlement_amount = Some(*amount);
-                Ok(())
+            |x, o| {
+                let all = o.escrow;
+                settle(x, o, Some(all))
             },
         )?,
         Operation::CancelOrder { order } => step(
@@ -447,28 +567,24 @@ pub(crate) fn dispatch<S: State + ?Sized>(
             Party::Either,
             &[St::Ordered, St::Accepted],
             St::Cancelled,
-            |_| Ok(()),
+            |x, o| settle(x, o, None),
         )?,
         Operation::DisputeOrder { order, reason_hash } => step(
             x,
             order,
             Action::DisputeOrder,
             Party::Either,
-            &[St::Delivered, St::Confirmed],
+            &[St::Delivered],
             St::Disputed,
-            |o| {
+            |_, o| {
                 o.dispute_reason_hash = Some(*reason_hash);
-                Ok(())
+                Ok(None)
             },
         )?,
-        Operation::ResolveDispute { order, settle_amount: amount } => {
-            let to = if amount.is_some() { St::Settled } else { St::Cancelled };
-            step(x, order, Action::ResolveDispute, Party::Policy, &[St::Disputed], to, |o| {
-                if let Some(a) = amount {
-                    settle_amount(o, *a)?;
-                }
-                o.settlement_amount = *amount;
-                Ok(())
+        Operation::ResolveDispute { order, settle_amount: share } => {
+            let to = if share.is_some() { St::Settled } else { St::Cancelled };
+            step(x, order, Action::ResolveDispute, Party::Policy, &[St::Disputed], to, |x, o| {
+                settle(x, o, *share)
             })?
         }
         _ => return Err(ContractError::invalid(format!("{} is not a trade operation", op.name()))),
@@ -481,8 +597,14 @@ pub(crate) fn dispatch<S: State + ?Sized>(
     if let Some(h) = o.delivery_hash.filter(|_| o.status == St::Delivered) {
         e = e.attr("delivery_hash", h);
     }
+    if o.status == St::Accepted {
+        e = e.attr("escrow", o.escrow).attr("fee_basis_points", o.fee_basis_points.unwrap_or(0));
+    }
     if let Some(a) = o.settlement_amount {
         e = e.attr("settlement_amount", a);
+    }
+    if let Some(r) = paid {
+        e = e.attr("provider_amount", r.share - r.fee).attr("fee", r.fee).attr("refund", r.refund);
     }
     x.emit(e);
     Ok(())

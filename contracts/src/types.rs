@@ -178,6 +178,9 @@ code_enum!(
         RatingBody = 7 => "rating_body",
         /// An identity service that enrols data subjects; admitted only by governance.
         Registrar = 8 => "registrar",
+        /// A bank that records deposits and withdrawals made off the ledger; admitted only by
+        /// governance.
+        SettlementBank = 9 => "settlement_bank",
     }
 );
 
@@ -218,15 +221,28 @@ code_enum!(
 );
 
 code_enum!(
-    /// Life cycle of an order.
+    /// Life cycle of an order (see the `trades` module).
     OrderStatus {
         Ordered = 0 => "ordered",
+        /// The price is held in escrow.
         Accepted = 1 => "accepted",
         Delivered = 2 => "delivered",
+        /// Reached by no order since confirmation releases the escrow itself (→ `Settled`);
+        /// kept so the code stays reserved.
         Confirmed = 3 => "confirmed",
         Settled = 4 => "settled",
         Cancelled = 5 => "cancelled",
         Disputed = 6 => "disputed",
+    }
+);
+
+code_enum!(
+    /// What a settlement bank recorded.
+    BankRecordKind {
+        /// Money received off the ledger, credited to the account.
+        Deposit = 1 => "deposit",
+        /// Money paid out off the ledger, debited from the account.
+        Withdrawal = 2 => "withdrawal",
     }
 );
 

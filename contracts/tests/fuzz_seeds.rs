@@ -50,6 +50,8 @@ fn busy_world() -> World {
     w.admit(&provider, &[Role::Provider]);
     w.admit(&buyer, &[Role::Consumer]);
     w.rate(&provider.public(), 3);
+    w.govern(ProposalAction::SetPlatformFee { basis_points: 250 });
+    w.fund(&buyer.public(), 50_000);
     let open = w.list(&provider, 2, ProductConditions::default());
     let oid = OrderId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
     w.ok(
@@ -59,8 +61,8 @@ fn busy_world() -> World {
     w.ok(&provider, Operation::AcceptOrder { order: oid });
     w.ok(&provider, Operation::DeliverOrder { order: oid, delivery_hash: Hash::digest(b"v1") });
     w.ok(&buyer, Operation::ConfirmOrder { order: oid });
-    let op = w.operator.clone();
-    w.ok(&op, Operation::SettleOrder { order: oid, amount: 9_500 });
+    let (bank, reference) = (w.bank.clone(), w.next_ref());
+    w.ok(&bank, Operation::Withdraw { account: provider.public(), amount: 9_000, reference });
 
     let restricted = w.list(
         &provider,
@@ -112,7 +114,43 @@ fn seeds_pass_their_decoders() {
             Operation::PlaceOrder { product, grant: None, purpose: "risk".into(), demand: None },
         ),
         (&provider, Operation::DeliverOrder { order, delivery_hash: Hash::digest(b"v1") }),
-        (&w.operator, Operation::SettleOrder { order, amount: 9_500 }),
+        (&buyer, Operation::ConfirmOrder { order }),
+        (&w.operator, Operation::ResolveDispute { order, settle_amount: Some(9_500) }),
+        (
+            &w.bank,
+            Operation::Deposit {
+                account: buyer.public(),
+                amount: 10_000,
+                reference: "wire-2026-0001".into(),
+            },
+        ),
+        (
+            &w.bank,
+            Operation::Withdraw {
+                account: provider.public(),
+                amount: 9_750,
+                reference: "payout-2026-0001".into(),
+            },
+        ),
+        (
+            w.agency(),
+            Operation::Propose {
+                action: ProposalAction::AdmitSettlementBank {
+                    key: kp(53).public(),
+                    name: "bank".into(),
+                },
+            },
+        ),
+        (
+            w.agency(),
+            Operation::Propose { action: ProposalAction::SetPlatformFee { basis_points: 250 } },
+        ),
+        (
+            w.agency(),
+            Operation::Propose {
+                action: ProposalAction::PayFromTreasury { account: buyer.public(), amount: 250 },
+            },
+        ),
         (&subject, Operation::RegisterGrant { grant: Box::new(signed.clone()) }),
         (&buyer, use_inline(&signed, b"request")),
         (&buyer, use_by_id(&signed, b"request")),
@@ -192,7 +230,7 @@ fn seeds_pass_their_decoders() {
     );
 
     // The render target's first byte picks the key prefix (same order as in fuzz/).
-    let selectors: [(&[u8], bool); 13] = [
+    let selectors: [(&[u8], bool); 18] = [
         (keys::PREFIX_PARTICIPANT, false),
         (keys::PREFIX_PRODUCT, false),
         (keys::PREFIX_ORDER, false),
@@ -206,6 +244,11 @@ fn seeds_pass_their_decoders() {
         (keys::PREFIX_SUBJECT, false),
         (keys::PREFIX_USAGE, false),
         (keys::PARAMS, true),
+        (keys::PREFIX_ACCOUNT, false),
+        (keys::PREFIX_BANK_RECORD, false),
+        (keys::TREASURY, true),
+        (keys::SUPPLY, true),
+        (keys::CURRENCY, true),
     ];
     let mut values = Vec::new();
     for (key, value) in &w.st.map {
@@ -223,7 +266,7 @@ fn seeds_pass_their_decoders() {
         ));
     }
     let kinds: std::collections::BTreeSet<u8> = values.iter().map(|(_, v)| v[0]).collect();
-    assert!(kinds.len() >= 8, "values of only {kinds:?}");
+    assert!(kinds.len() >= 12, "values of only {kinds:?}");
     for (i, receipt) in w.receipts.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
         let bytes = receipt.encode();
         assert_eq!(&Receipt::decode(&bytes).unwrap(), receipt);

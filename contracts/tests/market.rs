@@ -14,6 +14,7 @@ fn setup() -> (World, dpx_crypto::Keypair, dpx_crypto::Keypair) {
     let buyer = kp(2);
     w.admit(&provider, &[Role::Provider]);
     w.admit(&buyer, &[Role::Consumer]);
+    w.fund(&buyer.public(), 100_000);
     (w, provider, buyer)
 }
 
@@ -137,12 +138,12 @@ fn demand_post_respond_award_close() {
         Code::Failed,
         "is awarded",
     );
-    // The awarded trade references the demand.
-    w.ok(
+    // The awarded trade references the demand, and closes it.
+    let r = w.ok(
         &buyer,
         Operation::PlaceOrder { product, grant: None, purpose: String::new(), demand: Some(did) },
     );
-    w.ok(&buyer, Operation::CloseDemand { demand: did });
+    assert_eq!(r.events_of("demand.closed").count(), 1);
     w.fail(&buyer, Operation::CloseDemand { demand: did }, Code::Failed, "is closed");
     // Past the deadline, no responses.
     let did2 = DemandId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
@@ -171,7 +172,7 @@ fn demand_post_respond_award_close() {
 }
 
 #[test]
-fn trade_order_accept_deliver_confirm_settle() {
+fn trade_order_accept_deliver_confirm_settles_from_escrow() {
     let (mut w, provider, buyer) = setup();
     w.rate(&provider.public(), 2);
     let product = w.list(&provider, 2, ProductConditions::default());
@@ -180,6 +181,7 @@ fn trade_order_accept_deliver_confirm_settle() {
         &buyer,
         Operation::PlaceOrder { product, grant: None, purpose: "risk".into(), demand: None },
     );
+    assert_eq!(w.balance(&buyer.public()), 100_000, "placing an order holds nothing yet");
     w.fail(&buyer, Operation::AcceptOrder { order: oid }, Code::Failed, "not the party");
     w.fail(
         &provider,
@@ -187,33 +189,28 @@ fn trade_order_accept_deliver_confirm_settle() {
         Code::Failed,
         "is ordered",
     );
-    w.ok(&provider, Operation::AcceptOrder { order: oid });
+    let r = w.ok(&provider, Operation::AcceptOrder { order: oid });
+    assert_eq!(r.events_of("order.accepted").next().unwrap().get("escrow"), Some("10000"));
+    assert_eq!(w.balance(&buyer.public()), 90_000);
     let delivery = Hash::digest(b"delivered dataset v1");
     w.ok(&provider, Operation::DeliverOrder { order: oid, delivery_hash: delivery });
     w.fail(&provider, Operation::ConfirmOrder { order: oid }, Code::Failed, "not the party");
-    w.ok(&buyer, Operation::ConfirmOrder { order: oid });
-    // Settlement is recorded by the operator, never above the price.
-    w.fail(
-        &buyer,
-        Operation::SettleOrder { order: oid, amount: 10_000 },
-        Code::Denied,
-        "no policy permits settle_order",
+    // Confirmation settles: no fee set, so the provider receives the whole escrow.
+    let r = w.ok(&buyer, Operation::ConfirmOrder { order: oid });
+    let e = r.events_of("order.settled").next().unwrap();
+    assert_eq!(
+        (e.get("settlement_amount"), e.get("provider_amount"), e.get("fee"), e.get("refund")),
+        (Some("10000"), Some("10000"), Some("0"), Some("0"))
     );
-    let op = w.operator.clone();
-    w.fail(
-        &op,
-        Operation::SettleOrder { order: oid, amount: 10_001 },
-        Code::Failed,
-        "exceeds the order price",
-    );
-    let r = w.ok(&op, Operation::SettleOrder { order: oid, amount: 9_500 });
-    assert_eq!(r.events_of("order.settled").next().unwrap().get("settlement_amount"), Some("9500"));
     let o: Order = w.get(&keys::order(&oid)).unwrap();
     assert_eq!(
-        (o.status, o.delivery_hash, o.settlement_amount, o.price),
-        (OrderStatus::Settled, Some(delivery), Some(9_500), 10_000)
+        (o.status, o.delivery_hash, o.settlement_amount, o.price, o.escrow),
+        (OrderStatus::Settled, Some(delivery), Some(10_000), 10_000, 0)
     );
+    assert_eq!(o.terms_hash, Hash::digest(b"terms"), "the product's terms");
+    assert_eq!(w.balance(&provider.public()), 10_000);
     w.fail(&buyer, Operation::CancelOrder { order: oid }, Code::Failed, "is settled");
+    w.fail(&buyer, Operation::ConfirmOrder { order: oid }, Code::Failed, "is settled");
 }
 
 #[test]
@@ -254,6 +251,7 @@ fn cancel_and_dispute_paths() {
         w.ok(&op, Operation::ResolveDispute { order: o, settle_amount: settle });
         let got: Order = w.get(&keys::order(&o)).unwrap();
         assert_eq!((got.status, got.settlement_amount), (expect, settle));
+        assert_eq!(got.refund_amount, Some(10_000 - settle.unwrap_or(0)));
     }
 }
 

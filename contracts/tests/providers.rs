@@ -24,6 +24,7 @@ fn cast() -> Cast {
     let buyer = kp(2);
     w.admit(&provider, &[Role::Provider]);
     w.admit(&buyer, &[Role::Consumer]);
+    w.fund(&buyer.public(), 1_000_000);
     w.rate(&provider.public(), 2);
     let product = w.list(&provider, 2, ProductConditions::default());
     Cast { w, provider, buyer, product }

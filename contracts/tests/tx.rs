@@ -135,7 +135,14 @@ fn genesis_is_validated_and_runs_once() {
     let a = kp(1);
     let mk =
         |agencies: Vec<GenesisAgency>, validators: Vec<Validator>, policies: Option<String>| {
-            GenesisApp { agencies, validators, policies, params: Params::default() }
+            GenesisApp {
+                agencies,
+                validators,
+                policies,
+                params: Params::default(),
+                currency: Currency::default(),
+                platform_fee_basis_points: 0,
+            }
         };
     let ag = || vec![GenesisAgency { name: "a".into(), key: a.public() }];
     let vs = || vec![Validator { key: a.public(), power: 1, name: "v".into() }];

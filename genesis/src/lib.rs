@@ -23,7 +23,7 @@
 use std::path::Path;
 
 use dpx_consensus::{Validator, ValidatorSet};
-use dpx_contracts::{GenesisAgency, GenesisApp, MemState, Params};
+use dpx_contracts::{Currency, GenesisAgency, GenesisApp, MemState, Params};
 use dpx_crypto::{Domain, Hash, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +172,8 @@ impl Genesis {
                     .collect(),
                 policies: None,
                 params: Params::default(),
+                currency: Currency::default(),
+                platform_fee_basis_points: 0,
             },
             consensus_only: false,
         }
@@ -229,6 +231,38 @@ mod tests {
         assert!(matches!(Genesis::from_json("{"), Err(GenesisError::Json(_))));
         let text = sample().to_json().replace("\"chain_id\"", "\"bogus\": 1, \"chain_id\"");
         assert!(Genesis::from_json(&text).is_err());
+    }
+
+    /// A file written before money existed (no currency, no fee) still loads, hashes and builds
+    /// the same height-0 state; one that names them gets them, and a bad one is refused.
+    #[test]
+    fn currency_and_fee_are_optional_and_checked() {
+        let g = sample();
+        let json = g.to_json();
+        assert!(!json.contains("currency") && !json.contains("platform_fee"), "{json}");
+        let back = Genesis::from_json(&json).unwrap();
+        assert_eq!(back.app.currency, Currency::default());
+        assert_eq!(back.hash(), g.hash());
+        let state = g.initial_state().unwrap();
+        assert!(!state.map.contains_key(dpx_contracts::keys::CURRENCY));
+        assert_eq!(dpx_contracts::currency(&state).unwrap().code, "CNY");
+
+        let mut eur = sample();
+        eur.app.currency = Currency { code: "EUR".into(), minor_unit: "cent".into(), decimals: 2 };
+        eur.app.platform_fee_basis_points = 250;
+        let back = Genesis::from_json(&eur.to_json()).unwrap();
+        assert_eq!(back, eur);
+        let state = back.initial_state().unwrap();
+        assert_eq!(dpx_contracts::currency(&state).unwrap().minor_unit, "cent");
+        assert_eq!(dpx_contracts::platform_fee_bps(&state).unwrap(), 250);
+
+        let mut bad = sample();
+        bad.app.platform_fee_basis_points = 10_001;
+        assert!(matches!(bad.validate(), Err(GenesisError::App(_))));
+        let mut bad = sample();
+        bad.app.currency.code = "yuan".into();
+        let err = bad.validate().unwrap_err();
+        assert!(err.to_string().contains("currency code"), "{err}");
     }
 
     #[test]

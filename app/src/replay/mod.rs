@@ -239,6 +239,11 @@ pub enum ReplayError {
     Execution { height: u64, reason: String },
     #[error("the source's tip is {tip}; nothing to replay up to height {to}")]
     BeyondTip { tip: u64, to: u64 },
+    /// The replayed ledger's money does not add up (a bug in the rules, or a chain made by
+    /// other rules): what accounts, escrows and the treasury hold is not what was deposited
+    /// minus what was withdrawn, or the receipts do not account for the state.
+    #[error("the money on the ledger does not add up: {0}")]
+    Money(String),
 }
 
 /// What the replay knows about the block it committed last.

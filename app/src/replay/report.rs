@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use dpx_consensus::{Certificate, ValidatorSet};
-use dpx_contracts::{Event, Receipt};
+use dpx_contracts::{self as contracts, Event, Receipt, keys};
 use dpx_crypto::{Hash, PublicKey};
 use dpx_genesis::Genesis;
 use dpx_ledger::{Block, MAX_SCAN_LIMIT, Store};
@@ -80,6 +80,32 @@ pub struct TradeCounts {
     pub settlement_total: u128,
 }
 
+/// Money on the ledger, in minor units of the chain's currency: what the receipts' events moved
+/// over the replay (from genesis), and what the final state holds. `dpx audit replay` checks
+/// that the state holds exactly `deposited - withdrawn` (accounts + escrows + treasury) and
+/// that the events account for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoneyTotals {
+    pub deposited: u128,
+    pub withdrawn: u128,
+    /// Taken into escrow when orders were accepted.
+    pub escrowed: u128,
+    /// Released from escrow to providers (after the fee).
+    pub paid_to_providers: u128,
+    /// Platform fees, into the treasury.
+    pub fees: u128,
+    /// Returned from escrow to buyers (cancellations, rulings).
+    pub refunded: u128,
+    /// Paid out of the treasury by governance.
+    pub treasury_paid_out: u128,
+    /// In the final state: participants' balances.
+    pub held_in_accounts: u128,
+    /// In the final state: escrows of open orders.
+    pub held_in_escrow: u128,
+    /// In the final state: the treasury.
+    pub held_in_treasury: u128,
+}
+
 /// What `dpx audit replay` found when every check held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -115,6 +141,7 @@ pub struct AuditReport {
     pub participants_admitted: u64,
     pub products_listed: u64,
     pub trades: TradeCounts,
+    pub money: MoneyTotals,
     pub grants: GrantCounts,
     pub grant_refusals: Vec<GrantRefusalRecord>,
     pub policy_decisions: u64,
@@ -252,6 +279,9 @@ impl Tally {
             "participant.admitted" => r.participants_admitted += 1,
             "product.listed" => r.products_listed += 1,
             "order.placed" => r.trades.orders_placed += 1,
+            "money.deposited" => r.money.deposited += num(&attr("amount")),
+            "money.withdrawn" => r.money.withdrawn += num(&attr("amount")),
+            "treasury.paid" => r.money.treasury_paid_out += num(&attr("amount")),
             "grant.issued" => r.grants.issued += 1,
             "grant.consumed" => r.grants.consumed += 1,
             "grant.revoked" => r.grants.revoked += 1,
@@ -276,10 +306,13 @@ impl Tally {
             kind => {
                 if let Some(status) = kind.strip_prefix("order.") {
                     *r.trades.transitions.entry(status.to_owned()).or_default() += 1;
+                    r.money.escrowed += num(&attr("escrow"));
+                    r.money.paid_to_providers += num(&attr("provider_amount"));
+                    r.money.fees += num(&attr("fee"));
+                    r.money.refunded += num(&attr("refund"));
                     if status == "settled" {
                         r.trades.settled += 1;
-                        let amount: u128 = attr("settlement_amount").parse().unwrap_or(0);
-                        r.trades.settlement_total += amount;
+                        r.trades.settlement_total += num(&attr("settlement_amount"));
                     }
                 }
             }
@@ -315,6 +348,7 @@ impl Tally {
             }
             r.objects.insert((*kind).to_owned(), count);
         }
+        check_money(store, &mut r.money)?;
         r.validators = self.validators.values().cloned().collect();
         r.verified = true;
         Ok(())
@@ -323,6 +357,65 @@ impl Tally {
     pub(super) fn into_report(self) -> AuditReport {
         self.report
     }
+}
+
+/// An event attribute's amount (absent: 0).
+fn num(v: &str) -> u128 {
+    v.parse().unwrap_or(0)
+}
+
+/// Sum what the final state holds and check conservation against the supply and the events.
+fn check_money(store: &Store, m: &mut MoneyTotals) -> Result<(), ReplayError> {
+    let mut held = [0u128; 3];
+    for (slot, prefix) in [
+        (0, keys::PREFIX_ACCOUNT),
+        (1, keys::PREFIX_ORDER),
+        (2, keys::TREASURY),
+    ] {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = store.scan_prefix(prefix, after.as_deref(), MAX_SCAN_LIMIT)?;
+            for (k, v) in &page {
+                let amount = contracts::money_held(k, v)
+                    .map_err(|e| ReplayError::Money(format!("undecodable object: {e}")))?;
+                held[slot] += u128::from(amount.unwrap_or(0));
+            }
+            if page.len() < MAX_SCAN_LIMIT {
+                break;
+            }
+            after = page.last().map(|(k, _)| k.clone());
+        }
+    }
+    [m.held_in_accounts, m.held_in_escrow, m.held_in_treasury] = held;
+    let st = crate::LatestState::new(store);
+    let supply = contracts::supply(&st).map_err(|e| ReplayError::Money(e.to_string()))?;
+    if let Some(e) = st.into_error() {
+        return Err(ReplayError::Money(format!("reading the supply: {e}")));
+    }
+    let total: u128 = held.iter().sum();
+    let net = u128::from(supply.deposited).checked_sub(u128::from(supply.withdrawn));
+    if net != Some(total) {
+        return Err(ReplayError::Money(format!(
+            "accounts {} + escrows {} + treasury {} = {total}, but deposited {} - withdrawn {} is not",
+            held[0], held[1], held[2], supply.deposited, supply.withdrawn
+        )));
+    }
+    if (m.deposited, m.withdrawn) != (supply.deposited.into(), supply.withdrawn.into()) {
+        return Err(ReplayError::Money(format!(
+            "the events deposit {} and withdraw {}, the state's supply says {} and {}",
+            m.deposited, m.withdrawn, supply.deposited, supply.withdrawn
+        )));
+    }
+    let escrow_now = m.escrowed.checked_sub(m.paid_to_providers + m.fees + m.refunded);
+    if escrow_now != Some(m.held_in_escrow) {
+        return Err(ReplayError::Money(format!(
+            "the events escrow {} and release {}, but the orders hold {}",
+            m.escrowed,
+            m.paid_to_providers + m.fees + m.refunded,
+            m.held_in_escrow
+        )));
+    }
+    Ok(())
 }
 
 impl AuditReport {
@@ -379,6 +472,21 @@ impl AuditReport {
             self.trades.orders_placed,
             self.trades.settled,
             self.trades.settlement_total
+        );
+        let m = &self.money;
+        let _ = writeln!(
+            s,
+            "money (minor units): deposited {}, withdrawn {}; escrowed {}, to providers {}, fees {}, refunded {}, treasury paid out {}; held now: accounts {}, escrow {}, treasury {} (= deposited - withdrawn: checked)",
+            m.deposited,
+            m.withdrawn,
+            m.escrowed,
+            m.paid_to_providers,
+            m.fees,
+            m.refunded,
+            m.treasury_paid_out,
+            m.held_in_accounts,
+            m.held_in_escrow,
+            m.held_in_treasury
         );
         let g = &self.grants;
         let _ = writeln!(

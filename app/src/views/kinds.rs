@@ -17,6 +17,9 @@ pub const KINDS: &[&str] = &[
     "proposals",
     "policies",
     "accounts",
+    "balances",
+    "bank_records",
+    "money",
 ];
 
 pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
@@ -33,6 +36,9 @@ pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
         "proposals" => keys::PREFIX_PROPOSAL,
         "policies" => keys::PREFIX_POLICY_VERSION,
         "accounts" => keys::PREFIX_NONCE,
+        "balances" => keys::PREFIX_ACCOUNT,
+        "bank_records" => keys::PREFIX_BANK_RECORD,
+        "money" => keys::PREFIX_MONEY,
         _ => return None,
     };
     Some(p.to_vec())
@@ -51,6 +57,12 @@ pub fn object_key(kind: &str, id: &str) -> Result<Vec<u8>, String> {
     Ok(match kind {
         "participants" => keys::participant(&key32(id)?),
         "accounts" => keys::nonce(&key32(id)?),
+        "balances" => keys::account(&key32(id)?),
+        "money" => match id {
+            "treasury" => keys::TREASURY.to_vec(),
+            "supply" => keys::SUPPLY.to_vec(),
+            _ => return Err(format!("{id:?}: the money objects are `treasury` and `supply`")),
+        },
         "products" => keys::product(&contracts::ProductId(id32(id)?)),
         "demands" => keys::demand(&contracts::DemandId(id32(id)?)),
         "orders" => keys::order(&contracts::OrderId(id32(id)?)),

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, value)) = data.split_first() else { return };
-    let prefixes: [&[u8]; 13] = [
+    let prefixes: [&[u8]; 18] = [
         keys::PREFIX_PARTICIPANT,
         keys::PREFIX_PRODUCT,
         keys::PREFIX_ORDER,
@@ -21,6 +21,11 @@ fuzz_target!(|data: &[u8]| {
         keys::PREFIX_SUBJECT,
         keys::PREFIX_USAGE,
         keys::PARAMS,
+        keys::PREFIX_ACCOUNT,
+        keys::PREFIX_BANK_RECORD,
+        keys::TREASURY,
+        keys::SUPPLY,
+        keys::CURRENCY,
     ];
     let key = prefixes[usize::from(selector) % prefixes.len()];
     let _ = render(key, value);

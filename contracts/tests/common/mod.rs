@@ -30,6 +30,10 @@ pub struct World {
     pub auditor: Keypair,
     /// An identity service admitted by governance; enrols data subjects.
     pub registrar: Keypair,
+    /// A settlement bank admitted by governance; records deposits and withdrawals.
+    pub bank: Keypair,
+    /// References the bank used so far (each one once).
+    pub bank_refs: u64,
     /// Every receipt, in order: what an auditor replaying the chain sees.
     pub receipts: Vec<Receipt>,
     pub time_override_ms: Option<u64>,
@@ -55,6 +59,8 @@ impl World {
                 .collect(),
             policies: None,
             params: Params::default(),
+            currency: Currency::default(),
+            platform_fee_basis_points: 0,
         };
         let mut st = MemState::new();
         init_genesis(&mut st, CHAIN, &genesis).unwrap();
@@ -67,6 +73,8 @@ impl World {
             regulator: kp(92),
             auditor: kp(93),
             registrar: kp(94),
+            bank: kp(89),
+            bank_refs: 0,
             receipts: Vec::new(),
             time_override_ms: None,
         };
@@ -80,23 +88,19 @@ impl World {
             w.admit(&k, &[role]);
         }
         w.admit_registrar(&kp(94));
+        w.govern(ProposalAction::AdmitSettlementBank {
+            key: kp(89).public(),
+            name: "settlement bank".into(),
+        });
         w
     }
 
-    /// Admit a registrar by governance (every agency approves).
-    pub fn admit_registrar(&mut self, who: &Keypair) {
+    /// Propose `action` and have the agencies approve it until it executes.
+    pub fn govern(&mut self, action: ProposalAction) -> ProposalId {
         let agencies = self.agencies.clone();
         let id =
             ProposalId::derive(CHAIN, &agencies[0].public(), self.nonce(&agencies[0].public()));
-        let r = self.ok(
-            &agencies[0],
-            Operation::Propose {
-                action: ProposalAction::AdmitRegistrar {
-                    key: who.public(),
-                    name: "identity service".into(),
-                },
-            },
-        );
+        let r = self.ok(&agencies[0], Operation::Propose { action });
         if r.events_of("governance.executed").count() == 0 {
             for a in &agencies[1..] {
                 let r = self.ok(a, Operation::Approve { proposal: id });
@@ -105,7 +109,34 @@ impl World {
                 }
             }
         }
+        id
+    }
+
+    /// Admit a registrar by governance (every agency approves).
+    pub fn admit_registrar(&mut self, who: &Keypair) {
+        self.govern(ProposalAction::AdmitRegistrar {
+            key: who.public(),
+            name: "identity service".into(),
+        });
         assert!(self.participant(&who.public()).has_role(Role::Registrar));
+    }
+
+    /// A fresh bank reference.
+    pub fn next_ref(&mut self) -> String {
+        self.bank_refs += 1;
+        format!("ref-{}", self.bank_refs)
+    }
+
+    /// The bank deposits `amount` for `who`.
+    #[track_caller]
+    pub fn fund(&mut self, who: &PublicKey, amount: u64) -> Receipt {
+        let (bank, reference) = (self.bank.clone(), self.next_ref());
+        self.ok(&bank, Operation::Deposit { account: *who, amount, reference })
+    }
+
+    /// `who`'s balance.
+    pub fn balance(&self, who: &PublicKey) -> u64 {
+        balance(&self.st, who).unwrap()
     }
 
     /// The registrar enrols `who` (a data subject's phone key) under the subject id of
@@ -318,4 +349,31 @@ pub fn use_by_id(g: &SignedGrant, request: &[u8]) -> Operation {
 /// The new key's proof of possession for a subject key rotation.
 pub fn subject_key_proof(new_key: &Keypair, id: &SubjectId) -> dpx_crypto::Signature {
     new_key.sign(SUBJECT_KEY_DOMAIN, CHAIN, &subject_key_message(id))
+}
+
+/// Decode every value under `prefix` through its JSON view.
+pub fn all_of<T: serde::de::DeserializeOwned>(st: &MemState, prefix: &[u8]) -> Vec<T> {
+    st.scan(prefix)
+        .map(|(k, v)| serde_json::from_value(render(k, v).expect("renderable")).unwrap())
+        .collect()
+}
+
+/// (Σ balances + Σ escrows + treasury, deposited − withdrawn), summed in u128 so that the sum
+/// itself cannot overflow whatever the state holds.
+pub fn money_held(st: &MemState) -> (u128, u128) {
+    let balances: u128 =
+        all_of::<Account>(st, keys::PREFIX_ACCOUNT).iter().map(|a| u128::from(a.balance)).sum();
+    let escrows: u128 =
+        all_of::<Order>(st, keys::PREFIX_ORDER).iter().map(|o| u128::from(o.escrow)).sum();
+    let treasury = u128::from(treasury(st).unwrap().balance);
+    let s = supply(st).unwrap();
+    (balances + escrows + treasury, u128::from(s.deposited) - u128::from(s.withdrawn))
+}
+
+/// The conservation invariant: the ledger holds exactly what banks deposited and did not
+/// withdraw.
+#[track_caller]
+pub fn assert_conserved(st: &MemState) {
+    let (held, net) = money_held(st);
+    assert_eq!(held, net, "balances + escrows + treasury != deposited - withdrawn");
 }

@@ -62,6 +62,45 @@ pub enum GovernanceCmd {
         #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
         rpc: String,
     },
+    /// Propose admitting a settlement bank (it records deposits and withdrawals that happen
+    /// off the ledger).
+    AdmitSettlementBank {
+        /// The proposing agency's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The bank's account key (hex).
+        #[arg(long)]
+        bank: PublicKey,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// Propose a new platform fee, in basis points (0..=10000) of the provider's share of each
+    /// settled escrow; orders accepted before the change keep the fee they were accepted with.
+    SetPlatformFee {
+        /// The proposing agency's key file.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        basis_points: u32,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
+    /// Propose paying from the treasury (the fees collected) into a participant's account.
+    PayFromTreasury {
+        /// The proposing agency's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The receiving participant's account key (hex).
+        #[arg(long)]
+        account: PublicKey,
+        /// In the currency's minor unit (e.g. fen).
+        #[arg(long)]
+        amount: u64,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
     /// Approve an open proposal, as an agency.
     Approve {
         /// The proposal id (hex), as `propose-*` printed it.
@@ -188,11 +227,23 @@ fn describe(action: &Value) -> String {
             parts.join(", ")
         );
     }
-    if let Some(a) = action.get("admit_agency") {
+    for kind in ["admit_agency", "admit_registrar", "admit_settlement_bank"] {
+        if let Some(a) = action.get(kind) {
+            return format!(
+                "{kind} {} ({})",
+                a["key"].as_str().unwrap_or("?"),
+                a["name"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if let Some(f) = action.get("set_platform_fee") {
+        return format!("set_platform_fee {} basis points", f["basis_points"]);
+    }
+    if let Some(p) = action.get("pay_from_treasury") {
         return format!(
-            "admit_agency {} ({})",
-            a["key"].as_str().unwrap_or("?"),
-            a["name"].as_str().unwrap_or("")
+            "pay_from_treasury {} to {}",
+            p["amount"],
+            p["account"].as_str().unwrap_or("?")
         );
     }
     action.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_else(|| action.to_string())
@@ -256,6 +307,18 @@ pub async fn run(cmd: GovernanceCmd, out: Output) -> anyhow::Result<ExitCode> {
         }
         GovernanceCmd::AdmitAgency { key, agency, name, rpc } => {
             let action = ProposalAction::AdmitAgency { key: agency, name };
+            submit_and_report(&rpc, &key, Operation::Propose { action }, None, out).await
+        }
+        GovernanceCmd::AdmitSettlementBank { key, bank, name, rpc } => {
+            let action = ProposalAction::AdmitSettlementBank { key: bank, name };
+            submit_and_report(&rpc, &key, Operation::Propose { action }, None, out).await
+        }
+        GovernanceCmd::SetPlatformFee { key, basis_points, rpc } => {
+            let action = ProposalAction::SetPlatformFee { basis_points };
+            submit_and_report(&rpc, &key, Operation::Propose { action }, None, out).await
+        }
+        GovernanceCmd::PayFromTreasury { key, account, amount, rpc } => {
+            let action = ProposalAction::PayFromTreasury { account, amount };
             submit_and_report(&rpc, &key, Operation::Propose { action }, None, out).await
         }
         GovernanceCmd::Approve { proposal, key, rpc } => {

@@ -328,10 +328,13 @@ fn kind_schemas() -> Value {
     json!({
         "Participant": object("kind participants", &[("account", key("the participant's account (its first key)")), ("current_key", key("")), ("name", s("")), ("roles", json!({ "type": "array", "items": { "type": "string" } })), ("rating", int("")), ("list_status", s("")), ("suspended", t("boolean", "")), ("suspension_reason", s("")), ("admitted_by", key("")), ("admitted_height", int("")), ("updated_height", int(""))], &["account", "current_key", "name", "roles", "rating", "list_status", "suspended", "admitted_by", "admitted_height", "updated_height"]),
         "Account": object("kind accounts", &[("key", key("the account's key")), ("next_nonce", int("the nonce its next transaction must carry"))], &["key", "next_nonce"]),
+        "Balance": object("kind balances (by account key)", &[("owner", key("the participant's account key")), ("balance", int("minor units of the chain's currency (the genesis names it, e.g. CNY in fen)")), ("banks", json!({ "type": "array", "items": hex32("a settlement bank that recorded a transfer for this account") })), ("updated_height", int(""))], &["owner", "balance", "banks", "updated_height"]),
+        "BankRecord": object("kind bank_records (list only)", &[("bank", key("")), ("account", key("")), ("kind", s("deposit or withdrawal")), ("amount", int("minor units")), ("reference", s("the bank's reference, unique per bank")), ("height", int("")), ("tx_hash", key(""))], &["bank", "account", "kind", "amount", "reference", "height", "tx_hash"]),
+        "Money": t("object", "kind money, ids treasury ({balance, fees_collected, paid_out}) and supply ({deposited, withdrawn}): the sum of all balances, escrows and the treasury always equals deposited - withdrawn"),
         "Product": object("kind products", &[("id", key("")), ("provider", key("")), ("spec", t("object", "category, domain, grade, price, access policy, terms hash")), ("listed", t("boolean", "")), ("listed_height", int("")), ("updated_height", int("")), ("version", int(""))], &["id", "provider", "spec", "listed"]),
         "Demand": object("kind demands", &[("id", key("")), ("poster", key("")), ("title", s("")), ("domain", s("")), ("budget", int("")), ("description_hash", key("")), ("deadline_height", nullable("integer", "")), ("status", s("open, awarded or closed")), ("responses", int("")), ("awarded_to", nullable("string", "")), ("posted_height", int("")), ("updated_height", int(""))], &["id", "poster", "title", "status"]),
         "DemandResponse": object("kind responses", &[("demand", key("")), ("responder", key("")), ("product", nullable("string", "")), ("price", int("")), ("proposal_hash", key("")), ("height", int(""))], &["demand", "responder", "price", "height"]),
-        "Order": t("object", "kind orders: buyer, product, amount, status (ordered, accepted, delivered, confirmed, settled, cancelled, disputed), heights"),
+        "Order": t("object", "kind orders: buyer, product, amount, status (ordered, accepted, delivered, settled, cancelled, disputed), escrow (held from acceptance until settlement or refund), fee_basis_points (fixed at acceptance), fee_amount, refund_amount, terms_hash (an order from an awarded demand), settlement_amount (the provider's share before the fee), heights"),
         "GrantRecord": object("kind grants", &[("grant", nullable("object", "the signed grant, once registered or used")), ("subject", key("")), ("state", s("issued, consumed, revoked or expired")), ("state_height", int("")), ("registered_height", int(""))], &["subject", "state"]),
         "UsageReceipt": object("kind usage", &[("grant", key("")), ("consumer", key("")), ("product", key("")), ("purpose", s("")), ("height", int("")), ("request_hash", key("")), ("tx_hash", key(""))], &["grant", "consumer", "product", "height", "tx_hash"]),
         "Attestation": t("object", "kind attestations: a holder's attestation of a later stage (processed, shared_onward, destroyed)"),
@@ -340,7 +343,8 @@ fn kind_schemas() -> Value {
         "StateValue": { "description": "the object's JSON, by kind (the schema of the kind named in the path)", "anyOf": [
             schema_ref("Participant"), schema_ref("Account"), schema_ref("Product"), schema_ref("Demand"),
             schema_ref("DemandResponse"), schema_ref("Order"), schema_ref("GrantRecord"), schema_ref("UsageReceipt"),
-            schema_ref("Attestation"), schema_ref("Proposal"), schema_ref("PolicySet") ] },
+            schema_ref("Attestation"), schema_ref("Proposal"), schema_ref("PolicySet"),
+            schema_ref("Balance"), schema_ref("BankRecord"), schema_ref("Money") ] },
         "StateList": object("one page of a kind", &[("kind", s("")), ("items", json!({ "type": "array", "items": schema_ref("StateValue") })), ("next", nullable("string", "cursor for the next page (after=); null on the last"))], &["kind", "items", "next"]),
         "ProofBundle": object("a value and everything to check it offline (SPEC.md: proof bundles)", &[("chain_id", s("")), ("key", s("hex of the state key")), ("value", nullable("string", "hex of the stored value; null for a proof of absence")), ("version", int("the state version (block height) proved at")), ("proof", t("object", "the Merkle proof")), ("header", schema_ref("Header")), ("certificate", s("hex of the certificate of block version + 1")), ("validators", json!({ "type": "array", "items": t("object", "") }))], &["chain_id", "key", "value", "version", "proof", "header", "certificate", "validators"]),
         "StateObject": object("one object", &[("kind", s("")), ("id", s("")), ("value", json!({ "description": "null for a proof of absence", "anyOf": [schema_ref("StateValue"), { "type": "null" }] })), ("proof", schema_ref("ProofBundle"))], &["kind", "id", "value"]),
@@ -396,7 +400,7 @@ pub fn document() -> Value {
     batch["responses"]["415"] = err_ref();
     let kind = path_param(
         "kind",
-        "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations",
+        "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations, balances, bank_records, money",
     );
     let mut metrics = json!({ "summary": "Prometheus metrics", "responses": err_responses() });
     metrics["responses"]["200"] = json!({ "description": "text exposition", "content": { "text/plain": { "schema": { "type": "string" } } } });

@@ -105,6 +105,8 @@ fn nonce_sequence() -> Value {
         validators: vec![Validator { key: agency().public(), power: 1, name: "v".into() }],
         policies: None,
         params: Params::default(),
+        currency: contracts::Currency::default(),
+        platform_fee_basis_points: 0,
     };
     contracts::init_genesis(&mut st, CHAIN, &genesis).expect("genesis");
     let ctx = BlockContext { chain_id: CHAIN.into(), height: 1, time_ms: 1 };
