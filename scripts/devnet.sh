@@ -98,7 +98,7 @@ step "the chain is live at height $h"
 
 K="$DIR/demo-keys"
 mkdir -p "$K"
-for who in employer provider applicant regulator rater shady auditor registrar thief; do
+for who in employer provider applicant regulator rater shady auditor registrar thief bank; do
   "$DPX" keygen --out "$K/$who.json" >/dev/null
 done
 pub() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_key"])' "$K/$1.json"; }
@@ -172,6 +172,36 @@ if tx place-order --key "$K/shady.json" --product "$PRODUCT" --purpose "screenin
   echo "UNEXPECTED: a negative-listed party was allowed" >&2; exit 1
 fi
 step "denied: $(jget receipt.reason <"$K/shady.out")"
+
+say "A paid trade: the price is held in escrow, then released to the provider minus the platform fee"
+gov() { "$DPX" --output json governance "$@" --rpc "$RPC"; }
+# adopt PROPOSAL_JSON: agencies 1 and 2 approve (3 of 4, more than 2/3), the last approval executes it.
+adopt() {
+  local id
+  id=$(jget proposal.id <<<"$1")
+  for i in 1 2; do gov approve "$id" --key "$DIR/keys/agency-$i.json" >/dev/null; done
+  [ "$(gov show "$id" | jget proposal.status)" = executed ] || { echo "proposal $id was not executed" >&2; exit 1; }
+}
+adopt "$(gov admit-settlement-bank --key "$AG" --bank "$(pub bank)" --name "Bank of Devnet")"
+step "the agencies admitted a settlement bank"
+adopt "$(gov set-platform-fee --key "$AG" --basis-points 250)"
+step "the agencies set the platform fee to 250 basis points (2.5%)"
+tx deposit --key "$K/bank.json" --account "$(pub employer)" --amount 100000 --reference "DEVNET-WIRE-0001" >/dev/null
+step "the bank recorded a deposit of 1000.00 CNY (100000 fen) for the employer"
+if tx deposit --key "$K/bank.json" --account "$(pub employer)" --amount 100000 --reference "DEVNET-WIRE-0001" >"$K/replay.out"; then
+  echo "UNEXPECTED: a bank reference was accepted twice" >&2; exit 1
+fi
+step "the same bank reference again is refused: $(jget receipt.reason <"$K/replay.out")"
+REPORT=$(tx list-product --key "$K/provider.json" --json "{\"spec\": {\"name\": \"Regional salary report\", \"category\": \"report\", \"domain\": \"employment\", \"grade\": 1, \"price\": 20000, \"terms_hash\": \"$TERMS\"}}" | attr product)
+ORDER=$(tx place-order --key "$K/employer.json" --product "$REPORT" --purpose "salary benchmarking" | attr order)
+step "the employer ordered the report (200.00 CNY): order $ORDER"
+tx accept-order --key "$K/provider.json" --order "$ORDER" >/dev/null
+step "the provider accepted: 20000 fen moved into escrow"
+tx deliver-order --key "$K/provider.json" --order "$ORDER" --delivery-hash "$(printf 'report.pdf' | "$DPX" hash)" >/dev/null
+SETTLED=$(tx confirm-order --key "$K/employer.json" --order "$ORDER")
+step "the employer confirmed delivery: $(attr provider_amount <<<"$SETTLED") fen to the provider, $(attr fee <<<"$SETTLED") fen fee to the treasury"
+balance() { "$DPX" --output json query balances "$(pub "$1")" --rpc "$RPC" --key "$K/$1.json" | jget value.balance; }
+step "balances: employer $(balance employer) fen, provider $(balance provider) fen"
 
 say "An auditor fetches the grant's consumption with a proof and verifies it offline"
 GID=$("$DPX" grant inspect "$GRANT" --output json | jget id)

@@ -99,7 +99,7 @@ pub use governance::{
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt, grant_id};
 pub use money::{
     Account, BankRecord, Currency, MAX_FEE_BASIS_POINTS, Supply, Treasury, balance, currency,
-    load_account, money_held, platform_fee_bps, supply, treasury,
+    load_account, money_in_object, platform_fee_bps, supply, treasury,
 };
 pub use ops::{Operation, Signers};
 pub use params::{MAX_ENCODED_BLOCK_BYTES, Params, Purpose, default_purposes, params};

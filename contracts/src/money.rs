@@ -306,7 +306,7 @@ pub fn supply<S: State + ?Sized>(st: &S) -> Result<Supply, ContractError> {
 /// What one stored object holds of the ledger's money: an account's balance, an order's escrow
 /// or the treasury's balance; `None` for any other key. An auditor sums it over the whole state
 /// and compares with [`supply`]: Σ held = deposited − withdrawn.
-pub fn money_held(key: &[u8], value: &[u8]) -> Result<Option<u64>, DecodeError> {
+pub fn money_in_object(key: &[u8], value: &[u8]) -> Result<Option<u64>, DecodeError> {
     if key.starts_with(keys::PREFIX_ACCOUNT) {
         return codec::decode::<Account>(value).map(|a| Some(a.balance));
     }

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub rpc_connections_timed_out: Counter,
     pub rpc_subscribers: Gauge,
     pub rpc_subscribers_closed_slow: Counter,
+    pub rpc_auth_signed: Counter,
+    pub rpc_auth_refused: Counter,
+    pub rpc_auth_key_rate_limited: Counter,
+    pub rpc_auth_replay_cache_full: Counter,
     // The ledger's caches, read from the store at each scrape (`observe_store`).
     pub storage_block_cache_bytes: Gauge,
     pub storage_node_cache_nodes: Gauge,
@@ -193,6 +197,26 @@ impl Metrics {
             rpc_subscribers_closed_slow: reg!(
                 "rpc_subscribers_closed_slow",
                 "Event streams closed because the subscriber fell too far behind",
+                Counter::default()
+            ),
+            rpc_auth_signed: reg!(
+                "rpc_auth_signed",
+                "Signed RPC requests that passed authentication",
+                Counter::default()
+            ),
+            rpc_auth_refused: reg!(
+                "rpc_auth_refused",
+                "Signed RPC requests refused with 401 (a failed signature check, skew, replayed nonce)",
+                Counter::default()
+            ),
+            rpc_auth_key_rate_limited: reg!(
+                "rpc_auth_key_rate_limited",
+                "Signed RPC requests refused with 429: the key holds the most nonces one key may",
+                Counter::default()
+            ),
+            rpc_auth_replay_cache_full: reg!(
+                "rpc_auth_replay_cache_full",
+                "Signed RPC requests refused with 503: a replay cache was full",
                 Counter::default()
             ),
             storage_block_cache_bytes: reg!(

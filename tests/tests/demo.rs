@@ -2,7 +2,9 @@
 //! already built (`DPX_BIN`, so it builds nothing), starts four validators and runs the demo
 //! through the real CLI and RPC: admissions, a registrar admitted by governance, a data subject
 //! enrolled, ratings, a grade-3 listing, a grant used once and refused the second time, a grant
-//! signed by a non-subject key refused, a policy denial, and an offline-verified proof.
+//! signed by a non-subject key refused, a policy denial, a paid trade (a settlement bank and a
+//! fee adopted by governance, a deposit, escrow, release minus the fee), and an offline-verified
+//! proof.
 
 use std::process::Command;
 
@@ -49,6 +51,10 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
         "the CLI will not sign it online: is not the subject's current key",
         "not its subject's current key",
         "denied: denied by policy",
+        "the agencies admitted a settlement bank",
+        "the same bank reference again is refused",
+        "19500 fen to the provider, 500 fen fee to the treasury",
+        "balances: employer 80000 fen, provider 19500 fen",
         "VALID: grants",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}\n{stderr}");

@@ -538,5 +538,14 @@ fn one_key_cannot_lock_out_the_others() -> anyhow::Result<()> {
     assert_eq!(other.status, 200, "{}", other.body);
     // Unsigned requests never touch the caches.
     assert_eq!(node.get("/v1/status", None).status, 200);
+    // Every refusal is counted, by cause: one 503 (the strangers' cache), one 429.
+    let url = format!("{}/metrics", node.rpc);
+    let text = node.rt.block_on(async { reqwest::get(url).await?.text().await })?;
+    for line in ["dpx_rpc_auth_replay_cache_full_total 1", "dpx_rpc_auth_key_rate_limited_total 1"]
+    {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    // And every signed request that passed: 3 strangers', 5 of the agency, 1 of the auditor.
+    assert!(text.lines().any(|l| l == "dpx_rpc_auth_signed_total 9"), "{text}");
     Ok(())
 }

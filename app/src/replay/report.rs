@@ -188,6 +188,7 @@ impl Tally {
                 participants_admitted: 0,
                 products_listed: 0,
                 trades: TradeCounts::default(),
+                money: MoneyTotals::default(),
                 grants: GrantCounts::default(),
                 grant_refusals: Vec::new(),
                 policy_decisions: 0,
@@ -367,16 +368,13 @@ fn num(v: &str) -> u128 {
 /// Sum what the final state holds and check conservation against the supply and the events.
 fn check_money(store: &Store, m: &mut MoneyTotals) -> Result<(), ReplayError> {
     let mut held = [0u128; 3];
-    for (slot, prefix) in [
-        (0, keys::PREFIX_ACCOUNT),
-        (1, keys::PREFIX_ORDER),
-        (2, keys::TREASURY),
-    ] {
+    for (slot, prefix) in [(0, keys::PREFIX_ACCOUNT), (1, keys::PREFIX_ORDER), (2, keys::TREASURY)]
+    {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let page = store.scan_prefix(prefix, after.as_deref(), MAX_SCAN_LIMIT)?;
             for (k, v) in &page {
-                let amount = contracts::money_held(k, v)
+                let amount = contracts::money_in_object(k, v)
                     .map_err(|e| ReplayError::Money(format!("undecodable object: {e}")))?;
                 held[slot] += u128::from(amount.unwrap_or(0));
             }

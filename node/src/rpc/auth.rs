@@ -549,6 +549,8 @@ pub struct Auth {
     /// Nonces of keys without (see the module documentation).
     pub replay_unknown: ReplayCache,
     pub viewer_of: ViewerOf,
+    /// Counts what the middleware refused, by cause.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Who sent a request: the key that signed it (or nobody), and who that key was on the ledger
@@ -657,11 +659,21 @@ pub async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Nex
     });
     match checked {
         Ok(Ok(caller)) => {
+            auth.metrics.rpc_auth_signed.inc();
             parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, Body::from(bytes))).await
         }
         Ok(Err(e)) => e.into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            let m = &auth.metrics;
+            match &e {
+                AuthError::Unauthenticated(_) => m.rpc_auth_refused.inc(),
+                AuthError::KeyQuotaFull { .. } => m.rpc_auth_key_rate_limited.inc(),
+                AuthError::ReplayCacheFull { .. } => m.rpc_auth_replay_cache_full.inc(),
+                AuthError::Body(..) => 0,
+            };
+            e.into_response()
+        }
     }
 }
 

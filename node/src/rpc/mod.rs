@@ -94,6 +94,7 @@ pub fn router(shared: AppState) -> Router {
             rpc.auth_replay_per_key_max,
         ),
         viewer_of: auth::ViewerOf::latest(shared.store.clone()),
+        metrics: shared.metrics.clone(),
     });
     let api = Router::new()
         .route("/v1/txs", post(txs::submit))

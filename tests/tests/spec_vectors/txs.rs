@@ -221,6 +221,32 @@ pub fn transactions() -> Value {
             &json!({ "demand": DemandId::derive(CHAIN, &consumer().public(), 7) }),
         ),
         tx_vector(
+            "deposit by a settlement bank (amount in minor units)",
+            &agency(),
+            &TransactionBody::new(
+                CHAIN,
+                2,
+                Operation::Deposit {
+                    account: consumer().public(),
+                    amount: 1_250_000,
+                    reference: "ICBC-2026-11-30-000042".into(),
+                },
+            ),
+            &Value::Null,
+        ),
+        tx_vector(
+            "propose set_platform_fee (250 basis points)",
+            &agency(),
+            &TransactionBody::new(
+                CHAIN,
+                3,
+                Operation::Propose {
+                    action: contracts::ProposalAction::SetPlatformFee { basis_points: 250 },
+                },
+            ),
+            &Value::Null,
+        ),
+        tx_vector(
             "enrol_subject",
             &agency(),
             &TransactionBody::new(
@@ -369,6 +395,12 @@ pub fn ids() -> Value {
         key("VALIDATORS_LATEST", keys::VALIDATORS_LATEST.to_vec()),
         key("AGENCY_COUNT", keys::AGENCY_COUNT.to_vec()),
         key("CHAIN_ID", keys::CHAIN_ID.to_vec()),
+        key("account(account key)", keys::account(&p)),
+        key("bank_record(bank, \"ICBC-000042\")", keys::bank_record(&a, "ICBC-000042")),
+        key("TREASURY", keys::TREASURY.to_vec()),
+        key("SUPPLY", keys::SUPPLY.to_vec()),
+        key("CURRENCY", keys::CURRENCY.to_vec()),
+        key("PLATFORM_FEE", keys::PLATFORM_FEE.to_vec()),
     ];
     json!({
         "description": "SPEC.md §5.4 and §8.1. Object ids: H(dpx/object-id/v1, chain_id, kind, signer, u64le(nonce)) with three parts. State keys: ASCII prefix ‖ fixed-width binary (ids and keys 32 bytes, numbers big-endian); `text` is the key shown as lossy UTF-8.",
@@ -518,6 +550,7 @@ pub fn enums() -> Value {
             "Stage": t!(Stage),
             "ProposalStatus": t!(ProposalStatus),
             "Code": t!(Code),
+            "BankRecordKind": t!(contracts::BankRecordKind),
             "VoteKind": [{ "code": 1, "name": "prevote" }, { "code": 2, "name": "precommit" }],
         },
     })

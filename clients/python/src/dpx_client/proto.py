@@ -25,6 +25,9 @@ class Field:
     kind: str  # uint32 uint64 bool string bytes key hash sig enum:<Name> msg:<Name>
     label: str = ""  # "" implicit, "opt" explicit presence, "rep" repeated, "oneof" member
     group: str = ""  # oneof group name
+    # A scalar whose JSON form is an object of one member (the Rust side's struct variants,
+    # e.g. ProposalAction.set_platform_fee is {"basis_points": 250} in JSON, a uint32 on the wire).
+    json_key: str = ""
 
     @property
     def is_msg(self) -> bool:
@@ -305,6 +308,12 @@ def _oneof_only(schema: Message) -> bool:
 def _value_to_json(f: Field, v):
     if v is None:
         return None
+    if f.json_key:
+        return {f.json_key: _scalar_to_json(f, v)}
+    return _scalar_to_json(f, v)
+
+
+def _scalar_to_json(f: Field, v):
     if f.is_msg:
         return to_json(f.msg, v)
     if f.kind in BYTES_KINDS:
@@ -339,6 +348,10 @@ def to_json(msg_name: str, value: dict):
 def _value_from_json(f: Field, v):
     if v is None:
         return None
+    if f.json_key:
+        if not isinstance(v, dict) or set(v) != {f.json_key}:
+            raise ValueError(f"{f.name}: expected {{{f.json_key!r}: ...}}")
+        v = v[f.json_key]
     if f.is_msg:
         return from_json(f.msg, v)
     if f.kind in BYTES_KINDS:

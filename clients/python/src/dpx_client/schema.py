@@ -10,7 +10,7 @@ from .proto import ENUMS, Field as F, message
 # ---------------------------------------------------------------- enums (SPEC.md §9)
 ENUMS.update({
     "Role": {1: "agency", 2: "operator", 3: "provider", 4: "consumer", 5: "regulator",
-             6: "auditor", 7: "rating_body", 8: "registrar"},
+             6: "auditor", 7: "rating_body", 8: "registrar", 9: "settlement_bank"},
     "SubjectStatus": {0: "active"},
     "ListStatus": {0: "normal", 1: "whitelisted", 2: "negative_listed"},
     "Category": {1: "data_service", 2: "software", 3: "report", 4: "other"},
@@ -22,6 +22,7 @@ ENUMS.update({
     "ProposalStatus": {0: "open", 1: "executed"},
     "Code": {0: "ok", 1: "invalid", 2: "denied", 3: "failed", 4: "undecodable"},
     "VoteKind": {1: "prevote", 2: "precommit"},
+    "BankRecordKind": {1: "deposit", 2: "withdrawal"},
 })
 
 # ---------------------------------------------------------------- dpx.contracts.v1
@@ -45,14 +46,18 @@ message("Params", F(1, "max_block_bytes", "uint64"), F(2, "max_block_txs", "uint
         F(5, "proposal_ttl_blocks", "uint64"), F(6, "max_policy_bytes", "uint32"),
         F(7, "purposes", "msg:Purpose", "rep"), F(8, "grade4_grant_lifetime_ms_max", "uint64"))
 message("Purpose", F(1, "code", "string"), F(2, "description", "string"), F(3, "max_grade", "uint32"))
-message("ProposalAction", F(1, "set_policies", "string", "oneof", "kind"),
+message("ProposalAction", F(1, "set_policies", "string", "oneof", "kind", json_key="text"),
         F(2, "update_validators", "msg:ValidatorUpdate", "oneof", "kind"),
         F(3, "set_params", "msg:Params", "oneof", "kind"),
         F(4, "admit_agency", "msg:AgencyAdmission", "oneof", "kind"),
         F(5, "admit_registrar", "msg:AgencyAdmission", "oneof", "kind"),
         F(6, "suspend_agency", "msg:AgencySuspension", "oneof", "kind"),
-        F(7, "reinstate_agency", "key", "oneof", "kind"),
-        F(8, "set_agency_list_status", "msg:AgencyListStatus", "oneof", "kind"))
+        F(7, "reinstate_agency", "key", "oneof", "kind", json_key="key"),
+        F(8, "set_agency_list_status", "msg:AgencyListStatus", "oneof", "kind"),
+        F(9, "admit_settlement_bank", "msg:AgencyAdmission", "oneof", "kind"),
+        F(10, "set_platform_fee", "uint32", "oneof", "kind", json_key="basis_points"),
+        F(11, "pay_from_treasury", "msg:TreasuryPayout", "oneof", "kind"))
+message("TreasuryPayout", F(1, "account", "key"), F(2, "amount", "uint64"))
 message("ValidatorUpdate", F(1, "changes", "msg:ValidatorChange", "rep"),
         F(2, "effective_height", "uint64"))
 message("AgencyAdmission", F(1, "key", "key"), F(2, "name", "string"))
@@ -69,7 +74,7 @@ OPERATIONS = [
     (22, "award_demand", "AwardDemand"), (23, "close_demand", "CloseDemand"),
     (30, "place_order", "PlaceOrder"), (31, "accept_order", "OrderStep"),
     (32, "deliver_order", "DeliverOrder"), (33, "confirm_order", "OrderStep"),
-    (34, "settle_order", "SettleOrder"), (35, "cancel_order", "OrderStep"),
+    (35, "cancel_order", "OrderStep"),
     (36, "dispute_order", "DisputeOrder"), (37, "resolve_dispute", "ResolveDispute"),
     (38, "attest", "Attest"),
     (40, "register_grant", "RegisterGrant"), (41, "use_grant", "UseGrant"),
@@ -77,6 +82,7 @@ OPERATIONS = [
     (45, "enrol_subject", "EnrolSubject"), (46, "rotate_subject_key", "RotateSubjectKey"),
     (47, "revoke_all_grants", "RevokeAllGrants"),
     (50, "propose", "Propose"), (51, "approve", "Approve"),
+    (60, "deposit", "BankTransfer"), (61, "withdraw", "BankTransfer"),
 ]
 OPERATION_MESSAGE = {name: msg for _n, name, msg in OPERATIONS}
 message("Operation", *[F(n, name, "msg:" + msg, "oneof", "kind") for n, name, msg in OPERATIONS])
@@ -100,7 +106,6 @@ message("PlaceOrder", F(1, "product", "hash"), F(2, "grant", "msg:GrantRef", "op
         F(3, "purpose", "string"), F(4, "demand", "hash", "opt"))
 message("OrderStep", F(1, "order", "hash"))
 message("DeliverOrder", F(1, "order", "hash"), F(2, "delivery_hash", "hash"))
-message("SettleOrder", F(1, "order", "hash"), F(2, "amount", "uint64"))
 message("DisputeOrder", F(1, "order", "hash"), F(2, "reason_hash", "hash"))
 message("ResolveDispute", F(1, "order", "hash"), F(2, "settle_amount", "uint64", "opt"))
 message("Attest", F(1, "target", "msg:AttestTarget"), F(2, "stage", "enum:Stage"), F(3, "hash", "hash"))
@@ -115,6 +120,7 @@ message("RotateSubjectKey", F(1, "subject_id", "hash"), F(2, "new_key", "key"),
 message("RevokeAllGrants")
 message("Propose", F(1, "action", "msg:ProposalAction"))
 message("Approve", F(1, "proposal", "hash"))
+message("BankTransfer", F(1, "account", "key"), F(2, "amount", "uint64"), F(3, "reference", "string"))
 
 # receipts
 message("Attr", F(1, "key", "string"), F(2, "value", "string"))
@@ -146,7 +152,9 @@ message("Order", F(1, "id", "bytes"), F(2, "product", "bytes"), F(3, "buyer", "b
         F(7, "delivery_hash", "bytes", "opt"), F(8, "settlement_amount", "uint64", "opt"),
         F(9, "dispute_reason_hash", "bytes", "opt"), F(10, "grant", "bytes", "opt"),
         F(11, "demand", "bytes", "opt"), F(12, "purpose", "string"), F(13, "ordered_height", "uint64"),
-        F(14, "updated_height", "uint64"))
+        F(14, "updated_height", "uint64"), F(15, "escrow", "uint64"),
+        F(16, "fee_basis_points", "uint32", "opt"), F(17, "fee_amount", "uint64", "opt"),
+        F(18, "refund_amount", "uint64", "opt"), F(19, "terms_hash", "bytes"))
 message("GrantRecord", F(1, "grant", "msg:SignedGrant", "opt"), F(2, "subject", "bytes"),
         F(3, "state", "enum:GrantState"), F(4, "state_height", "uint64"), F(5, "registered_height", "uint64"),
         F(6, "state_time_ms", "uint64"))
@@ -166,6 +174,14 @@ message("PolicySetRecord", F(1, "version", "uint64"), F(2, "text", "string"), F(
         F(4, "height", "uint64"))
 message("Validator", F(1, "key", "bytes"), F(2, "power", "uint64"), F(3, "name", "string"))
 message("ValidatorSet", F(1, "validators", "msg:Validator", "rep"))
+message("Currency", F(1, "code", "string"), F(2, "minor_unit", "string"), F(3, "decimals", "uint32"))
+message("Account", F(1, "owner", "bytes"), F(2, "balance", "uint64"), F(3, "banks", "bytes", "rep"),
+        F(4, "updated_height", "uint64"))
+message("BankRecord", F(1, "bank", "bytes"), F(2, "account", "bytes"), F(3, "kind", "enum:BankRecordKind"),
+        F(4, "amount", "uint64"), F(5, "reference", "string"), F(6, "height", "uint64"),
+        F(7, "tx_hash", "bytes"))
+message("Treasury", F(1, "balance", "uint64"), F(2, "fees_collected", "uint64"), F(3, "paid_out", "uint64"))
+message("MoneySupply", F(1, "deposited", "uint64"), F(2, "withdrawn", "uint64"))
 
 # ---------------------------------------------------------------- dpx.ledger.v1
 message("Header", F(1, "chain_id", "string"), F(2, "height", "uint64"), F(3, "time_ms", "uint64"),

@@ -21,7 +21,10 @@ KINDS = {
     "subjects": (b"subject/", "Subject"),
     "proposals": (b"proposal/", "Proposal"),
     "policies": (b"policyv/", "PolicySetRecord"),
+    "balances": (b"account/", "Account"),
 }
+# GET /v1/state/money/{treasury|supply}
+MONEY = {"treasury": (b"money/treasury", "Treasury"), "supply": (b"money/supply", "MoneySupply")}
 
 
 class ProofError(ValueError):
@@ -30,6 +33,8 @@ class ProofError(ValueError):
 
 def state_key(kind: str, ident) -> bytes:
     """The state key behind ``GET /v1/state/{kind}/{id}`` (§8.1)."""
+    if kind == "money":
+        return MONEY[ident][0]
     prefix, _msg = KINDS[kind]
     if kind == "policies":
         return prefix + hashing.u64be(int(ident))
@@ -41,6 +46,9 @@ def state_key(kind: str, ident) -> bytes:
 
 def decode_value(key: bytes, value: bytes):
     """Decode a state value by its key's prefix (None for raw values)."""
+    for k, msg in MONEY.values():
+        if key == k:
+            return proto.decode(msg, value, strict=False)
     for prefix, msg in KINDS.values():
         if key.startswith(prefix) and msg:
             return proto.decode(msg, value, strict=False)
