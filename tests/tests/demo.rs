@@ -50,6 +50,8 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
         "not its subject's current key",
         "denied: denied by policy",
         "VALID: grants",
+        "/console   (the public view",
+        "console login --key",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}\n{stderr}");
     }
