@@ -20,9 +20,9 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Where Debian installs the two binaries (or `DPX_CHROMIUM` / `DPX_CHROMEDRIVER`).
 fn binary(var: &str, candidates: &[&str], package: &str) -> anyhow::Result<PathBuf> {
-    if let Ok(p) = std::env::var(var) {
-        return Ok(PathBuf::from(p));
-    }
+    let overridden = std::env::var(var).ok();
+    let candidates: Vec<&str> =
+        overridden.as_deref().map_or_else(|| candidates.to_vec(), |p| vec![p]);
     candidates.iter().map(PathBuf::from).find(|p| p.exists()).with_context(|| {
         format!(
             "{} not found (looked in {candidates:?}; set {var} to override): the console's \

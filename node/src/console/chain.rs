@@ -17,7 +17,7 @@ use dpx_crypto::{Hash, PublicKey};
 use dpx_ledger::Store;
 use maud::{Markup, html};
 
-use super::page::{participant_link, short_key, time};
+use super::page::{short_key, time};
 use super::svg;
 use crate::node::Shared;
 
@@ -192,7 +192,7 @@ pub fn body(s: &Shared, window: &parking_lot::Mutex<ChainWindow>) -> anyhow::Res
                             @let r = recs.get(&v.key).copied().unwrap_or_default();
                             tr {
                                 td { (v.name) }
-                                td { (participant_link(&v.key, None)) }
+                                td class="mono" title=(v.key.to_hex()) { (short_key(&v.key)) }
                                 td { (v.power) }
                                 td { (format!("{:.1} %", 100.0 * v.power as f64 / total_power.max(1) as f64)) }
                                 td { (r.proposed) }

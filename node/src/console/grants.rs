@@ -23,6 +23,14 @@ fn shown_state(g: &GrantRecord, tip_time_ms: u64) -> &'static str {
     }
 }
 
+/// A product's name, when this viewer may read the product (a delisted one is for active
+/// participants).
+fn product_name(st: &LatestState<'_>, who: &Who, id: &dpx_contracts::ProductId) -> Option<String> {
+    let k = keys::product(id);
+    let v = st.get(&k).filter(|v| who.may(st, &k, v))?;
+    decode::<dpx_contracts::Product>(&k, &v).map(|p| p.spec.name)
+}
+
 fn tip_time_ms(store: &Store) -> anyhow::Result<u64> {
     Ok(store.header(store.tip_height())?.map_or(0, |h| h.time_ms))
 }
@@ -124,7 +132,7 @@ pub fn one(store: &Store, who: &Who, id_hex: &str) -> anyhow::Result<Body> {
                     tr { th { "data subject" } td class="mono" { (g.subject) } }
                     @if let Some(sg) = &g.grant {
                         tr { th { "consumer" } td { (names.link(store, &sg.grant.consumer)) } }
-                        tr { th { "product" } td { a class="mono" href={ "/console/products/" (sg.grant.product) } { (sg.grant.product) } } }
+                        tr { th { "product" } td { a href={ "/console/products/" (sg.grant.product) } { (product_name(&st, who, &sg.grant.product).unwrap_or_else(|| sg.grant.product.to_string())) } } }
                         tr { th { "purpose" } td { (sg.grant.purpose) } }
                         tr { th { "signed by" } td class="mono" { (sg.grant.key.to_hex()) " (epoch " (sg.grant.epoch) ")" } }
                     }
