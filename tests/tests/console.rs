@@ -138,6 +138,8 @@ fn build_market() -> anyhow::Result<Market> {
     m.tx("rater", &["set-rating", "--participant", &m.public("provider")?, "--rating", "4"], None)?;
     let spec = json!({ "spec": { "name": "Honest resume check", "category": "data_service", "domain": "employment", "grade": 3, "price": 500, "terms_hash": "11".repeat(32) } }).to_string();
     m.product = m.tx("provider", &["list-product", "--json", &spec], Some("product"))?;
+    let demand = json!({ "title": "Verify 40 CVs a week", "domain": "employment", "budget": 9000, "description_hash": "22".repeat(32) }).to_string();
+    m.tx("employer", &["post-demand", "--json", &demand], None)?;
     let grant = dpx(&[
         "grant",
         "sign",
@@ -279,6 +281,9 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
         b.execute("return document.querySelectorAll('main script, main img').length")?,
         json!(0)
     );
+    // Demands are for active participants: the public sees none, nor how many there are.
+    assert!(market.contains("visible to active participants only"), "{market}");
+    assert!(!market.contains("Verify 40 CVs"), "{market}");
     let grants = visit(&b, &base, "/console/grants", "issued", "03-grants-public")?;
     assert_eq!(b.text("#grants-consumed")?, "0", "anonymous sees no grant:\n{grants}");
     visit(
@@ -308,7 +313,8 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
     // The regulator signs in with the one-time URL and sees the grant's life.
     sign_in(&b, &m, "regulator")?;
     assert!(b.text("#who")?.contains("regulator (supervisor)"), "{}", b.text("#who")?);
-    visit(&b, &base, "/console/market", "Orders by state", "07-market-regulator")?;
+    let market = visit(&b, &base, "/console/market", "Orders by state", "07-market-regulator")?;
+    assert!(market.contains("Verify 40 CVs a week"), "{market}");
     let grants = visit(&b, &base, "/console/grants", "consumed", "08-grants-regulator")?;
     assert_eq!(b.text("#grants-consumed")?, "1", "{grants}");
     let life = visit(

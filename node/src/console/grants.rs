@@ -81,8 +81,8 @@ pub fn summary(store: &Store, who: &Who) -> anyhow::Result<Markup> {
                 }
                 p class="note" {
                     "Grants are seen by their data subject and consumer, and by supervisors: the counts cover the "
-                    (grants.items.len()) " this viewer may read of the " (grants.seen) " scanned"
-                    @if !grants.complete { " (more exist)" } "."
+                    (grants.items.len()) " this viewer may read"
+                    @if !grants.complete { " among the first " (super::SCAN_MAX) " grants" } "."
                 }
                 (grant_table(store, &mut names, &grants.items))
                 (showing(grants.items.len().min(LIST_MAX), grants.items.len(), grants.complete, "readable grants"))

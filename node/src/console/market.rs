@@ -21,8 +21,9 @@ use crate::rpc::auth::LatestState;
 /// The records of one kind the viewer may read, from one bounded scan.
 pub(crate) struct Visible<T> {
     pub items: Vec<(Vec<u8>, T)>,
-    /// Records scanned (readable or not).
-    pub seen: usize,
+    /// Whether the scan reached the end of the kind. How many records it saw is not kept:
+    /// the number of records a viewer may not read (grants, orders) is not the viewer's to
+    /// know either.
     pub complete: bool,
 }
 
@@ -46,7 +47,7 @@ pub(crate) fn visible<T: serde::de::DeserializeOwned>(
         }
     }
     st.check().map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    Ok(Visible { items, seen: scanned.entries.len(), complete: scanned.complete })
+    Ok(Visible { items, complete: scanned.complete })
 }
 
 fn status_of(p: &Participant) -> &'static str {
@@ -140,8 +141,8 @@ pub fn market(store: &Store, who: &Who) -> anyhow::Result<Markup> {
             }
             section class="card" id="demands" {
                 h2 { "Open demands" }
-                @if demands.items.is_empty() && demands.seen > 0 {
-                    p class="note" { "Demands are visible to active participants; this viewer sees none of the " (demands.seen) " posted." }
+                @if !who.reader.may(&dpx_contracts::read::Access::Participants) {
+                    p class="note" id="demands-hidden" { "Demands are visible to active participants only." }
                 }
                 table {
                     thead { tr { th { "title" } th { "domain" } th { "budget" } th { "responses" } th { "poster" } th { "deadline" } } }
@@ -160,7 +161,7 @@ pub fn market(store: &Store, who: &Who) -> anyhow::Result<Markup> {
             section class="card" id="orders" {
                 h2 { "Orders by state" }
                 (order_counts(&orders.items.iter().map(|(_, o)| o).collect::<Vec<_>>()))
-                p class="note" { "Orders are seen by their buyer, provider and the grant's subject, and by supervisors: counts cover the " (orders.items.len()) " this viewer may read of " (orders.seen) " scanned." }
+                p class="note" { "Orders are seen by their buyer, provider and the grant's subject, and by supervisors: counts cover the " (orders.items.len()) " this viewer may read." }
             }
         }
     })
@@ -246,7 +247,7 @@ pub fn participant(store: &Store, who: &Who, key_hex: &str) -> anyhow::Result<Bo
                         tr { td { a href={ "/console/products/" (x.id) } { (x.spec.name) } } td { "grade " (x.spec.grade) } td { (x.spec.category.as_str()) } td { @if x.listed { "listed" } @else { "delisted" } } }
                     }
                 } }
-                (showing(products.items.len().min(LIST_MAX), products.seen, products.complete, "products scanned"))
+                (showing(products.items.len().min(LIST_MAX), products.items.len(), products.complete, "products"))
             }
             section class="card" {
                 h2 { "Orders it is party to (those this viewer may read)" }
@@ -255,7 +256,7 @@ pub fn participant(store: &Store, who: &Who, key_hex: &str) -> anyhow::Result<Bo
             section class="card" {
                 h2 { "Grants it holds as consumer (those this viewer may read)" }
                 (super::grants::grant_table(store, &mut names, &grants.items))
-                (showing(grants.items.len().min(LIST_MAX), grants.seen, grants.complete, "grants scanned"))
+                (showing(grants.items.len().min(LIST_MAX), grants.items.len(), grants.complete, "readable grants"))
             }
         }
     }))
@@ -316,7 +317,7 @@ pub fn product(store: &Store, who: &Who, id_hex: &str) -> anyhow::Result<Body> {
                         }
                     }
                 } }
-                (showing(uses.items.len().min(LIST_MAX), uses.seen, uses.complete, "usage receipts scanned"))
+                (showing(uses.items.len().min(LIST_MAX), uses.items.len(), uses.complete, "readable usage receipts"))
             }
         }
     }))

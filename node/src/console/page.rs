@@ -171,15 +171,16 @@ pub fn hidden(what: &str) -> Markup {
     }
 }
 
-/// "showing N of M": the count shown, and the total when the bounded scan saw everything.
-pub fn showing(shown: usize, seen: usize, complete: bool, what: &str) -> Markup {
+/// "showing N of M": the rows shown of the records the viewer may read, and whether the
+/// bounded scan saw the whole kind.
+pub fn showing(shown: usize, readable: usize, complete: bool, what: &str) -> Markup {
     html! {
         p class="note" {
             @if complete {
-                "showing " (shown) " of " (seen) " " (what)
+                "showing " (shown) " of " (readable) " " (what)
             } @else {
-                "showing " (shown) " of the first " (seen) " " (what)
-                " scanned (more exist; counts cover those scanned)"
+                "showing " (shown) " of " (readable) " " (what) " among the first "
+                (super::SCAN_MAX) " records scanned (more exist; counts cover those scanned)"
             }
         }
     }
