@@ -5,7 +5,8 @@
 //!
 //! It opens every page anonymously, signs in as the regulator with the URL `dpx console login`
 //! prints, follows the grant, submits a transaction and sees it appear without a reload, and
-//! checks that a participant unrelated to the grant cannot see it. A PNG of each page is saved
+//! checks that a participant unrelated to the grant cannot see it, that a login URL works
+//! once, and that a signed-in key rotated out reads as the public at the next page. A PNG of each page is saved
 //! under `$CARGO_TARGET_DIR/console-screenshots/` (or `target/console-screenshots/`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (scripts/prereqs.sh installs them); without
@@ -381,6 +382,30 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
     b.wait_text("main", "already used", Duration::from_secs(5))?;
     eprintln!("replayed login: {:?}", started.elapsed());
     http_checks(&m)?;
+    eprintln!("http checks: {:?}", started.elapsed());
+
+    // The browser is signed in as the regulator again (the first use of that URL). Its key is
+    // rotated out: the next page reads as the public, without signing out.
+    b.goto(&format!("{base}/console/grants/{}", m.grant))?;
+    b.wait_text("main", "used once at height", Duration::from_secs(5))?;
+    let old = dpx_crypto::keyfile::load(Path::new(&m.key("regulator")))?;
+    let new = dpx_crypto::Keypair::generate();
+    let chain = m.c.get(0, "/v1/status")?["chain_id"].as_str().context("chain_id")?.to_owned();
+    let proof = new.sign(
+        dpx_contracts::ROTATE_KEY_DOMAIN,
+        &chain,
+        &dpx_contracts::rotation_message(&old.public()),
+    );
+    let op = json!({ "new_key": new.public(), "new_key_signature": proof }).to_string();
+    m.tx("regulator", &["rotate-key", "--json", &op], None)?;
+    visit(
+        &b,
+        &base,
+        &format!("/console/grants/{}", m.grant),
+        "not visible",
+        "14-grant-rotated-out",
+    )?;
+    assert!(b.text("#who")?.contains("no standing now"), "{}", b.text("#who")?);
     drop(m.c);
     eprintln!("browser test done in {:?}", started.elapsed());
     Ok(())
