@@ -130,6 +130,8 @@ impl Browser {
             }
             Ok(v["value"].clone())
         });
+        // A slow command is worth a line in the test's output: it is how a page that stalls
+        // the browser (e.g. by holding connections) shows up before any assertion fails.
         if t0.elapsed() > Duration::from_secs(5) {
             eprintln!("SLOW {method} {path} {:?} {:?}", t0.elapsed(), out.as_ref().err());
         }
