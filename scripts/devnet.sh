@@ -226,5 +226,9 @@ The devnet keeps running.
   status:     $DPX status --rpc $RPC
   events:     curl -N $RPC/v1/events?from_height=1
   API docs:   $RPC/v1/openapi.json
+  console:    $RPC/console   (the public view; any node's RPC serves it)
+  sign in:    $DPX console login --key $K/regulator.json --rpc $RPC
+              prints a one-time URL (valid 5 minutes); open it in the browser to see
+              the market, the chain and the grants as the regulator
   stop:       scripts/devnet.sh stop
 EOF

@@ -36,6 +36,11 @@ fi
 # rocksdb's bindgen needs libclang; its C++ needs a C++ compiler.
 have_libclang || apt_install clang libclang-dev
 command -v c++ >/dev/null || command -v g++ >/dev/null || apt_install g++
+# The console's browser tests (tests/tests/console.rs) drive a headless Chromium over WebDriver;
+# scripts/test.sh asks for it (DPX_PREREQS_BROWSER=1), the devnet does not need it.
+if [ "${DPX_PREREQS_BROWSER:-0}" = 1 ]; then
+  { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || apt_install chromium chromium-driver
+fi
 # A compiler cache makes RocksDB's C++ cheap to rebuild; optional.
 if ! command -v sccache >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt_install sccache || echo "note: sccache not available; building without a compiler cache"

@@ -5,6 +5,8 @@
 #   DPX_SIM_SEEDS=20000 scripts/test.sh   # a longer consensus soak
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser tests of the console need chromium and chromium-driver.
+export DPX_PREREQS_BROWSER=1
 source scripts/prereqs.sh
 
 echo "==> cargo fmt --check"

@@ -38,6 +38,9 @@ impl Domain {
     /// Signed RPC requests: the RFC 9421 signature base of an HTTP request (SPEC.md, "Signed
     /// RPC requests"), so a request signature is never a transaction's, and vice versa.
     pub const RPC_REQUEST: Self = Self("dpx/rpc-request/v1");
+    /// Console sign-in tokens (SPEC.md, "Console sign-in tokens"): a key's short-lived
+    /// consent to open a console session, never valid as a request or a transaction.
+    pub const CONSOLE_LOGIN: Self = Self("dpx/console-login/v1");
 
     /// A domain of the caller's own. Use a `dpx/<purpose>/v<N>` name.
     pub const fn new(tag: &'static str) -> Self {

@@ -12,6 +12,8 @@
 //! - [`membership`]: the validator set per height with names, scheduled changes, the keys p2p
 //!   lets in.
 //! - [`rpc`]: the HTTP API (JSON and protobuf), server-sent events, `/metrics`, `/health`.
+//! - [`console`]: the supervision console, HTML pages at `/console` under the read policy,
+//!   with sign-in by a signed login token.
 //! - [`replay`]: where `dpx audit replay` takes blocks from (a home directory, a node's RPC);
 //!   the replay itself is `dpx_app::replay`.
 //! - [`cli`]: `dpx keygen`, `dpx testnet init`, `dpx node start`, transaction and query commands.
@@ -28,6 +30,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod driver;
 pub mod events;
 pub mod membership;

@@ -9,12 +9,16 @@
 //! hostile RPC clients against such a cluster, one file per behaviour, with the checks run
 //! after each scenario (`scripts/byzantine.sh`, `tests/byzantine.rs`).
 //!
+//! [`browser`] drives a headless Chromium over WebDriver for the console's browser tests
+//! (`tests/console.rs`).
+//!
 //! ```no_run
 //! let mut c = dpx_tests::Cluster::init(4).unwrap();
 //! c.start_all().unwrap();
 //! c.wait_height_all(3, std::time::Duration::from_secs(60)).unwrap();
 //! ```
 
+pub mod browser;
 pub mod byzantine;
 pub mod tool;
 

@@ -56,6 +56,8 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
         "19500 fen to the provider, 500 fen fee to the treasury",
         "balances: employer 80000 fen, provider 19500 fen",
         "VALID: grants",
+        "/console   (the public view",
+        "console login --key",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}\n{stderr}");
     }

@@ -5,6 +5,7 @@
 
 mod audit;
 mod client;
+mod console;
 mod governance;
 mod init;
 mod tx;
@@ -118,6 +119,11 @@ pub enum Cmd {
     Subject {
         #[command(subcommand)]
         cmd: tx::SubjectCmd,
+    },
+    /// The supervision console served by nodes at /console: sign in from a browser.
+    Console {
+        #[command(subcommand)]
+        cmd: console::ConsoleCmd,
     },
     /// Auditors: proofs that verify offline.
     Audit {
@@ -248,6 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Grant { cmd } => return tx::grant(cmd, out).await,
         Cmd::Subject { cmd } => return tx::subject(cmd, out).await,
         Cmd::Audit { cmd } => audit::run(cmd, out).await?,
+        Cmd::Console { cmd } => console::run(cmd, out).await?,
         Cmd::Hash { file, keyed: true, key_file: Some(secret) } => {
             let secret = load_secret(&secret)?;
             let identifier = if let Some(text) = file {

@@ -111,6 +111,9 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi_doc))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        // The console's HTML pages (not API routes: not in ROUTES or the OpenAPI document),
+        // under the same limits.
+        .merge(crate::console::router(Arc::new(crate::console::Console::new(&shared.chain_id))))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {

@@ -1,0 +1,226 @@
+//! The console's page frame: layout, style, the live-update script, the security headers, and
+//! small renderers shared by the pages. Everything is inside the binary; nothing is fetched
+//! from elsewhere (the pages work offline).
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use dpx_crypto::PublicKey;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use sha2::Digest as _;
+
+use super::Who;
+
+/// The style sheet (inline: one request per page, no asset routes).
+const STYLE: &str = r"
+:root { --fg:#1d2330; --muted:#5f6b7a; --line:#d9dee5; --accent:#1f5fa8; --bg:#f6f7f9; --ok:#2e7d32; --warn:#b26a00; --bad:#b3261e; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, sans-serif; color:var(--fg); background:var(--bg); }
+header { background:#14213d; color:#fff; padding:10px 24px; display:flex; gap:24px; align-items:center; flex-wrap:wrap; }
+header a { color:#dfe7f3; text-decoration:none; }
+header a.on { color:#fff; font-weight:600; border-bottom:2px solid #fca311; }
+header .who { margin-left:auto; font-size:13px; }
+header form { display:inline; }
+header button { background:none; border:0; color:#fca311; cursor:pointer; font:inherit; text-decoration:underline; padding:0; }
+main { padding:16px 24px 40px; max-width:1200px; }
+h1 { font-size:20px; margin:8px 0 12px; } h2 { font-size:16px; margin:22px 0 8px; }
+section.card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:12px 16px; margin:12px 0; }
+table { border-collapse:collapse; width:100%; } th, td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { color:var(--muted); font-weight:600; font-size:12px; text-transform:uppercase; }
+code, .mono { font-family:ui-monospace, monospace; font-size:12px; }
+.muted { color:var(--muted); } .ok { color:var(--ok); } .warn { color:var(--warn); } .bad { color:var(--bad); }
+.note { color:var(--muted); font-size:12px; margin:6px 0; }
+.stats { display:flex; gap:16px; flex-wrap:wrap; } .stat { background:#fff; border:1px solid var(--line); border-radius:6px; padding:8px 14px; min-width:130px; }
+.stat b { display:block; font-size:20px; }
+.hidden-box { border:1px dashed var(--bad); color:var(--bad); padding:10px 14px; border-radius:6px; background:#fff; }
+svg text { font:11px system-ui, sans-serif; fill:var(--muted); }
+figure { margin:0; }
+#live-status { font-size:12px; color:#9fb3c8; }
+";
+
+/// Live updates: when a block commits (the node's public event stream), fetch this page again
+/// and swap its `#live` part in place; no reload, so the reader keeps their scroll and state.
+/// One fetch at a time; a block that commits meanwhile triggers one more. The stream is closed
+/// when the page is left.
+const SCRIPT: &str = r"
+(function () {
+  var status = document.getElementById('live-status');
+  if (!window.EventSource || !document.getElementById('live')) { return; }
+  var busy = false, again = false;
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(location.href, { credentials: 'same-origin', cache: 'no-store' })
+      .then(function (r) { return r.text(); })
+      .then(function (text) {
+        var doc = new DOMParser().parseFromString(text, 'text/html');
+        var fresh = doc.getElementById('live'), old = document.getElementById('live');
+        if (fresh && old) { old.replaceWith(document.adoptNode(fresh)); }
+      })
+      .catch(function () {})
+      .then(function () { busy = false; if (again) { again = false; refresh(); } });
+  }
+  var es = null;
+  function open() {
+    es = new EventSource('/v1/events?kinds=block');
+    es.addEventListener('block', function (e) {
+      var h = ''; try { h = JSON.parse(e.data).height; } catch (x) {}
+      if (status) { status.textContent = 'live: block ' + h; }
+      refresh();
+    });
+    es.onerror = function () { if (status) { status.textContent = 'live: reconnecting'; } };
+  }
+  // A page left behind (or kept in the back-forward cache) must not hold its stream: the
+  // browser has few connections per host, and the node few subscriber slots.
+  window.addEventListener('pagehide', function () { if (es) { es.close(); es = null; } });
+  window.addEventListener('pageshow', function (e) { if (!es) { open(); if (e.persisted) { refresh(); } } });
+  open();
+})();
+";
+
+/// The Content-Security-Policy: only this page's own script and style run (by hash), and the
+/// page talks only to its node. An injected `<script>` would not run even if escaping failed.
+fn csp() -> &'static str {
+    static CSP: OnceLock<String> = OnceLock::new();
+    CSP.get_or_init(|| {
+        let h = |s: &str| {
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()))
+        };
+        format!(
+            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; \
+             connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; \
+             frame-ancestors 'none'",
+            h(SCRIPT),
+            h(STYLE)
+        )
+    })
+}
+
+/// The navigation tabs: (path, label).
+const NAV: &[(&str, &str)] =
+    &[("/console", "Chain"), ("/console/market", "Market"), ("/console/grants", "Grants")];
+
+/// A whole page: the frame around `body`, whose changing part the page puts in `#live`.
+pub fn page(title: &str, active: &str, who: &Who, body: &Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " · dpx console" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { "dpx console" }
+                    @for (path, label) in NAV {
+                        a href=(path) class=[(active == *path).then_some("on")] { (label) }
+                    }
+                    span id="live-status" { "live: waiting for a block" }
+                    span class="who" id="who" {
+                        @match &who.key {
+                            Some(_) => {
+                                "signed in as " strong { (who.label()) }
+                                " · "
+                                form method="post" action="/console/logout" {
+                                    button type="submit" id="logout" { "sign out" }
+                                }
+                            }
+                            None => {
+                                "public view · sign in with "
+                                code { "dpx console login --key FILE" }
+                            }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+                script { (PreEscaped(SCRIPT)) }
+            }
+        }
+    }
+}
+
+/// The response for a rendered page, with the headers every console page carries.
+pub fn respond(status: StatusCode, markup: Markup) -> Response {
+    let mut r = (status, markup.into_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    if let Ok(v) = HeaderValue::from_str(csp()) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+/// The box shown where a record is hidden from this viewer.
+pub fn hidden(what: &str) -> Markup {
+    html! {
+        div class="hidden-box" id="hidden" {
+            (what) " is not visible to this viewer under the read policy (sign in with the key of "
+            "a party to it, or of a supervisor). Whether it exists is not disclosed."
+        }
+    }
+}
+
+/// "showing N of M": the rows shown of the records the viewer may read, and whether the
+/// bounded scan saw the whole kind.
+pub fn showing(shown: usize, readable: usize, complete: bool, what: &str) -> Markup {
+    html! {
+        p class="note" {
+            @if complete {
+                "showing " (shown) " of " (readable) " " (what)
+            } @else {
+                "showing " (shown) " of " (readable) " " (what) " among the first "
+                (super::SCAN_MAX) " records scanned (more exist; counts cover those scanned)"
+            }
+        }
+    }
+}
+
+/// A key as a short, linkable label.
+pub fn short_key(k: &PublicKey) -> String {
+    let h = k.to_hex();
+    format!("{}…{}", &h[..8], &h[h.len() - 4..])
+}
+
+/// A link to a participant's page, labelled with its name when known.
+pub fn participant_link(k: &PublicKey, name: Option<&str>) -> Markup {
+    html! {
+        a href={ "/console/participants/" (k.to_hex()) } title=(k.to_hex()) {
+            @match name { Some(n) => (n), None => span class="mono" { (short_key(k)) } }
+        }
+    }
+}
+
+/// A block time as UTC text.
+pub fn time(ms: u64) -> String {
+    dpx_contracts::rfc3339_ms(ms).replace('T', " ").trim_end_matches('Z').to_owned() + " UTC"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_the_hashes_of_the_page_own_script_and_style() {
+        let p = csp();
+        assert!(p.contains("script-src 'sha256-"), "{p}");
+        assert!(!p.contains("unsafe-inline"), "{p}");
+        let b64 = |s: &str| {
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()))
+        };
+        assert!(p.contains(&b64(SCRIPT)) && p.contains(&b64(STYLE)));
+        // The script goes into the page byte for byte, or the hash would not match.
+        let html = page("t", "/console", &Who::anonymous(), &html! {}).into_string();
+        assert!(html.contains(SCRIPT) && html.contains(STYLE));
+    }
+}
