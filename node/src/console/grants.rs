@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use super::market::visible;
 use super::page::{hidden, showing, time};
 use super::{Body, LIST_MAX, Names, Who, decode};
-use crate::rpc::auth::LatestState;
+use dpx_app::LatestState;
 
 /// The state a grant shows: an issued grant past its expiry is expired even before anything
 /// marks it so (the ledger refuses its use from `expires_at_ms + 1`).

@@ -16,7 +16,7 @@ use maud::{Markup, html};
 
 use super::page::{hidden, showing, time};
 use super::{Body, LIST_MAX, Names, Who, decode, scan};
-use crate::rpc::auth::LatestState;
+use dpx_app::LatestState;
 
 /// The records of one kind the viewer may read, from one bounded scan.
 pub(crate) struct Visible<T> {
@@ -46,7 +46,7 @@ pub(crate) fn visible<T: serde::de::DeserializeOwned>(
             items.push((k.clone(), t));
         }
     }
-    st.check().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    crate::rpc::auth::read_ok(&st).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(Visible { items, complete: scanned.complete })
 }
 

@@ -42,7 +42,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::node::Shared;
-use crate::rpc::auth::{Caller, LatestState, Reader};
+use dpx_app::LatestState;
+
+use crate::rpc::auth::{Caller, Reader, read_ok};
 
 /// Records of one kind a page reads at most per request.
 pub const SCAN_MAX: usize = 1000;
@@ -137,8 +139,10 @@ fn who(s: &Shared, console: &Console, headers: &HeaderMap) -> anyhow::Result<Who
     else {
         return Ok(Who::anonymous());
     };
-    let reader = Reader::of(&s.store, s.checker.is_opaque(), Caller { key: Some(key) })
-        .map_err(|e| anyhow::anyhow!("resolving the viewer: {}", e.message))?;
+    let st = LatestState::new(&s.store);
+    let viewer = read::viewer(&st, &key);
+    read_ok(&st).map_err(|e| anyhow::anyhow!("resolving the viewer: {}", e.message))?;
+    let reader = Reader::of(s.checker.is_opaque(), Caller { key: Some(key), viewer });
     let name = match &reader.viewer {
         Viewer::Participant { account, .. } => Names::default().name(&s.store, account),
         _ => None,
@@ -302,7 +306,8 @@ async fn login_page(
     let store = s.store.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let id = login::fresh_session_id();
-        let standing = |k: &PublicKey| read::has_standing(&LatestState::new(&store), k);
+        let standing =
+            |k: &PublicKey| read::viewer(&LatestState::new(&store), k) != Viewer::Anonymous;
         c.sign_in.login(&token, now_s(), standing, id).map(|_| id)
     })
     .await;
