@@ -6,7 +6,9 @@
 # (`dpx governance`), and it signs blocks (its key in later certificates). Then one original
 # validator is voted out: from its effective height its signatures stop appearing and its node
 # stops signing (it follows the chain as a full node through the peers that name it), and the
-# chain goes on with the four. At the end: every acknowledged transaction is
+# chain goes on with the four. Then node2 rotates its validator key in place under load (a new
+# key staged beside the old, a governed change, one restart): the old key signs up to the
+# change, the new one from it, never both. At the end: every acknowledged transaction is
 # committed exactly once at its height on every node, all nodes agree on every block id and
 # state root (the removed node's shorter chain is a prefix), and `dpx audit replay` of the final
 # chain from a stopped validator's home passes (the validator-set history is replayed with it).
@@ -223,6 +225,33 @@ note "node4 signed $n4 heights in $LEAVE_H..$END2 (last $last4)"
 note "tips $(tips 0 1 2 3 4)"
 [ "$(curl -s "$(rpc_of 3)/v1/status" | json 'v["validator"]')" = False ] || fail "node3 still says it signs"
 
+say "5. node2 rotates its validator key in place, under load (docs/OPERATOR.md)"
+OLD2=$(node_key 2)
+"$DPX" keygen --out "$WORK/net/node2/node_key.next.json" >/dev/null
+chown 10001:10001 "$WORK/net/node2/node_key.next.json" && chmod 0600 "$WORK/net/node2/node_key.next.json"
+NEW2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_key"])' "$WORK/net/node2/node_key.next.json")
+out=$(govj propose-validator --key "$WORK/net/keys/agency-0.json" --remove "$OLD2" --add "$NEW2" \
+  --name "Agency 2 node (new key)" --power 10 --effective-height $(($(maxtip) + IN_BLOCKS)) --rpc "$(rpc_of 1)")
+PID=$(json 'v["proposal"]["id"]' <<<"$out")
+ROT_H=$(json 'v["proposal"]["action"]["update_validators"]["effective_height"]' <<<"$out")
+for a in 1 2; do gov approve "$PID" --key "$WORK/net/keys/agency-$a.json" --rpc "$(rpc_of "$a")" | sed 's/^/  /' || fail "approval by agency $a"; done
+gov approve "$PID" --key "$WORK/agency-e.json" --rpc "$(rpc_of 4)" | sed 's/^/  /' || fail "approval by agency E"
+executed "$PID" || fail "the rotation was not scheduled"
+docker restart -t 30 "$(ctr 2)" >/dev/null
+wait_past "$(tip 1)" 2 || fail "node2 did not come back after its restart"
+st2=$(curl -s "$(rpc_of 2)/v1/status")
+[ "$(json 'v["node_key"]' <<<"$st2")" = "$NEW2" ] || fail "node2 is not known by its new key on the network"
+[ "$(json 'v["signing_key"]' <<<"$st2")" = "$OLD2" ] || fail "node2 does not sign with its old key before $ROT_H"
+END3=$((ROT_H + AFTER_BLOCKS))
+wait_past "$END3" 0 1 2 4 || fail "the chain did not pass $END3 after the rotation"
+[ "$(curl -s "$(rpc_of 2)/v1/status" | json 'v["signing_key"]')" = "$NEW2" ] || fail "node2 does not sign with its new key"
+read -r _ no firsto lasto < <("$MEMBER" signers --rpc "$(rpc_of 0)" --from "$LEAVE_H" --to "$END3" --key "$OLD2")
+read -r _ nn firstn lastn < <("$MEMBER" signers --rpc "$(rpc_of 0)" --from "$LEAVE_H" --to "$END3" --key "$NEW2")
+note "node2's old key signed $no heights in $LEAVE_H..$END3 (last $lasto), its new key $nn (first $firstn); rotation at $ROT_H"
+[ "$lasto" = - ] || [ "$lasto" -lt "$ROT_H" ] || fail "the old key signed height $lasto, at or after $ROT_H"
+[ "$nn" -gt 0 ] || fail "the new key signed no certificate"
+[ "$firstn" -ge "$ROT_H" ] || fail "the new key signed height $firstn, before $ROT_H"
+
 say "Consistency: exactly-once commitment, agreement, and audit replay"
 touch "$WORK/stop"
 wait "$LOAD_PID" 2>/dev/null || true
@@ -254,6 +283,6 @@ else
 fi
 
 say "Result ($([ "$SHORT" = 1 ] && echo short || echo long) form): $acked transactions acknowledged"
-note "node4 joined at $JOIN_H and signed $n certificates up to $END1; node3 left at $LEAVE_H (last signed ${last3}); work dir $WORK"
+note "node4 joined at $JOIN_H and signed $n certificates up to $END1; node3 left at $LEAVE_H (last signed ${last3}); node2 rotated its key at $ROT_H (old key last ${lasto}, new key first ${firstn}); work dir $WORK"
 [ "$FAILED" = 0 ] && echo "PASS" || echo "FAIL"
 exit "$FAILED"

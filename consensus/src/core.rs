@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dpx_crypto::Keypair;
+use dpx_crypto::{Keypair, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::round_state::{Added, RoundState};
@@ -88,6 +88,9 @@ enum Admit {
 struct Ctx {
     chain_id: String,
     signer: Option<Keypair>,
+    /// A validator key governance rotates this node to: it replaces `signer` at the first
+    /// height whose set holds it (see [`Consensus::stage_next_signer`]).
+    next_signer: Option<Keypair>,
     config: ConsensusConfig,
     schedule: Box<dyn ProposerSchedule>,
     safety: SafetyState,
@@ -115,6 +118,7 @@ impl Consensus {
             ctx: Ctx {
                 chain_id: chain_id.into(),
                 signer,
+                next_signer: None,
                 config,
                 schedule: Box::new(WeightedRoundRobin),
                 safety: persisted.unwrap_or_default(),
@@ -122,6 +126,19 @@ impl Consensus {
             current: None,
             next_height: Vec::new(),
         }
+    }
+
+    /// Stage the key a governed rotation moves this validator to. From the first height whose
+    /// validator set holds `next`, the core signs with it and drops the old key for good; before
+    /// that it signs with the old one. One key per height, so a rotation can never sign the
+    /// same height twice (once with each key); if a set holds both, the new key alone signs.
+    pub fn stage_next_signer(&mut self, next: Keypair) {
+        self.ctx.next_signer = Some(next);
+    }
+
+    /// The key this core signs with now (after any rotation).
+    pub fn signer_key(&self) -> Option<PublicKey> {
+        self.ctx.signer.as_ref().map(Keypair::public)
     }
 
     /// Replace the proposer rule (default: [`WeightedRoundRobin`]).
@@ -224,6 +241,13 @@ impl Consensus {
             && height <= hs.height
         {
             return Err(Error::BadStartHeight { got: height, current: hs.height });
+        }
+        // A staged key takes over at the first height whose set holds it, before `me` is known:
+        // the whole height (every round) is signed with one key.
+        if let Some(next) = &self.ctx.next_signer
+            && validators.index_of(&next.public()).is_some()
+        {
+            self.ctx.signer = self.ctx.next_signer.take();
         }
         let me = self.ctx.signer.as_ref().and_then(|k| validators.index_of(&k.public()));
         let safety = &mut self.ctx.safety;

@@ -383,3 +383,52 @@ proptest! {
         let _ = SafetyState::decode(&bytes);
     }
 }
+
+/// The one message the core signs when the propose timeout of `h`, round 0, fires (a nil
+/// prevote), checked against `set`: who signed it, as which member.
+fn prevote_on_timeout(c: &mut Consensus, h: u64, set: &ValidatorSet) -> Option<ValidatorIndex> {
+    let out = c
+        .handle(Input::TimeoutFired { height: Height(h), round: Round(0), step: Step::Propose })
+        .unwrap();
+    let signed = broadcasts(&out);
+    assert!(signed.len() <= 1, "{signed:?}");
+    signed.first().map(|m| {
+        m.verify(CHAIN, set).expect("signed by the member it names");
+        m.signer()
+    })
+}
+
+/// Issue 19, key rotation: a validator whose key governance rotates signs every height before
+/// the change with the old key and every height from it with the new one — one key per height,
+/// never both — and the old key never signs again, even if a later set holds it.
+#[test]
+fn a_rotated_validator_signs_each_height_with_exactly_one_key() {
+    let ks = keys(4);
+    let (old, new) = (ks[3].clone(), Keypair::from_seed([9; 32]));
+    let before = set(&ks);
+    let after = set(&[ks[0].clone(), ks[1].clone(), ks[2].clone(), new.clone()]);
+    let mut c = Consensus::new(CHAIN, Some(old.clone()), ConsensusConfig::default(), None);
+    c.stage_next_signer(new.clone());
+
+    c.handle(Input::StartHeight { height: Height(1), validators: before.clone() }).unwrap();
+    assert_eq!(c.signer_key(), Some(old.public()));
+    assert_eq!(prevote_on_timeout(&mut c, 1, &before), before.index_of(&old.public()));
+
+    c.handle(Input::StartHeight { height: Height(2), validators: after.clone() }).unwrap();
+    assert_eq!(c.signer_key(), Some(new.public()));
+    assert_eq!(c.my_index(), after.index_of(&new.public()));
+    assert_eq!(prevote_on_timeout(&mut c, 2, &after), after.index_of(&new.public()));
+
+    // A later set with the old key again: it stays retired; this core does not sign.
+    c.handle(Input::StartHeight { height: Height(3), validators: before.clone() }).unwrap();
+    assert_eq!(c.signer_key(), Some(new.public()));
+    assert_eq!(c.my_index(), None);
+    assert_eq!(prevote_on_timeout(&mut c, 3, &before), None);
+
+    // A set holding both keys: the new one alone signs.
+    let both = set(&[ks[0].clone(), ks[1].clone(), old.clone(), new.clone()]);
+    let mut c = Consensus::new(CHAIN, Some(old), ConsensusConfig::default(), None);
+    c.stage_next_signer(new.clone());
+    c.handle(Input::StartHeight { height: Height(1), validators: both.clone() }).unwrap();
+    assert_eq!(prevote_on_timeout(&mut c, 1, &both), both.index_of(&new.public()));
+}

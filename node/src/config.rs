@@ -447,6 +447,11 @@ impl Home {
     pub fn node_key(&self) -> PathBuf {
         self.0.join("node_key.json")
     }
+    /// The key a governed rotation moves this validator to, staged by its operator
+    /// (docs/OPERATOR.md, "Rotating the validator key").
+    pub fn next_node_key(&self) -> PathBuf {
+        self.0.join("node_key.next.json")
+    }
     pub fn ledger(&self) -> PathBuf {
         self.0.join("data").join("ledger")
     }

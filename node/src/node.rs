@@ -35,6 +35,8 @@ pub struct NodeStatus {
     pub round: u32,
     pub validators: Vec<(PublicKey, u64)>,
     pub mempool_txs: usize,
+    /// The validator key the consensus core signs with now (after any rotation).
+    pub signing_key: Option<PublicKey>,
 }
 
 /// Bounds the driver needs. (Blocks are decoded against the chain's current parameters,
@@ -284,6 +286,10 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     init_logging(&cfg);
     let genesis = Genesis::load(&home.genesis())?;
     let key = keyfile::load(&home.node_key())?;
+    let next_key = {
+        let path = home.next_node_key();
+        if path.exists() { Some(keyfile::load(&path)?) } else { None }
+    };
     let store = Arc::new(open_store(&home, &genesis, &cfg)?);
     let metrics = Metrics::new();
     metrics.height.set(store.tip_height() as i64);
@@ -323,6 +329,29 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
     spawn_events_thread(jobs, events.clone(), store.clone())?;
+    // During a key rotation the node speaks on the network as its new key once governance has
+    // scheduled it (the others let a scheduled key in, and drop the old one after its last
+    // height), while the core signs with the old key until the change takes effect.
+    let permitted = crate::membership::permitted_keys(&store)?;
+    let net_key = match &next_key {
+        Some(next) if next.public() == key.public() => {
+            bail!("node_key.next.json holds the same key as node_key.json; remove it")
+        }
+        Some(next) if permitted.contains(&next.public()) => {
+            info!(key = %next.public(), "rotation: the network sees this node as its new key");
+            next.clone()
+        }
+        Some(next) => {
+            warn!(
+                key = %next.public(),
+                "node_key.next.json is staged but no validator set in force or scheduled holds \
+                 it: this node keeps its current key; restart once governance has scheduled the \
+                 rotation"
+            );
+            key.clone()
+        }
+        None => key.clone(),
+    };
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id.clone(),
         genesis_time_ms: genesis.genesis_time_ms,
@@ -341,7 +370,7 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
         events,
         event_jobs,
         config: cfg.clone(),
-        node_key: key.public(),
+        node_key: net_key.public(),
         validator,
         allow,
         evidence: Mutex::new(Vec::new()),
@@ -372,9 +401,9 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     let sync_server: p2p::SyncServer =
         Arc::new(move |req| crate::serve_sync::serve_sync(&sync_store, req, p2p::FRAME_BYTES_MIN));
     let (net_tx, _local) = p2p::spawn(
-        &key,
+        &net_key,
         net_cfg,
-        shared.permitted_peers(&crate::membership::permitted_keys(&store)?),
+        shared.permitted_peers(&permitted),
         inbound_tx,
         sync_server,
         metrics.clone(),
@@ -414,7 +443,7 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
         },
     })
     .counting_signer_refusals(metrics.mempool_signer_full.clone());
-    let driver = Driver::new(
+    let mut driver = Driver::new(
         shared.clone(),
         validator.then(|| key.clone()),
         persisted,
@@ -424,6 +453,9 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
         timing,
         consensus_config,
     )?;
+    if let Some(next) = next_key.filter(|_| validator) {
+        driver.stage_next_key(next);
+    }
     let driver_task = tokio::spawn(driver.run(inbound_rx, driver_rx, shutdown_rx));
 
     let signal = wait_for_signal();

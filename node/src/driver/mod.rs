@@ -75,7 +75,10 @@ pub struct Driver {
     shared: Arc<Shared>,
     store: Arc<Store>,
     core: Consensus,
+    /// The key the core signs with (it follows the core's after a rotation).
     key: Option<Keypair>,
+    /// A staged rotation's key, until the core takes it over.
+    next_key: Option<Keypair>,
     safety: SafetyFile,
     mempool: Mempool,
     net: mpsc::Sender<Command>,
@@ -152,6 +155,7 @@ impl Driver {
             store,
             core,
             key,
+            next_key: None,
             safety,
             mempool,
             net,
@@ -255,6 +259,13 @@ impl Driver {
             .core
             .handle(Input::StartHeight { height, validators: self.validators.clone() })
             .context("starting height")?;
+        if let Some(next) = &self.next_key
+            && self.core.signer_key() == Some(next.public())
+        {
+            info!(height = height.0, key = %next.public(), "this validator signs with its rotated-in key from this height on");
+            self.key = self.next_key.take();
+            self.publish_status();
+        }
         self.execute(out)
     }
 
@@ -476,6 +487,15 @@ impl Driver {
         st.validators = self.validators.validators().iter().map(|v| (v.key, v.power)).collect();
         st.mempool_txs = self.mempool.len();
         st.round = self.core.view().map_or(0, |v| v.round.0);
+        st.signing_key = self.key.as_ref().map(Keypair::public);
+    }
+
+    /// Stage the key a governed rotation moves this validator to (`node_key.next.json`): the
+    /// core signs with it from the first height whose set holds it, and with the current key
+    /// until then (never both for one height; see `Consensus::stage_next_signer`).
+    pub fn stage_next_key(&mut self, next: Keypair) {
+        self.core.stage_next_signer(next.clone());
+        self.next_key = Some(next);
     }
 
     fn update_mempool_metrics(&self) {

@@ -657,3 +657,68 @@ async fn a_removed_validator_is_not_counted_and_a_joined_one_signs() {
     follower.consensus(p2p::peer_id(&newcomer.public()), m);
     assert_eq!(follower.tip(), 3, "the newcomer's vote did not count");
 }
+
+/// Issue 19, key rotation: governance replaces validator X's key with X' from height 3 while
+/// X's node runs with X' staged (`node_key.next.json`). The node signs heights 1-2 with X and
+/// height 3 with X', never X' before its height nor X from it, and its status names the key
+/// it signs with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_validator_switches_keys_at_the_effective_height() {
+    use dpx_contracts::{Operation, ProposalAction, TransactionBody, ValidatorChange};
+    let chain = Chain::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (chain.keys[3].clone(), Keypair::from_seed([5; 32]));
+    let mut rot = open(&chain, dir.path(), Some(3));
+    rot.driver.stage_next_key(new.clone());
+    let agency = Keypair::from_seed([100; 32]);
+    let action = ProposalAction::UpdateValidators {
+        changes: vec![
+            ValidatorChange { key: old.public(), power: 0, name: String::new() },
+            ValidatorChange { key: new.public(), power: 10, name: "Agency D (new key)".into() },
+        ],
+        effective_height: 3,
+    };
+    let tx = TransactionBody::new(chain.chain_id().to_owned(), 0, Operation::Propose { action })
+        .sign(&agency)
+        .encode();
+    let heights = |msgs: &[SignedMessage]| {
+        msgs.iter().map(|m| m.height().0).collect::<std::collections::BTreeSet<u64>>()
+    };
+
+    // Heights 1 and 2 under the genesis set: the others propose and precommit.
+    let mut sent = Vec::new();
+    for (h, txs) in [(1u64, vec![tx]), (2, Vec::new())] {
+        let p = rot.proposer(h, 0).get();
+        let (block, parent_cert) = rot.next_block(&chain, p, txs);
+        let id = block.id();
+        rot.block(chain.peer(p), &block, &parent_cert, 0);
+        rot.consensus(chain.peer(p), proposal(&chain, p, h, 0, id));
+        for i in 0..3 {
+            rot.consensus(chain.peer(i), vote(&chain, i, VoteKind::Precommit, h, 0, Some(id)));
+        }
+        assert_eq!(rot.tip(), h, "height {h} was not decided");
+        sent.extend(rot.sent());
+    }
+    assert_eq!(heights(&signed_by(&sent, &chain, &old)), [1, 2].into(), "X signs 1 and 2");
+    assert!(signed_by(&sent, &chain, &new).is_empty(), "X' signed before its height");
+    assert_eq!(rot.driver.shared.status.read().signing_key, Some(old.public()));
+
+    // Height 3: the set holds X', not X.
+    let set = rot.driver.validators.clone();
+    assert!(set.index_of(&old.public()).is_none());
+    let me = set.index_of(&new.public()).expect("X' validates height 3").0;
+    let proposer = rot.proposer(3, 0);
+    if proposer.0 == me {
+        rot.driver.on_tick().unwrap();
+    } else {
+        let k =
+            chain.keys[..3].iter().find(|k| set.index_of(&k.public()) == Some(proposer)).unwrap();
+        let (b, cert) = rot.next_block_by(&chain, k.public(), Vec::new());
+        rot.block(p2p::peer_id(&k.public()), &b, &cert, 0);
+        rot.consensus(p2p::peer_id(&k.public()), signed(&chain, k, proposer.0, None, 3, b.id()));
+    }
+    let sent = rot.sent();
+    assert_eq!(heights(&signed_by(&sent, &chain, &new)), [3].into(), "X' signs height 3");
+    assert!(signed_by(&sent, &chain, &old).is_empty(), "X signed after it was rotated out");
+    assert_eq!(rot.driver.shared.status.read().signing_key, Some(new.public()));
+}

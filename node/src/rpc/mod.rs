@@ -189,7 +189,10 @@ async fn status(State(s): State<AppState>) -> axum::Json<Value> {
         "moniker": s.config.node.moniker,
         "node_key": s.node_key,
         // Configured to validate and in the set of the next height: signing now.
-        "validator": s.validator && st.validators.iter().any(|(k, _)| *k == s.node_key),
+        "validator": s.validator
+            && st.signing_key.is_some_and(|me| st.validators.iter().any(|(k, _)| *k == me)),
+        // The validator key it signs with (differs from node_key during a key rotation).
+        "signing_key": st.signing_key,
         "height": st.height,
         "latest_block_id": st.tip_id,
         "latest_block_time_ms": st.tip_time_ms,

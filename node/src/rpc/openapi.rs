@@ -281,12 +281,19 @@ fn chain_schemas() -> Value {
             ("chain_id", t("string", "")),
             ("version", t("string", "")),
             ("moniker", t("string", "")),
-            ("node_key", hex32("this node's key")),
+            ("node_key", hex32("this node's key on the network (its p2p identity)")),
             (
                 "validator",
                 t(
                     "boolean",
-                    "whether this node signs now: configured to validate and its key in the set of the next height",
+                    "whether this node signs now: configured to validate and its signing key in the set of the next height",
+                ),
+            ),
+            (
+                "signing_key",
+                nullable(
+                    "string",
+                    "the validator key its consensus core signs with; differs from node_key during a key rotation until the effective height; null on a full node",
                 ),
             ),
             ("height", t("integer", "")),
