@@ -293,7 +293,9 @@ fn clear_due<S: State + ?Sized>(
 }
 
 /// Make the destruction of `target`'s data, held by `holder`, due `retention_days` from now
-/// (nothing without a retention period, or when the holder already attested destruction).
+/// (nothing without a retention period, when the holder already attested destruction, or when
+/// it is due already — e.g. reopened by a rejection before settlement: a later settlement
+/// never postpones it).
 pub(crate) fn make_due<S: State + ?Sized>(
     x: &mut Exec<'_, S>,
     target: AttestTarget,
@@ -301,6 +303,10 @@ pub(crate) fn make_due<S: State + ?Sized>(
     retention_days: Option<u32>,
 ) -> Result<(), ContractError> {
     let Some(days) = retention_days else { return Ok(()) };
+    let (tag, tid) = target.key_parts();
+    if x.st.get(&keys::destruction(tag, &tid)).is_some() {
+        return Ok(());
+    }
     if let Some(last) = last_attestation(x, &target)?
         && last.stage == Stage::Destroyed
         && last.review.as_ref().is_none_or(|r| r.verdict == Verdict::Confirmed)
@@ -322,7 +328,7 @@ fn queue<S: State + ?Sized>(
     due_ms: u64,
     reopened: bool,
 ) -> Result<(), ContractError> {
-    // A target is queued at most once: a new due time replaces the old one.
+    // A target is queued at most once: a reopening replaces an earlier due time.
     clear_due(x, &target)?;
     let (tag, tid) = target.key_parts();
     let rec = DestructionDue {

@@ -300,6 +300,24 @@ fn a_regulator_confirms_and_rejects_and_a_rejected_destruction_is_overdue_again(
 }
 
 #[test]
+fn a_destruction_rejected_before_settlement_is_not_postponed_by_it() {
+    let (mut w, provider, buyer, product) = setup(Some(30));
+    let reg = w.regulator.clone();
+    let oid = delivered(&mut w, &provider, &buyer, product);
+    for stage in UP_TO_STORAGE {
+        w.ok(&buyer, attest(oid, stage));
+    }
+    w.ok(&buyer, attest(oid, Stage::Destroyed));
+    w.ok(&reg, review(oid, 3, Verdict::Rejected));
+    let rejected_ms = w.time_ms();
+    w.next_block();
+    let r = w.ok(&buyer, Operation::ConfirmOrder { order: oid });
+    assert_eq!(r.events_of("lifecycle.destruction_due").count(), 0);
+    let rec = due_record(&w, oid).unwrap();
+    assert_eq!((rec.due_ms, rec.reopened), (rejected_ms, true));
+}
+
+#[test]
 fn only_a_regulator_reviews_and_only_once() {
     let (mut w, provider, buyer, product) = setup(None);
     let (reg, auditor, operator) = (w.regulator.clone(), w.auditor.clone(), w.operator.clone());
