@@ -69,6 +69,7 @@ fn setup() -> (MemState, Vec<Vec<u8>>) {
         price: 100,
         terms_hash: Hash::digest(b"t"),
         conditions: ProductConditions::default(),
+        retention_days: None,
     };
     run(&mut st, 1, &provider, Operation::ListProduct { spec });
     let consumers: Vec<Keypair> = (0..CONSUMERS).map(kp).collect();

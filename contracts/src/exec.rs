@@ -294,7 +294,8 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         | O::CancelOrder { .. }
         | O::DisputeOrder { .. }
         | O::ResolveDispute { .. }
-        | O::Attest { .. } => trades::dispatch(x, op),
+        | O::Attest { .. }
+        | O::ReviewAttestation { .. } => trades::dispatch(x, op),
         O::RegisterGrant { grant } => grants::register(x, grant),
         O::UseGrant { grant, subject, product, purpose, request_hash } => grants::use_grant(
             x,

@@ -41,6 +41,7 @@ use crate::products::{Product, load_listed};
 use crate::receipt::Event;
 use crate::state::State;
 use crate::subjects::{Subject, load_subject};
+use crate::trades::AttestTarget;
 use crate::types::{GrantId, GrantState, MAX_GRADE, MAX_TEXT_BYTES, ProductId, SubjectId};
 
 /// Largest encoded signed grant.
@@ -609,13 +610,17 @@ pub(crate) fn use_grant<S: State + ?Sized>(
     gref: &GrantRef,
     req: &UseRequest<'_>,
 ) -> Result<(), ContractError> {
-    consume(x, gref, req)?;
+    let id = consume(x, gref, req)?;
     let product = load_listed(x, &req.product)?;
+    let retention_days = product.spec.retention_days;
     x.authorize(
         Action::UseGrant,
         &Resource::Product(product),
         &PolicyContext { grant_consumed: true, purpose: req.purpose.to_string() },
-    )
+    )?;
+    // The consumer now holds the data: its retention period starts.
+    let consumer = x.me()?.account;
+    crate::lifecycle::make_due(x, AttestTarget::Grant(id), consumer, retention_days)
 }
 
 /// Revoke before use, registered or not: only the subject, with its current key. The grant is

@@ -5,6 +5,7 @@
 
 use dpx_crypto::{Hash, PublicKey};
 
+use crate::trades::AttestTarget;
 use crate::types::{DemandId, GrantId, OrderId, ProductId, ProposalId, SubjectId};
 
 pub const PREFIX_PARTICIPANT: &[u8] = b"participant/";
@@ -24,6 +25,11 @@ pub const PREFIX_SUBJECT: &[u8] = b"subject/";
 pub const PREFIX_SUBJECT_KEY: &[u8] = b"subjectkey/";
 pub const PREFIX_ATTESTATION: &[u8] = b"attest/";
 pub const PREFIX_ATTESTATION_COUNT: &[u8] = b"attestcount/";
+/// A target's due destruction (`lifecycle::DestructionDue`), by target.
+pub const PREFIX_DESTRUCTION: &[u8] = b"destroyat/";
+/// The due-queue: `<u64be due_ms><tag><32-byte id>`, empty values, ordered by due time then
+/// target; an entry leaves when its overdue event is emitted or destruction is attested.
+pub const PREFIX_DESTRUCTION_QUEUE: &[u8] = b"destroydue/";
 pub const PREFIX_PROPOSAL: &[u8] = b"proposal/";
 pub const PREFIX_APPROVAL: &[u8] = b"approval/";
 pub const PREFIX_POLICY_VERSION: &[u8] = b"policyv/";
@@ -135,6 +141,46 @@ pub fn attestation_count(target_tag: u8, target: &[u8; 32]) -> Vec<u8> {
     cat(PREFIX_ATTESTATION_COUNT, &[&[target_tag], target])
 }
 
+/// The due destruction of an attestation target.
+pub fn destruction(target_tag: u8, target: &[u8; 32]) -> Vec<u8> {
+    cat(PREFIX_DESTRUCTION, &[&[target_tag], target])
+}
+
+/// A target's entry in the due-queue.
+pub fn destruction_queue(due_ms: u64, target_tag: u8, target: &[u8; 32]) -> Vec<u8> {
+    cat(PREFIX_DESTRUCTION_QUEUE, &[&due_ms.to_be_bytes(), &[target_tag], target])
+}
+
+/// The first possible queue key of entries due at `due_ms` (every entry due earlier sorts
+/// before it).
+pub fn destruction_queue_from(due_ms: u64) -> Vec<u8> {
+    cat(PREFIX_DESTRUCTION_QUEUE, &[&due_ms.to_be_bytes()])
+}
+
+/// A key after every queue entry.
+pub fn destruction_queue_end() -> Vec<u8> {
+    cat(PREFIX_DESTRUCTION_QUEUE, &[&[0xff; 9]])
+}
+
+/// The due time and target of a queue key.
+pub fn parse_destruction_queue(key: &[u8]) -> Option<(u64, AttestTarget)> {
+    let rest = key.strip_prefix(PREFIX_DESTRUCTION_QUEUE)?;
+    let (due, rest) = rest.split_at_checked(8)?;
+    let due = u64::from_be_bytes(due.try_into().ok()?);
+    Some((due, parse_target(rest)?))
+}
+
+/// `<tag><32-byte id>` as an attestation target.
+pub fn parse_target(rest: &[u8]) -> Option<AttestTarget> {
+    let (&tag, id) = rest.split_first()?;
+    let id = Hash::from_slice(id).ok()?;
+    match tag {
+        TARGET_ORDER => Some(AttestTarget::Order(OrderId(id))),
+        TARGET_GRANT => Some(AttestTarget::Grant(GrantId(id))),
+        _ => None,
+    }
+}
+
 pub fn proposal(id: &ProposalId) -> Vec<u8> {
     cat(PREFIX_PROPOSAL, &[id.0.as_bytes()])
 }
@@ -188,6 +234,8 @@ mod tests {
             (subject_key(&pk), PREFIX_SUBJECT_KEY),
             (attestation(TARGET_ORDER, &id.0, 0), PREFIX_ATTESTATION),
             (attestation_count(TARGET_ORDER, &id.0), PREFIX_ATTESTATION_COUNT),
+            (destruction(TARGET_ORDER, &id.0), PREFIX_DESTRUCTION),
+            (destruction_queue(7, TARGET_GRANT, &id.0), PREFIX_DESTRUCTION_QUEUE),
             (proposal(&ProposalId(id)), PREFIX_PROPOSAL),
             (approval(&ProposalId(id), &pk), PREFIX_APPROVAL),
             (policy_version(3), PREFIX_POLICY_VERSION),
@@ -216,5 +264,12 @@ mod tests {
             }
         }
         assert!(validator_update(2) < validator_update(10));
+        // The due-queue sorts by due time, then target, and its bounds enclose it.
+        let (a, b) =
+            (destruction_queue(2, TARGET_ORDER, &id.0), destruction_queue(10, TARGET_GRANT, &id.0));
+        assert!(a < b && destruction_queue_from(3) > a && destruction_queue_from(3) < b);
+        assert!(destruction_queue(u64::MAX, TARGET_ORDER, &[0xff; 32]) < destruction_queue_end());
+        let parsed = parse_destruction_queue(&b).unwrap();
+        assert_eq!(parsed, (10, AttestTarget::Grant(GrantId(id))));
     }
 }

@@ -7,8 +7,10 @@
 //! - [`exec`]: [`check_stateful`] (nonce, expiry, signer) and [`execute`] / [`execute_block`],
 //!   which produce a [`Receipt`] for every transaction. A failed transaction changes nothing but
 //!   its signer's nonce.
-//! - The marketplace: [`participants`], [`products`], [`demands`], [`trades`] (orders, their
-//!   escrow, and life-cycle attestations) and [`grants`] — one use, one authorization: a grant moves
+//! - The marketplace: [`participants`], [`products`], [`demands`], [`trades`] (orders and
+//!   their escrow), [`lifecycle`] (the data's life cycle after delivery: stages attested in
+//!   order, destruction due after a product's retention period, overdue destructions reported
+//!   at block start by [`process_overdue_destructions`], a regulator's review) and [`grants`] — one use, one authorization: a grant moves
 //!   `Issued → Consumed | Revoked | Expired` exactly once; [`subjects`]: the data subjects
 //!   registrars enrol, whose current key alone signs their grants.
 //! - [`policy`]: Cedar policies with a built-in schema, held in state and evaluated for every
@@ -69,6 +71,7 @@ mod genesis;
 pub mod governance;
 pub mod grants;
 pub mod keys;
+pub mod lifecycle;
 pub mod money;
 mod ops;
 mod params;
@@ -97,6 +100,9 @@ pub use governance::{
     validator_set, validator_updates,
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt, grant_id};
+pub use lifecycle::{
+    DestructionDue, MAX_OVERDUE_PER_BLOCK, OrderedState, Review, process_overdue_destructions,
+};
 pub use money::{
     Account, BankRecord, Currency, MAX_FEE_BASIS_POINTS, Supply, Treasury, balance, currency,
     load_account, money_in_object, platform_fee_bps, supply, treasury,
@@ -123,7 +129,7 @@ pub use tx::{
 pub use types::{
     BankRecordKind, Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus,
     MAX_GRADE, MAX_RATING, OBJECT_ID_DOMAIN, OrderId, OrderStatus, ProductId, ProposalId,
-    ProposalStatus, Role, Stage, SubjectId, SubjectStatus,
+    ProposalStatus, Role, Stage, SubjectId, SubjectStatus, Verdict,
 };
 
 #[cfg(test)]

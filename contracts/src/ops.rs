@@ -12,7 +12,7 @@ use crate::products::ProductSpec;
 use crate::trades::AttestTarget;
 use crate::types::{
     DemandId, GrantId, ListStatus, MAX_RATING, MAX_TEXT_BYTES, OrderId, ProductId, ProposalId,
-    Role, Stage, SubjectId,
+    Role, Stage, SubjectId, Verdict,
 };
 
 /// Most roles one participant can hold.
@@ -134,6 +134,13 @@ pub enum Operation {
         stage: Stage,
         hash: Hash,
     },
+    /// A regulator's verdict on the `seq`-th attestation of `target`, once.
+    ReviewAttestation {
+        target: AttestTarget,
+        seq: u32,
+        verdict: Verdict,
+        reason_hash: Hash,
+    },
     // ---- one-use grants
     /// By the grant's subject (current key).
     RegisterGrant {
@@ -226,6 +233,7 @@ impl Operation {
             Self::DisputeOrder { .. } => "dispute_order",
             Self::ResolveDispute { .. } => "resolve_dispute",
             Self::Attest { .. } => "attest",
+            Self::ReviewAttestation { .. } => "review_attestation",
             Self::RegisterGrant { .. } => "register_grant",
             Self::UseGrant { .. } => "use_grant",
             Self::RevokeGrant { .. } => "revoke_grant",
@@ -431,6 +439,14 @@ impl Wire for Operation {
                 stage: stage.code(),
                 hash: h(hash),
             }),
+            Self::ReviewAttestation { target, seq, verdict, reason_hash } => {
+                K::ReviewAttestation(pb::ReviewAttestation {
+                    target: Some(target.to_pb()),
+                    seq: *seq,
+                    verdict: verdict.code(),
+                    reason_hash: h(reason_hash),
+                })
+            }
             Self::RegisterGrant { grant } => {
                 K::RegisterGrant(pb::RegisterGrant { grant: Some(grant.to_pb()) })
             }
@@ -560,6 +576,12 @@ impl Wire for Operation {
                 target: AttestTarget::from_pb(codec::req(o.target, "target")?)?,
                 stage: Stage::from_wire(o.stage, "stage")?,
                 hash: hash(&o.hash, "hash")?,
+            },
+            K::ReviewAttestation(o) => Self::ReviewAttestation {
+                target: AttestTarget::from_pb(codec::req(o.target, "target")?)?,
+                seq: o.seq,
+                verdict: Verdict::from_wire(o.verdict, "verdict")?,
+                reason_hash: hash(&o.reason_hash, "reason_hash")?,
             },
             K::RegisterGrant(o) => Self::RegisterGrant {
                 grant: Box::new(SignedGrant::from_pb(codec::req(o.grant, "grant")?)?),

@@ -89,6 +89,8 @@ code_enum!(
         DisputeOrder = 36 => "dispute_order",
         ResolveDispute = 37 => "resolve_dispute",
         Attest = 38 => "attest",
+        /// A regulator's verdict on a life-cycle attestation.
+        ReviewAttestation = 39 => "review_attestation",
         UseGrant = 41 => "use_grant",
         Read = 60 => "read",
     }

@@ -14,6 +14,7 @@ use crate::codec::{self, Wire, pb};
 use crate::error::{ContractError, DecodeError};
 use crate::exec::Exec;
 use crate::keys;
+use crate::lifecycle::MAX_RETENTION_DAYS;
 use crate::participants::load_participant;
 use crate::policy::{Action, PolicyContext, Resource};
 use crate::receipt::Event;
@@ -51,6 +52,10 @@ pub struct ProductSpec {
     pub terms_hash: Hash,
     #[serde(default)]
     pub conditions: ProductConditions,
+    /// Days a buyer or consumer may keep the data delivered, 1..=`MAX_RETENTION_DAYS`; then
+    /// its destruction is due (see the `lifecycle` module). `None`: no retention period.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// A product as the ledger holds it.
@@ -88,6 +93,9 @@ impl ProductSpec {
         if c.purposes.len() > MAX_PURPOSES {
             return Err(format!("more than {MAX_PURPOSES} purposes"));
         }
+        if let Some(d) = self.retention_days.filter(|d| !(1..=MAX_RETENTION_DAYS).contains(d)) {
+            return Err(format!("retention_days {d} not in 1..={MAX_RETENTION_DAYS}"));
+        }
         c.purposes.iter().try_for_each(|p| text_ok(p, "purpose"))
     }
 }
@@ -108,6 +116,7 @@ impl Wire for ProductSpec {
                 whitelist_only: self.conditions.whitelist_only,
                 purposes: self.conditions.purposes.clone(),
             }),
+            retention_days: self.retention_days,
         }
     }
     fn from_pb(p: pb::ProductSpec) -> Result<Self, DecodeError> {
@@ -124,6 +133,7 @@ impl Wire for ProductSpec {
                 whitelist_only: c.whitelist_only,
                 purposes: c.purposes,
             },
+            retention_days: p.retention_days,
         })
     }
 }

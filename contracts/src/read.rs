@@ -28,6 +28,7 @@ use crate::codec;
 use crate::demands::{Demand, DemandResponse};
 use crate::grants::{GrantRecord, GrantRef, UsageReceipt};
 use crate::keys;
+use crate::lifecycle::DestructionDue;
 use crate::money::{Account, BankRecord};
 use crate::ops::Operation;
 use crate::participants::Participant;
@@ -170,6 +171,18 @@ pub fn state_access<S: State + ?Sized>(st: &S, key: &[u8], value: &[u8]) -> Acce
             attestation_target(&key[keys::PREFIX_ATTESTATION_COUNT.len()..])
                 .map(|t| target_parties(st, &t)),
         ),
+        // Due destructions and the due-queue: the holder, the parties to the target, and
+        // supervisors.
+        _ if p(keys::PREFIX_DESTRUCTION) => {
+            parties(codec::decode::<DestructionDue>(value).ok().map(|d| {
+                let mut s = target_parties(st, &d.target);
+                s.insert(d.holder);
+                s
+            }))
+        }
+        _ if p(keys::PREFIX_DESTRUCTION_QUEUE) => {
+            parties(keys::parse_destruction_queue(key).map(|(_, t)| target_parties(st, &t)))
+        }
         _ if p(keys::PREFIX_ATTESTATION) => {
             parties(codec::decode::<Attestation>(value).ok().map(|a| attestation_parties(st, &a)))
         }
@@ -310,13 +323,7 @@ fn target_parties<S: State + ?Sized>(st: &S, t: &AttestTarget) -> BTreeSet<Publi
 
 /// `<tag><32-byte id>` of an attestation-count key.
 fn attestation_target(rest: &[u8]) -> Option<AttestTarget> {
-    let (&tag, id) = rest.split_first()?;
-    let id = dpx_crypto::Hash::from_slice(id).ok()?;
-    match tag {
-        keys::TARGET_ORDER => Some(AttestTarget::Order(OrderId(id))),
-        keys::TARGET_GRANT => Some(AttestTarget::Grant(GrantId(id))),
-        _ => None,
-    }
+    keys::parse_target(rest)
 }
 
 fn grant_id_parties<S: State + ?Sized>(st: &S, id: &GrantId) -> BTreeSet<PublicKey> {
@@ -430,7 +437,9 @@ fn op_parties<S: State + ?Sized>(st: &S, op: &Operation, s: &mut BTreeSet<Public
         | O::CancelOrder { order }
         | O::DisputeOrder { order, .. }
         | O::ResolveDispute { order, .. } => s.extend(order_id_parties(st, order)),
-        O::Attest { target, .. } => s.extend(target_parties(st, target)),
+        O::Attest { target, .. } | O::ReviewAttestation { target, .. } => {
+            s.extend(target_parties(st, target));
+        }
         O::RegisterGrant { grant } => {
             s.extend(subject_key(st, &grant.grant.subject));
             s.insert(grant.grant.key);

@@ -67,6 +67,7 @@ fn product(listed: bool) -> Product {
                 whitelist_only: false,
                 purposes: Vec::new(),
             },
+            retention_days: None,
         },
         listed,
         listed_height: 1,
@@ -453,6 +454,7 @@ fn responses_and_attestations_follow_their_objects() {
         height: 7,
         tx_hash: Hash::ZERO,
         seq: 0,
+        review: None,
     };
     let (tag, id) = a.target.key_parts();
     st.put(keys::attestation(tag, &id, 0), encode(&a));

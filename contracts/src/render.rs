@@ -8,6 +8,7 @@ use crate::demands::{Demand, DemandResponse};
 use crate::governance::{Proposal, ScheduledSet, ValidatorSet};
 use crate::grants::{GrantRecord, UsageReceipt};
 use crate::keys;
+use crate::lifecycle::DestructionDue;
 use crate::money::{Account, BankRecord, Currency, Supply, Treasury};
 use crate::params::Params;
 use crate::participants::Participant;
@@ -124,6 +125,14 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
             <[u8; 4]>::try_from(value).ok().map(|b| json!(u32::from_be_bytes(b)))
         }
         _ if p(keys::PREFIX_ATTESTATION) => as_json::<Attestation>(value),
+        _ if p(keys::PREFIX_DESTRUCTION) => {
+            as_json::<DestructionDue>(value).map(|v| with_times(v, &[], &["due_ms"]))
+        }
+        _ if p(keys::PREFIX_DESTRUCTION_QUEUE) => keys::parse_destruction_queue(key)
+            .filter(|_| value.is_empty())
+            .map(|(due_ms, target)| {
+                with_times(json!({ "due_ms": due_ms, "target": target }), &[], &["due_ms"])
+            }),
         _ if p(keys::PREFIX_PROPOSAL) => as_json::<Proposal>(value),
         _ if p(keys::PREFIX_APPROVAL) => Some(json!({ "approved": true })),
         _ if p(keys::PREFIX_POLICY_VERSION) => as_json::<PolicySetRecord>(value),

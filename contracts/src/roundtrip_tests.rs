@@ -41,22 +41,33 @@ fn spec() -> impl Strategy<Value = ProductSpec> {
         0u8..=5,
         any::<bool>(),
         vec(text(), 0..3),
+        option::of(1u32..=3_650),
     )
-        .prop_map(|(name, category, domain, grade, price, terms_hash, r, w, purposes)| {
-            ProductSpec {
-                name,
-                category,
-                domain,
-                grade,
-                price,
-                terms_hash,
-                conditions: ProductConditions {
-                    min_consumer_rating: r,
-                    whitelist_only: w,
-                    purposes,
-                },
-            }
-        })
+        .prop_map(
+            |(name, category, domain, grade, price, terms_hash, r, w, purposes, retention_days)| {
+                ProductSpec {
+                    name,
+                    category,
+                    domain,
+                    grade,
+                    price,
+                    terms_hash,
+                    conditions: ProductConditions {
+                        min_consumer_rating: r,
+                        whitelist_only: w,
+                        purposes,
+                    },
+                    retention_days,
+                }
+            },
+        )
+}
+
+fn attest_target() -> impl Strategy<Value = AttestTarget> {
+    prop_oneof![
+        hash().prop_map(|h| AttestTarget::Order(OrderId(h))),
+        hash().prop_map(|h| AttestTarget::Grant(GrantId(h)))
+    ]
 }
 
 fn signed_grant() -> impl Strategy<Value = SignedGrant> {
@@ -200,6 +211,14 @@ pub(crate) fn operation() -> impl Strategy<Value = Operation> {
             hash()
         )
             .prop_map(|(target, stage, hash)| Operation::Attest { target, stage, hash }),
+        (attest_target(), any::<u32>(), pick(Verdict::ALL), hash()).prop_map(
+            |(target, seq, verdict, reason_hash)| Operation::ReviewAttestation {
+                target,
+                seq,
+                verdict,
+                reason_hash
+            }
+        ),
         signed_grant().prop_map(|g| Operation::RegisterGrant { grant: Box::new(g) }),
         (grant_ref(), hash(), hash(), text(), hash()).prop_map(
             |(grant, s, p, purpose, request_hash)| Operation::UseGrant {
@@ -314,7 +333,7 @@ proptest! {
         let o = Order { id: OrderId(h), product: ProductId(h), buyer: k1, provider: k2, price: n, status, delivery_hash: Some(h), settlement_amount: Some(n), dispute_reason_hash: None, grant: Some(GrantId(h)), demand: None, purpose: t.clone(), ordered_height: 1, updated_height: n, escrow: n / 2, fee_basis_points: Some(250), fee_amount: None, refund_amount: Some(n), terms_hash: h };
         wire_round_trip(&o);
         json_round_trip(&o);
-        let a = Attestation { target: AttestTarget::Grant(GrantId(h)), stage: Stage::Destroyed, hash: h, attester: k1, height: n, tx_hash: h, seq: 3 };
+        let a = Attestation { target: AttestTarget::Grant(GrantId(h)), stage: Stage::Destroyed, hash: h, attester: k1, height: n, tx_hash: h, seq: 3, review: None };
         wire_round_trip(&a);
         json_round_trip(&a);
         let prop = Proposal { id: ProposalId(h), proposer: k1, action, approvals: 2, status: ProposalStatus::Open, created_height: 1, expiry_height: n, decided_height: 0 };
@@ -367,6 +386,25 @@ proptest! {
         json_round_trip(&c);
     }
 
+    #[test]
+    fn lifecycle_objects_round_trip(k1 in key(), k2 in key(), h in hash(), n in any::<u64>(), target in attest_target(), stage in pick(Stage::ALL), verdict in pick(Verdict::ALL), overdue in option::of(any::<u64>()), reopened in any::<bool>()) {
+        let review = Review { reviewer: k2, verdict, reason_hash: h, height: n };
+        wire_round_trip(&review);
+        json_round_trip(&review);
+        let a = Attestation { target, stage, hash: h, attester: k1, height: n, tx_hash: h, seq: 9, review: Some(review) };
+        wire_round_trip(&a);
+        json_round_trip(&a);
+        let (tag, tid) = target.key_parts();
+        prop_assert!(render(&keys::attestation(tag, &tid, 9), &codec::encode(&a)).is_some());
+        let d = DestructionDue { target, due_ms: n, queued_height: n / 3, overdue_height: overdue, reopened, holder: k1 };
+        wire_round_trip(&d);
+        json_round_trip(&d);
+        prop_assert!(render(&keys::destruction(tag, &tid), &codec::encode(&d)).is_some());
+        let q = keys::destruction_queue(n, tag, &tid);
+        prop_assert_eq!(keys::parse_destruction_queue(&q), Some((n, target)));
+        prop_assert!(render(&q, &[]).is_some());
+    }
+
     /// Whatever bytes arrive, the decoders return an error or a value — never a panic.
     #[test]
     fn decoders_never_panic(bytes in vec(any::<u8>(), 0..512)) {
@@ -374,7 +412,7 @@ proptest! {
         let _ = SignedGrant::decode(&bytes);
         let _ = Receipt::decode(&bytes);
         let _ = SignedGrant::from_compact(&String::from_utf8_lossy(&bytes));
-        for prefix in [keys::PREFIX_PARTICIPANT, keys::PREFIX_GRANT, keys::PREFIX_ORDER, keys::PREFIX_PROPOSAL, keys::POLICY_CURRENT, keys::PREFIX_SUBJECT, keys::PREFIX_SUBJECT_KEY, keys::PREFIX_USAGE, keys::PARAMS, keys::PREFIX_ACCOUNT, keys::PREFIX_BANK_RECORD, keys::TREASURY, keys::SUPPLY, keys::CURRENCY, keys::PLATFORM_FEE] {
+        for prefix in [keys::PREFIX_PARTICIPANT, keys::PREFIX_GRANT, keys::PREFIX_ORDER, keys::PREFIX_PROPOSAL, keys::POLICY_CURRENT, keys::PREFIX_SUBJECT, keys::PREFIX_SUBJECT_KEY, keys::PREFIX_USAGE, keys::PARAMS, keys::PREFIX_ACCOUNT, keys::PREFIX_BANK_RECORD, keys::TREASURY, keys::SUPPLY, keys::CURRENCY, keys::PLATFORM_FEE, keys::PREFIX_ATTESTATION, keys::PREFIX_DESTRUCTION, keys::PREFIX_DESTRUCTION_QUEUE] {
             let _ = render(prefix, &bytes);
         }
     }

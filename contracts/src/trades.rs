@@ -1,5 +1,8 @@
-//! Trades, and the life-cycle attestations (processed, shared onward, destroyed) of the data
-//! received.
+//! Trades, and the records of the life-cycle attestations of the data received (the rules of
+//! the life cycle — stages in order, retention, overdue destruction, review — are in the
+//! `lifecycle` module): in short, collected → transmitted → stored → (processed | shared
+//! onward)* → destroyed, destruction last and once, each attestation reviewable once by a
+//! regulator.
 //!
 //! **An order's life cycle**, and where its money is at each step (see the `money` module):
 //!
@@ -39,10 +42,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire, pb};
 use crate::demands::{Demand, DemandResponse};
-use crate::error::{ContractError, DecodeError, GrantRefusal};
+use crate::error::{ContractError, DecodeError};
 use crate::exec::Exec;
-use crate::grants::{self, GrantRecord, UsageReceipt, UseRequest};
+use crate::grants::{self, UseRequest};
 use crate::keys;
+use crate::lifecycle::{self, Review};
 use crate::money::{self, Release};
 use crate::ops::Operation;
 use crate::participants::Participant;
@@ -50,12 +54,9 @@ use crate::policy::{Action, PolicyContext, Resource};
 use crate::products::{Product, load_listed, require_provider_standing};
 use crate::receipt::Event;
 use crate::state::State;
-use crate::types::{
-    DemandId, DemandStatus, GrantId, GrantState, OrderId, OrderStatus, ProductId, Stage,
-};
+use crate::types::{DemandId, DemandStatus, GrantId, OrderId, OrderStatus, ProductId, Stage};
 
-/// Most attestations per order or grant use.
-pub const MAX_ATTESTATIONS: u32 = 64;
+pub use crate::lifecycle::MAX_ATTESTATIONS;
 
 /// One trade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +110,8 @@ pub struct Attestation {
     pub height: u64,
     pub tx_hash: Hash,
     pub seq: u32,
+    /// A regulator's verdict, once given.
+    pub review: Option<Review>,
 }
 
 impl AttestTarget {
@@ -153,6 +156,7 @@ impl Wire for Attestation {
             height: self.height,
             tx_hash: self.tx_hash.0.to_vec(),
             seq: self.seq,
+            review: self.review.as_ref().map(Wire::to_pb),
         }
     }
     fn from_pb(p: pb::Attestation) -> Result<Self, DecodeError> {
@@ -164,6 +168,7 @@ impl Wire for Attestation {
             height: p.height,
             tx_hash: codec::hash(&p.tx_hash, "tx_hash")?,
             seq: p.seq,
+            review: p.review.map(Review::from_pb).transpose()?,
         })
     }
 }
@@ -429,94 +434,6 @@ fn settle<S: State + ?Sized>(
     Ok(Some(r))
 }
 
-fn attest<S: State + ?Sized>(
-    x: &mut Exec<'_, S>,
-    target: AttestTarget,
-    stage: Stage,
-    hash: Hash,
-) -> Result<(), ContractError> {
-    x.authorize(Action::Attest, &Resource::Market, &PolicyContext::none())?;
-    let me = x.me()?.account;
-    let holder = match target {
-        AttestTarget::Order(id) => {
-            let o: Order = x.must(&keys::order(&id), "order", id)?;
-            let received = [
-                OrderStatus::Delivered,
-                OrderStatus::Confirmed,
-                OrderStatus::Settled,
-                OrderStatus::Disputed,
-            ];
-            if !received.contains(&o.status) {
-                return Err(ContractError::WrongState {
-                    kind: "order",
-                    id: id.to_string(),
-                    state: o.status.to_string(),
-                    action: "attest",
-                    expected: "delivered data".into(),
-                });
-            }
-            o.buyer
-        }
-        AttestTarget::Grant(id) => {
-            let rec: GrantRecord = x.must(&keys::grant(&id), "grant", id)?;
-            if rec.state != GrantState::Consumed {
-                return Err(ContractError::grant(id, GrantRefusal::NotIssued { state: rec.state }));
-            }
-            let usage: UsageReceipt = x.must(&keys::usage(&id), "usage receipt", id)?;
-            usage.consumer
-        }
-    };
-    if me != holder {
-        return Err(ContractError::forbidden(format!(
-            "only the holder of the data ({holder}) may attest its life cycle"
-        )));
-    }
-    let (tag, tid) = target.key_parts();
-    let count_key = keys::attestation_count(tag, &tid);
-    let count =
-        x.st.get(&count_key)
-            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
-            .map_or(0, u32::from_be_bytes);
-    if count >= MAX_ATTESTATIONS {
-        return Err(ContractError::conflict(format!(
-            "at most {MAX_ATTESTATIONS} attestations per use"
-        )));
-    }
-    if count > 0 {
-        let last: Attestation =
-            x.must(&keys::attestation(tag, &tid, count - 1), "attestation", count - 1)?;
-        if last.stage == Stage::Destroyed {
-            return Err(ContractError::conflict(
-                "the data was attested destroyed; no later stage can follow",
-            ));
-        }
-    }
-    let a = Attestation {
-        target,
-        stage,
-        hash,
-        attester: me,
-        height: x.height(),
-        tx_hash: x.tx_hash,
-        seq: count,
-    };
-    x.store(keys::attestation(tag, &tid, count), &a);
-    x.st.put(count_key, (count + 1).to_be_bytes().to_vec());
-    let t = match target {
-        AttestTarget::Order(id) => format!("order:{id}"),
-        AttestTarget::Grant(id) => format!("grant:{id}"),
-    };
-    x.emit(
-        Event::new("lifecycle.attested")
-            .attr("target", t)
-            .attr("stage", stage)
-            .attr("hash", hash)
-            .attr("by", me)
-            .attr("seq", count),
-    );
-    Ok(())
-}
-
 pub(crate) fn dispatch<S: State + ?Sized>(
     x: &mut Exec<'_, S>,
     op: &Operation,
@@ -526,7 +443,12 @@ pub(crate) fn dispatch<S: State + ?Sized>(
         Operation::PlaceOrder { product, grant, purpose, demand } => {
             return place(x, product, grant.as_ref(), purpose, demand.as_ref());
         }
-        Operation::Attest { target, stage, hash } => return attest(x, *target, *stage, *hash),
+        Operation::Attest { target, stage, hash } => {
+            return lifecycle::attest(x, *target, *stage, *hash);
+        }
+        Operation::ReviewAttestation { target, seq, verdict, reason_hash } => {
+            return lifecycle::review(x, *target, *seq, *verdict, *reason_hash);
+        }
         Operation::AcceptOrder { order } => step(
             x,
             order,
@@ -607,5 +529,11 @@ pub(crate) fn dispatch<S: State + ?Sized>(
         e = e.attr("provider_amount", r.share - r.fee).attr("fee", r.fee).attr("refund", r.refund);
     }
     x.emit(e);
+    // Data delivered and the trade closed: the buyer's retention period starts.
+    let closed = matches!(op, Operation::ConfirmOrder { .. } | Operation::ResolveDispute { .. });
+    if closed && o.delivery_hash.is_some() {
+        let product: Product = x.must(&keys::product(&o.product), "product", o.product)?;
+        lifecycle::make_due(x, AttestTarget::Order(o.id), o.buyer, product.spec.retention_days)?;
+    }
     Ok(())
 }

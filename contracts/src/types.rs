@@ -257,11 +257,55 @@ code_enum!(
 );
 
 code_enum!(
-    /// Later stages of the data's life attested by its holder.
+    /// The stages of the data's life cycle (采集、传输、存储、加工、交换、销毁) attested by its
+    /// holder. Codes 1–3 predate the full life cycle and keep their meaning (processing,
+    /// exchange, destruction); the earlier stages took new codes. The life-cycle order is
+    /// [`Stage::rank`], not the code; the rule is in the `lifecycle` module.
     Stage {
+        /// 加工: the holder processed the data (code kept from the three-stage life cycle).
         Processed = 1 => "processed",
+        /// 交换: the holder exchanged (shared) the data onward.
         SharedOnward = 2 => "shared_onward",
+        /// 销毁: the holder destroyed the data; last, and once.
         Destroyed = 3 => "destroyed",
+        /// 采集: the holder collected (received) the data.
+        Collected = 4 => "collected",
+        /// 传输: the data reached the holder's systems.
+        Transmitted = 5 => "transmitted",
+        /// 存储: the holder stored the data.
+        Stored = 6 => "stored",
+    }
+);
+
+impl Stage {
+    /// The life cycle in its order.
+    pub const LIFE_CYCLE: [Self; 6] = [
+        Self::Collected,
+        Self::Transmitted,
+        Self::Stored,
+        Self::Processed,
+        Self::SharedOnward,
+        Self::Destroyed,
+    ];
+
+    /// Position in [`Stage::LIFE_CYCLE`].
+    pub fn rank(self) -> usize {
+        match self {
+            Self::Collected => 0,
+            Self::Transmitted => 1,
+            Self::Stored => 2,
+            Self::Processed => 3,
+            Self::SharedOnward => 4,
+            Self::Destroyed => 5,
+        }
+    }
+}
+
+code_enum!(
+    /// A regulator's verdict on a life-cycle attestation.
+    Verdict {
+        Confirmed = 1 => "confirmed",
+        Rejected = 2 => "rejected",
     }
 );
 

@@ -61,14 +61,27 @@ fn busy_world() -> World {
     w.ok(&provider, Operation::AcceptOrder { order: oid });
     w.ok(&provider, Operation::DeliverOrder { order: oid, delivery_hash: Hash::digest(b"v1") });
     w.ok(&buyer, Operation::ConfirmOrder { order: oid });
+    let target = AttestTarget::Order(oid);
+    w.ok(&buyer, Operation::Attest { target, stage: Stage::Collected, hash: Hash::digest(b"in") });
+    let regulator = w.regulator.clone();
+    w.ok(
+        &regulator,
+        Operation::ReviewAttestation {
+            target,
+            seq: 0,
+            verdict: Verdict::Confirmed,
+            reason_hash: Hash::digest(b"seen"),
+        },
+    );
     let (bank, reference) = (w.bank.clone(), w.next_ref());
     w.ok(&bank, Operation::Withdraw { account: provider.public(), amount: 9_000, reference });
 
-    let restricted = w.list(
-        &provider,
-        3,
-        ProductConditions { purposes: vec!["hiring-check".into()], ..Default::default() },
-    );
+    // Kept 30 days: its use makes a destruction due.
+    let restricted = ProductId::derive(CHAIN, &provider.public(), w.nonce(&provider.public()));
+    let conditions =
+        ProductConditions { purposes: vec!["hiring-check".into()], ..Default::default() };
+    let kept = ProductSpec { retention_days: Some(30), ..spec(3, conditions) };
+    w.ok(&provider, Operation::ListProduct { spec: kept });
     let sid = w.enrol(&subject, "fuzz subject");
     let exp = T0_MS + 3_600_000;
     let used = grant(&subject, sid, 1, &buyer.public(), restricted, "hiring-check", exp);
@@ -115,6 +128,32 @@ fn seeds_pass_their_decoders() {
         ),
         (&provider, Operation::DeliverOrder { order, delivery_hash: Hash::digest(b"v1") }),
         (&buyer, Operation::ConfirmOrder { order }),
+        (
+            &buyer,
+            Operation::Attest {
+                target: AttestTarget::Order(order),
+                stage: Stage::Collected,
+                hash: Hash::digest(b"received"),
+            },
+        ),
+        (
+            &w.regulator,
+            Operation::ReviewAttestation {
+                target: AttestTarget::Order(order),
+                seq: 0,
+                verdict: Verdict::Rejected,
+                reason_hash: Hash::digest(b"no certificate"),
+            },
+        ),
+        (
+            &provider,
+            Operation::ListProduct {
+                spec: ProductSpec {
+                    retention_days: Some(180),
+                    ..spec(2, ProductConditions::default())
+                },
+            },
+        ),
         (&w.operator, Operation::ResolveDispute { order, settle_amount: Some(9_500) }),
         (
             &w.bank,
@@ -230,7 +269,7 @@ fn seeds_pass_their_decoders() {
     );
 
     // The render target's first byte picks the key prefix (same order as in fuzz/).
-    let selectors: [(&[u8], bool); 18] = [
+    let selectors: [(&[u8], bool); 19] = [
         (keys::PREFIX_PARTICIPANT, false),
         (keys::PREFIX_PRODUCT, false),
         (keys::PREFIX_ORDER, false),
@@ -249,6 +288,7 @@ fn seeds_pass_their_decoders() {
         (keys::TREASURY, true),
         (keys::SUPPLY, true),
         (keys::CURRENCY, true),
+        (keys::PREFIX_DESTRUCTION, false),
     ];
     let mut values = Vec::new();
     for (key, value) in &w.st.map {

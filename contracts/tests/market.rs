@@ -365,12 +365,15 @@ fn life_cycle_attestations_by_the_holder_only() {
     w.fail(&provider, attest(Stage::Processed, b"p"), Code::Failed, "only the holder");
     let reg = w.regulator.clone();
     w.fail(&reg, attest(Stage::Processed, b"p"), Code::Denied, "supervisors-change-nothing");
+    w.ok(&buyer, attest(Stage::Collected, b"collected"));
+    w.ok(&buyer, attest(Stage::Transmitted, b"transmitted"));
+    w.ok(&buyer, attest(Stage::Stored, b"stored"));
     w.ok(&buyer, attest(Stage::Processed, b"processed"));
     w.ok(&buyer, attest(Stage::SharedOnward, b"shared"));
     let r = w.ok(&buyer, attest(Stage::Destroyed, b"destroyed"));
-    assert_eq!(r.events_of("lifecycle.attested").next().unwrap().get("seq"), Some("2"));
+    assert_eq!(r.events_of("lifecycle.attested").next().unwrap().get("seq"), Some("5"));
     w.fail(&buyer, attest(Stage::Processed, b"again"), Code::Failed, "destroyed");
-    let a: Attestation = w.get(&keys::attestation(b'o', &oid.0.0, 2)).unwrap();
+    let a: Attestation = w.get(&keys::attestation(b'o', &oid.0.0, 5)).unwrap();
     assert_eq!((a.stage, a.attester, a.height), (Stage::Destroyed, buyer.public(), w.height));
 
     // The use of a grant: its consumer is the holder.
@@ -378,7 +381,7 @@ fn life_cycle_attestations_by_the_holder_only() {
     let g = grant(&subject, sid, 1, &buyer.public(), product, "credit-check", T0_MS + 3_600_000);
     let gt = Operation::Attest {
         target: AttestTarget::Grant(g.grant.id()),
-        stage: Stage::Destroyed,
+        stage: Stage::Collected,
         hash: Hash::ZERO,
     };
     w.fail(&buyer, gt.clone(), Code::Failed, "not found");

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, value)) = data.split_first() else { return };
-    let prefixes: [&[u8]; 18] = [
+    let prefixes: [&[u8]; 19] = [
         keys::PREFIX_PARTICIPANT,
         keys::PREFIX_PRODUCT,
         keys::PREFIX_ORDER,
@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         keys::TREASURY,
         keys::SUPPLY,
         keys::CURRENCY,
+        keys::PREFIX_DESTRUCTION,
     ];
     let key = prefixes[usize::from(selector) % prefixes.len()];
     let _ = render(key, value);

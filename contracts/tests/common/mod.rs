@@ -278,6 +278,7 @@ pub fn spec(grade: u8, conditions: ProductConditions) -> ProductSpec {
         price: 10_000,
         terms_hash: Hash::digest(b"terms"),
         conditions,
+        retention_days: None,
     }
 }
 
