@@ -168,6 +168,7 @@ fn spec(name: String, grade: u8) -> ProductSpec {
         price: 100,
         terms_hash: Hash::digest(b"dpx-bench terms"),
         conditions: ProductConditions::default(),
+        retention_days: None,
     }
 }
 

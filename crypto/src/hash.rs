@@ -33,7 +33,7 @@ impl Domain {
     pub const VALIDATOR_SET: Self = Self("dpx/validator-set/v1");
     /// Receipts of a block.
     pub const RECEIPTS: Self = Self("dpx/receipts/v1");
-    /// Life-cycle attestations (processed, shared, destroyed).
+    /// Life-cycle attestations (collected, transmitted, stored, processed, shared, destroyed).
     pub const ATTESTATION: Self = Self("dpx/attestation/v1");
     /// Signed RPC requests: the RFC 9421 signature base of an HTTP request (SPEC.md, "Signed
     /// RPC requests"), so a request signature is never a transaction's, and vice versa.

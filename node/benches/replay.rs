@@ -108,6 +108,7 @@ fn main() {
                 purposes: vec!["hiring-check".into()],
                 ..Default::default()
             },
+            retention_days: None,
         },
     })])
     .unwrap();

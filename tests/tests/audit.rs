@@ -141,6 +141,7 @@ fn build_ledger_with(fault: Fault) -> Ledger {
             purposes: vec!["hiring-check".into()],
             ..Default::default()
         },
+        retention_days: None,
     };
     let product = ProductId::derive(CHAIN, &provider.public(), provider.nonce);
     let list = provider.sign(Operation::ListProduct { spec: spec(3) });

@@ -177,6 +177,7 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
             whitelist_only: false,
             purposes: vec!["hiring-check".into()],
         },
+        retention_days: None,
     };
     node.submit(&provider, 0, Operation::ListProduct { spec })?;
     let product = ProductId::derive(&chain, &provider.public(), 0);

@@ -20,6 +20,7 @@ pub const KINDS: &[&str] = &[
     "balances",
     "bank_records",
     "money",
+    "destructions",
 ];
 
 pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
@@ -39,6 +40,7 @@ pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
         "balances" => keys::PREFIX_ACCOUNT,
         "bank_records" => keys::PREFIX_BANK_RECORD,
         "money" => keys::PREFIX_MONEY,
+        "destructions" => keys::PREFIX_DESTRUCTION,
         _ => return None,
     };
     Some(p.to_vec())

@@ -28,7 +28,7 @@ use super::{Client, Output, emit, load_key};
 const OPERATIONS: &str = "admit rotate-key set-rating set-list-status suspend reinstate \
 list-product update-product delist-product post-demand respond-demand award-demand close-demand \
 place-order accept-order deliver-order confirm-order cancel-order dispute-order \
-resolve-dispute deposit withdraw attest register-grant use-grant revoke-grant expire-grant enrol-subject \
+resolve-dispute deposit withdraw attest review-attestation register-grant use-grant revoke-grant expire-grant enrol-subject \
 rotate-subject-key revoke-all-grants propose approve";
 
 #[derive(Args, Debug)]

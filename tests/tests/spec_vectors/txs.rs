@@ -66,6 +66,7 @@ fn spec() -> ProductSpec {
             whitelist_only: false,
             purposes: vec!["research".into()],
         },
+        retention_days: None,
     }
 }
 
@@ -401,6 +402,11 @@ pub fn ids() -> Value {
         key("SUPPLY", keys::SUPPLY.to_vec()),
         key("CURRENCY", keys::CURRENCY.to_vec()),
         key("PLATFORM_FEE", keys::PLATFORM_FEE.to_vec()),
+        key("destruction(order, id)", keys::destruction(keys::TARGET_ORDER, &id.0)),
+        key(
+            "destruction_queue(due 1764489600000 ms, order, id)",
+            keys::destruction_queue(1_764_489_600_000, keys::TARGET_ORDER, &id.0),
+        ),
     ];
     json!({
         "description": "SPEC.md §5.4 and §8.1. Object ids: H(dpx/object-id/v1, chain_id, kind, signer, u64le(nonce)) with three parts. State keys: ASCII prefix ‖ fixed-width binary (ids and keys 32 bytes, numbers big-endian); `text` is the key shown as lossy UTF-8.",
@@ -551,6 +557,7 @@ pub fn enums() -> Value {
             "ProposalStatus": t!(ProposalStatus),
             "Code": t!(Code),
             "BankRecordKind": t!(contracts::BankRecordKind),
+            "Verdict": t!(contracts::Verdict),
             "VoteKind": [{ "code": 1, "name": "prevote" }, { "code": 2, "name": "precommit" }],
         },
     })

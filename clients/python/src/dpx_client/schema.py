@@ -18,7 +18,9 @@ ENUMS.update({
     "OrderStatus": {0: "ordered", 1: "accepted", 2: "delivered", 3: "confirmed", 4: "settled",
                     5: "cancelled", 6: "disputed"},
     "GrantState": {0: "issued", 1: "consumed", 2: "revoked", 3: "expired"},
-    "Stage": {1: "processed", 2: "shared_onward", 3: "destroyed"},
+    "Stage": {1: "processed", 2: "shared_onward", 3: "destroyed", 4: "collected", 5: "transmitted",
+              6: "stored"},
+    "Verdict": {1: "confirmed", 2: "rejected"},
     "ProposalStatus": {0: "open", 1: "executed"},
     "Code": {0: "ok", 1: "invalid", 2: "denied", 3: "failed", 4: "undecodable"},
     "VoteKind": {1: "prevote", 2: "precommit"},
@@ -39,7 +41,8 @@ message("ProductConditions", F(1, "min_consumer_rating", "uint32"), F(2, "whitel
         F(3, "purposes", "string", "rep"))
 message("ProductSpec", F(1, "name", "string"), F(2, "category", "enum:Category"),
         F(3, "domain", "string"), F(4, "grade", "uint32"), F(5, "price", "uint64"),
-        F(6, "terms_hash", "hash"), F(7, "conditions", "msg:ProductConditions"))
+        F(6, "terms_hash", "hash"), F(7, "conditions", "msg:ProductConditions"),
+        F(8, "retention_days", "uint32", "opt"))
 message("ValidatorChange", F(1, "key", "key"), F(2, "power", "uint64"), F(3, "name", "string"))
 message("Params", F(1, "max_block_bytes", "uint64"), F(2, "max_block_txs", "uint32"),
         F(3, "max_tx_bytes", "uint32"), F(4, "validator_update_delay", "uint64"),
@@ -76,7 +79,7 @@ OPERATIONS = [
     (32, "deliver_order", "DeliverOrder"), (33, "confirm_order", "OrderStep"),
     (35, "cancel_order", "OrderStep"),
     (36, "dispute_order", "DisputeOrder"), (37, "resolve_dispute", "ResolveDispute"),
-    (38, "attest", "Attest"),
+    (38, "attest", "Attest"), (39, "review_attestation", "ReviewAttestation"),
     (40, "register_grant", "RegisterGrant"), (41, "use_grant", "UseGrant"),
     (42, "revoke_grant", "RevokeGrant"), (43, "expire_grant", "GrantIdOp"),
     (45, "enrol_subject", "EnrolSubject"), (46, "rotate_subject_key", "RotateSubjectKey"),
@@ -109,6 +112,8 @@ message("DeliverOrder", F(1, "order", "hash"), F(2, "delivery_hash", "hash"))
 message("DisputeOrder", F(1, "order", "hash"), F(2, "reason_hash", "hash"))
 message("ResolveDispute", F(1, "order", "hash"), F(2, "settle_amount", "uint64", "opt"))
 message("Attest", F(1, "target", "msg:AttestTarget"), F(2, "stage", "enum:Stage"), F(3, "hash", "hash"))
+message("ReviewAttestation", F(1, "target", "msg:AttestTarget"), F(2, "seq", "uint32"),
+        F(3, "verdict", "enum:Verdict"), F(4, "reason_hash", "hash"))
 message("RegisterGrant", F(1, "grant", "msg:SignedGrant"))
 message("UseGrant", F(1, "grant", "msg:GrantRef"), F(2, "product", "hash"), F(3, "purpose", "string"),
         F(4, "request_hash", "hash"), F(5, "subject", "hash"))
@@ -166,7 +171,13 @@ message("Subject", F(1, "id", "bytes"), F(2, "key", "bytes"), F(3, "registrar", 
         F(6, "grant_epoch", "uint64"), F(7, "status", "enum:SubjectStatus"),
         F(8, "updated_height", "uint64"))
 message("Attestation", F(1, "target", "msg:AttestTarget"), F(2, "stage", "enum:Stage"), F(3, "hash", "bytes"),
-        F(4, "attester", "bytes"), F(5, "height", "uint64"), F(6, "tx_hash", "bytes"), F(7, "seq", "uint32"))
+        F(4, "attester", "bytes"), F(5, "height", "uint64"), F(6, "tx_hash", "bytes"), F(7, "seq", "uint32"),
+        F(8, "review", "msg:Review", "opt"))
+message("Review", F(1, "reviewer", "bytes"), F(2, "verdict", "enum:Verdict"), F(3, "reason_hash", "bytes"),
+        F(4, "height", "uint64"))
+message("DestructionDue", F(1, "target", "msg:AttestTarget"), F(2, "due_ms", "uint64"),
+        F(3, "queued_height", "uint64"), F(4, "overdue_height", "uint64", "opt"), F(5, "reopened", "bool"),
+        F(6, "holder", "bytes"))
 message("Proposal", F(1, "id", "bytes"), F(2, "proposer", "bytes"), F(3, "action", "msg:ProposalAction"),
         F(4, "approvals", "uint32"), F(5, "status", "enum:ProposalStatus"), F(6, "created_height", "uint64"),
         F(7, "expiry_height", "uint64"), F(8, "decided_height", "uint64"))
