@@ -399,3 +399,46 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
         if (rust, py) != (False, False):
             disagreements.append((what, rust, py))
     assert not disagreements, disagreements
+
+    # ---- a transaction's inclusion and receipt (SPEC.md §11.2): the auditor's admission,
+    # committed long ago, so the next block certifies its receipt
+    t = audit_c.prove_tx(stx.hash, genesis)
+    assert t.tx_hash == stx.hash and t.tx == stx.raw and t.receipt is not None
+    with pytest.raises(RpcError) as err:
+        c.tx_proof(stx.hash)  # anonymous: not a party
+    assert err.value.status == 403
+    tx_file = tmp_path / "tx-proof.json"
+    with open(tx_file, "w") as f:
+        subprocess.run([DPX, "audit", "prove-tx", stx.hash.hex(), "--rpc", c.base,
+                        "--key", str(auditor_file)], check=True, stdout=f)
+    tdoc = json.loads(tx_file.read_text())
+
+    def both_tx(doc) -> tuple[bool, bool]:
+        path = tmp_path / "t.json"
+        path.write_text(json.dumps(doc))
+        rust = subprocess.run([DPX, "audit", "verify", str(path), "--genesis", gpath],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        try:
+            bundle.verify_tx_bundle(doc, genesis)
+            py = True
+        except bundle.BundleError:
+            py = False
+        return rust, py
+
+    assert both_tx(tdoc) == (True, True)
+    tx_disagreements = []
+    for path in (("tx",), ("tx_proof", "siblings", 0), ("block", "header", "tx_root"), ("block", "certificate"),
+                 ("receipt", "receipt"), ("receipt", "next", "header", "prev_receipts_hash"),
+                 ("receipt", "next", "certificate")):
+        t2 = copy.deepcopy(tdoc)
+        o = t2["bundle"]
+        for k in path[:-1]:
+            o = o[k]
+        if isinstance(o, list) and not o:
+            continue  # a one-transaction block has no siblings
+        raw = bytearray(bytes.fromhex(o[path[-1]]))
+        raw[-1] ^= 0x01
+        o[path[-1]] = raw.hex()
+        if both_tx(t2) != (False, False):
+            tx_disagreements.append((path, both_tx(t2)))
+    assert not tx_disagreements, tx_disagreements

@@ -9,6 +9,10 @@
 //! bundled yet, so a proof from after a change is reported as unverifiable, never as valid);
 //! that the header names that set; that > 2/3 of its power signed the header's block; and that
 //! the Merkle proof ties the key and value to the header's state root.
+//!
+//! `dpx audit prove-tx` fetches a transaction bundle (`GET /v1/txs/{hash}/proof`, SPEC.md
+//! §11.2); `verify` recognises it by `"kind": "tx"` and checks it with
+//! [`dpx_app::proofs::verify_tx`], which shares the certificate check with state bundles.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -17,9 +21,8 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use dpx_app::proofs::ProofBundle;
+use dpx_app::proofs::{CertifiedHeader, ProofBundle, TxProofBundle, verify_certified, verify_tx};
 use dpx_app::replay::{Outcome, ReplayOptions, Source};
-use dpx_consensus::{Certificate, ValidatorSet};
 use dpx_genesis::Genesis;
 use dpx_ledger::verify_state_proof;
 
@@ -43,7 +46,20 @@ pub enum AuditCmd {
         #[arg(long)]
         key: Option<PathBuf>,
     },
-    /// Check a proof bundle offline against a genesis file.
+    /// Fetch a committed transaction with its inclusion proof against the block's tx_root and
+    /// its receipt's against the next block's prev_receipts_hash; prints the bundle as JSON.
+    ProveTx {
+        /// The transaction's hash (hex).
+        hash: String,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+        /// Sign the request with this key file (the proof is for the transaction's parties
+        /// and supervisors).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Check a proof bundle (a state value's, or a transaction's from `prove-tx`) offline
+    /// against a genesis file.
     Verify {
         proof: PathBuf,
         #[arg(long)]
@@ -109,12 +125,27 @@ pub async fn run(cmd: AuditCmd, out: Output) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&json!({ "kind": kind, "id": id, "bundle": bundle }))?
             );
         }
+        AuditCmd::ProveTx { hash, rpc, key } => {
+            let path = format!("/v1/txs/{hash}/proof");
+            let bundle = Client::new(&rpc)?.signing_with_file(key.as_deref())?.get(&path).await?;
+            let _: TxProofBundle =
+                serde_json::from_value(bundle.clone()).context("the node's proof bundle")?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({ "kind": "tx", "id": hash, "bundle": bundle })
+                )?
+            );
+        }
         AuditCmd::Verify { proof, genesis } => {
             let genesis = Genesis::load(&genesis)?;
             let text = std::fs::read_to_string(&proof)
                 .with_context(|| format!("reading {}", proof.display()))?;
             anyhow::ensure!(text.len() < 16 << 20, "proof file too large");
             let doc: Value = serde_json::from_str(&text).context("proof file is not JSON")?;
+            if doc["kind"] == "tx" {
+                return verify_tx_doc(&doc, &genesis, out);
+            }
             let bundle: ProofBundle = serde_json::from_value(doc["bundle"].clone())
                 .context("proof file has no valid bundle")?;
             let summary = verify(&bundle, &genesis)?;
@@ -232,24 +263,69 @@ pub fn verify(b: &ProofBundle, genesis: &Genesis) -> anyhow::Result<(u64, u64)> 
     if b.header.height != b.version + 1 {
         bail!("the header (height {}) does not certify version {}", b.header.height, b.version);
     }
-    let set = ValidatorSet::new(b.validators.clone()).context("the bundle's validator set")?;
-    let genesis_set = genesis.validator_set()?;
-    if set.hash(&b.chain_id) != genesis_set.hash(&b.chain_id) {
-        bail!(
-            "the validator set changed since genesis; this proof needs the validator-set history, which bundles do not carry yet"
-        );
-    }
-    if b.header.validator_set_hash != set.hash(&b.chain_id) {
-        bail!("the header names another validator set");
-    }
-    let cert_bytes = hex::decode(&b.certificate).context("certificate hex")?;
-    let cert = Certificate::decode(&cert_bytes).context("certificate")?;
-    dpx_app::validate::check_certificate(&b.chain_id, &cert, b.header.height, &b.header.id(), &set)
-        .map_err(|e| anyhow::anyhow!("the header is not certified: {e}"))?;
+    let certified = CertifiedHeader {
+        header: b.header.clone(),
+        certificate: b.certificate.clone(),
+        validators: b.validators.clone(),
+    };
+    let power = verify_certified(&certified, genesis).map_err(|e| anyhow::anyhow!(e))?;
     let key = hex::decode(&b.key).context("key hex")?;
     let value = b.value_bytes();
     verify_state_proof(b.header.state_root, &key, value.as_deref(), &b.proof)
         .map_err(|e| anyhow::anyhow!("the Merkle proof does not hold: {e}"))?;
-    let power = cert.signatures.iter().filter_map(|(i, _)| set.get(*i).map(|v| v.power)).sum();
-    Ok((power, set.total_power()))
+    Ok(power)
+}
+
+/// `dpx audit verify` of a transaction bundle: the report, or why it is refused.
+fn verify_tx_doc(doc: &Value, genesis: &Genesis, out: Output) -> anyhow::Result<()> {
+    let bundle: TxProofBundle = serde_json::from_value(doc["bundle"].clone())
+        .context("proof file has no valid transaction bundle")?;
+    let v = verify_tx(&bundle, genesis).map_err(|e| anyhow::anyhow!("INVALID: {e}"))?;
+    let tx = hex::decode(&bundle.tx).unwrap_or_default();
+    let receipt = bundle
+        .receipt
+        .as_ref()
+        .and_then(|r| hex::decode(&r.receipt).ok())
+        .map(|r| dpx_app::views::receipt_json(&r));
+    let report = json!({
+        "valid": true,
+        "kind": "tx",
+        "chain_id": bundle.chain_id,
+        "hash": bundle.tx_hash,
+        "height": bundle.height,
+        "index": bundle.index,
+        "signing_power": v.block_power.0, "total_power": v.block_power.1,
+        "receipt_verified": v.receipt_power.is_some(),
+        "receipt_pending": bundle.receipt_pending,
+        "receipt_signing_power": v.receipt_power.map(|p| p.0),
+        "tx": dpx_app::views::tx_json(&tx),
+        "receipt": receipt,
+    });
+    emit(out, &report, || {
+        let mut s = format!(
+            "VALID: transaction {} is at index {} of block {} (tx_root certified by {}/{} of the voting power)",
+            bundle.tx_hash, bundle.index, bundle.height, v.block_power.0, v.block_power.1
+        );
+        match v.receipt_power {
+            Some((p, t)) => {
+                let _ = write!(
+                    s,
+                    "\nVALID: its receipt is in the receipts of block {} (prev_receipts_hash of block {}, certified by {p}/{t})",
+                    bundle.height,
+                    bundle.height + 1
+                );
+            }
+            None => {
+                let _ = write!(
+                    s,
+                    "\nNOT PROVED: the receipt ({})",
+                    bundle.receipt_pending.as_deref().unwrap_or("absent from the bundle")
+                );
+            }
+        }
+        let _ =
+            write!(s, "\n{}", serde_json::to_string_pretty(&report["receipt"]).unwrap_or_default());
+        s
+    });
+    Ok(())
 }

@@ -730,20 +730,18 @@ pub fn forbidden(what: &str) -> ApiError {
     )
 }
 
-/// `GET /v1/txs/{hash}` under the read policy. A committed transaction's hash and position
-/// are public (every block lists its transactions' hashes), its bytes, decoded form and
-/// receipt are for its parties and supervisors: anyone else gets `status`, `height` and
-/// `index` with `"hidden": true`.
-pub fn tx_read(
+/// May `caller` see the contents and receipt of transaction `hash`? Its parties and the
+/// supervisors may; a hash that is not committed is for supervisors only (so nobody else
+/// learns from the answer whether it exists).
+pub fn tx_visible(
     store: &Store,
     opaque: bool,
     caller: Caller,
     hash: &dpx_crypto::Hash,
-    mut answer: serde_json::Value,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<bool, ApiError> {
     let reader = Reader::of(opaque, caller);
     if reader.sees_all() {
-        return Ok(answer);
+        return Ok(true);
     }
     let tx = store.tx(hash).map_err(|e| ApiError::internal(e.to_string()))?;
     let receipt = store.receipt(hash).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -755,7 +753,21 @@ pub fn tx_read(
         None => Access::Supervisors,
     };
     read_ok(&st)?;
-    if !reader.may(&access)
+    Ok(reader.may(&access))
+}
+
+/// `GET /v1/txs/{hash}` under the read policy. A committed transaction's hash and position
+/// are public (every block lists its transactions' hashes), its bytes, decoded form and
+/// receipt are for its parties and supervisors: anyone else gets `status`, `height` and
+/// `index` with `"hidden": true`.
+pub fn tx_read(
+    store: &Store,
+    opaque: bool,
+    caller: Caller,
+    hash: &dpx_crypto::Hash,
+    mut answer: serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    if !tx_visible(store, opaque, caller, hash)?
         && let Some(m) = answer.as_object_mut()
     {
         m.remove("tx");

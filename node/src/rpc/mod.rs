@@ -59,6 +59,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/txs"),
     ("post", "/v1/txs/batch"),
     ("get", "/v1/txs/{hash}"),
+    ("get", "/v1/txs/{hash}/proof"),
     ("get", "/v1/blocks/latest"),
     ("get", "/v1/blocks/{height}"),
     ("get", "/v1/status"),
@@ -100,6 +101,7 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/txs", post(txs::submit))
         .route("/v1/txs/batch", post(txs::submit_batch))
         .route("/v1/txs/{hash}", get(txs::status))
+        .route("/v1/txs/{hash}/proof", get(txs::proof))
         .route("/v1/blocks/latest", get(latest_block))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/status", get(status))

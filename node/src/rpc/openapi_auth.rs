@@ -15,6 +15,11 @@ const READ_RULES: &[(&str, &str, &str)] = &[
     ),
     (
         "get",
+        "/v1/txs/{hash}/proof",
+        "Only for the transaction's parties and supervisors (the rule of /v1/txs/{hash}); anyone else gets 403 forbidden, and so does anyone but a supervisor asking for a hash that is not committed (supervisors get 404).",
+    ),
+    (
+        "get",
         "/v1/blocks/latest",
         "Header and certificate for anyone; each transaction's bytes and decoded form only for its parties and supervisors, others see {hash, hidden: true}.",
     ),

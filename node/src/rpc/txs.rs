@@ -394,6 +394,38 @@ pub async fn status(
     )))
 }
 
+/// `GET /v1/txs/{hash}/proof`: a committed transaction's proof bundle (SPEC.md §11.2): the
+/// transaction, its Merkle proof against its block's certified `tx_root`, and its receipt's
+/// against the next block's certified `prev_receipts_hash` (`receipt: null` with
+/// `receipt_pending` while that block is not committed).
+///
+/// The read policy of `GET /v1/txs/{hash}`, with a refusal instead of a redacted answer: a
+/// caller who may not see the transaction gets 403 `forbidden`, and so does anyone but a
+/// supervisor asking for a hash that is not committed (whether it exists is not disclosed);
+/// a supervisor gets 404 `not_found` for it.
+pub async fn proof(
+    State(s): State<AppState>,
+    caller: super::auth::Caller,
+    Path(hash): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let hash: Hash = hash
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
+    if !super::auth::tx_visible(&s.store, s.checker.is_opaque(), caller, &hash)? {
+        return Err(super::auth::forbidden(&format!("transaction {hash}")));
+    }
+    let store = s.store.clone();
+    let chain_id = s.chain_id.clone();
+    let bundle =
+        tokio::task::spawn_blocking(move || dpx_app::proofs::prove_tx(&store, &chain_id, &hash))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(ApiError::internal)?;
+    let bundle = bundle
+        .ok_or_else(|| ApiError::not_found(format!("transaction {hash} is not committed")))?;
+    Ok(Json(serde_json::to_value(bundle).map_err(|e| ApiError::internal(e.to_string()))?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,11 @@ fn proof_bundle() {
 }
 
 #[test]
+fn tx_proof_bundle() {
+    check("tx_proof_bundle", &state::tx_proof_bundle());
+}
+
+#[test]
 fn rpc_request() {
     check("rpc_request", &rpc_request::rpc_request());
 }

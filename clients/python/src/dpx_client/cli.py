@@ -3,6 +3,10 @@
     dpx-py verify BUNDLE.json --genesis GENESIS.json   # exit 0 valid, 1 refused (reason on stderr)
     dpx-py keygen --out KEY.json
     dpx-py prove KIND ID --rpc URL --genesis GENESIS.json [--key KEY.json]
+    dpx-py prove-tx HASH --rpc URL --genesis GENESIS.json [--key KEY.json]
+
+`verify` takes a state bundle (`dpx audit prove`) or a transaction bundle (`dpx audit
+prove-tx`, recognised by "kind": "tx").
 """
 
 from __future__ import annotations
@@ -13,6 +17,14 @@ import sys
 
 from . import bundle
 from .keys import Keypair
+
+
+def _tx_report(t: bundle.TxVerified) -> dict:
+    return {"valid": True, "kind": "tx", "chain_id": t.chain_id, "hash": t.tx_hash.hex(),
+            "height": t.height, "index": t.index, "block_id": t.block_id.hex(),
+            "receipt_verified": t.receipt is not None,
+            "receipt": None if t.receipt is None else t.receipt.hex(),
+            "receipt_pending": t.receipt_pending}
 
 
 def main(argv=None) -> int:
@@ -31,10 +43,21 @@ def main(argv=None) -> int:
     pr.add_argument("--height", type=int)
     pr.add_argument("--key", help="sign the request with this key file (proofs follow the read "
                     "policy: grants, usage and orders are for their parties and supervisors)")
+    pt = sub.add_parser("prove-tx", help="fetch a transaction's inclusion proof and verify it")
+    pt.add_argument("hash")
+    pt.add_argument("--rpc", required=True)
+    pt.add_argument("--genesis", required=True)
+    pt.add_argument("--key", help="sign the request with this key file (a transaction's proof "
+                    "is for its parties and supervisors)")
     a = p.parse_args(argv)
     if a.cmd == "verify":
         try:
-            r = bundle.verify_bundle_file(a.bundle, a.genesis)
+            doc, genesis = bundle.load_files(a.bundle, a.genesis)
+            if bundle.is_tx_bundle(doc) or bundle.is_tx_bundle(doc.get("bundle")):
+                t = bundle.verify_tx_bundle(doc, genesis)
+                print(json.dumps(_tx_report(t)))
+                return 0
+            r = bundle.verify_bundle(doc, genesis)
         except (bundle.BundleError, OSError) as e:
             print(f"refused: {e}", file=sys.stderr)
             return 1
@@ -46,6 +69,22 @@ def main(argv=None) -> int:
         kp = Keypair.generate()
         kp.save(a.out)
         print(kp.public_key.hex())
+        return 0
+    if a.cmd == "prove-tx":
+        from .rpc import Client
+        with open(a.genesis) as f:
+            genesis = json.load(f)
+        try:
+            auth = None
+            if a.key:
+                from .auth import DpxAuth
+                from .keys import load_key_file_checked
+                auth = DpxAuth(load_key_file_checked(a.key), genesis["chain_id"])
+            t = Client(a.rpc, auth=auth).prove_tx(a.hash, genesis)
+        except bundle.BundleError as e:
+            print(f"refused: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps(_tx_report(t)))
         return 0
     if a.cmd == "prove":
         from .rpc import Client

@@ -127,6 +127,15 @@ class Client:
         doc = self.state(kind, ident, prove=True, height=height)
         return bundle_mod.verify_bundle(doc, genesis)
 
+    def tx_proof(self, tx_hash) -> dict:
+        """The transaction's proof bundle (SPEC.md §11.2), unverified."""
+        h = tx_hash.hex() if isinstance(tx_hash, (bytes, bytearray)) else tx_hash
+        return self._json("GET", f"/v1/txs/{h}/proof")
+
+    def prove_tx(self, tx_hash, genesis: dict) -> bundle_mod.TxVerified:
+        """Fetch a transaction's proof bundle and verify it against ``genesis``."""
+        return bundle_mod.verify_tx_bundle(self.tx_proof(tx_hash), genesis)
+
     # ------------------------------------------------------------ writes
     def submit(self, tx, wait: str = "check", timeout_ms: int | None = None,
                protobuf: bool = False) -> dict:
