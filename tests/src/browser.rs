@@ -165,16 +165,32 @@ impl Browser {
         Ok(self.find(css)?.is_some())
     }
 
+    /// Find the element matching `css` and run `f` on its id. The console swaps its data
+    /// section when a block commits, so an element found a moment ago may be gone: a stale
+    /// element is looked up again (a few times), never reported as the page's fault.
+    fn on_element<T>(&self, css: &str, f: impl Fn(&str) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut attempt = 0;
+        loop {
+            let id = self.find(css)?.with_context(|| format!("no element matches {css:?}"))?;
+            match f(&id) {
+                Err(e) if attempt < 5 && e.to_string().contains("stale element") => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
     /// The rendered text of the element matching `css`.
     pub fn text(&self, css: &str) -> anyhow::Result<String> {
-        let id = self.find(css)?.with_context(|| format!("no element matches {css:?}"))?;
-        let v = self.in_session("GET", &format!("/element/{id}/text"), None)?;
-        Ok(v.as_str().unwrap_or_default().to_owned())
+        self.on_element(css, |id| {
+            let v = self.in_session("GET", &format!("/element/{id}/text"), None)?;
+            Ok(v.as_str().unwrap_or_default().to_owned())
+        })
     }
 
     pub fn click(&self, css: &str) -> anyhow::Result<()> {
-        let id = self.find(css)?.with_context(|| format!("no element matches {css:?}"))?;
-        self.in_session("POST", &format!("/element/{id}/click"), Some(&json!({}))).map(drop)
+        self.on_element(css, |id| {
+            self.in_session("POST", &format!("/element/{id}/click"), Some(&json!({}))).map(drop)
+        })
     }
 
     /// Run `script` (a function body) in the page; its return value.
