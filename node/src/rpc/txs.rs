@@ -366,6 +366,11 @@ async fn in_mempool(s: &AppState, hash: Hash) -> ApiResult<bool> {
     rx.await.map_err(|_| ApiError::shutting_down())
 }
 
+/// A transaction hash from the path: 400 `bad_hash` unless it is 64 hex characters.
+fn path_hash(hash: &str) -> ApiResult<Hash> {
+    hash.parse().map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))
+}
+
 /// `GET /v1/txs/{hash}`: `committed` (with height and receipt), `pending` (in this node's
 /// mempool), or 404 `not_found`.
 ///
@@ -376,9 +381,7 @@ pub async fn status(
     caller: super::auth::Caller,
     Path(hash): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let hash: Hash = hash
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
+    let hash = path_hash(&hash)?;
     if let Some(v) = committed_status(&s, &hash)? {
         return Ok(Json(super::auth::tx_read(&s.store, s.checker.is_opaque(), caller, &hash, v)?));
     }
@@ -408,9 +411,7 @@ pub async fn proof(
     caller: super::auth::Caller,
     Path(hash): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let hash: Hash = hash
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_hash", "hash must be 64 hex characters"))?;
+    let hash = path_hash(&hash)?;
     if !super::auth::tx_visible(&s.store, s.checker.is_opaque(), caller, &hash)? {
         return Err(super::auth::forbidden(&format!("transaction {hash}")));
     }

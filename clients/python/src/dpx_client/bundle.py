@@ -58,18 +58,23 @@ def extract_bundle(doc: dict) -> dict:
     return doc
 
 
-def verify_bundle(doc: dict, genesis: dict) -> Verified:
-    """Verify a proof bundle; raises BundleError naming the first failed check."""
+def _checked(verify, doc: dict, genesis: dict):
+    """Run ``verify`` on the bundle in ``doc``; a malformed bundle becomes a BundleError."""
     b = extract_bundle(doc)
     g_chain, g_set = genesis_validator_set(genesis)
     try:
-        return _verify(b, g_chain, g_set)
+        return verify(b, g_chain, g_set)
     except (KeyError, TypeError) as e:
         raise BundleError(f"malformed bundle: missing or mistyped field {e}") from None
     except (KeyError_, ValueError) as e:
         if isinstance(e, BundleError):
             raise
         raise BundleError(f"malformed bundle: {e}") from None
+
+
+def verify_bundle(doc: dict, genesis: dict) -> Verified:
+    """Verify a proof bundle; raises BundleError naming the first failed check."""
+    return _checked(_verify, doc, genesis)
 
 
 def _verify_certified(c: dict, g_chain: str, g_set: chain.ValidatorSet) -> tuple[dict, bytes]:
@@ -170,16 +175,7 @@ def _merkle_proof(p, what: str) -> tuple[int, int, list[bytes]]:
 def verify_tx_bundle(doc: dict, genesis: dict) -> TxVerified:
     """Verify a transaction bundle (SPEC.md §11.2); raises BundleError naming the first failed
     check."""
-    b = extract_bundle(doc)
-    g_chain, g_set = genesis_validator_set(genesis)
-    try:
-        return _verify_tx(b, g_chain, g_set)
-    except (KeyError, TypeError) as e:
-        raise BundleError(f"malformed bundle: missing or mistyped field {e}") from None
-    except (KeyError_, ValueError) as e:
-        if isinstance(e, BundleError):
-            raise
-        raise BundleError(f"malformed bundle: {e}") from None
+    return _checked(_verify_tx, doc, genesis)
 
 
 def _verify_tx(b: dict, g_chain: str, g_set: chain.ValidatorSet) -> TxVerified:
