@@ -38,6 +38,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ "${DPX_BYZANTINE_NO_BUILD:-0}" != 1 ]; then
   if [ "$PROFILE" = release ]; then FLAG=(--release); else FLAG=(); fi
   echo "== Building dpx and the byzantine runner ($PROFILE)"
+  source scripts/prereqs.sh
   cargo build --locked "${FLAG[@]}" -p dpx-node --bin dpx -p dpx-tests --bin byzantine 2>&1 | tail -1
 fi
 export DPX_BIN=$TARGET/$PROFILE/dpx

@@ -31,7 +31,8 @@
 # DPX_FUZZ_ROCKSDB_LIB_DIR (a directory holding a librocksdb.a built by this workspace's
 # librocksdb-sys, e.g. the test build's $CARGO_TARGET_DIR/debug/build/librocksdb-sys-*/out:
 # linked instead of compiling RocksDB's C++ once more, 20 minutes on 2 cores; the fuzzers
-# instrument our code, not RocksDB's).
+# instrument our code, not RocksDB's). Without it, scripts/prereqs.sh's choice holds: the
+# distribution's shared RocksDB when there is one (nothing of RocksDB is compiled either).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

@@ -25,6 +25,8 @@ build_binaries() {
   local args=(--bin dpx) b
   for b in "$@"; do args+=(--bin "$b"); done
   say "Building dpx and the test drivers (debug): $*"
+  # The same RocksDB choice as scripts/test.sh (ROCKSDB_LIB_DIR), or this rebuilds everything.
+  source "$ROOT/scripts/prereqs.sh"
   cargo build --locked --workspace "${args[@]}" 2>&1 | tail -1
 }
 

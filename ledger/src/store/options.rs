@@ -15,6 +15,9 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options};
 
 use super::schema::{ALL_CFS, CF_BLOCK_IDS, CF_HEADERS, CF_NODES, CF_ROOTS, CF_STATE, CF_TX_INDEX};
 
+/// The block-based table format every SST file is written in (see `column_families`).
+const TABLE_FORMAT_VERSION: i32 = 5;
+
 /// Bits per key of the bloom filters: about a 1 % false-positive rate.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
@@ -40,6 +43,10 @@ pub(crate) fn column_families(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
         .iter()
         .map(|&name| {
             let mut table = BlockBasedOptions::default();
+            // Table format 5, not the newer default: RocksDB 7.8 (a distribution's library,
+            // see scripts/prereqs.sh) reads it, as the bundled 11.x does, so a data directory
+            // moves between the two builds of dpx.
+            table.set_format_version(TABLE_FORMAT_VERSION);
             table.set_block_cache(cache);
             // Index and filter blocks live in the shared cache (so its size bounds them too),
             // with high priority, and those of L0 files — the newest, read most — stay pinned.
