@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 
-use dpx_contracts::State;
+use dpx_contracts::{OrderedState, State};
 use dpx_ledger::Store;
 
 /// The latest committed state, read-only (also the RPC's view for the read policy).
@@ -50,6 +50,15 @@ impl State for LatestState<'_> {
     }
     fn delete(&mut self, _: &[u8]) {
         *self.error.borrow_mut() = Some("delete during a read-only check".into());
+    }
+}
+
+impl OrderedState for LatestState<'_> {
+    fn keys_in(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<Vec<u8>> {
+        self.store.keys_in_latest(from, to, limit).unwrap_or_else(|e| {
+            *self.error.borrow_mut() = Some(e.to_string());
+            Vec::new()
+        })
     }
 }
 

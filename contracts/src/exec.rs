@@ -19,6 +19,7 @@ use crate::codec::{self, Wire};
 use crate::error::{ContractError, GrantRefusal, TxError};
 use crate::governance;
 use crate::grants::{self, SignedGrant};
+use crate::lifecycle::{OrderedState, process_overdue_destructions};
 use crate::ops::{Operation, Signers};
 use crate::params::params;
 use crate::participants::{Participant, load_participant};
@@ -137,15 +138,19 @@ fn precheck<S: State + ?Sized>(st: &S, tx: &VerifiedTx, height: u64) -> Result<S
     }
 }
 
-/// Start a block: apply a validator set scheduled for this height. `execute_block` calls it; a
-/// caller executing transactions one by one must call it first at every height.
-pub fn begin_block<S: State + ?Sized>(st: &mut S, height: u64) {
-    governance::activate_validators(st, height);
+/// Start a block: apply a validator set scheduled for this height, then report the
+/// destructions overdue at the block's time ([`process_overdue_destructions`]), returning
+/// those events. `execute_block` calls it; a caller executing transactions one by one must call
+/// it first at every height. The events belong to the block, not to a transaction: they are
+/// kept in state (`overdue/<height>`) and read back by [`crate::lifecycle::overdue_reports`].
+pub fn begin_block<S: OrderedState + ?Sized>(st: &mut S, ctx: &BlockContext) -> Vec<Event> {
+    governance::activate_validators(st, ctx.height);
+    process_overdue_destructions(st, ctx)
 }
 
 /// Execute a block of encoded signed transactions. Undecodable or badly signed ones get a
 /// `Code::Undecodable` receipt and change nothing.
-pub fn execute_block<S: State + ?Sized>(
+pub fn execute_block<S: OrderedState + ?Sized>(
     st: &mut S,
     ctx: &BlockContext,
     txs: &[Vec<u8>],
@@ -157,14 +162,14 @@ pub fn execute_block<S: State + ?Sized>(
 /// [`execute_block`] for a caller that already ran the stateless checks: `checked[i]` must be
 /// exactly what [`check_stateless`] returns for `txs[i]` (a node verifies signatures in batches
 /// and once per transaction, then executes here). Same receipts and writes as `execute_block`.
-pub fn execute_checked_block<S: State + ?Sized>(
+pub fn execute_checked_block<S: OrderedState + ?Sized>(
     st: &mut S,
     ctx: &BlockContext,
     txs: &[Vec<u8>],
     checked: Vec<Result<VerifiedTx, TxError>>,
 ) -> Vec<Receipt> {
     assert_eq!(txs.len(), checked.len(), "one stateless check per transaction");
-    begin_block(st, ctx.height);
+    begin_block(st, ctx);
     txs.iter()
         .zip(checked)
         .map(|(bytes, c)| match c {

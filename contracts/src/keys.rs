@@ -30,6 +30,10 @@ pub const PREFIX_DESTRUCTION: &[u8] = b"destroyat/";
 /// The due-queue: `<u64be due_ms><tag><32-byte id>`, empty values, ordered by due time then
 /// target; an entry leaves when its overdue event is emitted or destruction is attested.
 pub const PREFIX_DESTRUCTION_QUEUE: &[u8] = b"destroydue/";
+/// Overdue destructions as reported: `<u64be height><tag><32-byte id>` → the `DestructionDue`
+/// record as the block start at that height marked it. Never removed: the audit trail of every
+/// overdue report, and where a block's start events are read from, live or replayed.
+pub const PREFIX_OVERDUE: &[u8] = b"overdue/";
 pub const PREFIX_PROPOSAL: &[u8] = b"proposal/";
 pub const PREFIX_APPROVAL: &[u8] = b"approval/";
 pub const PREFIX_POLICY_VERSION: &[u8] = b"policyv/";
@@ -151,6 +155,22 @@ pub fn destruction_queue(due_ms: u64, target_tag: u8, target: &[u8; 32]) -> Vec<
     cat(PREFIX_DESTRUCTION_QUEUE, &[&due_ms.to_be_bytes(), &[target_tag], target])
 }
 
+/// The report of `target`'s destruction overdue at the start of block `height`.
+pub fn overdue(height: u64, target_tag: u8, target: &[u8; 32]) -> Vec<u8> {
+    cat(PREFIX_OVERDUE, &[&height.to_be_bytes(), &[target_tag], target])
+}
+
+/// The first possible key of the overdue reports of block `height` (those of earlier blocks
+/// sort before it).
+pub fn overdue_from(height: u64) -> Vec<u8> {
+    cat(PREFIX_OVERDUE, &[&height.to_be_bytes()])
+}
+
+/// A key after every overdue report.
+pub fn overdue_end() -> Vec<u8> {
+    cat(PREFIX_OVERDUE, &[&[0xff; 9]])
+}
+
 /// The first possible queue key of entries due at `due_ms` (every entry due earlier sorts
 /// before it).
 pub fn destruction_queue_from(due_ms: u64) -> Vec<u8> {
@@ -236,6 +256,7 @@ mod tests {
             (attestation_count(TARGET_ORDER, &id.0), PREFIX_ATTESTATION_COUNT),
             (destruction(TARGET_ORDER, &id.0), PREFIX_DESTRUCTION),
             (destruction_queue(7, TARGET_GRANT, &id.0), PREFIX_DESTRUCTION_QUEUE),
+            (overdue(7, TARGET_GRANT, &id.0), PREFIX_OVERDUE),
             (proposal(&ProposalId(id)), PREFIX_PROPOSAL),
             (approval(&ProposalId(id), &pk), PREFIX_APPROVAL),
             (policy_version(3), PREFIX_POLICY_VERSION),

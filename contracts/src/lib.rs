@@ -101,7 +101,8 @@ pub use governance::{
 };
 pub use grants::{Grant, GrantRecord, GrantRef, SignedGrant, UsageReceipt, grant_id};
 pub use lifecycle::{
-    DestructionDue, MAX_OVERDUE_PER_BLOCK, OrderedState, Review, process_overdue_destructions,
+    DestructionDue, MAX_OVERDUE_PER_BLOCK, OrderedState, Review, overdue_reports,
+    process_overdue_destructions,
 };
 pub use money::{
     Account, BankRecord, Currency, MAX_FEE_BASIS_POINTS, Supply, Treasury, balance, currency,

@@ -31,7 +31,9 @@
 //! time: it takes the queue's first entries due at or before that time, at most
 //! [`MAX_OVERDUE_PER_BLOCK`], emits `lifecycle.destruction_overdue` for each, marks the record
 //! (`overdue_height`) and takes the entry off the queue, so each is reported once; the rest
-//! wait for the next block. The record stays until destruction is attested, for the audit.
+//! wait for the next block. The record stays until destruction is attested; a copy as reported
+//! stays for good under `overdue/<height>`, where a block's start events and the audit's count
+//! of overdue destructions come from ([`overdue_reports`]).
 //!
 //! **Review.** A regulator (the Cedar action `review_attestation`) confirms or rejects an
 //! attestation, once. A rejected destruction reopens the target: its destruction is queued
@@ -407,8 +409,10 @@ impl OrderedState for MemState {
 
 /// The start-of-block step: report destructions due at or before the block's time, each once,
 /// at most [`MAX_OVERDUE_PER_BLOCK`] per block, earliest due first (then by target). The block
-/// executor calls it with the block's context before the block's transactions; its events
-/// belong to the block, not to a transaction.
+/// executor ([`crate::execute_checked_block`]) runs it with the block's context before the
+/// block's transactions. Each report is also stored under `overdue/<height>` (the record as it
+/// was marked), so the events belong to the block and are found again by
+/// [`overdue_reports`] — by a node deriving the block's events, live or replayed, and by audit.
 pub fn process_overdue_destructions<S: OrderedState + ?Sized>(
     st: &mut S,
     ctx: &BlockContext,
@@ -422,7 +426,7 @@ pub fn process_overdue_destructions<S: OrderedState + ?Sized>(
     let mut events = Vec::new();
     for qkey in st.keys_in(&from, &to, MAX_OVERDUE_PER_BLOCK) {
         st.delete(&qkey);
-        let Some((due_ms, target)) = keys::parse_destruction_queue(&qkey) else { continue };
+        let Some((_, target)) = keys::parse_destruction_queue(&qkey) else { continue };
         let (tag, tid) = target.key_parts();
         let at = keys::destruction(tag, &tid);
         let Some(mut rec) = st.get(&at).and_then(|b| codec::decode::<DestructionDue>(&b).ok())
@@ -430,15 +434,39 @@ pub fn process_overdue_destructions<S: OrderedState + ?Sized>(
             continue;
         };
         rec.overdue_height = Some(ctx.height);
-        st.put(at, codec::encode(&rec));
-        events.push(
-            Event::new("lifecycle.destruction_overdue")
-                .attr("target", target_label(&target))
-                .attr("holder", rec.holder)
-                .attr("due_ms", due_ms)
-                .attr("height", ctx.height)
-                .attr("reopened", rec.reopened),
-        );
+        let bytes = codec::encode(&rec);
+        st.put(keys::overdue(ctx.height, tag, &tid), bytes.clone());
+        st.put(at, bytes);
+        events.push(overdue_event(&rec, ctx.height));
     }
     events
+}
+
+/// The destructions the start of block `height` reported overdue (at most
+/// [`MAX_OVERDUE_PER_BLOCK`]), in the order reported, each with its
+/// `lifecycle.destruction_overdue` event — the same events [`process_overdue_destructions`]
+/// returned for that block.
+pub fn overdue_reports<S: OrderedState + ?Sized>(
+    st: &S,
+    height: u64,
+) -> Vec<(DestructionDue, Event)> {
+    let from = keys::overdue_from(height);
+    let to = height.checked_add(1).map_or_else(keys::overdue_end, keys::overdue_from);
+    st.keys_in(&from, &to, MAX_OVERDUE_PER_BLOCK)
+        .into_iter()
+        .filter_map(|k| st.get(&k).and_then(|b| codec::decode::<DestructionDue>(&b).ok()))
+        .map(|rec| {
+            let e = overdue_event(&rec, height);
+            (rec, e)
+        })
+        .collect()
+}
+
+fn overdue_event(rec: &DestructionDue, height: u64) -> Event {
+    Event::new("lifecycle.destruction_overdue")
+        .attr("target", target_label(&rec.target))
+        .attr("holder", rec.holder)
+        .attr("due_ms", rec.due_ms)
+        .attr("height", height)
+        .attr("reopened", rec.reopened)
 }

@@ -171,9 +171,9 @@ pub fn state_access<S: State + ?Sized>(st: &S, key: &[u8], value: &[u8]) -> Acce
             attestation_target(&key[keys::PREFIX_ATTESTATION_COUNT.len()..])
                 .map(|t| target_parties(st, &t)),
         ),
-        // Due destructions and the due-queue: the holder, the parties to the target, and
-        // supervisors.
-        _ if p(keys::PREFIX_DESTRUCTION) => {
+        // Due destructions, their overdue reports and the due-queue: the holder, the parties
+        // to the target, and supervisors.
+        _ if p(keys::PREFIX_DESTRUCTION) || p(keys::PREFIX_OVERDUE) => {
             parties(codec::decode::<DestructionDue>(value).ok().map(|d| {
                 let mut s = target_parties(st, &d.target);
                 s.insert(d.holder);

@@ -125,7 +125,7 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
             <[u8; 4]>::try_from(value).ok().map(|b| json!(u32::from_be_bytes(b)))
         }
         _ if p(keys::PREFIX_ATTESTATION) => as_json::<Attestation>(value),
-        _ if p(keys::PREFIX_DESTRUCTION) => {
+        _ if p(keys::PREFIX_DESTRUCTION) || p(keys::PREFIX_OVERDUE) => {
             as_json::<DestructionDue>(value).map(|v| with_times(v, &[], &["due_ms"]))
         }
         _ if p(keys::PREFIX_DESTRUCTION_QUEUE) => keys::parse_destruction_queue(key)

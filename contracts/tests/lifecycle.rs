@@ -52,13 +52,15 @@ fn review(oid: OrderId, seq: u32, verdict: Verdict) -> Operation {
     }
 }
 
-/// Start a new block at `time_ms` and run its overdue-destruction step.
+/// Start a new block at `time_ms`: its start reports the overdue destructions.
 fn block_at(w: &mut World, time_ms: u64) -> Vec<Event> {
     w.height += 1;
     w.at_time(time_ms);
-    begin_block(&mut w.st, w.height);
     let ctx = w.ctx();
-    process_overdue_destructions(&mut w.st, &ctx)
+    let events = begin_block(&mut w.st, &ctx);
+    let stored: Vec<Event> = overdue_reports(&w.st, w.height).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(stored, events, "the block's start events are found again in state");
+    events
 }
 
 fn due_record(w: &World, oid: OrderId) -> Option<DestructionDue> {

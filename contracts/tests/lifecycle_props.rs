@@ -176,9 +176,8 @@ fn play(steps: &[Step]) -> Run {
                 time_ms += advance_ms;
                 run.w.height += 1;
                 run.w.at_time(time_ms);
-                begin_block(&mut run.w.st, run.w.height);
                 let ctx = run.w.ctx();
-                let events = process_overdue_destructions(&mut run.w.st, &ctx);
+                let events = begin_block(&mut run.w.st, &ctx);
                 assert!(events.len() <= MAX_OVERDUE_PER_BLOCK);
                 for e in &events {
                     assert!(e.get("due_ms").unwrap().parse::<u64>().unwrap() <= time_ms);

@@ -1,7 +1,7 @@
 //! The write overlay a block executes on: reads fall through to the committed state, writes stay
 //! in memory until [`crate::Store::commit_block`] applies them atomically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::{LedgerError, MAX_KEY_BYTES, MAX_VALUE_BYTES};
@@ -13,11 +13,20 @@ pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// Read access to committed state (the store's latest state, or a plain map in tests).
 pub trait StateRead {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError>;
+    /// Up to `limit` keys in `[from, to)`, ascending. Execution makes one such read per block
+    /// (the destruction due-queue at block start); everything else reads by key.
+    fn keys_in(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, LedgerError>;
 }
 
 impl StateRead for BTreeMap<Vec<u8>, Vec<u8>> {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         Ok(self.get(key).cloned())
+    }
+    fn keys_in(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        Ok(self.range(from.to_vec()..to.to_vec()).take(limit).map(|(k, _)| k.clone()).collect())
     }
 }
 
@@ -78,6 +87,34 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
+    /// Up to `limit` keys in `[from, to)` as this overlay sees them (committed keys, minus the
+    /// ones deleted here, plus the ones written here), ascending.
+    pub fn keys_in(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, LedgerError> {
+        if from >= to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pending: Vec<_> = self.writes.range(from.to_vec()..to.to_vec()).collect();
+        // Every deleted key may hide one of the base's first keys: ask for that many more, so
+        // at least `limit` base keys survive whenever the base has them. A base key not
+        // fetched sorts after all fetched ones, so the first `limit` of the merge are exact.
+        let deleted = pending.iter().filter(|(_, v)| v.is_none()).count();
+        let mut keys: BTreeSet<Vec<u8>> =
+            self.base.keys_in(from, to, limit.saturating_add(deleted))?.into_iter().collect();
+        for (k, v) in pending {
+            if v.is_some() {
+                keys.insert(k.clone());
+            } else {
+                keys.remove(k);
+            }
+        }
+        Ok(keys.into_iter().take(limit).collect())
+    }
+
     /// Mark the current position.
     pub fn savepoint(&self) -> Savepoint {
         Savepoint(self.journal.len())
@@ -136,5 +173,36 @@ mod tests {
         assert!(o.put(vec![0; MAX_KEY_BYTES + 1], vec![]).is_err());
         assert!(o.put(vec![0], vec![0; MAX_VALUE_BYTES + 1]).is_err());
         assert!(o.writes().is_empty());
+    }
+
+    proptest::proptest! {
+        /// The overlay's ordered read equals a range over the base with the writes applied,
+        /// whatever the limit and however many of the base's first keys were deleted.
+        #[test]
+        fn keys_in_matches_the_merged_state(
+            base_keys in proptest::collection::btree_set(0u8..40, 0..30),
+            writes in proptest::collection::vec((0u8..40, proptest::bool::ANY), 0..30),
+            from in 0u8..40,
+            len in 0u8..45,
+            limit in 0usize..12,
+        ) {
+            let base: BTreeMap<Vec<u8>, Vec<u8>> =
+                base_keys.iter().map(|k| (vec![*k], vec![1])).collect();
+            let mut o = Overlay::new(&base);
+            let mut model = base.clone();
+            for (k, put) in &writes {
+                if *put {
+                    o.put(vec![*k], vec![2]).unwrap();
+                    model.insert(vec![*k], vec![2]);
+                } else {
+                    o.delete(vec![*k]).unwrap();
+                    model.remove(&vec![*k]);
+                }
+            }
+            let to = from.saturating_add(len);
+            let got = o.keys_in(&[from], &[to], limit).unwrap();
+            let want = model.keys_in(&[from], &[to], limit).unwrap();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

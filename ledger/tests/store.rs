@@ -212,6 +212,29 @@ fn scan_prefix_pages_through_latest_state() {
 }
 
 #[test]
+fn keys_in_reads_a_half_open_range_of_latest_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    store.genesis(genesis_writes()).unwrap();
+    commit(&store, vec![], w(&[("obj/007", None), ("obj/010", None), ("other/1", Some("x"))]));
+    let got = store.keys_in_latest(b"obj/005", b"obj/012", 100).unwrap();
+    let want: Vec<Vec<u8>> = ["obj/005", "obj/006", "obj/008", "obj/009", "obj/011"]
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
+    assert_eq!(got, want, "deleted keys are gone, `to` is excluded");
+    assert_eq!(store.keys_in_latest(b"obj/005", b"obj/012", 2).unwrap(), want[..2].to_vec());
+    assert!(store.keys_in_latest(b"obj/012", b"obj/005", 9).unwrap().is_empty(), "empty range");
+    assert!(store.keys_in_latest(&[0; 2000], b"z", 9).is_err(), "an oversized bound is refused");
+    // Through an overlay: what the block wrote so far counts, in order.
+    let mut o = Overlay::new(&store);
+    o.delete(b"obj/005".to_vec()).unwrap();
+    o.put(b"obj/0055".to_vec(), b"v".to_vec()).unwrap();
+    let got = o.keys_in(b"obj/005", b"obj/012", 2).unwrap();
+    assert_eq!(got, vec![b"obj/0055".to_vec(), b"obj/006".to_vec()]);
+}
+
+#[test]
 fn pruning_keeps_the_window_and_drops_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = StoreConfig { retain_versions: Some(4), ..fast_config() };

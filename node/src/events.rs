@@ -15,8 +15,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use dpx_contracts::read::Access;
-use dpx_contracts::{MemState, State};
+use dpx_contracts::read::{self, Access};
+use dpx_contracts::{MemState, OrderedState, State, keys};
 use dpx_crypto::{Hash, PublicKey};
 use dpx_ledger::Block;
 
@@ -105,8 +105,18 @@ pub struct BlockEvents {
 }
 
 /// Keys whose string values name a participant, or a product, inside receipt JSON.
-const PARTY_FIELDS: &[&str] =
-    &["signer", "participant", "consumer", "provider", "subject", "buyer", "seller", "key", "by"];
+const PARTY_FIELDS: &[&str] = &[
+    "signer",
+    "participant",
+    "consumer",
+    "provider",
+    "subject",
+    "buyer",
+    "seller",
+    "key",
+    "by",
+    "holder",
+];
 const PRODUCT_FIELDS: &[&str] = &["product", "product_id"];
 
 impl BlockEvents {
@@ -116,8 +126,13 @@ impl BlockEvents {
         Self::with_state(block, receipts, &MemState::new())
     }
 
-    /// The events of a block; `st` finds the parties to objects a transaction names by id.
-    pub fn with_state<S: State + ?Sized>(block: &Block, receipts: &[Vec<u8>], st: &S) -> Self {
+    /// The events of a block; `st` finds the parties to objects a transaction names by id, and
+    /// the block start's events (destructions reported overdue), which the block left in state.
+    pub fn with_state<S: OrderedState + ?Sized>(
+        block: &Block,
+        receipts: &[Vec<u8>],
+        st: &S,
+    ) -> Self {
         let h = &block.header;
         let mut events = vec![Event {
             kind: "block".into(),
@@ -184,6 +199,34 @@ impl BlockEvents {
                     audience: audience.clone(),
                 });
             }
+        }
+        // The block start's events come after the transactions' in the stream (their cursors
+        // follow the last transaction's): each goes to the data's holder, the parties to the
+        // order or grant, and supervisors, as the stored report itself does.
+        let first = block.txs.len() * 16 + 1;
+        for (n, (rec, ev)) in dpx_contracts::overdue_reports(st, h.height).into_iter().enumerate() {
+            let (tag, id) = rec.target.key_parts();
+            let key = keys::overdue(h.height, tag, &id);
+            let access =
+                st.get(&key).map_or(Access::Supervisors, |v| read::state_access(st, &key, &v));
+            let audience = match access {
+                Access::Public => Audience::Public,
+                Access::Parties(p) => Audience::Parties(Arc::new(p)),
+                Access::Participants | Access::Supervisors => Audience::Parties(Arc::default()),
+            };
+            let data = serde_json::to_value(&ev).unwrap_or(Value::Null);
+            let (mut parties, mut products) = (Vec::new(), Vec::new());
+            collect(&data, &mut parties, &mut products);
+            events.push(Event {
+                kind: ev.kind.clone(),
+                height: h.height,
+                cursor: format!("{}.{}", h.height, first + n),
+                tx_hash: None,
+                data,
+                parties,
+                products,
+                audience,
+            });
         }
         Self { height: h.height, events, tx_hashes }
     }

@@ -20,6 +20,7 @@
 
 pub mod browser;
 pub mod byzantine;
+pub mod signer;
 pub mod tool;
 
 use std::net::TcpListener;

@@ -19,12 +19,13 @@ use dpx_app::replay::{
 };
 use dpx_contracts::{
     Category, Grant, GrantRef, Operation, ProductConditions, ProductId, ProductSpec,
-    ProposalAction, Role, SubjectId, TransactionBody, keys,
+    ProposalAction, Role, SubjectId, keys,
 };
 use dpx_crypto::{Hash, Keypair, PublicKey};
 use dpx_genesis::Genesis;
 use dpx_ledger::Store;
 use dpx_node::replay::HomeSource;
+use dpx_tests::signer::Signer;
 use serde_json::Value;
 
 const CHAIN: &str = "dpx-audit-test";
@@ -45,25 +46,6 @@ struct Ledger {
     grant_key: Vec<u8>,
     /// Height of the denied listing.
     denied_at: u64,
-}
-
-struct Signer {
-    key: Keypair,
-    nonce: u64,
-}
-
-impl Signer {
-    fn new(seed: u8) -> Self {
-        Self { key: kp(seed), nonce: 0 }
-    }
-    fn public(&self) -> PublicKey {
-        self.key.public()
-    }
-    fn sign(&mut self, op: Operation) -> Vec<u8> {
-        let bytes = TransactionBody::new(CHAIN, self.nonce, op).sign(&self.key).encode();
-        self.nonce += 1;
-        bytes
-    }
 }
 
 fn validators() -> Vec<Keypair> {
@@ -91,7 +73,7 @@ fn build_ledger() -> Ledger {
 fn build_ledger_with(fault: Fault) -> Ledger {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger");
-    let mut agency = Signer::new(1);
+    let mut agency = Signer::new(CHAIN, 1);
     let vals = validators();
     let genesis = Genesis::example(
         CHAIN,
@@ -101,11 +83,11 @@ fn build_ledger_with(fault: Fault) -> Ledger {
     let genesis_path = dir.path().join("genesis.json");
     std::fs::write(&genesis_path, genesis.to_json()).unwrap();
     let mut b = ChainBuilder::new(&path, &genesis, &vals).unwrap();
-    let mut rater = Signer::new(2);
-    let mut provider = Signer::new(3);
-    let mut employer = Signer::new(4);
+    let mut rater = Signer::new(CHAIN, 2);
+    let mut provider = Signer::new(CHAIN, 3);
+    let mut employer = Signer::new(CHAIN, 4);
     let applicant = kp(5); // a citizen: a key on a phone, enrolled by the registrar
-    let mut registrar = Signer::new(6);
+    let mut registrar = Signer::new(CHAIN, 6);
     let applicant_id = SubjectId::keyed(&[0x5e; 32], b"110101199003071234");
 
     let admit = |a: &mut Signer, key: PublicKey, name: &str, role: Role| {

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use anyhow::Context as _;
-use dpx_contracts::{self as contracts, BlockContext, State};
+use dpx_contracts::{self as contracts, BlockContext, OrderedState, State};
 use dpx_crypto::Hash;
 use dpx_ledger::{Block, LedgerError, Overlay, Store, WriteSet};
 
@@ -26,6 +26,15 @@ struct ExecState<'o, 'a> {
 impl ExecState<'_, '_> {
     fn record(&self, e: LedgerError) {
         self.error.borrow_mut().get_or_insert(e);
+    }
+}
+
+impl OrderedState for ExecState<'_, '_> {
+    fn keys_in(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<Vec<u8>> {
+        self.overlay.keys_in(from, to, limit).unwrap_or_else(|e| {
+            self.record(e);
+            Vec::new()
+        })
     }
 }
 

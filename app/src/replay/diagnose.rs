@@ -5,10 +5,10 @@
 //! value differs from the source's is attributed to that transaction.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use dpx_contracts::{self as contracts, BlockContext, State};
+use dpx_contracts::{self as contracts, BlockContext, OrderedState, State};
 use dpx_ledger::{Block, LedgerError, Overlay, StateRead, Store, WriteSet};
 
 use super::source::Source;
@@ -54,18 +54,19 @@ pub(super) fn state(
         );
         return Ok(d);
     }
-    attribute(d, keys, block, store)
+    attribute(d, keys, block, writes, store)
 }
 
 /// Set each key's writing transaction (and the divergence's first one) by re-executing
-/// `block` transaction by transaction on the replayed state before it.
+/// `block` (which wrote `writes`) transaction by transaction on the replayed state before it.
 pub(super) fn attribute(
     mut d: Divergence,
     mut keys: Vec<KeyDiff>,
     block: &Block,
+    writes: &WriteSet,
     store: &Store,
 ) -> Result<Divergence, ReplayError> {
-    let writers = last_writers(block, store)?;
+    let writers = last_writers(block, writes, store)?;
     for k in &mut keys {
         let key = hex::decode(&k.key).unwrap_or_default();
         k.tx_index = writers.get(&key).copied().flatten();
@@ -76,15 +77,39 @@ pub(super) fn attribute(
     Ok(d)
 }
 
-/// The replay store's state after `version`.
-struct VersionRead<'a> {
+/// The replay store's state before its latest block, which wrote `writes`.
+struct BeforeTip<'a> {
     store: &'a Store,
     version: u64,
+    writes: &'a WriteSet,
 }
 
-impl StateRead for VersionRead<'_> {
+impl StateRead for BeforeTip<'_> {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         self.store.get(key, self.version)
+    }
+    /// The versioned tree has no key order, so the keys before the tip are the tip's keys
+    /// with the block's writes undone: each written key is there if it held a value before.
+    fn keys_in(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let written: Vec<&Vec<u8>> =
+            self.writes.range(from.to_vec()..to.to_vec()).map(|(k, _)| k).collect();
+        // Dropping the written keys leaves at least `limit` of the fetched ones when the tip
+        // has them; a key not fetched sorts after every fetched one.
+        let mut keys: BTreeSet<Vec<u8>> = self
+            .store
+            .keys_in_latest(from, to, limit.saturating_add(written.len()))?
+            .into_iter()
+            .collect();
+        for k in written {
+            keys.remove(k);
+            if self.store.get(k, self.version)?.is_some() {
+                keys.insert(k.clone());
+            }
+        }
+        Ok(keys.into_iter().take(limit).collect())
     }
 }
 
@@ -95,6 +120,15 @@ struct TraceState<'o, 'a> {
     current: Option<u32>,
     writers: BTreeMap<Vec<u8>, Option<u32>>,
     error: RefCell<Option<LedgerError>>,
+}
+
+impl OrderedState for TraceState<'_, '_> {
+    fn keys_in(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<Vec<u8>> {
+        self.overlay.keys_in(from, to, limit).unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            Vec::new()
+        })
+    }
 }
 
 impl State for TraceState<'_, '_> {
@@ -122,10 +156,11 @@ impl State for TraceState<'_, '_> {
 /// `contracts::execute_block` does, one transaction at a time.
 fn last_writers(
     block: &Block,
+    writes: &WriteSet,
     store: &Store,
 ) -> Result<BTreeMap<Vec<u8>, Option<u32>>, ReplayError> {
     let h = block.header.height;
-    let base = VersionRead { store, version: h - 1 };
+    let base = BeforeTip { store, version: h - 1, writes };
     let mut overlay = Overlay::new(&base);
     let ctx = BlockContext {
         chain_id: block.header.chain_id.clone(),
@@ -138,7 +173,7 @@ fn last_writers(
         writers: BTreeMap::new(),
         error: RefCell::new(None),
     };
-    contracts::begin_block(&mut st, h);
+    contracts::begin_block(&mut st, &ctx);
     for (i, bytes) in block.txs.iter().enumerate() {
         st.current = Some(i as u32);
         // Undecodable transactions change nothing (and were reported before execution).
@@ -153,4 +188,72 @@ fn last_writers(
         });
     }
     Ok(st.writers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpx_crypto::{Hash, Keypair};
+    use dpx_ledger::{Header, StoreConfig, merkle};
+
+    fn q(i: u8) -> Vec<u8> {
+        vec![b'q', i]
+    }
+
+    /// Commit `writes` as the next (empty) block.
+    fn commit(store: &Store, writes: WriteSet) {
+        let tip = store.tip_height();
+        let header = Header {
+            chain_id: store.chain_id().to_string(),
+            height: tip + 1,
+            time_ms: 1_700_000_000_000 + tip * 1000,
+            proposer: Keypair::from_seed([3; 32]).public(),
+            parent_id: store.header(tip).unwrap().map_or(Hash::ZERO, |h| h.id()),
+            parent_certificate_hash: Hash::digest(
+                &store.certificate(tip).unwrap().unwrap_or_default(),
+            ),
+            tx_root: merkle::root(&[]),
+            state_root: store.state_root(tip).unwrap().unwrap(),
+            validator_set_hash: Hash::ZERO,
+            prev_receipts_hash: store.block_receipts_hash(tip).unwrap().unwrap(),
+        };
+        let block = Block { header, txs: Vec::new() };
+        store.commit_block(&block, b"cert", writes, Vec::new()).unwrap();
+    }
+
+    #[test]
+    fn the_keys_before_the_tip_are_the_tips_with_its_writes_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig { sync_writes: false, ..StoreConfig::default() };
+        let store = Store::open(dir.path(), "dpx-diagnose", cfg).unwrap();
+        // Even keys q0, q2, ..., q38 before the block.
+        let genesis: WriteSet = (0..20u8).map(|i| (q(2 * i), Some(vec![1]))).collect();
+        store.genesis(genesis.clone()).unwrap();
+        // The block deletes two of them (one never existed), rewrites one, adds three.
+        let writes: WriteSet = [
+            (q(0), None),
+            (q(4), None),
+            (q(7), None),
+            (q(6), Some(vec![2])),
+            (q(5), Some(vec![2])),
+            (q(1), Some(vec![2])),
+            (q(41), Some(vec![2])),
+        ]
+        .into_iter()
+        .collect();
+        commit(&store, writes.clone());
+        let before = BeforeTip { store: &store, version: 0, writes: &writes };
+        for (from, to) in [(q(0), q(50)), (q(1), q(8)), (q(3), q(7)), (q(5), q(5)), (q(9), q(2))] {
+            for limit in [0, 1, 2, 3, 5, 50] {
+                let want: Vec<Vec<u8>> = genesis
+                    .keys()
+                    .filter(|k| **k >= from && **k < to)
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                let got = before.keys_in(&from, &to, limit).unwrap();
+                assert_eq!(got, want, "[{from:?}, {to:?}) limit {limit}");
+            }
+        }
+    }
 }

@@ -52,17 +52,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dpx_consensus::{Certificate, ValidatorSet};
+use dpx_contracts as contracts;
 use dpx_crypto::Hash;
 use dpx_genesis::Genesis;
 use dpx_ledger::{Block, Header, LedgerError, Store, StoreConfig, WriteSet, receipts_hash};
 use serde::{Deserialize, Serialize};
 
 pub use builder::ChainBuilder;
-pub use report::{AuditReport, Tally};
+pub use report::{AuditReport, LifecycleCounts, OverdueRecord, Tally};
 pub use source::{Fetched, Source};
 
 use crate::admit::TxChecker;
 use crate::execute::{execute_block, validator_set};
+use crate::state::LatestState;
 use crate::validate::{check_certificate, first_bad_tx};
 
 /// Most entries compared per page when the final states are compared key by key.
@@ -334,7 +336,16 @@ pub fn replay(
         {
             return diverged(d);
         }
-        tally.block(&block, &cert, &validators, &receipts);
+        // The destructions the block's start reported overdue, as it left them in state.
+        let overdue = {
+            let st = LatestState::new(&store);
+            let reports = contracts::overdue_reports(&st, h);
+            if let Some(e) = st.into_error() {
+                return Err(ReplayError::Execution { height: h, reason: e });
+            }
+            reports
+        };
+        tally.block(&block, &cert, &validators, &receipts, &overdue);
         progress.tick(h, block.txs.len());
         last = Last {
             height: h,

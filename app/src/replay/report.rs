@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use dpx_consensus::{Certificate, ValidatorSet};
-use dpx_contracts::{self as contracts, Event, Receipt, keys};
+use dpx_contracts::{self as contracts, DestructionDue, Event, Receipt, keys};
 use dpx_crypto::{Hash, PublicKey};
 use dpx_genesis::Genesis;
 use dpx_ledger::{Block, MAX_SCAN_LIMIT, Store};
@@ -106,6 +106,36 @@ pub struct MoneyTotals {
     pub held_in_treasury: u128,
 }
 
+/// The data's life cycle after delivery: destructions made due, reported overdue at block
+/// starts, attested.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleCounts {
+    /// Destructions made due (`lifecycle.destruction_due`, re-queued ones included).
+    pub destructions_due: u64,
+    /// Destructions attested (`lifecycle.attested` with stage `destroyed`).
+    pub destructions_attested: u64,
+    /// Of those, attested after they were due.
+    pub destroyed_late: u64,
+    /// Reported overdue by a block start over the replay (each report once).
+    pub destructions_overdue: u64,
+    /// In the final state: reported overdue and still not attested destroyed.
+    pub overdue_outstanding: u64,
+    /// Every overdue report, in order.
+    pub overdue: Vec<OverdueRecord>,
+}
+
+/// A destruction a block start reported overdue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverdueRecord {
+    pub height: u64,
+    /// `order:<id>` or `grant:<id>`.
+    pub target: String,
+    pub holder: PublicKey,
+    pub due_ms: u64,
+    /// Due again because a regulator rejected an attested destruction.
+    pub reopened: bool,
+}
+
 /// What `dpx audit replay` found when every check held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -142,6 +172,7 @@ pub struct AuditReport {
     pub products_listed: u64,
     pub trades: TradeCounts,
     pub money: MoneyTotals,
+    pub lifecycle: LifecycleCounts,
     pub grants: GrantCounts,
     pub grant_refusals: Vec<GrantRefusalRecord>,
     pub policy_decisions: u64,
@@ -189,6 +220,7 @@ impl Tally {
                 products_listed: 0,
                 trades: TradeCounts::default(),
                 money: MoneyTotals::default(),
+                lifecycle: LifecycleCounts::default(),
                 grants: GrantCounts::default(),
                 grant_refusals: Vec::new(),
                 policy_decisions: 0,
@@ -198,13 +230,15 @@ impl Tally {
         }
     }
 
-    /// Count a verified, re-executed block.
+    /// Count a verified, re-executed block: its certificate, its receipts, and the
+    /// destructions its start reported overdue (`contracts::overdue_reports` of its height).
     pub(super) fn block(
         &mut self,
         block: &Block,
         cert: &Certificate,
         set: &ValidatorSet,
         receipts: &[Vec<u8>],
+        overdue: &[(DestructionDue, Event)],
     ) {
         let h = block.header.height;
         let r = &mut self.report;
@@ -240,6 +274,18 @@ impl Tally {
             if let Ok(receipt) = Receipt::decode(bytes) {
                 self.receipt(h, i as u32, &receipt);
             }
+        }
+        for (rec, e) in overdue {
+            let r = &mut self.report;
+            *r.events.entry(e.kind.clone()).or_default() += 1;
+            r.lifecycle.destructions_overdue += 1;
+            r.lifecycle.overdue.push(OverdueRecord {
+                height: h,
+                target: contracts::lifecycle::target_label(&rec.target),
+                holder: rec.holder,
+                due_ms: rec.due_ms,
+                reopened: rec.reopened,
+            });
         }
     }
 
@@ -283,6 +329,13 @@ impl Tally {
             "money.deposited" => r.money.deposited += num(&attr("amount")),
             "money.withdrawn" => r.money.withdrawn += num(&attr("amount")),
             "treasury.paid" => r.money.treasury_paid_out += num(&attr("amount")),
+            "lifecycle.destruction_due" => r.lifecycle.destructions_due += 1,
+            "lifecycle.attested" if attr("stage") == "destroyed" => {
+                r.lifecycle.destructions_attested += 1;
+                if attr("overdue") == "true" {
+                    r.lifecycle.destroyed_late += 1;
+                }
+            }
             "grant.issued" => r.grants.issued += 1,
             "grant.consumed" => r.grants.consumed += 1,
             "grant.revoked" => r.grants.revoked += 1,
@@ -350,6 +403,7 @@ impl Tally {
             r.objects.insert((*kind).to_owned(), count);
         }
         check_money(store, &mut r.money)?;
+        r.lifecycle.overdue_outstanding = overdue_outstanding(store)?;
         r.validators = self.validators.values().cloned().collect();
         r.verified = true;
         Ok(())
@@ -358,6 +412,25 @@ impl Tally {
     pub(super) fn into_report(self) -> AuditReport {
         self.report
     }
+}
+
+/// Due destructions in the final state that a block start has reported overdue.
+fn overdue_outstanding(store: &Store) -> Result<u64, ReplayError> {
+    let mut count = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = store.scan_prefix(keys::PREFIX_DESTRUCTION, after.as_deref(), MAX_SCAN_LIMIT)?;
+        count += page
+            .iter()
+            .filter_map(|(k, v)| contracts::render(k, v))
+            .filter(|v| v.get("overdue_height").is_some_and(|h| !h.is_null()))
+            .count() as u64;
+        if page.len() < MAX_SCAN_LIMIT {
+            break;
+        }
+        after = page.last().map(|(k, _)| k.clone());
+    }
+    Ok(count)
 }
 
 /// An event attribute's amount (absent: 0).
@@ -486,6 +559,27 @@ impl AuditReport {
             m.held_in_escrow,
             m.held_in_treasury
         );
+        let l = &self.lifecycle;
+        let _ = writeln!(
+            s,
+            "life cycle: destructions due {}, attested {} ({} late), reported overdue {} ({} still outstanding)",
+            l.destructions_due,
+            l.destructions_attested,
+            l.destroyed_late,
+            l.destructions_overdue,
+            l.overdue_outstanding
+        );
+        for o in &l.overdue {
+            let _ = writeln!(
+                s,
+                "  overdue at {}: {} held by {} (due at {} ms{})",
+                o.height,
+                o.target.get(..22).unwrap_or(&o.target),
+                o.holder.to_hex().get(..16).unwrap_or_default(),
+                o.due_ms,
+                if o.reopened { ", reopened by a rejected destruction" } else { "" }
+            );
+        }
         let g = &self.grants;
         let _ = writeln!(
             s,

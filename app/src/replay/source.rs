@@ -112,7 +112,7 @@ pub(super) fn compare_stored(
             "source store",
             "the source's stored values differ from the replayed ones",
         );
-        return diagnose::attribute(d, keys, block, store).map(Some);
+        return diagnose::attribute(d, keys, block, writes, store).map(Some);
     }
     if let Some((root, rhash)) = source.stored_roots(h)? {
         if root != state_root {

@@ -21,6 +21,7 @@ pub const KINDS: &[&str] = &[
     "bank_records",
     "money",
     "destructions",
+    "overdue_destructions",
 ];
 
 pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
@@ -41,6 +42,7 @@ pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
         "bank_records" => keys::PREFIX_BANK_RECORD,
         "money" => keys::PREFIX_MONEY,
         "destructions" => keys::PREFIX_DESTRUCTION,
+        "overdue_destructions" => keys::PREFIX_OVERDUE,
         _ => return None,
     };
     Some(p.to_vec())

@@ -223,7 +223,8 @@ impl World {
 
     pub fn next_block(&mut self) {
         self.height += 1;
-        begin_block(&mut self.st, self.height);
+        let ctx = self.ctx();
+        begin_block(&mut self.st, &ctx);
     }
 
     pub fn admit(&mut self, who: &Keypair, roles: &[Role]) {

@@ -410,6 +410,36 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` (capped at [`MAX_SCAN_LIMIT`]) keys of the latest state in `[from, to)`,
+    /// ascending.
+    pub fn keys_in_latest(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, LedgerError> {
+        LedgerError::check_len("from", from.len(), MAX_KEY_BYTES)?;
+        LedgerError::check_len("to", to.len(), MAX_KEY_BYTES)?;
+        let limit = limit.min(MAX_SCAN_LIMIT);
+        let mut out = Vec::new();
+        if from >= to {
+            return Ok(out);
+        }
+        let iter =
+            self.db.iterator_cf(self.cf(CF_STATE)?, IteratorMode::From(from, Direction::Forward));
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            if &*k >= to {
+                break;
+            }
+            out.push(k.into_vec());
+        }
+        Ok(out)
+    }
+
     /// The root the state would have after applying `writes` on top of the tip (nothing is
     /// written).
     pub fn compute_root(&self, writes: &crate::WriteSet) -> Result<Hash, LedgerError> {
@@ -431,6 +461,9 @@ impl Store {
 impl StateRead for Store {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
         self.get_latest(key)
+    }
+    fn keys_in(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, LedgerError> {
+        self.keys_in_latest(from, to, limit)
     }
 }
 

@@ -407,6 +407,7 @@ pub fn ids() -> Value {
             "destruction_queue(due 1764489600000 ms, order, id)",
             keys::destruction_queue(1_764_489_600_000, keys::TARGET_ORDER, &id.0),
         ),
+        key("overdue(height 1234, grant, id)", keys::overdue(1234, keys::TARGET_GRANT, &id.0)),
     ];
     json!({
         "description": "SPEC.md §5.4 and §8.1. Object ids: H(dpx/object-id/v1, chain_id, kind, signer, u64le(nonce)) with three parts. State keys: ASCII prefix ‖ fixed-width binary (ids and keys 32 bytes, numbers big-endian); `text` is the key shown as lossy UTF-8.",
