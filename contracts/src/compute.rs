@@ -41,7 +41,8 @@
 //!
 //! **No money moves** in a job: payment for data goes through orders (`trades`, `money`).
 //! Nor does the consumer become a holder of the data: a job makes no destruction due (the
-//! compute node attests destruction in the job itself).
+//! compute node attests destruction in the job itself), and `attest` on a grant a job
+//! consumed is refused.
 //!
 //! **Events** (for the audit's job totals, or use [`JobTotals`] over the stored jobs):
 //! `job.requested` (job, consumer, compute_node, one `provider` per distinct provider,
