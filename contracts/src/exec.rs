@@ -29,7 +29,7 @@ use crate::state::{Overlay, State, apply};
 use crate::subjects::{self, resolve_subject};
 use crate::tx::{VerifiedTx, check_stateless};
 use crate::types::{BankRecordKind, Code, SubjectId};
-use crate::{demands, keys, money, participants, products, trades};
+use crate::{compute, demands, keys, money, participants, products, trades};
 
 /// What the block being executed tells the contracts. `time_ms` is the proposer's header time
 /// (checked by validators within a bound), never a local clock.
@@ -90,7 +90,9 @@ pub fn check_stateful<S: State + ?Sized>(
     last_time_ms: u64,
 ) -> Result<(), TxError> {
     precheck(st, tx, height)?;
-    if let Some(sg) = tx.body.op.signed_grant().filter(|g| grants::expired_at(g, last_time_ms)) {
+    if let Some(sg) =
+        tx.body.op.carried_grants().into_iter().find(|g| grants::expired_at(g, last_time_ms))
+    {
         return Err(TxError::GrantExpired {
             expires_at_ms: sg.grant.expires_at_ms,
             time_ms: last_time_ms,
@@ -327,6 +329,15 @@ fn dispatch<S: State + ?Sized>(x: &mut Exec<'_, S>, op: &Operation) -> Result<()
         O::Withdraw { account, amount, reference } => {
             money::bank_transfer(x, BankRecordKind::Withdrawal, account, *amount, reference)
         }
+        O::RequestJob { products, authorizations, compute_node, purpose, code_hash } => {
+            compute::request(x, products, authorizations, compute_node, purpose, *code_hash)
+        }
+        O::AttestJob { job, code_hash, input_commitments, result_hash, inputs_destroyed } => {
+            compute::attest(x, job, *code_hash, input_commitments, *result_hash, *inputs_destroyed)
+        }
+        O::ConfirmJob { job, result_hash } => compute::confirm(x, job, *result_hash),
+        O::CancelJob { job } => compute::close(x, job, None),
+        O::RejectJob { job, reason_hash } => compute::close(x, job, Some(*reason_hash)),
     }
 }
 
@@ -360,7 +371,9 @@ impl<'a, S: State + ?Sized> Exec<'a, S> {
             tx_hash: tx.hash,
             signer: tx.signer,
             nonce: tx.body.nonce,
-            grant_signature: tx.grant_signature,
+            // The verdict is about the one grant `Operation::signed_grant` names; an operation
+            // carrying none (e.g. `request_job`, whose grants are checked one by one) ignores it.
+            grant_signature: tx.grant_signature.filter(|_| tx.body.op.signed_grant().is_some()),
             account,
             subject,
             events: Vec::new(),

@@ -1,7 +1,7 @@
 //! Governance: proposals by agencies, approved by more than 2/3 of the *active* ones, that
 //! change the policy set, the validator set (from a later height), the parameters or the
-//! platform fee, admit an agency, a registrar or a settlement bank, pay from the treasury, or
-//! suspend, reinstate or (negative-)list an agency.
+//! platform fee, admit an agency, a registrar, a settlement bank or a compute node, pay from
+//! the treasury, or suspend, reinstate or (negative-)list an agency.
 //!
 //! Governance itself is not policy-guarded — only agencies propose and approve — so no policy
 //! set, however wrong, can lock the agencies out of replacing it. Nor can a participant: an
@@ -102,6 +102,12 @@ pub enum ProposalAction {
         key: PublicKey,
         name: String,
     },
+    /// Admit a compute node: it runs compute jobs over products' data and attests what ran
+    /// (see `compute`).
+    AdmitComputeNode {
+        key: PublicKey,
+        name: String,
+    },
     /// Set the platform fee charged on providers' shares of settled escrows, in basis points
     /// (0..=10 000). Orders already accepted keep the rate fixed on them.
     SetPlatformFee {
@@ -159,6 +165,7 @@ impl ProposalAction {
             Self::AdmitAgency { name, .. }
             | Self::AdmitRegistrar { name, .. }
             | Self::AdmitSettlementBank { name, .. }
+            | Self::AdmitComputeNode { name, .. }
                 if name.is_empty() || name.len() > MAX_TEXT_BYTES =>
             {
                 Err(format!("name must be 1..={MAX_TEXT_BYTES} bytes"))
@@ -283,6 +290,10 @@ impl Wire for ProposalAction {
                     name: name.clone(),
                 })
             }
+            Self::AdmitComputeNode { key, name } => K::AdmitComputeNode(pb::AgencyAdmission {
+                key: key.to_bytes().to_vec(),
+                name: name.clone(),
+            }),
             Self::SetPlatformFee { basis_points } => K::SetPlatformFee(*basis_points),
             Self::PayFromTreasury { account, amount } => K::PayFromTreasury(pb::TreasuryPayout {
                 account: account.to_bytes().to_vec(),
@@ -316,6 +327,9 @@ impl Wire for ProposalAction {
             }
             K::AdmitSettlementBank(a) => {
                 Self::AdmitSettlementBank { key: codec::key(&a.key, "key")?, name: a.name }
+            }
+            K::AdmitComputeNode(a) => {
+                Self::AdmitComputeNode { key: codec::key(&a.key, "key")?, name: a.name }
             }
             K::SetPlatformFee(basis_points) => Self::SetPlatformFee { basis_points },
             K::PayFromTreasury(p) => Self::PayFromTreasury {
@@ -537,6 +551,7 @@ fn check_action<S: State + ?Sized>(
         ProposalAction::AdmitAgency { key, .. }
         | ProposalAction::AdmitRegistrar { key, .. }
         | ProposalAction::AdmitSettlementBank { key, .. }
+        | ProposalAction::AdmitComputeNode { key, .. }
             if key_in_use(&x.st, key) =>
         {
             Err(ContractError::conflict(format!("key {key} is already in use")))
@@ -548,6 +563,7 @@ fn check_action<S: State + ?Sized>(
         | ProposalAction::AdmitAgency { .. }
         | ProposalAction::AdmitRegistrar { .. }
         | ProposalAction::AdmitSettlementBank { .. }
+        | ProposalAction::AdmitComputeNode { .. }
         | ProposalAction::SetPlatformFee { .. } => Ok(()),
         ProposalAction::PayFromTreasury { account, amount } => {
             money::check_payout(x, account, *amount)
@@ -614,6 +630,7 @@ fn action_kind(a: &ProposalAction) -> &'static str {
         ProposalAction::SetAgencyListStatus { .. } => "set_agency_list_status",
         ProposalAction::AdmitRegistrar { .. } => "admit_registrar",
         ProposalAction::AdmitSettlementBank { .. } => "admit_settlement_bank",
+        ProposalAction::AdmitComputeNode { .. } => "admit_compute_node",
         ProposalAction::SetPlatformFee { .. } => "set_platform_fee",
         ProposalAction::PayFromTreasury { .. } => "pay_from_treasury",
     }
@@ -768,6 +785,10 @@ fn execute_action<S: State + ?Sized>(
         }
         ProposalAction::AdmitSettlementBank { key, name } => {
             let event = admit_by_governance(x, key, name, Role::SettlementBank, h)?;
+            x.emit(event);
+        }
+        ProposalAction::AdmitComputeNode { key, name } => {
+            let event = admit_by_governance(x, key, name, Role::ComputeNode, h)?;
             x.emit(event);
         }
         ProposalAction::SetPlatformFee { basis_points } => {

@@ -6,7 +6,7 @@
 use dpx_crypto::{Hash, PublicKey};
 
 use crate::trades::AttestTarget;
-use crate::types::{DemandId, GrantId, OrderId, ProductId, ProposalId, SubjectId};
+use crate::types::{DemandId, GrantId, JobId, OrderId, ProductId, ProposalId, SubjectId};
 
 pub const PREFIX_PARTICIPANT: &[u8] = b"participant/";
 /// Maps a rotated-in signing key to its participant's account key.
@@ -34,6 +34,11 @@ pub const PREFIX_DESTRUCTION_QUEUE: &[u8] = b"destroydue/";
 /// record as the block start at that height marked it. Never removed: the audit trail of every
 /// overdue report, and where a block's start events are read from, live or replayed.
 pub const PREFIX_OVERDUE: &[u8] = b"overdue/";
+/// A compute job, by job id.
+pub const PREFIX_JOB: &[u8] = b"job/";
+/// An order's live job (the job id, 32 bytes): an order authorises one job at a time, and
+/// once that job is attested, never another.
+pub const PREFIX_ORDER_JOB: &[u8] = b"orderjob/";
 pub const PREFIX_PROPOSAL: &[u8] = b"proposal/";
 pub const PREFIX_APPROVAL: &[u8] = b"approval/";
 pub const PREFIX_POLICY_VERSION: &[u8] = b"policyv/";
@@ -201,6 +206,16 @@ pub fn parse_target(rest: &[u8]) -> Option<AttestTarget> {
     }
 }
 
+/// A compute job.
+pub fn job(id: &JobId) -> Vec<u8> {
+    cat(PREFIX_JOB, &[id.0.as_bytes()])
+}
+
+/// The job an order authorises (see [`PREFIX_ORDER_JOB`]).
+pub fn order_job(order: &OrderId) -> Vec<u8> {
+    cat(PREFIX_ORDER_JOB, &[order.0.as_bytes()])
+}
+
 pub fn proposal(id: &ProposalId) -> Vec<u8> {
     cat(PREFIX_PROPOSAL, &[id.0.as_bytes()])
 }
@@ -257,6 +272,8 @@ mod tests {
             (destruction(TARGET_ORDER, &id.0), PREFIX_DESTRUCTION),
             (destruction_queue(7, TARGET_GRANT, &id.0), PREFIX_DESTRUCTION_QUEUE),
             (overdue(7, TARGET_GRANT, &id.0), PREFIX_OVERDUE),
+            (job(&JobId(id)), PREFIX_JOB),
+            (order_job(&OrderId(id)), PREFIX_ORDER_JOB),
             (proposal(&ProposalId(id)), PREFIX_PROPOSAL),
             (approval(&ProposalId(id), &pk), PREFIX_APPROVAL),
             (policy_version(3), PREFIX_POLICY_VERSION),

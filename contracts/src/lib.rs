@@ -13,6 +13,12 @@
 //!   at block start by [`process_overdue_destructions`], a regulator's review) and [`grants`] — one use, one authorization: a grant moves
 //!   `Issued → Consumed | Revoked | Expired` exactly once; [`subjects`]: the data subjects
 //!   registrars enrol, whose current key alone signs their grants.
+//! - [`compute`]: computations whose data stays invisible (可用不可见): a compute node
+//!   (admitted by governance) runs a job over products' data for a consumer who receives only
+//!   the result; the ledger records the request and what authorised each input (a grant,
+//!   consumed, or the consumer's order, one job each), the node's attestation (code hash,
+//!   input commitments, result hash, inputs destroyed) and the consumer's receipt. No money
+//!   moves in a job.
 //! - [`policy`]: Cedar policies with a built-in schema, held in state and evaluated for every
 //!   guarded operation; each decision is recorded as a [`DecisionReceipt`]. A policy that errors
 //!   denies (fail closed).
@@ -21,8 +27,8 @@
 //!   nothing but a deposit or a withdrawal creates or destroys money.
 //! - [`governance`]: proposals approved by more than 2/3 of the *active* agencies change
 //!   policies, the validator set (from a later height), parameters and the platform fee, admit
-//!   agencies, registrars and settlement banks, pay from the treasury, and suspend, reinstate
-//!   or list agencies — an agency's standing changes by governance only.
+//!   agencies, registrars, settlement banks and compute nodes, pay from the treasury, and
+//!   suspend, reinstate or list agencies — an agency's standing changes by governance only.
 //! - [`read`]: the read policy — who may see which record, transaction and event.
 //! - [`keys`]: the state key of every object; [`render`] turns any stored value into JSON.
 //!
@@ -64,6 +70,7 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+pub mod compute;
 pub mod demands;
 mod error;
 pub mod exec;
@@ -87,6 +94,7 @@ pub mod trades;
 pub mod tx;
 mod types;
 
+pub use compute::{Job, JobAuthority, JobAuthorization, JobTotals, MAX_JOB_INPUTS};
 pub use demands::{Demand, DemandResponse};
 pub use error::{ContractError, DecodeError, GrantRefusal, TxError};
 pub use exec::{
@@ -128,9 +136,9 @@ pub use tx::{
     decode_unverified,
 };
 pub use types::{
-    BankRecordKind, Category, Code, DemandId, DemandStatus, GrantId, GrantState, ListStatus,
-    MAX_GRADE, MAX_RATING, OBJECT_ID_DOMAIN, OrderId, OrderStatus, ProductId, ProposalId,
-    ProposalStatus, Role, Stage, SubjectId, SubjectStatus, Verdict,
+    BankRecordKind, Category, Code, DemandId, DemandStatus, GrantId, GrantState, JobId, JobStatus,
+    ListStatus, MAX_GRADE, MAX_RATING, OBJECT_ID_DOMAIN, OrderId, OrderStatus, ProductId,
+    ProposalId, ProposalStatus, Role, Stage, SubjectId, SubjectStatus, Verdict,
 };
 
 #[cfg(test)]

@@ -22,7 +22,8 @@
 //!
 //! **Retention.** A product may carry `retention_days`. When data reaches a consumer — an
 //! order is settled or a dispute resolved after delivery, or a grant is consumed by
-//! `use_grant` (a grant consumed by an order is covered by the order) — the destruction of
+//! `use_grant` (a grant consumed by an order is covered by the order; one consumed by a
+//! compute job gives its consumer no data, so nothing to attest) — the destruction of
 //! that target becomes due at the block time plus the retention: a [`DestructionDue`] record
 //! under `destroyat/<target>` and an entry in the due-queue `destroydue/‖u64be(due_ms)‖target`,
 //! ordered by due time then target. Attesting destruction removes both (on time or late).
@@ -45,6 +46,7 @@ use dpx_crypto::{Hash, PublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire, pb};
+use crate::compute::{Job, JobAuthority};
 use crate::error::{ContractError, DecodeError, GrantRefusal};
 use crate::exec::{BlockContext, Exec};
 use crate::grants::{GrantRecord, UsageReceipt};
@@ -53,7 +55,7 @@ use crate::policy::{Action, PolicyContext, Resource};
 use crate::receipt::Event;
 use crate::state::{MemState, State};
 use crate::trades::{AttestTarget, Attestation, Order};
-use crate::types::{GrantState, OrderStatus, Stage, Verdict};
+use crate::types::{GrantState, JobId, OrderStatus, Stage, Verdict};
 
 /// Most attestations per order or grant use.
 pub const MAX_ATTESTATIONS: u32 = 64;
@@ -193,6 +195,17 @@ fn holder<S: State + ?Sized>(
                 return Err(ContractError::grant(id, GrantRefusal::NotIssued { state: rec.state }));
             }
             let usage: UsageReceipt = x.must(&keys::usage(&id), "usage receipt", id)?;
+            // A grant a compute job consumed (its usage's request hash is the job id) gave
+            // the consumer only a result, never the data: there is no life cycle to attest;
+            // the job's compute node attested the destruction in the job itself.
+            let job: Option<Job> = x.load(&keys::job(&JobId(usage.request_hash)))?;
+            if job.is_some_and(|j| j.authorities.contains(&JobAuthority::Grant(id))) {
+                return Err(ContractError::conflict(format!(
+                    "grant {id} was consumed by compute job {}: its consumer received only \
+                     the result, and the compute node attested the data destroyed",
+                    usage.request_hash
+                )));
+            }
             Ok(usage.consumer)
         }
     }

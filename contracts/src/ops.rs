@@ -4,6 +4,7 @@ use dpx_crypto::{Hash, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Wire, pb};
+use crate::compute::{self, JobAuthorization, MAX_JOB_INPUTS};
 use crate::error::{DecodeError, TxError};
 use crate::governance::ProposalAction;
 use crate::grants::{GrantRef, SignedGrant};
@@ -11,8 +12,8 @@ use crate::money::MAX_REFERENCE_BYTES;
 use crate::products::ProductSpec;
 use crate::trades::AttestTarget;
 use crate::types::{
-    DemandId, GrantId, ListStatus, MAX_RATING, MAX_TEXT_BYTES, OrderId, ProductId, ProposalId,
-    Role, Stage, SubjectId, Verdict,
+    DemandId, GrantId, JobId, ListStatus, MAX_RATING, MAX_TEXT_BYTES, OrderId, ProductId,
+    ProposalId, Role, Stage, SubjectId, Verdict,
 };
 
 /// Most roles one participant can hold.
@@ -199,6 +200,39 @@ pub enum Operation {
         amount: u64,
         reference: String,
     },
+    // ---- compute jobs (see `compute`): the data stays invisible
+    /// By the consumer: run `code_hash` on `compute_node` over `products` (1..=8, distinct),
+    /// each authorised by the grant or order at the same position in `authorizations`.
+    RequestJob {
+        products: Vec<ProductId>,
+        authorizations: Vec<JobAuthorization>,
+        compute_node: PublicKey,
+        purpose: String,
+        code_hash: Hash,
+    },
+    /// By the job's compute node: what ran, on what, with what result; `inputs_destroyed`
+    /// must be true.
+    AttestJob {
+        job: JobId,
+        code_hash: Hash,
+        input_commitments: Vec<Hash>,
+        result_hash: Hash,
+        inputs_destroyed: bool,
+    },
+    /// By the consumer: receipt of the attested result.
+    ConfirmJob {
+        job: JobId,
+        result_hash: Hash,
+    },
+    /// By the consumer, before attestation.
+    CancelJob {
+        job: JobId,
+    },
+    /// By the job's compute node, before attestation.
+    RejectJob {
+        job: JobId,
+        reason_hash: Hash,
+    },
 }
 
 fn text(s: &str, what: &str) -> Result<(), TxError> {
@@ -245,6 +279,11 @@ impl Operation {
             Self::Approve { .. } => "approve",
             Self::Deposit { .. } => "deposit",
             Self::Withdraw { .. } => "withdraw",
+            Self::RequestJob { .. } => "request_job",
+            Self::AttestJob { .. } => "attest_job",
+            Self::ConfirmJob { .. } => "confirm_job",
+            Self::CancelJob { .. } => "cancel_job",
+            Self::RejectJob { .. } => "reject_job",
         }
     }
 
@@ -270,6 +309,21 @@ impl Operation {
         }
     }
 
+    /// Every data subject's signed grant this operation carries: [`Self::signed_grant`]'s, or
+    /// the inline grants of a `request_job` (whose signatures execution checks one by one).
+    pub fn carried_grants(&self) -> Vec<&SignedGrant> {
+        match self {
+            Self::RequestJob { authorizations, .. } => authorizations
+                .iter()
+                .filter_map(|a| match a {
+                    JobAuthorization::Grant(GrantRef::Inline(g)) => Some(&**g),
+                    _ => None,
+                })
+                .collect(),
+            _ => self.signed_grant().into_iter().collect(),
+        }
+    }
+
     /// Checks that need no state: text lengths, ranges, embedded grants well-formed.
     pub fn validate(&self) -> Result<(), TxError> {
         match self {
@@ -287,6 +341,12 @@ impl Operation {
                     return Err(TxError::invalid_op(
                         "a settlement bank is admitted only by a governance proposal \
                          (admit_settlement_bank)",
+                    ));
+                }
+                if roles.contains(&Role::ComputeNode) {
+                    return Err(TxError::invalid_op(
+                        "a compute node is admitted only by a governance proposal \
+                         (admit_compute_node)",
                     ));
                 }
             }
@@ -324,6 +384,41 @@ impl Operation {
                 if reference.is_empty() || reference.len() > MAX_REFERENCE_BYTES {
                     return Err(TxError::invalid_op(format!(
                         "a bank reference must be 1..={MAX_REFERENCE_BYTES} bytes"
+                    )));
+                }
+            }
+            Self::RequestJob { products, authorizations, purpose, .. } => {
+                text(purpose, "purpose")?;
+                if products.is_empty() || products.len() > MAX_JOB_INPUTS {
+                    return Err(TxError::invalid_op(format!(
+                        "a job reads 1..={MAX_JOB_INPUTS} products"
+                    )));
+                }
+                if authorizations.len() != products.len() {
+                    return Err(TxError::invalid_op(
+                        "a job needs exactly one authorization per product, in the same order",
+                    ));
+                }
+                let distinct: std::collections::BTreeSet<_> = products.iter().collect();
+                if distinct.len() != products.len() {
+                    return Err(TxError::invalid_op("a job names each product once"));
+                }
+                for a in authorizations {
+                    if let JobAuthorization::Grant(GrantRef::Inline(g)) = a {
+                        g.grant.validate().map_err(TxError::invalid_op)?;
+                    }
+                }
+            }
+            Self::AttestJob { input_commitments, inputs_destroyed, .. } => {
+                if !inputs_destroyed {
+                    return Err(TxError::invalid_op(
+                        "a compute node attests a job only after destroying its inputs and \
+                         intermediates (inputs_destroyed must be true)",
+                    ));
+                }
+                if input_commitments.is_empty() || input_commitments.len() > MAX_JOB_INPUTS {
+                    return Err(TxError::invalid_op(format!(
+                        "1..={MAX_JOB_INPUTS} input commitments, one per product"
                     )));
                 }
             }
@@ -481,6 +576,35 @@ impl Wire for Operation {
             Self::Withdraw { account, amount, reference } => {
                 K::Withdraw(transfer_pb(account, *amount, reference))
             }
+            Self::RequestJob { products, authorizations, compute_node, purpose, code_hash } => {
+                K::RequestJob(pb::RequestJob {
+                    products: compute::products_to_pb(products),
+                    authorizations: compute::authorizations_to_pb(authorizations),
+                    compute_node: pk(compute_node),
+                    purpose: purpose.clone(),
+                    code_hash: h(code_hash),
+                })
+            }
+            Self::AttestJob {
+                job,
+                code_hash,
+                input_commitments,
+                result_hash,
+                inputs_destroyed,
+            } => K::AttestJob(pb::AttestJob {
+                job: job.to_wire(),
+                code_hash: h(code_hash),
+                input_commitments: compute::hashes(input_commitments),
+                result_hash: h(result_hash),
+                inputs_destroyed: *inputs_destroyed,
+            }),
+            Self::ConfirmJob { job, result_hash } => {
+                K::ConfirmJob(pb::ConfirmJob { job: job.to_wire(), result_hash: h(result_hash) })
+            }
+            Self::CancelJob { job } => K::CancelJob(pb::JobStep { job: job.to_wire() }),
+            Self::RejectJob { job, reason_hash } => {
+                K::RejectJob(pb::RejectJob { job: job.to_wire(), reason_hash: h(reason_hash) })
+            }
         };
         pb::Operation { kind: Some(kind) }
     }
@@ -620,6 +744,29 @@ impl Wire for Operation {
                 account: key(&o.account, "account")?,
                 amount: o.amount,
                 reference: o.reference,
+            },
+            K::RequestJob(o) => Self::RequestJob {
+                products: compute::product_ids(o.products, "products")?,
+                authorizations: compute::authorizations_from_pb(o.authorizations)?,
+                compute_node: key(&o.compute_node, "compute_node")?,
+                purpose: o.purpose,
+                code_hash: hash(&o.code_hash, "code_hash")?,
+            },
+            K::AttestJob(o) => Self::AttestJob {
+                job: JobId::from_wire(&o.job, "job")?,
+                code_hash: hash(&o.code_hash, "code_hash")?,
+                input_commitments: compute::hash_list(o.input_commitments, "input_commitments")?,
+                result_hash: hash(&o.result_hash, "result_hash")?,
+                inputs_destroyed: o.inputs_destroyed,
+            },
+            K::ConfirmJob(o) => Self::ConfirmJob {
+                job: JobId::from_wire(&o.job, "job")?,
+                result_hash: hash(&o.result_hash, "result_hash")?,
+            },
+            K::CancelJob(o) => Self::CancelJob { job: JobId::from_wire(&o.job, "job")? },
+            K::RejectJob(o) => Self::RejectJob {
+                job: JobId::from_wire(&o.job, "job")?,
+                reason_hash: hash(&o.reason_hash, "reason_hash")?,
             },
         })
     }

@@ -93,6 +93,13 @@ code_enum!(
         ReviewAttestation = 39 => "review_attestation",
         UseGrant = 41 => "use_grant",
         Read = 60 => "read",
+        /// Asked once per product of the job (resource: the product).
+        RequestJob = 70 => "request_job",
+        /// The job's compute node (resource: the market).
+        AttestJob = 71 => "attest_job",
+        ConfirmJob = 72 => "confirm_job",
+        CancelJob = 73 => "cancel_job",
+        RejectJob = 74 => "reject_job",
     }
 );
 

@@ -13,8 +13,8 @@
 //!   keys that are parties to it (a data subject by its *current* key, looked up from its
 //!   subject id, so a rotated-out key stops reading) ([`grant_parties`], [`usage_parties`], [`order_parties`],
 //!   [`response_parties`], [`attestation_parties`], [`account_parties`],
-//!   [`bank_record_parties`], [`tx_parties`]); money totals (treasury, supply) are for
-//!   participants;
+//!   [`bank_record_parties`], [`job_parties`], [`tx_parties`]); money totals (treasury,
+//!   supply) are for participants;
 //! - **may this viewer see it** ([`Viewer::may`]).
 //!
 //! A record that cannot be decoded, or a key of no known kind, is for supervisors only: the
@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 use dpx_crypto::PublicKey;
 
 use crate::codec;
+use crate::compute::{Job, JobAuthority, JobAuthorization};
 use crate::demands::{Demand, DemandResponse};
 use crate::grants::{GrantRecord, GrantRef, UsageReceipt};
 use crate::keys;
@@ -37,7 +38,7 @@ use crate::receipt::Receipt;
 use crate::state::State;
 use crate::subjects::{Subject, load_subject, resolve_subject};
 use crate::trades::{AttestTarget, Attestation, Order};
-use crate::types::{DemandId, GrantId, OrderId, ProductId, Role, SubjectId};
+use crate::types::{DemandId, GrantId, JobId, OrderId, ProductId, Role, SubjectId};
 
 /// Who is reading. One per request, so the size difference between variants does not matter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +190,16 @@ pub fn state_access<S: State + ?Sized>(st: &S, key: &[u8], value: &[u8]) -> Acce
         _ if p(keys::PREFIX_ACCOUNT) => {
             parties(codec::decode::<Account>(value).ok().map(|a| account_parties(st, &a)))
         }
+        _ if p(keys::PREFIX_JOB) => {
+            parties(codec::decode::<Job>(value).ok().map(|j| job_parties(st, &j)))
+        }
+        // An order's job marker: the parties to the job it names.
+        _ if p(keys::PREFIX_ORDER_JOB) => parties(
+            codec::hash(value, "job")
+                .ok()
+                .and_then(|id| load::<S, Job>(st, &keys::job(&JobId(id))))
+                .map(|j| job_parties(st, &j)),
+        ),
         _ if p(keys::PREFIX_BANK_RECORD) => {
             parties(codec::decode::<BankRecord>(value).ok().map(|r| bank_record_parties(st, &r)))
         }
@@ -295,6 +306,24 @@ pub fn order_parties<S: State + ?Sized>(st: &S, o: &Order) -> BTreeSet<PublicKey
     s
 }
 
+/// A compute job: its consumer, its compute node, the providers of its products, and the
+/// data subjects whose grants it consumed (by current key). Nobody else: who computed what
+/// over whose data is the parties' and the supervisors' business.
+pub fn job_parties<S: State + ?Sized>(st: &S, j: &Job) -> BTreeSet<PublicKey> {
+    let mut s = BTreeSet::from([j.consumer, j.compute_node]);
+    s.extend(j.providers.iter().copied());
+    for a in &j.authorities {
+        if let JobAuthority::Grant(g) = a {
+            s.extend(grant_id_parties(st, g));
+        }
+    }
+    s
+}
+
+fn job_id_parties<S: State + ?Sized>(st: &S, id: &JobId) -> BTreeSet<PublicKey> {
+    load::<S, Job>(st, &keys::job(id)).map(|j| job_parties(st, &j)).unwrap_or_default()
+}
+
 /// A response to a demand: the responder and the demand's poster.
 pub fn response_parties<S: State + ?Sized>(st: &S, r: &DemandResponse) -> BTreeSet<PublicKey> {
     let mut s = BTreeSet::from([r.responder]);
@@ -357,6 +386,7 @@ const PARTY_ATTRS: &[&str] = &[
     "by",
     "account",
     "bank",
+    "compute_node",
 ];
 
 /// A transaction (its body, receipt and events): its signer, every key its operation names,
@@ -457,6 +487,22 @@ fn op_parties<S: State + ?Sized>(st: &S, op: &Operation, s: &mut BTreeSet<Public
         O::Deposit { account, .. } | O::Withdraw { account, .. } => {
             s.insert(*account);
         }
+        O::RequestJob { products, authorizations, compute_node, .. } => {
+            s.insert(*compute_node);
+            for p in products {
+                s.extend(provider_of(st, p));
+            }
+            for a in authorizations {
+                match a {
+                    JobAuthorization::Grant(g) => s.extend(grant_ref_parties(st, g)),
+                    JobAuthorization::Order(o) => s.extend(order_id_parties(st, o)),
+                }
+            }
+        }
+        O::AttestJob { job, .. }
+        | O::ConfirmJob { job, .. }
+        | O::CancelJob { job }
+        | O::RejectJob { job, .. } => s.extend(job_id_parties(st, job)),
     }
 }
 

@@ -538,3 +538,82 @@ fn the_policy_is_deterministic() {
     let val = a.get(&key).unwrap();
     assert_eq!(state_access(&a, &key, &val), state_access(&b, &key, &val));
 }
+
+const NODE: u8 = 14;
+
+fn job() -> crate::Job {
+    crate::Job {
+        id: crate::JobId(Hash::digest(b"job")),
+        consumer: k(BUYER),
+        compute_node: k(NODE),
+        products: vec![product(true).id],
+        providers: vec![k(PROVIDER)],
+        authorities: vec![crate::JobAuthority::Grant(grant_id())],
+        purpose: "audit".into(),
+        code_hash: Hash::digest(b"code"),
+        status: crate::JobStatus::Requested,
+        requested_height: 7,
+        requested_time_ms: 7_000,
+        input_commitments: Vec::new(),
+        result_hash: None,
+        inputs_destroyed: false,
+        attested_height: None,
+        attestation_tx: None,
+        received_height: None,
+        reject_reason_hash: None,
+        updated_height: 7,
+    }
+}
+
+/// A compute job, its order marker and its transactions: the consumer, the compute node, the
+/// providers, the grant's subject, and supervisors; no other participant, not another node.
+#[test]
+fn jobs_are_for_their_parties() {
+    let mut st = world();
+    put_participant(&mut st, &participant(NODE, &[Role::ComputeNode]));
+    let j = job();
+    st.put(keys::job(&j.id), encode(&j));
+    let marker = keys::order_job(&order().id);
+    st.put(marker.clone(), j.id.0.as_bytes().to_vec());
+    let allowed = ["buyer", "node", "provider", "subject", "regulator", "auditor"];
+    let viewers = [
+        ("anonymous", Viewer::Anonymous),
+        ("stranger", v(&st, STRANGER)),
+        ("subject", v(&st, SUBJECT)),
+        ("other subject", v(&st, OTHER_SUBJECT)),
+        ("buyer", v(&st, BUYER)),
+        ("provider", v(&st, PROVIDER)),
+        ("node", v(&st, NODE)),
+        ("regulator", v(&st, REGULATOR)),
+        ("auditor", v(&st, AUDITOR)),
+        ("agency", v(&st, AGENCY)),
+        ("bank", v(&st, BANK)),
+    ];
+    for key in [keys::job(&j.id), marker] {
+        let access = state_access(&st, &key, &st.get(&key).unwrap());
+        for (who, viewer) in &viewers {
+            assert_eq!(viewer.may(&access), allowed.contains(who), "{who} reading {key:?}");
+        }
+    }
+    // Undecodable, absent: supervisors only.
+    assert_eq!(state_access(&st, &keys::job(&j.id), b"\xff garbage"), Access::Supervisors);
+    assert_eq!(absent_access(&keys::job(&j.id)), Access::Supervisors);
+    // The job's transactions name the same parties, from the state or from the receipt.
+    let op = Operation::CancelJob { job: j.id };
+    let parties = tx_parties(&st, &k(BUYER), Some(&op), None);
+    assert_eq!(parties, BTreeSet::from([k(BUYER), k(NODE), k(PROVIDER), k(SUBJECT)]));
+    let receipt = Receipt {
+        tx_hash: Hash::ZERO,
+        code: crate::Code::Ok,
+        reason: String::new(),
+        events: vec![
+            Event::new("job.attested")
+                .attr("job", j.id)
+                .attr("consumer", k(BUYER))
+                .attr("compute_node", k(NODE)),
+        ],
+        decision: None,
+    };
+    let parties = tx_parties(&MemState::new(), &k(NODE), None, Some(&receipt));
+    assert_eq!(parties, BTreeSet::from([k(BUYER), k(NODE)]));
+}

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::codec::{self, Wire};
+use crate::compute::Job;
 use crate::demands::{Demand, DemandResponse};
 use crate::governance::{Proposal, ScheduledSet, ValidatorSet};
 use crate::grants::{GrantRecord, UsageReceipt};
@@ -139,6 +140,12 @@ pub fn render(key: &[u8], value: &[u8]) -> Option<Value> {
         _ if p(keys::PREFIX_VALIDATOR_UPDATE) => as_json::<ValidatorSet>(value),
         _ if p(keys::PREFIX_ACCOUNT) => as_json::<Account>(value),
         _ if p(keys::PREFIX_BANK_RECORD) => as_json::<BankRecord>(value),
+        _ if p(keys::PREFIX_JOB) => {
+            as_json::<Job>(value).map(|v| with_times(v, &[], &["requested_time_ms"]))
+        }
+        _ if p(keys::PREFIX_ORDER_JOB) => {
+            codec::hash(value, "job").ok().map(|id| json!({ "job": id }))
+        }
         _ => None,
     }
 }

@@ -134,7 +134,102 @@ fn proposal_action() -> impl Strategy<Value = ProposalAction> {
         any::<u32>().prop_map(|basis_points| ProposalAction::SetPlatformFee { basis_points }),
         (key(), any::<u64>())
             .prop_map(|(account, amount)| ProposalAction::PayFromTreasury { account, amount }),
+        (key(), text()).prop_map(|(key, name)| ProposalAction::AdmitComputeNode { key, name }),
     ]
+}
+
+fn job_authorization() -> impl Strategy<Value = JobAuthorization> {
+    prop_oneof![
+        grant_ref().prop_map(JobAuthorization::Grant),
+        order_id().prop_map(JobAuthorization::Order)
+    ]
+}
+
+fn job_authority() -> impl Strategy<Value = JobAuthority> {
+    prop_oneof![
+        hash().prop_map(|h| JobAuthority::Grant(GrantId(h))),
+        order_id().prop_map(JobAuthority::Order)
+    ]
+}
+
+fn job_id() -> impl Strategy<Value = JobId> {
+    hash().prop_map(JobId)
+}
+
+/// Every compute-job operation (lists of 0..=MAX_JOB_INPUTS: the decoder's bound; shapes the
+/// stateless checks refuse are allowed and must round-trip too).
+fn job_operation() -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        (
+            vec(hash().prop_map(ProductId), 0..=MAX_JOB_INPUTS),
+            vec(job_authorization(), 0..=MAX_JOB_INPUTS),
+            key(),
+            text(),
+            hash()
+        )
+            .prop_map(|(products, authorizations, compute_node, purpose, code_hash)| {
+                Operation::RequestJob { products, authorizations, compute_node, purpose, code_hash }
+            }),
+        (job_id(), hash(), vec(hash(), 0..=MAX_JOB_INPUTS), hash(), any::<bool>()).prop_map(
+            |(job, code_hash, input_commitments, result_hash, inputs_destroyed)| {
+                Operation::AttestJob {
+                    job,
+                    code_hash,
+                    input_commitments,
+                    result_hash,
+                    inputs_destroyed,
+                }
+            }
+        ),
+        (job_id(), hash())
+            .prop_map(|(job, result_hash)| Operation::ConfirmJob { job, result_hash }),
+        job_id().prop_map(|job| Operation::CancelJob { job }),
+        (job_id(), hash()).prop_map(|(job, reason_hash)| Operation::RejectJob { job, reason_hash }),
+    ]
+}
+
+fn job() -> impl Strategy<Value = Job> {
+    (
+        (job_id(), key(), key(), vec((hash(), key(), job_authority()), 1..=MAX_JOB_INPUTS)),
+        (text(), hash(), pick(JobStatus::ALL), any::<u64>(), any::<u64>()),
+        (option::of(hash()), any::<bool>(), option::of(any::<u64>()), option::of(hash())),
+        (option::of(any::<u64>()), option::of(hash()), any::<u64>()),
+    )
+        .prop_map(
+            |(
+                (id, consumer, compute_node, inputs),
+                (purpose, code_hash, status, requested_height, requested_time_ms),
+                (result_hash, inputs_destroyed, attested_height, attestation_tx),
+                (received_height, reject_reason_hash, updated_height),
+            )| {
+                let input_commitments = if result_hash.is_some() {
+                    inputs.iter().map(|i| i.0).collect()
+                } else {
+                    Vec::new()
+                };
+                Job {
+                    id,
+                    consumer,
+                    compute_node,
+                    products: inputs.iter().map(|i| ProductId(i.0)).collect(),
+                    providers: inputs.iter().map(|i| i.1).collect(),
+                    authorities: inputs.iter().map(|i| i.2).collect(),
+                    purpose,
+                    code_hash,
+                    status,
+                    requested_height,
+                    requested_time_ms,
+                    input_commitments,
+                    result_hash,
+                    inputs_destroyed,
+                    attested_height,
+                    attestation_tx,
+                    received_height,
+                    reject_reason_hash,
+                    updated_height,
+                }
+            },
+        )
 }
 
 fn order_id() -> impl Strategy<Value = OrderId> {
@@ -250,7 +345,7 @@ pub(crate) fn operation() -> impl Strategy<Value = Operation> {
             Operation::Withdraw { account, amount, reference }
         }),
     ];
-    prop_oneof![participants, market, rest, money]
+    prop_oneof![participants, market, rest, money, job_operation()]
 }
 
 fn wire_round_trip<T: Wire + PartialEq + std::fmt::Debug>(v: &T) {
@@ -405,6 +500,38 @@ proptest! {
         prop_assert!(render(&q, &[]).is_some());
     }
 
+    #[test]
+    fn jobs_round_trip(j in job(), a in job_authorization(), op in job_operation()) {
+        wire_round_trip(&j);
+        json_round_trip(&j);
+        wire_round_trip(&a);
+        json_round_trip(&a);
+        for x in &j.authorities {
+            wire_round_trip(x);
+            json_round_trip(x);
+        }
+        wire_round_trip(&op);
+        json_round_trip(&op);
+        let bytes = codec::encode(&j);
+        prop_assert!(bytes.len() <= compute::MAX_JOB_BYTES);
+        let v = render(&keys::job(&j.id), &bytes).unwrap();
+        prop_assert_eq!(serde_json::from_value::<Job>(v).unwrap(), j.clone());
+        prop_assert!(render(&keys::order_job(&OrderId(j.code_hash)), &j.id.to_wire()).is_some());
+        let t = JobTotals::from_values([bytes.as_slice()]).unwrap();
+        prop_assert_eq!(t.jobs(), 1);
+        prop_assert_eq!(t.inputs, j.authorities.len() as u64);
+        prop_assert_eq!(t.grant_inputs + t.order_inputs, t.inputs);
+        // More inputs than a job may have are refused by the decoder.
+        let mut big = j.clone();
+        big.products = vec![ProductId(Hash::ZERO); MAX_JOB_INPUTS + 1];
+        prop_assert!(codec::decode::<Job>(&codec::encode(&big)).is_err());
+        let mut big = j;
+        big.input_commitments = vec![Hash::ZERO; MAX_JOB_INPUTS + 1];
+        prop_assert!(codec::decode::<Job>(&codec::encode(&big)).is_err());
+        let too_many = Operation::AttestJob { job: JobId(Hash::ZERO), code_hash: Hash::ZERO, input_commitments: vec![Hash::ZERO; MAX_JOB_INPUTS + 1], result_hash: Hash::ZERO, inputs_destroyed: true };
+        prop_assert!(codec::decode::<Operation>(&codec::encode(&too_many)).is_err());
+    }
+
     /// Whatever bytes arrive, the decoders return an error or a value — never a panic.
     #[test]
     fn decoders_never_panic(bytes in vec(any::<u8>(), 0..512)) {
@@ -412,7 +539,7 @@ proptest! {
         let _ = SignedGrant::decode(&bytes);
         let _ = Receipt::decode(&bytes);
         let _ = SignedGrant::from_compact(&String::from_utf8_lossy(&bytes));
-        for prefix in [keys::PREFIX_PARTICIPANT, keys::PREFIX_GRANT, keys::PREFIX_ORDER, keys::PREFIX_PROPOSAL, keys::POLICY_CURRENT, keys::PREFIX_SUBJECT, keys::PREFIX_SUBJECT_KEY, keys::PREFIX_USAGE, keys::PARAMS, keys::PREFIX_ACCOUNT, keys::PREFIX_BANK_RECORD, keys::TREASURY, keys::SUPPLY, keys::CURRENCY, keys::PLATFORM_FEE, keys::PREFIX_ATTESTATION, keys::PREFIX_DESTRUCTION, keys::PREFIX_DESTRUCTION_QUEUE] {
+        for prefix in [keys::PREFIX_PARTICIPANT, keys::PREFIX_GRANT, keys::PREFIX_ORDER, keys::PREFIX_PROPOSAL, keys::POLICY_CURRENT, keys::PREFIX_SUBJECT, keys::PREFIX_SUBJECT_KEY, keys::PREFIX_USAGE, keys::PARAMS, keys::PREFIX_ACCOUNT, keys::PREFIX_BANK_RECORD, keys::TREASURY, keys::SUPPLY, keys::CURRENCY, keys::PLATFORM_FEE, keys::PREFIX_ATTESTATION, keys::PREFIX_DESTRUCTION, keys::PREFIX_DESTRUCTION_QUEUE, keys::PREFIX_JOB, keys::PREFIX_ORDER_JOB] {
             let _ = render(prefix, &bytes);
         }
     }

@@ -80,6 +80,11 @@ id_type!(
     /// A governance proposal.
     ProposalId, "proposal"
 );
+id_type!(
+    /// A compute job: a computation over products' data whose result alone reaches the
+    /// consumer (see the `compute` module).
+    JobId, "job"
+);
 
 /// A data subject's pseudonymous identifier: `blake3::keyed_hash(registrar secret, real
 /// identifier)`, computed off-ledger by the registrar (`dpx hash --keyed`). The ledger never
@@ -181,6 +186,9 @@ code_enum!(
         /// A bank that records deposits and withdrawals made off the ledger; admitted only by
         /// governance.
         SettlementBank = 9 => "settlement_bank",
+        /// Runs compute jobs over products' data and attests what ran; admitted only by
+        /// governance.
+        ComputeNode = 10 => "compute_node",
     }
 );
 
@@ -306,6 +314,22 @@ code_enum!(
     Verdict {
         Confirmed = 1 => "confirmed",
         Rejected = 2 => "rejected",
+    }
+);
+
+code_enum!(
+    /// Life cycle of a compute job (see the `compute` module).
+    JobStatus {
+        /// Requested by the consumer; its grants are consumed, its orders used.
+        Requested = 0 => "requested",
+        /// The compute node attested what ran and that the inputs were destroyed.
+        Attested = 1 => "attested",
+        /// The consumer confirmed receipt of the attested result.
+        Received = 2 => "received",
+        /// Cancelled by the consumer before attestation.
+        Cancelled = 3 => "cancelled",
+        /// Refused by the compute node before running it.
+        Rejected = 4 => "rejected",
     }
 );
 

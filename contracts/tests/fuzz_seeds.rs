@@ -61,6 +61,30 @@ fn busy_world() -> World {
     w.ok(&provider, Operation::AcceptOrder { order: oid });
     w.ok(&provider, Operation::DeliverOrder { order: oid, delivery_hash: Hash::digest(b"v1") });
     w.ok(&buyer, Operation::ConfirmOrder { order: oid });
+    // A compute job over the settled order, attested by a compute node.
+    let node = kp(4);
+    w.govern(ProposalAction::AdmitComputeNode { key: node.public(), name: "enclave".into() });
+    let job = JobId::derive(CHAIN, &buyer.public(), w.nonce(&buyer.public()));
+    w.ok(
+        &buyer,
+        Operation::RequestJob {
+            products: vec![open],
+            authorizations: vec![JobAuthorization::Order(oid)],
+            compute_node: node.public(),
+            purpose: "risk".into(),
+            code_hash: Hash::digest(b"code"),
+        },
+    );
+    w.ok(
+        &node,
+        Operation::AttestJob {
+            job,
+            code_hash: Hash::digest(b"code"),
+            input_commitments: vec![Hash::digest(b"input")],
+            result_hash: Hash::digest(b"result"),
+            inputs_destroyed: true,
+        },
+    );
     let target = AttestTarget::Order(oid);
     w.ok(&buyer, Operation::Attest { target, stage: Stage::Collected, hash: Hash::digest(b"in") });
     let regulator = w.regulator.clone();
@@ -109,6 +133,8 @@ fn seeds_pass_their_decoders() {
     let product = ProductId::derive(CHAIN, &provider.public(), 0);
     let order = OrderId::derive(CHAIN, &buyer.public(), 0);
     let signed = fuzz_grant(&subject, 7, &buyer, product);
+    let job = JobId::derive(CHAIN, &buyer.public(), 1);
+    let node = kp(54);
 
     // Transactions signed for the fuzz targets' chain, so the stateless checks pass in full.
     let ops: Vec<(&Keypair, Operation)> = vec![
@@ -246,6 +272,51 @@ fn seeds_pass_their_decoders() {
             w.agency(),
             Operation::Propose { action: ProposalAction::SetParams { params: Params::default() } },
         ),
+        (
+            w.agency(),
+            Operation::Propose {
+                action: ProposalAction::AdmitComputeNode {
+                    key: node.public(),
+                    name: "enclave".into(),
+                },
+            },
+        ),
+        (
+            &buyer,
+            Operation::RequestJob {
+                products: vec![product, ProductId::derive(CHAIN, &provider.public(), 1)],
+                authorizations: vec![
+                    JobAuthorization::Order(order),
+                    JobAuthorization::Grant(GrantRef::Inline(Box::new(signed.clone()))),
+                ],
+                compute_node: node.public(),
+                purpose: "hiring-check".into(),
+                code_hash: Hash::digest(b"code"),
+            },
+        ),
+        (
+            &buyer,
+            Operation::RequestJob {
+                products: vec![product],
+                authorizations: vec![JobAuthorization::Grant(GrantRef::Id(signed.grant.id()))],
+                compute_node: node.public(),
+                purpose: "hiring-check".into(),
+                code_hash: Hash::digest(b"code"),
+            },
+        ),
+        (
+            &node,
+            Operation::AttestJob {
+                job,
+                code_hash: Hash::digest(b"code"),
+                input_commitments: vec![Hash::digest(b"a"), Hash::digest(b"b")],
+                result_hash: Hash::digest(b"result"),
+                inputs_destroyed: true,
+            },
+        ),
+        (&buyer, Operation::ConfirmJob { job, result_hash: Hash::digest(b"result") }),
+        (&buyer, Operation::CancelJob { job }),
+        (&node, Operation::RejectJob { job, reason_hash: Hash::digest(b"reasons") }),
     ];
     let mut txs = Vec::new();
     for (nonce, (who, op)) in ops.into_iter().enumerate() {
@@ -269,7 +340,7 @@ fn seeds_pass_their_decoders() {
     );
 
     // The render target's first byte picks the key prefix (same order as in fuzz/).
-    let selectors: [(&[u8], bool); 19] = [
+    let selectors: [(&[u8], bool); 21] = [
         (keys::PREFIX_PARTICIPANT, false),
         (keys::PREFIX_PRODUCT, false),
         (keys::PREFIX_ORDER, false),
@@ -289,6 +360,8 @@ fn seeds_pass_their_decoders() {
         (keys::SUPPLY, true),
         (keys::CURRENCY, true),
         (keys::PREFIX_DESTRUCTION, false),
+        (keys::PREFIX_JOB, false),
+        (keys::PREFIX_ORDER_JOB, false),
     ];
     let mut values = Vec::new();
     for (key, value) in &w.st.map {
@@ -307,6 +380,7 @@ fn seeds_pass_their_decoders() {
     }
     let kinds: std::collections::BTreeSet<u8> = values.iter().map(|(_, v)| v[0]).collect();
     assert!(kinds.len() >= 12, "values of only {kinds:?}");
+    assert!(kinds.contains(&19) && kinds.contains(&20), "a job and its order's marker");
     for (i, receipt) in w.receipts.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
         let bytes = receipt.encode();
         assert_eq!(&Receipt::decode(&bytes).unwrap(), receipt);

@@ -55,6 +55,8 @@ fn fixture() -> Fixture {
     let other_registrar = kp(7);
     world.admit_registrar(&other_registrar);
     let grant = grant(&subject, sid, 1, &consumer.public(), product, "audit", EXPIRES_AT_MS);
+    // A compute node, for jobs that consume the grant as use_grant does.
+    world.govern(ProposalAction::AdmitComputeNode { key: kp(8).public(), name: "node".into() });
     Fixture {
         world,
         consumer,
@@ -80,7 +82,14 @@ fn touch(f: &Fixture, kind: u8) -> (Keypair, Operation) {
         purpose: "audit".into(),
         request_hash: Hash::digest(&[kind]),
     };
-    match kind % 9 {
+    let job = |grant| Operation::RequestJob {
+        products: vec![f.product],
+        authorizations: vec![JobAuthorization::Grant(grant)],
+        compute_node: kp(8).public(),
+        purpose: "audit".into(),
+        code_hash: Hash::digest(&[kind]),
+    };
+    match kind % 11 {
         0 => (f.consumer.clone(), use_op(inline)),
         1 => (f.consumer.clone(), use_op(GrantRef::Id(id))),
         2 => (f.other.clone(), use_op(inline)),
@@ -105,6 +114,8 @@ fn touch(f: &Fixture, kind: u8) -> (Keypair, Operation) {
                 demand: None,
             },
         ),
+        9 => (f.consumer.clone(), job(GrantRef::Inline(Box::new(f.grant.clone())))),
+        10 => (f.consumer.clone(), job(GrantRef::Id(id))),
         _ => (f.other_subject.clone(), Operation::RevokeGrant { serial: f.grant.grant.serial }),
     }
 }
@@ -133,7 +144,7 @@ fn attack(f: &Fixture, kind: u8) -> (Keypair, Operation) {
         new_key: new.public(),
         new_key_signature: subject_key_proof(new, &f.sid),
     };
-    match kind % 16 {
+    match kind % 17 {
         0 => {
             (f.other_subject.clone(), Operation::RegisterGrant { grant: Box::new(f.grant.clone()) })
         }
@@ -161,6 +172,18 @@ fn attack(f: &Fixture, kind: u8) -> (Keypair, Operation) {
             },
         ),
         12 => (f.other.clone(), Operation::ExpireGrant { grant: id }),
+        15 => (
+            f.other.clone(),
+            Operation::RequestJob {
+                products: vec![f.product],
+                authorizations: vec![JobAuthorization::Grant(GrantRef::Inline(Box::new(
+                    f.grant.clone(),
+                )))],
+                compute_node: kp(8).public(),
+                purpose: "audit".into(),
+                code_hash: Hash::ZERO,
+            },
+        ),
         13 => (f.other_registrar.clone(), rotate_to(&kp(201))),
         14 => (
             f.world.registrar.clone(),

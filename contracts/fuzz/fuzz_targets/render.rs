@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, value)) = data.split_first() else { return };
-    let prefixes: [&[u8]; 19] = [
+    let prefixes: [&[u8]; 21] = [
         keys::PREFIX_PARTICIPANT,
         keys::PREFIX_PRODUCT,
         keys::PREFIX_ORDER,
@@ -27,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
         keys::SUPPLY,
         keys::CURRENCY,
         keys::PREFIX_DESTRUCTION,
+        keys::PREFIX_JOB,
+        keys::PREFIX_ORDER_JOB,
     ];
     let key = prefixes[usize::from(selector) % prefixes.len()];
     let _ = render(key, value);
