@@ -98,7 +98,7 @@ step "the chain is live at height $h"
 
 K="$DIR/demo-keys"
 mkdir -p "$K"
-for who in employer provider applicant regulator rater shady auditor registrar thief bank; do
+for who in employer provider applicant regulator rater shady auditor registrar thief bank enclave; do
   "$DPX" keygen --out "$K/$who.json" >/dev/null
 done
 pub() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["public_key"])' "$K/$1.json"; }
@@ -202,6 +202,18 @@ SETTLED=$(tx confirm-order --key "$K/employer.json" --order "$ORDER")
 step "the employer confirmed delivery: $(attr provider_amount <<<"$SETTLED") fen to the provider, $(attr fee <<<"$SETTLED") fen fee to the treasury"
 balance() { "$DPX" --output json query balances "$(pub "$1")" --rpc "$RPC" --key "$K/$1.json" | jget value.balance; }
 step "balances: employer $(balance employer) fen, provider $(balance provider) fen"
+
+say "A computation over the report: the data stays with a compute node, the employer receives only the result"
+adopt "$(gov admit-compute-node --key "$AG" --node "$(pub enclave)" --name "Secure Enclave Co.")"
+step "the agencies admitted a compute node"
+CODE=$(printf 'salary-percentiles v1' | "$DPX" hash)
+JOB=$(tx request-job --key "$K/employer.json" --json "{\"products\": [\"$REPORT\"], \"authorizations\": [{\"order\": \"$ORDER\"}], \"compute_node\": \"$(pub enclave)\", \"purpose\": \"salary benchmarking\", \"code_hash\": \"$CODE\"}" | attr job)
+step "the employer requested job $JOB on the report, authorised by its settled order"
+RESULT=$(printf 'p50=18200 p90=31000' | "$DPX" hash)
+tx attest-job --key "$K/enclave.json" --job "$JOB" --code-hash "$CODE" --input-commitments "[\"$(printf 'report.pdf' | "$DPX" hash)\"]" --result-hash "$RESULT" --inputs-destroyed true >/dev/null
+step "the compute node attested the code it ran, the input it used, the result, and that the input is destroyed"
+tx confirm-job --key "$K/employer.json" --job "$JOB" --result-hash "$RESULT" >/dev/null
+step "the employer confirmed receiving the result (and only the result): job $("$DPX" --output json query jobs "$JOB" --rpc "$RPC" --key "$K/employer.json" | jget value.status)"
 
 say "An auditor fetches the grant's consumption with a proof and verifies it offline"
 GID=$("$DPX" grant inspect "$GRANT" --output json | jget id)

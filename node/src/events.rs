@@ -278,12 +278,17 @@ const CONTRACT_FAMILIES: &[&str] = &[
     "demand",
     "governance",
     "grant",
+    "job",
     "lifecycle",
+    "money",
     "order",
     "params",
     "participant",
+    "platform_fee",
     "policy",
     "product",
+    "subject",
+    "treasury",
     "tx",
     "validators",
 ];
@@ -383,6 +388,17 @@ mod tests {
         };
         for k in ["bogus", "grant", "unicorn.consumed", "grant.", "grant.Consumed", "block.x"] {
             assert!(unknown(k), "{k}");
+        }
+        // Every family the contracts emit (money and job events were once refused here).
+        for k in [
+            "money.deposited",
+            "treasury.paid",
+            "platform_fee.set",
+            "subject.enrolled",
+            "job.requested",
+            "lifecycle.destruction_overdue",
+        ] {
+            assert!(Filter::parse(Some(k), None, None).is_ok(), "{k}");
         }
         assert_eq!(
             Filter::parse(None, Some("zz"), None).unwrap_err(),

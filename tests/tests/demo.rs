@@ -55,6 +55,8 @@ fn devnet_demo_runs_end_to_end() -> anyhow::Result<()> {
         "the same bank reference again is refused",
         "19500 fen to the provider, 500 fen fee to the treasury",
         "balances: employer 80000 fen, provider 19500 fen",
+        "the agencies admitted a compute node",
+        "(and only the result): job received",
         "VALID: grants",
         "/console   (the public view",
         "console login --key",

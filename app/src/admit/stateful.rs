@@ -23,9 +23,10 @@ pub fn check_stateful(
     // A carried grant is checked against the last committed block's time (block times strictly
     // increase, so a grant expired then is expired in any later block; execution decides with
     // its own block's time). Read only when a grant is carried: one header read.
-    let last_time_ms = match tx.body.op.signed_grant() {
-        Some(_) => store.header(store.tip_height()).ok().flatten().map_or(0, |h| h.time_ms),
-        None => 0,
+    let last_time_ms = if tx.body.op.carried_grants().is_empty() {
+        0
+    } else {
+        store.header(store.tip_height()).ok().flatten().map_or(0, |h| h.time_ms)
     };
     let r = match contracts::check_stateful(&st, tx, height, last_time_ms) {
         Err(contracts::TxError::NonceTooHigh { expected, got })

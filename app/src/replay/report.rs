@@ -173,6 +173,8 @@ pub struct AuditReport {
     pub trades: TradeCounts,
     pub money: MoneyTotals,
     pub lifecycle: LifecycleCounts,
+    /// Compute jobs in the final state, by status, and what they read.
+    pub jobs: contracts::JobTotals,
     pub grants: GrantCounts,
     pub grant_refusals: Vec<GrantRefusalRecord>,
     pub policy_decisions: u64,
@@ -221,6 +223,7 @@ impl Tally {
                 trades: TradeCounts::default(),
                 money: MoneyTotals::default(),
                 lifecycle: LifecycleCounts::default(),
+                jobs: contracts::JobTotals::default(),
                 grants: GrantCounts::default(),
                 grant_refusals: Vec::new(),
                 policy_decisions: 0,
@@ -404,6 +407,7 @@ impl Tally {
         }
         check_money(store, &mut r.money)?;
         r.lifecycle.overdue_outstanding = overdue_outstanding(store)?;
+        r.jobs = job_totals(store)?;
         r.validators = self.validators.values().cloned().collect();
         r.verified = true;
         Ok(())
@@ -412,6 +416,24 @@ impl Tally {
     pub(super) fn into_report(self) -> AuditReport {
         self.report
     }
+}
+
+/// The compute jobs of the final state.
+fn job_totals(store: &Store) -> Result<contracts::JobTotals, ReplayError> {
+    let mut jobs = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = store.scan_prefix(keys::PREFIX_JOB, after.as_deref(), MAX_SCAN_LIMIT)?;
+        let full = page.len() == MAX_SCAN_LIMIT;
+        after = page.last().map(|(k, _)| k.clone());
+        jobs.extend(page.into_iter().map(|(_, v)| v));
+        if !full {
+            break;
+        }
+    }
+    contracts::JobTotals::from_values(jobs.iter().map(Vec::as_slice)).map_err(|e| {
+        ReplayError::Execution { height: store.tip_height(), reason: format!("a stored job: {e}") }
+    })
 }
 
 /// Due destructions in the final state that a block start has reported overdue.
@@ -559,17 +581,17 @@ impl AuditReport {
             m.held_in_escrow,
             m.held_in_treasury
         );
-        let l = &self.lifecycle;
+        let life = &self.lifecycle;
         let _ = writeln!(
             s,
             "life cycle: destructions due {}, attested {} ({} late), reported overdue {} ({} still outstanding)",
-            l.destructions_due,
-            l.destructions_attested,
-            l.destroyed_late,
-            l.destructions_overdue,
-            l.overdue_outstanding
+            life.destructions_due,
+            life.destructions_attested,
+            life.destroyed_late,
+            life.destructions_overdue,
+            life.overdue_outstanding
         );
-        for o in &l.overdue {
+        for o in &life.overdue {
             let _ = writeln!(
                 s,
                 "  overdue at {}: {} held by {} (due at {} ms{})",
@@ -580,6 +602,20 @@ impl AuditReport {
                 if o.reopened { ", reopened by a rejected destruction" } else { "" }
             );
         }
+        let jobs = &self.jobs;
+        let _ = writeln!(
+            s,
+            "compute jobs: requested {}, attested {}, received {}, cancelled {}, rejected {}; inputs {} ({} by grant, {} by order); inputs destroyed (attested) {}",
+            jobs.requested,
+            jobs.attested,
+            jobs.received,
+            jobs.cancelled,
+            jobs.rejected,
+            jobs.inputs,
+            jobs.grant_inputs,
+            jobs.order_inputs,
+            jobs.inputs_destroyed
+        );
         let g = &self.grants;
         let _ = writeln!(
             s,

@@ -22,6 +22,7 @@ pub const KINDS: &[&str] = &[
     "money",
     "destructions",
     "overdue_destructions",
+    "jobs",
 ];
 
 pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
@@ -43,6 +44,7 @@ pub fn kind_prefix(kind: &str) -> Option<Vec<u8>> {
         "money" => keys::PREFIX_MONEY,
         "destructions" => keys::PREFIX_DESTRUCTION,
         "overdue_destructions" => keys::PREFIX_OVERDUE,
+        "jobs" => keys::PREFIX_JOB,
         _ => return None,
     };
     Some(p.to_vec())
@@ -74,6 +76,7 @@ pub fn object_key(kind: &str, id: &str) -> Result<Vec<u8>, String> {
         "usage" => keys::usage(&contracts::GrantId(id32(id)?)),
         "subjects" => keys::subject(&contracts::SubjectId(id32(id)?)),
         "proposals" => keys::proposal(&contracts::ProposalId(id32(id)?)),
+        "jobs" => keys::job(&contracts::JobId(id32(id)?)),
         "policies" => {
             let v: u64 = id.parse().map_err(|_| "policy versions are numbers".to_owned())?;
             keys::policy_version(v)

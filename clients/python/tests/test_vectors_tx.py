@@ -10,7 +10,7 @@ from dpx_client.keys import Keypair
 def test_transactions_build_bit_for_bit():
     v = load("transactions.json")
     chain = v["chain_id"]
-    assert len(v["transactions"]) == 12
+    assert len(v["transactions"]) == 14
     for c in v["transactions"]:
         kp = Keypair.from_seed(h(c["signer_seed"]))
         assert kp.public_key.hex() == c["signer"]

@@ -76,6 +76,20 @@ pub enum GovernanceCmd {
         #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
         rpc: String,
     },
+    /// Propose admitting a compute node (it runs jobs over products' data off the ledger and
+    /// attests what ran; consumers receive only the result).
+    AdmitComputeNode {
+        /// The proposing agency's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The compute node's account key (hex).
+        #[arg(long)]
+        node: PublicKey,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "DPX_RPC", default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+    },
     /// Propose a new platform fee, in basis points (0..=10000) of the provider's share of each
     /// settled escrow; orders accepted before the change keep the fee they were accepted with.
     SetPlatformFee {
@@ -227,7 +241,7 @@ fn describe(action: &Value) -> String {
             parts.join(", ")
         );
     }
-    for kind in ["admit_agency", "admit_registrar", "admit_settlement_bank"] {
+    for kind in ["admit_agency", "admit_registrar", "admit_settlement_bank", "admit_compute_node"] {
         if let Some(a) = action.get(kind) {
             return format!(
                 "{kind} {} ({})",
@@ -311,6 +325,10 @@ pub async fn run(cmd: GovernanceCmd, out: Output) -> anyhow::Result<ExitCode> {
         }
         GovernanceCmd::AdmitSettlementBank { key, bank, name, rpc } => {
             let action = ProposalAction::AdmitSettlementBank { key: bank, name };
+            submit_and_report(&rpc, &key, Operation::Propose { action }, None, out).await
+        }
+        GovernanceCmd::AdmitComputeNode { key, node, name, rpc } => {
+            let action = ProposalAction::AdmitComputeNode { key: node, name };
             submit_and_report(&rpc, &key, Operation::Propose { action }, None, out).await
         }
         GovernanceCmd::SetPlatformFee { key, basis_points, rpc } => {

@@ -29,7 +29,8 @@ const OPERATIONS: &str = "admit rotate-key set-rating set-list-status suspend re
 list-product update-product delist-product post-demand respond-demand award-demand close-demand \
 place-order accept-order deliver-order confirm-order cancel-order dispute-order \
 resolve-dispute deposit withdraw attest review-attestation register-grant use-grant revoke-grant expire-grant enrol-subject \
-rotate-subject-key revoke-all-grants propose approve";
+rotate-subject-key revoke-all-grants propose approve request-job attest-job confirm-job cancel-job \
+reject-job";
 
 #[derive(Args, Debug)]
 #[command(after_help = format!("Operations: {OPERATIONS}\n\nExample:\n  dpx tx set-rating --key rater.json --participant <hex> --rating 4"))]

@@ -345,6 +345,7 @@ fn kind_schemas() -> Value {
         "GrantRecord": object("kind grants", &[("grant", nullable("object", "the signed grant, once registered or used")), ("subject", key("")), ("state", s("issued, consumed, revoked or expired")), ("state_height", int("")), ("registered_height", int(""))], &["subject", "state"]),
         "UsageReceipt": object("kind usage", &[("grant", key("")), ("consumer", key("")), ("product", key("")), ("purpose", s("")), ("height", int("")), ("request_hash", key("")), ("tx_hash", key(""))], &["grant", "consumer", "product", "height", "tx_hash"]),
         "Attestation": t("object", "kind attestations: a holder's attestation of a life-cycle stage (collected, transmitted, stored, processed, shared_onward, destroyed; in that order, SPEC.md §9), with a regulator's review (confirmed or rejected) once given"),
+        "Job": t("object", "kind jobs: a compute job (SPEC.md 6.2): consumer, compute_node, products with their providers and authorities (a grant consumed or an order), purpose, code_hash, status requested|attested|received|cancelled|rejected, the node's input_commitments, result_hash and inputs_destroyed once attested; read by its consumer, compute node, providers, the subjects of its grants and supervisors"),
         "DestructionDue": t("object", "kind destructions (list only): data delivered to a holder that must be destroyed by due_ms (the product's retention_days after delivery), overdue_height once reported overdue; kind overdue_destructions lists every report a block start made, by height (the record as marked then; never removed)"),
         "Proposal": object("kind proposals", &[("id", int("")), ("proposer", key("")), ("action", t("object", "")), ("approvals", int("")), ("status", s("open or executed")), ("created_height", int("")), ("expiry_height", int("")), ("decided_height", int(""))], &["id", "proposer", "action", "status"]),
         "PolicySet": object("kind policies", &[("version", int("")), ("text", s("Cedar policies")), ("hash", key("blake3 of the text")), ("height", int(""))], &["version", "text", "hash", "height"]),
@@ -412,7 +413,7 @@ pub fn document() -> Value {
     batch["responses"]["415"] = err_ref();
     let kind = path_param(
         "kind",
-        "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations, balances, bank_records, money, destructions, overdue_destructions",
+        "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations, balances, bank_records, money, destructions, overdue_destructions, jobs",
     );
     let mut metrics = json!({ "summary": "Prometheus metrics", "responses": err_responses() });
     metrics["responses"]["200"] = json!({ "description": "text exposition", "content": { "text/plain": { "schema": { "type": "string" } } } });

@@ -248,6 +248,43 @@ pub fn transactions() -> Value {
             &Value::Null,
         ),
         tx_vector(
+            "request_job over two products: an inline grant and an order",
+            &consumer(),
+            &TransactionBody::new(
+                CHAIN,
+                8,
+                Operation::RequestJob {
+                    products: vec![pid, ProductId(Hash::digest(b"second product"))],
+                    authorizations: vec![
+                        contracts::JobAuthorization::Grant(GrantRef::Inline(Box::new(
+                            signed_grant(),
+                        ))),
+                        contracts::JobAuthorization::Order(OrderId(Hash::digest(b"an order"))),
+                    ],
+                    compute_node: provider().public(),
+                    purpose: "research".into(),
+                    code_hash: Hash::digest(b"salary-percentiles v1"),
+                },
+            ),
+            &json!({ "job": contracts::JobId::derive(CHAIN, &consumer().public(), 8) }),
+        ),
+        tx_vector(
+            "attest_job",
+            &provider(),
+            &TransactionBody::new(
+                CHAIN,
+                1,
+                Operation::AttestJob {
+                    job: contracts::JobId::derive(CHAIN, &consumer().public(), 8),
+                    code_hash: Hash::digest(b"salary-percentiles v1"),
+                    input_commitments: vec![Hash::digest(b"input 0"), Hash::digest(b"input 1")],
+                    result_hash: Hash::digest(b"result"),
+                    inputs_destroyed: true,
+                },
+            ),
+            &Value::Null,
+        ),
+        tx_vector(
             "enrol_subject",
             &agency(),
             &TransactionBody::new(
@@ -559,6 +596,7 @@ pub fn enums() -> Value {
             "Code": t!(Code),
             "BankRecordKind": t!(contracts::BankRecordKind),
             "Verdict": t!(contracts::Verdict),
+            "JobStatus": t!(contracts::JobStatus),
             "VoteKind": [{ "code": 1, "name": "prevote" }, { "code": 2, "name": "precommit" }],
         },
     })

@@ -10,7 +10,8 @@ from .proto import ENUMS, Field as F, message
 # ---------------------------------------------------------------- enums (SPEC.md §9)
 ENUMS.update({
     "Role": {1: "agency", 2: "operator", 3: "provider", 4: "consumer", 5: "regulator",
-             6: "auditor", 7: "rating_body", 8: "registrar", 9: "settlement_bank"},
+             6: "auditor", 7: "rating_body", 8: "registrar", 9: "settlement_bank",
+             10: "compute_node"},
     "SubjectStatus": {0: "active"},
     "ListStatus": {0: "normal", 1: "whitelisted", 2: "negative_listed"},
     "Category": {1: "data_service", 2: "software", 3: "report", 4: "other"},
@@ -25,6 +26,7 @@ ENUMS.update({
     "Code": {0: "ok", 1: "invalid", 2: "denied", 3: "failed", 4: "undecodable"},
     "VoteKind": {1: "prevote", 2: "precommit"},
     "BankRecordKind": {1: "deposit", 2: "withdrawal"},
+    "JobStatus": {0: "requested", 1: "attested", 2: "received", 3: "cancelled", 4: "rejected"},
 })
 
 # ---------------------------------------------------------------- dpx.contracts.v1
@@ -59,7 +61,8 @@ message("ProposalAction", F(1, "set_policies", "string", "oneof", "kind", json_k
         F(8, "set_agency_list_status", "msg:AgencyListStatus", "oneof", "kind"),
         F(9, "admit_settlement_bank", "msg:AgencyAdmission", "oneof", "kind"),
         F(10, "set_platform_fee", "uint32", "oneof", "kind", json_key="basis_points"),
-        F(11, "pay_from_treasury", "msg:TreasuryPayout", "oneof", "kind"))
+        F(11, "pay_from_treasury", "msg:TreasuryPayout", "oneof", "kind"),
+        F(12, "admit_compute_node", "msg:AgencyAdmission", "oneof", "kind"))
 message("TreasuryPayout", F(1, "account", "key"), F(2, "amount", "uint64"))
 message("ValidatorUpdate", F(1, "changes", "msg:ValidatorChange", "rep"),
         F(2, "effective_height", "uint64"))
@@ -86,6 +89,8 @@ OPERATIONS = [
     (47, "revoke_all_grants", "RevokeAllGrants"),
     (50, "propose", "Propose"), (51, "approve", "Approve"),
     (60, "deposit", "BankTransfer"), (61, "withdraw", "BankTransfer"),
+    (70, "request_job", "RequestJob"), (71, "attest_job", "AttestJob"),
+    (72, "confirm_job", "ConfirmJob"), (73, "cancel_job", "JobStep"), (74, "reject_job", "RejectJob"),
 ]
 OPERATION_MESSAGE = {name: msg for _n, name, msg in OPERATIONS}
 message("Operation", *[F(n, name, "msg:" + msg, "oneof", "kind") for n, name, msg in OPERATIONS])
@@ -126,6 +131,17 @@ message("RevokeAllGrants")
 message("Propose", F(1, "action", "msg:ProposalAction"))
 message("Approve", F(1, "proposal", "hash"))
 message("BankTransfer", F(1, "account", "key"), F(2, "amount", "uint64"), F(3, "reference", "string"))
+message("JobAuthorization", F(1, "grant", "msg:GrantRef", "oneof", "kind"),
+        F(2, "order", "hash", "oneof", "kind"))
+message("RequestJob", F(1, "products", "hash", "rep"),
+        F(2, "authorizations", "msg:JobAuthorization", "rep"), F(3, "compute_node", "key"),
+        F(4, "purpose", "string"), F(5, "code_hash", "hash"))
+message("AttestJob", F(1, "job", "hash"), F(2, "code_hash", "hash"),
+        F(3, "input_commitments", "hash", "rep"), F(4, "result_hash", "hash"),
+        F(5, "inputs_destroyed", "bool"))
+message("ConfirmJob", F(1, "job", "hash"), F(2, "result_hash", "hash"))
+message("JobStep", F(1, "job", "hash"))
+message("RejectJob", F(1, "job", "hash"), F(2, "reason_hash", "hash"))
 
 # receipts
 message("Attr", F(1, "key", "string"), F(2, "value", "string"))
@@ -178,6 +194,16 @@ message("Review", F(1, "reviewer", "bytes"), F(2, "verdict", "enum:Verdict"), F(
 message("DestructionDue", F(1, "target", "msg:AttestTarget"), F(2, "due_ms", "uint64"),
         F(3, "queued_height", "uint64"), F(4, "overdue_height", "uint64", "opt"), F(5, "reopened", "bool"),
         F(6, "holder", "bytes"))
+message("JobAuthority", F(1, "grant", "bytes", "oneof", "kind"), F(2, "order", "bytes", "oneof", "kind"))
+message("Job", F(1, "id", "bytes"), F(2, "consumer", "bytes"), F(3, "compute_node", "bytes"),
+        F(4, "products", "bytes", "rep"), F(5, "providers", "bytes", "rep"),
+        F(6, "authorities", "msg:JobAuthority", "rep"), F(7, "purpose", "string"),
+        F(8, "code_hash", "bytes"), F(9, "status", "enum:JobStatus"),
+        F(10, "requested_height", "uint64"), F(11, "requested_time_ms", "uint64"),
+        F(12, "input_commitments", "bytes", "rep"), F(13, "result_hash", "bytes", "opt"),
+        F(14, "inputs_destroyed", "bool"), F(15, "attested_height", "uint64", "opt"),
+        F(16, "attestation_tx", "bytes", "opt"), F(17, "received_height", "uint64", "opt"),
+        F(18, "reject_reason_hash", "bytes", "opt"), F(19, "updated_height", "uint64"))
 message("Proposal", F(1, "id", "bytes"), F(2, "proposer", "bytes"), F(3, "action", "msg:ProposalAction"),
         F(4, "approvals", "uint32"), F(5, "status", "enum:ProposalStatus"), F(6, "created_height", "uint64"),
         F(7, "expiry_height", "uint64"), F(8, "decided_height", "uint64"))
