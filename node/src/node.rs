@@ -472,6 +472,9 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     // Let the driver finish its current step and the RPC drain.
     let _ = tokio::time::timeout(Duration::from_secs(5), rpc).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
+    // Everything is on disk (each commit is one synced batch); let RocksDB's background jobs
+    // finish before the process exits with the store still shared by tasks being torn down.
+    store.quiesce();
     info!(tip = store.tip_height(), "stopped");
     result
 }
