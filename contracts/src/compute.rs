@@ -314,6 +314,19 @@ impl JobTotals {
         Ok(t)
     }
 
+    /// Add the totals of another set of jobs (e.g. the next page of a scan).
+    pub fn merge(&mut self, o: &Self) {
+        self.requested += o.requested;
+        self.attested += o.attested;
+        self.received += o.received;
+        self.cancelled += o.cancelled;
+        self.rejected += o.rejected;
+        self.inputs += o.inputs;
+        self.grant_inputs += o.grant_inputs;
+        self.order_inputs += o.order_inputs;
+        self.inputs_destroyed += o.inputs_destroyed;
+    }
+
     /// All jobs, whatever their status.
     pub fn jobs(&self) -> u64 {
         self.requested + self.attested + self.received + self.cancelled + self.rejected

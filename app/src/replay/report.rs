@@ -394,15 +394,10 @@ impl Tally {
         for kind in KINDS {
             let Some(prefix) = kind_prefix(kind) else { continue };
             let mut count = 0u64;
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let page = store.scan_prefix(&prefix, after.as_deref(), MAX_SCAN_LIMIT)?;
+            for_each_page(store, &prefix, |page| {
                 count += page.len() as u64;
-                if page.len() < MAX_SCAN_LIMIT {
-                    break;
-                }
-                after = page.last().map(|(k, _)| k.clone());
-            }
+                Ok(())
+            })?;
             r.objects.insert((*kind).to_owned(), count);
         }
         check_money(store, &mut r.money)?;
@@ -418,41 +413,51 @@ impl Tally {
     }
 }
 
-/// The compute jobs of the final state.
+/// The compute jobs of the final state, a page at a time.
 fn job_totals(store: &Store) -> Result<contracts::JobTotals, ReplayError> {
-    let mut jobs = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = store.scan_prefix(keys::PREFIX_JOB, after.as_deref(), MAX_SCAN_LIMIT)?;
-        let full = page.len() == MAX_SCAN_LIMIT;
-        after = page.last().map(|(k, _)| k.clone());
-        jobs.extend(page.into_iter().map(|(_, v)| v));
-        if !full {
-            break;
-        }
-    }
-    contracts::JobTotals::from_values(jobs.iter().map(Vec::as_slice)).map_err(|e| {
-        ReplayError::Execution { height: store.tip_height(), reason: format!("a stored job: {e}") }
-    })
+    let mut totals = contracts::JobTotals::default();
+    for_each_page(store, keys::PREFIX_JOB, |page| {
+        let t = contracts::JobTotals::from_values(page.iter().map(|(_, v)| v.as_slice())).map_err(
+            |e| ReplayError::Execution {
+                height: store.tip_height(),
+                reason: format!("a stored job: {e}"),
+            },
+        )?;
+        totals.merge(&t);
+        Ok(())
+    })?;
+    Ok(totals)
 }
 
 /// Due destructions in the final state that a block start has reported overdue.
 fn overdue_outstanding(store: &Store) -> Result<u64, ReplayError> {
     let mut count = 0;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = store.scan_prefix(keys::PREFIX_DESTRUCTION, after.as_deref(), MAX_SCAN_LIMIT)?;
+    for_each_page(store, keys::PREFIX_DESTRUCTION, |page| {
         count += page
             .iter()
             .filter_map(|(k, v)| contracts::render(k, v))
             .filter(|v| v.get("overdue_height").is_some_and(|h| !h.is_null()))
             .count() as u64;
+        Ok(())
+    })?;
+    Ok(count)
+}
+
+/// Hand every entry of the latest state under `prefix` to `f`, one page at a time.
+fn for_each_page(
+    store: &Store,
+    prefix: &[u8],
+    mut f: impl FnMut(&[dpx_ledger::StateEntry]) -> Result<(), ReplayError>,
+) -> Result<(), ReplayError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = store.scan_prefix(prefix, after.as_deref(), MAX_SCAN_LIMIT)?;
+        f(&page)?;
         if page.len() < MAX_SCAN_LIMIT {
-            break;
+            return Ok(());
         }
         after = page.last().map(|(k, _)| k.clone());
     }
-    Ok(count)
 }
 
 /// An event attribute's amount (absent: 0).
