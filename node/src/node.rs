@@ -152,7 +152,7 @@ fn spawn_events_thread(
     jobs: std::sync::mpsc::Receiver<(Arc<Block>, Vec<Vec<u8>>)>,
     events: broadcast::Sender<Arc<BlockEvents>>,
     store: Arc<Store>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("dpx-events".into())
         .spawn(move || {
@@ -164,8 +164,65 @@ fn spawn_events_thread(
                 let _ = events.send(Arc::new(BlockEvents::with_state(&block, &receipts, &st)));
             }
         })
-        .context("starting the events thread")?;
-    Ok(())
+        .context("starting the events thread")
+}
+
+/// What outlives a node's tasks and must be closed before the process exits: its ledger and
+/// the thread that derives events (it ends when the last task holding the node's state is
+/// dropped).
+///
+/// [`run_with`] registers both as soon as they exist; the process shuts down the runtime that
+/// ran the node (which drops every task) and then calls [`Teardown::finish`], so the ledger
+/// is closed on the main thread while nothing else uses it. Without this, the last reference
+/// to the store could be dropped on the events thread, closing RocksDB there while the main
+/// thread was already running the library's static destructors in `exit`: a clean stop then
+/// aborted now and then ("terminate called without an active exception", status 134).
+#[derive(Default)]
+pub struct Teardown {
+    held: Mutex<Option<(Arc<Store>, std::thread::JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for Teardown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Teardown").field("holding", &self.held.lock().is_some()).finish()
+    }
+}
+
+impl Teardown {
+    /// Waits (at most `wait`) for the events thread to end and for every other holder of the
+    /// store to let go, then closes the store. Call it after the node's runtime has shut down.
+    /// A store still shared after `wait` is left open with its background work stopped (every
+    /// commit is already synced), and the holders are logged.
+    pub fn finish(&self, wait: Duration) {
+        let Some((store, events)) = self.held.lock().take() else { return };
+        let deadline = std::time::Instant::now() + wait;
+        let waiting = |done: &dyn Fn() -> bool| {
+            while !done() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done()
+        };
+        if waiting(&|| events.is_finished()) {
+            let _ = events.join();
+        } else {
+            warn!("the events thread is still running at exit");
+        }
+        if waiting(&|| Arc::strong_count(&store) == 1) {
+            let tip = store.tip_height();
+            drop(store);
+            info!(tip, "ledger closed");
+        } else {
+            warn!(
+                holders = Arc::strong_count(&store) - 1,
+                "the ledger is still in use at exit; stopping its background work instead"
+            );
+            store.quiesce();
+        }
+    }
+
+    fn hold(&self, store: Arc<Store>, events: std::thread::JoinHandle<()>) {
+        *self.held.lock() = Some((store, events));
+    }
 }
 
 fn init_logging(cfg: &Config) {
@@ -276,11 +333,16 @@ pub fn load_safety_state(
 
 /// Run a node from its home directory until SIGTERM / SIGINT.
 pub async fn run(home_dir: &Path) -> anyhow::Result<()> {
-    run_with(home_dir, StartOptions::default()).await
+    run_with(home_dir, StartOptions::default(), &Teardown::default()).await
 }
 
-/// [`run`] with the operator's start options.
-pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()> {
+/// [`run`] with the operator's start options; what must be closed before the process exits
+/// is left in `teardown` (see [`Teardown`]).
+pub async fn run_with(
+    home_dir: &Path,
+    opts: StartOptions,
+    teardown: &Teardown,
+) -> anyhow::Result<()> {
     let home = Home(home_dir.to_path_buf());
     let cfg = Config::load(&home.config())?;
     init_logging(&cfg);
@@ -328,7 +390,7 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
-    spawn_events_thread(jobs, events.clone(), store.clone())?;
+    teardown.hold(store.clone(), spawn_events_thread(jobs, events.clone(), store.clone())?);
     // During a key rotation the node speaks on the network as its new key once governance has
     // scheduled it (the others let a scheduled key in, and drop the old one after its last
     // height), while the core signs with the old key until the change takes effect.
@@ -456,25 +518,25 @@ pub async fn run_with(home_dir: &Path, opts: StartOptions) -> anyhow::Result<()>
     if let Some(next) = next_key.filter(|_| validator) {
         driver.stage_next_key(next);
     }
-    let driver_task = tokio::spawn(driver.run(inbound_rx, driver_rx, shutdown_rx));
+    let mut driver_task = tokio::spawn(driver.run(inbound_rx, driver_rx, shutdown_rx));
 
     let signal = wait_for_signal();
     tokio::pin!(signal);
-    let result = tokio::select! {
-        s = &mut signal => { info!(signal = s, "shutting down"); Ok(()) }
-        r = driver_task => match r {
+    let (result, driver_done) = tokio::select! {
+        s = &mut signal => { info!(signal = s, "shutting down"); (Ok(()), false) }
+        r = &mut driver_task => (match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.context("consensus driver failed")),
             Err(e) => Err(anyhow::anyhow!("consensus driver panicked: {e}")),
-        },
+        }, true),
     };
     let _ = shutdown_tx.send(true);
-    // Let the driver finish its current step and the RPC drain.
+    // Let the driver finish its current step and the RPC drain. Everything committed is on
+    // disk (each commit is one synced batch); the caller closes the ledger (`teardown`).
+    if !driver_done && tokio::time::timeout(Duration::from_secs(5), driver_task).await.is_err() {
+        warn!("the consensus driver did not stop within 5 s");
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), rpc).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // Everything is on disk (each commit is one synced batch); let RocksDB's background jobs
-    // finish before the process exits with the store still shared by tasks being torn down.
-    store.quiesce();
     info!(tip = store.tip_height(), "stopped");
     result
 }

@@ -63,6 +63,13 @@ fn n4f1_commit_crash_restart_and_late_full_node() -> anyhow::Result<()> {
 
     // SIGTERM shuts a node down cleanly.
     assert_eq!(c.stop(0)?, Some(0), "node0 log:\n{}", tail(&c.log(0), 20));
+    // ... having closed its ledger itself, on the main thread, before exiting.
+    let log = c.log(0);
+    assert!(
+        log.contains("ledger closed"),
+        "node0 exited without closing its ledger:\n{}",
+        tail(&log, 20)
+    );
     Ok(())
 }
 

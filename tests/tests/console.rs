@@ -66,6 +66,26 @@ impl Market {
             .with_context(|| format!("no {attr} in {v}"))
     }
 
+    /// `dpx tx OP ... --key WHO`, committed and refused by the policy (the CLI then exits
+    /// with 3); the receipt.
+    fn tx_denied(&self, who: &str, args: &[&str]) -> anyhow::Result<Value> {
+        let key = self.key(who);
+        let mut all = vec!["tx", args[0], "--key", &key];
+        all.extend_from_slice(&args[1..]);
+        all.extend_from_slice(&["--rpc", &self.rpc, "--output", "json"]);
+        let out = std::process::Command::new(dpx_tests::dpx_bin()?).args(&all).output()?;
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)))?;
+        anyhow::ensure!(
+            out.status.code() == Some(3)
+                && v["status"] == "committed"
+                && v["receipt"]["code"] == "denied",
+            "{args:?} ({}): {v}",
+            out.status
+        );
+        Ok(v["receipt"].clone())
+    }
+
     fn admit(&self, who: &str, name: &str, role: &str) -> anyhow::Result<()> {
         let op = json!({ "key": self.public(who)?, "name": name, "roles": [role] }).to_string();
         self.tx("agency-0", &["admit", "--json", &op], None).map(drop)
@@ -339,6 +359,36 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
     b.screenshot(&screenshots_dir()?.join("10-market-live.png"))?;
 
     eprintln!("live update: {:?}", started.elapsed());
+    // Decisions: a denial appears live on the open search page, with the policy that decided
+    // and its reason; the policy set in force and its history are there.
+    let decisions = visit(
+        &b,
+        &base,
+        "/console/decisions?outcome=denied",
+        "Policy set in force",
+        "15-decisions-regulator",
+    )?;
+    assert!(decisions.contains("no older decisions match"), "{decisions}");
+    assert_eq!(b.text("#policy-version")?, "1");
+    b.wait_text("#live-status", "live: block", Duration::from_secs(30))?;
+    let order = json!({ "product": m.product, "purpose": "hiring-check" }).to_string();
+    let receipt = m.tx_denied("outsider", &["place-order", "--json", &order])?;
+    let reason = receipt["decision"]["reason"].as_str().context("reason")?.to_owned();
+    b.wait_text("#decisions", "restricted-needs-consumed-grant", Duration::from_secs(30))?;
+    let row = b.text("#decisions tbody tr")?;
+    assert!(row.contains("denied") && row.contains("outsider") && row.contains("order"), "{row}");
+    if !reason.is_empty() {
+        assert!(b.text("#decisions")?.contains(&reason), "{reason:?} not shown");
+    }
+    b.screenshot(&screenshots_dir()?.join("16-decisions-live.png"))?;
+    // The search form narrows by principal; a bad value is refused on the page, not a crash.
+    b.goto(&format!("{base}/console/decisions?principal={}", m.public("outsider")?))?;
+    b.wait_text("#decisions", "outsider", Duration::from_secs(10))?;
+    let (status, _, body) = raw_get(&format!("{base}/console/decisions?principal=zz"), None)?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("principal must be 64 hex"), "{body}");
+
+    eprintln!("decisions: {:?}", started.elapsed());
     // Signing out returns to the public view; a participant unrelated to the grant sees
     // neither it nor its counts.
     b.click("#logout")?;

@@ -57,14 +57,38 @@ impl Node {
         self.get_at(path, key, now_s(), &fresh_nonce())
     }
 
+    /// A one-validator network's node, and its agency's key.
+    fn start(net: &mut Cluster) -> anyhow::Result<(Self, Keypair)> {
+        net.start_all()?;
+        net.wait_height(0, 1, Duration::from_mins(1))?;
+        let chain = net.get(0, "/v1/status")?["chain_id"].as_str().context("chain id")?.to_owned();
+        let node = Self {
+            rpc: net.rpc[0].clone(),
+            chain,
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?,
+            http: reqwest::Client::new(),
+        };
+        Ok((node, keyfile::load(&net.agency_key(0))?))
+    }
+
     /// Submit a transaction and wait for its commit; its receipt must be `ok`.
     fn submit(&self, key: &Keypair, nonce: u64, op: Operation) -> anyhow::Result<Value> {
+        let v = self.submit_committed(key, nonce, op)?;
+        anyhow::ensure!(v["receipt"]["code"] == "ok", "{v}");
+        Ok(v)
+    }
+
+    /// Submit a transaction and wait for its commit, whatever its receipt says.
+    fn submit_committed(&self, key: &Keypair, nonce: u64, op: Operation) -> anyhow::Result<Value> {
         let tx = TransactionBody::new(&self.chain, nonce, op).sign(key).encode();
         let (status, v) = post_json(
             &format!("{}/v1/txs?wait=commit", self.rpc),
             &json!({ "tx": hex::encode(tx) }),
         )?;
-        anyhow::ensure!(status == 200 && v["receipt"]["code"] == "ok", "{status} {v}");
+        anyhow::ensure!(status == 200 && v["status"] == "committed", "{status} {v}");
         Ok(v)
     }
 
@@ -125,16 +149,8 @@ fn ids(items: &Value) -> Vec<String> {
 #[allow(clippy::too_many_lines)]
 fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
     let mut net = Cluster::init(1)?;
-    net.start_all()?;
-    net.wait_height(0, 1, Duration::from_mins(1))?;
-    let chain = net.get(0, "/v1/status")?["chain_id"].as_str().context("chain id")?.to_owned();
-    let node = Node {
-        rpc: net.rpc[0].clone(),
-        chain: chain.clone(),
-        rt: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?,
-        http: reqwest::Client::new(),
-    };
-    let agency = keyfile::load(&net.agency_key(0))?;
+    let (node, agency) = Node::start(&mut net)?;
+    let chain = node.chain.clone();
     let key_of = |s: u8| Keypair::from_seed([s; 32]);
     let (regulator, auditor, rater, provider, buyer, stranger, subject) =
         (key_of(101), key_of(102), key_of(103), key_of(104), key_of(105), key_of(106), key_of(107));
@@ -498,16 +514,7 @@ fn one_key_cannot_lock_out_the_others() -> anyhow::Result<()> {
     cfg.rpc.auth_replay_per_key_max = 5;
     cfg.rpc.auth_replay_unknown_max = 3;
     cfg.save(&cfg_path)?;
-    net.start_all()?;
-    net.wait_height(0, 1, Duration::from_mins(1))?;
-    let chain = net.get(0, "/v1/status")?["chain_id"].as_str().context("chain id")?.to_owned();
-    let node = Node {
-        rpc: net.rpc[0].clone(),
-        chain,
-        rt: tokio::runtime::Builder::new_current_thread().enable_all().build()?,
-        http: reqwest::Client::new(),
-    };
-    let agency = keyfile::load(&net.agency_key(0))?;
+    let (node, agency) = Node::start(&mut net)?;
     let auditor = Keypair::from_seed([102; 32]);
     let op = Operation::Admit {
         key: auditor.public(),
@@ -548,5 +555,258 @@ fn one_key_cannot_lock_out_the_others() -> anyhow::Result<()> {
     }
     // And every signed request that passed: 3 strangers', 5 of the agency, 1 of the auditor.
     assert!(text.lines().any(|l| l == "dpx_rpc_auth_signed_total 9"), "{text}");
+    Ok(())
+}
+
+/// The catalogue and decision searches (issue 17): each filter narrows, pages chain to the
+/// end, bad parameters are 400 with a code, and a decision is shown only to whoever may read
+/// its transaction.
+#[test]
+#[allow(clippy::too_many_lines)]
+fn catalogue_and_decision_searches_filter_page_and_follow_the_read_policy() -> anyhow::Result<()> {
+    let mut net = Cluster::init(1)?;
+    let (node, agency) = Node::start(&mut net)?;
+    let chain = node.chain.clone();
+    let key_of = |s: u8| Keypair::from_seed([s; 32]);
+    let (regulator, provider, provider2, buyer, stranger, rater) =
+        (key_of(201), key_of(202), key_of(203), key_of(204), key_of(205), key_of(206));
+    for (nonce, (key, role)) in [
+        (&regulator, Role::Regulator),
+        (&provider, Role::Provider),
+        (&provider2, Role::Provider),
+        (&buyer, Role::Consumer),
+        (&stranger, Role::Consumer),
+        (&rater, Role::RatingBody),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let op =
+            Operation::Admit { key: key.public(), name: format!("p{nonce}"), roles: vec![role] };
+        node.submit(&agency, nonce as u64, op)?;
+    }
+    // Providers list products up to their rating's grade.
+    for (nonce, p) in [&provider, &provider2].into_iter().enumerate() {
+        let op = Operation::SetRating { participant: p.public(), rating: 3 };
+        node.submit(&rater, nonce as u64, op)?;
+    }
+    let spec = |name: &str, category, domain: &str, grade, price, whitelist_only| ProductSpec {
+        name: name.into(),
+        category,
+        domain: domain.into(),
+        grade,
+        price,
+        terms_hash: Hash::digest(name.as_bytes()),
+        conditions: ProductConditions { whitelist_only, ..ProductConditions::default() },
+        retention_days: None,
+    };
+    let list = |key: &Keypair, nonce: u64, spec: ProductSpec| -> anyhow::Result<String> {
+        node.submit(key, nonce, Operation::ListProduct { spec })?;
+        Ok(ProductId::derive(&chain, &key.public(), nonce).to_string())
+    };
+    let traffic = list(
+        &provider,
+        0,
+        spec("Traffic flow, hourly", Category::DataService, "transport", 1, 100, false),
+    )?;
+    let salary =
+        list(&provider, 1, spec("Salary survey", Category::Report, "employment", 2, 900, false))?;
+    let route =
+        list(&provider, 2, spec("Route planner", Category::Software, "transport", 2, 50, true))?;
+    let rain =
+        list(&provider2, 0, spec("Rain radar", Category::DataService, "weather", 1, 20, false))?;
+    node.submit(&provider, 3, Operation::DelistProduct { product: salary.parse()? })?;
+    let order = |key: &Keypair, nonce: u64, product: &str| {
+        let op = Operation::PlaceOrder {
+            product: product.parse()?,
+            grant: None,
+            purpose: "routing".into(),
+            demand: None,
+        };
+        node.submit_committed(key, nonce, op)
+    };
+    let denied_buyer = order(&buyer, 0, &route)?;
+    let allowed_buyer = order(&buyer, 1, &traffic)?;
+    let denied_stranger = order(&stranger, 0, &route)?;
+    for (v, code) in
+        [(&denied_buyer, "denied"), (&allowed_buyer, "ok"), (&denied_stranger, "denied")]
+    {
+        assert_eq!(v["receipt"]["code"], code, "{v}");
+    }
+    let hash_of = |v: &Value| v["hash"].as_str().unwrap().to_owned();
+
+    // ----- the catalogue
+    let names = |path: &str, key: Option<&Keypair>| -> Vec<String> {
+        let a = node.get(path, key);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        let mut n: Vec<String> = a.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["spec"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let all = ["Rain radar", "Route planner", "Traffic flow, hourly"];
+    assert_eq!(names("/v1/catalogue", None), all);
+    assert_eq!(
+        names("/v1/catalogue?category=data_service", None),
+        ["Rain radar", "Traffic flow, hourly"]
+    );
+    assert_eq!(names("/v1/catalogue?domain=transport&grade_max=1", None), ["Traffic flow, hourly"]);
+    assert_eq!(names("/v1/catalogue?grade=2", None), ["Route planner"]);
+    assert_eq!(names("/v1/catalogue?q=RAIN%20radar", None), ["Rain radar"]);
+    assert_eq!(names("/v1/catalogue?q=transport", None), ["Route planner", "Traffic flow, hourly"]);
+    assert_eq!(
+        names(&format!("/v1/catalogue?provider={}", provider2.public()), None),
+        ["Rain radar"]
+    );
+    assert_eq!(names("/v1/catalogue?price_max=60", None), ["Rain radar", "Route planner"]);
+    assert!(names("/v1/catalogue?category=report", None).is_empty());
+    // A delisted product is for active participants: not the public, but a consumer.
+    assert!(names("/v1/catalogue?listed=false", None).is_empty());
+    assert_eq!(names("/v1/catalogue?listed=false", Some(&buyer)), ["Salary survey"]);
+    assert_eq!(names("/v1/catalogue?listed=any", Some(&buyer)).len(), 4);
+    // One product a page: the pages chain through all of them, then end.
+    let (mut seen, mut path) = (Vec::new(), "/v1/catalogue?limit=1".to_owned());
+    for _ in 0..10 {
+        let a = node.get(&path, None);
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(a.body["items"].as_array().unwrap().len() <= 1);
+        seen.extend(
+            a.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_owned()),
+        );
+        match a.body["next"].as_str() {
+            Some(next) => path = format!("/v1/catalogue?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut want = vec![traffic.clone(), route.clone(), rain.clone()];
+    want.sort();
+    assert_eq!(seen, want);
+    for (path, code) in [
+        ("/v1/catalogue?limit=0", "bad_query"),
+        ("/v1/catalogue?limit=201", "bad_query"),
+        ("/v1/catalogue?grade=9", "bad_query"),
+        ("/v1/catalogue?grade=x", "bad_query"),
+        ("/v1/catalogue?category=food", "bad_query"),
+        ("/v1/catalogue?provider=00", "bad_query"),
+        ("/v1/catalogue?listed=maybe", "bad_query"),
+        ("/v1/catalogue?colour=red", "bad_query"),
+        ("/v1/catalogue?after=zz", "bad_cursor"),
+    ] {
+        let a = node.get(path, None);
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{path}: {}",
+            a.body
+        );
+    }
+
+    // ----- decisions
+    let hashes = |path: &str, key: Option<&Keypair>| -> Vec<String> {
+        let a = node.get(path, key);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        a.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["tx_hash"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Newest first, with the policy that decided.
+    let a = node.get("/v1/decisions?outcome=denied", Some(&regulator));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let items = a.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", a.body);
+    assert_eq!(items[0]["tx_hash"].as_str().unwrap(), hash_of(&denied_stranger));
+    assert_eq!(items[1]["tx_hash"].as_str().unwrap(), hash_of(&denied_buyer));
+    for d in items {
+        assert_eq!(
+            (d["action"].as_str(), d["allowed"].as_bool(), d["code"].as_str()),
+            (Some("order"), Some(false), Some("denied"))
+        );
+        assert_eq!(d["resource"].as_str().unwrap(), format!("Product::\"{route}\""));
+        assert!(
+            d["determining"].as_array().unwrap().iter().any(|p| p == "whitelist-only-products"),
+            "{d}"
+        );
+    }
+    assert!(a.body["next"].is_null(), "{}", a.body);
+    let buyer_hex = buyer.public().to_hex();
+    assert_eq!(
+        hashes(&format!("/v1/decisions?principal={buyer_hex}"), Some(&regulator)),
+        [hash_of(&allowed_buyer), hash_of(&denied_buyer)]
+    );
+    assert_eq!(
+        hashes(
+            &format!("/v1/decisions?product={traffic}&outcome=allowed&action=order"),
+            Some(&regulator)
+        ),
+        [hash_of(&allowed_buyer)]
+    );
+    let stranger_height = denied_stranger["height"].as_u64().unwrap();
+    assert_eq!(
+        hashes(
+            &format!("/v1/decisions?outcome=denied&to_height={}", stranger_height - 1),
+            Some(&regulator)
+        ),
+        [hash_of(&denied_buyer)]
+    );
+    // A participant sees the decisions of its own transactions, the public none.
+    assert_eq!(hashes("/v1/decisions?outcome=denied", Some(&buyer)), [hash_of(&denied_buyer)]);
+    assert_eq!(
+        hashes("/v1/decisions?outcome=denied", Some(&stranger)),
+        [hash_of(&denied_stranger)]
+    );
+    assert!(hashes("/v1/decisions", None).is_empty());
+    // The provider is a party to orders of its products.
+    assert_eq!(hashes("/v1/decisions?action=order", Some(&provider)).len(), 3);
+    // Pages of one chain to the end and hold what one big page holds, newest first.
+    let everything = hashes("/v1/decisions?limit=200", Some(&regulator));
+    assert!(everything.len() >= 14, "{everything:?}"); // 5 admissions, 4 listings, 1 delisting, 3 orders, …
+    let (mut seen, mut path, mut last) =
+        (Vec::new(), "/v1/decisions?limit=1".to_owned(), (u64::MAX, u64::MAX));
+    for _ in 0..=everything.len() {
+        let a = node.get(&path, Some(&regulator));
+        assert_eq!(a.status, 200, "{}", a.body);
+        for d in a.body["items"].as_array().unwrap() {
+            let at = (d["height"].as_u64().unwrap(), d["index"].as_u64().unwrap());
+            assert!(at < last, "{at:?} after {last:?}");
+            last = at;
+            seen.push(d["tx_hash"].as_str().unwrap().to_owned());
+        }
+        match a.body["next"].as_str() {
+            Some(next) => path = format!("/v1/decisions?limit=1&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, everything);
+    for (path, code) in [
+        ("/v1/decisions?limit=0", "bad_query"),
+        ("/v1/decisions?limit=201", "bad_query"),
+        ("/v1/decisions?outcome=maybe", "bad_query"),
+        ("/v1/decisions?principal=12", "bad_query"),
+        ("/v1/decisions?from_height=9&to_height=3", "bad_query"),
+        ("/v1/decisions?product=00&resource=x", "bad_query"),
+        ("/v1/decisions?height=3", "bad_query"),
+        ("/v1/decisions?before=12", "bad_cursor"),
+        ("/v1/decisions?before=-1.0", "bad_cursor"),
+    ] {
+        let a = node.get(path, Some(&regulator));
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{path}: {}",
+            a.body
+        );
+    }
     Ok(())
 }

@@ -209,10 +209,10 @@ impl Store {
     }
 
     /// Stop RocksDB's background work (flushes and compactions), waiting for the jobs already
-    /// running. For a stopping process: it then exits while the library is idle. (Exiting with a
-    /// compaction running inside a shared RocksDB 7.8 once aborted a node's clean shutdown with
-    /// "terminate called without an active exception".) Reads and writes still work; nothing
-    /// is flushed or compacted any more until the store is opened again.
+    /// running. For a process that must exit while something still holds the store (closing
+    /// it, by dropping the last reference, is better): it then exits while the library is idle.
+    /// Reads and writes still work; nothing is flushed or compacted any more until the store is
+    /// opened again.
     pub fn quiesce(&self) {
         self.db.cancel_all_background_work(true);
     }

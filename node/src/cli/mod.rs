@@ -188,7 +188,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let teardown = crate::node::Teardown::default();
+    let outcome = rt.block_on(run(cli, &teardown));
+    // A stopped node's tasks still hold its ledger: drop every task (waiting a bounded time
+    // for blocking work), then close the ledger on this thread before the process exits.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    teardown.finish(std::time::Duration::from_secs(5));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             if output == Output::Json {
@@ -200,7 +206,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, teardown: &crate::node::Teardown) -> anyhow::Result<ExitCode> {
     let out = cli.output;
     match cli.cmd {
         Cmd::Keygen { out: path } => {
@@ -216,7 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Governance { cmd } => return governance::run(cmd, out).await,
         Cmd::Node { cmd: NodeCmd::Start { home, accept_missing_safety_state } } => {
             let opts = crate::node::StartOptions { accept_missing_safety_state };
-            crate::node::run_with(&home, opts).await?;
+            crate::node::run_with(&home, opts, teardown).await?;
         }
         Cmd::Status { rpc } => {
             let v = Client::new(&rpc)?.get("/v1/status").await?;

@@ -20,6 +20,7 @@
 //!   the whole chain. What is not yet incremental is listed in ARCHITECTURE.md.
 
 mod chain;
+mod decisions;
 mod grants;
 pub mod login;
 mod market;
@@ -75,6 +76,7 @@ pub fn router(console: Arc<Console>) -> Router<AppState> {
         .route("/console/market", get(market_page))
         .route("/console/grants", get(grants_page))
         .route("/console/grants/{id}", get(grant_page))
+        .route("/console/decisions", get(decisions_page))
         .route("/console/participants/{key}", get(participant_page))
         .route("/console/products/{id}", get(product_page))
         .route("/console/login", get(login_page))
@@ -243,6 +245,25 @@ async fn market_page(State(s): State<AppState>, axum::Extension(c): Ext, h: Head
 async fn grants_page(State(s): State<AppState>, axum::Extension(c): Ext, h: HeaderMap) -> Response {
     render(s, c, h, "Grants".into(), "/console/grants", |s, _, who| {
         grants::summary(&s.store, who).map(Body::Ok)
+    })
+    .await
+}
+
+async fn decisions_page(
+    State(s): State<AppState>,
+    axum::Extension(c): Ext,
+    h: HeaderMap,
+    q: Result<
+        Query<crate::rpc::decisions::DecisionQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    render(s, c, h, "Decisions".into(), "/console/decisions", move |s, _, who| match q {
+        Ok(Query(q)) => decisions::page(&s.store, who, q),
+        Err(e) => Ok(Body::Status(
+            StatusCode::BAD_REQUEST,
+            html! { div class="hidden-box" id="bad-search" { (e.body_text()) } },
+        )),
     })
     .await
 }

@@ -38,6 +38,8 @@ code, .mono { font-family:ui-monospace, monospace; font-size:12px; }
 svg text { font:11px system-ui, sans-serif; fill:var(--muted); }
 figure { margin:0; }
 #live-status { font-size:12px; color:#9fb3c8; }
+form.search label { margin-right:14px; } form.search input, form.search select { font:inherit; }
+tr.denied td.outcome { color:var(--bad); font-weight:600; } tr.allowed td.outcome { color:var(--ok); }
 ";
 
 /// Live updates: when a block commits (the node's public event stream), fetch this page again
@@ -99,8 +101,12 @@ fn csp() -> &'static str {
 }
 
 /// The navigation tabs: (path, label).
-const NAV: &[(&str, &str)] =
-    &[("/console", "Chain"), ("/console/market", "Market"), ("/console/grants", "Grants")];
+const NAV: &[(&str, &str)] = &[
+    ("/console", "Chain"),
+    ("/console/market", "Market"),
+    ("/console/grants", "Grants"),
+    ("/console/decisions", "Decisions"),
+];
 
 /// A whole page: the frame around `body`, whose changing part the page puts in `#live`.
 pub fn page(title: &str, active: &str, who: &Who, body: &Markup) -> Markup {

@@ -150,7 +150,11 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         400,
         "a block height in the path is not a non-negative integer, an event stream's from_height is too far past the tip, or a validator set is asked for a height after the next one (not decided yet)",
     ),
-    e("bad_cursor", 400, "a list cursor (after) is not hex or is longer than a state key"),
+    e(
+        "bad_cursor",
+        400,
+        "a list cursor (after, before) is not of the form the list gave: hex of a state key (at most its length), a product id, or <height>.<index>",
+    ),
     e(
         "bad_id",
         400,

@@ -15,7 +15,9 @@
 //! see is `403 forbidden` whether it exists or not.
 
 pub mod auth;
+mod catalogue;
 mod deadline;
+pub mod decisions;
 mod error;
 mod limit;
 pub mod openapi;
@@ -67,6 +69,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/state/{kind}/{id}"),
     ("get", "/v1/events"),
     ("get", "/v1/evidence"),
+    ("get", "/v1/catalogue"),
+    ("get", "/v1/decisions"),
     ("get", "/v1/validators"),
     ("get", "/v1/validators/pending"),
     ("get", "/v1/openapi.json"),
@@ -108,6 +112,8 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/state/{kind}", get(state::list))
         .route("/v1/state/{kind}/{id}", get(state::one))
         .route("/v1/evidence", get(evidence))
+        .route("/v1/catalogue", get(catalogue::search))
+        .route("/v1/decisions", get(decisions::list))
         .route("/v1/validators", get(validators::set))
         .route("/v1/validators/pending", get(validators::pending))
         .route("/v1/openapi.json", get(openapi_doc))

@@ -45,6 +45,16 @@ const READ_RULES: &[(&str, &str, &str)] = &[
         "Block events for anyone; a transaction's events (tx, contract events, policy_decision) only for its parties and supervisors, decided when the stream opens.",
     ),
     ("get", "/v1/evidence", "Public."),
+    (
+        "get",
+        "/v1/catalogue",
+        "Listed products are public; a delisted one is shown to active participants and supervisors only (the rule of /v1/state/products).",
+    ),
+    (
+        "get",
+        "/v1/decisions",
+        "A decision is shown to whoever may read its transaction: the transaction's parties and supervisors (the rule of /v1/txs/{hash}); others' decisions are left out of the page, as if absent.",
+    ),
     ("get", "/v1/validators", "Public (certificates name the same keys)."),
     ("get", "/v1/validators/pending", "Public (governance decisions are public)."),
     ("get", "/v1/openapi.json", "Public."),
