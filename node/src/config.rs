@@ -455,6 +455,10 @@ impl Home {
     pub fn ledger(&self) -> PathBuf {
         self.0.join("data").join("ledger")
     }
+    /// The aggregate index (derived from the ledger; safe to delete).
+    pub fn aggregates(&self) -> PathBuf {
+        self.0.join("data").join("aggregates.v1")
+    }
     pub fn safety(&self) -> PathBuf {
         self.0.join("data").join("safety.bin")
     }

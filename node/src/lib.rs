@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod aggregates;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -69,6 +69,8 @@ pub struct Shared {
     pub relay: RelayGate,
     pub driver_tx: mpsc::Sender<DriverMsg>,
     pub events: broadcast::Sender<Arc<BlockEvents>>,
+    /// Aggregate counts by height and time (`None` in in-process driver tests).
+    pub aggregates: Option<Arc<crate::aggregates::Aggregates>>,
     event_jobs: std::sync::mpsc::SyncSender<(Arc<Block>, Vec<Vec<u8>>)>,
     pub config: Config,
     pub node_key: PublicKey,
@@ -126,6 +128,9 @@ impl Shared {
     /// gap and are told to resume from the ledger (`lagged`), so nothing is lost silently.
     pub fn publish_block(&self, block: Arc<Block>, receipts: Vec<Vec<u8>>, hashes: &[Hash]) {
         let height = block.header.height;
+        if let Some(a) = &self.aggregates {
+            a.notify();
+        }
         {
             let mut w = self.waiters.lock();
             if !w.is_empty() {
@@ -179,7 +184,14 @@ fn spawn_events_thread(
 /// aborted now and then ("terminate called without an active exception", status 134).
 #[derive(Default)]
 pub struct Teardown {
-    held: Mutex<Option<(Arc<Store>, std::thread::JoinHandle<()>)>>,
+    held: Mutex<Option<Held>>,
+}
+
+struct Held {
+    store: Arc<Store>,
+    /// Threads that end once the node's tasks are gone (events) or once told (aggregates).
+    threads: Vec<(&'static str, std::thread::JoinHandle<()>)>,
+    aggregates: Option<Arc<crate::aggregates::Aggregates>>,
 }
 
 impl std::fmt::Debug for Teardown {
@@ -189,12 +201,16 @@ impl std::fmt::Debug for Teardown {
 }
 
 impl Teardown {
-    /// Waits (at most `wait`) for the events thread to end and for every other holder of the
-    /// store to let go, then closes the store. Call it after the node's runtime has shut down.
-    /// A store still shared after `wait` is left open with its background work stopped (every
-    /// commit is already synced), and the holders are logged.
+    /// Stops the aggregate index, waits (at most `wait` in all) for the node's threads to end
+    /// and for every other holder of the store to let go, then closes the store. Call it
+    /// after the node's runtime has shut down. A store still shared after `wait` is left open
+    /// with its background work stopped (every commit is already synced), and the holders are
+    /// logged.
     pub fn finish(&self, wait: Duration) {
-        let Some((store, events)) = self.held.lock().take() else { return };
+        let Some(held) = self.held.lock().take() else { return };
+        if let Some(a) = &held.aggregates {
+            a.shut();
+        }
         let deadline = std::time::Instant::now() + wait;
         let waiting = |done: &dyn Fn() -> bool| {
             while !done() && std::time::Instant::now() < deadline {
@@ -202,11 +218,14 @@ impl Teardown {
             }
             done()
         };
-        if waiting(&|| events.is_finished()) {
-            let _ = events.join();
-        } else {
-            warn!("the events thread is still running at exit");
+        for (name, t) in held.threads {
+            if waiting(&|| t.is_finished()) {
+                let _ = t.join();
+            } else {
+                warn!(thread = name, "a thread is still running at exit");
+            }
         }
+        let store = held.store;
         if waiting(&|| Arc::strong_count(&store) == 1) {
             let tip = store.tip_height();
             drop(store);
@@ -221,7 +240,19 @@ impl Teardown {
     }
 
     fn hold(&self, store: Arc<Store>, events: std::thread::JoinHandle<()>) {
-        *self.held.lock() = Some((store, events));
+        *self.held.lock() =
+            Some(Held { store, threads: vec![("events", events)], aggregates: None });
+    }
+
+    fn hold_aggregates(
+        &self,
+        aggregates: Arc<crate::aggregates::Aggregates>,
+        thread: std::thread::JoinHandle<()>,
+    ) {
+        if let Some(h) = self.held.lock().as_mut() {
+            h.threads.push(("aggregates", thread));
+            h.aggregates = Some(aggregates);
+        }
     }
 }
 
@@ -391,6 +422,8 @@ pub async fn run_with(
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
     teardown.hold(store.clone(), spawn_events_thread(jobs, events.clone(), store.clone())?);
+    let aggregates = crate::aggregates::Aggregates::open(home.aggregates(), &store)?;
+    teardown.hold_aggregates(aggregates.clone(), aggregates.spawn(store.clone())?);
     // During a key rotation the node speaks on the network as its new key once governance has
     // scheduled it (the others let a scheduled key in, and drop the old one after its last
     // height), while the core signs with the old key until the change takes effect.
@@ -430,6 +463,7 @@ pub async fn run_with(
         relay: RelayGate::new(cfg.p2p.max_relay_verifications),
         driver_tx,
         events,
+        aggregates: Some(aggregates),
         event_jobs,
         config: cfg.clone(),
         node_key: net_key.public(),
@@ -578,6 +612,7 @@ impl Shared {
             relay: RelayGate::new(2),
             driver_tx,
             events,
+            aggregates: None,
             event_jobs,
             config: Config::new("test", "/ip4/127.0.0.1/tcp/1".into(), "127.0.0.1:2".into()),
             node_key,

@@ -808,5 +808,96 @@ fn catalogue_and_decision_searches_filter_page_and_follow_the_read_policy() -> a
             a.body
         );
     }
+
+    // ----- aggregates: kept up to date as blocks commit (the index may trail the tip briefly)
+    let last = denied_stranger["height"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let whole = loop {
+        let a = node.get("/v1/aggregates", Some(&regulator));
+        assert_eq!(a.status, 200, "{}", a.body);
+        if a.body["indexed_height"].as_u64().unwrap() >= last {
+            break a.body;
+        }
+        assert!(Instant::now() < deadline, "the index did not reach {last}: {}", a.body);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let c = &whole["counts"];
+    assert_eq!(whole["counted_from_height"], 1);
+    assert_eq!(c["participant.admitted"], 6, "{whole}");
+    assert_eq!(c["product.listed"], 4, "{whole}");
+    assert_eq!(c["product.delisted"], 1, "{whole}");
+    assert_eq!(c["order.placed"], 1, "{whole}");
+    assert_eq!(
+        (c["txs_refused"].as_u64(), c["decisions_denied"].as_u64()),
+        (Some(2), Some(2)),
+        "{whole}"
+    );
+    assert_eq!(c["txs"].as_u64().unwrap(), c["txs_ok"].as_u64().unwrap() + 2);
+    assert_eq!(c["txs"].as_u64().unwrap(), everything.len() as u64, "one decision per transaction");
+    assert_eq!(whole["to_height"], whole["indexed_height"]);
+    // A height range holding only the buyer's two orders; the same by block times.
+    let (h1, h2) =
+        (denied_buyer["height"].as_u64().unwrap(), allowed_buyer["height"].as_u64().unwrap());
+    let r =
+        node.get(&format!("/v1/aggregates?from_height={h1}&to_height={h2}"), Some(&regulator)).body;
+    assert_eq!(
+        (r["counts"]["order.placed"].as_u64(), r["counts"]["txs_refused"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["counts"]["blocks"].as_u64(), Some(h2 - h1 + 1));
+    let time_of = |h: u64| {
+        net.get(0, &format!("/v1/blocks/{h}")).unwrap()["header"]["time_ms"].as_u64().unwrap()
+    };
+    let (t1, t2) = (time_of(h1), time_of(h2));
+    let r = node
+        .get(&format!("/v1/aggregates?from_time_ms={t1}&to_time_ms={}", t2 + 1), Some(&regulator))
+        .body;
+    assert_eq!((r["from_height"].as_u64(), r["to_height"].as_u64()), (Some(h1), Some(h2)), "{r}");
+    // Buckets of one second over the whole chain add up to the whole.
+    let t0 = time_of(1);
+    let end = time_of(whole["indexed_height"].as_u64().unwrap()) + 1;
+    let s = node.get(
+        &format!("/v1/aggregates?from_time_ms={t0}&to_time_ms={end}&interval_ms=1000"),
+        Some(&regulator),
+    );
+    assert_eq!(s.status, 200, "{}", s.body);
+    let sum = |k: &str| {
+        s.body["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["counts"][k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum("txs"), c["txs"].as_u64().unwrap());
+    assert_eq!(sum("blocks"), c["blocks"].as_u64().unwrap());
+    // Supervisors only; bad questions are 400.
+    for key in [None, Some(&buyer), Some(&provider)] {
+        let a = node.get("/v1/aggregates", key);
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{}",
+            a.body
+        );
+    }
+    for path in [
+        "/v1/aggregates?from_height=1&from_time_ms=1",
+        "/v1/aggregates?from_height=5&to_height=4",
+        "/v1/aggregates?interval_ms=1000",
+        "/v1/aggregates?from_time_ms=0&to_time_ms=100000000&interval_ms=1000",
+        "/v1/aggregates?from_time_ms=0&to_time_ms=10&interval_ms=10",
+        "/v1/aggregates?to_height=-1",
+        "/v1/aggregates?kind=grants",
+    ] {
+        let a = node.get(path, Some(&regulator));
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (400, Some("bad_query")),
+            "{path}: {}",
+            a.body
+        );
+    }
     Ok(())
 }

@@ -27,8 +27,8 @@ use node_cache::NodeCache;
 pub use node_cache::NodeCacheStats;
 use schema::{
     CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_RECEIPTS, CF_ROOTS, CF_STATE, CF_TX_INDEX,
-    CF_TXS, FORMAT_VERSION, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST, META_TIP,
-    pos_key, read_pos, read_roots, read_u64, u64_key,
+    CF_TXS, FORMAT_VERSION, META_BASE, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST,
+    META_TIP, pos_key, read_pos, read_roots, read_u64, u64_key,
 };
 use tree::TreeView;
 
@@ -235,6 +235,12 @@ impl Store {
     /// The configuration the store was opened with.
     pub fn config(&self) -> &StoreConfig {
         &self.config
+    }
+
+    /// The height of the snapshot this ledger began from, if it did: blocks below it are not
+    /// here, and neither are its own block's receipts.
+    pub fn snapshot_base(&self) -> Result<Option<u64>, LedgerError> {
+        self.db.get_cf(self.cf(CF_META)?, META_BASE)?.map(|b| read_u64(&b)).transpose()
     }
 
     /// Height of the last committed block; 0 before the first block (genesis state only).

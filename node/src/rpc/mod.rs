@@ -14,6 +14,7 @@
 //! proof, block, transaction and event. Lists are filtered; a single object the caller may not
 //! see is `403 forbidden` whether it exists or not.
 
+mod aggregates;
 pub mod auth;
 mod catalogue;
 mod deadline;
@@ -71,6 +72,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/evidence"),
     ("get", "/v1/catalogue"),
     ("get", "/v1/decisions"),
+    ("get", "/v1/aggregates"),
     ("get", "/v1/validators"),
     ("get", "/v1/validators/pending"),
     ("get", "/v1/openapi.json"),
@@ -114,6 +116,7 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/evidence", get(evidence))
         .route("/v1/catalogue", get(catalogue::search))
         .route("/v1/decisions", get(decisions::list))
+        .route("/v1/aggregates", get(aggregates::get))
         .route("/v1/validators", get(validators::set))
         .route("/v1/validators/pending", get(validators::pending))
         .route("/v1/openapi.json", get(openapi_doc))

@@ -52,6 +52,11 @@ const READ_RULES: &[(&str, &str, &str)] = &[
     ),
     (
         "get",
+        "/v1/aggregates",
+        "Supervisors only (403 forbidden for anyone else): counts per block would tell what kind of transaction a one-transaction block holds.",
+    ),
+    (
+        "get",
         "/v1/decisions",
         "A decision is shown to whoever may read its transaction: the transaction's parties and supervisors (the rule of /v1/txs/{hash}); others' decisions are left out of the page, as if absent.",
     ),
