@@ -338,6 +338,16 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
     assert!(market.contains("Verify 40 CVs a week"), "{market}");
     let grants = visit(&b, &base, "/console/grants", "consumed", "08-grants-regulator")?;
     assert_eq!(b.text("#grants-consumed")?, "1", "{grants}");
+    // Counts over time, from the aggregate index (which trails the tip by a moment).
+    let consumed = "return Array.from(document.querySelectorAll('#grant-trend tbody tr'))\
+        .map(function (r) { return +r.cells[2].textContent; }).reduce(function (a, b) { return a + b; }, 0)";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while b.execute(consumed)? != json!(1) {
+        anyhow::ensure!(Instant::now() < deadline, "grant-trend: {}", b.text("#grant-trend")?);
+        std::thread::sleep(Duration::from_millis(500));
+        b.goto(&format!("{base}/console/grants"))?;
+    }
+    assert!(b.exists("#grant-trend-chart rect.bar")?, "the trend chart has bars");
     let life = visit(
         &b,
         &base,
@@ -402,8 +412,10 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
         "11-grant-hidden-outsider",
     )?;
     assert!(!other.contains("hiring-check"), "{other}");
-    visit(&b, &base, "/console/grants", "issued", "12-grants-outsider")?;
+    let grants = visit(&b, &base, "/console/grants", "issued", "12-grants-outsider")?;
     assert_eq!(b.text("#grants-consumed")?, "0");
+    assert!(grants.contains("Counts over time are for supervisors"), "{grants}");
+    assert!(!b.exists("#grant-trend-chart")?);
     // The consumer does see its own grant.
     sign_in(&b, &m, "employer")?;
     visit(

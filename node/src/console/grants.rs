@@ -66,7 +66,8 @@ pub(crate) fn grant_table(
     }
 }
 
-pub fn summary(store: &Store, who: &Who) -> anyhow::Result<Markup> {
+/// The Grants page; `tail` goes at the end of its live part.
+pub fn summary(store: &Store, who: &Who, tail: &Markup) -> anyhow::Result<Markup> {
     let grants = visible::<GrantRecord>(store, who, keys::PREFIX_GRANT, |_| true)?;
     let tip = tip_time_ms(store)?;
     let mut names = Names::default();
@@ -87,6 +88,7 @@ pub fn summary(store: &Store, who: &Who) -> anyhow::Result<Markup> {
                 (grant_table(store, &mut names, &grants.items))
                 (showing(grants.items.len().min(LIST_MAX), grants.items.len(), grants.complete, "readable grants"))
             }
+            (tail)
         }
     })
 }

@@ -66,7 +66,8 @@ fn roles(p: &Participant) -> String {
     p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-pub fn market(store: &Store, who: &Who) -> anyhow::Result<Markup> {
+/// The Market page; `tail` goes at the end of its live part.
+pub fn market(store: &Store, who: &Who, tail: &Markup) -> anyhow::Result<Markup> {
     let mut names = Names::default();
     let parts = visible::<Participant>(store, who, keys::PREFIX_PARTICIPANT, |_| true)?;
     let prods = visible::<Product>(store, who, keys::PREFIX_PRODUCT, |_| true)?;
@@ -163,6 +164,7 @@ pub fn market(store: &Store, who: &Who) -> anyhow::Result<Markup> {
                 (order_counts(&orders.items.iter().map(|(_, o)| o).collect::<Vec<_>>()))
                 p class="note" { "Orders are seen by their buyer, provider and the grant's subject, and by supervisors: counts cover the " (orders.items.len()) " this viewer may read." }
             }
+            (tail)
         }
     })
 }

@@ -26,6 +26,7 @@ pub mod login;
 mod market;
 mod page;
 mod svg;
+mod trends;
 
 use std::sync::Arc;
 
@@ -237,14 +238,46 @@ async fn chain_page(State(s): State<AppState>, axum::Extension(c): Ext, h: Heade
 
 async fn market_page(State(s): State<AppState>, axum::Extension(c): Ext, h: HeaderMap) -> Response {
     render(s, c, h, "Market".into(), "/console/market", |s, _, who| {
-        market::market(&s.store, who).map(Body::Ok)
+        let trend = trends::section(
+            s,
+            who,
+            "market-trend",
+            "Trades and money",
+            &[
+                ("order.placed", "orders placed"),
+                ("order.settled", "settled"),
+                ("order.cancelled", "cancelled"),
+                ("order.disputed", "disputed"),
+                ("amount.paid_to_providers", "paid to providers"),
+                ("amount.fees", "fees"),
+                ("amount.deposited", "deposited"),
+                ("amount.withdrawn", "withdrawn"),
+            ],
+            ("amount.paid_to_providers", "minor units paid to providers at settlement", "paid"),
+        )?;
+        market::market(&s.store, who, &trend).map(Body::Ok)
     })
     .await
 }
 
 async fn grants_page(State(s): State<AppState>, axum::Extension(c): Ext, h: HeaderMap) -> Response {
     render(s, c, h, "Grants".into(), "/console/grants", |s, _, who| {
-        grants::summary(&s.store, who).map(Body::Ok)
+        let trend = trends::section(
+            s,
+            who,
+            "grant-trend",
+            "Grants",
+            &[
+                ("grant.issued", "issued"),
+                ("grant.consumed", "consumed"),
+                ("grant.refused", "refused uses"),
+                ("grant.revoked", "revoked"),
+                ("grant.expired", "expired"),
+                ("decisions_denied", "policy denials (all actions)"),
+            ],
+            ("grant.consumed", "grants consumed (one use each)", "used"),
+        )?;
+        grants::summary(&s.store, who, &trend).map(Body::Ok)
     })
     .await
 }

@@ -10,14 +10,14 @@ const TOP: f64 = 8.0;
 
 /// A bar per point `(x label, value)`, oldest first, with the y axis from 0 to the largest
 /// value. Each bar carries a `<title>` (the browser's tooltip) with its exact value.
-pub fn bars(id: &str, caption: &str, points: &[(u64, f64)], unit: &str) -> Markup {
+pub fn bars<L: maud::Render>(id: &str, caption: &str, points: &[(L, f64)], unit: &str) -> Markup {
     let max = points.iter().map(|p| p.1).fold(0.0_f64, f64::max);
     let top = if max > 0.0 { nice_ceiling(max) } else { 1.0 };
     let plot_w = WIDTH - LEFT - 4.0;
     let plot_h = HEIGHT - BOTTOM - TOP;
     let n = points.len().max(1) as f64;
     let step = plot_w / n;
-    let bar_w = (step * 0.8).max(1.0);
+    let bar_w = (step * 0.8).clamp(1.0, 40.0);
     let y = |v: f64| TOP + plot_h - plot_h * (v / top);
     html! {
         figure {
@@ -32,12 +32,12 @@ pub fn bars(id: &str, caption: &str, points: &[(u64, f64)], unit: &str) -> Marku
                 @for (i, (label, v)) in points.iter().enumerate() {
                     rect class="bar" x=(fmt(LEFT + 2.0 + step * i as f64)) y=(fmt(y(*v)))
                         width=(fmt(bar_w)) height=(fmt(TOP + plot_h - y(*v))) fill="#1f5fa8" {
-                        title { (label) ": " (fmt(*v)) " " (unit) }
+                        title { (*label) ": " (fmt(*v)) " " (unit) }
                     }
                 }
                 @if let (Some(first), Some(last)) = (points.first(), points.last()) {
-                    text x=(LEFT) y=(HEIGHT - 4.0) { (first.0) }
-                    text x=(WIDTH - 2.0) y=(HEIGHT - 4.0) text-anchor="end" { (last.0) }
+                    text x=(LEFT) y=(HEIGHT - 4.0) { (&first.0) }
+                    text x=(WIDTH - 2.0) y=(HEIGHT - 4.0) text-anchor="end" { (&last.0) }
                 }
             }
             figcaption class="note" { (caption) }
