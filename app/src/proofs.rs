@@ -30,6 +30,120 @@ pub struct ProofBundle {
     pub certificate: String,
     /// The validators that signed the certificate.
     pub validators: Vec<Validator>,
+    /// Every change of the validator set from genesis up to `version + 1`, each certified by
+    /// the set it replaces (SPEC.md §11.3). Empty while the genesis set is in force.
+    #[serde(default)]
+    pub validator_history: Vec<SetHandoff>,
+}
+
+/// One change of the validator set, certified by the set it replaces (SPEC.md §11.3): the
+/// header of block `effective_height - 1` (the last the outgoing set validates, which is why
+/// changes take effect at least two blocks after governance decides them), its certificate,
+/// and the proof that the state under its root (after block `effective_height - 2`) holds the
+/// new set at `valupdate/‖u64be(effective_height)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetHandoff {
+    pub effective_height: u64,
+    pub header: dpx_ledger::Header,
+    /// Hex of the header's commit certificate.
+    pub certificate: String,
+    /// Hex of the stored new set (the state value at the key above).
+    pub value: String,
+    pub proof: StateProof,
+}
+
+/// Most validator-set changes a bundle carries (a longer history is refused when proving and
+/// when verifying: each handoff is a header, a certificate and a state proof).
+pub const MAX_HANDOFFS: usize = 4096;
+
+/// The handoffs of every validator-set change that takes effect at or before `height`.
+pub fn validator_history(store: &Store, height: u64) -> Result<Vec<SetHandoff>, String> {
+    let prefix = dpx_contracts::keys::PREFIX_VALIDATOR_UPDATE;
+    let scheduled = store.scan_prefix(prefix, None, MAX_HANDOFFS + 1).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (key, _) in scheduled {
+        let Some(eff) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else {
+            return Err(format!("a validator update key of {} bytes", key.len()));
+        };
+        if eff < 3 || eff > height {
+            // Scheduled for later (or, below 3, impossible under a delay of at least 2).
+            continue;
+        }
+        if out.len() == MAX_HANDOFFS {
+            return Err(format!("more than {MAX_HANDOFFS} validator-set changes"));
+        }
+        let header = store
+            .header(eff - 1)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("header {} missing (the ledger began later?)", eff - 1))?;
+        let cert = store
+            .certificate(eff - 1)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("certificate {} missing", eff - 1))?;
+        let (value, proof) = store.get_with_proof(&key, eff - 2).map_err(|e| {
+            format!("proving the validator set of height {eff} at version {}: {e}", eff - 2)
+        })?;
+        let value =
+            value.ok_or_else(|| format!("the set of height {eff} is not in state {}", eff - 2))?;
+        out.push(SetHandoff {
+            effective_height: eff,
+            header,
+            certificate: hex::encode(cert),
+            value: hex::encode(value),
+            proof,
+        });
+    }
+    Ok(out)
+}
+
+/// Walk `history` from the genesis set: each handoff must be certified by the set in force
+/// before it and prove the next set; returns the set that validates `height` (SPEC.md §11.3).
+pub fn verify_history(
+    genesis: &Genesis,
+    history: &[SetHandoff],
+    height: u64,
+) -> Result<ValidatorSet, String> {
+    let chain_id = &genesis.chain_id;
+    if history.len() > MAX_HANDOFFS {
+        return Err(format!("more than {MAX_HANDOFFS} validator-set changes"));
+    }
+    let mut set = genesis.validator_set().map_err(|e| e.to_string())?;
+    let mut last = 1;
+    for h in history {
+        let eff = h.effective_height;
+        let at = |what: &str| format!("validator-set change at height {eff}: {what}");
+        if eff <= last || eff > height {
+            return Err(at(&format!(
+                "out of order (after {last}) or after the proved height {height}"
+            )));
+        }
+        if h.header.height != eff - 1 || h.header.chain_id != *chain_id {
+            return Err(at("the header is not the block before it on this chain"));
+        }
+        if h.header.validator_set_hash != set.hash(chain_id) {
+            return Err(at("the header names another validator set than the one in force"));
+        }
+        let cert_bytes =
+            hex::decode(&h.certificate).map_err(|e| at(&format!("certificate hex: {e}")))?;
+        let cert =
+            Certificate::decode(&cert_bytes).map_err(|e| at(&format!("certificate: {e}")))?;
+        crate::validate::check_certificate(chain_id, &cert, h.header.height, &h.header.id(), &set)
+            .map_err(|e| at(&format!("not certified by the set in force: {e}")))?;
+        let key = dpx_contracts::keys::validator_update(eff);
+        let value = hex::decode(&h.value).map_err(|e| at(&format!("value hex: {e}")))?;
+        dpx_ledger::verify_state_proof(h.header.state_root, &key, Some(&value), &h.proof)
+            .map_err(|e| at(&format!("the state proof does not hold: {e}")))?;
+        let mut st = dpx_contracts::MemState::new();
+        dpx_contracts::State::put(&mut st, key, value);
+        let next = dpx_contracts::validator_updates(&st, eff)
+            .ok_or_else(|| at("the value is not a validator set"))?;
+        set = ValidatorSet::new(
+            next.into_iter().map(|(key, power)| Validator { key, power }).collect(),
+        )
+        .map_err(|e| at(&format!("the new set: {e}")))?;
+        last = eff;
+    }
+    Ok(set)
 }
 
 impl ProofBundle {
@@ -70,6 +184,7 @@ pub fn prove(
         header,
         certificate: hex::encode(cert),
         validators: validators.validators().to_vec(),
+        validator_history: validator_history(store, version + 1)?,
     })
 }
 
@@ -105,6 +220,10 @@ pub struct TxProofBundle {
     /// Why `receipt` is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_pending: Option<String>,
+    /// Every change of the validator set from genesis up to the last header in the bundle
+    /// (SPEC.md §11.3).
+    #[serde(default)]
+    pub validator_history: Vec<SetHandoff>,
 }
 
 /// A receipt and its inclusion under `next.header.prev_receipts_hash`.
@@ -166,15 +285,23 @@ pub fn prove_tx(
         tx: hex::encode(tx),
         tx_proof,
         block,
+        validator_history: validator_history(
+            store,
+            if receipt.is_some() { height + 1 } else { height },
+        )?,
         receipt,
         receipt_pending,
     }))
 }
 
-/// Check that `c` is a header of `chain_id` certified by more than 2/3 of the genesis
-/// validators (bundles do not carry the validator-set history yet: a header after a change is
-/// reported as unverifiable). Returns (signing power, total power).
-pub fn verify_certified(c: &CertifiedHeader, genesis: &Genesis) -> Result<(u64, u64), String> {
+/// Check that `c` is a header of `chain_id` certified by more than 2/3 of the validator set
+/// that validates its height: the genesis set, carried forward through `history` (every change
+/// certified by the set it replaces, [`verify_history`]). Returns (signing power, total power).
+pub fn verify_certified(
+    c: &CertifiedHeader,
+    genesis: &Genesis,
+    history: &[SetHandoff],
+) -> Result<(u64, u64), String> {
     let chain_id = &genesis.chain_id;
     if c.header.chain_id != *chain_id {
         return Err(format!(
@@ -184,12 +311,13 @@ pub fn verify_certified(c: &CertifiedHeader, genesis: &Genesis) -> Result<(u64, 
     }
     let set = ValidatorSet::new(c.validators.clone())
         .map_err(|e| format!("the bundle's validator set: {e}"))?;
-    let genesis_set = genesis.validator_set().map_err(|e| e.to_string())?;
-    if set.hash(chain_id) != genesis_set.hash(chain_id) {
-        return Err(
-            "the validator set changed since genesis; this proof needs the validator-set history, which bundles do not carry yet"
-                .into(),
-        );
+    let in_force = verify_history(genesis, history, c.header.height)?;
+    if set.hash(chain_id) != in_force.hash(chain_id) {
+        return Err(if history.is_empty() {
+            "the bundle's validators are not the genesis set, and it carries no validator-set history".into()
+        } else {
+            "the bundle's validators are not the set its validator-set history leads to".into()
+        });
     }
     if c.header.validator_set_hash != set.hash(chain_id) {
         return Err("the header names another validator set".into());
@@ -229,7 +357,7 @@ pub fn verify_tx(b: &TxProofBundle, genesis: &Genesis) -> Result<TxVerified, Str
     if b.tx_proof.index != u64::from(b.index) {
         return Err("the tx proof is for another index".into());
     }
-    let block_power = verify_certified(&b.block, genesis)?;
+    let block_power = verify_certified(&b.block, genesis, &b.validator_history)?;
     if !b.tx_proof.verify(&b.block.header.tx_root, &tx) {
         return Err("the transaction's Merkle proof does not lead to the header's tx_root".into());
     }
@@ -249,7 +377,7 @@ pub fn verify_tx(b: &TxProofBundle, genesis: &Genesis) -> Result<TxVerified, Str
     if r.proof.index != u64::from(b.index) || r.proof.leaf_count != b.tx_proof.leaf_count {
         return Err("the receipt proof is for another index or block size".into());
     }
-    let receipt_power = verify_certified(&r.next, genesis)?;
+    let receipt_power = verify_certified(&r.next, genesis, &b.validator_history)?;
     let receipt = hex::decode(&r.receipt).map_err(|e| format!("receipt hex: {e}"))?;
     if !r.proof.verify_receipt(&r.next.header.prev_receipts_hash, &receipt) {
         return Err(

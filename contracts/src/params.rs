@@ -158,8 +158,11 @@ impl Params {
         if self.max_block_txs == 0 || self.max_block_txs > 1_000_000 {
             return Err("max_block_txs must be in 1..=1000000".into());
         }
-        if self.validator_update_delay == 0 {
-            return Err("validator_update_delay must be at least 1".into());
+        // A change decided in block e takes effect at e + delay; with a delay of 2 or more
+        // the outgoing set still certifies a header (of block effective - 1) whose state root
+        // holds the new set: that header is the change's proof in bundles (SPEC.md §11.3).
+        if self.validator_update_delay < 2 {
+            return Err("validator_update_delay must be at least 2".into());
         }
         if self.proposal_ttl_blocks == 0 {
             return Err("proposal_ttl_blocks must be at least 1".into());

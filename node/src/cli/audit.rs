@@ -268,7 +268,8 @@ pub fn verify(b: &ProofBundle, genesis: &Genesis) -> anyhow::Result<(u64, u64)> 
         certificate: b.certificate.clone(),
         validators: b.validators.clone(),
     };
-    let power = verify_certified(&certified, genesis).map_err(|e| anyhow::anyhow!(e))?;
+    let power = verify_certified(&certified, genesis, &b.validator_history)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let key = hex::decode(&b.key).context("key hex")?;
     let value = b.value_bytes();
     verify_state_proof(b.header.state_root, &key, value.as_deref(), &b.proof)

@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 5);
         assert!(svg.contains("<title>5: 5 tx</title>"), "{svg}");
         // Empty series draw an empty chart, not a division by zero.
-        let empty = bars("e", "none", &[], "ms").into_string();
+        let empty = bars::<u64>("e", "none", &[], "ms").into_string();
         assert!(!empty.contains("NaN") && !empty.contains("inf"));
         assert_eq!(fmt(1.50), "1.5");
     }

@@ -170,6 +170,11 @@ fn proof_bundle() {
 }
 
 #[test]
+fn proof_bundle_history() {
+    check("proof_bundle_history", &state::proof_bundle_history());
+}
+
+#[test]
 fn tx_proof_bundle() {
     check("tx_proof_bundle", &state::tx_proof_bundle());
 }

@@ -349,3 +349,88 @@ pub fn tx_proof_bundle() -> Value {
         "tampered": tampered,
     })
 }
+
+/// A bundle after a validator-set change, carrying the change (SPEC.md §11.3).
+pub fn proof_bundle_history() -> Value {
+    let agency = Keypair::from_seed([1; 32]);
+    let validators: Vec<Keypair> = (0u8..4).map(|i| Keypair::from_seed([0x10 + i; 32])).collect();
+    let genesis = Genesis::example(
+        CHAIN,
+        &[("Agency", agency.public())],
+        &validators.iter().map(Keypair::public).collect::<Vec<_>>(),
+    );
+    let newcomer = Keypair::from_seed([0x20; 32]);
+    let mut keys_known: Vec<Keypair> =
+        validators.iter().map(|k| Keypair::from_seed(k.seed())).collect();
+    keys_known.push(Keypair::from_seed(newcomer.seed()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut chain = ChainBuilder::new(dir.path(), &genesis, &keys_known).expect("builder");
+    // Block 1: the one agency's proposal (its own approval is the quorum) adds the newcomer
+    // from height 4.
+    let op = dpx_contracts::Operation::Propose {
+        action: dpx_contracts::ProposalAction::UpdateValidators {
+            changes: vec![dpx_contracts::Validator {
+                key: newcomer.public(),
+                power: 10,
+                name: "Newcomer".into(),
+            }],
+            effective_height: 4,
+        },
+    };
+    let tx = dpx_contracts::TransactionBody::new(CHAIN, 0, op).sign(&agency).encode();
+    chain.push(vec![tx]).expect("block 1");
+    for _ in 2..=5 {
+        chain.push(vec![]).expect("a block");
+    }
+    let key = keys::participant(&agency.public());
+    let bundle = dpx_app::proofs::prove(chain.store(), CHAIN, &key, Some(4)).expect("a bundle");
+    assert_eq!(bundle.validator_history.len(), 1);
+    assert_eq!(bundle.validators.len(), 5);
+    let verify = |b: &ProofBundle| -> Result<(), String> {
+        let c = dpx_app::proofs::CertifiedHeader {
+            header: b.header.clone(),
+            certificate: b.certificate.clone(),
+            validators: b.validators.clone(),
+        };
+        dpx_app::proofs::verify_certified(&c, &genesis, &b.validator_history)?;
+        let key = hex::decode(&b.key).map_err(|e| e.to_string())?;
+        verify_state_proof(b.header.state_root, &key, b.value_bytes().as_deref(), &b.proof)
+            .map_err(|e| e.to_string())
+    };
+    verify(&bundle).expect("the bundle verifies");
+    let flip = |h: &mut String, at: usize| {
+        let mut v = hex::decode(&*h).expect("hex");
+        v[at] ^= 1;
+        *h = hex::encode(v);
+    };
+    let mut tampered = Vec::new();
+    let mut case = |what: &str, edit: &dyn Fn(&mut ProofBundle)| {
+        let mut b = bundle.clone();
+        edit(&mut b);
+        let valid = verify(&b).is_ok();
+        assert!(!valid, "{what} must not verify");
+        tampered.push(json!({ "what": what, "bundle": b, "valid": valid }));
+    };
+    case("validator history removed", &|b| b.validator_history.clear());
+    case("new set's power changed in the handoff value", &|b| {
+        let v = &mut b.validator_history[0].value;
+        let n = v.len() / 2;
+        flip(v, n - 1);
+    });
+    case("handoff certificate signature changed", &|b| {
+        let c = &mut b.validator_history[0].certificate;
+        let n = c.len() / 2;
+        flip(c, n - 1);
+    });
+    case("handoff effective_height changed", &|b| b.validator_history[0].effective_height = 5);
+    case("handoff header state_root changed", &|b| {
+        b.validator_history[0].header.state_root.0[0] ^= 1;
+    });
+    json!({
+        "description": "SPEC.md §11.3. A proof bundle after a validator-set change: genesis validators 0x10..0x13 (seeds), a governed change adds the key of seed 0x20 (power 10, name Newcomer) from height 4 (decided in block 1). The bundle proves the agency's participant record at version 4 (header of block 5, certified by the new five-member set) and carries one handoff: header 3 (the last the genesis set validates) with its certificate, and the state proof at version 2 of valupdate/‖u64be(4) holding the new ValidatorSet. Walk the history from the genesis set as §11.3 says. `tampered`: edits that must be refused.",
+        "genesis": serde_json::to_value(&genesis).expect("json"),
+        "bundle": bundle,
+        "valid": true,
+        "tampered": tampered,
+    })
+}
