@@ -309,6 +309,43 @@ fn every_read_follows_the_read_policy() -> anyhow::Result<()> {
         assert_eq!(a.status, want, "{name} proof of absence: {}", a.body);
     }
 
+    // ----- a grant's history: its parties and supervisors, as the grant itself
+    for (name, key) in &who {
+        let a = node.get(&format!("/v1/grants/{g1_id}/history"), *key);
+        if allowed(&["subject", "buyer", "regulator", "auditor"], name) {
+            assert_eq!(a.status, 200, "{name}: {}", a.body);
+            let steps = a.body["steps"].as_array().context("steps")?;
+            // Used inline: registered and consumed by the same transaction.
+            let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+            assert_eq!(names, ["registered", "consumed"], "{}", a.body);
+            for s in steps {
+                assert_eq!(s["tx_hash"].as_str(), Some(use_hash.as_str()), "{}", a.body);
+                assert_eq!(s["height"].as_u64(), Some(use_height));
+                assert_eq!(
+                    s["tx_proof"].as_str(),
+                    Some(format!("/v1/txs/{use_hash}/proof").as_str())
+                );
+            }
+            assert_eq!(a.body["state"], "consumed");
+            assert_eq!(a.body["purpose"], "hiring-check");
+        } else {
+            assert_eq!(
+                (a.status, a.body["error"]["code"].as_str()),
+                (403, Some("forbidden")),
+                "{name}: {}",
+                a.body
+            );
+        }
+        let a = node.get(&format!("/v1/grants/{missing}/history"), *key);
+        let want = if allowed(&["regulator", "auditor"], name) { 404 } else { 403 };
+        assert_eq!(a.status, want, "{name}: {}", a.body);
+    }
+    // The proof it points to verifies the step's transaction for a party.
+    let a = node.get(&format!("/v1/txs/{use_hash}/proof"), Some(&subject));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = node.get("/v1/grants/zz/history", Some(&regulator));
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("bad_id")), "{}", a.body);
+
     // ----- lists: filtered, never refused
     let lists: Vec<(&str, &[(&str, usize)])> = vec![
         (

@@ -20,6 +20,7 @@ mod catalogue;
 mod deadline;
 pub mod decisions;
 mod error;
+mod grants;
 mod limit;
 pub mod openapi;
 mod openapi_auth;
@@ -73,6 +74,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/catalogue"),
     ("get", "/v1/decisions"),
     ("get", "/v1/aggregates"),
+    ("get", "/v1/grants/{id}/history"),
     ("get", "/v1/validators"),
     ("get", "/v1/validators/pending"),
     ("get", "/v1/openapi.json"),
@@ -117,6 +119,7 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/catalogue", get(catalogue::search))
         .route("/v1/decisions", get(decisions::list))
         .route("/v1/aggregates", get(aggregates::get))
+        .route("/v1/grants/{id}/history", get(grants::get))
         .route("/v1/validators", get(validators::set))
         .route("/v1/validators/pending", get(validators::pending))
         .route("/v1/openapi.json", get(openapi_doc))

@@ -52,6 +52,11 @@ const READ_RULES: &[(&str, &str, &str)] = &[
     ),
     (
         "get",
+        "/v1/grants/{id}/history",
+        "The grant's data subject, its consumer and supervisors (the rule of /v1/state/grants/{id}); anyone else gets 403 forbidden whether or not it exists.",
+    ),
+    (
+        "get",
         "/v1/aggregates",
         "Supervisors only (403 forbidden for anyone else): counts per block would tell what kind of transaction a one-transaction block holds.",
     ),

@@ -127,7 +127,7 @@ pub struct OneQuery {
 
 /// May `reader` see what is stored at `key` (`value`, or nothing)? Forbidden whether or not
 /// it exists when the answer is no.
-fn check_read(
+pub(super) fn check_read(
     s: &AppState,
     reader: &Reader,
     key: &[u8],

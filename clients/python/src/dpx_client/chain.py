@@ -114,9 +114,23 @@ class ValidatorSet:
     @classmethod
     def from_list(cls, items, sort: bool = False) -> "ValidatorSet":
         vals = []
+        if not isinstance(items, (list, tuple)):
+            raise ChainError("validators must be a list")
+        if len(items) > MAX_VALIDATORS:
+            raise ChainError(f"a validator set has 1-{MAX_VALIDATORS} validators, got {len(items)}")
         for v in items:
-            key = v["key"]
-            key = bytes.fromhex(key) if isinstance(key, str) else bytes(key)
+            if not isinstance(v, dict):
+                raise ChainError("a validator must be an object")
+            key = v.get("key")
+            if isinstance(key, str):
+                try:
+                    key = bytes.fromhex(key)
+                except ValueError:
+                    raise ChainError("validator key is not hex") from None
+            elif isinstance(key, (bytes, bytearray)):
+                key = bytes(key)
+            else:  # bytes(n) of a hostile JSON number would allocate n bytes
+                raise ChainError("validator key must be hex")
             power = v["power"]
             if not isinstance(power, int) or isinstance(power, bool) or power <= 0:
                 raise ChainError(f"validator power must be a positive integer, got {power!r}")

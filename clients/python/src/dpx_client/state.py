@@ -88,7 +88,15 @@ def root_of(entries: dict) -> bytes:
 
 
 def _h32(x, what: str) -> bytes:
-    raw = bytes.fromhex(x) if isinstance(x, str) else bytes(x)
+    if isinstance(x, str):
+        try:
+            raw = bytes.fromhex(x)
+        except ValueError:
+            raise ProofError(f"{what}: not hex") from None
+    elif isinstance(x, (bytes, bytearray)):
+        raw = bytes(x)
+    else:  # bytes(n) of a hostile JSON number would allocate n bytes
+        raise ProofError(f"{what}: expected hex")
     if len(raw) != 32:
         raise ProofError(f"{what}: expected 32 bytes")
     return raw
