@@ -357,7 +357,16 @@ pub fn verify_tx(b: &TxProofBundle, genesis: &Genesis) -> Result<TxVerified, Str
     if b.tx_proof.index != u64::from(b.index) {
         return Err("the tx proof is for another index".into());
     }
-    let block_power = verify_certified(&b.block, genesis, &b.validator_history)?;
+    // The history runs to the last header carried: the block's own check walks the changes up
+    // to its height (one taking effect at height + 1 is for the next header), and the next
+    // header's, when there is one, walks them all.
+    let history = &b.validator_history;
+    let upto_block = if b.receipt.is_some() {
+        &history[..history.partition_point(|h| h.effective_height <= b.height)]
+    } else {
+        &history[..]
+    };
+    let block_power = verify_certified(&b.block, genesis, upto_block)?;
     if !b.tx_proof.verify(&b.block.header.tx_root, &tx) {
         return Err("the transaction's Merkle proof does not lead to the header's tx_root".into());
     }

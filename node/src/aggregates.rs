@@ -16,7 +16,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -217,12 +217,11 @@ impl IndexFile {
         let mut idx = Self { file, indexed: 0, last: Totals::ZERO, unsynced: 0 };
         let start = whole.saturating_sub(CHECK_WINDOW) + 1;
         let mut h = start - 1;
-        match idx.read(h)? {
-            Some(t) => (idx.indexed, idx.last) = (h, t),
-            None => {
-                warn!(height = h, "aggregate index: an old record does not verify: rebuilding it");
-                h = whole; // skip the loop
-            }
+        if let Some(t) = idx.read(h)? {
+            (idx.indexed, idx.last) = (h, t);
+        } else {
+            warn!(height = h, "aggregate index: an old record does not verify: rebuilding it");
+            h = whole; // skip the loop
         }
         while h < whole {
             h += 1;
@@ -293,8 +292,8 @@ pub struct Aggregates {
 
 impl Aggregates {
     /// Open the index at `path` for `store`'s chain. Call [`Aggregates::spawn`] to fill it.
-    pub fn open(path: PathBuf, store: &Store) -> anyhow::Result<Arc<Self>> {
-        let f = IndexFile::open(&path, store.chain_id(), store.tip_height())?;
+    pub fn open(path: &Path, store: &Store) -> anyhow::Result<Arc<Self>> {
+        let f = IndexFile::open(path, store.chain_id(), store.tip_height())?;
         Ok(Arc::new(Self {
             inner: Mutex::new(f),
             wake: Condvar::new(),
@@ -439,6 +438,8 @@ pub fn counts_json(counts: &[u64; K]) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use dpx_contracts::{Attr, Event};
     use dpx_crypto::Hash;
 

@@ -422,7 +422,7 @@ pub async fn run_with(
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
     teardown.hold(store.clone(), spawn_events_thread(jobs, events.clone(), store.clone())?);
-    let aggregates = crate::aggregates::Aggregates::open(home.aggregates(), &store)?;
+    let aggregates = crate::aggregates::Aggregates::open(&home.aggregates(), &store)?;
     teardown.hold_aggregates(aggregates.clone(), aggregates.spawn(store.clone())?);
     // During a key rotation the node speaks on the network as its new key once governance has
     // scheduled it (the others let a scheduled key in, and drop the old one after its last

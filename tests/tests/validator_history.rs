@@ -12,7 +12,7 @@ use dpx_app::proofs::{
     CertifiedHeader, ProofBundle, SetHandoff, prove, prove_tx, verify_certified, verify_tx,
 };
 use dpx_app::replay::ChainBuilder;
-use dpx_contracts::{Operation, ProposalAction, Validator, keys};
+use dpx_contracts::{Operation, ProposalAction, Role, Validator, keys};
 use dpx_crypto::{Hash, Keypair};
 use dpx_genesis::Genesis;
 use dpx_ledger::verify_state_proof;
@@ -30,6 +30,8 @@ struct Chain {
     genesis: Genesis,
     /// The transaction that decided the second change.
     second_change_tx: Hash,
+    /// A transaction in block 10, whose receipt block 11 (after a change) certifies.
+    before_change_tx: Hash,
 }
 
 /// Genesis validators 10–13; a change adds 20 from height 5, another removes 10 from height
@@ -59,12 +61,20 @@ fn build() -> Chain {
     let tx = agency.sign(change(&kp(10), 0, 11)); // block 8
     let second_change_tx = Hash::digest(&tx);
     b.push(vec![tx]).unwrap();
+    b.push(vec![]).unwrap(); // block 9
+    // Block 10, the last the second set validates: its receipt is certified by block 11's
+    // header, the first of the third set.
+    let op =
+        Operation::Admit { key: kp(30).public(), name: "late".into(), roles: vec![Role::Consumer] };
+    let tx = agency.sign(op);
+    let before_change_tx = Hash::digest(&tx);
+    b.push(vec![tx]).unwrap();
     while b.store().tip_height() < 13 {
         b.push(vec![]).unwrap();
     }
     b.push(vec![agency.sign(change(&kp(21), 10, 100))]).unwrap(); // block 14
     assert_eq!(b.store().tip_height(), 14);
-    Chain { _dir: dir, b, genesis, second_change_tx }
+    Chain { _dir: dir, b, genesis, second_change_tx, before_change_tx }
 }
 
 fn check(b: &ProofBundle, genesis: &Genesis) -> Result<(u64, u64), String> {
@@ -172,4 +182,21 @@ fn a_transaction_after_a_change_verifies_against_the_genesis_alone() {
     let mut cut = b.clone();
     cut.validator_history.clear();
     assert!(verify_tx(&cut, &c.genesis).is_err());
+    // A change taking effect at the next block: the block is checked against the set before
+    // it, the receipt's header against the set after it.
+    let b = prove_tx(c.b.store(), CHAIN, &c.before_change_tx).unwrap().unwrap();
+    assert_eq!(b.height, 10);
+    let effective: Vec<u64> = b.validator_history.iter().map(|h| h.effective_height).collect();
+    assert_eq!(effective, [5, 11]);
+    let v = verify_tx(&b, &c.genesis).unwrap();
+    assert!(v.receipt_power.is_some());
+    let mut cut = b.clone();
+    cut.validator_history.pop();
+    assert!(verify_tx(&cut, &c.genesis).is_err(), "the next header needs the change at 11");
+    // Without the receipt, the change at 11 is after the last header carried.
+    let mut pending = b.clone();
+    pending.receipt = None;
+    assert!(verify_tx(&pending, &c.genesis).is_err());
+    pending.validator_history.pop();
+    verify_tx(&pending, &c.genesis).unwrap();
 }

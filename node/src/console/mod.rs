@@ -283,15 +283,16 @@ async fn grants_page(State(s): State<AppState>, axum::Extension(c): Ext, h: Head
 }
 
 async fn decisions_page(
-    State(s): State<AppState>,
-    axum::Extension(c): Ext,
-    h: HeaderMap,
-    q: Result<
+    State(shared): State<AppState>,
+    axum::Extension(console): Ext,
+    headers: HeaderMap,
+    query: Result<
         Query<crate::rpc::decisions::DecisionQuery>,
         axum::extract::rejection::QueryRejection,
     >,
 ) -> Response {
-    render(s, c, h, "Decisions".into(), "/console/decisions", move |s, _, who| match q {
+    let title = "Decisions".to_owned();
+    render(shared, console, headers, title, "/console/decisions", move |s, _, who| match query {
         Ok(Query(q)) => decisions::page(&s.store, who, q),
         Err(e) => Ok(Body::Status(
             StatusCode::BAD_REQUEST,
