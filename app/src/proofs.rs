@@ -469,7 +469,11 @@ mod tests {
                 }),
                 "certif",
             ),
-            ("validator power", Box::new(|b| b.block.validators[0].power += 1), "changed since"),
+            (
+                "validator power",
+                Box::new(|b| b.block.validators[0].power += 1),
+                "not the genesis set",
+            ),
             (
                 "receipt byte",
                 Box::new(|b| flip(&mut b.receipt.as_mut().expect("receipt").receipt, 0)),
