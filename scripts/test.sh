@@ -20,5 +20,7 @@ ROCKSDB_LIB_DIR=/nonexistent/clippy-never-links \
   cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked --no-fail-fast
+echo "==> the console's in-browser proof verifier against the vectors (Node.js)"
+bash scripts/console-js-test.sh
 echo "==> independent Python client (clients/python)"
 bash scripts/client-test.sh "${CARGO_TARGET_DIR:-target}/debug/dpx"

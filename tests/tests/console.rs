@@ -272,6 +272,13 @@ fn http_checks(m: &Market) -> anyhow::Result<()> {
     assert!(body.contains("malformed"), "{body}");
     let (status, _, _) = raw_get(&format!("{}/console/grants/{}", m.rpc, "00".repeat(32)), None)?;
     assert_eq!(status, 403, "an absent grant is hidden, not missing, to the public");
+    // The proof bundles behind the page follow the RPC's rule for transactions.
+    let (status, _, body) =
+        raw_get(&format!("{}/console/proofs/tx/{}", m.rpc, "00".repeat(32)), None)?;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"forbidden\""), "{body}");
+    let (status, _, body) = raw_get(&format!("{}/console/proofs/tx/zz", m.rpc), None)?;
+    assert_eq!(status, 400, "{body}");
     Ok(())
 }
 
@@ -357,6 +364,41 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
     )?;
     assert_eq!(b.text("#grant-state")?, "consumed");
     assert!(life.contains("hiring-check") && life.contains("employer"), "{life}");
+    // Each step's proof is checked by the page's script in this browser: registered and used
+    // by one transaction, its receipt certified by the next block.
+    let verified = "return document.querySelectorAll('[data-verified=\"yes\"]').length";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.execute(verified)? != json!(2) {
+        anyhow::ensure!(Instant::now() < deadline, "proofs not verified: {}", b.text("#steps")?);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let steps = b.text("#steps")?;
+    assert!(
+        steps.contains("verified in this browser: in block") && steps.contains("receipt certified"),
+        "{steps}"
+    );
+    assert_eq!(b.text("#trust-root")?.len(), 64, "{steps}");
+    b.screenshot(&screenshots_dir()?.join("09b-grant-proofs-verified.png"))?;
+    // The same check refuses a bundle with one byte of the transaction changed.
+    b.execute(
+        "window.__tamper = null; var h = document.querySelector('[data-tx]').getAttribute('data-tx'); \
+         Promise.all([fetch('/console/proofs/tx/' + h).then(function (r) { return r.json(); }), \
+                      fetch('/console/proofs/genesis').then(function (r) { return r.json(); })]) \
+         .then(function (x) { var t = x[0]; t.tx = (t.tx.slice(0, 2) === '00' ? '01' : '00') + t.tx.slice(2); \
+                return dpxVerify.verifyTxBundle(t, x[1].validators, x[1].chain_id); }) \
+         .then(function () { window.__tamper = 'accepted'; }, function (e) { window.__tamper = 'refused: ' + e.message; }); \
+         return true",
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tamper = loop {
+        let v = b.execute("return window.__tamper")?;
+        if let Some(t) = v.as_str() {
+            break t.to_owned();
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the tamper check did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(tamper.starts_with("refused: "), "{tamper}");
 
     eprintln!("regulator pages: {:?}", started.elapsed());
     // Live: a transaction committed elsewhere appears on the open page without a reload.
@@ -412,6 +454,10 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
         "11-grant-hidden-outsider",
     )?;
     assert!(!other.contains("hiring-check"), "{other}");
+    let refused = b.execute(
+        "return fetch('/console/proofs/genesis').then(function (r) { return r.status; })",
+    )?;
+    assert_eq!(refused, json!(200), "the trust root is public");
     let grants = visit(&b, &base, "/console/grants", "issued", "12-grants-outsider")?;
     assert_eq!(b.text("#grants-consumed")?, "0");
     assert!(grants.contains("Counts over time are for supervisors"), "{grants}");

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use dpx_contracts::State as _;
 use dpx_contracts::{GrantId, GrantRecord, GrantState, UsageReceipt, keys};
 use dpx_ledger::Store;
-use maud::{Markup, html};
+use maud::{Markup, PreEscaped, html};
 
 use super::market::visible;
 use super::page::{hidden, showing, time};
@@ -125,6 +125,7 @@ pub fn one(store: &Store, who: &Who, id_hex: &str) -> anyhow::Result<Body> {
         st.get(&uk).filter(|u| who.may(&st, &uk, u)).and_then(|u| decode::<UsageReceipt>(&uk, &u));
     let tip = tip_time_ms(store)?;
     let mut names = Names::default();
+    let steps = crate::rpc::grants::history(store, &id, &g)?["steps"].take();
     Ok(Body::Ok(html! {
         div id="live" {
             section class="card" id="grant" {
@@ -163,8 +164,41 @@ pub fn one(store: &Store, who: &Who, id_hex: &str) -> anyhow::Result<Body> {
                         _ => {}
                     }
                 }
-                p class="note" { "From the grant's record and its usage receipt in the latest state; proofs of each step checked in the browser are not built yet (see ARCHITECTURE.md)." }
+                p class="note" { "From the grant's record and its usage receipt in the latest state." }
+            }
+            section class="card" id="steps" {
+                h2 { "Each step, proved" }
+                table {
+                    thead { tr { th { "step" } th { "height" } th { "time" } th { "transaction" } th { "proof" } } }
+                    tbody {
+                        @for st in steps.as_array().into_iter().flatten() {
+                            tr {
+                                td { (st["step"].as_str().unwrap_or("")) @if let Some(stage) = st["stage"].as_str() { " (" (stage) ")" } }
+                                td { (st["height"]) }
+                                td { (st["time_ms"].as_u64().map(time).unwrap_or_default()) }
+                                @match st["tx_hash"].as_str() {
+                                    Some(h) => {
+                                        td class="mono" title=(h) { (&h[..16.min(h.len())]) "…" }
+                                        td { span class="proof" data-tx=(h) { "not checked (this page's script checks it)" } }
+                                    }
+                                    None => { td class="muted" { "—" } td class="muted" { "no transaction found for this step" } }
+                                }
+                            }
+                        }
+                    }
+                }
+                p class="note" {
+                    "Your browser fetches each transaction's proof bundle and checks it here (SPEC.md §11.2, §11.3): "
+                    "the transaction in its block's certified header, its receipt in the next one, each certificate "
+                    "signed by more than two thirds of the validator set in force, walked from the genesis set. "
+                    "The trust root is the genesis validator set, hash "
+                    span class="mono" id="trust-root" { "…" }
+                    ": compare it with the hash of the validators in your own copy of the genesis file "
+                    "(the validator_set_hash of any header before the first validator-set change)."
+                }
             }
         }
+        script { (PreEscaped(super::page::VERIFY_JS)) }
+        script { (PreEscaped(super::page::PROOF_SCRIPT)) }
     }))
 }

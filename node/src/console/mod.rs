@@ -25,6 +25,7 @@ mod grants;
 pub mod login;
 mod market;
 mod page;
+mod proofs;
 mod svg;
 mod trends;
 
@@ -68,7 +69,7 @@ impl Console {
     }
 }
 
-type AppState = Arc<Shared>;
+pub(crate) type AppState = Arc<Shared>;
 
 /// The console's routes, to merge into the RPC router (they share its limits).
 pub fn router(console: Arc<Console>) -> Router<AppState> {
@@ -78,6 +79,8 @@ pub fn router(console: Arc<Console>) -> Router<AppState> {
         .route("/console/grants", get(grants_page))
         .route("/console/grants/{id}", get(grant_page))
         .route("/console/decisions", get(decisions_page))
+        .route("/console/proofs/genesis", get(proofs::genesis))
+        .route("/console/proofs/tx/{hash}", get(proofs::tx))
         .route("/console/participants/{key}", get(participant_page))
         .route("/console/products/{id}", get(product_page))
         .route("/console/login", get(login_page))
@@ -137,7 +140,7 @@ fn now_s() -> u64 {
 }
 
 /// The visitor behind a request's session cookie, resolved under the latest state.
-fn who(s: &Shared, console: &Console, headers: &HeaderMap) -> anyhow::Result<Who> {
+pub(crate) fn who(s: &Shared, console: &Console, headers: &HeaderMap) -> anyhow::Result<Who> {
     let Some(key) = session_id(headers).and_then(|id| console.sign_in.session_key(&id, now_s()))
     else {
         return Ok(Who::anonymous());
@@ -229,7 +232,7 @@ fn error_box(msg: &str) -> Markup {
     html! { div class="hidden-box" id="error" { (msg) } }
 }
 
-type Ext = axum::Extension<Arc<Console>>;
+pub(crate) type Ext = axum::Extension<Arc<Console>>;
 
 async fn chain_page(State(s): State<AppState>, axum::Extension(c): Ext, h: HeaderMap) -> Response {
     render(s, c, h, "Chain".into(), "/console", |s, c, _| chain::body(s, &c.window).map(Body::Ok))

@@ -40,6 +40,7 @@ figure { margin:0; }
 #live-status { font-size:12px; color:#9fb3c8; }
 form.search label { margin-right:14px; } form.search input, form.search select { font:inherit; }
 tr.denied td.outcome { color:var(--bad); font-weight:600; } tr.allowed td.outcome { color:var(--ok); }
+.proof { font-size:12px; color:var(--muted); } .proof.ok { color:var(--ok); } .proof.bad { color:var(--bad); font-weight:600; }
 ";
 
 /// Live updates: when a block commits (the node's public event stream), fetch this page again
@@ -60,6 +61,7 @@ const SCRIPT: &str = r"
         var doc = new DOMParser().parseFromString(text, 'text/html');
         var fresh = doc.getElementById('live'), old = document.getElementById('live');
         if (fresh && old) { old.replaceWith(document.adoptNode(fresh)); }
+        document.dispatchEvent(new Event('dpx:live'));
       })
       .catch(function () {})
       .then(function () { busy = false; if (again) { again = false; refresh(); } });
@@ -82,7 +84,68 @@ const SCRIPT: &str = r"
 })();
 ";
 
-/// The Content-Security-Policy: only this page's own script and style run (by hash), and the
+/// The proof verifier (SPEC.md §11.2, §11.3 in JavaScript; tested against the vectors by
+/// `scripts/console-js-test.sh`), inlined in the pages that check proofs.
+pub const VERIFY_JS: &str = include_str!("verify.js");
+
+/// On a page with `[data-tx]` elements: fetch each transaction's proof bundle and the genesis
+/// validator set from the console, check the bundle here with `dpxVerify`, and write the verdict
+/// into the element (`data-verified` = `yes` or `no`). Again after each live update (the
+/// verdicts of bundles whose receipt was already certified are kept).
+pub const PROOF_SCRIPT: &str = r"
+(function () {
+  var done = {}, genesis = null;
+  function getJSON(url) {
+    return fetch(url, { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      return r.json().then(function (j) {
+        if (!r.ok) { throw new Error((j.error && j.error.message) || ('HTTP ' + r.status)); }
+        return j;
+      });
+    });
+  }
+  function trustRoot() {
+    if (!genesis) { genesis = getJSON('/console/proofs/genesis'); }
+    return genesis;
+  }
+  function show(el, v) {
+    el.textContent = v.text;
+    el.className = 'proof ' + (v.ok ? 'ok' : 'bad');
+    el.setAttribute('data-verified', v.ok ? 'yes' : 'no');
+  }
+  function check(el) {
+    var h = el.getAttribute('data-tx');
+    if (done[h]) { show(el, done[h]); return; }
+    el.textContent = 'checking…';
+    trustRoot().then(function (g) {
+      return getJSON('/console/proofs/tx/' + h).then(function (b) {
+        return window.dpxVerify.verifyTxBundle(b, g.validators, g.chain_id);
+      });
+    }).then(function (r) {
+      var v = { ok: true, text: 'verified in this browser: in block ' + r.height + ' (' +
+        r.blockPower[0] + ' of ' + r.blockPower[1] + ' voting power signed)' + (r.receiptPower
+          ? '; its receipt certified by block ' + (r.height + 1n) + ' (' + r.receiptPower[0] +
+            ' of ' + r.receiptPower[1] + ')'
+          : '; its receipt is not certified yet') };
+      if (r.receiptPower) { done[h] = v; }
+      show(el, v);
+    }, function (e) {
+      show(el, { ok: false, text: 'NOT verified: ' + ((e && e.message) || e) });
+    });
+  }
+  function run() {
+    document.querySelectorAll('[data-tx]').forEach(check);
+    var t = document.getElementById('trust-root');
+    if (t) {
+      trustRoot().then(function (g) { t.textContent = g.validator_set_hash; },
+        function (e) { t.textContent = 'unavailable: ' + e.message; });
+    }
+  }
+  document.addEventListener('dpx:live', run);
+  run();
+})();
+";
+
+/// The Content-Security-Policy: only the console's own scripts and style run (by hash), and the
 /// page talks only to its node. An injected `<script>` would not run even if escaping failed.
 fn csp() -> &'static str {
     static CSP: OnceLock<String> = OnceLock::new();
@@ -91,10 +154,12 @@ fn csp() -> &'static str {
             base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()))
         };
         format!(
-            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; \
-             connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; \
-             frame-ancestors 'none'",
+            "default-src 'none'; script-src 'sha256-{}' 'sha256-{}' 'sha256-{}'; \
+             style-src 'sha256-{}'; connect-src 'self'; img-src 'self' data:; \
+             form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
             h(SCRIPT),
+            h(VERIFY_JS),
+            h(PROOF_SCRIPT),
             h(STYLE)
         )
     })
@@ -225,6 +290,7 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()))
         };
         assert!(p.contains(&b64(SCRIPT)) && p.contains(&b64(STYLE)));
+        assert!(p.contains(&b64(VERIFY_JS)) && p.contains(&b64(PROOF_SCRIPT)));
         // The script goes into the page byte for byte, or the hash would not match.
         let html = page("t", "/console", &Who::anonymous(), &html! {}).into_string();
         assert!(html.contains(SCRIPT) && html.contains(STYLE));

@@ -739,7 +739,15 @@ pub fn tx_visible(
     caller: Caller,
     hash: &dpx_crypto::Hash,
 ) -> Result<bool, ApiError> {
-    let reader = Reader::of(opaque, caller);
+    tx_visible_to(store, &Reader::of(opaque, caller), hash)
+}
+
+/// [`tx_visible`] for a reader already resolved (the console's session).
+pub fn tx_visible_to(
+    store: &Store,
+    reader: &Reader,
+    hash: &dpx_crypto::Hash,
+) -> Result<bool, ApiError> {
     if reader.sees_all() {
         return Ok(true);
     }

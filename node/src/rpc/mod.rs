@@ -20,7 +20,7 @@ mod catalogue;
 mod deadline;
 pub mod decisions;
 mod error;
-mod grants;
+pub mod grants;
 mod limit;
 pub mod openapi;
 mod openapi_auth;
