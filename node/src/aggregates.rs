@@ -556,6 +556,28 @@ mod tests {
         assert_eq!(IndexFile::open(&path, "c", u64::MAX).unwrap().indexed, 2);
     }
 
+    proptest::proptest! {
+        /// A record decodes to what was encoded, at its own height only; any one byte changed
+        /// is caught by the checksum.
+        #[test]
+        fn records_round_trip_and_detect_a_changed_byte(
+            height in 1u64..u64::MAX,
+            time_ms in proptest::prelude::any::<u64>(),
+            counts in proptest::collection::vec(proptest::prelude::any::<u64>(), K),
+            flip in 0usize..RECORD as usize,
+            bit in 0u8..8,
+        ) {
+            let t = Totals { time_ms, counts: counts.try_into().unwrap() };
+            let bytes = t.encode(height);
+            proptest::prop_assert_eq!(bytes.len(), RECORD as usize);
+            proptest::prop_assert_eq!(Totals::decode(height, &bytes), Some(t));
+            proptest::prop_assert_eq!(Totals::decode(height - 1, &bytes), None);
+            let mut bad = bytes.clone();
+            bad[flip] ^= 1 << bit;
+            proptest::prop_assert_eq!(Totals::decode(height, &bad), None);
+        }
+    }
+
     #[test]
     fn ranges_are_differences_of_running_totals() {
         let a = totals(10, 3);
