@@ -34,6 +34,20 @@ pub struct ProofBundle {
     /// the set it replaces (SPEC.md §11.3). Empty while the genesis set is in force.
     #[serde(default)]
     pub validator_history: Vec<SetHandoff>,
+    /// Why `validator_history` is empty although the set changed: this node cannot prove a
+    /// change (pruned versions, a ledger begun from a snapshot, a change made with a delay of
+    /// 1 before §11.3). Such a bundle verifies only against a set known by other means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator_history_error: Option<String>,
+}
+
+/// [`validator_history`], or why it cannot be built (the bundle is still served, with the
+/// reason, rather than refused: see `validator_history_error`).
+fn history_or_reason(store: &Store, height: u64) -> (Vec<SetHandoff>, Option<String>) {
+    match validator_history(store, height) {
+        Ok(h) => (h, None),
+        Err(e) => (Vec::new(), Some(e)),
+    }
 }
 
 /// One change of the validator set, certified by the set it replaces (SPEC.md §11.3): the
@@ -175,6 +189,7 @@ pub fn prove(
     let cert =
         store.certificate(version + 1).map_err(|e| e.to_string())?.ok_or("certificate missing")?;
     let validators = validator_set(store, version + 1).map_err(|e| e.to_string())?;
+    let (validator_history, validator_history_error) = history_or_reason(store, version + 1);
     Ok(ProofBundle {
         chain_id: chain_id.to_owned(),
         key: hex::encode(key),
@@ -184,7 +199,8 @@ pub fn prove(
         header,
         certificate: hex::encode(cert),
         validators: validators.validators().to_vec(),
-        validator_history: validator_history(store, version + 1)?,
+        validator_history,
+        validator_history_error,
     })
 }
 
@@ -224,6 +240,9 @@ pub struct TxProofBundle {
     /// (SPEC.md §11.3).
     #[serde(default)]
     pub validator_history: Vec<SetHandoff>,
+    /// As [`ProofBundle::validator_history_error`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator_history_error: Option<String>,
 }
 
 /// A receipt and its inclusion under `next.header.prev_receipts_hash`.
@@ -277,6 +296,8 @@ pub fn prove_tx(
             )),
         ),
     };
+    let (validator_history, validator_history_error) =
+        history_or_reason(store, if receipt.is_some() { height + 1 } else { height });
     Ok(Some(TxProofBundle {
         chain_id: chain_id.to_owned(),
         tx_hash: *tx_hash,
@@ -285,10 +306,8 @@ pub fn prove_tx(
         tx: hex::encode(tx),
         tx_proof,
         block,
-        validator_history: validator_history(
-            store,
-            if receipt.is_some() { height + 1 } else { height },
-        )?,
+        validator_history,
+        validator_history_error,
         receipt,
         receipt_pending,
     }))
@@ -366,7 +385,11 @@ pub fn verify_tx(b: &TxProofBundle, genesis: &Genesis) -> Result<TxVerified, Str
     } else {
         &history[..]
     };
-    let block_power = verify_certified(&b.block, genesis, upto_block)?;
+    let why = |e: String| match &b.validator_history_error {
+        Some(h) => format!("{e} (the node could not build the validator-set history: {h})"),
+        None => e,
+    };
+    let block_power = verify_certified(&b.block, genesis, upto_block).map_err(why)?;
     if !b.tx_proof.verify(&b.block.header.tx_root, &tx) {
         return Err("the transaction's Merkle proof does not lead to the header's tx_root".into());
     }
@@ -386,7 +409,7 @@ pub fn verify_tx(b: &TxProofBundle, genesis: &Genesis) -> Result<TxVerified, Str
     if r.proof.index != u64::from(b.index) || r.proof.leaf_count != b.tx_proof.leaf_count {
         return Err("the receipt proof is for another index or block size".into());
     }
-    let receipt_power = verify_certified(&r.next, genesis, &b.validator_history)?;
+    let receipt_power = verify_certified(&r.next, genesis, &b.validator_history).map_err(why)?;
     let receipt = hex::decode(&r.receipt).map_err(|e| format!("receipt hex: {e}"))?;
     if !r.proof.verify_receipt(&r.next.header.prev_receipts_hash, &receipt) {
         return Err(

@@ -71,7 +71,7 @@ impl GenesisApp {
         if chain_id.is_empty() || chain_id.len() > MAX_CHAIN_ID_BYTES {
             return Err(err(format!("chain id must be 1..={MAX_CHAIN_ID_BYTES} bytes")));
         }
-        self.params.validate().map_err(err)?;
+        self.params.validate_new().map_err(err)?;
         self.currency.validate().map_err(err)?;
         if self.platform_fee_basis_points > MAX_FEE_BASIS_POINTS {
             return Err(err(format!(

@@ -161,7 +161,7 @@ impl ProposalAction {
                 }
                 Ok(())
             }
-            Self::SetParams { params } => params.validate(),
+            Self::SetParams { params } => params.validate_new(),
             Self::AdmitAgency { name, .. }
             | Self::AdmitRegistrar { name, .. }
             | Self::AdmitSettlementBank { name, .. }

@@ -148,6 +148,22 @@ impl Params {
             .saturating_add(HEADER_BYTES_MAX)
     }
 
+    /// [`Params::validate`] plus what binds only parameters set from now on (a genesis, a
+    /// governed change), not those a ledger already stores: decoding stored parameters must
+    /// keep accepting what earlier versions accepted, or a node would silently fall back to
+    /// the defaults and diverge.
+    ///
+    /// A validator change decided in block e takes effect at e + delay; with a delay of 2 or
+    /// more the outgoing set still certifies a header (of block effective − 1) whose state
+    /// root holds the new set: that header is the change's proof in bundles (SPEC.md §11.3).
+    pub fn validate_new(&self) -> Result<(), String> {
+        self.validate()?;
+        if self.validator_update_delay < 2 {
+            return Err("validator_update_delay must be at least 2".into());
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(1024..=MAX_TX_BYTES as u32).contains(&self.max_tx_bytes) {
             return Err(format!("max_tx_bytes must be in 1024..={MAX_TX_BYTES}"));
@@ -158,11 +174,8 @@ impl Params {
         if self.max_block_txs == 0 || self.max_block_txs > 1_000_000 {
             return Err("max_block_txs must be in 1..=1000000".into());
         }
-        // A change decided in block e takes effect at e + delay; with a delay of 2 or more
-        // the outgoing set still certifies a header (of block effective - 1) whose state root
-        // holds the new set: that header is the change's proof in bundles (SPEC.md §11.3).
-        if self.validator_update_delay < 2 {
-            return Err("validator_update_delay must be at least 2".into());
+        if self.validator_update_delay == 0 {
+            return Err("validator_update_delay must be at least 1".into());
         }
         if self.proposal_ttl_blocks == 0 {
             return Err("proposal_ttl_blocks must be at least 1".into());
@@ -252,4 +265,32 @@ impl Wire for Params {
 /// which genesis validation rules out).
 pub fn params<S: State + ?Sized>(st: &S) -> Params {
     st.get(keys::PARAMS).and_then(|b| codec::decode(&b).ok()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger that stored a delay of 1 (allowed before SPEC.md §11.3) still decodes it:
+    /// falling back to the defaults would diverge. New parameters need at least 2.
+    #[test]
+    fn stored_delays_of_one_decode_and_new_ones_need_two() {
+        let p = Params { validator_update_delay: 1, ..Params::default() };
+        assert!(p.validate().is_ok());
+        assert!(p.validate_new().unwrap_err().contains("at least 2"));
+        let back: Params = codec::decode(&codec::encode(&p)).unwrap();
+        assert_eq!(back.validator_update_delay, 1);
+        assert_eq!(
+            params(&{
+                let mut st = crate::MemState::new();
+                crate::State::put(&mut st, keys::PARAMS.to_vec(), codec::encode(&p));
+                st
+            })
+            .validator_update_delay,
+            1
+        );
+        let zero = Params { validator_update_delay: 0, ..Params::default() };
+        assert!(zero.validate().is_err());
+        assert!(Params::default().validate_new().is_ok());
+    }
 }

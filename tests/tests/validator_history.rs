@@ -200,3 +200,32 @@ fn a_transaction_after_a_change_verifies_against_the_genesis_alone() {
     pending.validator_history.pop();
     verify_tx(&pending, &c.genesis).unwrap();
 }
+
+/// A change this node cannot prove (here: one that took effect the block after it was
+/// recorded, as a delay of 1 allowed before SPEC.md §11.3): bundles are still served, with an
+/// empty history and the reason, and verification against the genesis file says why it fails.
+#[test]
+fn a_change_the_node_cannot_prove_is_reported_in_the_bundle() {
+    let mut c = build();
+    let set_of_5 = c.b.store().get_latest(&keys::validator_update(5)).unwrap().unwrap();
+    // Block 15 records a set taking effect at 16 (bypassing governance, as a faulty chain
+    // would be written): header 15, the last of the old set, certifies the state before it.
+    c.b.push_altered(vec![], |writes, _| {
+        writes.insert(keys::validator_update(16), Some(set_of_5.clone()));
+    })
+    .unwrap();
+    while c.b.store().tip_height() < 18 {
+        c.b.push(vec![]).unwrap();
+    }
+    let bundle = prove(c.b.store(), CHAIN, keys::VALIDATORS, Some(17)).unwrap();
+    assert!(bundle.validator_history.is_empty());
+    let why = bundle.validator_history_error.clone().unwrap();
+    assert!(why.contains("height 16"), "{why}");
+    let e = check(&bundle, &c.genesis).unwrap_err();
+    assert!(e.contains("no validator-set history"), "{e}");
+    // Before that change, bundles still carry their history.
+    let earlier = prove(c.b.store(), CHAIN, keys::VALIDATORS, Some(13)).unwrap();
+    assert_eq!(earlier.validator_history.len(), 2);
+    assert!(earlier.validator_history_error.is_none());
+    check(&earlier, &c.genesis).unwrap();
+}

@@ -268,8 +268,15 @@ pub fn verify(b: &ProofBundle, genesis: &Genesis) -> anyhow::Result<(u64, u64)> 
         certificate: b.certificate.clone(),
         validators: b.validators.clone(),
     };
-    let power = verify_certified(&certified, genesis, &b.validator_history)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let power =
+        verify_certified(&certified, genesis, &b.validator_history).map_err(|e| {
+            match &b.validator_history_error {
+                Some(h) => {
+                    anyhow::anyhow!("{e} (the node could not build the validator-set history: {h})")
+                }
+                None => anyhow::anyhow!(e),
+            }
+        })?;
     let key = hex::decode(&b.key).context("key hex")?;
     let value = b.value_bytes();
     verify_state_proof(b.header.state_root, &key, value.as_deref(), &b.proof)
