@@ -234,6 +234,9 @@ impl IndexFile {
             warn!(kept = idx.indexed, of = whole, "aggregate index: dropping a torn or extra tail");
         }
         idx.file.set_len(HEADER + idx.indexed * RECORD)?;
+        // What survived a process crash may still be only in the page cache: sync it now, or
+        // crash after crash could leave more than the checked window unsynced.
+        idx.sync()?;
         Ok(idx)
     }
 

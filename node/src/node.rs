@@ -194,6 +194,16 @@ struct Held {
     aggregates: Option<Arc<crate::aggregates::Aggregates>>,
 }
 
+/// A teardown dropped without [`Teardown::finish`] (the library's [`run`], an early error)
+/// still stops the aggregate index's thread, so nothing keeps the store open behind the caller.
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Some(a) = self.held.get_mut().as_ref().and_then(|h| h.aggregates.as_ref()) {
+            a.shut();
+        }
+    }
+}
+
 impl std::fmt::Debug for Teardown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Teardown").field("holding", &self.held.lock().is_some()).finish()
@@ -422,8 +432,17 @@ pub async fn run_with(
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
     teardown.hold(store.clone(), spawn_events_thread(jobs, events.clone(), store.clone())?);
-    let aggregates = crate::aggregates::Aggregates::open(&home.aggregates(), &store)?;
-    teardown.hold_aggregates(aggregates.clone(), aggregates.spawn(store.clone())?);
+    // Derived data: a node whose index cannot be opened runs without it (and says so).
+    let aggregates = match crate::aggregates::Aggregates::open(&home.aggregates(), &store) {
+        Ok(a) => {
+            teardown.hold_aggregates(a.clone(), a.spawn(store.clone())?);
+            Some(a)
+        }
+        Err(e) => {
+            warn!("the aggregate index is unavailable: {e:#}");
+            None
+        }
+    };
     // During a key rotation the node speaks on the network as its new key once governance has
     // scheduled it (the others let a scheduled key in, and drop the old one after its last
     // height), while the core signs with the old key until the change takes effect.
@@ -463,7 +482,7 @@ pub async fn run_with(
         relay: RelayGate::new(cfg.p2p.max_relay_verifications),
         driver_tx,
         events,
-        aggregates: Some(aggregates),
+        aggregates,
         event_jobs,
         config: cfg.clone(),
         node_key: net_key.public(),

@@ -374,7 +374,8 @@ fn the_console_shows_each_viewer_what_the_read_policy_allows_and_updates_live() 
     }
     let steps = b.text("#steps")?;
     assert!(
-        steps.contains("verified in this browser: in block") && steps.contains("receipt certified"),
+        steps.contains("verified in this browser against the trust root below: in block")
+            && steps.contains("receipt certified"),
         "{steps}"
     );
     assert_eq!(b.text("#trust-root")?.len(), 64, "{steps}");

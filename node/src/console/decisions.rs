@@ -29,6 +29,11 @@ fn older_link(q: &DecisionQuery, before: &str) -> String {
             s.append_pair(k, v);
         }
     }
+    for (k, v) in [("from_height", q.from_height), ("to_height", q.to_height)] {
+        if let Some(v) = v {
+            s.append_pair(k, &v.to_string());
+        }
+    }
     if let Some(l) = q.limit {
         s.append_pair("limit", &l.to_string());
     }
@@ -195,6 +200,7 @@ mod tests {
     #[test]
     fn the_older_link_keeps_the_filters_and_escapes_them() {
         let q = DecisionQuery {
+            from_height: Some(3),
             action: Some("order".into()),
             outcome: Some("denied".into()),
             resource: Some("Product::\"ab\"&x=1".into()),
@@ -203,7 +209,7 @@ mod tests {
         };
         assert_eq!(
             older_link(&q, "7.2"),
-            "/console/decisions?resource=Product%3A%3A%22ab%22%26x%3D1&action=order&outcome=denied&before=7.2"
+            "/console/decisions?resource=Product%3A%3A%22ab%22%26x%3D1&action=order&outcome=denied&from_height=3&before=7.2"
         );
         let q = without_empty(q);
         assert_eq!(q.principal, None);

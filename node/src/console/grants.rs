@@ -193,8 +193,10 @@ pub fn one(store: &Store, who: &Who, id_hex: &str) -> anyhow::Result<Body> {
                     "signed by more than two thirds of the validator set in force, walked from the genesis set. "
                     "The trust root is the genesis validator set, hash "
                     span class="mono" id="trust-root" { "…" }
-                    ": compare it with the hash of the validators in your own copy of the genesis file "
-                    "(the validator_set_hash of any header before the first validator-set change)."
+                    ". The node serves both this page's verifier and that set: a check means something once you "
+                    "have compared the hash with the validators of your own copy of the genesis file (the "
+                    "validator_set_hash of any header before the first validator-set change, or dpx audit verify "
+                    "of a bundle with that file)."
                 }
             }
         }

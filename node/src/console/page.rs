@@ -121,7 +121,7 @@ pub const PROOF_SCRIPT: &str = r"
         return window.dpxVerify.verifyTxBundle(b, g.validators, g.chain_id);
       });
     }).then(function (r) {
-      var v = { ok: true, text: 'verified in this browser: in block ' + r.height + ' (' +
+      var v = { ok: true, text: 'verified in this browser against the trust root below: in block ' + r.height + ' (' +
         r.blockPower[0] + ' of ' + r.blockPower[1] + ' voting power signed)' + (r.receiptPower
           ? '; its receipt certified by block ' + (r.height + 1n) + ' (' + r.receiptPower[0] +
             ' of ' + r.receiptPower[1] + ')'

@@ -65,8 +65,21 @@ pub fn section(
             }
         });
     }
-    let Some(a) = &s.aggregates else { return Ok(html! {}) };
-    let (buckets, interval) = buckets(s, a)?;
+    let unavailable = |why: &str| {
+        html! {
+            section class="card" id=(id) {
+                h2 { (title) }
+                p class="note" { "Counts over time are unavailable on this node: " (why) }
+            }
+        }
+    };
+    let Some(a) = &s.aggregates else {
+        return Ok(unavailable("it keeps no aggregate index (see its log)"));
+    };
+    let (buckets, interval) = match buckets(s, a) {
+        Ok(b) => b,
+        Err(e) => return Ok(unavailable(&format!("{e:#}"))),
+    };
     let unit = if interval == DAY_MS { "day" } else { "hour" };
     let points: Vec<(String, f64)> =
         buckets.iter().map(|b| (label(b.start_ms, interval), b.get(chart.0) as f64)).collect();

@@ -204,6 +204,8 @@ pub async fn search(
         }
         read_ok(&st)?;
         let next = if exhausted { None } else { cursor.map(|k| hex::encode(&k[prefix.len()..])) };
+        // How many were read tells how many exist, the hidden ones included: for supervisors.
+        let scanned = reader.sees_all().then_some(scanned);
         Ok(Json(json!({ "items": items, "next": next, "scanned": scanned })))
     })
     .await

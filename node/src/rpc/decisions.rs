@@ -194,19 +194,20 @@ pub fn search(
         let below = if first { range.index } else { u32::MAX };
         first = false;
         let time_ms = store.header(h)?.map_or(0, |hd| hd.time_ms);
-        let mut txs: Option<Vec<Vec<u8>>> = None;
         let top = receipts.len().min(below as usize);
         for i in (0..top).rev() {
+            if page.scanned_receipts >= SCAN_RECEIPTS_MAX {
+                // A block can hold more receipts than the bound: stop inside it.
+                page.next = Some((h, i as u32 + 1));
+                return Ok(page);
+            }
             page.scanned_receipts += 1;
             let Ok(r) = Receipt::decode(&receipts[i]) else { continue };
             if !filter.matches(&r) {
                 continue;
             }
-            if txs.is_none() {
-                txs = Some(store.block(h)?.map(|b| b.txs).unwrap_or_default());
-            }
-            let tx = txs.as_ref().and_then(|t| t.get(i)).map_or(&[][..], Vec::as_slice);
-            if !visible(tx, &receipts[i]) {
+            let tx = store.tx(&r.tx_hash)?.map(|(_, _, t)| t).unwrap_or_default();
+            if !visible(&tx, &receipts[i]) {
                 continue;
             }
             let mut item = serde_json::to_value(&r.decision).unwrap_or(Value::Null);
