@@ -294,6 +294,40 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text is refused or parsed, never a panic; what parses is exactly digits, a dot,
+        /// digits, and a cursor a page gave back parses to itself.
+        #[test]
+        fn any_cursor_text_is_parsed_or_refused(text in "\\PC{0,40}", h in proptest::prelude::any::<u64>(), i in proptest::prelude::any::<u32>()) {
+            let shaped = text.split_once('.').is_some_and(|(a, b)| {
+                !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+            });
+            if parse_cursor(&text).is_ok() {
+                proptest::prop_assert!(shaped, "{text:?} parsed");
+            }
+            proptest::prop_assert_eq!(parse_cursor(&format!("{h}.{i}")).unwrap(), (h, i));
+        }
+
+        /// Hostile values in every field: a checked search or a 400, never a panic.
+        #[test]
+        fn any_query_is_checked_or_refused(
+            principal in proptest::option::of("\\PC{0,70}"),
+            product in proptest::option::of("[0-9a-f]{0,70}"),
+            action in proptest::option::of("\\PC{0,70}"),
+            outcome in proptest::option::of("\\PC{0,10}"),
+            from_height in proptest::option::of(proptest::prelude::any::<u64>()),
+            to_height in proptest::option::of(proptest::prelude::any::<u64>()),
+            before in proptest::option::of("[0-9.]{0,30}"),
+            limit in proptest::option::of(proptest::prelude::any::<usize>()),
+            tip in proptest::prelude::any::<u64>(),
+        ) {
+            let q = DecisionQuery { principal, product, resource: None, action, outcome, from_height, to_height, before, limit };
+            if let Ok((_, r, limit)) = q.check(tip) {
+                proptest::prop_assert!(r.height <= tip && (1..=PAGE_MAX).contains(&limit));
+            }
+        }
+    }
+
     #[test]
     fn bad_parameters_are_refused_with_the_reason() {
         let refused = |q: DecisionQuery, want: &str| {
