@@ -136,6 +136,145 @@ def _wait_height(client: Client, h: int, timeout_s: float = 60):
         time.sleep(0.3)
 
 
+def _forbidden(fn, *a, **kw):
+    with pytest.raises(RpcError) as err:
+        fn(*a, **kw)
+    assert err.value.status == 403 and err.value.code == "forbidden", err.value
+
+
+def _searches_and_history(c, audit_c, employer_c, subject_c, *, product, provider, employer,
+                          grant_id, use_stx, revoked_id):
+    """The search and history reads over what the flow did: catalogue, decisions, grant
+    history and aggregates, each under its read rule."""
+    pid = product.hex()
+    # ---- catalogue: the listed product is public; found by category, words, provider, grade
+    # and price, and left out by filters it fails
+    ids = lambda **f: [p["id"] for p in c.iter_catalogue(**f)]  # noqa: E731
+    assert pid in ids(category="data_service", q="cv CHECK"), ids(category="data_service")
+    assert pid in ids(provider=provider.public_key, grade=3, grade_max=3, price_max=500,
+                      domain="employment", limit=1)
+    assert pid not in ids(category="report")
+    assert pid not in ids(price_max=499)
+    assert pid not in ids(grade_max=2)
+    assert pid not in ids(q="cv nosuchword")
+    assert pid not in ids(listed=False)
+    assert pid in ids(listed="any")
+    item = next(p for p in c.iter_catalogue(q="cv") if p["id"] == pid)
+    assert item["provider"] == provider.public_key.hex() and item["listed"] is True, item
+    page = c.catalogue(category="data_service")
+    assert page["scanned"] is None, page  # anonymous: no count of hidden products
+    assert isinstance(audit_c.catalogue()["scanned"], int)
+    with pytest.raises(RpcError) as err:
+        c.catalogue(limit=0)
+    assert err.value.status == 400 and err.value.code == "bad_query", err.value
+    with pytest.raises(RpcError) as err:
+        c.catalogue(after="zz")
+    assert err.value.status == 400 and err.value.code == "bad_cursor", err.value
+
+    # ---- decisions: the employer's own (it is a party), the same for a supervisor, none for
+    # an anonymous caller; newest first; one at a time follows the cursor to the same list
+    use_at = c.tx(use_stx.hash)
+    mine = list(employer_c.iter_decisions(principal=employer.public_key))
+    assert mine, "no decisions for the employer"
+    assert all(d["principal"] == employer.public_key.hex() for d in mine), mine
+    pos = [(d["height"], d["index"]) for d in mine]
+    assert pos == sorted(pos, reverse=True) and len(set(pos)) == len(pos), pos
+    used = [d for d in mine if d["tx_hash"] == use_stx.hash.hex()]
+    assert len(used) == 1, (use_stx.hash.hex(), mine)
+    used = used[0]
+    assert used["allowed"] is True and used["code"] == "ok", used
+    assert used["resource"] == f'Product::"{pid}"', used
+    assert (used["height"], used["index"]) == (use_at["height"], use_at["index"]), (used, use_at)
+    assert len(used["policy_hash"]) == 64 and isinstance(used["policy_version"], int), used
+    assert list(audit_c.iter_decisions(principal=employer.public_key)) == mine
+    assert list(audit_c.iter_decisions(principal=employer.public_key, limit=1)) == mine
+    assert list(c.iter_decisions(principal=employer.public_key)) == []
+    by_product = list(audit_c.iter_decisions(product=product, action=used["action"]))
+    assert used in by_product and all(d["resource"] == used["resource"] for d in by_product)
+    assert used in list(audit_c.iter_decisions(resource=used["resource"], outcome="allowed",
+                                               from_height=used["height"], to_height=used["height"]))
+    assert used not in list(audit_c.iter_decisions(principal=employer.public_key, outcome="denied"))
+    for bad in (dict(outcome="maybe"), dict(limit=201), dict(product=product, resource=used["resource"])):
+        with pytest.raises(RpcError) as err:
+            audit_c.decisions(**bad)
+        assert err.value.status == 400 and err.value.code == "bad_query", (bad, err.value)
+    with pytest.raises(RpcError) as err:
+        audit_c.decisions(before="x.y")
+    assert err.value.status == 400 and err.value.code == "bad_cursor", err.value
+
+    # ---- grant history: the consumed grant, for its consumer, subject and a supervisor only
+    hist = employer_c.grant_history(grant_id)
+    assert hist["grant"] == grant_id.hex() and hist["state"] == "consumed", hist
+    assert hist["consumer"] == employer.public_key.hex() and hist["product"] == pid, hist
+    assert hist["purpose"] == "hiring-check", hist
+    steps = hist["steps"]
+    assert [(s["height"], s.get("index", 0)) for s in steps] == sorted((s["height"], s.get("index", 0))
+                                                                       for s in steps), steps
+    assert steps[0]["step"] == "registered", steps  # issued inline by the use
+    consumed = [s for s in steps if s["step"] == "consumed"]
+    assert len(consumed) == 1, steps
+    assert consumed[0]["tx_hash"] == use_stx.hash.hex() and consumed[0]["height"] == use_at["height"], steps
+    assert use_stx.hash.hex() in consumed[0]["tx_proof"], steps
+    assert isinstance(consumed[0]["time_ms"], int), steps
+    assert subject_c.grant_history(grant_id) == hist
+    assert audit_c.grant_history(grant_id.hex()) == hist
+    _forbidden(c.grant_history, grant_id)
+    # the grant revoked by serial before any use: its subject sees the revocation
+    rev = subject_c.grant_history(revoked_id)
+    assert rev["state"] == "revoked" and any(s["step"] == "revoked" for s in rev["steps"]), rev
+    assert not any(s["step"] == "registered" for s in rev["steps"]), rev  # nobody registered it
+    assert audit_c.grant_history(revoked_id) == rev
+    _forbidden(c.grant_history, revoked_id)
+    with pytest.raises(RpcError) as err:
+        audit_c.grant_history(bytes(32))  # supervisors learn that it does not exist
+    assert err.value.status == 404 and err.value.code == "not_found", err.value
+    _forbidden(employer_c.grant_history, bytes(32))  # others do not
+    with pytest.raises(RpcError) as err:
+        audit_c.grant_history("nothex")
+    assert err.value.status == 400 and err.value.code == "bad_id", err.value
+
+    # ---- aggregates: supervisors only; the index may trail the tip by a moment
+    _forbidden(c.aggregates)
+    _forbidden(employer_c.aggregates)
+    deadline = time.time() + 20
+    while True:
+        agg = audit_c.aggregates()
+        if agg["indexed_height"] >= use_at["height"]:
+            break
+        assert time.time() < deadline, f"aggregates index stuck at {agg['indexed_height']}"
+        time.sleep(0.3)
+    assert agg["counted_from_height"] <= 1, agg
+    assert agg["from_height"] == 1 and agg["to_height"] == agg["indexed_height"], agg
+    counts = agg["counts"]
+    assert counts and all(isinstance(v, int) and v >= 0 for v in counts.values()), counts
+    # what the flow did up to the use is counted (published counter names)
+    for k in ("blocks", "txs", "txs_ok", "txs_refused", "product.listed", "grant.consumed", "grant.refused",
+              "grant.revoked", "participant.admitted"):
+        assert counts.get(k, 0) >= 1, (k, counts)
+    assert counts["txs"] == counts["txs_ok"] + counts["txs_refused"], counts
+    # the published counters (AggregateRange.counts' description) are the ones answered
+    doc = c.openapi()["components"]["schemas"]["AggregateRange"]["properties"]["counts"]["description"]
+    assert all(k in doc for k in counts), (sorted(counts), doc)
+    # one height range, then a time series over the same blocks: the buckets add up
+    h = agg["indexed_height"]
+    one = audit_c.aggregates(from_height=use_at["height"], to_height=use_at["height"])
+    assert one["from_height"] == one["to_height"] == use_at["height"], one
+    assert sum(one["counts"].values()) > 0, one
+    t0 = int(c.block(1)["header"]["time_ms"])
+    t1 = int(c.block(h)["header"]["time_ms"]) + 1
+    whole = audit_c.aggregates(from_time_ms=t0, to_time_ms=t1)
+    interval = max(1000, -(-(t1 - t0) // 20))
+    series = audit_c.aggregates(from_time_ms=t0, to_time_ms=t0 + interval * -(-(t1 - t0) // interval),
+                                interval_ms=interval)
+    assert series["interval_ms"] == interval and series["buckets"], series
+    for k, v in whole["counts"].items():
+        assert sum(b["counts"].get(k, 0) for b in series["buckets"]) >= v, (k, whole, series)
+    for bad in (dict(from_height=1, from_time_ms=t0), dict(from_time_ms=t0, to_time_ms=t1, interval_ms=10)):
+        with pytest.raises(RpcError) as err:
+            audit_c.aggregates(**bad)
+        assert err.value.status == 400, (bad, err.value)
+
+
 def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     c: Client = devnet["client"]
     d = devnet["dir"]
@@ -222,7 +361,7 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
                                                      "signature": grant["signature"].hex()}},
            "subject": subject.hex(),
            "product": product.hex(), "purpose": "hiring-check", "request_hash": hashing.blake3(b"cv-1").hex()}
-    _, ans = e.send(use)
+    use_stx, ans = e.send(use)
     assert _code(ans) == "ok", ans
     assert _attr(ans, "grant.consumed", "grant") == grant_id.hex()
     # the second use is refused, and the nonce is still consumed (SPEC.md §5.3)
@@ -285,6 +424,10 @@ def test_live_marketplace_flow_events_and_proofs(devnet, tmp_path):
     with pytest.raises(RpcError) as err:
         c.submit(stale, wait="commit", timeout_ms=20000)
     assert err.value.status == 409 and err.value.code == "nonce_too_low", err.value
+
+    _searches_and_history(c, audit_c, employer_c, subject_c, product=product, provider=provider,
+                          employer=employer, grant_id=grant_id, use_stx=use_stx,
+                          revoked_id=grants.signed_grant_id(sg2))
 
     # ---- events: follow from the start, break off mid-way, resume, compare with one pass
     tip = c.status()["height"]

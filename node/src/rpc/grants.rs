@@ -6,7 +6,9 @@
 //! Read from the grant's record, its usage receipt and its attestations; the transaction of a
 //! step whose record names only a height is found among that block's receipts (one block read
 //! per step). Refused attempts to use a grant twice (`grant.refused`) name no height in any
-//! record, so they are not here: `GET /v1/decisions` and the event stream show them.
+//! record, so they are not here: the event stream shows them (`grant.refused`), and the
+//! aggregate counter of that name counts them. (They are refused by the grant rules, not by a
+//! policy decision, so `GET /v1/decisions` does not list them.)
 //!
 //! The read policy of `GET /v1/state/grants/{id}`: the grant's subject, its consumer and
 //! supervisors; anyone else gets 403 whether or not it exists.
@@ -68,7 +70,8 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Option<T>
 pub fn history(store: &Store, id: &GrantId, record: &GrantRecord) -> anyhow::Result<Value> {
     let hex_id = id.to_string();
     let mut steps = Vec::new();
-    if record.registered_height > 0 {
+    // A serial revoked before anyone registered it has a height but no grant: no such step.
+    if record.registered_height > 0 && record.grant.is_some() {
         let h = record.registered_height;
         steps.push(step(
             store,

@@ -15,6 +15,9 @@ from .tx import SignedTx
 
 MAX_RESPONSE_BYTES = 16 << 20
 MAX_RETRIES = 8
+# iter_catalogue / iter_decisions: pages followed at most (a page may be short or empty while
+# `next` is not null, so the bound is on pages, not items)
+MAX_PAGES = 10_000
 
 
 class RpcError(Exception):
@@ -26,6 +29,34 @@ class RpcError(Exception):
         self.code = code
         self.message = message
         self.body = body
+
+
+class PageLimitExceeded(RpcError):
+    """A paginated search did not end (``next`` still not null) within ``max_pages`` pages, or
+    its cursor stopped moving."""
+
+    def __init__(self, message: str):
+        super().__init__(200, "too_many_pages", message)
+
+
+def _hex(v):
+    """bytes → lowercase hex; anything else as given (str)."""
+    return v.hex() if isinstance(v, (bytes, bytearray, memoryview)) else v
+
+
+def _query(**kw) -> dict:
+    """Query parameters: None omitted, bytes as hex, booleans as true/false, numbers in decimal."""
+    out = {}
+    for k, v in kw.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            out[k] = "true" if v else "false"
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            out[k] = bytes(v).hex()
+        else:
+            out[k] = str(v)
+    return out
 
 
 def _error_from(resp) -> RpcError:
@@ -135,6 +166,66 @@ class Client:
     def prove_tx(self, tx_hash, genesis: dict) -> bundle_mod.TxVerified:
         """Fetch a transaction's proof bundle and verify it against ``genesis``."""
         return bundle_mod.verify_tx_bundle(self.tx_proof(tx_hash), genesis)
+
+    # ------------------------------------------------------------ searches and history
+    def catalogue(self, category=None, grade=None, grade_max=None, domain=None, provider=None,
+                  price_max=None, q=None, listed=None, after=None, limit=None) -> dict:
+        """One page of ``GET /v1/catalogue`` (``CataloguePage``: items, next, scanned).
+
+        ``listed`` is ``True`` / ``False`` / ``"any"`` (node default: listed only); ``provider``
+        and ``after`` (a product id) are bytes or hex. Parameters left ``None`` are not sent."""
+        return self._json("GET", "/v1/catalogue", params=_query(
+            category=category, grade=grade, grade_max=grade_max, domain=domain,
+            provider=provider, price_max=price_max, q=q, listed=listed, after=after, limit=limit))
+
+    def iter_catalogue(self, max_pages: int = MAX_PAGES, **filters) -> Iterator[dict]:
+        """Every matching product, following ``next`` (as ``after``) until it is null."""
+        yield from self._follow(self.catalogue, "after", max_pages, filters)
+
+    def decisions(self, principal=None, product=None, resource=None, action=None, outcome=None,
+                  from_height=None, to_height=None, before=None, limit=None) -> dict:
+        """One page of ``GET /v1/decisions``, newest first (``DecisionPage``: items, next,
+        scanned). ``outcome`` is ``"allowed"`` or ``"denied"``; ``before`` is the previous page's
+        ``next`` (``<height>.<index>``); ``principal`` and ``product`` are bytes or hex."""
+        return self._json("GET", "/v1/decisions", params=_query(
+            principal=principal, product=product, resource=resource, action=action,
+            outcome=outcome, from_height=from_height, to_height=to_height, before=before,
+            limit=limit))
+
+    def iter_decisions(self, max_pages: int = MAX_PAGES, **filters) -> Iterator[dict]:
+        """Every matching decision, newest first, following ``next`` (as ``before``)."""
+        yield from self._follow(self.decisions, "before", max_pages, filters)
+
+    def aggregates(self, from_height=None, to_height=None, from_time_ms=None, to_time_ms=None,
+                   interval_ms=None) -> dict:
+        """``GET /v1/aggregates`` (``Aggregates``): counts over a height or time range, or time
+        buckets with ``interval_ms``. Supervisors only: anyone else gets RpcError 403
+        ``forbidden``. Heights above ``indexed_height`` are not counted yet."""
+        return self._json("GET", "/v1/aggregates", params=_query(
+            from_height=from_height, to_height=to_height, from_time_ms=from_time_ms,
+            to_time_ms=to_time_ms, interval_ms=interval_ms))
+
+    def grant_history(self, grant_id) -> dict:
+        """``GET /v1/grants/{id}/history`` (``GrantHistory``): the grant's steps in order. For its
+        subject, its consumer and supervisors; anyone else gets RpcError 403 ``forbidden``."""
+        return self._json("GET", f"/v1/grants/{_hex(grant_id)}/history")
+
+    @staticmethod
+    def _follow(page_fn, cursor_param: str, max_pages: int, filters: dict) -> Iterator[dict]:
+        filters = dict(filters)
+        cursor = filters.pop(cursor_param, None)
+        seen = set()
+        for _ in range(max_pages):
+            page = page_fn(**filters, **{cursor_param: cursor})
+            yield from page.get("items") or []
+            nxt = page.get("next")
+            if nxt is None:
+                return
+            if nxt == cursor or nxt in seen:
+                raise PageLimitExceeded(f"the cursor stopped moving at {nxt!r}")
+            seen.add(nxt)
+            cursor = nxt
+        raise PageLimitExceeded(f"still a next cursor after {max_pages} pages")
 
     # ------------------------------------------------------------ writes
     def submit(self, tx, wait: str = "check", timeout_ms: int | None = None,
