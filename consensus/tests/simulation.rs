@@ -7,6 +7,7 @@
 
 mod sim;
 
+use sim::network::NetConfig;
 use sim::{Attack, Outcome, RunConfig, Shape};
 
 fn seeds(default: u64) -> std::ops::Range<u64> {
@@ -162,4 +163,46 @@ fn one_seed_from_env_or_default() {
     let o = sim::run(seed, &shape, attack, &RunConfig::default());
     println!("{}", o.describe());
     assert!(o.violations.is_empty() && o.live, "{}", o.describe());
+}
+
+/// Scale: 100 equal validators, 33 of them split-brain equivocators (as proposers they send a
+/// different value to each half of the honest validators, as voters they echo each half's
+/// votes back to that half only), 100 ms ± 10 ms one-way latency, no loss. Reports heights per
+/// second of simulated time and messages delivered per height.
+#[test]
+fn n100_scale() {
+    const HEIGHTS: u64 = 6;
+    let seed = std::env::var("DPX_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let heights =
+        std::env::var("DPX_SIM_HEIGHTS").ok().and_then(|s| s.parse().ok()).unwrap_or(HEIGHTS);
+    let shape = Shape::n100();
+    let cfg = RunConfig {
+        heal_at_ms: 0,
+        liveness_window_ms: 120_000,
+        new_heights_after_heal: heights,
+        crash_per_mille: 0,
+        net: Some(NetConfig::fixed(90, 110)),
+    };
+    let started = std::time::Instant::now();
+    let o = sim::run(seed, &shape, Attack::Equivocator, &cfg);
+    let wall = started.elapsed().as_secs_f64();
+    assert!(o.violations.is_empty(), "SAFETY VIOLATION: {}", o.describe());
+    assert!(o.live && o.heights_decided >= heights, "LIVENESS FAILURE: {}", o.describe());
+    let decided = o.decided_at_ms.len() as u64;
+    let span_s = *o.decided_at_ms.last().expect("decided") as f64 / 1000.0;
+    let n = shape.powers.len() as f64;
+    let per_height = o.delivered as f64 / decided as f64;
+    println!(
+        "n100 scale: {} validators, {} byzantine (equivocators), latency 90-110 ms, seed {seed}: {decided} heights decided in {span_s:.2} s simulated = {:.2} heights/s; {per_height:.0} messages delivered per height ({:.0} per validator per height, {:.0} to honest), {:.0} sent per height ({:.0} by gossip relays, {:.0} by byzantine), {} evidence; decided at {:?} ms; wall {wall:.1} s",
+        shape.powers.len(),
+        shape.byzantine.len(),
+        decided as f64 / span_s,
+        per_height / n,
+        o.delivered_to_honest as f64 / decided as f64,
+        o.sent as f64 / decided as f64,
+        o.sent_by_gossip as f64 / decided as f64,
+        o.sent_by_byzantine as f64 / decided as f64,
+        o.evidence,
+        o.decided_at_ms,
+    );
 }

@@ -23,6 +23,13 @@ impl World {
         if matches!(inst.role, Role::Byzantine(_)) || inst.core.is_some() {
             return;
         }
+        // Its peers' relays see it (re)connect and forget what they sent it.
+        for inst in &mut self.instances {
+            for r in inst.gossip.values_mut().flat_map(|ms| ms.values_mut()) {
+                r.sent_at[i] = 0;
+            }
+        }
+        let inst = &mut self.instances[i];
         let key = self.keys[inst.validator].clone();
         inst.core = Some(Consensus::new(CHAIN, Some(key), consensus_config(), inst.disk));
         inst.incarnation += 1;
@@ -52,6 +59,10 @@ impl World {
                     .update(&(to as u64).to_le_bytes())
                     .update(&(from as u64).to_le_bytes());
                 self.trace.update(&bytes);
+                self.delivered += 1;
+                if self.is_checked(to) {
+                    self.delivered_to_honest += 1;
+                }
                 self.deliver(to, from, &bytes);
             }
             Event::Timeout { to, incarnation, height, round, step } => {
@@ -102,12 +113,15 @@ impl World {
                 .or_insert(p);
         }
         if self.feed(to, as_input(msg)) {
-            self.instances[to]
+            let n = self.instances.len();
+            let relayed = self.instances[to]
                 .gossip
                 .entry(msg.height())
                 .or_default()
                 .entry(bytes.to_vec())
-                .or_insert(msg);
+                .or_insert_with(|| Relayed::new(msg, n, self.now));
+            // The sender has it: no need to send it back.
+            relayed.sent_at[from] = relayed.sent_at[from].max(self.now + 1);
         }
     }
 
@@ -135,6 +149,7 @@ impl World {
             }
         };
         self.instances[i].role = Role::Byzantine(b);
+        self.sent_by_byzantine += sends.len() as u64;
         for Send { to, bytes } in sends {
             match to {
                 Some(t) => self.send_to(i, t, &bytes),
@@ -147,6 +162,7 @@ impl World {
         if from == to || !byzantine::twins::linked(&self.twin_side, &self.honest_side, from, to) {
             return;
         }
+        self.sent += 1;
         for d in self.net.deliveries(&mut self.rng, self.now, from, to) {
             self.schedule(d, Event::Deliver { to, from, bytes: bytes.to_vec() });
         }
@@ -204,7 +220,13 @@ impl World {
                 }
                 let bytes = m.encode();
                 self.trace.update(&[4]).update(&bytes);
-                self.instances[i].gossip.entry(m.height()).or_default().insert(bytes.clone(), m);
+                let n = self.instances.len();
+                let relayed = Relayed { msg: m, sent_at: vec![self.now + 1; n], since: self.now };
+                self.instances[i]
+                    .gossip
+                    .entry(m.height())
+                    .or_default()
+                    .insert(bytes.clone(), relayed);
                 self.send(i, &bytes);
                 queue.push_back(as_input(m));
             }
@@ -232,12 +254,23 @@ impl World {
                     let set = self.set.clone();
                     self.checker.certificate(i, CHAIN, &certificate, &set);
                 }
+                self.instances[i].committed = height;
+                if self.is_checked(i) {
+                    // The byzantine validators get the same precommits: they know the height is
+                    // decided as soon as the first honest validator does, and a byzantine
+                    // proposer of the next height can propose (equivocate) at once.
+                    self.byz_view = self.byz_view.max((height.next(), Round(0)));
+                    let all = self.honest_heights().into_iter().min().unwrap_or(0);
+                    while (self.decided_at_ms.len() as u64) < all {
+                        self.decided_at_ms.push(self.now);
+                    }
+                }
+                let (n, now) = (self.instances.len(), self.now);
                 let inst = &mut self.instances[i];
-                inst.committed = height;
                 let relay = inst.gossip.entry(height).or_default();
                 if let Some(p) = inst.proposals.get(&(height, value_id)) {
                     let m = SignedMessage::Proposal(*p);
-                    relay.insert(m.encode(), m);
+                    relay.entry(m.encode()).or_insert_with(|| Relayed::new(m, n, now));
                 }
                 for (index, signature) in &certificate.signatures {
                     let vote = Vote {
@@ -248,7 +281,7 @@ impl World {
                         validator: *index,
                     };
                     let m = SignedMessage::Vote(SignedVote { vote, signature: *signature });
-                    relay.insert(m.encode(), m);
+                    relay.entry(m.encode()).or_insert_with(|| Relayed::new(m, n, now));
                 }
                 queue.push_back(Input::StartHeight {
                     height: height.next(),
@@ -268,6 +301,23 @@ impl World {
 
     fn gossip(&mut self) {
         let n = self.instances.len();
+        // Who relays to whom this tick: every peer in the small shapes, GOSSIP_FANOUT random
+        // ones in large shapes.
+        let relays: Vec<Vec<usize>> = (0..n)
+            .map(|j| {
+                if n - 1 <= GOSSIP_FANOUT {
+                    (0..n).filter(|i| *i != j).collect()
+                } else {
+                    let mut picked: Vec<usize> =
+                        rand::seq::index::sample(&mut self.rng, n - 1, GOSSIP_FANOUT)
+                            .into_iter()
+                            .map(|k| if k >= j { k + 1 } else { k })
+                            .collect();
+                    picked.sort_unstable();
+                    picked
+                }
+            })
+            .collect();
         for i in 0..n {
             if self.instances[i].core.is_none() {
                 continue;
@@ -275,19 +325,40 @@ impl World {
             for j in 0..n {
                 let Some(peer) = self.instances[j].core.as_ref() else { continue };
                 let Some(hj) = peer.height() else { continue };
-                if i == j {
+                if i == j || relays[j].binary_search(&i).is_err() {
                     continue;
                 }
                 // Like a real gossip layer that tracks what each peer has, send only what the
-                // peer's core does not know yet.
-                let msgs: Vec<Vec<u8>> = self.instances[i]
-                    .gossip
-                    .get(&hj)
-                    .map(|ms| {
-                        ms.iter().filter(|(_, m)| !peer.knows(m)).map(|(b, _)| b.clone()).collect()
-                    })
-                    .unwrap_or_default();
+                // peer's core does not know yet. And like one that remembers what it sent to
+                // each peer: nothing before the signer's own copy should have reached the peer
+                // (one network delay bound Δ after the relay got it: relays are for what was lost
+                // or what a byzantine signer sent to some validators only), and nothing again
+                // while the relay's earlier copy may still be in flight (2Δ). Without the
+                // latter, a vote conflicting with one the peer's core already holds (which the
+                // core refuses to store, so it never "knows" it) would go out on every tick.
+                let now = self.now;
+                let relay_after = self.net.max_delay_ms(now);
+                let resend_after = 2 * relay_after;
+                let (sender, peer_side) = if i < j {
+                    let (a, b) = self.instances.split_at_mut(j);
+                    (&mut a[i], &b[0])
+                } else {
+                    let (a, b) = self.instances.split_at_mut(i);
+                    (&mut b[0], &a[j])
+                };
+                let Some(peer) = peer_side.core.as_ref() else { continue };
+                let mut msgs = Vec::new();
+                if let Some(ms) = sender.gossip.get_mut(&hj) {
+                    for (b, r) in ms.iter_mut() {
+                        let recent = r.sent_at[j] != 0 && now + 1 < r.sent_at[j] + resend_after;
+                        if !recent && now >= r.since + relay_after && !peer.knows(&r.msg) {
+                            r.sent_at[j] = now + 1;
+                            msgs.push(b.clone());
+                        }
+                    }
+                }
                 for bytes in msgs {
+                    self.sent_by_gossip += 1;
                     self.send_to(i, j, &bytes);
                 }
             }

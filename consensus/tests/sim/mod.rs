@@ -32,6 +32,10 @@ use network::NetConfig;
 pub const CHAIN: &str = "dpx-sim";
 const GOSSIP_EVERY_MS: u64 = 250;
 const TICK_EVERY_MS: u64 = 100;
+/// Each gossip tick a validator hears relays from at most this many peers, drawn at random
+/// (all of them in the small shapes): with 100 validators, a message that a third of them
+/// lack reaches each of those from a few relays, not from every holder.
+const GOSSIP_FANOUT: usize = 6;
 
 /// A cluster shape: voting powers, and which validators are byzantine.
 #[derive(Debug, Clone)]
@@ -51,6 +55,11 @@ impl Shape {
     /// Total 13: byzantine power 4 < 13/3.
     pub fn weighted() -> Self {
         Self { name: "weighted", powers: vec![4, 3, 2, 2, 1, 1], byzantine: vec![1, 5] }
+    }
+    /// 100 equal validators, 33 byzantine (33 < 100/3): every third one, so byzantine
+    /// proposers come up as often as the selector gives them turns.
+    pub fn n100() -> Self {
+        Self { name: "n100", powers: vec![1; 100], byzantine: (0..33).map(|k| 3 * k + 1).collect() }
     }
 }
 
@@ -83,6 +92,19 @@ pub struct Outcome {
     pub evidence: u64,
     pub crashes: u64,
     pub events: u64,
+    /// Messages delivered (to any instance, byzantine included), and to honest instances.
+    pub delivered: u64,
+    pub delivered_to_honest: u64,
+    /// Messages put on the wire (before loss).
+    pub sent: u64,
+    /// Of which: relayed by the gossip ticks, and sent by byzantine instances.
+    pub sent_by_gossip: u64,
+    pub sent_by_byzantine: u64,
+    /// `decided_at_ms[k]`: simulated time at which every honest instance had committed
+    /// height k + 1.
+    pub decided_at_ms: Vec<u64>,
+    /// Simulated time when the run stopped.
+    pub end_ms: u64,
     /// Each instance's final state, for failure reports.
     pub final_views: Vec<String>,
 }
@@ -126,8 +148,24 @@ struct Instance {
     /// encoding. The paper assumes this gossip property (a message received by a correct
     /// process eventually reaches every correct process); without it an equivocator that
     /// talks to one side only could stall the other side forever.
-    gossip: BTreeMap<Height, BTreeMap<Vec<u8>, SignedMessage>>,
+    gossip: BTreeMap<Height, BTreeMap<Vec<u8>, Relayed>>,
     proposals: BTreeMap<(Height, Hash), SignedProposal>,
+}
+
+/// A message an instance relays, and when it last sent it to each instance.
+#[derive(Debug)]
+struct Relayed {
+    msg: SignedMessage,
+    /// `sent_at[j]`: simulated time + 1 of the last send to instance `j`; 0 for never.
+    sent_at: Vec<u64>,
+    /// When this instance got it (received, or signed it).
+    since: u64,
+}
+
+impl Relayed {
+    fn new(msg: SignedMessage, instances: usize, now: u64) -> Self {
+        Self { msg, sent_at: vec![0; instances], since: now }
+    }
 }
 
 impl Instance {
@@ -156,6 +194,8 @@ pub struct RunConfig {
     pub liveness_window_ms: u64,
     pub new_heights_after_heal: u64,
     pub crash_per_mille: u32,
+    /// A fixed network instead of the seed's random faults (the scale run).
+    pub net: Option<NetConfig>,
 }
 
 impl Default for RunConfig {
@@ -165,6 +205,7 @@ impl Default for RunConfig {
             liveness_window_ms: 30_000,
             new_heights_after_heal: 2,
             crash_per_mille: 4,
+            net: None,
         }
     }
 }
@@ -191,6 +232,12 @@ struct World {
     byz_view: (Height, Round),
     event_count: u64,
     heal_height: u64,
+    delivered: u64,
+    delivered_to_honest: u64,
+    sent: u64,
+    sent_by_gossip: u64,
+    sent_by_byzantine: u64,
+    decided_at_ms: Vec<u64>,
 }
 
 fn consensus_config() -> ConsensusConfig {
@@ -262,7 +309,10 @@ pub fn run(seed: u64, shape: &Shape, attack: Attack, cfg: &RunConfig) -> Outcome
         sides[k % 2].push(*i);
         honest_side[*i] = k % 2;
     }
-    let net = NetConfig::random(&mut rng, instances.len(), cfg.heal_at_ms);
+    let net = match &cfg.net {
+        Some(n) => n.clone(),
+        None => NetConfig::random(&mut rng, instances.len(), cfg.heal_at_ms),
+    };
     let mut w = World {
         rng,
         now: 0,
@@ -285,6 +335,12 @@ pub fn run(seed: u64, shape: &Shape, attack: Attack, cfg: &RunConfig) -> Outcome
         byz_view: (Height(1), Round(0)),
         event_count: 0,
         heal_height: 0,
+        delivered: 0,
+        delivered_to_honest: 0,
+        sent: 0,
+        sent_by_gossip: 0,
+        sent_by_byzantine: 0,
+        decided_at_ms: Vec::new(),
     };
     w.main_loop();
     let honest_heights = w.honest_heights();
@@ -313,6 +369,13 @@ pub fn run(seed: u64, shape: &Shape, attack: Attack, cfg: &RunConfig) -> Outcome
         evidence: w.evidence,
         crashes: w.crashes,
         events: w.event_count,
+        delivered: w.delivered,
+        delivered_to_honest: w.delivered_to_honest,
+        sent: w.sent,
+        sent_by_gossip: w.sent_by_gossip,
+        sent_by_byzantine: w.sent_by_byzantine,
+        decided_at_ms: w.decided_at_ms,
+        end_ms: w.now,
     }
 }
 

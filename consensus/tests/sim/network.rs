@@ -18,6 +18,8 @@ pub struct NetConfig {
     pub partitions: Vec<(u64, u64, Vec<bool>)>,
     /// After this time the network is healed: no loss, no partition, short delays.
     pub heal_at_ms: u64,
+    /// The one-way delay range once healed.
+    pub healed_delay_ms: (u64, u64),
 }
 
 impl NetConfig {
@@ -38,7 +40,27 @@ impl NetConfig {
             duplicate_per_mille: rng.gen_range(0..100),
             partitions,
             heal_at_ms,
+            healed_delay_ms: (1, 20),
         }
+    }
+
+    /// A fault-free network from time zero: no loss, no duplication, no partition, a one-way
+    /// delay drawn uniformly from `min..=max` ms (latency with jitter).
+    pub fn fixed(delay_ms_min: u64, delay_ms_max: u64) -> Self {
+        Self {
+            delay_ms_min,
+            delay_ms_max,
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+            partitions: Vec::new(),
+            heal_at_ms: 0,
+            healed_delay_ms: (delay_ms_min, delay_ms_max),
+        }
+    }
+
+    /// The longest one-way delay of a message sent at `now` (duplicates aside).
+    pub fn max_delay_ms(&self, now: u64) -> u64 {
+        if now >= self.heal_at_ms { self.healed_delay_ms.1 } else { self.delay_ms_max }
     }
 
     fn cut(&self, now: u64, from: usize, to: usize) -> bool {
@@ -53,7 +75,7 @@ impl NetConfig {
     /// duplicated.
     pub fn deliveries(&self, rng: &mut ChaCha8Rng, now: u64, from: usize, to: usize) -> Vec<u64> {
         if now >= self.heal_at_ms {
-            return vec![rng.gen_range(1..=20)];
+            return vec![rng.gen_range(self.healed_delay_ms.0..=self.healed_delay_ms.1)];
         }
         if self.cut(now, from, to) || rng.gen_range(0..1000) < self.drop_per_mille {
             return Vec::new();
