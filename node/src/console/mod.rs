@@ -257,7 +257,7 @@ async fn market_page(State(s): State<AppState>, axum::Extension(c): Ext, h: Head
                 ("amount.withdrawn", "withdrawn"),
             ],
             ("amount.paid_to_providers", "minor units paid to providers at settlement", "paid"),
-        )?;
+        );
         market::market(&s.store, who, &trend).map(Body::Ok)
     })
     .await
@@ -279,7 +279,7 @@ async fn grants_page(State(s): State<AppState>, axum::Extension(c): Ext, h: Head
                 ("decisions_denied", "policy denials (all actions)"),
             ],
             ("grant.consumed", "grants consumed (one use each)", "used"),
-        )?;
+        );
         grants::summary(&s.store, who, &trend).map(Body::Ok)
     })
     .await

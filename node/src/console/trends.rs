@@ -56,14 +56,14 @@ pub fn section(
     title: &str,
     columns: &[(&str, &str)],
     chart: (&str, &str, &str),
-) -> anyhow::Result<Markup> {
+) -> Markup {
     if !who.reader.sees_all() {
-        return Ok(html! {
+        return html! {
             section class="card" id=(id) {
                 h2 { (title) }
                 p class="note" { "Counts over time are for supervisors: per block, they would tell what kind of transaction a block holds." }
             }
-        });
+        };
     }
     let unavailable = |why: &str| {
         html! {
@@ -74,16 +74,16 @@ pub fn section(
         }
     };
     let Some(a) = &s.aggregates else {
-        return Ok(unavailable("it keeps no aggregate index (see its log)"));
+        return unavailable("it keeps no aggregate index (see its log)");
     };
     let (buckets, interval) = match buckets(s, a) {
         Ok(b) => b,
-        Err(e) => return Ok(unavailable(&format!("{e:#}"))),
+        Err(e) => return unavailable(&format!("{e:#}")),
     };
     let unit = if interval == DAY_MS { "day" } else { "hour" };
     let points: Vec<(String, f64)> =
         buckets.iter().map(|b| (label(b.start_ms, interval), b.get(chart.0) as f64)).collect();
-    Ok(html! {
+    html! {
         section class="card" id=(id) {
             h2 { (title) " per " (unit) }
             (svg::bars(&format!("{id}-chart"), chart.1, &points, chart.2))
@@ -100,5 +100,5 @@ pub fn section(
                 (a.indexed()) "; counted from height " (a.counted_from()) ")."
             }
         }
-    })
+    }
 }
