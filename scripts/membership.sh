@@ -267,6 +267,19 @@ dups=$(awk '{ print $2 }' "$WORK/acked" | sort | uniq -d | wc -l)
 [ "$dups" = 0 ] || fail "$dups transactions acknowledged twice"
 "$MEMBER" prefix --rpc "$(rpc_of 0),$(rpc_of 1),$(rpc_of 2),$(rpc_of 3),$(rpc_of 4)" | sed 's/^/  /' \
   || fail "a node's chain diverges"
+# A fact proved after the three changes verifies against the published genesis file alone:
+# the bundle carries the validator-set history, each change certified by the set it replaced
+# (SPEC.md §11.3).
+AGENCY1=$(json 'v["public_key"]' <"$WORK/net/keys/agency-1.json")
+if "$DPX" audit prove participants "$AGENCY1" --rpc "$(rpc_of 0)" >"$WORK/proof.json" 2>"$WORK/prove.err" \
+  && "$DPX" audit verify "$WORK/proof.json" --genesis "$WORK/genesis-published.json" >"$WORK/verify.out" 2>&1; then
+  HIST=$(json 'len(v["bundle"]["validator_history"])' <"$WORK/proof.json")
+  note "agency 1's record, proved by node0, verifies against the genesis file; the bundle carries $HIST validator-set changes"
+  [ "$HIST" -ge 3 ] || fail "the bundle carries $HIST validator-set changes, expected at least 3"
+else
+  cat "$WORK/prove.err" "$WORK/verify.out" 2>/dev/null | tail -5 | sed 's/^/  /'
+  fail "a proof made after the validator-set changes does not verify against the genesis file"
+fi
 # A stopped validator's home, replayed from genesis (docs/OPERATOR.md, "Audit").
 docker stop -t 30 "$(ctr 1)" >/dev/null
 if "$DPX" audit replay --genesis "$WORK/genesis-published.json" --from-home "$WORK/net/node1" --quiet \
