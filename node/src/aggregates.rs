@@ -11,8 +11,9 @@
 //! and one fixed-size record per height, each with its own checksum. A thread fills it from
 //! the ledger's receipts after blocks commit, off the consensus driver, and catches up at
 //! start. A record lost or torn by a crash is found by its checksum (or the file's length) at
-//! the next start and rebuilt from the ledger; a header that does not match (another chain,
-//! another list of counters) rebuilds the whole file. Deleting the file is always safe.
+//! the next start and rebuilt from the ledger; a header that does not match (another chain or
+//! genesis, another list of counters) rebuilds the whole file. Deleting the file is always
+//! safe.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -294,9 +295,17 @@ pub struct Aggregates {
 }
 
 impl Aggregates {
-    /// Open the index at `path` for `store`'s chain. Call [`Aggregates::spawn`] to fill it.
-    pub fn open(path: &Path, store: &Store) -> anyhow::Result<Arc<Self>> {
-        let f = IndexFile::open(path, store.chain_id(), store.tip_height())?;
+    /// Open the index at `path` for `store`'s chain, born of the genesis file whose hash is
+    /// `genesis`: the header binds both, so a chain re-initialised under the same id in the
+    /// same home rebuilds the index instead of serving the old chain's counts. Call
+    /// [`Aggregates::spawn`] to fill it.
+    pub fn open(
+        path: &Path,
+        store: &Store,
+        genesis: &dpx_crypto::Hash,
+    ) -> anyhow::Result<Arc<Self>> {
+        let identity = format!("{}\n{genesis}", store.chain_id());
+        let f = IndexFile::open(path, &identity, store.tip_height())?;
         Ok(Arc::new(Self {
             inner: Mutex::new(f),
             wake: Condvar::new(),

@@ -433,16 +433,17 @@ pub async fn run_with(
     let (event_jobs, jobs) = std::sync::mpsc::sync_channel(EVENT_BUFFER);
     teardown.hold(store.clone(), spawn_events_thread(jobs, events.clone(), store.clone())?);
     // Derived data: a node whose index cannot be opened runs without it (and says so).
-    let aggregates = match crate::aggregates::Aggregates::open(&home.aggregates(), &store) {
-        Ok(a) => {
-            teardown.hold_aggregates(a.clone(), a.spawn(store.clone())?);
-            Some(a)
-        }
-        Err(e) => {
-            warn!("the aggregate index is unavailable: {e:#}");
-            None
-        }
-    };
+    let aggregates =
+        match crate::aggregates::Aggregates::open(&home.aggregates(), &store, &genesis.hash()) {
+            Ok(a) => {
+                teardown.hold_aggregates(a.clone(), a.spawn(store.clone())?);
+                Some(a)
+            }
+            Err(e) => {
+                warn!("the aggregate index is unavailable: {e:#}");
+                None
+            }
+        };
     // During a key rotation the node speaks on the network as its new key once governance has
     // scheduled it (the others let a scheduled key in, and drop the old one after its last
     // height), while the core signs with the old key until the change takes effect.
