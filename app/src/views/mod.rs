@@ -9,6 +9,12 @@ mod kinds;
 
 pub use kinds::{KINDS, kind_prefix, object_key};
 
+/// A stored record as its contracts type, through its JSON view (the RPC's form): for readers
+/// that want typed fields of any kind without the private protobuf codec.
+pub fn decode_view<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Option<T> {
+    serde_json::from_value(contracts::render(key, value)?).ok()
+}
+
 pub fn receipt_json(bytes: &[u8]) -> Value {
     match contracts::Receipt::decode(bytes) {
         Ok(r) => serde_json::to_value(&r).unwrap_or(Value::Null),

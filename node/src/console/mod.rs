@@ -42,7 +42,6 @@ use dpx_crypto::PublicKey;
 use dpx_ledger::Store;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::node::Shared;
 use dpx_app::LatestState;
@@ -170,9 +169,7 @@ pub(crate) fn scan(store: &Store, prefix: &[u8]) -> anyhow::Result<Scanned> {
 }
 
 /// A stored record as its contracts type (through its JSON view, the RPC's form).
-pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Option<T> {
-    serde_json::from_value(dpx_contracts::render(key, value)?).ok()
-}
+pub(crate) use dpx_app::views::decode_view as decode;
 
 /// Participants' names, looked up once per request.
 #[derive(Debug, Default)]

@@ -19,6 +19,7 @@ use dpx_app::LatestState;
 use dpx_app::views::render_state;
 
 use super::auth::{Caller, Reader, read_ok};
+use super::error::hex32;
 use super::{ApiError, ApiQuery, ApiResult, AppState};
 use dpx_contracts::read;
 
@@ -80,14 +81,6 @@ fn text(name: &str, v: &str) -> ApiResult<String> {
     Ok(v.to_owned())
 }
 
-fn id32(name: &str, v: &str, code: &'static str) -> ApiResult<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if v.len() != 64 || hex::decode_to_slice(v, &mut out).is_err() {
-        return Err(ApiError::bad_request(code, format!("{name} must be 64 hex characters")));
-    }
-    Ok(out)
-}
-
 impl CatalogueQuery {
     /// The search, the id to continue after and the page size, or a 400 naming the parameter.
     pub fn check(&self) -> ApiResult<(Search, Option<[u8; 32]>, usize)> {
@@ -106,7 +99,7 @@ impl CatalogueQuery {
         }
         let provider = match &self.provider {
             Some(p) => Some(
-                PublicKey::from_bytes(&id32("provider", p, "bad_query")?)
+                PublicKey::from_bytes(&hex32("provider", p, "bad_query")?)
                     .map_err(|_| bad("provider is not a valid public key"))?,
             ),
             None => None,
@@ -125,7 +118,7 @@ impl CatalogueQuery {
         if !(1..=PAGE_MAX).contains(&limit) {
             return Err(bad(format!("limit must be 1..={PAGE_MAX}")));
         }
-        let after = self.after.as_deref().map(|a| id32("after", a, "bad_cursor")).transpose()?;
+        let after = self.after.as_deref().map(|a| hex32("after", a, "bad_cursor")).transpose()?;
         let search = Search {
             category,
             grade: self.grade,
@@ -183,12 +176,7 @@ pub async fn search(
             for (k, v) in batch {
                 scanned += 1;
                 cursor = Some(k.clone());
-                // Through its JSON view, the RPC's form (as the console reads records).
-                let Some(p) = dpx_contracts::render(&k, &v)
-                    .and_then(|j| serde_json::from_value::<Product>(j).ok())
-                else {
-                    continue;
-                };
+                let Some(p) = dpx_app::views::decode_view::<Product>(&k, &v) else { continue };
                 if !search.matches(&p) || !reader.may(&read::state_access(&st, &k, &v)) {
                     continue;
                 }

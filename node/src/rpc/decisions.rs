@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use dpx_app::LatestState;
 
 use super::auth::{Caller, Reader, read_ok};
+use super::error::hex32;
 use super::{ApiError, ApiQuery, ApiResult, AppState};
 
 /// Most decisions one page holds.
@@ -97,14 +98,6 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("bad_query", message)
 }
 
-fn hex_key(name: &str, v: &str) -> ApiResult<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if v.len() != 64 || hex::decode_to_slice(v, &mut out).is_err() {
-        return Err(bad(format!("{name} must be 64 hex characters")));
-    }
-    Ok(out)
-}
-
 /// A `<height>.<index>` cursor.
 pub fn parse_cursor(s: &str) -> ApiResult<(u64, u32)> {
     let refuse =
@@ -122,7 +115,7 @@ impl DecisionQuery {
     pub fn check(&self, tip: u64) -> ApiResult<(Filter, Range, usize)> {
         let principal = match &self.principal {
             Some(p) => Some(
-                PublicKey::from_bytes(&hex_key("principal", p)?)
+                PublicKey::from_bytes(&hex32("principal", p, "bad_query")?)
                     .map_err(|_| bad("principal is not a valid public key"))?,
             ),
             None => None,
@@ -130,7 +123,7 @@ impl DecisionQuery {
         let resource = match (&self.product, &self.resource) {
             (Some(_), Some(_)) => return Err(bad("give product or resource, not both")),
             (Some(p), None) => {
-                Some(format!("Product::\"{}\"", hex::encode(hex_key("product", p)?)))
+                Some(format!("Product::\"{}\"", hex::encode(hex32("product", p, "bad_query")?)))
             }
             (None, Some(r)) if r.is_empty() || r.len() > RESOURCE_MAX => {
                 return Err(bad(format!("resource must be 1..={RESOURCE_MAX} bytes")));

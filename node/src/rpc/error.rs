@@ -72,6 +72,15 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// A 32-byte id or key given as 64 hex characters, or a 400 with `code` naming the parameter.
+pub fn hex32(name: &str, v: &str, code: &'static str) -> ApiResult<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if v.len() != 64 || hex::decode_to_slice(v, &mut out).is_err() {
+        return Err(ApiError::bad_request(code, format!("{name} must be 64 hex characters")));
+    }
+    Ok(out)
+}
+
 /// Query parameters, refused with a JSON 400 (`bad_query`) when they do not parse; axum's own
 /// `Query` answers such requests in plain text.
 #[derive(Debug, Clone, Copy, Default)]

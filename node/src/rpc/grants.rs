@@ -20,6 +20,8 @@ use dpx_crypto::Hash;
 use dpx_ledger::Store;
 use serde_json::{Value, json};
 
+use dpx_app::views::decode_view as decode;
+
 use super::auth::{Caller, Reader};
 use super::{ApiError, ApiResult, AppState};
 
@@ -60,10 +62,6 @@ fn step(
         m.append(e);
     }
     Ok(v)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Option<T> {
-    serde_json::from_value(dpx_contracts::render(key, value)?).ok()
 }
 
 /// The history of the grant stored as `record` under `id`.

@@ -280,6 +280,13 @@ fn verify_tx_bundle(b: &TxProofBundle, genesis: &Genesis) -> Result<(), String> 
     Ok(())
 }
 
+/// Flip one bit of the byte at `at` of a hex string (a tampered vector).
+fn flip(h: &mut String, at: usize) {
+    let mut v = hex::decode(&*h).expect("hex");
+    v[at] ^= 1;
+    *h = hex::encode(v);
+}
+
 pub fn tx_proof_bundle() -> Value {
     let agency = Keypair::from_seed([1; 32]);
     let validators: Vec<Keypair> = (0u8..4).map(|i| Keypair::from_seed([0x10 + i; 32])).collect();
@@ -308,11 +315,6 @@ pub fn tx_proof_bundle() -> Value {
     assert!(pending.receipt.is_none());
     verify_tx_bundle(&pending, &genesis).expect("the pending bundle verifies");
 
-    let flip = |h: &mut String, at: usize| {
-        let mut v = hex::decode(&*h).expect("hex");
-        v[at] ^= 1;
-        *h = hex::encode(v);
-    };
     let mut tampered = Vec::new();
     let mut case = |what: &str, edit: &dyn Fn(&mut TxProofBundle)| {
         let mut b = bundle.clone();
@@ -398,11 +400,6 @@ pub fn proof_bundle_history() -> Value {
             .map_err(|e| e.to_string())
     };
     verify(&bundle).expect("the bundle verifies");
-    let flip = |h: &mut String, at: usize| {
-        let mut v = hex::decode(&*h).expect("hex");
-        v[at] ^= 1;
-        *h = hex::encode(v);
-    };
     let mut tampered = Vec::new();
     let mut case = |what: &str, edit: &dyn Fn(&mut ProofBundle)| {
         let mut b = bundle.clone();
