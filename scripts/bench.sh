@@ -2,7 +2,7 @@
 # Throughput and latency sweep of a local 4-validator network (issue 9), with dpx-bench.
 #
 #   scripts/bench.sh [--mode full|consensus-only|both] [--rates "500 1000 ..."] [--duration S]
-#                    [--smoke] [--out DIR]
+#                    [--set KEY=VALUE ...] [--skip-verify] [--smoke] [--out DIR]
 #
 # 1. builds release `dpx` and `dpx-bench` (skipped when DPX_BIN and DPX_BENCH_BIN are set);
 # 2. measures this machine's ed25519 batch-verification rate and the verification limit
@@ -15,6 +15,9 @@
 #    target/bench/<timestamp>/) and prints the table and the saturation throughput as a
 #    fraction of the verification limit.
 #
+# --set KEY=VALUE: change one setting in every node's config.toml before it starts (KEY is the
+# setting's name within its section and must occur once in the file, e.g.
+# --set speculative_execution=false); for A/B runs of one build. --skip-verify: skip step 2.
 # --smoke: a few seconds per mode at tiny rates (both modes when the node supports
 # consensus-only), with debug binaries unless DPX_PROFILE says otherwise; for CI.
 #
@@ -30,6 +33,8 @@ RATES=""
 DURATION=""
 SMOKE=0
 OUT=""
+SETS=()
+SKIP_VERIFY=0
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,6 +42,10 @@ while [ $# -gt 0 ]; do
     --rates) RATES=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
+    --set)
+      case "$2" in *=*) SETS+=("$2") ;; *) echo "--set wants KEY=VALUE" >&2; exit 2 ;; esac
+      shift 2 ;;
+    --skip-verify) SKIP_VERIFY=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -106,6 +115,21 @@ height() {
   { "$DPX" status --rpc "$1" 2>/dev/null || true; } | sed -n 's/.*height \([0-9][0-9]*\).*/\1/p'
 }
 
+# set_config FILE: apply every --set to one node's config (the key must occur exactly once).
+set_config() {
+  local kv key value n
+  for kv in "${SETS[@]:-}"; do
+    [ -n "$kv" ] || continue
+    key=${kv%%=*} value=${kv#*=}
+    n=$(grep -c "^$key = " "$1" || true)
+    if [ "$n" != 1 ]; then
+      echo "--set $kv: '$key' occurs $n times in $1 (must be once)" >&2
+      exit 2
+    fi
+    sed -i "s|^$key = .*|$key = $value|" "$1"
+  done
+}
+
 # start_net MODE BASE: a fresh 4-validator network in $OUT/net-MODE, running.
 start_net() {
   local mode=$1 base=$2 dir="$OUT/net-$1" flags=() i h
@@ -113,6 +137,9 @@ start_net() {
   rm -rf "$dir"
   "$DPX" testnet init --validators 4 --out "$dir" --base-port "$base" --chain-id dpx-bench \
     "${flags[@]}" >"$OUT/init-$mode.txt"
+  for i in 0 1 2 3; do
+    set_config "$dir/node$i/config.toml"
+  done
   for i in 0 1 2 3; do
     "$DPX" node start --home "$dir/node$i" >"$dir/node$i/node.log" 2>&1 &
     NODE_PIDS+=($!)
@@ -167,8 +194,10 @@ sweep() {
   stop_net
 }
 
-say "Verification limit of this machine"
-"$BENCH" verify-limit --validators 4 --seconds "$VERIFY_SECONDS" --out "$RESULTS" --label verify
+if [ "$SKIP_VERIFY" = 0 ]; then
+  say "Verification limit of this machine"
+  "$BENCH" verify-limit --validators 4 --seconds "$VERIFY_SECONDS" --out "$RESULTS" --label verify
+fi
 
 MODES=()
 case "$MODE" in

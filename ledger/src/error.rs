@@ -31,6 +31,8 @@ pub enum LedgerError {
     NotNext { tip: u64, found: u64 },
     #[error("block {field} is {found}, expected {expected}")]
     HeaderMismatch { field: &'static str, expected: Hash, found: Hash },
+    #[error("a state change prepared on tip {prepared_on} ({root}) cannot commit on another tip")]
+    StalePreparation { prepared_on: u64, root: Hash },
     #[error("block has {txs} transactions but {receipts} receipts")]
     ReceiptCount { txs: usize, receipts: usize },
     #[error("genesis state is already committed")]

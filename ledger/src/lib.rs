@@ -77,7 +77,7 @@ pub use state::{
 };
 pub use store::{
     BLOCK_CACHE_BYTES_RANGE, IntegrityReport, MAX_SCAN_LIMIT, NODE_CACHE_BYTES_MAX,
-    NODE_CACHE_NODES_MAX, NodeCacheStats, StateEntry, Store, StoreConfig,
+    NODE_CACHE_NODES_MAX, NodeCacheStats, PreparedBlock, StateEntry, Store, StoreConfig,
 };
 
 /// Hash committing to a block's receipts, in order: the root of a Merkle tree whose leaves are

@@ -194,6 +194,10 @@ pub struct ConsensusSection {
     pub idle_block_interval_ms: u64,
     /// Wait this long after a commit for more transactions before proposing.
     pub min_block_interval_ms: u64,
+    /// Execute a valid proposal while the votes on it are collected, so a decided block only
+    /// has to be written (the result is discarded if another block is decided). Off: execute
+    /// after the decision, on the driver (the behaviour before; for comparison).
+    pub speculative_execution: bool,
 }
 
 impl Default for ConsensusSection {
@@ -205,6 +209,7 @@ impl Default for ConsensusSection {
             timeout_delta_ms: 500,
             idle_block_interval_ms: 1000,
             min_block_interval_ms: 0,
+            speculative_execution: true,
         }
     }
 }

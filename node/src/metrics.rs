@@ -21,6 +21,9 @@ pub struct Metrics {
     pub blocks_committed: Counter,
     pub txs_rejected: Counter,
     pub block_interval_seconds: Histogram,
+    pub speculation_used: Counter,
+    pub speculation_discarded: Counter,
+    pub speculation_failed: Counter,
     pub commit_latency_seconds: Histogram,
     pub p2p_refused: Counter,
     pub p2p_dropped: Counter,
@@ -92,6 +95,21 @@ impl Metrics {
                 Counter::default()
             ),
             block_interval_seconds: reg!("block_interval_seconds", "Time between commits", secs()),
+            speculation_used: reg!(
+                "speculation_used",
+                "Blocks committed with the execution done while they were voted on",
+                Counter::default()
+            ),
+            speculation_discarded: reg!(
+                "speculation_discarded",
+                "Speculative executions dropped because another block was decided",
+                Counter::default()
+            ),
+            speculation_failed: reg!(
+                "speculation_failed",
+                "Speculative executions that failed (the block was executed again)",
+                Counter::default()
+            ),
             commit_latency_seconds: reg!(
                 "commit_latency_seconds",
                 "Time from local admission to commit",

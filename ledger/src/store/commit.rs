@@ -30,6 +30,43 @@ pub(crate) struct NodeChanges {
     pub deleted: Vec<Vec<u8>>,
 }
 
+/// A block made ready to commit ahead of its decision ([`Store::prepare_block`]): its state
+/// change run through the tree, and the whole write batch staged but for the certificates and
+/// the new tip, which [`Store::commit_prepared`] adds before writing it.
+pub struct PreparedBlock {
+    height: u64,
+    block_id: Hash,
+    /// The tip's state root it was prepared on.
+    base_root: Hash,
+    root: Hash,
+    cutoff: Option<u64>,
+    batch: WriteBatch,
+    nodes: NodeChanges,
+}
+
+impl PreparedBlock {
+    /// The height of the block it was prepared for.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The state root after the block.
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+}
+
+impl std::fmt::Debug for PreparedBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBlock")
+            .field("height", &self.height)
+            .field("block_id", &self.block_id)
+            .field("root", &self.root)
+            .field("batch_len", &self.batch.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
     /// Write `batch`, then bring the node cache in line with what it did to the tree nodes.
     pub(crate) fn write(&self, batch: WriteBatch, nodes: NodeChanges) -> Result<(), LedgerError> {
@@ -110,31 +147,95 @@ impl Store {
         writes: WriteSet,
         receipts: Vec<Vec<u8>>,
     ) -> Result<Hash, LedgerError> {
-        let _guard = self.lock();
+        let prepared = self.prepare_block(block, writes, &receipts)?;
+        self.commit_prepared(block, certificate, parent_certificate, prepared)
+    }
+
+    /// Everything of a commit but the write, done ahead: check that `block` extends the tip,
+    /// run `writes` (its execution's) through the Jellyfish tree and stage the tree nodes,
+    /// values, flat state, block, receipts and tx index in one batch — writing nothing.
+    /// [`Store::commit_prepared`] then adds the certificates and the new tip and writes it,
+    /// and refuses unless the tip is still the one it was prepared on.
+    ///
+    /// This is what lets a node execute a proposal while the votes on it are collected
+    /// (`dpx-node`'s speculative execution): most of a commit's cost is paid before the block
+    /// is decided. Nothing may commit while a preparation reads the store (the node's driver
+    /// is the only writer, and settles a preparation before it commits anything); a tip that
+    /// moved anyway is caught at commit.
+    pub fn prepare_block(
+        &self,
+        block: &Block,
+        writes: WriteSet,
+        receipts: &[Vec<u8>],
+    ) -> Result<PreparedBlock, LedgerError> {
         let height = self.check_extends(block)?;
-        LedgerError::check_len(
-            "certificate",
-            certificate.len(),
-            self.config.max_certificate_bytes,
-        )?;
         if receipts.len() != block.txs.len() {
             return Err(LedgerError::ReceiptCount {
                 txs: block.txs.len(),
                 receipts: receipts.len(),
             });
         }
-        for r in &receipts {
+        for r in receipts {
             LedgerError::check_len("receipt", r.len(), self.config.max_receipt_bytes)?;
         }
         check_writes(&writes)?;
-
         let view = self.tree_view();
         let (root, update) = apply_tree(&view, &writes, height)?;
         let cutoff = self.prune_cutoff(height);
         let mut batch = WriteBatch::default();
         let mut nodes = NodeChanges::default();
         self.stage_tree(&mut batch, &mut nodes, &writes, &update, height, cutoff)?;
-        self.stage_block(&mut batch, block, certificate, &receipts, height, &root)?;
+        self.stage_block(&mut batch, block, receipts, height, &root)?;
+        Ok(PreparedBlock {
+            height,
+            block_id: block.id(),
+            base_root: block.header.state_root,
+            root,
+            cutoff,
+            batch,
+            nodes,
+        })
+    }
+
+    /// Write a block [prepared](Store::prepare_block) ahead, with its certificate (and the
+    /// parent's, as in [`Store::commit_block_with_parent_certificate`], which is exactly
+    /// `prepare_block` followed by this), as one synced batch. Refused, writing nothing, when
+    /// `block` is not the prepared one or the tip is no longer the one it was prepared on.
+    #[allow(clippy::needless_pass_by_value)] // consumes the prepared batch
+    pub fn commit_prepared(
+        &self,
+        block: &Block,
+        certificate: &[u8],
+        parent_certificate: Option<&[u8]>,
+        prepared: PreparedBlock,
+    ) -> Result<Hash, LedgerError> {
+        let _guard = self.lock();
+        let PreparedBlock { height, block_id, base_root, root, cutoff, mut batch, mut nodes } =
+            prepared;
+        let stale = || LedgerError::StalePreparation { prepared_on: height - 1, root: base_root };
+        // The tip only grows, so a tip of the same height with the same root is the tip the
+        // block was checked against; `block_id` binds the header, and with it every field
+        // `check_extends` compared.
+        let tip = self.tip_height();
+        if tip + 1 != height || self.roots(tip)?.map(|r| r.0) != Some(base_root) {
+            return Err(stale());
+        }
+        if block.id() != block_id {
+            return Err(LedgerError::HeaderMismatch {
+                field: "id (not the prepared block)",
+                expected: block_id,
+                found: block.id(),
+            });
+        }
+        if cutoff != self.prune_cutoff(height) {
+            return Err(stale());
+        }
+        LedgerError::check_len(
+            "certificate",
+            certificate.len(),
+            self.config.max_certificate_bytes,
+        )?;
+        batch.put_cf(self.cf(CF_CERTS)?, u64_key(height), certificate);
         if let Some(parent) = parent_certificate.filter(|_| height > 1) {
             LedgerError::check_len(
                 "parent certificate",
@@ -252,7 +353,6 @@ impl Store {
         &self,
         batch: &mut WriteBatch,
         block: &Block,
-        certificate: &[u8],
         receipts: &[Vec<u8>],
         height: u64,
         root: &Hash,
@@ -260,7 +360,6 @@ impl Store {
         let hk = u64_key(height);
         batch.put_cf(self.cf(CF_HEADERS)?, hk, block.header.encode());
         batch.put_cf(self.cf(CF_BLOCK_IDS)?, block.id().0, hk);
-        batch.put_cf(self.cf(CF_CERTS)?, hk, certificate);
         batch.put_cf(self.cf(CF_ROOTS)?, hk, roots_value(root, &receipts_hash(receipts)));
         let (txs, rcpts, index) = (self.cf(CF_TXS)?, self.cf(CF_RECEIPTS)?, self.cf(CF_TX_INDEX)?);
         // First inclusion wins: a replayed transaction (rejected by execution) must not hide
@@ -321,7 +420,7 @@ mod tests {
     use super::super::schema::CF_TX_INDEX;
     use super::super::test_blocks::next_block;
     use super::super::{Store, StoreConfig};
-    use crate::WriteSet;
+    use crate::{LedgerError, WriteSet};
 
     const CHAIN: &str = "dpx-index-test";
 
@@ -376,5 +475,80 @@ mod tests {
         flush_and_compact(&store);
         assert_eq!(position(&store, b"c"), Some((2, 0)));
         assert_eq!(store.verify_integrity().unwrap().tx_index_entries, 4);
+    }
+
+    fn writes(tag: u8, n: u8) -> WriteSet {
+        (0..n).map(|i| (vec![b'k', i], Some(vec![tag, i]))).collect()
+    }
+
+    fn fresh(dir: &std::path::Path) -> Store {
+        let config = StoreConfig { sync_writes: false, ..StoreConfig::default() };
+        let store = Store::open(dir, CHAIN, config).unwrap();
+        store.genesis(writes(0, 8)).unwrap();
+        store
+    }
+
+    /// Preparing a block ahead and committing it later gives the store, root for root, what
+    /// a commit in one step gives.
+    #[test]
+    fn a_prepared_commit_equals_a_direct_one() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (direct, prepared) = (fresh(a.path()), fresh(b.path()));
+        for h in 1..=3u8 {
+            let block = next_block(&direct, vec![vec![h]]);
+            assert_eq!(block.id(), next_block(&prepared, vec![vec![h]]).id());
+            let r1 = direct.commit_block(&block, b"c", writes(h, 4 + h), vec![vec![h]]).unwrap();
+            let p = prepared.prepare_block(&block, writes(h, 4 + h), &[vec![h]]).unwrap();
+            assert_eq!((p.height(), p.root()), (u64::from(h), r1), "the prepared root");
+            assert_eq!(prepared.tip_height(), u64::from(h - 1), "preparing writes nothing");
+            let r2 = prepared.commit_prepared(&block, b"c", None, p).unwrap();
+            assert_eq!(r1, r2);
+            let h = u64::from(h);
+            assert_eq!(direct.state_root(h).unwrap(), prepared.state_root(h).unwrap());
+            assert_eq!(
+                direct.block_receipts_hash(h).unwrap(),
+                prepared.block_receipts_hash(h).unwrap()
+            );
+            assert_eq!(direct.certificate(h).unwrap(), prepared.certificate(h).unwrap());
+        }
+        assert_eq!(prepared.verify_integrity().unwrap().tx_index_entries, 3);
+    }
+
+    /// A preparation made on one tip never commits on another, nor for another block, and
+    /// cannot be made for a block that does not extend the tip. Each refusal writes nothing.
+    #[test]
+    fn a_preparation_on_another_tip_or_for_another_block_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fresh(dir.path());
+        let block1 = next_block(&store, vec![b"x".to_vec()]);
+        let rival1 = next_block(&store, vec![b"y".to_vec()]);
+        let stale = store.prepare_block(&rival1, writes(1, 2), &[vec![1]]).unwrap();
+        let mine = store.prepare_block(&block1, writes(9, 3), &[vec![1]]).unwrap();
+        // Not the prepared block: refused.
+        let other = store.prepare_block(&block1, writes(9, 3), &[vec![1]]).unwrap();
+        let err = store.commit_prepared(&rival1, b"c", None, other).unwrap_err();
+        assert!(matches!(err, LedgerError::HeaderMismatch { .. }), "{err}");
+        assert_eq!(store.tip_height(), 0);
+        store.commit_prepared(&block1, b"c", None, mine).unwrap();
+        let root1 = store.state_root(1).unwrap();
+        // The tip moved: the rival's preparation cannot commit, for its block or the next.
+        let err = store.commit_prepared(&rival1, b"c", None, stale).unwrap_err();
+        assert!(matches!(err, LedgerError::StalePreparation { prepared_on: 0, .. }), "{err}");
+        assert_eq!(store.tip_height(), 1);
+        assert_eq!(store.state_root(1).unwrap(), root1);
+        assert_eq!(
+            store.get(b"k\x02", 1).unwrap(),
+            Some(vec![9, 2]),
+            "the committed change stands"
+        );
+        // A block that does not extend the tip cannot be prepared.
+        let err = store.prepare_block(&rival1, writes(2, 1), &[vec![2]]).unwrap_err();
+        assert!(matches!(err, LedgerError::NotNext { tip: 1, found: 1 }), "{err}");
+        let block2 = next_block(&store, vec![b"z".to_vec()]);
+        let err = store.prepare_block(&block2, writes(2, 1), &[]).unwrap_err();
+        assert!(matches!(err, LedgerError::ReceiptCount { .. }), "{err}");
+        let p = store.prepare_block(&block2, writes(2, 1), &[vec![2]]).unwrap();
+        store.commit_prepared(&block2, b"c", None, p).unwrap();
+        assert_eq!(store.tip_height(), 2);
     }
 }

@@ -22,6 +22,7 @@ use dpx_crypto::Hash;
 use jmt::{JellyfishMerkleTree, RootHash};
 use rocksdb::{Cache, ColumnFamily, DB, Direction, IteratorMode};
 
+pub use commit::PreparedBlock;
 pub use integrity::IntegrityReport;
 use node_cache::NodeCache;
 pub use node_cache::NodeCacheStats;

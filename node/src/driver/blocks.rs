@@ -28,7 +28,8 @@ use super::Driver;
 /// A block with its encoding and the parent certificate that travels with it.
 #[derive(Debug, Clone)]
 pub(super) struct CachedBlock {
-    pub block: Block,
+    /// Shared with the execution worker while the block is speculated on.
+    pub block: Arc<Block>,
     pub bytes: Arc<Vec<u8>>,
     /// The parent's certificate that the header names.
     pub parent_cert: Arc<Vec<u8>>,
@@ -290,7 +291,11 @@ impl Driver {
             return Ok(());
         }
         let id = block.id();
-        let cb = CachedBlock { block, bytes: Arc::new(bytes), parent_cert: Arc::new(parent_cert) };
+        let cb = CachedBlock {
+            block: Arc::new(block),
+            bytes: Arc::new(bytes),
+            parent_cert: Arc::new(parent_cert),
+        };
         let protect = self.protected_values();
         match self.blocks.offer(from, id, cb, limit, &protect) {
             Offered::Named => {}
@@ -345,7 +350,10 @@ mod tests {
         };
         let block = Block { header, txs };
         let bytes = Arc::new(block.encode());
-        (block.id(), CachedBlock { block, bytes, parent_cert: Arc::new(Vec::new()) })
+        (
+            block.id(),
+            CachedBlock { block: Arc::new(block), bytes, parent_cert: Arc::new(Vec::new()) },
+        )
     }
 
     fn peer(i: u8) -> PeerId {

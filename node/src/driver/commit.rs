@@ -1,19 +1,21 @@
-//! Committing a decided block: execute it (`dpx_app::execute`), write it in one
-//! batch, then move the mempool, the validator set and the caches on to the next height.
+//! Committing a decided block: take its execution from the speculation or execute it
+//! (`dpx_app::execute`), write it in one batch, then move the mempool, the validator set and
+//! the caches on to the next height.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dpx_app::admit::check_stateful_pool;
-use dpx_app::execute::{execute_block, validator_set};
+use dpx_app::execute::validator_set;
 use dpx_consensus::Certificate;
 use dpx_crypto::Hash;
-use dpx_ledger::Block;
-use tracing::{debug, info};
+use dpx_ledger::{Block, LedgerError};
+use tracing::{debug, info, warn};
 
 use super::Driver;
+use super::speculate::{Executed, Outcome, execute_and_prepare};
 use crate::p2p::Command;
 
 impl Driver {
@@ -24,31 +26,63 @@ impl Driver {
     }
 
     /// Execute and commit a block whose certificate is known to be valid, then move on.
+    ///
+    /// The speculation (see `speculate`) is always settled first — waited for, whatever block
+    /// it runs — so nothing reads the store while this writes it. Its result is used when it
+    /// was for this block; otherwise the block is executed here.
     pub(super) fn apply_block(
         &mut self,
-        block: Block,
+        block: Arc<Block>,
         cert: &Certificate,
         parent_cert: &[u8],
     ) -> anyhow::Result<()> {
         let height = block.header.height;
+        let id = block.id();
         let started = Instant::now();
-        let receipts = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-            let (writes, receipts) = execute_block(&self.store, &self.shared.checker, &block)?;
-            self.store
-                .commit_block_with_parent_certificate(
-                    &block,
-                    &cert.encode(),
-                    Some(parent_cert),
-                    writes,
-                    receipts.clone(),
-                )
-                .with_context(|| format!("committing block {height}"))?;
-            Ok(receipts)
+        let outcome = tokio::task::block_in_place(|| self.speculator.take(&id));
+        let m = &self.shared.metrics;
+        let (speculated, waited) = match outcome {
+            Outcome::Used { result: Ok(executed), waited } => (Some(executed), waited),
+            Outcome::Used { result: Err(e), waited } => {
+                warn!(height, error = %format!("{e:#}"), "speculative execution failed; executing again");
+                m.speculation_failed.inc();
+                (None, waited)
+            }
+            Outcome::Discarded => {
+                m.speculation_discarded.inc();
+                (None, Duration::ZERO)
+            }
+            Outcome::None => (None, Duration::ZERO),
+        };
+        let was_speculated = speculated.is_some();
+        let cert_bytes = cert.encode();
+        let (receipts, exec) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
+            let fresh = || execute_and_prepare(&self.store, &self.shared.checker, &block);
+            let executed = match speculated {
+                Some(e) => e,
+                None => fresh()?,
+            };
+            let commit = |e: Executed| {
+                self.store.commit_prepared(&block, &cert_bytes, Some(parent_cert), e.prepared)?;
+                Ok::<_, LedgerError>((e.receipts, e.took))
+            };
+            match commit(executed) {
+                Ok(done) => Ok(done),
+                // Made on another tip (cannot happen while the driver settles the speculation
+                // before every commit; if it ever does, the block is executed afresh).
+                Err(LedgerError::StalePreparation { .. }) if was_speculated => {
+                    warn!(height, "speculative state was prepared on another tip; executing again");
+                    commit(fresh()?).with_context(|| format!("committing block {height}"))
+                }
+                Err(e) => Err(e).with_context(|| format!("committing block {height}")),
+            }
         })?;
+        if was_speculated {
+            m.speculation_used.inc();
+        }
         let since_last = self.last_commit.elapsed();
         self.last_commit = Instant::now();
         self.last_cert = Some(cert.clone());
-        let m = &self.shared.metrics;
         m.height.set(height as i64);
         m.blocks_committed.inc();
         m.txs_committed.inc_by(block.txs.len() as u64);
@@ -56,8 +90,11 @@ impl Driver {
         info!(
             height,
             txs = block.txs.len(),
-            id = %block.id().short(),
-            exec_ms = started.elapsed().as_millis() as u64,
+            id = %id.short(),
+            speculative = was_speculated,
+            exec_ms = exec.as_millis() as u64,
+            wait_ms = waited.as_millis() as u64,
+            commit_ms = started.elapsed().as_millis() as u64,
             "committed"
         );
         let hashes: Vec<Hash> = block.txs.iter().map(|t| Hash::digest(t)).collect();
@@ -120,7 +157,7 @@ impl Driver {
         self.timers.clear();
         self.height_started = false;
         self.publish_status();
-        self.shared.publish_block(Arc::new(block), receipts, &hashes);
+        self.shared.publish_block(block, receipts, &hashes);
         Ok(())
     }
 }

@@ -14,12 +14,15 @@
 //!
 //! Modules by concern: `blocks` (which proposal blocks are kept), `sync` (block sync and
 //! whom to trust for it), `propose` (building, validating and keeping our own proposal's
-//! block), `commit` (executing and committing a decided block), `admit` (the mempool's inputs).
+//! block), `speculate` (executing a valid proposal while it is voted on), `commit` (committing a
+//! decided block, with the speculation's result when it was for that block), `admit` (the
+//! mempool's inputs).
 
 mod admit;
 mod blocks;
 mod commit;
 mod propose;
+mod speculate;
 mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +49,7 @@ use crate::safety::SafetyFile;
 use crate::wire::{self, NetMessage, net_message::Kind};
 use blocks::BlockCache;
 use propose::ProposalFile;
+use speculate::Speculator;
 use sync::SyncPeers;
 
 /// Requests to the driver from the RPC and the admission workers.
@@ -61,11 +65,13 @@ pub enum DriverMsg {
 /// Admission outcome of one transaction.
 pub type AdmitResult = Result<crate::mempool::Admitted, Refusal>;
 
-/// Timing knobs, from the config.
+/// Timing and pipelining knobs, from the config.
 #[derive(Debug, Clone, Copy)]
 pub struct DriverTiming {
     pub idle_block_interval: Duration,
     pub min_block_interval: Duration,
+    /// Execute valid proposals before they are decided (see `speculate`).
+    pub speculative_execution: bool,
     pub rebroadcast: Duration,
     /// A proposal's time may be at most this far ahead of our clock.
     pub max_clock_drift: Duration,
@@ -109,6 +115,8 @@ pub struct Driver {
     last_rebroadcast: Instant,
     /// Peers' claimed tips and the sync request in flight (see `sync`).
     sync: SyncPeers,
+    /// The valid proposal being executed before its decision (see `speculate`).
+    speculator: Speculator,
 }
 
 impl std::fmt::Debug for Driver {
@@ -175,6 +183,7 @@ impl Driver {
             own_msgs: Vec::new(),
             last_rebroadcast: Instant::now(),
             sync: SyncPeers::new(),
+            speculator: Speculator::new(timing.speculative_execution),
             shared,
         })
     }

@@ -88,7 +88,7 @@ impl ProposalFile {
         }
         self.written = Some((height, p.proposal.value_id));
         let cb = CachedBlock {
-            block,
+            block: Arc::new(block),
             bytes: Arc::new(pb.block),
             parent_cert: Arc::new(pb.parent_certificate),
         };
@@ -132,6 +132,9 @@ impl Driver {
         let id = block.id();
         info!(height = height.0, round = round.0, txs = block.txs.len(), id = %id.short(), "proposing");
         let protect = self.protected_values();
+        let block = Arc::new(block);
+        // Our own block is valid by construction: execute it while it is voted on.
+        self.speculator.start(&self.store, &self.shared.checker, id, &block);
         let cb = CachedBlock { block, bytes: Arc::new(bytes), parent_cert: Arc::new(parent_cert) };
         self.blocks.insert_own(id, cb, round, &protect);
         let out = self.core.handle(Input::ProposeValue { height, round, value_id: id })?;
@@ -162,7 +165,11 @@ impl Driver {
             )
         });
         let valid = match verdict {
-            Ok(()) => true,
+            Ok(()) => {
+                let block = Arc::clone(&cb.block);
+                self.speculator.start(&self.store, &self.shared.checker, value_id, &block);
+                true
+            }
             Err(reason) => {
                 warn!(height = height.0, round = round.0, %reason, "invalid proposal");
                 false

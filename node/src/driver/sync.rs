@@ -11,6 +11,7 @@
 //! [`SyncPeers`] is synchronous and takes the time as an input, so its tests need no runtime.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dpx_app::validate::check_synced;
@@ -221,7 +222,7 @@ impl Driver {
             );
             match verdict {
                 Ok((block, cert)) if block.header.height == tip + 1 => {
-                    self.apply_block(block, &cert, &sb.parent_certificate)?;
+                    self.apply_block(Arc::new(block), &cert, &sb.parent_certificate)?;
                     applied += 1;
                 }
                 Ok(_) => {}

@@ -63,9 +63,14 @@ struct Node {
 }
 
 fn timing() -> DriverTiming {
+    timing_with(true)
+}
+
+fn timing_with(speculative_execution: bool) -> DriverTiming {
     DriverTiming {
         idle_block_interval: Duration::ZERO,
         min_block_interval: Duration::ZERO,
+        speculative_execution,
         // Tests call rebroadcast themselves when they want it.
         rebroadcast: Duration::from_hours(1),
         max_clock_drift: Duration::from_secs(10),
@@ -80,6 +85,16 @@ fn open(chain: &Chain, dir: &std::path::Path, me: Option<usize>) -> Node {
 
 /// [`open`] with any key (one the genesis set does not hold, say).
 fn open_with(chain: &Chain, dir: &std::path::Path, key: Option<Keypair>) -> Node {
+    open_timed(chain, dir, key, timing())
+}
+
+/// [`open_with`] with the driver's knobs given.
+fn open_timed(
+    chain: &Chain,
+    dir: &std::path::Path,
+    key: Option<Keypair>,
+    timing: DriverTiming,
+) -> Node {
     let home = Home(dir.to_path_buf());
     let cfg = Config::new("t", "/ip4/127.0.0.1/tcp/1".into(), "127.0.0.1:2".into());
     let store = Arc::new(crate::node::open_store(&home, &chain.genesis, &cfg).unwrap());
@@ -98,7 +113,7 @@ fn open_with(chain: &Chain, dir: &std::path::Path, key: Option<Keypair>) -> Node
         persisted,
         mempool,
         net_tx,
-        timing(),
+        timing,
         ConsensusConfig::default(),
     )
     .unwrap();
@@ -721,4 +736,130 @@ async fn a_rotated_validator_switches_keys_at_the_effective_height() {
     assert_eq!(heights(&signed_by(&sent, &chain, &new)), [3].into(), "X' signs height 3");
     assert!(signed_by(&sent, &chain, &old).is_empty(), "X signed after it was rotated out");
     assert_eq!(rot.driver.shared.status.read().signing_key, Some(new.public()));
+}
+
+// ----- speculative execution (issue 16, item 4) ----------------------------------------------
+
+/// A transaction that changes the state: the only agency proposes a validator change far
+/// ahead (one agency: it executes when proposed). `tag` makes the action differ; `nonce` is
+/// the agency's.
+fn state_changing_tx(chain: &Chain, tag: u64) -> Vec<u8> {
+    state_changing_tx_n(chain, tag, tag)
+}
+
+fn state_changing_tx_n(chain: &Chain, tag: u64, nonce: u64) -> Vec<u8> {
+    use dpx_contracts::{Operation, ProposalAction, TransactionBody, ValidatorChange};
+    let action = ProposalAction::UpdateValidators {
+        changes: vec![ValidatorChange {
+            key: Keypair::from_seed([50 + tag as u8; 32]).public(),
+            power: 1,
+            name: format!("Agency {tag}"),
+        }],
+        effective_height: 1000 + tag,
+    };
+    TransactionBody::new(chain.chain_id().to_owned(), nonce, Operation::Propose { action })
+        .sign(&Keypair::from_seed([100; 32]))
+        .encode()
+}
+
+/// A valid proposal is executed while it is voted on, and the commit uses that work: the same
+/// state root and receipts as a node that executes only after the decision. Covers the others'
+/// proposals (speculated on once validated) and our own (as it is made).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_proposal_is_executed_before_its_decision_with_the_same_result() {
+    let chain = Chain::new();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut spec = open_timed(&chain, a.path(), Some(chain.keys[0].clone()), timing_with(true));
+    let mut plain = open_timed(&chain, b.path(), None, timing_with(false));
+    let mut nonce = 0;
+    let mut own = 0;
+    for h in 1..=4u64 {
+        let p = spec.proposer(h, 0).get();
+        let (block, cert, signed_proposal) = if p == 0 {
+            // Our own proposal (an empty mempool: an empty block) is speculated on as made.
+            own += 1;
+            let cert = spec.next_block(&chain, 0, Vec::new()).1;
+            spec.driver.on_tick().unwrap();
+            let (sp, b) = proposals_sent(&mut spec.sent()).pop().expect("we propose");
+            let b = b.expect("with its block");
+            assert_eq!(spec.driver.speculator.current(), Some(b.id()));
+            (b, cert, SignedMessage::Proposal(sp))
+        } else {
+            let (b, cert) = spec.next_block(&chain, p, vec![state_changing_tx(&chain, nonce)]);
+            nonce += 1;
+            spec.block(chain.peer(p), &b, &cert, 0);
+            let sp = proposal(&chain, p, h, 0, b.id());
+            spec.consensus(chain.peer(p), sp.clone());
+            // Validated and prevoted: executing, not yet decided.
+            assert_eq!(spec.tip(), h - 1);
+            assert_eq!(spec.driver.speculator.current(), Some(b.id()), "height {h}");
+            (b, cert, sp)
+        };
+        let id = block.id();
+        plain.block(chain.peer(p), &block, &cert, 0);
+        plain.consensus(chain.peer(p), signed_proposal);
+        for i in 0..usize::from(VALIDATORS) {
+            let v = vote(&chain, i, VoteKind::Precommit, h, 0, Some(id));
+            if i != 0 {
+                spec.consensus(chain.peer(i), v.clone());
+            }
+            plain.consensus(chain.peer(i), v);
+        }
+        assert_eq!((spec.tip(), plain.tip()), (h, h), "height {h} was not decided");
+        let (s, q) = (&spec.driver.store, &plain.driver.store);
+        assert_eq!(s.state_root(h).unwrap(), q.state_root(h).unwrap(), "height {h}");
+        assert_eq!(s.block_receipts_hash(h).unwrap(), q.block_receipts_hash(h).unwrap());
+    }
+    assert!(own <= 2 && nonce >= 2, "{own} own proposals");
+    let m = &spec.driver.shared.metrics;
+    assert_eq!(m.speculation_used.get(), 4, "every height used its speculation");
+    assert_eq!(m.speculation_discarded.get() + m.speculation_failed.get(), 0);
+    assert_eq!(plain.driver.shared.metrics.speculation_used.get(), 0, "off means off");
+    // The transactions took effect (a governance proposal each).
+    let store = &spec.driver.store;
+    assert_ne!(store.state_root(4).unwrap(), store.state_root(0).unwrap());
+}
+
+/// The speculation was for a proposal that lost its round: another block is decided in a
+/// later round. The commit waits for the worker, throws its work away and executes the decided
+/// block, so the store holds exactly what a node that never saw the loser holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speculation_on_a_block_that_is_not_decided_is_thrown_away() {
+    let chain = Chain::new();
+    let set = chain.genesis.validator_set().unwrap();
+    let proposer = |r: u32| set.selector().proposer_index(Height(1), Round(r)).get();
+    let (p0, p1) = (proposer(0), proposer(1));
+    // This node proposes neither round.
+    let me = (0..usize::from(VALIDATORS)).find(|&i| i != p0 && i != p1).unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut spec = open_timed(&chain, a.path(), Some(chain.keys[me].clone()), timing_with(true));
+    let mut reference = open_timed(&chain, b.path(), None, timing_with(false));
+    // Round 0: a valid block with a state-changing transaction is proposed and speculated on.
+    let (loser, cert) = spec.next_block(&chain, p0, vec![state_changing_tx_n(&chain, 5, 0)]);
+    spec.block(chain.peer(p0), &loser, &cert, 0);
+    spec.consensus(chain.peer(p0), proposal(&chain, p0, 1, 0, loser.id()));
+    assert_eq!(spec.driver.speculator.current(), Some(loser.id()));
+    // Round 1: another proposer's block, with another transaction, gets the precommits.
+    let (winner, cert1) = spec.next_block(&chain, p1, vec![state_changing_tx(&chain, 0)]);
+    assert_ne!(winner.id(), loser.id());
+    for (node, skip) in [(&mut spec, Some(me)), (&mut reference, None)] {
+        node.block(chain.peer(p1), &winner, &cert1, 1);
+        node.consensus(chain.peer(p1), proposal(&chain, p1, 1, 1, winner.id()));
+        for i in (0..usize::from(VALIDATORS)).filter(|&i| Some(i) != skip) {
+            let v = vote(&chain, i, VoteKind::Precommit, 1, 1, Some(winner.id()));
+            node.consensus(chain.peer(i), v);
+        }
+    }
+    assert_eq!((spec.tip(), reference.tip()), (1, 1), "round 1 decided");
+    assert_eq!(spec.driver.store.header(1).unwrap().unwrap().id(), winner.id());
+    let (s, r) = (&spec.driver.store, &reference.driver.store);
+    assert_eq!(s.state_root(1).unwrap(), r.state_root(1).unwrap(), "nothing of the loser stays");
+    assert_eq!(s.block_receipts_hash(1).unwrap(), r.block_receipts_hash(1).unwrap());
+    assert_ne!(s.state_root(1).unwrap(), s.state_root(0).unwrap(), "the winner's tx applied");
+    let m = &spec.driver.shared.metrics;
+    // Either the loser's work was dropped at the commit, or it had finished and the winner
+    // was speculated on in its place; the loser's result was never committed.
+    assert_eq!(m.speculation_used.get() + m.speculation_discarded.get(), 1);
+    assert_eq!(m.speculation_failed.get(), 0);
+    assert!(spec.driver.speculator.current().is_none(), "settled at the commit");
 }

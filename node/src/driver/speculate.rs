@@ -1,0 +1,163 @@
+//! Speculative execution: the `execute` stage runs beside consensus instead of after it.
+//!
+//! A proposal this node has found valid (or its own) is executed at once on a worker thread —
+//! the contracts on an overlay of the tip, then the state change through the Jellyfish tree
+//! and the whole write batch staged (`Store::prepare_block`) — while the prevotes and
+//! precommits on it are collected. When the block is decided, the commit only adds the
+//! certificate and writes the batch. A decision for another block (a
+//! later round, an equivocating proposer) discards the work and executes the decided block as
+//! before; nothing speculative is ever written.
+//!
+//! Why this is safe:
+//! - **Same result.** Execution is a pure function of the tip's state and the block (the
+//!   contracts are deterministic; the signature cache and the per-thread memos only skip work
+//!   whose verdict is fixed by the bytes). The worker reads the tip the decided block extends.
+//! - **Nothing commits under it.** The driver is the store's only writer, and it joins the
+//!   worker before any commit (a decided block, a synced one): a speculation never reads a
+//!   state that is being changed. Should the tip move anyway, the store refuses the prepared
+//!   change (`LedgerError::StalePreparation`) and the block is executed afresh.
+//! - **Crash-safe.** The worker writes nothing; a crash loses only work.
+//!
+//! Bounded: one speculation at a time. A second valid proposal while one runs (only a later
+//! round or an equivocating proposer makes one) is not speculated on; the decided block then
+//! executes on the driver as it always did.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use dpx_app::admit::TxChecker;
+use dpx_app::execute::execute_block;
+use dpx_crypto::Hash;
+use dpx_ledger::{Block, PreparedBlock, Store};
+
+/// A block executed and its commit prepared, ready to write.
+#[derive(Debug)]
+pub(super) struct Executed {
+    pub receipts: Vec<Vec<u8>>,
+    pub prepared: PreparedBlock,
+    /// How long the execution and the preparation took.
+    pub took: Duration,
+}
+
+/// Execute `block` on the tip and prepare its commit (nothing is written).
+pub(super) fn execute_and_prepare(
+    store: &Store,
+    checker: &TxChecker,
+    block: &Block,
+) -> anyhow::Result<Executed> {
+    let started = Instant::now();
+    let (writes, receipts) = execute_block(store, checker, block)?;
+    let prepared = store
+        .prepare_block(block, writes, &receipts)
+        .with_context(|| format!("preparing the commit of block {}", block.header.height))?;
+    Ok(Executed { receipts, prepared, took: started.elapsed() })
+}
+
+/// What became of the speculation when a block was about to be committed.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// It was for this block: its result (an error is the worker's; the caller executes
+    /// afresh). `waited` is how long the commit waited for the worker to finish.
+    Used { result: anyhow::Result<Executed>, waited: Duration },
+    /// It was for another block, and was waited for and dropped.
+    Discarded,
+    /// There was none.
+    None,
+}
+
+struct Running {
+    id: Hash,
+    handle: JoinHandle<anyhow::Result<Executed>>,
+}
+
+/// The one speculation a driver may have running (see the module docs).
+pub(super) struct Speculator {
+    enabled: bool,
+    running: Option<Running>,
+}
+
+impl std::fmt::Debug for Speculator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speculator")
+            .field("enabled", &self.enabled)
+            .field("running", &self.running.as_ref().map(|r| r.id))
+            .finish()
+    }
+}
+
+impl Speculator {
+    pub fn new(enabled: bool) -> Self {
+        Self { enabled, running: None }
+    }
+
+    /// Start executing `block` (named `id`) on a worker, unless one is already running or
+    /// speculation is off. The caller checked that the block is valid on the current tip.
+    /// Returns whether a worker was started.
+    pub fn start(
+        &mut self,
+        store: &Arc<Store>,
+        checker: &Arc<TxChecker>,
+        id: Hash,
+        block: &Arc<Block>,
+    ) -> bool {
+        if !self.enabled || block.header.height != store.tip_height() + 1 {
+            return false;
+        }
+        if let Some(r) = &self.running {
+            if r.id == id || !r.handle.is_finished() {
+                return false;
+            }
+        }
+        // A finished speculation on another value is dropped (its proposal lost the round).
+        let (store, checker, block) = (Arc::clone(store), Arc::clone(checker), Arc::clone(block));
+        let spawned = std::thread::Builder::new()
+            .name("dpx-execute".into())
+            .spawn(move || execute_and_prepare(&store, &checker, &block));
+        match spawned {
+            Ok(handle) => {
+                self.running = Some(Running { id, handle });
+                true
+            }
+            // No thread to be had: the decided block executes on the driver instead.
+            Err(_) => {
+                self.running = None;
+                false
+            }
+        }
+    }
+
+    /// Before committing the block `id` (or any block): wait for the worker, whatever it
+    /// runs, so nothing reads the store while it changes; hand back its result if it was for
+    /// `id`.
+    pub fn take(&mut self, id: &Hash) -> Outcome {
+        let Some(r) = self.running.take() else { return Outcome::None };
+        let started = Instant::now();
+        let result = match r.handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!("the execution worker panicked")),
+        };
+        if r.id == *id {
+            Outcome::Used { result, waited: started.elapsed() }
+        } else {
+            Outcome::Discarded
+        }
+    }
+
+    /// The id being (or last) speculated on, for tests.
+    #[cfg(test)]
+    pub fn current(&self) -> Option<Hash> {
+        self.running.as_ref().map(|r| r.id)
+    }
+}
+
+impl Drop for Speculator {
+    fn drop(&mut self) {
+        // A driver going away waits for its worker, so no thread reads the store after the
+        // node has let go of it.
+        if let Some(r) = self.running.take() {
+            let _ = r.handle.join();
+        }
+    }
+}
