@@ -159,6 +159,11 @@ impl Driver {
         }
         let core =
             Consensus::new(shared.chain_id.clone(), key.clone(), consensus_config, persisted);
+        let speculator = Speculator::new(
+            timing.speculative_execution,
+            Arc::clone(&store),
+            Arc::clone(&shared.checker),
+        );
         Ok(Self {
             store,
             core,
@@ -183,7 +188,7 @@ impl Driver {
             own_msgs: Vec::new(),
             last_rebroadcast: Instant::now(),
             sync: SyncPeers::new(),
-            speculator: Speculator::new(timing.speculative_execution),
+            speculator,
             shared,
         })
     }

@@ -134,7 +134,7 @@ impl Driver {
         let protect = self.protected_values();
         let block = Arc::new(block);
         // Our own block is valid by construction: execute it while it is voted on.
-        self.speculator.start(&self.store, &self.shared.checker, id, &block);
+        self.speculator.start(id, &block);
         let cb = CachedBlock { block, bytes: Arc::new(bytes), parent_cert: Arc::new(parent_cert) };
         self.blocks.insert_own(id, cb, round, &protect);
         let out = self.core.handle(Input::ProposeValue { height, round, value_id: id })?;
@@ -167,7 +167,7 @@ impl Driver {
         let valid = match verdict {
             Ok(()) => {
                 let block = Arc::clone(&cb.block);
-                self.speculator.start(&self.store, &self.shared.checker, value_id, &block);
+                self.speculator.start(value_id, &block);
                 true
             }
             Err(reason) => {

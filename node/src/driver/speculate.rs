@@ -18,11 +18,13 @@
 //!   change (`LedgerError::StalePreparation`) and the block is executed afresh.
 //! - **Crash-safe.** The worker writes nothing; a crash loses only work.
 //!
-//! Bounded: one speculation at a time. A second valid proposal while one runs (only a later
+//! One worker thread for the driver's life (the contracts' per-thread caches stay warm). Bounded:
+//! one speculation at a time. A second valid proposal while one runs (only a later
 //! round or an equivocating proposer makes one) is not speculated on; the decided block then
 //! executes on the driver as it always did.
 
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -67,14 +69,78 @@ pub(super) enum Outcome {
     None,
 }
 
+type Reply = anyhow::Result<Executed>;
+
+struct Job {
+    block: Arc<Block>,
+    reply: SyncSender<Reply>,
+}
+
+/// The worker thread. One for the driver's life: the contracts keep per-thread caches (parsed
+/// public keys, Cedar decisions) that a thread per block would start cold every time.
+struct Worker {
+    jobs: SyncSender<Job>,
+    handle: JoinHandle<()>,
+}
+
+impl Worker {
+    fn spawn(store: Arc<Store>, checker: Arc<TxChecker>) -> std::io::Result<Self> {
+        // One job at a time: the driver never sends another before it has the last reply.
+        let (jobs, inbox) = sync_channel::<Job>(1);
+        let handle = std::thread::Builder::new().name("dpx-execute".into()).spawn(move || {
+            while let Ok(job) = inbox.recv() {
+                let run = || execute_and_prepare(&store, &checker, &job.block);
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the execution worker panicked")));
+                // The driver may have stopped waiting (it is shutting down): nothing to do.
+                let _ = job.reply.send(result);
+            }
+        })?;
+        Ok(Self { jobs, handle })
+    }
+}
+
 struct Running {
     id: Hash,
-    handle: JoinHandle<anyhow::Result<Executed>>,
+    reply: Receiver<Reply>,
+    /// The reply, once it has been seen to arrive.
+    done: Option<Reply>,
+}
+
+impl Running {
+    /// Whether the worker has finished this job.
+    fn finished(&mut self) -> bool {
+        if self.done.is_none() {
+            match self.reply.try_recv() {
+                Ok(r) => self.done = Some(r),
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => {
+                    self.done = Some(Err(anyhow::anyhow!("the execution worker is gone")));
+                }
+            }
+        }
+        true
+    }
+
+    /// The reply, waiting for it if need be.
+    fn wait(mut self) -> Reply {
+        match self.done.take() {
+            Some(r) => r,
+            None => self
+                .reply
+                .recv()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the execution worker is gone"))),
+        }
+    }
 }
 
 /// The one speculation a driver may have running (see the module docs).
 pub(super) struct Speculator {
     enabled: bool,
+    store: Arc<Store>,
+    checker: Arc<TxChecker>,
+    /// Started with the first speculation.
+    worker: Option<Worker>,
     running: Option<Running>,
 }
 
@@ -83,48 +149,47 @@ impl std::fmt::Debug for Speculator {
         f.debug_struct("Speculator")
             .field("enabled", &self.enabled)
             .field("running", &self.running.as_ref().map(|r| r.id))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Speculator {
-    pub fn new(enabled: bool) -> Self {
-        Self { enabled, running: None }
+    pub fn new(enabled: bool, store: Arc<Store>, checker: Arc<TxChecker>) -> Self {
+        Self { enabled, store, checker, worker: None, running: None }
     }
 
-    /// Start executing `block` (named `id`) on a worker, unless one is already running or
+    /// Start executing `block` (named `id`) on the worker, unless one is already running or
     /// speculation is off. The caller checked that the block is valid on the current tip.
-    /// Returns whether a worker was started.
-    pub fn start(
-        &mut self,
-        store: &Arc<Store>,
-        checker: &Arc<TxChecker>,
-        id: Hash,
-        block: &Arc<Block>,
-    ) -> bool {
-        if !self.enabled || block.header.height != store.tip_height() + 1 {
+    /// Returns whether it was started.
+    pub fn start(&mut self, id: Hash, block: &Arc<Block>) -> bool {
+        if !self.enabled || block.header.height != self.store.tip_height() + 1 {
             return false;
         }
-        if let Some(r) = &self.running {
-            if r.id == id || !r.handle.is_finished() {
+        if let Some(r) = &mut self.running {
+            if r.id == id || !r.finished() {
                 return false;
             }
         }
         // A finished speculation on another value is dropped (its proposal lost the round).
-        let (store, checker, block) = (Arc::clone(store), Arc::clone(checker), Arc::clone(block));
-        let spawned = std::thread::Builder::new()
-            .name("dpx-execute".into())
-            .spawn(move || execute_and_prepare(&store, &checker, &block));
-        match spawned {
-            Ok(handle) => {
-                self.running = Some(Running { id, handle });
+        self.running = None;
+        if self.worker.is_none() {
+            match Worker::spawn(Arc::clone(&self.store), Arc::clone(&self.checker)) {
+                Ok(w) => self.worker = Some(w),
+                // No thread to be had: decided blocks execute on the driver instead.
+                Err(_) => {
+                    self.enabled = false;
+                    return false;
+                }
+            }
+        }
+        let Some(worker) = &self.worker else { return false };
+        let (reply, rx) = sync_channel(1);
+        match worker.jobs.try_send(Job { block: Arc::clone(block), reply }) {
+            Ok(()) => {
+                self.running = Some(Running { id, reply: rx, done: None });
                 true
             }
-            // No thread to be had: the decided block executes on the driver instead.
-            Err(_) => {
-                self.running = None;
-                false
-            }
+            Err(_) => false,
         }
     }
 
@@ -134,15 +199,9 @@ impl Speculator {
     pub fn take(&mut self, id: &Hash) -> Outcome {
         let Some(r) = self.running.take() else { return Outcome::None };
         let started = Instant::now();
-        let result = match r.handle.join() {
-            Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!("the execution worker panicked")),
-        };
-        if r.id == *id {
-            Outcome::Used { result, waited: started.elapsed() }
-        } else {
-            Outcome::Discarded
-        }
+        let same = r.id == *id;
+        let result = r.wait();
+        if same { Outcome::Used { result, waited: started.elapsed() } } else { Outcome::Discarded }
     }
 
     /// The id being (or last) speculated on, for tests.
@@ -155,9 +214,11 @@ impl Speculator {
 impl Drop for Speculator {
     fn drop(&mut self) {
         // A driver going away waits for its worker, so no thread reads the store after the
-        // node has let go of it.
-        if let Some(r) = self.running.take() {
-            let _ = r.handle.join();
+        // node has let go of it: closing the queue ends the worker after its job.
+        self.running = None;
+        if let Some(w) = self.worker.take() {
+            drop(w.jobs);
+            let _ = w.handle.join();
         }
     }
 }
