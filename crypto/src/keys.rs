@@ -7,12 +7,28 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{CryptoError, Domain, Hash};
 
-/// Valid keys each thread remembers having parsed (about 200 bytes each).
-const PARSED_KEYS_MAX: usize = 8192;
+/// Valid keys the process remembers having parsed (about 200 bytes each), in all shards.
+const PARSED_KEYS_MAX: usize = 32_768;
+/// Shards of the parsed-key cache, each behind its own lock.
+const PARSED_SHARDS: usize = 16;
 
-thread_local! {
-    static PARSED: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+type KeyShard = std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifyingKey>>;
+
+/// The parsed-key cache, shared by every thread: a node parses the same keys on its RPC
+/// threads (admission), its driver (mempool checks) and its execution worker, and a cache per
+/// thread made each of them pay for every key once more. Shards are picked by a randomly
+/// seeded hash, so nobody can aim crafted keys at one shard.
+static PARSED: std::sync::LazyLock<(std::hash::RandomState, [KeyShard; PARSED_SHARDS])> =
+    std::sync::LazyLock::new(|| (std::hash::RandomState::new(), Default::default()));
+
+fn parsed_shard(
+    key: &[u8; 32],
+) -> std::sync::MutexGuard<'static, std::collections::HashMap<[u8; 32], VerifyingKey>> {
+    use std::hash::BuildHasher as _;
+    let (seed, shards) = &*PARSED;
+    let i = (seed.hash_one(key) as usize) % PARSED_SHARDS;
+    // A panic while holding a shard cannot leave it inconsistent (one insert or clear).
+    shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An ed25519 public key. Construction rejects non-points, non-canonical encodings, small-order
@@ -38,14 +54,14 @@ impl PublicKey {
     ///
     /// Decompressing the point and checking its subgroup costs a field exponentiation and a
     /// scalar multiplication (tens of µs), and the same keys are
-    /// decoded over and over (every state record names its owner), so each thread remembers the
-    /// keys it parsed recently. Parsing is a pure function of the bytes: the cache cannot change
-    /// a result, only skip recomputing one.
+    /// decoded over and over (every state record names its owner), so the process remembers
+    /// the keys it parsed recently, across threads. Parsing is a pure function of the bytes: the
+    /// cache cannot change a result, only skip recomputing one.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CryptoError::Length { expected: Self::LEN, actual: bytes.len() })?;
-        if let Some(key) = PARSED.with_borrow(|m| m.get(&arr).copied()) {
+        if let Some(key) = parsed_shard(&arr).get(&arr).copied() {
             return Ok(Self(key));
         }
         // Canonical, not of small order, and no torsion component: with a torsion-free `A`, the
@@ -61,12 +77,11 @@ impl PublicKey {
             return Err(CryptoError::InvalidPublicKey);
         }
         let key = VerifyingKey::from_bytes(&arr).map_err(|_| CryptoError::InvalidPublicKey)?;
-        PARSED.with_borrow_mut(|m| {
-            if m.len() >= PARSED_KEYS_MAX {
-                m.clear();
-            }
-            m.insert(arr, key);
-        });
+        let mut shard = parsed_shard(&arr);
+        if shard.len() >= PARSED_KEYS_MAX / PARSED_SHARDS {
+            shard.clear();
+        }
+        shard.insert(arr, key);
         Ok(Self(key))
     }
 
@@ -309,12 +324,33 @@ mod tests {
             seed[..4].copy_from_slice(&i.to_le_bytes());
             PublicKey::from_bytes(&Keypair::from_seed(seed).public().to_bytes()).unwrap();
         }
-        assert!(PARSED.with_borrow(std::collections::HashMap::len) <= PARSED_KEYS_MAX);
+        let held: usize = PARSED.1.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(held <= PARSED_KEYS_MAX, "{held}");
+        assert!(
+            PARSED.1.iter().all(|s| s.lock().unwrap().len() <= PARSED_KEYS_MAX / PARSED_SHARDS)
+        );
         let mut identity = [0u8; 32];
         identity[0] = 1;
         for _ in 0..2 {
             assert!(PublicKey::from_bytes(&identity).is_err());
         }
+    }
+
+    /// A key parsed on one thread is remembered for the others: one cache per process.
+    #[test]
+    fn a_key_parsed_on_one_thread_is_cached_for_all() {
+        let key = Keypair::from_seed([77; 32]).public().to_bytes();
+        // Another test filling the cache may clear the shard in between: a few tries.
+        let shared = (0..10).any(|_| {
+            std::thread::spawn(move || PublicKey::from_bytes(&key).unwrap()).join().unwrap();
+            parsed_shard(&key).contains_key(&key)
+        });
+        assert!(shared, "a key parsed on another thread is not in the cache");
+        // Refused keys are never remembered.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(PublicKey::from_bytes(&identity).is_err());
+        assert!(!parsed_shard(&identity).contains_key(&identity));
     }
 
     #[test]

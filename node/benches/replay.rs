@@ -161,19 +161,29 @@ fn main() {
         made as f64 / build_s
     );
 
+    // The same ledger replayed with the signatures verified only in order (no worker), then
+    // ahead on the other cores (the default), alternately, twice each.
     let out = tempfile::tempdir().unwrap();
-    let mut source = HomeSource::open(&path, CHAIN).unwrap();
-    let opts = ReplayOptions { to_height: None, progress: true };
-    let started = Instant::now();
-    let outcome = replay(&genesis, &mut source, &out.path().join("replay"), &opts).unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    let Outcome::Verified(report) = outcome else { panic!("the bench ledger diverged") };
-    assert_eq!(report.transactions, made as u64);
-    assert_eq!(report.grants.consumed, grants);
-    println!(
-        "replay --from-home: {blocks} blocks, {made} transactions in {secs:.2} s: {:.1} blocks/s, {:.0} tx/s \
-         (including the final key-by-key state comparison and report)",
-        blocks as f64 / secs,
-        made as f64 / secs
-    );
+    for (run, workers) in [Some(0), None, Some(0), None].into_iter().enumerate() {
+        let mut source = HomeSource::open(&path, CHAIN).unwrap();
+        let opts = ReplayOptions { to_height: None, progress: false, verify_workers: workers };
+        let started = Instant::now();
+        let dir = out.path().join(format!("replay-{run}"));
+        let outcome = replay(&genesis, &mut source, &dir, &opts).unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let Outcome::Verified(report) = outcome else { panic!("the bench ledger diverged") };
+        assert_eq!(report.transactions, made as u64);
+        assert_eq!(report.grants.consumed, grants);
+        let label = match workers {
+            Some(0) => "no workers (in order)".to_owned(),
+            _ => format!("{} verifying ahead", dpx_app::replay::default_verify_workers()),
+        };
+        println!(
+            "replay --from-home, {label}: {blocks} blocks, {made} transactions in {secs:.2} s: \
+             {:.1} blocks/s, {:.0} tx/s (including the final key-by-key state comparison and report)",
+            blocks as f64 / secs,
+            made as f64 / secs
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -197,9 +197,14 @@ fn build_ledger_with(fault: Fault) -> Ledger {
 }
 
 fn run_replay(l: &Ledger, to: Option<u64>) -> Outcome {
+    run_replay_with(l, to, None)
+}
+
+/// [`run_replay`] with a given number of threads verifying signatures ahead.
+fn run_replay_with(l: &Ledger, to: Option<u64>, verify_workers: Option<usize>) -> Outcome {
     let out = tempfile::tempdir().unwrap();
     let mut source = HomeSource::open(&l.path, CHAIN).unwrap();
-    let opts = ReplayOptions { to_height: to, progress: false };
+    let opts = ReplayOptions { to_height: to, progress: false, verify_workers };
     replay(&l.genesis, &mut source, &out.path().join("replay"), &opts).unwrap()
 }
 
@@ -293,6 +298,26 @@ fn partial_replay_checks_the_last_block_against_the_next_header() {
     assert_eq!(s.header(6).unwrap().unwrap().state_root, r.final_state_root);
 }
 
+/// Verifying signatures ahead on other threads changes nothing but the speed: the same report
+/// with none, one or many workers, and over a part of the chain.
+#[test]
+fn the_report_is_the_same_whatever_the_number_of_verifying_workers() {
+    let l = build_ledger();
+    let report = |to, workers| match run_replay_with(&l, to, workers) {
+        Outcome::Verified(mut r) => {
+            r.elapsed_ms = 0;
+            r
+        }
+        Outcome::Diverged(d) => panic!("a clean ledger diverged with {workers:?}: {}", d.render()),
+    };
+    for to in [None, Some(5)] {
+        let in_order = report(to, Some(0));
+        for workers in [Some(1), Some(3), None] {
+            assert_eq!(report(to, workers), in_order, "{workers:?} workers, to {to:?}");
+        }
+    }
+}
+
 // ----- tampering is pinpointed ------------------------------------------------------------
 
 #[test]
@@ -301,6 +326,13 @@ fn a_tampered_transaction_byte_is_a_tx_root_divergence_at_its_block() {
     flip(&l.path, "txs", &pos_key(4, 1), -3);
     let d = expect_divergence(&l);
     assert_eq!((d.height, d.kind), (4, DivergenceKind::TxRoot), "{}", d.render());
+    // The same finding whether the altered transaction was met ahead by a worker or not.
+    for workers in [0, 1, 3] {
+        let Outcome::Diverged(w) = run_replay_with(&l, None, Some(workers)) else {
+            panic!("tampering went unnoticed with {workers} workers");
+        };
+        assert_eq!((w.height, w.kind, &w.detail), (d.height, d.kind, &d.detail), "{workers}");
+    }
 }
 
 #[test]
@@ -416,7 +448,7 @@ impl Source for BlocksOnly {
 fn replay_blocks_only(l: &Ledger, to: Option<u64>) -> Outcome {
     let out = tempfile::tempdir().unwrap();
     let mut source = BlocksOnly(HomeSource::open(&l.path, CHAIN).unwrap());
-    let opts = ReplayOptions { to_height: to, progress: false };
+    let opts = ReplayOptions { to_height: to, progress: false, verify_workers: None };
     replay(&l.genesis, &mut source, &out.path().join("replay"), &opts).unwrap()
 }
 

@@ -173,7 +173,7 @@ fn build(history: History) -> Ledger {
 fn replay_home(l: &Ledger) -> Outcome {
     let out = tempfile::tempdir().unwrap();
     let mut source = HomeSource::open(&l.path, CHAIN).unwrap();
-    let opts = ReplayOptions { to_height: None, progress: false };
+    let opts = ReplayOptions { to_height: None, progress: false, verify_workers: None };
     replay(&l.genesis, &mut source, &out.path().join("replay"), &opts).unwrap()
 }
 

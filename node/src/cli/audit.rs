@@ -93,12 +93,25 @@ pub enum AuditCmd {
         /// No progress on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Threads verifying signatures of the blocks ahead (default: one per core but one;
+        /// 0: verify each block's in order). The verdict is the same with any number.
+        #[arg(long)]
+        verify_workers: Option<usize>,
     },
 }
 
 pub async fn run(cmd: AuditCmd, out: Output) -> anyhow::Result<()> {
     match cmd {
-        AuditCmd::Replay { genesis, from_home, from_rpc, key, to_height, out: out_dir, quiet } => {
+        AuditCmd::Replay {
+            genesis,
+            from_home,
+            from_rpc,
+            key,
+            to_height,
+            out: out_dir,
+            quiet,
+            verify_workers,
+        } => {
             let args = ReplayArgs {
                 genesis,
                 from_home,
@@ -107,6 +120,7 @@ pub async fn run(cmd: AuditCmd, out: Output) -> anyhow::Result<()> {
                 to_height,
                 out_dir,
                 progress: !quiet,
+                verify_workers,
             };
             replay(args, out).await?;
         }
@@ -186,6 +200,7 @@ struct ReplayArgs {
     to_height: Option<u64>,
     out_dir: Option<PathBuf>,
     progress: bool,
+    verify_workers: Option<usize>,
 }
 
 /// Removes the temporary replay directory however the replay ends.
@@ -217,7 +232,11 @@ async fn replay(a: ReplayArgs, out: Output) -> anyhow::Result<()> {
         let d = std::env::temp_dir().join(format!("dpx-replay-{}-{nanos}", std::process::id()));
         (d.clone(), Some(TempDir(d)))
     };
-    let opts = ReplayOptions { to_height: a.to_height, progress: a.progress };
+    let opts = ReplayOptions {
+        to_height: a.to_height,
+        progress: a.progress,
+        verify_workers: a.verify_workers,
+    };
     let outcome = tokio::task::spawn_blocking(move || {
         dpx_app::replay::replay(&genesis, source.as_mut(), &dir, &opts)
     })
