@@ -339,8 +339,9 @@ fn seeds_pass_their_decoders() {
         &[("grant".into(), grant_bytes), ("grant-compact".into(), compact.into_bytes())],
     );
 
-    // The render target's first byte picks the key prefix (same order as in fuzz/).
-    let selectors: [(&[u8], bool); 21] = [
+    // The render target's first byte picks the key prefix (same order as in fuzz/); the rest
+    // is the value, and also the rest of the key with an empty value.
+    let selectors: [(&[u8], bool); 35] = [
         (keys::PREFIX_PARTICIPANT, false),
         (keys::PREFIX_PRODUCT, false),
         (keys::PREFIX_ORDER, false),
@@ -362,25 +363,58 @@ fn seeds_pass_their_decoders() {
         (keys::PREFIX_DESTRUCTION, false),
         (keys::PREFIX_JOB, false),
         (keys::PREFIX_ORDER_JOB, false),
+        (keys::PLATFORM_FEE, true),
+        (keys::PREFIX_OVERDUE, false),
+        (keys::PREFIX_DESTRUCTION_QUEUE, false),
+        (keys::PREFIX_ATTESTATION_COUNT, false),
+        (keys::VALIDATORS_LATEST, true),
+        (keys::AGENCY_COUNT, true),
+        (keys::CHAIN_ID, true),
+        (keys::PREFIX_KEY_BINDING, false),
+        (keys::PREFIX_NONCE, false),
+        (keys::PREFIX_RESPONSE, false),
+        (keys::PREFIX_SUBJECT_KEY, false),
+        (keys::PREFIX_APPROVAL, false),
+        (keys::PREFIX_POLICY_VERSION, false),
+        (keys::PREFIX_VALIDATOR_UPDATE, false),
     ];
+    // A month later a block start reports the due destruction overdue (and takes it off the
+    // queue): the overdue report's seed comes from that later state.
+    let mut later = w.st.clone();
+    let ctx = BlockContext {
+        chain_id: CHAIN.into(),
+        height: w.height + 1,
+        time_ms: T0_MS + 31 * lifecycle::DAY_MS,
+    };
+    let events = begin_block(&mut later, &ctx);
+    assert!(events.iter().any(|e| e.kind == "lifecycle.destruction_overdue"), "{events:?}");
+    let overdue: Vec<(&[u8], &[u8])> = later.scan(keys::PREFIX_OVERDUE).collect();
+    assert_eq!(overdue.len(), 1);
     let mut values = Vec::new();
-    for (key, value) in &w.st.map {
+    let now = w.st.map.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+    for (key, value) in now.chain(overdue) {
         let Some(selector) = selectors
             .iter()
-            .position(|(p, exact)| if *exact { key == p } else { key.starts_with(p) })
+            .position(|(p, exact)| if *exact { key == *p } else { key.starts_with(p) })
         else {
             continue;
         };
         assert!(render(key, value).is_some(), "{}", String::from_utf8_lossy(key));
         assert!(render_in(&w.st, key, value).is_some(), "{}", String::from_utf8_lossy(key));
+        // A destruction-queue entry is all key: its seed is the rest of the key.
+        let (prefix, _) = selectors[selector];
+        let body =
+            if prefix == keys::PREFIX_DESTRUCTION_QUEUE { &key[prefix.len()..] } else { value };
         values.push((
             format!("value-{selector}-{}", values.len()),
-            [&[selector as u8], value.as_slice()].concat(),
+            [&[selector as u8], body].concat(),
         ));
     }
     let kinds: std::collections::BTreeSet<u8> = values.iter().map(|(_, v)| v[0]).collect();
     assert!(kinds.len() >= 12, "values of only {kinds:?}");
     assert!(kinds.contains(&19) && kinds.contains(&20), "a job and its order's marker");
+    // The fee, an overdue report, a queued destruction, an attestation count.
+    assert!((21..=24).all(|k| kinds.contains(&k)), "values of only {kinds:?}");
     for (i, receipt) in w.receipts.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
         let bytes = receipt.encode();
         assert_eq!(&Receipt::decode(&bytes).unwrap(), receipt);

@@ -77,6 +77,11 @@ fn base_port(nodes: usize) -> u16 {
     }
 }
 
+/// A loopback port free right now (for a node prepared outside `testnet init`).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
 /// Run `dpx` with `args` and return stdout; fails with stderr on a non-zero exit.
 pub fn dpx(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(dpx_bin()?).args(args).output().context("running dpx")?;
@@ -364,6 +369,25 @@ impl Cluster {
             b["id"].as_str().context("id")?.to_owned(),
             b["header"]["state_root"].as_str().context("state_root")?.to_owned(),
         ))
+    }
+
+    /// Validator keys (hex) whose signatures are in the certificate of block `h`, as node `i`
+    /// serves the block and the set in force at `h`.
+    pub fn signers(&self, i: usize, h: u64) -> anyhow::Result<Vec<String>> {
+        let b = self.get(i, &format!("/v1/blocks/{h}"))?;
+        let cert = hex::decode(b["certificate"].as_str().context("certificate")?)?;
+        let cert = dpx_consensus::Certificate::decode(&cert).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let set = self.get(i, &format!("/v1/validators?height={h}"))?;
+        let keys: Vec<&str> = set["validators"]
+            .as_array()
+            .context("validators")?
+            .iter()
+            .filter_map(|v| v["key"].as_str())
+            .collect();
+        cert.signatures
+            .iter()
+            .map(|(idx, _)| keys.get(idx.0 as usize).map(|k| (*k).to_owned()).context("index"))
+            .collect()
     }
 
     /// Check every pair of the given nodes agrees on block id and state root at every common

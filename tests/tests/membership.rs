@@ -3,37 +3,14 @@
 //! stops appearing in certificates; the nodes agree throughout. (Across containers, under
 //! load, with agency admission and audit replay: `scripts/membership.sh`.)
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
 
-use dpx_tests::{Cluster, dpx};
+use dpx_tests::{Cluster, dpx, free_port};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
-/// Validator keys (hex) whose signatures are in the certificate of block `h` on node `i`.
-fn signers(c: &Cluster, i: usize, h: u64) -> anyhow::Result<Vec<String>> {
-    let b = c.get(i, &format!("/v1/blocks/{h}"))?;
-    let cert = hex::decode(b["certificate"].as_str().context("certificate")?)?;
-    let cert = dpx_consensus::Certificate::decode(&cert).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let set = c.get(i, &format!("/v1/validators?height={h}"))?;
-    let keys: Vec<&str> = set["validators"]
-        .as_array()
-        .context("validators")?
-        .iter()
-        .filter_map(|v| v["key"].as_str())
-        .collect();
-    cert.signatures
-        .iter()
-        .map(|(idx, _)| keys.get(idx.0 as usize).map(|k| (*k).to_owned()).context("index"))
-        .collect()
-}
 
 /// `dpx governance` as agency `a` through node `via`; the JSON answer.
 fn governance(c: &Cluster, a: usize, via: usize, args: &[&str]) -> anyhow::Result<Value> {
@@ -109,10 +86,10 @@ fn a_node_joins_from_the_genesis_file_and_an_original_validator_leaves() -> anyh
     assert_eq!(c.get(e, "/v1/status")?["validator"], true);
     let mut signed = 0;
     for h in joined..=joined + 3 {
-        signed += usize::from(signers(&c, e, h)?.contains(&new_key));
+        signed += usize::from(c.signers(e, h)?.contains(&new_key));
     }
     for h in 1..joined {
-        assert!(!signers(&c, 0, h)?.contains(&new_key), "signed height {h} before its height");
+        assert!(!c.signers(0, h)?.contains(&new_key), "signed height {h} before its height");
     }
     assert!(signed > 0, "the newcomer's key is in none of the certificates after its height");
 
@@ -123,7 +100,7 @@ fn a_node_joins_from_the_genesis_file_and_an_original_validator_leaves() -> anyh
         c.wait_height(i, left + 4, WAIT)?;
     }
     for h in left..=left + 3 {
-        assert!(!signers(&c, 0, h)?.contains(&gone), "the removed key signed height {h}");
+        assert!(!c.signers(0, h)?.contains(&gone), "the removed key signed height {h}");
     }
     assert_eq!(c.get(3, "/v1/status")?["validator"], false);
     let checked = c.check_agreement(&[0, 1, 2, e])?;
