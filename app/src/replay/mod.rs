@@ -362,7 +362,7 @@ impl Run<'_> {
             if let Some(d) = check_chain(chain_id, &block.header, self.last) {
                 return stop(d);
             }
-            let validators = validator_set(&store, h)
+            let validators = validator_set(store, h)
                 .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
             // The certificate first: what the header claims about the parent counts only once a
             // quorum is known to have signed it.
@@ -375,20 +375,20 @@ impl Run<'_> {
             if let Some(d) = check_outcome(&block.header, self.last, source, store)? {
                 return stop(d);
             }
-            let (writes, receipts) = execute_block(&store, checker, &block)
+            let (writes, receipts) = execute_block(store, checker, &block)
                 .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
             let cert_bytes = certificate.unwrap_or_default();
             let state_root =
                 store.commit_block(&block, &cert_bytes, writes.clone(), receipts.clone())?;
             let rhash = receipts_hash(&receipts);
             if let Some(d) = source::compare_stored(
-                source, &store, &block, &writes, &receipts, state_root, rhash,
+                source, store, &block, &writes, &receipts, state_root, rhash,
             )? {
                 return stop(d);
             }
             // The destructions the block's start reported overdue, as it left them in state.
             let overdue = {
-                let st = LatestState::new(&store);
+                let st = LatestState::new(store);
                 let reports = contracts::overdue_reports(&st, h);
                 if let Some(e) = st.into_error() {
                     return Err(ReplayError::Execution { height: h, reason: e });

@@ -147,7 +147,7 @@ impl Store {
         writes: WriteSet,
         receipts: Vec<Vec<u8>>,
     ) -> Result<Hash, LedgerError> {
-        let prepared = self.prepare_block(block, writes, &receipts)?;
+        let prepared = self.prepare_block(block, &writes, &receipts)?;
         self.commit_prepared(block, certificate, parent_certificate, prepared)
     }
 
@@ -165,7 +165,7 @@ impl Store {
     pub fn prepare_block(
         &self,
         block: &Block,
-        writes: WriteSet,
+        writes: &WriteSet,
         receipts: &[Vec<u8>],
     ) -> Result<PreparedBlock, LedgerError> {
         let height = self.check_extends(block)?;
@@ -178,13 +178,13 @@ impl Store {
         for r in receipts {
             LedgerError::check_len("receipt", r.len(), self.config.max_receipt_bytes)?;
         }
-        check_writes(&writes)?;
+        check_writes(writes)?;
         let view = self.tree_view();
-        let (root, update) = apply_tree(&view, &writes, height)?;
+        let (root, update) = apply_tree(&view, writes, height)?;
         let cutoff = self.prune_cutoff(height);
         let mut batch = WriteBatch::default();
         let mut nodes = NodeChanges::default();
-        self.stage_tree(&mut batch, &mut nodes, &writes, &update, height, cutoff)?;
+        self.stage_tree(&mut batch, &mut nodes, writes, &update, height, cutoff)?;
         self.stage_block(&mut batch, block, receipts, height, &root)?;
         Ok(PreparedBlock {
             height,
@@ -498,7 +498,7 @@ mod tests {
             let block = next_block(&direct, vec![vec![h]]);
             assert_eq!(block.id(), next_block(&prepared, vec![vec![h]]).id());
             let r1 = direct.commit_block(&block, b"c", writes(h, 4 + h), vec![vec![h]]).unwrap();
-            let p = prepared.prepare_block(&block, writes(h, 4 + h), &[vec![h]]).unwrap();
+            let p = prepared.prepare_block(&block, &writes(h, 4 + h), &[vec![h]]).unwrap();
             assert_eq!((p.height(), p.root()), (u64::from(h), r1), "the prepared root");
             assert_eq!(prepared.tip_height(), u64::from(h - 1), "preparing writes nothing");
             let r2 = prepared.commit_prepared(&block, b"c", None, p).unwrap();
@@ -522,10 +522,10 @@ mod tests {
         let store = fresh(dir.path());
         let block1 = next_block(&store, vec![b"x".to_vec()]);
         let rival1 = next_block(&store, vec![b"y".to_vec()]);
-        let stale = store.prepare_block(&rival1, writes(1, 2), &[vec![1]]).unwrap();
-        let mine = store.prepare_block(&block1, writes(9, 3), &[vec![1]]).unwrap();
+        let stale = store.prepare_block(&rival1, &writes(1, 2), &[vec![1]]).unwrap();
+        let mine = store.prepare_block(&block1, &writes(9, 3), &[vec![1]]).unwrap();
         // Not the prepared block: refused.
-        let other = store.prepare_block(&block1, writes(9, 3), &[vec![1]]).unwrap();
+        let other = store.prepare_block(&block1, &writes(9, 3), &[vec![1]]).unwrap();
         let err = store.commit_prepared(&rival1, b"c", None, other).unwrap_err();
         assert!(matches!(err, LedgerError::HeaderMismatch { .. }), "{err}");
         assert_eq!(store.tip_height(), 0);
@@ -542,12 +542,12 @@ mod tests {
             "the committed change stands"
         );
         // A block that does not extend the tip cannot be prepared.
-        let err = store.prepare_block(&rival1, writes(2, 1), &[vec![2]]).unwrap_err();
+        let err = store.prepare_block(&rival1, &writes(2, 1), &[vec![2]]).unwrap_err();
         assert!(matches!(err, LedgerError::NotNext { tip: 1, found: 1 }), "{err}");
         let block2 = next_block(&store, vec![b"z".to_vec()]);
-        let err = store.prepare_block(&block2, writes(2, 1), &[]).unwrap_err();
+        let err = store.prepare_block(&block2, &writes(2, 1), &[]).unwrap_err();
         assert!(matches!(err, LedgerError::ReceiptCount { .. }), "{err}");
-        let p = store.prepare_block(&block2, writes(2, 1), &[vec![2]]).unwrap();
+        let p = store.prepare_block(&block2, &writes(2, 1), &[vec![2]]).unwrap();
         store.commit_prepared(&block2, b"c", None, p).unwrap();
         assert_eq!(store.tip_height(), 2);
     }

@@ -42,7 +42,7 @@ impl Driver {
         let outcome = tokio::task::block_in_place(|| self.speculator.take(&id));
         let m = &self.shared.metrics;
         let (speculated, waited) = match outcome {
-            Outcome::Used { result: Ok(executed), waited } => (Some(executed), waited),
+            Outcome::Used { result: Ok(executed), waited } => (Some(*executed), waited),
             Outcome::Used { result: Err(e), waited } => {
                 warn!(height, error = %format!("{e:#}"), "speculative execution failed; executing again");
                 m.speculation_failed.inc();

@@ -52,7 +52,7 @@ pub(super) fn execute_and_prepare(
     let started = Instant::now();
     let (writes, receipts) = execute_block(store, checker, block)?;
     let prepared = store
-        .prepare_block(block, writes, &receipts)
+        .prepare_block(block, &writes, &receipts)
         .with_context(|| format!("preparing the commit of block {}", block.header.height))?;
     Ok(Executed { receipts, prepared, took: started.elapsed() })
 }
@@ -62,14 +62,15 @@ pub(super) fn execute_and_prepare(
 pub(super) enum Outcome {
     /// It was for this block: its result (an error is the worker's; the caller executes
     /// afresh). `waited` is how long the commit waited for the worker to finish.
-    Used { result: anyhow::Result<Executed>, waited: Duration },
+    Used { result: Reply, waited: Duration },
     /// It was for another block, and was waited for and dropped.
     Discarded,
     /// There was none.
     None,
 }
 
-type Reply = anyhow::Result<Executed>;
+/// The worker's answer (boxed: a prepared block is large next to the other outcomes).
+type Reply = anyhow::Result<Box<Executed>>;
 
 struct Job {
     block: Arc<Block>,
@@ -89,7 +90,7 @@ impl Worker {
         let (jobs, inbox) = sync_channel::<Job>(1);
         let handle = std::thread::Builder::new().name("dpx-execute".into()).spawn(move || {
             while let Ok(job) = inbox.recv() {
-                let run = || execute_and_prepare(&store, &checker, &job.block);
+                let run = || execute_and_prepare(&store, &checker, &job.block).map(Box::new);
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("the execution worker panicked")));
                 // The driver may have stopped waiting (it is shutting down): nothing to do.
@@ -165,32 +166,28 @@ impl Speculator {
         if !self.enabled || block.header.height != self.store.tip_height() + 1 {
             return false;
         }
-        if let Some(r) = &mut self.running {
-            if r.id == id || !r.finished() {
-                return false;
-            }
+        if let Some(r) = &mut self.running
+            && (r.id == id || !r.finished())
+        {
+            return false;
         }
         // A finished speculation on another value is dropped (its proposal lost the round).
         self.running = None;
         if self.worker.is_none() {
-            match Worker::spawn(Arc::clone(&self.store), Arc::clone(&self.checker)) {
-                Ok(w) => self.worker = Some(w),
+            let Ok(w) = Worker::spawn(Arc::clone(&self.store), Arc::clone(&self.checker)) else {
                 // No thread to be had: decided blocks execute on the driver instead.
-                Err(_) => {
-                    self.enabled = false;
-                    return false;
-                }
-            }
+                self.enabled = false;
+                return false;
+            };
+            self.worker = Some(w);
         }
         let Some(worker) = &self.worker else { return false };
         let (reply, rx) = sync_channel(1);
-        match worker.jobs.try_send(Job { block: Arc::clone(block), reply }) {
-            Ok(()) => {
-                self.running = Some(Running { id, reply: rx, done: None });
-                true
-            }
-            Err(_) => false,
+        if worker.jobs.try_send(Job { block: Arc::clone(block), reply }).is_err() {
+            return false;
         }
+        self.running = Some(Running { id, reply: rx, done: None });
+        true
     }
 
     /// Before committing the block `id` (or any block): wait for the worker, whatever it

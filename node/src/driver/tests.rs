@@ -768,9 +768,9 @@ fn state_changing_tx_n(chain: &Chain, tag: u64, nonce: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_proposal_is_executed_before_its_decision_with_the_same_result() {
     let chain = Chain::new();
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut spec = open_timed(&chain, a.path(), Some(chain.keys[0].clone()), timing_with(true));
-    let mut plain = open_timed(&chain, b.path(), None, timing_with(false));
+    let (dir_s, dir_p) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut spec = open_timed(&chain, dir_s.path(), Some(chain.keys[0].clone()), timing_with(true));
+    let mut plain = open_timed(&chain, dir_p.path(), None, timing_with(false));
     let mut nonce = 0;
     let mut own = 0;
     for h in 1..=4u64 {
@@ -789,7 +789,7 @@ async fn a_valid_proposal_is_executed_before_its_decision_with_the_same_result()
             nonce += 1;
             spec.block(chain.peer(p), &b, &cert, 0);
             let sp = proposal(&chain, p, h, 0, b.id());
-            spec.consensus(chain.peer(p), sp.clone());
+            spec.consensus(chain.peer(p), sp);
             // Validated and prevoted: executing, not yet decided.
             assert_eq!(spec.tip(), h - 1);
             assert_eq!(spec.driver.speculator.current(), Some(b.id()), "height {h}");
@@ -801,7 +801,7 @@ async fn a_valid_proposal_is_executed_before_its_decision_with_the_same_result()
         for i in 0..usize::from(VALIDATORS) {
             let v = vote(&chain, i, VoteKind::Precommit, h, 0, Some(id));
             if i != 0 {
-                spec.consensus(chain.peer(i), v.clone());
+                spec.consensus(chain.peer(i), v);
             }
             plain.consensus(chain.peer(i), v);
         }
@@ -831,9 +831,10 @@ async fn a_speculation_on_a_block_that_is_not_decided_is_thrown_away() {
     let (p0, p1) = (proposer(0), proposer(1));
     // This node proposes neither round.
     let me = (0..usize::from(VALIDATORS)).find(|&i| i != p0 && i != p1).unwrap();
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut spec = open_timed(&chain, a.path(), Some(chain.keys[me].clone()), timing_with(true));
-    let mut reference = open_timed(&chain, b.path(), None, timing_with(false));
+    let (dir_s, dir_r) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut spec =
+        open_timed(&chain, dir_s.path(), Some(chain.keys[me].clone()), timing_with(true));
+    let mut reference = open_timed(&chain, dir_r.path(), None, timing_with(false));
     // Round 0: a valid block with a state-changing transaction is proposed and speculated on.
     let (loser, cert) = spec.next_block(&chain, p0, vec![state_changing_tx_n(&chain, 5, 0)]);
     spec.block(chain.peer(p0), &loser, &cert, 0);
