@@ -27,6 +27,7 @@ pub struct Metrics {
     pub commit_latency_seconds: Histogram,
     pub p2p_refused: Counter,
     pub p2p_dropped: Counter,
+    pub p2p_send_failed: Counter,
     pub p2p_rate_limited: Counter,
     pub p2p_bad_frames: Counter,
     pub consensus_rejected: Counter,
@@ -123,6 +124,11 @@ impl Metrics {
             p2p_dropped: reg!(
                 "p2p_dropped",
                 "Inbound messages dropped (node busy)",
+                Counter::default()
+            ),
+            p2p_send_failed: reg!(
+                "p2p_send_failed",
+                "Messages to peers that failed (stream limit, timeout, connection closed)",
                 Counter::default()
             ),
             p2p_rate_limited: reg!(

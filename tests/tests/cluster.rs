@@ -197,6 +197,23 @@ fn n4_consensus_only_orders_opaque_payloads() -> anyhow::Result<()> {
         }
     }
     assert_eq!(seen.len(), 200, "exactly the payloads sent, once each");
+    // Every validator executed the blocks it committed while they were voted on: some were
+    // speculated on (a block can still be decided before its validation, or be synced), and
+    // no speculation failed.
+    for i in 0..4 {
+        let m = dpx_tests_metrics(&c, i)?;
+        let used = metric(&m, "dpx_speculation_used_total");
+        assert!(used >= 1.0, "node {i} committed no block it had executed ahead:\n{m}");
+        assert!(used <= tip as f64, "node {i}: more speculations used than blocks");
+        assert_eq!(metric(&m, "dpx_speculation_failed_total"), 0.0, "node {i}");
+    }
     println!("consensus-only: 200 payloads committed once each in {tip} blocks");
     Ok(())
+}
+
+/// The value of an unlabelled metric in Prometheus text (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

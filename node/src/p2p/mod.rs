@@ -453,6 +453,9 @@ impl NetTask {
             }
             Event::OutboundFailure { request_id, error, peer, .. } => {
                 self.sync_pending.remove(&request_id);
+                // Counted, not logged above debug: under load a refused send (more than
+                // `max_concurrent_streams` in flight) is recovered by re-broadcast and sync.
+                self.metrics.p2p_send_failed.inc();
                 debug!(%peer, %error, "send failed");
             }
             Event::ResponseSent { .. } => {}
