@@ -202,18 +202,18 @@ fn n4_consensus_only_orders_opaque_payloads() -> anyhow::Result<()> {
     // no speculation failed.
     for i in 0..4 {
         let m = dpx_tests_metrics(&c, i)?;
-        let used = metric(&m, "dpx_speculation_used_total");
-        assert!(used >= 1.0, "node {i} committed no block it had executed ahead:\n{m}");
-        assert!(used <= tip as f64, "node {i}: more speculations used than blocks");
-        assert_eq!(metric(&m, "dpx_speculation_failed_total"), 0.0, "node {i}");
+        let used = counter(&m, "dpx_speculation_used_total");
+        assert!(used >= 1, "node {i} committed no block it had executed ahead:\n{m}");
+        assert!(used <= tip, "node {i}: more speculations used than blocks");
+        assert_eq!(counter(&m, "dpx_speculation_failed_total"), 0, "node {i}");
     }
     println!("consensus-only: 200 payloads committed once each in {tip} blocks");
     Ok(())
 }
 
-/// The value of an unlabelled metric in Prometheus text (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
+/// The value of an unlabelled counter in Prometheus text (0 when absent).
+fn counter(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or(0)
 }
