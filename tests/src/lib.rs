@@ -274,6 +274,16 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The value of the unlabelled counter or gauge `name` on a node's `/metrics` (an error when
+/// the node does not report it).
+pub fn metric(rpc: &str, name: &str) -> anyhow::Result<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let text = rt.block_on(async { reqwest::get(format!("{rpc}/metrics")).await?.text().await })?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no metric {name} in:\n{text}"))
+}
+
 /// A blocking GET returning JSON (a small runtime per call keeps test code synchronous).
 pub fn get_json(url: &str) -> anyhow::Result<Value> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use dpx_node::wire::TxBatch;
-use dpx_tests::{Cluster, post_bytes, tail};
+use dpx_tests::{Cluster, metric, post_bytes, tail};
 use prost::Message as _;
 
 const T: Duration = Duration::from_secs(90);
@@ -201,19 +201,11 @@ fn n4_consensus_only_orders_opaque_payloads() -> anyhow::Result<()> {
     // speculated on (a block can still be decided before its validation, or be synced), and
     // no speculation failed.
     for i in 0..4 {
-        let m = dpx_tests_metrics(&c, i)?;
-        let used = counter(&m, "dpx_speculation_used_total");
-        assert!(used >= 1, "node {i} committed no block it had executed ahead:\n{m}");
+        let used = metric(&c.rpc[i], "dpx_speculation_used_total")?;
+        assert!(used >= 1, "node {i} committed no block it had executed ahead");
         assert!(used <= tip, "node {i}: more speculations used than blocks");
-        assert_eq!(counter(&m, "dpx_speculation_failed_total"), 0, "node {i}");
+        assert_eq!(metric(&c.rpc[i], "dpx_speculation_failed_total")?, 0, "node {i}");
     }
     println!("consensus-only: 200 payloads committed once each in {tip} blocks");
     Ok(())
-}
-
-/// The value of an unlabelled counter in Prometheus text (0 when absent).
-fn counter(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -5,7 +5,7 @@ use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use dpx_tests::{Cluster, post_json};
+use dpx_tests::{Cluster, metric, post_json};
 use serde_json::json;
 
 #[test]
@@ -142,14 +142,6 @@ fn time_to_close(s: &mut TcpStream, max: Duration) -> Option<Duration> {
         }
     }
     None
-}
-
-fn metric(rpc: &str, name: &str) -> anyhow::Result<f64> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let text = rt.block_on(async { reqwest::get(format!("{rpc}/metrics")).await?.text().await })?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .ok_or_else(|| anyhow::anyhow!("no metric {name} in:\n{text}"))
 }
 
 #[test]
@@ -305,9 +297,9 @@ fn idle_stalled_and_excess_connections_are_closed() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let refused = metric(&rpc, "dpx_rpc_connections_refused_total ")?;
-    assert!(refused >= 1.0, "refused connections not counted: {refused}");
-    let timed_out = metric(&rpc, "dpx_rpc_connections_timed_out_total ")?;
-    assert!(timed_out >= 3.0, "timed-out connections not counted: {timed_out}");
+    let refused = metric(&rpc, "dpx_rpc_connections_refused_total")?;
+    assert!(refused >= 1, "refused connections not counted: {refused}");
+    let timed_out = metric(&rpc, "dpx_rpc_connections_timed_out_total")?;
+    assert!(timed_out >= 3, "timed-out connections not counted: {timed_out}");
     Ok(())
 }

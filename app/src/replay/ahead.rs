@@ -30,6 +30,9 @@ pub const AHEAD_BLOCKS: usize = 64;
 pub const AHEAD_TXS: usize = 40_000;
 /// Transactions a worker verifies at a time.
 const CHUNK: usize = 256;
+/// Most verifying workers, whatever is asked (`--verify-workers` comes from the command line;
+/// a thread per request would exhaust the process first).
+pub const MAX_WORKERS: usize = 64;
 
 type Work = Arc<Vec<Vec<u8>>>;
 
@@ -52,6 +55,7 @@ impl ReadAhead {
         to: u64,
         workers: usize,
     ) -> Self {
+        let workers = workers.min(MAX_WORKERS);
         let work = (workers > 0 && !checker.is_opaque()).then(|| {
             let (tx, rx) = sync_channel::<Work>(AHEAD_TXS / CHUNK);
             let rx = Arc::new(Mutex::new(rx));
@@ -116,4 +120,72 @@ fn verify_chunks(checker: &TxChecker, rx: &Mutex<Receiver<Work>>) {
 /// Verifying workers for this machine: every core but the replay's own, at least one.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admit::tests::{CHAIN, signed};
+
+    /// A source of `n` one-transaction blocks, the one at `bad` failing to be read.
+    struct Blocks {
+        n: u64,
+        bad: Option<u64>,
+        fetched: Vec<u64>,
+    }
+
+    impl Source for Blocks {
+        fn describe(&self) -> String {
+            "test".into()
+        }
+        fn tip(&mut self) -> Result<u64, ReplayError> {
+            Ok(self.n)
+        }
+        fn fetch(&mut self, height: u64) -> Result<Fetched, ReplayError> {
+            self.fetched.push(height);
+            if Some(height) == self.bad {
+                return Ok(Fetched::Corrupt(format!("bad {height}")));
+            }
+            let header = dpx_ledger::Header {
+                chain_id: CHAIN.into(),
+                height,
+                time_ms: height,
+                proposer: dpx_crypto::Keypair::from_seed([1; 32]).public(),
+                parent_id: dpx_crypto::Hash::ZERO,
+                parent_certificate_hash: dpx_crypto::Hash::ZERO,
+                tx_root: dpx_crypto::Hash::ZERO,
+                state_root: dpx_crypto::Hash::ZERO,
+                validator_set_hash: dpx_crypto::Hash::ZERO,
+                prev_receipts_hash: dpx_crypto::Hash::ZERO,
+            };
+            let block = dpx_ledger::Block { header, txs: vec![signed(1, height)] };
+            Ok(Fetched::Block { block: Box::new(block), certificate: None })
+        }
+    }
+
+    /// Blocks come out in order, each once; nothing is read past a block that cannot be read
+    /// (reported at its height); any number of workers asked for, however large, is served by
+    /// at most `MAX_WORKERS` threads and verifies what is read ahead.
+    #[test]
+    fn reads_in_order_stops_at_a_bad_block_and_bounds_its_workers() {
+        let checker = TxChecker::new(CHAIN, false, 1000);
+        let mut source = Blocks { n: 100, bad: Some(70), fetched: Vec::new() };
+        let heights = std::thread::scope(|scope| {
+            let mut ahead = ReadAhead::new(scope, &checker, 1, 100, usize::MAX);
+            let mut out = Vec::new();
+            while let Some((h, fetched)) = ahead.next(&mut source) {
+                let ok = matches!(fetched, Ok(Fetched::Block { .. }));
+                out.push((h, ok));
+            }
+            out
+        });
+        assert_eq!(heights.len(), 70);
+        assert!(
+            heights.iter().enumerate().all(|(i, &(h, ok))| h == i as u64 + 1 && ok == (h != 70))
+        );
+        assert_eq!(source.fetched, (1..=70).collect::<Vec<_>>(), "each read once, none past 70");
+        // The workers verified ahead: the first block's transaction is known to the checker.
+        let first = dpx_crypto::Hash::digest(&signed(1, 1));
+        assert!(checker.unverified(&[first]).is_empty(), "nothing was verified ahead");
+    }
 }
