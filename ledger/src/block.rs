@@ -100,9 +100,27 @@ impl Block {
         self.header.id()
     }
 
-    /// Canonical protobuf bytes.
+    /// Canonical protobuf bytes (those of `pb::Block`, written without copying the
+    /// transactions into a message first).
     pub fn encode(&self) -> Vec<u8> {
-        pb::Block { header: Some(self.header.to_pb()), txs: self.txs.clone() }.encode_to_vec()
+        let header = self.header.to_pb();
+        let mut buf = Vec::with_capacity(Self::len_with(&header, &self.txs));
+        prost::encoding::message::encode(1, &header, &mut buf);
+        for tx in &self.txs {
+            prost::encoding::bytes::encode(2, tx, &mut buf);
+        }
+        buf
+    }
+
+    /// The length of [`Block::encode`], computed without encoding (a block put together from
+    /// parts is checked against the byte limit with it).
+    pub fn encoded_len(&self) -> usize {
+        Self::len_with(&self.header.to_pb(), &self.txs)
+    }
+
+    fn len_with(header: &pb::Header, txs: &[Vec<u8>]) -> usize {
+        prost::encoding::message::encoded_len(1, header)
+            + prost::encoding::bytes::encoded_len_repeated(2, txs)
     }
 
     /// Decode canonical protobuf bytes of at most `max_bytes`.
@@ -191,6 +209,15 @@ pub(crate) mod tests {
             prop_assert_eq!(Header::decode(&hbytes, hbytes.len()).unwrap(), block.header.clone());
             let json = serde_json::to_string(&block).unwrap();
             prop_assert_eq!(serde_json::from_str::<Block>(&json).unwrap(), block);
+        }
+
+        /// The hand-written encoding is the protobuf message's, and its length is known ahead.
+        #[test]
+        fn block_encoding_is_the_messages(block in arb_block()) {
+            let bytes = block.encode();
+            let msg = pb::Block { header: Some(block.header.to_pb()), txs: block.txs.clone() };
+            prop_assert_eq!(&bytes, &msg.encode_to_vec());
+            prop_assert_eq!(block.encoded_len(), bytes.len());
         }
 
         #[test]

@@ -198,6 +198,10 @@ pub struct ConsensusSection {
     /// has to be written (the result is discarded if another block is decided). Off: execute
     /// after the decision, on the driver (the behaviour before; for comparison).
     pub speculative_execution: bool,
+    /// Send our proposals' blocks as transaction hashes (peers rebuild them from their
+    /// mempools and ask for what they lack). Off: send every block whole (the behaviour
+    /// before; for comparison). Either way a node accepts both forms.
+    pub compact_proposals: bool,
 }
 
 impl Default for ConsensusSection {
@@ -210,6 +214,7 @@ impl Default for ConsensusSection {
             idle_block_interval_ms: 1000,
             min_block_interval_ms: 0,
             speculative_execution: true,
+            compact_proposals: true,
         }
     }
 }

@@ -133,6 +133,12 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
+    /// The pooled transaction `hash`, if any.
+    pub fn get(&self, hash: &Hash) -> Option<&PoolTx> {
+        let (signer, nonce) = self.by_hash.get(hash)?;
+        self.by_account.get(signer)?.get(nonce).map(|slot| &slot.tx)
+    }
+
     /// Admit `tx`, or say why not. Never grows past the limits.
     pub fn insert(&mut self, tx: PoolTx) -> Result<(), MempoolError> {
         if self.by_hash.contains_key(&tx.hash) {

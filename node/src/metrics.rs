@@ -33,6 +33,10 @@ pub struct Metrics {
     pub consensus_rejected: Counter,
     pub proposal_blocks_refused: Counter,
     pub proposal_blocks_evicted: Counter,
+    pub compact_blocks_received: Counter,
+    pub compact_blocks_incomplete: Counter,
+    pub compact_txs_fetched: Counter,
+    pub compact_fetches_served: Counter,
     pub sync_peers_benched: Counter,
     pub rpc_requests: Counter,
     pub rpc_errors: Counter,
@@ -154,6 +158,26 @@ impl Metrics {
             proposal_blocks_evicted: reg!(
                 "proposal_blocks_evicted",
                 "Blocks from peers dropped from the pending area before any proposal named them",
+                Counter::default()
+            ),
+            compact_blocks_received: reg!(
+                "compact_blocks_received",
+                "Proposal blocks received as transaction hashes",
+                Counter::default()
+            ),
+            compact_blocks_incomplete: reg!(
+                "compact_blocks_incomplete",
+                "Compact blocks naming transactions this node's mempool lacked",
+                Counter::default()
+            ),
+            compact_txs_fetched: reg!(
+                "compact_txs_fetched",
+                "Transactions asked of a compact block's sender",
+                Counter::default()
+            ),
+            compact_fetches_served: reg!(
+                "compact_fetches_served",
+                "Peers' requests for a compact block's transactions answered",
                 Counter::default()
             ),
             sync_peers_benched: reg!(

@@ -546,6 +546,7 @@ pub async fn run_with(
         idle_block_interval: Duration::from_millis(c.idle_block_interval_ms),
         min_block_interval: Duration::from_millis(c.min_block_interval_ms),
         speculative_execution: c.speculative_execution,
+        compact_proposals: c.compact_proposals,
         rebroadcast: Duration::from_millis(c.timeout_propose_ms.max(500)),
         max_clock_drift: Duration::from_secs(10),
     };

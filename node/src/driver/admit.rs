@@ -1,6 +1,7 @@
 //! Admission of transactions to the mempool: from this node's clients (already verified by the
 //! RPC's workers) and from peers (verified here, off the driver's task).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use dpx_app::admit::{CheckedTx, Refusal, check_stateful};
@@ -14,6 +15,8 @@ impl Driver {
     pub(super) fn admit(&mut self, txs: Vec<CheckedTx>, from_peer: bool) -> Vec<AdmitResult> {
         let height = self.height();
         let mut relay = Vec::new();
+        // Newly pooled transactions, for compact blocks waiting on them.
+        let mut arrived = Vec::new();
         let results = txs
             .into_iter()
             .map(|tx| {
@@ -47,11 +50,15 @@ impl Driver {
                     Err(None) => return Ok(Admitted::Pending(hash)),
                     Err(Some(refusal)) => return Err(refusal),
                 }
+                if !self.partials.is_empty() {
+                    arrived.push((hash, Arc::clone(&bytes)));
+                }
                 relay.push(bytes.as_ref().clone());
                 Ok(Admitted::Pending(hash))
             })
             .collect::<Vec<_>>();
         self.update_mempool_metrics();
+        self.arrived.extend(arrived);
         if !from_peer && !relay.is_empty() {
             self.send(Command::Broadcast(NetMessage {
                 kind: Some(Kind::Txs(wire::TxBatch { txs: relay })),

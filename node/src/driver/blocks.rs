@@ -14,7 +14,7 @@
 //! again by its proposer's re-broadcast, and then goes straight to the named blocks.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dpx_app::execute::params;
 use dpx_consensus::Round;
@@ -24,20 +24,64 @@ use libp2p::PeerId;
 use tracing::debug;
 
 use super::Driver;
+use crate::wire;
 
-/// A block with its encoding and the parent certificate that travels with it.
+/// A block with the parent certificate that travels with it, and its two wire forms made
+/// once, when first needed: the whole encoding (a block rebuilt from a compact one is encoded
+/// only if it is ever sent whole) and the compact form.
 #[derive(Debug, Clone)]
 pub(super) struct CachedBlock {
     /// Shared with the execution worker while the block is speculated on.
     pub block: Arc<Block>,
-    pub bytes: Arc<Vec<u8>>,
     /// The parent's certificate that the header names.
     pub parent_cert: Arc<Vec<u8>>,
+    encoded: Arc<OnceLock<Vec<u8>>>,
+    encoded_len: usize,
+    compact: Arc<OnceLock<wire::CompactBlock>>,
 }
 
 impl CachedBlock {
+    /// A block decoded from `bytes` (its canonical encoding).
+    pub fn decoded(block: Block, bytes: Vec<u8>, parent_cert: Vec<u8>) -> Self {
+        let encoded_len = bytes.len();
+        Self {
+            block: Arc::new(block),
+            parent_cert: Arc::new(parent_cert),
+            encoded: Arc::new(OnceLock::from(bytes)),
+            encoded_len,
+            compact: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// A block built here (our proposal, or one rebuilt from a compact block).
+    pub fn built(block: Block, parent_cert: Vec<u8>) -> Self {
+        Self {
+            encoded_len: block.encoded_len(),
+            block: Arc::new(block),
+            parent_cert: Arc::new(parent_cert),
+            encoded: Arc::new(OnceLock::new()),
+            compact: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Our proposal's block with the compact form we chose (which transactions go inline).
+    pub fn with_compact(self, compact: wire::CompactBlock) -> Self {
+        let _ = self.compact.set(compact);
+        self
+    }
+
+    /// The canonical encoding.
+    pub fn bytes(&self) -> &[u8] {
+        self.encoded.get_or_init(|| self.block.encode())
+    }
+
+    /// The compact form (every transaction by hash unless the proposer chose otherwise).
+    pub fn compact(&self) -> &wire::CompactBlock {
+        self.compact.get_or_init(|| super::compact::encode(&self.block, &self.parent_cert, |_| None))
+    }
+
     fn size(&self) -> usize {
-        self.bytes.len() + self.parent_cert.len()
+        self.encoded_len + self.parent_cert.len()
     }
 
     fn height(&self) -> u64 {
@@ -108,6 +152,11 @@ impl BlockCache {
 
     pub fn contains(&self, id: &Hash) -> bool {
         self.named.contains_key(id)
+    }
+
+    /// Named or pending.
+    pub fn holds(&self, id: &Hash) -> bool {
+        self.named.contains_key(id) || self.pending_has(id)
     }
 
     pub fn remove(&mut self, id: &Hash) -> Option<CachedBlock> {
@@ -291,11 +340,21 @@ impl Driver {
             return Ok(());
         }
         let id = block.id();
-        let cb = CachedBlock {
-            block: Arc::new(block),
-            bytes: Arc::new(bytes),
-            parent_cert: Arc::new(parent_cert),
-        };
+        self.accept_block(from, id, CachedBlock::decoded(block, bytes, parent_cert), limit)
+    }
+
+    /// A block a peer sent, whole or rebuilt from its compact form: kept as the module docs
+    /// say, and validations or a decision that waited for it go on. `limit` is the largest
+    /// encoded block the chain allows now.
+    pub(super) fn accept_block(
+        &mut self,
+        from: PeerId,
+        id: Hash,
+        cb: CachedBlock,
+        limit: usize,
+    ) -> anyhow::Result<()> {
+        let metrics = &self.shared.metrics;
+        let h = cb.height();
         let protect = self.protected_values();
         match self.blocks.offer(from, id, cb, limit, &protect) {
             Offered::Named => {}
@@ -349,11 +408,7 @@ mod tests {
             prev_receipts_hash: Hash::ZERO,
         };
         let block = Block { header, txs };
-        let bytes = Arc::new(block.encode());
-        (
-            block.id(),
-            CachedBlock { block: Arc::new(block), bytes, parent_cert: Arc::new(Vec::new()) },
-        )
+        (block.id(), CachedBlock::built(block, Vec::new()))
     }
 
     fn peer(i: u8) -> PeerId {

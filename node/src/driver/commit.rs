@@ -150,6 +150,7 @@ impl Driver {
         }
         // Blocks of the next height stay: they may wait for proposals buffered in the core.
         let unnamed = self.blocks.prune(height);
+        self.partials.prune(height);
         self.shared.metrics.proposal_blocks_evicted.inc_by(unnamed as u64);
         self.awaiting_block.clear();
         self.pending_propose = None;

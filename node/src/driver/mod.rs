@@ -12,7 +12,8 @@
 //! `rebroadcast` period while the height is not decided, and announces its tip every second; a
 //! peer that learns it is behind fetches blocks by sync.
 //!
-//! Modules by concern: `blocks` (which proposal blocks are kept), `sync` (block sync and
+//! Modules by concern: `blocks` (which proposal blocks are kept), `compact` (proposal blocks
+//! sent as transaction hashes and rebuilt from the mempool), `sync` (block sync and
 //! whom to trust for it), `propose` (building, validating and keeping our own proposal's
 //! block), `speculate` (executing a valid proposal while it is voted on), `commit` (committing a
 //! decided block, with the speculation's result when it was for that block), `admit` (the
@@ -21,6 +22,7 @@
 mod admit;
 mod blocks;
 mod commit;
+mod compact;
 mod propose;
 mod speculate;
 mod sync;
@@ -72,6 +74,8 @@ pub struct DriverTiming {
     pub min_block_interval: Duration,
     /// Execute valid proposals before they are decided (see `speculate`).
     pub speculative_execution: bool,
+    /// Send our proposals' blocks as transaction hashes (see `compact`).
+    pub compact_proposals: bool,
     pub rebroadcast: Duration,
     /// A proposal's time may be at most this far ahead of our clock.
     pub max_clock_drift: Duration,
@@ -99,6 +103,10 @@ pub struct Driver {
     timer_seq: u64,
     /// Proposal blocks: named by a verified proposal, or pending one (see `blocks`).
     blocks: BlockCache,
+    /// Compact blocks still missing transactions (see `compact`).
+    partials: compact::Partials,
+    /// Transactions just admitted that partials were missing, for `on_request` to place.
+    arrived: Vec<(Hash, Arc<Vec<u8>>)>,
     /// Our last proposal's block on disk, so a restart can send it again.
     proposal_file: ProposalFile,
     /// Validations the core asked for whose block has not arrived yet.
@@ -179,6 +187,8 @@ impl Driver {
             timers: BTreeMap::new(),
             timer_seq: 0,
             blocks,
+            partials: compact::Partials::default(),
+            arrived: Vec::new(),
             proposal_file,
             awaiting_block: Vec::new(),
             pending_decision: None,
@@ -217,7 +227,7 @@ impl Driver {
                 _ = shutdown.changed() => break,
                 () = sleep => self.fire_timers()?,
                 Some(msg) = inbound.recv() => self.on_inbound(msg)?,
-                Some(req) = requests.recv() => self.on_request(req),
+                Some(req) = requests.recv() => self.on_request(req)?,
                 _ = status_tick.tick() => self.announce(),
                 _ = tick.tick() => self.on_tick()?,
             }
@@ -317,6 +327,9 @@ impl Driver {
                 }
             },
             Some(Kind::Block(pb)) => self.on_block(from, pb.block, pb.parent_certificate)?,
+            Some(Kind::Compact(c)) => self.on_compact(from, c)?,
+            Some(Kind::TxFetch(f)) => self.on_tx_fetch(from, f)?,
+            Some(Kind::TxFill(f)) => self.on_tx_fill(from, f)?,
             Some(Kind::Txs(batch)) => self.admit_from_peer(from, batch.txs),
             Some(Kind::Status(st)) => {
                 // A claim, not a fact: see `sync`.
@@ -361,18 +374,22 @@ impl Driver {
         }
     }
 
-    fn on_request(&mut self, req: DriverMsg) {
+    fn on_request(&mut self, req: DriverMsg) -> anyhow::Result<()> {
         match req {
             DriverMsg::Admit { txs, from_peer, reply } => {
                 let results = self.admit(txs, from_peer);
                 if let Some(reply) = reply {
                     let _ = reply.send(results);
                 }
+                // Compact blocks that waited for these transactions go on.
+                let arrived = std::mem::take(&mut self.arrived);
+                self.fill_partials(&arrived)?;
             }
             DriverMsg::Pending { hash, reply } => {
                 let _ = reply.send(self.mempool.contains(&hash));
             }
         }
+        Ok(())
     }
 
     // ----- outputs ------------------------------------------------------------------------
@@ -456,16 +473,18 @@ impl Driver {
     }
 
     fn send_block(&self, p: &dpx_consensus::SignedProposal) {
-        if let Some(cb) = self.blocks.get(&p.proposal.value_id) {
-            self.send(Command::Broadcast(NetMessage {
-                kind: Some(Kind::Block(wire::ProposalBlock {
-                    height: p.proposal.height.0,
-                    round: p.proposal.round.0,
-                    block: cb.bytes.as_ref().clone(),
-                    parent_certificate: cb.parent_cert.as_ref().clone(),
-                })),
-            }));
-        }
+        let Some(cb) = self.blocks.get(&p.proposal.value_id) else { return };
+        let kind = if self.timing.compact_proposals {
+            Kind::Compact(wire::CompactBlock { round: p.proposal.round.0, ..cb.compact().clone() })
+        } else {
+            Kind::Block(wire::ProposalBlock {
+                height: p.proposal.height.0,
+                round: p.proposal.round.0,
+                block: cb.bytes().to_vec(),
+                parent_certificate: cb.parent_cert.as_ref().clone(),
+            })
+        };
+        self.send(Command::Broadcast(NetMessage { kind: Some(kind) }));
     }
 
     fn send(&self, cmd: Command) {

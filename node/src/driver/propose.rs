@@ -53,7 +53,7 @@ impl ProposalFile {
         let body = wire::ProposalBlock {
             height: p.proposal.height.0,
             round: p.proposal.round.0,
-            block: cb.bytes.as_ref().clone(),
+            block: cb.bytes().to_vec(),
             parent_certificate: cb.parent_cert.as_ref().clone(),
         }
         .encode_to_vec();
@@ -87,12 +87,7 @@ impl ProposalFile {
             return None;
         }
         self.written = Some((height, p.proposal.value_id));
-        let cb = CachedBlock {
-            block: Arc::new(block),
-            bytes: Arc::new(pb.block),
-            parent_cert: Arc::new(pb.parent_certificate),
-        };
-        Some((p, cb))
+        Some((p, CachedBlock::decoded(block, pb.block, pb.parent_certificate)))
     }
 }
 
@@ -100,12 +95,8 @@ impl Driver {
     pub(super) fn propose(&mut self, height: Height, round: Round) -> anyhow::Result<()> {
         let Some(key) = &self.key else { return Ok(()) };
         let params = params(&self.store)?;
-        let txs: Vec<Vec<u8>> = self
-            .mempool
-            .reap(params.max_block_bytes, params.max_block_txs)
-            .into_iter()
-            .map(|t| t.bytes.as_ref().clone())
-            .collect();
+        let pooled = self.mempool.reap(params.max_block_bytes, params.max_block_txs);
+        let txs: Vec<Vec<u8>> = pooled.iter().map(|t| t.bytes.as_ref().clone()).collect();
         let tip = self.store.tip_height();
         let parent = self.store.header(tip)?;
         let parent_time = parent.as_ref().map_or(self.shared.genesis_time_ms, |h| h.time_ms);
@@ -128,14 +119,17 @@ impl Driver {
             prev_receipts_hash: self.store.block_receipts_hash(tip)?.unwrap_or(Hash::ZERO),
         };
         let block = Block { header, txs };
-        let bytes = block.encode();
         let id = block.id();
         info!(height = height.0, round = round.0, txs = block.txs.len(), id = %id.short(), "proposing");
         let protect = self.protected_values();
-        let block = Arc::new(block);
+        // Peers hold what was relayed to them a while ago; the freshest go inline.
+        let compact = super::compact::encode(&block, &parent_cert, |i| {
+            let t = &pooled[i];
+            Some((t.hash, t.admitted.elapsed() < super::compact::INLINE_YOUNGER_THAN))
+        });
+        let cb = CachedBlock::built(block, parent_cert).with_compact(compact);
         // Our own block is valid by construction: execute it while it is voted on.
-        self.speculator.start(id, &block);
-        let cb = CachedBlock { block, bytes: Arc::new(bytes), parent_cert: Arc::new(parent_cert) };
+        self.speculator.start(id, &cb.block);
         self.blocks.insert_own(id, cb, round, &protect);
         let out = self.core.handle(Input::ProposeValue { height, round, value_id: id })?;
         self.execute(out)

@@ -1,0 +1,548 @@
+//! Compact proposal blocks: a proposal's block sent as transaction hashes, not bytes.
+//!
+//! Every transaction already reached each validator once, by the mempool relay, so sending
+//! the proposal's block whole sent every byte twice (and each receiver decoded it again). The
+//! proposer now sends the header, the parent certificate and one 32-byte hash per transaction;
+//! the transactions it admitted less than [`INLINE_YOUNGER_THAN`] ago travel whole, since
+//! their relay may not have arrived yet. A receiver rebuilds the block from its mempool and
+//! checks it as it checks a whole one: the header's `tx_root` must be the Merkle root of the
+//! rebuilt transactions (so the block id, the header's hash, names exactly these bytes) and
+//! the block must fit the chain's byte limit. Then it goes to the same block cache.
+//!
+//! A transaction the receiver lacks (its relay was dropped, refused by a full pool, or is
+//! still in flight) is asked of the sender (`TxFetch`), which answers from the block it holds
+//! or from its pool (`TxFill`); the relay filling the pool meanwhile completes the block too.
+//! Every transaction that arrives is hashed and must be one the block names. Incomplete
+//! blocks are bounded like pending ones: [`PARTIALS_PER_PEER_MAX`] per sending peer and
+//! [`PARTIALS_MAX`] in all, the oldest going first, and only for this height and the next.
+//! A proposer that never answers costs its round, as a proposer that never sends its block
+//! does: the round times out and the next proposer goes on.
+//!
+//! Synced blocks, stored blocks and audit replay are unchanged: a block is still stored and
+//! served whole. `[consensus] compact_proposals = false` sends whole blocks again; a node
+//! accepts both forms either way.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dpx_app::execute::params;
+use dpx_crypto::Hash;
+use dpx_ledger::{Block, Header};
+use libp2p::PeerId;
+use tracing::debug;
+
+use super::Driver;
+use super::blocks::CachedBlock;
+use crate::p2p::Command;
+use crate::wire::{self, NetMessage, net_message::Kind};
+
+/// Transactions the proposer admitted more recently than this travel inline: their relay to
+/// peers (and the peers' verification of it) may still be under way.
+pub(super) const INLINE_YOUNGER_THAN: Duration = Duration::from_millis(50);
+/// Incomplete compact blocks kept per sending peer, and in all.
+pub(super) const PARTIALS_PER_PEER_MAX: usize = 2;
+pub(super) const PARTIALS_MAX: usize = 8;
+/// A compact block sent again (the proposer's re-broadcast) asks again for what is still
+/// missing, at most this often.
+const REFETCH_AFTER: Duration = Duration::from_millis(500);
+
+const HASH_BYTES: usize = 32;
+
+/// The compact form of `block`. `known(i)` may give transaction `i`'s hash and whether it
+/// goes inline (the proposer knows both from its pool); else the hash is computed and the
+/// transaction goes by hash.
+pub(super) fn encode(
+    block: &Block,
+    parent_cert: &[u8],
+    known: impl Fn(usize) -> Option<(Hash, bool)>,
+) -> wire::CompactBlock {
+    let mut hashes = Vec::with_capacity(block.txs.len() * HASH_BYTES);
+    let (mut inline_positions, mut inline_txs) = (Vec::new(), Vec::new());
+    for (i, tx) in block.txs.iter().enumerate() {
+        match known(i) {
+            Some((_, true)) => {
+                inline_positions.push(i as u32);
+                inline_txs.push(tx.clone());
+            }
+            Some((hash, false)) => hashes.extend_from_slice(hash.as_bytes()),
+            None => hashes.extend_from_slice(Hash::digest(tx).as_bytes()),
+        }
+    }
+    wire::CompactBlock {
+        height: block.header.height,
+        round: 0,
+        header: block.header.encode(),
+        parent_certificate: parent_cert.to_vec(),
+        tx_count: block.txs.len() as u32,
+        hashes,
+        inline_positions,
+        inline_txs,
+    }
+}
+
+/// One place of a compact block: its bytes, or the hash of bytes still to find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Slot {
+    Tx(Arc<Vec<u8>>),
+    Hash(Hash),
+}
+
+/// Why a compact block was refused before any lookup.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Malformed {
+    #[error("{count} transactions, over the limit of {max}")]
+    TooManyTxs { count: u32, max: usize },
+    #[error("inline positions and transactions differ in number")]
+    InlineMismatch,
+    #[error("inline positions not strictly increasing below the transaction count")]
+    InlineOrder,
+    #[error("hash bytes do not match the count of transactions by hash")]
+    HashLength,
+}
+
+/// The places of a compact block in order, checked for shape (`max_txs`: the chain's limit
+/// of transactions per block). Nothing is looked up yet.
+pub(super) fn slots(c: &wire::CompactBlock, max_txs: usize) -> Result<Vec<Slot>, Malformed> {
+    let count = c.tx_count as usize;
+    if count > max_txs {
+        return Err(Malformed::TooManyTxs { count: c.tx_count, max: max_txs });
+    }
+    if c.inline_positions.len() != c.inline_txs.len() {
+        return Err(Malformed::InlineMismatch);
+    }
+    if c.inline_positions.windows(2).any(|w| w[0] >= w[1])
+        || c.inline_positions.last().is_some_and(|&p| p as usize >= count)
+    {
+        return Err(Malformed::InlineOrder);
+    }
+    let by_hash = count - c.inline_positions.len();
+    if c.hashes.len() != by_hash * HASH_BYTES {
+        return Err(Malformed::HashLength);
+    }
+    let mut hashes = c.hashes.chunks_exact(HASH_BYTES);
+    let mut inline = c.inline_positions.iter().zip(&c.inline_txs).peekable();
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        if let Some((_, tx)) = inline.next_if(|(p, _)| **p as usize == i) {
+            out.push(Slot::Tx(Arc::new(tx.clone())));
+        } else {
+            let h = hashes.next().ok_or(Malformed::HashLength)?;
+            out.push(Slot::Hash(Hash::from_slice(h).map_err(|_| Malformed::HashLength)?));
+        }
+    }
+    Ok(out)
+}
+
+/// A compact block some of whose transactions are still missing.
+#[derive(Debug)]
+pub(super) struct Partial {
+    from: PeerId,
+    id: Hash,
+    header: Header,
+    parent_cert: Vec<u8>,
+    slots: Vec<Slot>,
+    /// Missing hash → its places (a block naming one transaction twice is invalid, but it
+    /// must still be rebuilt to be judged).
+    missing: BTreeMap<Hash, Vec<usize>>,
+    asked: Instant,
+}
+
+impl Partial {
+    pub fn missing(&self) -> impl Iterator<Item = &Hash> {
+        self.missing.keys()
+    }
+
+    /// Put `tx` (whose hash is `hash`) in its places. Returns whether it was missing.
+    fn fill(&mut self, hash: &Hash, tx: &Arc<Vec<u8>>) -> bool {
+        let Some(places) = self.missing.remove(hash) else { return false };
+        for i in places {
+            self.slots[i] = Slot::Tx(Arc::clone(tx));
+        }
+        true
+    }
+}
+
+/// The incomplete compact blocks, bounded (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct Partials {
+    list: VecDeque<Partial>,
+}
+
+impl Partials {
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.list.iter().any(|p| p.id == *id)
+    }
+
+    /// Keep `p`; returns how many older partials were dropped for it.
+    pub fn insert(&mut self, p: Partial) -> usize {
+        let from = p.from;
+        self.list.push_back(p);
+        let mut dropped = 0;
+        while self.list.iter().filter(|q| q.from == from).count() > PARTIALS_PER_PEER_MAX {
+            let i = self.list.iter().position(|q| q.from == from).expect("counted above");
+            self.list.remove(i);
+            dropped += 1;
+        }
+        while self.list.len() > PARTIALS_MAX {
+            self.list.pop_front();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Transactions that arrived (fetched or relayed): fill every partial that misses them.
+    /// Returns the partials now complete, taken out.
+    pub fn fill(&mut self, txs: &[(Hash, Arc<Vec<u8>>)]) -> Vec<Partial> {
+        for p in &mut self.list {
+            for (h, tx) in txs {
+                p.fill(h, tx);
+            }
+        }
+        let (done, open): (Vec<Partial>, Vec<Partial>) =
+            std::mem::take(&mut self.list).into_iter().partition(|p| p.missing.is_empty());
+        self.list = open.into();
+        done
+    }
+
+    /// The partial `id`, to ask again for what it misses (at most every [`REFETCH_AFTER`]).
+    fn due_again(&mut self, id: &Hash, now: Instant) -> Option<&mut Partial> {
+        self.list.iter_mut().find(|p| p.id == *id && now.duration_since(p.asked) >= REFETCH_AFTER)
+    }
+
+    /// Forget partials at or below the committed `height`.
+    pub fn prune(&mut self, height: u64) {
+        self.list.retain(|p| p.header.height > height);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+impl Driver {
+    /// A compact block from `from`: rebuilt from the pool, or kept until what it misses
+    /// arrives (see the module docs).
+    pub(super) fn on_compact(&mut self, from: PeerId, c: wire::CompactBlock) -> anyhow::Result<()> {
+        let metrics = &self.shared.metrics;
+        metrics.compact_blocks_received.inc();
+        let params = params(&self.store)?;
+        let limit = params.encoded_max();
+        let header = match Header::decode(&c.header, limit) {
+            Ok(h) => h,
+            Err(e) => {
+                debug!(peer = %from, error = %e, "undecodable compact block header");
+                metrics.proposal_blocks_refused.inc();
+                return Ok(());
+            }
+        };
+        let h = header.height;
+        if h < self.height() || h > self.height() + 1 {
+            metrics.proposal_blocks_refused.inc();
+            return Ok(());
+        }
+        let id = header.id();
+        if self.blocks.holds(&id) {
+            return Ok(());
+        }
+        if let Some(p) = self.partials.due_again(&id, Instant::now()) {
+            p.asked = Instant::now();
+            let hashes: Vec<Hash> = p.missing().copied().collect();
+            self.fetch(from, id, &hashes);
+            return Ok(());
+        }
+        if self.partials.contains(&id) {
+            return Ok(());
+        }
+        let mut slots = match slots(&c, params.max_block_txs) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(peer = %from, error = %e, "malformed compact block");
+                metrics.proposal_blocks_refused.inc();
+                return Ok(());
+            }
+        };
+        let mut missing: BTreeMap<Hash, Vec<usize>> = BTreeMap::new();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if let Slot::Hash(hash) = slot {
+                match self.mempool.get(hash) {
+                    Some(t) => *slot = Slot::Tx(Arc::clone(&t.bytes)),
+                    None => missing.entry(*hash).or_default().push(i),
+                }
+            }
+        }
+        let partial = Partial {
+            from,
+            id,
+            header,
+            parent_cert: c.parent_certificate,
+            slots,
+            missing,
+            asked: Instant::now(),
+        };
+        if partial.missing.is_empty() {
+            return self.rebuild(partial, limit);
+        }
+        metrics.compact_blocks_incomplete.inc();
+        let hashes: Vec<Hash> = partial.missing().copied().collect();
+        self.fetch(from, id, &hashes);
+        let dropped = self.partials.insert(partial);
+        metrics.proposal_blocks_evicted.inc_by(dropped as u64);
+        Ok(())
+    }
+
+    fn fetch(&self, peer: PeerId, id: Hash, hashes: &[Hash]) {
+        self.shared.metrics.compact_txs_fetched.inc_by(hashes.len() as u64);
+        let mut bytes = Vec::with_capacity(hashes.len() * HASH_BYTES);
+        for h in hashes {
+            bytes.extend_from_slice(h.as_bytes());
+        }
+        self.send(Command::Send(
+            peer,
+            NetMessage {
+                kind: Some(Kind::TxFetch(wire::TxFetch {
+                    block_id: id.as_bytes().to_vec(),
+                    hashes: bytes,
+                })),
+            },
+        ));
+    }
+
+    /// A peer asks for transactions of a compact block we sent (or hold): answered from the
+    /// block, else from the pool; what we have neither way is left out.
+    pub(super) fn on_tx_fetch(&mut self, from: PeerId, f: wire::TxFetch) -> anyhow::Result<()> {
+        let max_txs = params(&self.store)?.max_block_txs;
+        if f.hashes.len() % HASH_BYTES != 0 || f.hashes.len() / HASH_BYTES > max_txs {
+            debug!(peer = %from, "malformed transaction fetch");
+            self.shared.metrics.proposal_blocks_refused.inc();
+            return Ok(());
+        }
+        let Ok(id) = Hash::from_slice(&f.block_id) else { return Ok(()) };
+        // The block's own transactions by hash, from its compact form (no hashing: ours
+        // carries the hashes our pool computed).
+        let block = self.blocks.get(&id);
+        let in_block: BTreeMap<Hash, usize> = match block {
+            Some(cb) => {
+                let c = cb.compact();
+                let inline: Vec<usize> = c.inline_positions.iter().map(|&p| p as usize).collect();
+                (0..cb.block.txs.len())
+                    .filter(|i| inline.binary_search(i).is_err())
+                    .zip(c.hashes.chunks_exact(HASH_BYTES))
+                    .filter_map(|(i, h)| Hash::from_slice(h).ok().map(|h| (h, i)))
+                    .collect()
+            }
+            None => BTreeMap::new(),
+        };
+        let mut txs = Vec::new();
+        for chunk in f.hashes.chunks_exact(HASH_BYTES) {
+            let Ok(h) = Hash::from_slice(chunk) else { continue };
+            if let (Some(cb), Some(&i)) = (block, in_block.get(&h)) {
+                txs.push(cb.block.txs[i].clone());
+            } else if let Some(t) = self.mempool.get(&h) {
+                txs.push(t.bytes.as_ref().clone());
+            }
+        }
+        self.shared.metrics.compact_fetches_served.inc();
+        self.send(Command::Send(
+            from,
+            NetMessage { kind: Some(Kind::TxFill(wire::TxFill { block_id: f.block_id, txs })) },
+        ));
+        Ok(())
+    }
+
+    /// Transactions a peer sent for a compact block we are rebuilding.
+    pub(super) fn on_tx_fill(&mut self, from: PeerId, f: wire::TxFill) -> anyhow::Result<()> {
+        let Ok(id) = Hash::from_slice(&f.block_id) else { return Ok(()) };
+        if !self.partials.contains(&id) {
+            return Ok(());
+        }
+        let max_txs = params(&self.store)?.max_block_txs;
+        if f.txs.len() > max_txs {
+            debug!(peer = %from, "oversized transaction fill");
+            return Ok(());
+        }
+        let txs: Vec<(Hash, Arc<Vec<u8>>)> =
+            f.txs.into_iter().map(|tx| (Hash::digest(&tx), Arc::new(tx))).collect();
+        self.fill_partials(&txs)
+    }
+
+    /// Transactions that arrived (a fill, or admitted to the pool): complete what they can.
+    pub(super) fn fill_partials(&mut self, txs: &[(Hash, Arc<Vec<u8>>)]) -> anyhow::Result<()> {
+        if self.partials.is_empty() || txs.is_empty() {
+            return Ok(());
+        }
+        let done = self.partials.fill(txs);
+        if done.is_empty() {
+            return Ok(());
+        }
+        let limit = params(&self.store)?.encoded_max();
+        for p in done {
+            self.rebuild(p, limit)?;
+        }
+        Ok(())
+    }
+
+    /// A complete compact block: the block itself, checked against its header and the byte
+    /// limit, then kept like a whole block.
+    fn rebuild(&mut self, p: Partial, limit: usize) -> anyhow::Result<()> {
+        let txs = p
+            .slots
+            .into_iter()
+            .map(|s| match s {
+                Slot::Tx(tx) => Arc::unwrap_or_clone(tx),
+                Slot::Hash(_) => unreachable!("a complete partial has every transaction"),
+            })
+            .collect();
+        let block = Block { header: p.header, txs };
+        if block.encoded_len() > limit {
+            debug!(peer = %p.from, "compact block over the byte limit");
+            self.shared.metrics.proposal_blocks_refused.inc();
+            return Ok(());
+        }
+        if let Err(e) = block.check_tx_root() {
+            debug!(peer = %p.from, error = %e, "compact block does not match its header");
+            self.shared.metrics.proposal_blocks_refused.inc();
+            return Ok(());
+        }
+        let cb = CachedBlock::built(block, p.parent_cert);
+        self.accept_block(p.from, p.id, cb, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpx_crypto::Keypair;
+    use proptest::prelude::*;
+
+    fn block(txs: Vec<Vec<u8>>) -> Block {
+        Block {
+            header: Header {
+                chain_id: "c".into(),
+                height: 3,
+                time_ms: 1,
+                proposer: Keypair::from_seed([1; 32]).public(),
+                parent_id: Hash::ZERO,
+                parent_certificate_hash: Hash::ZERO,
+                tx_root: dpx_ledger::merkle::root(&txs),
+                state_root: Hash::ZERO,
+                validator_set_hash: Hash::ZERO,
+                prev_receipts_hash: Hash::ZERO,
+            },
+            txs,
+        }
+    }
+
+    fn peer(i: u8) -> PeerId {
+        crate::p2p::peer_id(&Keypair::from_seed([i; 32]).public())
+    }
+
+    fn partial(from: PeerId, n: u8) -> Partial {
+        let header = block(vec![vec![n]]).header;
+        Partial {
+            from,
+            id: header.id(),
+            header,
+            parent_cert: Vec::new(),
+            slots: vec![Slot::Hash(Hash::digest(&[n]))],
+            missing: BTreeMap::from([(Hash::digest(&[n]), vec![0])]),
+            asked: Instant::now(),
+        }
+    }
+
+    proptest! {
+        /// Whatever goes inline, the places come back in block order with the right bytes
+        /// or hashes.
+        #[test]
+        fn compact_round_trip(
+            txs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..40),
+            inline in proptest::collection::vec(any::<bool>(), 40),
+        ) {
+            let b = block(txs);
+            let c = encode(&b, b"cert", |i| Some((Hash::digest(&b.txs[i]), inline[i])));
+            let s = slots(&c, b.txs.len()).unwrap();
+            prop_assert_eq!(s.len(), b.txs.len());
+            for (i, slot) in s.iter().enumerate() {
+                match slot {
+                    Slot::Tx(t) => { prop_assert!(inline[i]); prop_assert_eq!(t.as_ref(), &b.txs[i]); }
+                    Slot::Hash(h) => { prop_assert!(!inline[i]); prop_assert_eq!(*h, Hash::digest(&b.txs[i])); }
+                }
+            }
+            prop_assert_eq!(c.header, b.header.encode());
+        }
+
+        /// Any shape a peer can send is judged without a panic.
+        #[test]
+        fn hostile_shapes_never_panic(
+            count in 0u32..70,
+            hashes in proptest::collection::vec(any::<u8>(), 0..700),
+            positions in proptest::collection::vec(0u32..80, 0..6),
+            inline in 0usize..6,
+        ) {
+            let c = wire::CompactBlock {
+                tx_count: count,
+                hashes,
+                inline_positions: positions,
+                inline_txs: vec![vec![1]; inline],
+                ..Default::default()
+            };
+            if let Ok(s) = slots(&c, 64) {
+                prop_assert_eq!(s.len(), count as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_shapes_are_named() {
+        let b = block(vec![vec![1], vec![2], vec![3]]);
+        let good = encode(&b, b"", |i| Some((Hash::digest(&b.txs[i]), i == 1)));
+        assert!(slots(&good, 3).is_ok());
+        assert_eq!(slots(&good, 2), Err(Malformed::TooManyTxs { count: 3, max: 2 }));
+        let mut c = good.clone();
+        c.inline_txs.push(vec![9]);
+        assert_eq!(slots(&c, 3), Err(Malformed::InlineMismatch));
+        let mut c = good.clone();
+        c.inline_positions = vec![3];
+        assert_eq!(slots(&c, 3), Err(Malformed::InlineOrder));
+        let mut c = encode(&b, b"", |i| Some((Hash::digest(&b.txs[i]), i > 0)));
+        c.inline_positions = vec![2, 1];
+        assert_eq!(slots(&c, 3), Err(Malformed::InlineOrder));
+        let mut c = good;
+        c.hashes.pop();
+        assert_eq!(slots(&c, 3), Err(Malformed::HashLength));
+    }
+
+    #[test]
+    fn partials_are_bounded_per_peer_and_in_total() {
+        let mut ps = Partials::default();
+        for n in 0..10 {
+            ps.insert(partial(peer(1), n));
+        }
+        assert_eq!(ps.len(), PARTIALS_PER_PEER_MAX, "a flood only pushes out the flooder's own");
+        let newest = partial(peer(1), 9).id;
+        assert!(ps.contains(&newest));
+        for p in 2..20 {
+            ps.insert(partial(peer(p), p));
+        }
+        assert_eq!(ps.len(), PARTIALS_MAX);
+    }
+
+    #[test]
+    fn a_fill_completes_the_partials_that_miss_it_and_nothing_else() {
+        let mut ps = Partials::default();
+        ps.insert(partial(peer(1), 7));
+        ps.insert(partial(peer(2), 8));
+        assert!(ps.fill(&[(Hash::digest(&[9]), Arc::new(vec![9]))]).is_empty());
+        let done = ps.fill(&[(Hash::digest(&[7]), Arc::new(vec![7]))]);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].slots, vec![Slot::Tx(Arc::new(vec![7]))]);
+        assert_eq!(ps.len(), 1, "the other partial still waits");
+        ps.prune(3);
+        assert!(ps.is_empty(), "committed heights are forgotten");
+    }
+}
