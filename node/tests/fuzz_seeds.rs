@@ -11,7 +11,7 @@ use dpx_crypto::{Hash, Keypair};
 use dpx_ledger::{Block, Header, merkle};
 use dpx_node::wire::{
     Ack, NetMessage, NetResponse, ProposalBlock, Status, SyncRequest, SyncResponse, SyncedBlock,
-    TxBatch, net_message, net_response,
+    TxBatch, TxFetch, TxFill, net_message, net_response,
 };
 use prost::Message;
 
@@ -57,8 +57,14 @@ fn seeds_decode_to_what_was_encoded() {
             prev_receipts_hash: Hash([5; 32]),
         },
         txs: txs.clone(),
-    }
-    .encode();
+    };
+    // Its compact form: the first transaction inline, the others by hash.
+    let compact = dpx_node::driver::compact::encode(&block, b"", |i| {
+        Some((Hash::digest(&block.txs[i]), i == 0))
+    });
+    let places = dpx_node::driver::compact::slots(&compact, txs.len()).expect("compact seed");
+    assert_eq!(places.len(), txs.len());
+    let block = block.encode();
     let vote = Vote {
         kind: VoteKind::Precommit,
         height: Height(2),
@@ -87,6 +93,24 @@ fn seeds_decode_to_what_was_encoded() {
             }),
         ),
         ("txs", net_message::Kind::Txs(TxBatch { txs: txs.clone() })),
+        (
+            "compact",
+            net_message::Kind::Compact(dpx_node::wire::CompactBlock {
+                parent_certificate: certificate.clone(),
+                ..compact.clone()
+            }),
+        ),
+        (
+            "tx-fetch",
+            net_message::Kind::TxFetch(TxFetch {
+                block_id: vec![6; 32],
+                hashes: compact.hashes.clone(),
+            }),
+        ),
+        (
+            "tx-fill",
+            net_message::Kind::TxFill(TxFill { block_id: vec![6; 32], txs: txs[1..].to_vec() }),
+        ),
         ("status", net_message::Kind::Status(Status { height: 9, tip_id: vec![7; 32], round: 1 })),
         (
             "sync-request",

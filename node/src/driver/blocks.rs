@@ -77,7 +77,8 @@ impl CachedBlock {
 
     /// The compact form (every transaction by hash unless the proposer chose otherwise).
     pub fn compact(&self) -> &wire::CompactBlock {
-        self.compact.get_or_init(|| super::compact::encode(&self.block, &self.parent_cert, |_| None))
+        self.compact
+            .get_or_init(|| super::compact::encode(&self.block, &self.parent_cert, |_| None))
     }
 
     fn size(&self) -> usize {
@@ -336,6 +337,15 @@ impl Driver {
         };
         let h = block.header.height;
         if h < self.height() || h > self.height() + 1 {
+            metrics.proposal_blocks_refused.inc();
+            return Ok(());
+        }
+        // The id is the header's hash: only the tx_root ties the transactions to it. Checked
+        // before the block takes the id's place in the cache, or a peer could send the right
+        // header with other transactions first and have the real block dropped as a
+        // duplicate (the proposal would then fail validation here).
+        if let Err(e) = block.check_tx_root() {
+            debug!(peer = %from, error = %e, "proposal block does not match its header");
             metrics.proposal_blocks_refused.inc();
             return Ok(());
         }

@@ -11,7 +11,7 @@
 //!
 //! A transaction the receiver lacks (its relay was dropped, refused by a full pool, or is
 //! still in flight) is asked of the sender (`TxFetch`), which answers from the block it holds
-//! or from its pool (`TxFill`); the relay filling the pool meanwhile completes the block too.
+//! (`TxFill`); the relay filling the pool meanwhile completes the block too.
 //! Every transaction that arrives is hashed and must be one the block names. Incomplete
 //! blocks are bounded like pending ones: [`PARTIALS_PER_PEER_MAX`] per sending peer and
 //! [`PARTIALS_MAX`] in all, the oldest going first, and only for this height and the next.
@@ -39,10 +39,10 @@ use crate::wire::{self, NetMessage, net_message::Kind};
 
 /// Transactions the proposer admitted more recently than this travel inline: their relay to
 /// peers (and the peers' verification of it) may still be under way.
-pub(super) const INLINE_YOUNGER_THAN: Duration = Duration::from_millis(50);
+pub const INLINE_YOUNGER_THAN: Duration = Duration::from_millis(50);
 /// Incomplete compact blocks kept per sending peer, and in all.
-pub(super) const PARTIALS_PER_PEER_MAX: usize = 2;
-pub(super) const PARTIALS_MAX: usize = 8;
+pub const PARTIALS_PER_PEER_MAX: usize = 2;
+pub const PARTIALS_MAX: usize = 8;
 /// A compact block sent again (the proposer's re-broadcast) asks again for what is still
 /// missing, at most this often.
 const REFETCH_AFTER: Duration = Duration::from_millis(500);
@@ -52,7 +52,7 @@ const HASH_BYTES: usize = 32;
 /// The compact form of `block`. `known(i)` may give transaction `i`'s hash and whether it
 /// goes inline (the proposer knows both from its pool); else the hash is computed and the
 /// transaction goes by hash.
-pub(super) fn encode(
+pub fn encode(
     block: &Block,
     parent_cert: &[u8],
     known: impl Fn(usize) -> Option<(Hash, bool)>,
@@ -83,14 +83,14 @@ pub(super) fn encode(
 
 /// One place of a compact block: its bytes, or the hash of bytes still to find.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Slot {
+pub enum Slot {
     Tx(Arc<Vec<u8>>),
     Hash(Hash),
 }
 
 /// Why a compact block was refused before any lookup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum Malformed {
+pub enum Malformed {
     #[error("{count} transactions, over the limit of {max}")]
     TooManyTxs { count: u32, max: usize },
     #[error("inline positions and transactions differ in number")]
@@ -103,7 +103,7 @@ pub(super) enum Malformed {
 
 /// The places of a compact block in order, checked for shape (`max_txs`: the chain's limit
 /// of transactions per block). Nothing is looked up yet.
-pub(super) fn slots(c: &wire::CompactBlock, max_txs: usize) -> Result<Vec<Slot>, Malformed> {
+pub fn slots(c: &wire::CompactBlock, max_txs: usize) -> Result<Vec<Slot>, Malformed> {
     let count = c.tx_count as usize;
     if count > max_txs {
         return Err(Malformed::TooManyTxs { count: c.tx_count, max: max_txs });
@@ -313,8 +313,10 @@ impl Driver {
         ));
     }
 
-    /// A peer asks for transactions of a compact block we sent (or hold): answered from the
-    /// block, else from the pool; what we have neither way is left out.
+    /// A peer asks for transactions of a compact block we hold (normally our own proposal's):
+    /// answered from that block, hashes it does not name left out. A fetch for a block we do
+    /// not hold, or one malformed, gets no answer: what a peer can make us send is bounded by
+    /// the blocks we hold, not by our pool.
     pub(super) fn on_tx_fetch(&mut self, from: PeerId, f: wire::TxFetch) -> anyhow::Result<()> {
         let max_txs = params(&self.store)?.max_block_txs;
         if f.hashes.len() % HASH_BYTES != 0 || f.hashes.len() / HASH_BYTES > max_txs {
@@ -323,30 +325,30 @@ impl Driver {
             return Ok(());
         }
         let Ok(id) = Hash::from_slice(&f.block_id) else { return Ok(()) };
-        // The block's own transactions by hash, from its compact form (no hashing: ours
-        // carries the hashes our pool computed).
-        let block = self.blocks.get(&id);
-        let in_block: BTreeMap<Hash, usize> = match block {
-            Some(cb) => {
-                let c = cb.compact();
-                let inline: Vec<usize> = c.inline_positions.iter().map(|&p| p as usize).collect();
-                (0..cb.block.txs.len())
-                    .filter(|i| inline.binary_search(i).is_err())
-                    .zip(c.hashes.chunks_exact(HASH_BYTES))
-                    .filter_map(|(i, h)| Hash::from_slice(h).ok().map(|h| (h, i)))
-                    .collect()
-            }
-            None => BTreeMap::new(),
-        };
-        let mut txs = Vec::new();
-        for chunk in f.hashes.chunks_exact(HASH_BYTES) {
-            let Ok(h) = Hash::from_slice(chunk) else { continue };
-            if let (Some(cb), Some(&i)) = (block, in_block.get(&h)) {
-                txs.push(cb.block.txs[i].clone());
-            } else if let Some(t) = self.mempool.get(&h) {
-                txs.push(t.bytes.as_ref().clone());
-            }
+        let Some(cb) = self.blocks.get(&id) else { return Ok(()) };
+        // Hash → place, from the compact form (its hashes are those our pool computed; only
+        // the few inline transactions are hashed here).
+        let c = cb.compact();
+        let mut by_hash = c.hashes.chunks_exact(HASH_BYTES);
+        let mut inline = c.inline_positions.iter().peekable();
+        let mut places = BTreeMap::new();
+        for (i, tx) in cb.block.txs.iter().enumerate() {
+            let h = if inline.next_if(|&&p| p as usize == i).is_some() {
+                Hash::digest(tx)
+            } else {
+                match by_hash.next().map(Hash::from_slice) {
+                    Some(Ok(h)) => h,
+                    _ => break,
+                }
+            };
+            places.insert(h, i);
         }
+        let txs = f
+            .hashes
+            .chunks_exact(HASH_BYTES)
+            .filter_map(|h| Hash::from_slice(h).ok())
+            .filter_map(|h| places.get(&h).map(|&i| cb.block.txs[i].clone()))
+            .collect();
         self.shared.metrics.compact_fetches_served.inc();
         self.send(Command::Send(
             from,

@@ -22,7 +22,7 @@
 mod admit;
 mod blocks;
 mod commit;
-mod compact;
+pub mod compact;
 mod propose;
 mod speculate;
 mod sync;

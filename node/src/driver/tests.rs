@@ -288,6 +288,28 @@ async fn junk_blocks_do_not_push_out_the_proposal_block() {
     assert!(m.proposal_blocks_evicted.get() >= 1900, "{}", m.proposal_blocks_evicted.get());
 }
 
+/// A peer that has seen the proposal's header sends it first with other transactions (the
+/// block id is the header's hash). The real block that follows must still be taken, and the
+/// proposal prevoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_with_the_right_header_and_other_transactions_does_not_take_its_place() {
+    let chain = Chain::new();
+    let dir = tempfile::tempdir().unwrap();
+    let me = 0;
+    let mut node = open(&chain, dir.path(), Some(me));
+    let p = node.proposer(1, 0).get();
+    assert_ne!(p, me);
+    let (real, cert) = node.next_block(&chain, p, vec![state_changing_tx_n(&chain, 1, 0)]);
+    let forged =
+        Block { header: real.header.clone(), txs: vec![state_changing_tx_n(&chain, 2, 0)] };
+    assert_eq!(forged.id(), real.id());
+    node.block(junk_peer(), &forged, &cert, 0);
+    node.consensus(chain.peer(p), proposal(&chain, p, 1, 0, real.id()));
+    assert!(!node.driver.blocks.holds(&real.id()), "the forged copy was not kept");
+    node.block(chain.peer(p), &real, &cert, 0);
+    assert!(node.prevoted_for(&chain, me, real.id()));
+}
+
 /// Issue 14, item 4: a peer claims a huge height and answers every sync request with nothing.
 /// A lagging node must still catch up from the honest peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1040,16 +1062,23 @@ async fn our_proposal_goes_compact_with_the_freshest_inline_and_fetches_are_serv
             _ => None,
         })
         .expect("the proposal's block goes compact");
-    assert!(!sent.iter().any(|c| matches!(c, Command::Broadcast(NetMessage { kind: Some(Kind::Block(_)) }))));
+    assert!(
+        !sent
+            .iter()
+            .any(|c| matches!(c, Command::Broadcast(NetMessage { kind: Some(Kind::Block(_)) })))
+    );
     assert_eq!(compact.tx_count, 2);
     assert_eq!(compact.hashes, Hash::digest(&tx1).as_bytes().to_vec(), "the older by hash");
-    assert_eq!((compact.inline_positions.clone(), compact.inline_txs.clone()), (vec![1], vec![tx2.clone()]));
+    assert_eq!(
+        (compact.inline_positions.clone(), compact.inline_txs.clone()),
+        (vec![1], vec![tx2.clone()])
+    );
     let block = rebuild(&compact, |h| (*h == Hash::digest(&tx1)).then(|| tx1.clone())).unwrap();
     let id = block.id();
     follower.net(chain.peer(me), Kind::Compact(compact));
     assert!(follower.driver.blocks.holds(&id), "rebuilt from the pool and the inline bytes");
     assert!(fetches(&follower.sent()).is_empty());
-    // A fetch is answered from our block (tx1) and pool (tx2), unknown hashes left out.
+    // A fetch is answered from our block (tx1 by hash, tx2 inline), unknown hashes left out.
     let mut hashes = Hash::digest(&tx1).as_bytes().to_vec();
     hashes.extend_from_slice(Hash::digest(b"unknown").as_bytes());
     hashes.extend_from_slice(Hash::digest(&tx2).as_bytes());
@@ -1064,9 +1093,13 @@ async fn our_proposal_goes_compact_with_the_freshest_inline_and_fetches_are_serv
         })
         .expect("answered");
     assert_eq!(fill.0, chain.peer((me + 1) % 4));
-    assert_eq!(fill.1.txs, vec![tx1, tx2]);
-    // A fetch of more hashes than a block can hold, or of broken hashes, is not answered.
+    assert_eq!(fill.1.txs, vec![tx1, tx2.clone()]);
+    // Broken hashes, or a block we do not hold (even for transactions in our pool), get no
+    // answer.
     let bad = wire::TxFetch { block_id: id.as_bytes().to_vec(), hashes: vec![0; 33] };
     node.net(chain.peer(1), Kind::TxFetch(bad));
+    let elsewhere =
+        wire::TxFetch { block_id: vec![9; 32], hashes: Hash::digest(&tx2).as_bytes().to_vec() };
+    node.net(chain.peer(1), Kind::TxFetch(elsewhere));
     assert!(node.sent().is_empty());
 }
