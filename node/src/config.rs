@@ -89,8 +89,8 @@ pub struct P2pSection {
     #[serde(default = "d_peer_bytes_burst")]
     pub peer_burst_bytes: u64,
     /// Relayed transaction batches verified at once (all peers together). Over the cap a
-    /// relayed batch is dropped and counted (`dpx_p2p_relay_dropped`), never queued: the
-    /// originating node still holds the transactions and proposes them itself.
+    /// relayed batch waits in a bounded queue (16 batches per peer, 64 in all, see
+    /// `relay`); over the queue it is dropped and counted (`dpx_p2p_relay_dropped`).
     #[serde(default = "d_relay_verifications")]
     pub max_relay_verifications: usize,
 }

@@ -208,7 +208,7 @@ impl Metrics {
             ),
             p2p_relay_dropped: reg!(
                 "p2p_relay_dropped",
-                "Relayed transaction batches dropped because verification of peers' batches was at its cap",
+                "Relayed transaction batches dropped (the verification queue or the driver's queue was full)",
                 Counter::default()
             ),
             p2p_relay_muted: reg!(

@@ -5,9 +5,13 @@
 //! can cause is bounded three ways:
 //! - a batch holds at most `Limits::max_relay_batch` transactions (and fits a frame);
 //! - at most `p2p.max_relay_verifications` batches are verified at once, from all peers
-//!   together (a semaphore). A batch over the cap is dropped and counted
-//!   (`dpx_p2p_relay_dropped`), never queued: the node that relayed it still holds the
-//!   transactions in its own mempool and proposes them in its turn;
+//!   together (a semaphore); batches over that wait their turn in a queue of at most
+//!   [`QUEUED_PER_PEER_MAX`] batches per peer and [`QUEUED_MAX`] in all. A batch over the
+//!   queue's bounds is dropped and counted (`dpx_p2p_relay_dropped`): the node that relayed it
+//!   still holds the transactions and proposes them in its turn, and a compact proposal block
+//!   naming them makes this node fetch them (`driver::compact`). Before compact blocks a busy
+//!   node dropped at once; under load that lost most relayed batches, and each lost one now
+//!   costs a fetch round trip in the next block;
 //! - a batch is verified in chunks of [`VERIFY_CHUNK`], and verification stops after the first
 //!   chunk that holds an invalid transaction: a batch of 10,000 bad signatures costs one chunk.
 //!
@@ -41,6 +45,10 @@ pub const STRIKES_MAX: u32 = 3;
 pub const MUTE_BASE: Duration = Duration::from_mins(1);
 /// The longest mute.
 pub const MUTE_MAX: Duration = Duration::from_hours(1);
+/// Relayed batches waiting for a verification slot, per peer and in all (a peer that floods
+/// fills only its own share).
+pub const QUEUED_PER_PEER_MAX: usize = 16;
+pub const QUEUED_MAX: usize = 64;
 /// Peers with a record kept at most (permitted peers are a few dozen; this bounds the table
 /// whatever happens).
 const PEERS_MAX: usize = 4096;
@@ -57,7 +65,7 @@ struct PeerRecord {
 pub enum Refused {
     /// The peer relayed invalid transactions recently.
     Muted,
-    /// Verification of relayed batches is at its cap.
+    /// The queue for verification is full (for this peer, or in all).
     Busy,
 }
 
@@ -65,7 +73,37 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct RelayGate {
     permits: Arc<Semaphore>,
+    /// Batches admitted and not yet verified, per peer (waiting or being verified).
+    queued: Arc<Mutex<BTreeMap<PeerId, usize>>>,
     peers: Mutex<BTreeMap<PeerId, PeerRecord>>,
+}
+
+/// A relayed batch's place: in the queue until [`Ticket::verify_slot`] gives it a
+/// verification slot; the place is freed when the ticket is dropped.
+#[derive(Debug)]
+pub struct Ticket {
+    peer: PeerId,
+    queued: Arc<Mutex<BTreeMap<PeerId, usize>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Ticket {
+    /// Wait for one of the `max_relay_verifications` slots.
+    pub async fn verify_slot(&self) -> OwnedSemaphorePermit {
+        Arc::clone(&self.permits).acquire_owned().await.expect("the semaphore is never closed")
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut q = self.queued.lock();
+        if let Some(n) = q.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                q.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// What verifying one relayed batch found.
@@ -83,16 +121,28 @@ impl RelayGate {
     pub fn new(max_concurrent: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            queued: Arc::new(Mutex::new(BTreeMap::new())),
             peers: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// May a batch from `peer` be verified now? The permit is held while it is.
-    pub fn admit(&self, peer: &PeerId, now: Instant) -> Result<OwnedSemaphorePermit, Refused> {
+    /// May a batch from `peer` be queued for verification? The ticket holds its place.
+    pub fn admit(&self, peer: &PeerId, now: Instant) -> Result<Ticket, Refused> {
         if self.peers.lock().get(peer).and_then(|r| r.muted_until).is_some_and(|t| now < t) {
             return Err(Refused::Muted);
         }
-        self.permits.clone().try_acquire_owned().map_err(|_| Refused::Busy)
+        let mut q = self.queued.lock();
+        let total: usize = q.values().sum();
+        let mine = q.get(peer).copied().unwrap_or(0);
+        if total >= QUEUED_MAX || mine >= QUEUED_PER_PEER_MAX {
+            return Err(Refused::Busy);
+        }
+        q.insert(*peer, mine + 1);
+        Ok(Ticket {
+            peer: *peer,
+            queued: Arc::clone(&self.queued),
+            permits: Arc::clone(&self.permits),
+        })
     }
 
     /// Record a verified batch from `peer` with `bad` invalid transactions. Returns the mute
@@ -142,8 +192,9 @@ pub fn verify(checker: &TxChecker, txs: Vec<Vec<u8>>) -> Verified {
 }
 
 /// A batch relayed by `from`: refused (and counted) when oversized, when `from` is muted or
-/// when relay verification is at its cap; otherwise verified on a blocking thread and the
-/// valid transactions handed to the driver for admission.
+/// when the verification queue is full; otherwise verified on a blocking thread when a slot
+/// frees and the valid transactions handed to the driver for admission (a full driver queue
+/// drops them, counted too).
 pub fn admit_from_peer(shared: &Arc<Shared>, from: PeerId, txs: Vec<Vec<u8>>) {
     let metrics = &shared.metrics;
     if txs.len() > shared.limits.max_relay_batch {
@@ -154,8 +205,8 @@ pub fn admit_from_peer(shared: &Arc<Shared>, from: PeerId, txs: Vec<Vec<u8>>) {
         }
         return;
     }
-    let permit = match shared.relay.admit(&from, Instant::now()) {
-        Ok(p) => p,
+    let ticket = match shared.relay.admit(&from, Instant::now()) {
+        Ok(t) => t,
         Err(refused) => {
             match refused {
                 Refused::Muted => metrics.p2p_relay_muted.inc(),
@@ -165,9 +216,15 @@ pub fn admit_from_peer(shared: &Arc<Shared>, from: PeerId, txs: Vec<Vec<u8>>) {
         }
     };
     let shared = shared.clone();
-    tokio::task::spawn_blocking(move || {
-        let v = verify(&shared.checker, txs);
+    tokio::spawn(async move {
+        let permit = ticket.verify_slot().await;
+        let verifier = Arc::clone(&shared);
+        let Ok(v) = tokio::task::spawn_blocking(move || verify(&verifier.checker, txs)).await
+        else {
+            return; // the runtime is shutting down
+        };
         drop(permit);
+        drop(ticket);
         if v.bad > 0 {
             shared.metrics.p2p_relay_bad_txs.inc_by(v.bad as u64);
             if let Some(mute) = shared.relay.record(from, v.bad, Instant::now()) {
@@ -179,11 +236,10 @@ pub fn admit_from_peer(shared: &Arc<Shared>, from: PeerId, txs: Vec<Vec<u8>>) {
             }
         }
         if !v.good.is_empty() {
-            let _ = shared.driver_tx.try_send(DriverMsg::Admit {
-                txs: v.good,
-                from_peer: true,
-                reply: None,
-            });
+            let msg = DriverMsg::Admit { txs: v.good, from_peer: true, reply: None };
+            if shared.driver_tx.try_send(msg).is_err() {
+                shared.metrics.p2p_relay_dropped.inc();
+            }
         }
     });
 }
@@ -233,16 +289,44 @@ mod tests {
         assert_eq!((v.good.len(), v.bad, v.unchecked), (600, 0, 0));
     }
 
-    #[test]
-    fn verification_is_capped_across_peers() {
+    #[tokio::test]
+    async fn verification_is_capped_and_the_queue_bounded_per_peer_and_in_all() {
         let gate = RelayGate::new(2);
-        let (a, b) = (peer(1), peer(2));
         let now = Instant::now();
-        let p1 = gate.admit(&a, now).unwrap();
-        let _p2 = gate.admit(&b, now).unwrap();
-        assert_eq!(gate.admit(&a, now).unwrap_err(), Refused::Busy);
-        drop(p1);
-        assert!(gate.admit(&b, now).is_ok(), "a finished verification frees its slot");
+        // Two verify at once; a third waits for a slot.
+        let (t1, t2, t3) = (
+            gate.admit(&peer(1), now).unwrap(),
+            gate.admit(&peer(2), now).unwrap(),
+            gate.admit(&peer(3), now).unwrap(),
+        );
+        let s1 = t1.verify_slot().await;
+        let _s2 = t2.verify_slot().await;
+        let waiting = tokio::time::timeout(Duration::from_millis(50), t3.verify_slot()).await;
+        assert!(waiting.is_err(), "a third verification ran beside two");
+        drop(s1);
+        drop(t1);
+        let _s3 = tokio::time::timeout(Duration::from_secs(5), t3.verify_slot())
+            .await
+            .expect("a finished verification frees its slot");
+        // One peer fills only its own share of the queue.
+        let flood: Vec<Ticket> =
+            std::iter::from_fn(|| gate.admit(&peer(9), now).ok()).take(1000).collect();
+        assert_eq!(flood.len(), QUEUED_PER_PEER_MAX);
+        assert_eq!(gate.admit(&peer(9), now).unwrap_err(), Refused::Busy);
+        assert!(gate.admit(&peer(4), now).is_ok(), "others still get in");
+        // In all: many peers, each within its share, up to the total.
+        let mut held = Vec::new();
+        for p in 10..40 {
+            while let Ok(t) = gate.admit(&peer(p), now) {
+                held.push(t);
+            }
+        }
+        let queued: usize = gate.queued.lock().values().sum();
+        assert_eq!(queued, QUEUED_MAX);
+        drop(held);
+        drop(flood);
+        drop((t2, t3));
+        assert!(gate.queued.lock().is_empty(), "every place is freed with its ticket");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! the block must fit the chain's byte limit. Then it goes to the same block cache.
 //!
 //! A transaction the receiver lacks (its relay was dropped, refused by a full pool, or is
-//! still in flight) is asked of the sender (`TxFetch`), which answers from the block it holds
+//! still in flight) is asked of the sender (`TxFetch`) once the relayed transactions already
+//! queued for admission are pooled, which answers from the block it holds
 //! (`TxFill`); the relay filling the pool meanwhile completes the block too.
 //! Every transaction that arrives is hashed and must be one the block names. Incomplete
 //! blocks are bounded like pending ones: [`PARTIALS_PER_PEER_MAX`] per sending peer and
@@ -145,7 +146,9 @@ pub(super) struct Partial {
     /// Missing hash → its places (a block naming one transaction twice is invalid, but it
     /// must still be rebuilt to be judged).
     missing: BTreeMap<Hash, Vec<usize>>,
-    asked: Instant,
+    /// When its sender was last asked for what is missing (`None`: not yet, see
+    /// [`Driver::send_fetches`]).
+    asked: Option<Instant>,
 }
 
 impl Partial {
@@ -211,7 +214,9 @@ impl Partials {
 
     /// The partial `id`, to ask again for what it misses (at most every [`REFETCH_AFTER`]).
     fn due_again(&mut self, id: &Hash, now: Instant) -> Option<&mut Partial> {
-        self.list.iter_mut().find(|p| p.id == *id && now.duration_since(p.asked) >= REFETCH_AFTER)
+        self.list.iter_mut().find(|p| {
+            p.id == *id && p.asked.is_some_and(|t| now.duration_since(t) >= REFETCH_AFTER)
+        })
     }
 
     /// Forget partials at or below the committed `height`.
@@ -251,7 +256,7 @@ impl Driver {
             return Ok(());
         }
         if let Some(p) = self.partials.due_again(&id, Instant::now()) {
-            p.asked = Instant::now();
+            p.asked = Some(Instant::now());
             let hashes: Vec<Hash> = p.missing().copied().collect();
             self.fetch(from, id, &hashes);
             return Ok(());
@@ -283,17 +288,42 @@ impl Driver {
             parent_cert: c.parent_certificate,
             slots,
             missing,
-            asked: Instant::now(),
+            asked: None,
         };
         if partial.missing.is_empty() {
             return self.rebuild(partial, limit);
         }
+        // Asked for by `send_fetches`, once the relayed transactions already queued for
+        // admission are in the pool.
         metrics.compact_blocks_incomplete.inc();
-        let hashes: Vec<Hash> = partial.missing().copied().collect();
-        self.fetch(from, id, &hashes);
         let dropped = self.partials.insert(partial);
         metrics.proposal_blocks_evicted.inc_by(dropped as u64);
         Ok(())
+    }
+
+    /// Whether a compact block waits for its first fetch.
+    pub(super) fn fetch_due(&self) -> bool {
+        self.partials.list.iter().any(|p| p.asked.is_none())
+    }
+
+    /// Ask the senders of new incomplete compact blocks for what their pools still lack. The
+    /// driver's loop calls this after admitting the relayed transactions waiting in its queue,
+    /// which usually hold most of what a fresh compact block names.
+    pub(super) fn send_fetches(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(PeerId, Hash, Vec<Hash>)> = self
+            .partials
+            .list
+            .iter_mut()
+            .filter(|p| p.asked.is_none())
+            .map(|p| {
+                p.asked = Some(now);
+                (p.from, p.id, p.missing().copied().collect())
+            })
+            .collect();
+        for (peer, id, hashes) in due {
+            self.fetch(peer, id, &hashes);
+        }
     }
 
     fn fetch(&self, peer: PeerId, id: Hash, hashes: &[Hash]) {
@@ -453,7 +483,7 @@ mod tests {
             parent_cert: Vec::new(),
             slots: vec![Slot::Hash(Hash::digest(&[n]))],
             missing: BTreeMap::from([(Hash::digest(&[n]), vec![0])]),
-            asked: Instant::now(),
+            asked: None,
         }
     }
 

@@ -226,7 +226,19 @@ impl Driver {
                 biased;
                 _ = shutdown.changed() => break,
                 () = sleep => self.fire_timers()?,
-                Some(msg) = inbound.recv() => self.on_inbound(msg)?,
+                Some(msg) = inbound.recv() => {
+                    self.on_inbound(msg)?;
+                    if self.fetch_due() {
+                        // A compact block lacks transactions: those relayed to us may be
+                        // queued for admission; admit what is queued now (a bounded number),
+                        // then ask the sender only for the rest.
+                        for _ in 0..requests.len() {
+                            let Ok(req) = requests.try_recv() else { break };
+                            self.on_request(req)?;
+                        }
+                        self.send_fetches();
+                    }
+                }
                 Some(req) = requests.recv() => self.on_request(req)?,
                 _ = status_tick.tick() => self.announce(),
                 _ = tick.tick() => self.on_tick()?,

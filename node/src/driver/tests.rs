@@ -914,8 +914,11 @@ impl Node {
         self.driver.on_request(msg).unwrap();
     }
 
+    /// A message from a peer, then what the driver's loop does next (nothing is queued for
+    /// admission here): ask for what compact blocks lack.
     fn net(&mut self, from: PeerId, kind: Kind) {
         self.driver.on_net(from, NetMessage { kind: Some(kind) }).unwrap();
+        self.driver.send_fetches();
     }
 
     /// Whether this node prevoted for `id` among what it sent since the last call.
