@@ -45,10 +45,16 @@ pub const STRIKES_MAX: u32 = 3;
 pub const MUTE_BASE: Duration = Duration::from_mins(1);
 /// The longest mute.
 pub const MUTE_MAX: Duration = Duration::from_hours(1);
-/// Relayed batches waiting for a verification slot, per peer and in all (a peer that floods
-/// fills only its own share).
+/// Relayed batches waiting for a verification slot (or being verified), per peer and in all,
+/// by count and by bytes (a peer that floods fills only its own share). A peer's byte share
+/// holds two batches of the default 16 MiB frame.
 pub const QUEUED_PER_PEER_MAX: usize = 16;
 pub const QUEUED_MAX: usize = 64;
+pub const QUEUED_BYTES_PER_PEER_MAX: usize = 32 << 20;
+pub const QUEUED_BYTES_MAX: usize = 128 << 20;
+
+/// What one peer has queued: batches and bytes.
+type Queued = Arc<Mutex<BTreeMap<PeerId, (usize, usize)>>>;
 /// Peers with a record kept at most (permitted peers are a few dozen; this bounds the table
 /// whatever happens).
 const PEERS_MAX: usize = 4096;
@@ -74,7 +80,7 @@ pub enum Refused {
 pub struct RelayGate {
     permits: Arc<Semaphore>,
     /// Batches admitted and not yet verified, per peer (waiting or being verified).
-    queued: Arc<Mutex<BTreeMap<PeerId, usize>>>,
+    queued: Queued,
     peers: Mutex<BTreeMap<PeerId, PeerRecord>>,
 }
 
@@ -83,7 +89,8 @@ pub struct RelayGate {
 #[derive(Debug)]
 pub struct Ticket {
     peer: PeerId,
-    queued: Arc<Mutex<BTreeMap<PeerId, usize>>>,
+    bytes: usize,
+    queued: Queued,
     permits: Arc<Semaphore>,
 }
 
@@ -97,8 +104,9 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut q = self.queued.lock();
-        if let Some(n) = q.get_mut(&self.peer) {
+        if let Some((n, bytes)) = q.get_mut(&self.peer) {
             *n -= 1;
+            *bytes -= self.bytes;
             if *n == 0 {
                 q.remove(&self.peer);
             }
@@ -126,20 +134,26 @@ impl RelayGate {
         }
     }
 
-    /// May a batch from `peer` be queued for verification? The ticket holds its place.
-    pub fn admit(&self, peer: &PeerId, now: Instant) -> Result<Ticket, Refused> {
+    /// May a batch of `bytes` from `peer` be queued for verification? The ticket holds its
+    /// place.
+    pub fn admit(&self, peer: &PeerId, bytes: usize, now: Instant) -> Result<Ticket, Refused> {
         if self.peers.lock().get(peer).and_then(|r| r.muted_until).is_some_and(|t| now < t) {
             return Err(Refused::Muted);
         }
         let mut q = self.queued.lock();
-        let total: usize = q.values().sum();
-        let mine = q.get(peer).copied().unwrap_or(0);
-        if total >= QUEUED_MAX || mine >= QUEUED_PER_PEER_MAX {
+        let (count, total_bytes) = q.values().fold((0, 0), |(c, b), (n, m)| (c + n, b + m));
+        let (mine, my_bytes) = q.get(peer).copied().unwrap_or((0, 0));
+        if count >= QUEUED_MAX
+            || mine >= QUEUED_PER_PEER_MAX
+            || total_bytes + bytes > QUEUED_BYTES_MAX
+            || my_bytes + bytes > QUEUED_BYTES_PER_PEER_MAX
+        {
             return Err(Refused::Busy);
         }
-        q.insert(*peer, mine + 1);
+        q.insert(*peer, (mine + 1, my_bytes + bytes));
         Ok(Ticket {
             peer: *peer,
+            bytes,
             queued: Arc::clone(&self.queued),
             permits: Arc::clone(&self.permits),
         })
@@ -205,7 +219,8 @@ pub fn admit_from_peer(shared: &Arc<Shared>, from: PeerId, txs: Vec<Vec<u8>>) {
         }
         return;
     }
-    let ticket = match shared.relay.admit(&from, Instant::now()) {
+    let bytes = txs.iter().map(Vec::len).sum();
+    let ticket = match shared.relay.admit(&from, bytes, Instant::now()) {
         Ok(t) => t,
         Err(refused) => {
             match refused {
@@ -295,9 +310,9 @@ mod tests {
         let now = Instant::now();
         // Two verify at once; a third waits for a slot.
         let (t1, t2, t3) = (
-            gate.admit(&peer(1), now).unwrap(),
-            gate.admit(&peer(2), now).unwrap(),
-            gate.admit(&peer(3), now).unwrap(),
+            gate.admit(&peer(1), 10, now).unwrap(),
+            gate.admit(&peer(2), 10, now).unwrap(),
+            gate.admit(&peer(3), 10, now).unwrap(),
         );
         let s1 = t1.verify_slot().await;
         let _s2 = t2.verify_slot().await;
@@ -310,19 +325,34 @@ mod tests {
             .expect("a finished verification frees its slot");
         // One peer fills only its own share of the queue.
         let flood: Vec<Ticket> =
-            std::iter::from_fn(|| gate.admit(&peer(9), now).ok()).take(1000).collect();
+            std::iter::from_fn(|| gate.admit(&peer(9), 10, now).ok()).take(1000).collect();
         assert_eq!(flood.len(), QUEUED_PER_PEER_MAX);
-        assert_eq!(gate.admit(&peer(9), now).unwrap_err(), Refused::Busy);
-        assert!(gate.admit(&peer(4), now).is_ok(), "others still get in");
+        assert_eq!(gate.admit(&peer(9), 10, now).unwrap_err(), Refused::Busy);
+        assert!(gate.admit(&peer(4), 10, now).is_ok(), "others still get in");
         // In all: many peers, each within its share, up to the total.
         let mut held = Vec::new();
         for p in 10..40 {
-            while let Ok(t) = gate.admit(&peer(p), now) {
+            while let Ok(t) = gate.admit(&peer(p), 10, now) {
                 held.push(t);
             }
         }
-        let queued: usize = gate.queued.lock().values().sum();
+        let queued: usize = gate.queued.lock().values().map(|(n, _)| n).sum();
         assert_eq!(queued, QUEUED_MAX);
+        drop(held);
+        // By bytes: a peer's share, and the total.
+        let big = QUEUED_BYTES_PER_PEER_MAX / 2;
+        let (a, b) = (gate.admit(&peer(50), big, now).unwrap(), gate.admit(&peer(50), big, now));
+        let b = b.unwrap();
+        assert_eq!(gate.admit(&peer(50), 1, now).unwrap_err(), Refused::Busy);
+        let c = gate.admit(&peer(51), QUEUED_BYTES_PER_PEER_MAX, now).unwrap();
+        let d = gate.admit(&peer(52), QUEUED_BYTES_PER_PEER_MAX, now).unwrap();
+        let used: usize = gate.queued.lock().values().map(|(_, b)| b).sum();
+        let room = QUEUED_BYTES_MAX - used;
+        assert!(room < QUEUED_BYTES_PER_PEER_MAX, "the total binds before the peer's share");
+        assert_eq!(gate.admit(&peer(53), room + 1, now).unwrap_err(), Refused::Busy);
+        let e = gate.admit(&peer(53), room, now).unwrap();
+        drop((a, b, c, d, e));
+        let held: Vec<Ticket> = Vec::new();
         drop(held);
         drop(flood);
         drop((t2, t3));
@@ -339,10 +369,10 @@ mod tests {
             assert_eq!(gate.record(bad, 5, t0), None);
         }
         assert_eq!(gate.record(bad, 5, t0), Some(MUTE_BASE));
-        assert_eq!(gate.admit(&bad, t0).unwrap_err(), Refused::Muted);
-        assert!(gate.admit(&honest, t0).is_ok(), "others are not affected");
+        assert_eq!(gate.admit(&bad, 1, t0).unwrap_err(), Refused::Muted);
+        assert!(gate.admit(&honest, 1, t0).is_ok(), "others are not affected");
         let t1 = t0 + MUTE_BASE;
-        assert!(gate.admit(&bad, t1).is_ok(), "the mute ends");
+        assert!(gate.admit(&bad, 1, t1).is_ok(), "the mute ends");
         for _ in 1..STRIKES_MAX {
             gate.record(bad, 1, t1);
         }

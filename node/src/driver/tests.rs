@@ -1106,3 +1106,53 @@ async fn our_proposal_goes_compact_with_the_freshest_inline_and_fetches_are_serv
     node.net(chain.peer(1), Kind::TxFetch(elsewhere));
     assert!(node.sent().is_empty());
 }
+
+/// The driver's loop: a compact block arrives while the relayed transaction it names waits in
+/// the admission queue. The queue is admitted first, so the block is rebuilt and prevoted
+/// without asking the proposer for anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_relays_complete_a_compact_block_before_any_fetch() {
+    let chain = Chain::new();
+    let dir = tempfile::tempdir().unwrap();
+    let me = 0;
+    let node = open(&chain, dir.path(), Some(me));
+    let p = node.proposer(1, 0).get();
+    assert_ne!(p, me);
+    let tx = state_changing_tx_n(&chain, 1, 0);
+    let (block, cert) = node.next_block(&chain, p, vec![tx.clone()]);
+    let id = block.id();
+    let (in_tx, in_rx) = mpsc::channel(16);
+    let (req_tx, req_rx) = mpsc::channel(16);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let checked = node.driver.shared.checker.check_batch(vec![tx]);
+    let txs = checked.into_iter().map(Result::unwrap).collect();
+    req_tx.send(super::DriverMsg::Admit { txs, from_peer: true, reply: None }).await.unwrap();
+    for kind in [
+        Kind::Consensus(proposal(&chain, p, 1, 0, id).encode()),
+        Kind::Compact(all_by_hash(&block, &cert)),
+    ] {
+        let msg = NetMessage { kind: Some(kind) };
+        in_tx.send(p2p::Inbound::Message { from: chain.peer(p), msg }).await.unwrap();
+    }
+    let Node { driver, mut net } = node;
+    let task = tokio::spawn(driver.run(in_rx, req_rx, stop_rx));
+    let mut sent = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let prevoted = loop {
+        let Ok(Some(cmd)) = tokio::time::timeout_at(deadline, net.recv()).await else {
+            break false;
+        };
+        sent.push(cmd);
+        let mine = signed_by(&sent, &chain, &chain.keys[me]);
+        if mine.iter().any(|m| {
+            matches!(m, SignedMessage::Vote(v)
+                if v.vote.kind == VoteKind::Prevote && v.vote.value_id == Some(id))
+        }) {
+            break true;
+        }
+    };
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(prevoted, "no prevote for the compact block");
+    assert!(fetches(&sent).is_empty(), "fetched what the admission queue held");
+}
