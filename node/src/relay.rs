@@ -341,17 +341,17 @@ mod tests {
         drop(held);
         // By bytes: a peer's share, and the total.
         let big = QUEUED_BYTES_PER_PEER_MAX / 2;
-        let (a, b) = (gate.admit(&peer(50), big, now).unwrap(), gate.admit(&peer(50), big, now));
-        let b = b.unwrap();
+        let mut big_ones = vec![gate.admit(&peer(50), big, now).unwrap()];
+        big_ones.push(gate.admit(&peer(50), big, now).unwrap());
         assert_eq!(gate.admit(&peer(50), 1, now).unwrap_err(), Refused::Busy);
-        let c = gate.admit(&peer(51), QUEUED_BYTES_PER_PEER_MAX, now).unwrap();
-        let d = gate.admit(&peer(52), QUEUED_BYTES_PER_PEER_MAX, now).unwrap();
+        big_ones.push(gate.admit(&peer(51), QUEUED_BYTES_PER_PEER_MAX, now).unwrap());
+        big_ones.push(gate.admit(&peer(52), QUEUED_BYTES_PER_PEER_MAX, now).unwrap());
         let used: usize = gate.queued.lock().values().map(|(_, b)| b).sum();
         let room = QUEUED_BYTES_MAX - used;
         assert!(room < QUEUED_BYTES_PER_PEER_MAX, "the total binds before the peer's share");
         assert_eq!(gate.admit(&peer(53), room + 1, now).unwrap_err(), Refused::Busy);
-        let e = gate.admit(&peer(53), room, now).unwrap();
-        drop((a, b, c, d, e));
+        big_ones.push(gate.admit(&peer(53), room, now).unwrap());
+        drop(big_ones);
         let held: Vec<Ticket> = Vec::new();
         drop(held);
         drop(flood);

@@ -206,6 +206,15 @@ fn n4_consensus_only_orders_opaque_payloads() -> anyhow::Result<()> {
         assert!(used <= tip, "node {i}: more speculations used than blocks");
         assert_eq!(metric(&c.rpc[i], "dpx_speculation_failed_total")?, 0, "node {i}");
     }
+    // Proposal blocks travelled compact (the default), and were rebuilt from the mempools.
+    let mut compact = 0;
+    for i in 0..4 {
+        let received = metric(&c.rpc[i], "dpx_compact_blocks_received_total")?;
+        let incomplete = metric(&c.rpc[i], "dpx_compact_blocks_incomplete_total")?;
+        assert!(incomplete <= received, "node {i}");
+        compact += received;
+    }
+    assert!(compact >= 1, "no proposal block travelled compact");
     println!("consensus-only: 200 payloads committed once each in {tip} blocks");
     Ok(())
 }

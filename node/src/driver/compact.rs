@@ -349,7 +349,7 @@ impl Driver {
     /// the blocks we hold, not by our pool.
     pub(super) fn on_tx_fetch(&mut self, from: PeerId, f: wire::TxFetch) -> anyhow::Result<()> {
         let max_txs = params(&self.store)?.max_block_txs;
-        if f.hashes.len() % HASH_BYTES != 0 || f.hashes.len() / HASH_BYTES > max_txs {
+        if !f.hashes.len().is_multiple_of(HASH_BYTES) || f.hashes.len() / HASH_BYTES > max_txs {
             debug!(peer = %from, "malformed transaction fetch");
             self.shared.metrics.proposal_blocks_refused.inc();
             return Ok(());
