@@ -14,7 +14,8 @@
 //! queued for admission are pooled, which answers from the block it holds
 //! (`TxFill`); the relay filling the pool meanwhile completes the block too.
 //! Every transaction that arrives is hashed and must be one the block names. Incomplete
-//! blocks are bounded like pending ones: [`PARTIALS_PER_PEER_MAX`] per sending peer and
+//! blocks are kept per sender (a peer sending the right header with other hashes first does
+//! not shut out the proposer's copy) and bounded like pending ones: [`PARTIALS_PER_PEER_MAX`] per sending peer and
 //! [`PARTIALS_MAX`] in all, the oldest going first, and only for this height and the next.
 //! A proposer that never answers costs its round, as a proposer that never sends its block
 //! does: the round times out and the next proposer goes on.
@@ -181,6 +182,12 @@ impl Partials {
         self.list.iter().any(|p| p.id == *id)
     }
 
+    /// Whether `from` sent a compact block `id` still incomplete. Kept per sender: a peer that
+    /// sends the right header with other hashes first must not shut out the proposer's.
+    fn contains_from(&self, id: &Hash, from: &PeerId) -> bool {
+        self.list.iter().any(|p| p.id == *id && p.from == *from)
+    }
+
     /// Keep `p`; returns how many older partials were dropped for it.
     pub fn insert(&mut self, p: Partial) -> usize {
         let from = p.from;
@@ -212,10 +219,13 @@ impl Partials {
         done
     }
 
-    /// The partial `id`, to ask again for what it misses (at most every [`REFETCH_AFTER`]).
-    fn due_again(&mut self, id: &Hash, now: Instant) -> Option<&mut Partial> {
+    /// The partial `id` from `from`, to ask again for what it misses (at most every
+    /// [`REFETCH_AFTER`]).
+    fn due_again(&mut self, id: &Hash, from: &PeerId, now: Instant) -> Option<&mut Partial> {
         self.list.iter_mut().find(|p| {
-            p.id == *id && p.asked.is_some_and(|t| now.duration_since(t) >= REFETCH_AFTER)
+            p.id == *id
+                && p.from == *from
+                && p.asked.is_some_and(|t| now.duration_since(t) >= REFETCH_AFTER)
         })
     }
 
@@ -255,13 +265,13 @@ impl Driver {
         if self.blocks.holds(&id) {
             return Ok(());
         }
-        if let Some(p) = self.partials.due_again(&id, Instant::now()) {
+        if let Some(p) = self.partials.due_again(&id, &from, Instant::now()) {
             p.asked = Some(Instant::now());
             let hashes: Vec<Hash> = p.missing().copied().collect();
             self.fetch(from, id, &hashes);
             return Ok(());
         }
-        if self.partials.contains(&id) {
+        if self.partials.contains_from(&id, &from) {
             return Ok(());
         }
         let mut slots = match slots(&c, params.max_block_txs) {
@@ -414,7 +424,10 @@ impl Driver {
         }
         let limit = params(&self.store)?.encoded_max();
         for p in done {
-            self.rebuild(p, limit)?;
+            // Another sender's copy of the same block may have completed first.
+            if !self.blocks.holds(&p.id) {
+                self.rebuild(p, limit)?;
+            }
         }
         Ok(())
     }

@@ -1040,6 +1040,27 @@ async fn a_compact_block_that_does_not_match_its_header_is_refused() {
     assert!(node.prevoted_for(&chain, me, honest.id()));
 }
 
+/// A peer sends the proposal's header first with hashes nobody has (or that are not the
+/// block's). The proposer's own compact block that follows is still rebuilt and prevoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_compact_copy_does_not_shut_out_the_proposers() {
+    let chain = Chain::new();
+    let dir = tempfile::tempdir().unwrap();
+    let me = 0;
+    let mut node = open(&chain, dir.path(), Some(me));
+    let p = node.proposer(1, 0).get();
+    let tx = state_changing_tx_n(&chain, 1, 0);
+    node.admit_relayed(vec![tx.clone()]);
+    let (real, cert) = node.next_block(&chain, p, vec![tx]);
+    let forged = Block { header: real.header.clone(), txs: vec![b"nobody has this".to_vec()] };
+    node.consensus(chain.peer(p), proposal(&chain, p, 1, 0, real.id()));
+    node.net(junk_peer(), Kind::Compact(all_by_hash(&forged, &cert)));
+    assert_eq!(fetches(&node.sent()).len(), 1, "the forged copy waits for its fetch");
+    node.net(chain.peer(p), Kind::Compact(all_by_hash(&real, &cert)));
+    assert!(node.driver.blocks.contains(&real.id()));
+    assert!(node.prevoted_for(&chain, me, real.id()));
+}
+
 /// Our own proposal goes out compact: what was pooled a while ago by hash, what was just
 /// admitted inline. A peer holding the older transaction rebuilds it without asking, and a
 /// peer asking for a transaction of it is answered with the bytes.
