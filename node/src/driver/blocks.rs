@@ -396,15 +396,15 @@ impl Driver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use dpx_crypto::Keypair;
     use dpx_ledger::Header;
 
     const MAX: usize = 10_000;
 
-    fn block(height: u64, n: u32, pad: usize) -> (Hash, CachedBlock) {
-        let txs = vec![[n.to_le_bytes().to_vec(), vec![0; pad]].concat()];
+    /// A decodable block of `txs` at `height` with a made-up header (the tx root is right).
+    pub(in crate::driver) fn test_block(height: u64, txs: Vec<Vec<u8>>) -> Block {
         let header = Header {
             chain_id: "c".into(),
             height,
@@ -417,7 +417,11 @@ mod tests {
             validator_set_hash: Hash::ZERO,
             prev_receipts_hash: Hash::ZERO,
         };
-        let block = Block { header, txs };
+        Block { header, txs }
+    }
+
+    fn block(height: u64, n: u32, pad: usize) -> (Hash, CachedBlock) {
+        let block = test_block(height, vec![[n.to_le_bytes().to_vec(), vec![0; pad]].concat()]);
         (block.id(), CachedBlock::built(block, Vec::new()))
     }
 

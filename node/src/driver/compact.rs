@@ -466,21 +466,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn block(txs: Vec<Vec<u8>>) -> Block {
-        Block {
-            header: Header {
-                chain_id: "c".into(),
-                height: 3,
-                time_ms: 1,
-                proposer: Keypair::from_seed([1; 32]).public(),
-                parent_id: Hash::ZERO,
-                parent_certificate_hash: Hash::ZERO,
-                tx_root: dpx_ledger::merkle::root(&txs),
-                state_root: Hash::ZERO,
-                validator_set_hash: Hash::ZERO,
-                prev_receipts_hash: Hash::ZERO,
-            },
-            txs,
-        }
+        super::super::blocks::tests::test_block(3, txs)
     }
 
     fn peer(i: u8) -> PeerId {

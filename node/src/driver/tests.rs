@@ -288,17 +288,26 @@ async fn junk_blocks_do_not_push_out_the_proposal_block() {
     assert!(m.proposal_blocks_evicted.get() >= 1900, "{}", m.proposal_blocks_evicted.get());
 }
 
+/// The validator the compact-block tests run as.
+const ME: usize = 0;
+
+/// Validator [`ME`] on a fresh chain, and the proposer of height 1, round 0 (not [`ME`]).
+fn validator_and_proposer() -> (Chain, tempfile::TempDir, Node, usize) {
+    let chain = Chain::new();
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(&chain, dir.path(), Some(ME));
+    let p = node.proposer(1, 0).get();
+    assert_ne!(p, ME);
+    (chain, dir, node, p)
+}
+
 /// A peer that has seen the proposal's header sends it first with other transactions (the
 /// block id is the header's hash). The real block that follows must still be taken, and the
 /// proposal prevoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_with_the_right_header_and_other_transactions_does_not_take_its_place() {
-    let chain = Chain::new();
-    let dir = tempfile::tempdir().unwrap();
-    let me = 0;
-    let mut node = open(&chain, dir.path(), Some(me));
-    let p = node.proposer(1, 0).get();
-    assert_ne!(p, me);
+    let (chain, _dir, mut node, p) = validator_and_proposer();
+    let me = ME;
     let (real, cert) = node.next_block(&chain, p, vec![state_changing_tx_n(&chain, 1, 0)]);
     let forged =
         Block { header: real.header.clone(), txs: vec![state_changing_tx_n(&chain, 2, 0)] };
@@ -949,12 +958,8 @@ fn all_by_hash(block: &Block, cert: &[u8]) -> wire::CompactBlock {
 /// once the real bytes come it validates, prevotes for the block and commits it whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compact_block_is_rebuilt_and_what_the_pool_lacks_is_fetched() {
-    let chain = Chain::new();
-    let dir = tempfile::tempdir().unwrap();
-    let me = 0;
-    let mut node = open(&chain, dir.path(), Some(me));
-    let p = node.proposer(1, 0).get();
-    assert_ne!(p, me);
+    let (chain, _dir, mut node, p) = validator_and_proposer();
+    let me = ME;
     let (tx1, tx2) = (state_changing_tx_n(&chain, 1, 0), state_changing_tx_n(&chain, 2, 1));
     node.admit_relayed(vec![tx1.clone()]);
     let (block, cert) = node.next_block(&chain, p, vec![tx1, tx2.clone()]);
@@ -992,11 +997,8 @@ async fn a_compact_block_is_rebuilt_and_what_the_pool_lacks_is_fetched() {
 /// completed from the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relayed_transaction_completes_a_waiting_compact_block() {
-    let chain = Chain::new();
-    let dir = tempfile::tempdir().unwrap();
-    let me = 0;
-    let mut node = open(&chain, dir.path(), Some(me));
-    let p = node.proposer(1, 0).get();
+    let (chain, _dir, mut node, p) = validator_and_proposer();
+    let me = ME;
     let (tx1, tx2) = (state_changing_tx_n(&chain, 1, 0), state_changing_tx_n(&chain, 2, 1));
     let (block, cert) = node.next_block(&chain, p, vec![tx1.clone(), tx2.clone()]);
     let id = block.id();
@@ -1014,11 +1016,8 @@ async fn a_relayed_transaction_completes_a_waiting_compact_block() {
 /// proposer, or a peer posing as one) is refused, and the proposal naming it gets no vote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compact_block_that_does_not_match_its_header_is_refused() {
-    let chain = Chain::new();
-    let dir = tempfile::tempdir().unwrap();
-    let me = 0;
-    let mut node = open(&chain, dir.path(), Some(me));
-    let p = node.proposer(1, 0).get();
+    let (chain, _dir, mut node, p) = validator_and_proposer();
+    let me = ME;
     let (tx1, tx2) = (state_changing_tx_n(&chain, 1, 0), state_changing_tx_n(&chain, 2, 1));
     node.admit_relayed(vec![tx1.clone(), tx2.clone()]);
     let (honest, cert) = node.next_block(&chain, p, vec![tx1.clone()]);
@@ -1044,11 +1043,8 @@ async fn a_compact_block_that_does_not_match_its_header_is_refused() {
 /// block's). The proposer's own compact block that follows is still rebuilt and prevoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_compact_copy_does_not_shut_out_the_proposers() {
-    let chain = Chain::new();
-    let dir = tempfile::tempdir().unwrap();
-    let me = 0;
-    let mut node = open(&chain, dir.path(), Some(me));
-    let p = node.proposer(1, 0).get();
+    let (chain, _dir, mut node, p) = validator_and_proposer();
+    let me = ME;
     let tx = state_changing_tx_n(&chain, 1, 0);
     node.admit_relayed(vec![tx.clone()]);
     let (real, cert) = node.next_block(&chain, p, vec![tx]);
@@ -1133,12 +1129,8 @@ async fn our_proposal_goes_compact_with_the_freshest_inline_and_fetches_are_serv
 /// without asking the proposer for anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_relays_complete_a_compact_block_before_any_fetch() {
-    let chain = Chain::new();
-    let dir = tempfile::tempdir().unwrap();
-    let me = 0;
-    let node = open(&chain, dir.path(), Some(me));
-    let p = node.proposer(1, 0).get();
-    assert_ne!(p, me);
+    let (chain, _dir, node, p) = validator_and_proposer();
+    let me = ME;
     let tx = state_changing_tx_n(&chain, 1, 0);
     let (block, cert) = node.next_block(&chain, p, vec![tx.clone()]);
     let id = block.id();
