@@ -89,10 +89,15 @@ pub struct P2pSection {
     #[serde(default = "d_peer_bytes_burst")]
     pub peer_burst_bytes: u64,
     /// Relayed transaction batches verified at once (all peers together). Over the cap a
-    /// relayed batch waits in a bounded queue (16 batches per peer, 64 in all, see
-    /// `relay`); over the queue it is dropped and counted (`dpx_p2p_relay_dropped`).
+    /// relayed batch waits in a bounded queue; over the queue it is dropped and counted
+    /// (`dpx_p2p_relay_dropped`).
     #[serde(default = "d_relay_verifications")]
     pub max_relay_verifications: usize,
+    /// Relayed batches admitted and not yet verified, at most (all peers together; a peer
+    /// may hold a quarter of them). Deeper queues drop less under a burst and verify more
+    /// that the node may not keep up with (see `relay`).
+    #[serde(default = "d_relay_queued")]
+    pub max_relay_queued: usize,
 }
 
 /// The HTTP API's limits. Every field has a default, so older config files still load.
@@ -297,6 +302,9 @@ fn d_peer_bytes_burst() -> u64 {
 fn d_relay_verifications() -> usize {
     2
 }
+fn d_relay_queued() -> usize {
+    crate::relay::QUEUED_MAX
+}
 fn d_body() -> usize {
     2 << 20
 }
@@ -367,6 +375,7 @@ impl Config {
                 peer_bytes_per_s: d_peer_bytes_rate(),
                 peer_burst_bytes: d_peer_bytes_burst(),
                 max_relay_verifications: d_relay_verifications(),
+                max_relay_queued: d_relay_queued(),
             },
             rpc: RpcSection {
                 listen: rpc_listen,

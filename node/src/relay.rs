@@ -6,7 +6,8 @@
 //! - a batch holds at most `Limits::max_relay_batch` transactions (and fits a frame);
 //! - at most `p2p.max_relay_verifications` batches are verified at once, from all peers
 //!   together (a semaphore); batches over that wait their turn in a queue of at most
-//!   [`QUEUED_PER_PEER_MAX`] batches per peer and [`QUEUED_MAX`] in all. A batch over the
+//!   `p2p.max_relay_queued` batches in all (default [`QUEUED_MAX`]) and a quarter of that per
+//!   peer, and of at most [`QUEUED_BYTES_MAX`] / [`QUEUED_BYTES_PER_PEER_MAX`]. A batch over the
 //!   queue's bounds is dropped and counted (`dpx_p2p_relay_dropped`): the node that relayed it
 //!   still holds the transactions and proposes them in its turn, and a compact proposal block
 //!   naming them makes this node fetch them (`driver::compact`). Before compact blocks a busy
@@ -45,10 +46,10 @@ pub const STRIKES_MAX: u32 = 3;
 pub const MUTE_BASE: Duration = Duration::from_mins(1);
 /// The longest mute.
 pub const MUTE_MAX: Duration = Duration::from_hours(1);
-/// Relayed batches waiting for a verification slot (or being verified), per peer and in all,
-/// by count and by bytes (a peer that floods fills only its own share). A peer's byte share
-/// holds two batches of the default 16 MiB frame.
-pub const QUEUED_PER_PEER_MAX: usize = 16;
+/// Relayed batches waiting for a verification slot (or being verified) in all, by default
+/// (`p2p.max_relay_queued`); a peer may hold a quarter of them (a peer that floods fills
+/// only its own share). By bytes, per peer and in all: a peer's share holds two batches of
+/// the default 16 MiB frame.
 pub const QUEUED_MAX: usize = 64;
 pub const QUEUED_BYTES_PER_PEER_MAX: usize = 32 << 20;
 pub const QUEUED_BYTES_MAX: usize = 128 << 20;
@@ -79,6 +80,8 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct RelayGate {
     permits: Arc<Semaphore>,
+    queued_max: usize,
+    queued_per_peer_max: usize,
     /// Batches admitted and not yet verified, per peer (waiting or being verified).
     queued: Queued,
     peers: Mutex<BTreeMap<PeerId, PeerRecord>>,
@@ -125,10 +128,13 @@ pub struct Verified {
 }
 
 impl RelayGate {
-    /// At most `max_concurrent` (at least 1) batches verified at once.
-    pub fn new(max_concurrent: usize) -> Self {
+    /// At most `max_concurrent` (at least 1) batches verified at once, and `max_queued` (at
+    /// least 1) admitted and not yet verified, a quarter of them (at least 1) per peer.
+    pub fn new(max_concurrent: usize, max_queued: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            queued_max: max_queued.max(1),
+            queued_per_peer_max: (max_queued / 4).max(1),
             queued: Arc::new(Mutex::new(BTreeMap::new())),
             peers: Mutex::new(BTreeMap::new()),
         }
@@ -143,8 +149,8 @@ impl RelayGate {
         let mut q = self.queued.lock();
         let (count, total_bytes) = q.values().fold((0, 0), |(c, b), (n, m)| (c + n, b + m));
         let (mine, my_bytes) = q.get(peer).copied().unwrap_or((0, 0));
-        if count >= QUEUED_MAX
-            || mine >= QUEUED_PER_PEER_MAX
+        if count >= self.queued_max
+            || mine >= self.queued_per_peer_max
             || total_bytes + bytes > QUEUED_BYTES_MAX
             || my_bytes + bytes > QUEUED_BYTES_PER_PEER_MAX
         {
@@ -306,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn verification_is_capped_and_the_queue_bounded_per_peer_and_in_all() {
-        let gate = RelayGate::new(2);
+        let gate = RelayGate::new(2, QUEUED_MAX);
         let now = Instant::now();
         // Two verify at once; a third waits for a slot.
         let (t1, t2, t3) = (
@@ -326,7 +332,7 @@ mod tests {
         // One peer fills only its own share of the queue.
         let flood: Vec<Ticket> =
             std::iter::from_fn(|| gate.admit(&peer(9), 10, now).ok()).take(1000).collect();
-        assert_eq!(flood.len(), QUEUED_PER_PEER_MAX);
+        assert_eq!(flood.len(), QUEUED_MAX / 4);
         assert_eq!(gate.admit(&peer(9), 10, now).unwrap_err(), Refused::Busy);
         assert!(gate.admit(&peer(4), 10, now).is_ok(), "others still get in");
         // In all: many peers, each within its share, up to the total.
@@ -361,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_keeps_relaying_bad_transactions_is_muted_longer_each_time() {
-        let gate = RelayGate::new(4);
+        let gate = RelayGate::new(4, QUEUED_MAX);
         let (bad, honest) = (peer(1), peer(2));
         let t0 = Instant::now();
         assert_eq!(gate.record(bad, 0, t0), None, "clean batches are no strike");
