@@ -10,13 +10,13 @@
 //! the block must fit the chain's byte limit. Then it goes to the same block cache.
 //!
 //! A transaction the receiver lacks (its relay was dropped, refused by a full pool, or is
-//! still in flight) is asked of the sender (`TxFetch`) once the relayed transactions already
-//! queued for admission are pooled, which answers from the block it holds
-//! (`TxFill`); the relay filling the pool meanwhile completes the block too.
-//! Every transaction that arrives is hashed and must be one the block names. Incomplete
-//! blocks are kept per sender (a peer sending the right header with other hashes first does
-//! not shut out the proposer's copy) and bounded like pending ones: [`PARTIALS_PER_PEER_MAX`] per sending peer and
-//! [`PARTIALS_MAX`] in all, the oldest going first, and only for this height and the next.
+//! still in flight) is asked of the sender (`TxFetch`), once the relayed transactions already
+//! queued for admission are pooled; the sender answers from the block it holds (`TxFill`),
+//! and the relay filling the pool meanwhile completes the block too. Every transaction that
+//! arrives is hashed and must be one the block names. Incomplete blocks are kept per sender
+//! (a peer sending the right header with other hashes first does not shut out the
+//! proposer's copy) and bounded like pending ones: [`PARTIALS_PER_PEER_MAX`] per sending peer
+//! and [`PARTIALS_MAX`] in all, the oldest going first, and only for this height and the next.
 //! A proposer that never answers costs its round, as a proposer that never sends its block
 //! does: the round times out and the next proposer goes on.
 //!
