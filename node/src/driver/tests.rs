@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dpx_consensus::{
-    ConsensusConfig, Height, Proposal, Round, SafetyState, SignedMessage, ValidatorIndex, Vote,
-    VoteKind,
+    ConsensusConfig, Height, Input, Proposal, Round, SafetyState, SignedMessage, Step,
+    ValidatorIndex, Vote, VoteKind,
 };
 use dpx_crypto::{Hash, Keypair};
 use dpx_genesis::Genesis;
@@ -1168,4 +1168,36 @@ async fn queued_relays_complete_a_compact_block_before_any_fetch() {
     task.await.unwrap().unwrap();
     assert!(prevoted, "no prevote for the compact block");
     assert!(fetches(&sent).is_empty(), "fetched what the admission queue held");
+}
+
+/// A proposer that names a transaction nobody else has and never answers the fetch costs
+/// only its round: at the propose timeout the node prevotes nil, and the next round's block
+/// is decided and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposer_that_never_answers_a_fetch_costs_only_its_round() {
+    let (chain, _dir, mut node, p) = validator_and_proposer();
+    let p1 = node.proposer(1, 1).get();
+    assert_ne!(p1, ME, "the test node must not propose round 1");
+    let (withheld, cert) = node.next_block(&chain, p, vec![state_changing_tx_n(&chain, 1, 0)]);
+    node.consensus(chain.peer(p), proposal(&chain, p, 1, 0, withheld.id()));
+    node.net(chain.peer(p), Kind::Compact(all_by_hash(&withheld, &cert)));
+    assert_eq!(fetches(&node.sent()).len(), 1);
+    // No answer ever comes; the propose timeout fires.
+    let timeout = Input::TimeoutFired { height: Height(1), round: Round(0), step: Step::Propose };
+    let out = node.driver.core.handle(timeout).unwrap();
+    node.driver.execute(out).unwrap();
+    let nil = signed_by(&node.sent(), &chain, &chain.keys[ME]).iter().any(|m| {
+        matches!(m, SignedMessage::Vote(v)
+            if v.vote.kind == VoteKind::Prevote && v.vote.round == Round(0) && v.vote.value_id.is_none())
+    });
+    assert!(nil, "no nil prevote at the propose timeout");
+    // Round 1: another proposer's block, whole, is decided.
+    let (next, cert1) = node.next_block(&chain, p1, vec![state_changing_tx_n(&chain, 2, 0)]);
+    node.block(chain.peer(p1), &next, &cert1, 1);
+    node.consensus(chain.peer(p1), proposal(&chain, p1, 1, 1, next.id()));
+    for i in (0..usize::from(VALIDATORS)).filter(|&i| i != ME) {
+        node.consensus(chain.peer(i), vote(&chain, i, VoteKind::Precommit, 1, 1, Some(next.id())));
+    }
+    assert_eq!(node.tip(), 1);
+    assert_eq!(node.driver.store.header(1).unwrap().unwrap().id(), next.id());
 }
