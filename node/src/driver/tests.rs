@@ -1201,3 +1201,32 @@ async fn a_proposer_that_never_answers_a_fetch_costs_only_its_round() {
     assert_eq!(node.tip(), 1);
     assert_eq!(node.driver.store.header(1).unwrap().unwrap().id(), next.id());
 }
+
+/// `compact_proposals = false` sends our proposal's block whole (the comparison setting), and
+/// such a node still takes a compact block from a peer: a mixed network works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_compact_proposals_off_blocks_go_whole_and_compact_ones_are_still_taken() {
+    let chain = Chain::new();
+    let (dir, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let me = open(&chain, dir.path(), None).proposer(1, 0).get();
+    let whole = DriverTiming { compact_proposals: false, ..timing() };
+    let mut node = open_timed(&chain, dir.path(), Some(chain.keys[me].clone()), whole);
+    node.driver.on_tick().unwrap();
+    let sent = node.sent();
+    let kinds = |c: &Command| match c {
+        Command::Broadcast(NetMessage { kind: Some(Kind::Block(_)) }) => 1,
+        Command::Broadcast(NetMessage { kind: Some(Kind::Compact(_)) }) => 2,
+        _ => 0,
+    };
+    assert!(sent.iter().any(|c| kinds(c) == 1), "the block went whole");
+    assert!(!sent.iter().any(|c| kinds(c) == 2), "and not compact");
+    // A follower set to whole blocks rebuilds a compact one all the same.
+    let other = (me + 1) % usize::from(VALIDATORS);
+    let mut follower = open_timed(&chain, dir_f.path(), Some(chain.keys[other].clone()), whole);
+    let p = follower.proposer(1, 0).get();
+    let tx = state_changing_tx_n(&chain, 1, 0);
+    follower.admit_relayed(vec![tx.clone()]);
+    let (block, cert) = follower.next_block(&chain, p, vec![tx]);
+    follower.net(chain.peer(p), Kind::Compact(all_by_hash(&block, &cert)));
+    assert!(follower.driver.blocks.holds(&block.id()));
+}
