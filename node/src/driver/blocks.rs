@@ -38,6 +38,8 @@ pub(super) struct CachedBlock {
     encoded: Arc<OnceLock<Vec<u8>>>,
     encoded_len: usize,
     compact: Arc<OnceLock<wire::CompactBlock>>,
+    /// Hash → place of each transaction, for answering fetches (made on the first one).
+    places: Arc<OnceLock<BTreeMap<Hash, usize>>>,
 }
 
 impl CachedBlock {
@@ -50,6 +52,7 @@ impl CachedBlock {
             encoded: Arc::new(OnceLock::from(bytes)),
             encoded_len,
             compact: Arc::new(OnceLock::new()),
+            places: Arc::new(OnceLock::new()),
         }
     }
 
@@ -61,6 +64,7 @@ impl CachedBlock {
             parent_cert: Arc::new(parent_cert),
             encoded: Arc::new(OnceLock::new()),
             compact: Arc::new(OnceLock::new()),
+            places: Arc::new(OnceLock::new()),
         }
     }
 
@@ -79,6 +83,11 @@ impl CachedBlock {
     pub fn compact(&self) -> &wire::CompactBlock {
         self.compact
             .get_or_init(|| super::compact::encode(&self.block, &self.parent_cert, |_| None))
+    }
+
+    /// Hash → place of each transaction.
+    pub fn places(&self) -> &BTreeMap<Hash, usize> {
+        self.places.get_or_init(|| super::compact::places(&self.block, self.compact()))
     }
 
     fn size(&self) -> usize {
@@ -158,6 +167,11 @@ impl BlockCache {
     /// Named or pending.
     pub fn holds(&self, id: &Hash) -> bool {
         self.named.contains_key(id) || self.pending_has(id)
+    }
+
+    /// Whether a verified proposal names `id` and its block has not arrived.
+    pub fn is_wanted(&self, id: &Hash) -> bool {
+        self.wanted.contains_key(id)
     }
 
     pub fn remove(&mut self, id: &Hash) -> Option<CachedBlock> {
@@ -319,6 +333,17 @@ impl BlockCache {
     }
 }
 
+/// Whether `cert` is the parent certificate `header` names: none for the first block, else
+/// one of at most the largest certificate's size whose hash the header carries.
+pub(super) fn names_its_parent_certificate(header: &dpx_ledger::Header, cert: &[u8]) -> bool {
+    if header.parent_certificate_hash == Hash::ZERO {
+        cert.is_empty()
+    } else {
+        cert.len() <= dpx_consensus::MAX_CERTIFICATE_BYTES
+            && Hash::digest(cert) == header.parent_certificate_hash
+    }
+}
+
 impl Driver {
     /// A block from `from`, sent beside a proposal. Kept only as the module docs say.
     pub(super) fn on_block(
@@ -365,6 +390,14 @@ impl Driver {
     ) -> anyhow::Result<()> {
         let metrics = &self.shared.metrics;
         let h = cb.height();
+        // The header names the parent certificate by hash: a copy carrying another one must
+        // not take the id's place either (the commit stores the certificate that travelled
+        // with the block).
+        if !names_its_parent_certificate(&cb.block.header, &cb.parent_cert) {
+            debug!(peer = %from, "proposal block with a parent certificate its header does not name");
+            metrics.proposal_blocks_refused.inc();
+            return Ok(());
+        }
         let protect = self.protected_values();
         match self.blocks.offer(from, id, cb, limit, &protect) {
             Offered::Named => {}

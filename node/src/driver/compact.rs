@@ -35,7 +35,7 @@ use libp2p::PeerId;
 use tracing::debug;
 
 use super::Driver;
-use super::blocks::CachedBlock;
+use super::blocks::{CachedBlock, names_its_parent_certificate};
 use crate::p2p::Command;
 use crate::wire::{self, NetMessage, net_message::Kind};
 
@@ -81,6 +81,26 @@ pub fn encode(
         inline_positions,
         inline_txs,
     }
+}
+
+/// Hash → place of every transaction of `block`, from its compact form `c` (whose hashes are
+/// those the proposer's pool computed; only the inline transactions are hashed here).
+pub(super) fn places(block: &Block, c: &wire::CompactBlock) -> BTreeMap<Hash, usize> {
+    let mut by_hash = c.hashes.chunks_exact(HASH_BYTES);
+    let mut inline = c.inline_positions.iter().peekable();
+    let mut places = BTreeMap::new();
+    for (i, tx) in block.txs.iter().enumerate() {
+        let h = if inline.next_if(|&&p| p as usize == i).is_some() {
+            Hash::digest(tx)
+        } else {
+            match by_hash.next().map(Hash::from_slice) {
+                Some(Ok(h)) => h,
+                _ => break,
+            }
+        };
+        places.entry(h).or_insert(i);
+    }
+    places
 }
 
 /// One place of a compact block: its bytes, or the hash of bytes still to find.
@@ -188,8 +208,11 @@ impl Partials {
         self.list.iter().any(|p| p.id == *id && p.from == *from)
     }
 
-    /// Keep `p`; returns how many older partials were dropped for it.
-    pub fn insert(&mut self, p: Partial) -> usize {
+    /// Keep `p`; returns how many older partials were dropped for it. A sender over its
+    /// share loses its own oldest; over the total, the oldest partial of the sender holding
+    /// the most goes, and a partial whose id a verified proposal names (`named`) goes only
+    /// when nothing else is left to drop.
+    pub fn insert(&mut self, p: Partial, named: impl Fn(&Hash) -> bool) -> usize {
         let from = p.from;
         self.list.push_back(p);
         let mut dropped = 0;
@@ -199,7 +222,15 @@ impl Partials {
             dropped += 1;
         }
         while self.list.len() > PARTIALS_MAX {
-            self.list.pop_front();
+            let count = |peer: &PeerId| self.list.iter().filter(|q| q.from == *peer).count();
+            let victim = self
+                .list
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| !named(&q.id))
+                .max_by_key(|(i, q)| (count(&q.from), std::cmp::Reverse(*i)))
+                .map_or(0, |(i, _)| i);
+            self.list.remove(victim);
             dropped += 1;
         }
         dropped
@@ -274,6 +305,14 @@ impl Driver {
         if self.partials.contains_from(&id, &from) {
             return Ok(());
         }
+        // What a partial holds is bounded like a block: the inline bytes and the certificate
+        // fit the byte limit, and the certificate is the one the header names.
+        let held = c.inline_txs.iter().map(Vec::len).sum::<usize>() + c.parent_certificate.len();
+        if held > limit || !names_its_parent_certificate(&header, &c.parent_certificate) {
+            debug!(peer = %from, "compact block over the byte limit or with another certificate");
+            metrics.proposal_blocks_refused.inc();
+            return Ok(());
+        }
         let mut slots = match slots(&c, params.max_block_txs) {
             Ok(s) => s,
             Err(e) => {
@@ -306,7 +345,8 @@ impl Driver {
         // Asked for by `send_fetches`, once the relayed transactions already queued for
         // admission are in the pool.
         metrics.compact_blocks_incomplete.inc();
-        let dropped = self.partials.insert(partial);
+        let blocks = &self.blocks;
+        let dropped = self.partials.insert(partial, |id| blocks.is_wanted(id));
         metrics.proposal_blocks_evicted.inc_by(dropped as u64);
         Ok(())
     }
@@ -354,9 +394,9 @@ impl Driver {
     }
 
     /// A peer asks for transactions of a compact block we hold (normally our own proposal's):
-    /// answered from that block, hashes it does not name left out. A fetch for a block we do
-    /// not hold, or one malformed, gets no answer: what a peer can make us send is bounded by
-    /// the blocks we hold, not by our pool.
+    /// answered from that block, each transaction at most once, hashes it does not name left
+    /// out. A fetch for a block we do not hold, or one malformed, gets no answer: what a peer
+    /// can make us send is bounded by the blocks we hold, not by our pool.
     pub(super) fn on_tx_fetch(&mut self, from: PeerId, f: wire::TxFetch) -> anyhow::Result<()> {
         let max_txs = params(&self.store)?.max_block_txs;
         if !f.hashes.len().is_multiple_of(HASH_BYTES) || f.hashes.len() / HASH_BYTES > max_txs {
@@ -366,28 +406,16 @@ impl Driver {
         }
         let Ok(id) = Hash::from_slice(&f.block_id) else { return Ok(()) };
         let Some(cb) = self.blocks.get(&id) else { return Ok(()) };
-        // Hash → place, from the compact form (its hashes are those our pool computed; only
-        // the few inline transactions are hashed here).
-        let c = cb.compact();
-        let mut by_hash = c.hashes.chunks_exact(HASH_BYTES);
-        let mut inline = c.inline_positions.iter().peekable();
-        let mut places = BTreeMap::new();
-        for (i, tx) in cb.block.txs.iter().enumerate() {
-            let h = if inline.next_if(|&&p| p as usize == i).is_some() {
-                Hash::digest(tx)
-            } else {
-                match by_hash.next().map(Hash::from_slice) {
-                    Some(Ok(h)) => h,
-                    _ => break,
-                }
-            };
-            places.insert(h, i);
-        }
+        // Each transaction at most once, so an answer never holds more than the block.
+        let places = cb.places();
+        let mut served = std::collections::BTreeSet::new();
         let txs = f
             .hashes
             .chunks_exact(HASH_BYTES)
             .filter_map(|h| Hash::from_slice(h).ok())
-            .filter_map(|h| places.get(&h).map(|&i| cb.block.txs[i].clone()))
+            .filter_map(|h| places.get(&h).copied())
+            .filter(|&i| served.insert(i))
+            .map(|i| cb.block.txs[i].clone())
             .collect();
         self.shared.metrics.compact_fetches_served.inc();
         self.send(Command::Send(
@@ -552,22 +580,48 @@ mod tests {
     fn partials_are_bounded_per_peer_and_in_total() {
         let mut ps = Partials::default();
         for n in 0..10 {
-            ps.insert(partial(peer(1), n));
+            ps.insert(partial(peer(1), n), |_| false);
         }
         assert_eq!(ps.len(), PARTIALS_PER_PEER_MAX, "a flood only pushes out the flooder's own");
         let newest = partial(peer(1), 9).id;
         assert!(ps.contains(&newest));
         for p in 2..20 {
-            ps.insert(partial(peer(p), p));
+            ps.insert(partial(peer(p), p), |_| false);
         }
         assert_eq!(ps.len(), PARTIALS_MAX);
+    }
+
+    /// Peers flooding incomplete compact blocks push out their own and each other's, never the
+    /// one a verified proposal names.
+    #[test]
+    fn a_named_partial_survives_a_flood_from_many_peers() {
+        let mut ps = Partials::default();
+        let honest = partial(peer(1), 0);
+        let named = honest.id;
+        ps.insert(honest, |id| *id == named);
+        for round in 0..50u8 {
+            for p in 2..10u8 {
+                ps.insert(partial(peer(p), round.wrapping_mul(10).wrapping_add(p)), |id| {
+                    *id == named
+                });
+                assert!(ps.contains(&named), "pushed out by peer {p}");
+                assert!(ps.len() <= PARTIALS_MAX);
+            }
+        }
+        // Without the name, the total bound takes from the peer holding the most.
+        let mut ps = Partials::default();
+        ps.insert(partial(peer(1), 0), |_| false);
+        for n in 1..=PARTIALS_MAX as u8 {
+            ps.insert(partial(peer(2 + n % 4), n), |_| false);
+        }
+        assert!(ps.contains_from(&partial(peer(1), 0).id, &peer(1)), "the lone sender kept");
     }
 
     #[test]
     fn a_fill_completes_the_partials_that_miss_it_and_nothing_else() {
         let mut ps = Partials::default();
-        ps.insert(partial(peer(1), 7));
-        ps.insert(partial(peer(2), 8));
+        ps.insert(partial(peer(1), 7), |_| false);
+        ps.insert(partial(peer(2), 8), |_| false);
         assert!(ps.fill(&[(Hash::digest(&[9]), Arc::new(vec![9]))]).is_empty());
         let done = ps.fill(&[(Hash::digest(&[7]), Arc::new(vec![7]))]);
         assert_eq!(done.len(), 1);

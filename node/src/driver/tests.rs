@@ -301,6 +301,36 @@ fn validator_and_proposer() -> (Chain, tempfile::TempDir, Node, usize) {
     (chain, dir, node, p)
 }
 
+/// A peer sends the proposal's block first with the right header and transactions but
+/// another parent certificate (whole, or compact with everything inline). Neither copy takes
+/// the id's place; the proposer's block that follows is prevoted, and its certificate is the
+/// one the commit stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_with_another_parent_certificate_does_not_take_its_place() {
+    let (chain, _dir, mut node, _) = validator_and_proposer();
+    // Height 1 first, so height 2's header names a parent certificate.
+    node.decide_next(&chain, None);
+    let p2 = node.proposer(2, 0).get();
+    assert_ne!(p2, ME, "the test node must not propose height 2");
+    let (real, cert) = node.next_block(&chain, p2, vec![state_changing_tx_n(&chain, 1, 0)]);
+    assert!(!cert.is_empty());
+    let mut other = cert.clone();
+    other[0] ^= 1;
+    node.block(junk_peer(), &real, &other, 0);
+    let inline_all =
+        super::compact::encode(&real, &other, |i| Some((Hash::digest(&real.txs[i]), true)));
+    node.net(junk_peer(), Kind::Compact(inline_all));
+    node.consensus(chain.peer(p2), proposal(&chain, p2, 2, 0, real.id()));
+    assert!(!node.driver.blocks.holds(&real.id()), "a copy with another certificate was kept");
+    node.block(chain.peer(p2), &real, &cert, 0);
+    assert!(node.prevoted_for(&chain, ME, real.id()));
+    for i in (0..usize::from(VALIDATORS)).filter(|&i| i != ME) {
+        node.consensus(chain.peer(i), vote(&chain, i, VoteKind::Precommit, 2, 0, Some(real.id())));
+    }
+    assert_eq!(node.tip(), 2);
+    assert_eq!(node.driver.store.certificate(1).unwrap().unwrap(), cert, "the named certificate");
+}
+
 /// A peer that has seen the proposal's header sends it first with other transactions (the
 /// block id is the header's hash). The real block that follows must still be taken, and the
 /// proposal prevoted.
@@ -1113,7 +1143,23 @@ async fn our_proposal_goes_compact_with_the_freshest_inline_and_fetches_are_serv
         })
         .expect("answered");
     assert_eq!(fill.0, chain.peer((me + 1) % 4));
-    assert_eq!(fill.1.txs, vec![tx1, tx2.clone()]);
+    assert_eq!(fill.1.txs, vec![tx1.clone(), tx2.clone()]);
+    // Asking for one transaction many times gets it once: an answer never outgrows the block.
+    let repeated = wire::TxFetch {
+        block_id: id.as_bytes().to_vec(),
+        hashes: Hash::digest(&tx1).as_bytes().repeat(1000),
+    };
+    node.net(chain.peer(1), Kind::TxFetch(repeated));
+    let fills: Vec<wire::TxFill> = node
+        .sent()
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Send(_, NetMessage { kind: Some(Kind::TxFill(f)) }) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fills.len(), 1);
+    assert_eq!(fills[0].txs, vec![tx1]);
     // Broken hashes, or a block we do not hold (even for transactions in our pool), get no
     // answer.
     let bad = wire::TxFetch { block_id: id.as_bytes().to_vec(), hashes: vec![0; 33] };
