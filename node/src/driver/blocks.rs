@@ -87,7 +87,7 @@ impl CachedBlock {
 
     /// Hash → place of each transaction.
     pub fn places(&self) -> &BTreeMap<Hash, usize> {
-        self.places.get_or_init(|| super::compact::places(&self.block, self.compact()))
+        self.places.get_or_init(|| super::compact::places(self.compact()))
     }
 
     fn size(&self) -> usize {

@@ -83,20 +83,15 @@ pub fn encode(
     }
 }
 
-/// Hash → place of every transaction of `block`, from its compact form `c` (whose hashes are
-/// those the proposer's pool computed; only the inline transactions are hashed here).
-pub(super) fn places(block: &Block, c: &wire::CompactBlock) -> BTreeMap<Hash, usize> {
-    let mut by_hash = c.hashes.chunks_exact(HASH_BYTES);
-    let mut inline = c.inline_positions.iter().peekable();
+/// Hash → place of every transaction of a block, from its compact form `c` (whose hashes are
+/// those the proposer's pool computed; only the inline transactions are hashed here). The
+/// first place wins for a hash named twice.
+pub(super) fn places(c: &wire::CompactBlock) -> BTreeMap<Hash, usize> {
     let mut places = BTreeMap::new();
-    for (i, tx) in block.txs.iter().enumerate() {
-        let h = if inline.next_if(|&&p| p as usize == i).is_some() {
-            Hash::digest(tx)
-        } else {
-            match by_hash.next().map(Hash::from_slice) {
-                Some(Ok(h)) => h,
-                _ => break,
-            }
+    for (i, slot) in slots(c, usize::MAX).unwrap_or_default().into_iter().enumerate() {
+        let h = match slot {
+            Slot::Hash(h) => h,
+            Slot::Tx(tx) => Hash::digest(&tx),
         };
         places.entry(h).or_insert(i);
     }

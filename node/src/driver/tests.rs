@@ -1063,6 +1063,14 @@ async fn a_compact_block_that_does_not_match_its_header_is_refused() {
     big.tx_count = u32::MAX;
     node.net(chain.peer(p), Kind::Compact(big));
     assert_eq!(node.driver.shared.metrics.proposal_blocks_refused.get(), refused + 2);
+    // Inline bytes beyond the block's byte limit: refused before anything is kept.
+    let limit = dpx_app::execute::params(&node.driver.store).unwrap().encoded_max();
+    // (with a transaction nobody has beside it, so it would wait for a fetch if kept)
+    let huge = Block { header: honest.header.clone(), txs: vec![vec![7; limit + 1], vec![8]] };
+    let inline = super::compact::encode(&huge, &cert, |i| Some((Hash::digest(&[8]), i == 0)));
+    node.net(chain.peer(p), Kind::Compact(inline));
+    assert_eq!(node.driver.shared.metrics.proposal_blocks_refused.get(), refused + 3);
+    assert!(node.driver.partials.is_empty());
     assert!(fetches(&node.sent()).is_empty(), "nothing asked for a refused block");
     // The honest block still goes through.
     node.net(chain.peer(p), Kind::Compact(all_by_hash(&honest, &cert)));
