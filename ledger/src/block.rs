@@ -139,6 +139,9 @@ impl Block {
     }
 
     /// Check that the header's `tx_root` is the Merkle root of the transactions.
+    ///
+    /// One hash pass over the transactions; a node that also needs their digests makes
+    /// [`TxHashes`] once instead.
     pub fn check_tx_root(&self) -> Result<(), LedgerError> {
         let found = merkle::root(&self.txs);
         if found == self.header.tx_root {
@@ -153,8 +156,73 @@ impl Block {
     }
 
     /// Hashes of the transactions, in block order (`Hash::digest` of each tx's bytes).
+    /// [`TxHashes`] keeps them with the Merkle root.
     pub fn tx_hashes(&self) -> Vec<Hash> {
         self.txs.iter().map(|tx| Hash::digest(tx)).collect()
+    }
+}
+
+/// The hashes of a block's transactions, computed once per node and handed along with the
+/// block: each transaction's digest ([`Hash::digest`], its id on the ledger: the tx index, the
+/// receipt, the mempool) and the Merkle root of their leaves ([`merkle::root`]). Validation,
+/// execution and the commit take them instead of hashing every payload again.
+///
+/// Made only from the transactions themselves ([`TxHashes::of`]) or from digests the caller
+/// computed from those bytes ([`TxHashes::with_digests`]); [`TxHashes::check`] ties them to a
+/// header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxHashes {
+    digests: Vec<Hash>,
+    root: Hash,
+}
+
+impl TxHashes {
+    /// Digest and leaf of every transaction: two hash passes over the bytes.
+    pub fn of(txs: &[Vec<u8>]) -> Self {
+        Self::with_digests(txs, txs.iter().map(|tx| Hash::digest(tx)).collect())
+    }
+
+    /// With the digests already known (a node's mempool hashed each transaction when it was
+    /// admitted): one pass, for the leaves. `digests[i]` must be `Hash::digest(&txs[i])`;
+    /// debug builds check it.
+    ///
+    /// # Panics
+    /// If the two lists differ in length (a caller's bug, not an input's).
+    pub fn with_digests(txs: &[Vec<u8>], digests: Vec<Hash>) -> Self {
+        assert_eq!(txs.len(), digests.len(), "one digest per transaction");
+        debug_assert!(txs.iter().zip(&digests).all(|(tx, d)| Hash::digest(tx) == *d));
+        let leaves: Vec<Hash> = txs.iter().map(|tx| merkle::tx_leaf(tx)).collect();
+        Self { digests, root: merkle::root_of_leaves(&leaves) }
+    }
+
+    /// Each transaction's digest, in block order.
+    pub fn digests(&self) -> &[Hash] {
+        &self.digests
+    }
+
+    /// The Merkle root of the transactions.
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    /// That these are the hashes of `block`'s transactions as its header names them: the
+    /// count matches and the root is the header's `tx_root` (no hashing).
+    pub fn check(&self, block: &Block) -> Result<(), LedgerError> {
+        if self.digests.len() != block.txs.len() {
+            return Err(LedgerError::TxHashCount {
+                txs: block.txs.len(),
+                hashes: self.digests.len(),
+            });
+        }
+        if self.root == block.header.tx_root {
+            Ok(())
+        } else {
+            Err(LedgerError::HeaderMismatch {
+                field: "tx_root",
+                expected: self.root,
+                found: block.header.tx_root,
+            })
+        }
     }
 }
 
@@ -218,6 +286,31 @@ pub(crate) mod tests {
             let msg = pb::Block { header: Some(block.header.to_pb()), txs: block.txs.clone() };
             prop_assert_eq!(&bytes, &msg.encode_to_vec());
             prop_assert_eq!(block.encoded_len(), bytes.len());
+        }
+
+        /// The hashes made once are the ones each check would make: every digest, and a root
+        /// the header's `tx_root` must equal (a block whose root is wrong, or a list for
+        /// other transactions, is refused).
+        #[test]
+        fn tx_hashes_are_the_digests_and_the_merkle_root(mut block in arb_block()) {
+            let hashes = TxHashes::of(&block.txs);
+            prop_assert_eq!(hashes.digests().to_vec(), block.tx_hashes());
+            prop_assert_eq!(hashes.root(), merkle::root(&block.txs));
+            prop_assert_eq!(&TxHashes::with_digests(&block.txs, block.tx_hashes()), &hashes);
+            prop_assert_eq!(hashes.check(&block).is_ok(), block.check_tx_root().is_ok());
+            block.header.tx_root = hashes.root();
+            prop_assert!(hashes.check(&block).is_ok());
+            prop_assert!(block.check_tx_root().is_ok());
+            block.txs.push(b"one more".to_vec());
+            let count_refused =
+                matches!(hashes.check(&block), Err(LedgerError::TxHashCount { .. }));
+            prop_assert!(count_refused);
+            let other = TxHashes::of(&block.txs);
+            let root_refused = matches!(
+                other.check(&block),
+                Err(LedgerError::HeaderMismatch { field: "tx_root", .. })
+            );
+            prop_assert!(root_refused);
         }
 
         #[test]

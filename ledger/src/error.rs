@@ -35,6 +35,8 @@ pub enum LedgerError {
     StalePreparation { prepared_on: u64, root: Hash },
     #[error("block has {txs} transactions but {receipts} receipts")]
     ReceiptCount { txs: usize, receipts: usize },
+    #[error("block has {txs} transactions but {hashes} transaction hashes")]
+    TxHashCount { txs: usize, hashes: usize },
     #[error("genesis state is already committed")]
     GenesisDone,
     #[error("genesis state is not committed yet")]

@@ -67,7 +67,7 @@ mod pb;
 mod state;
 mod store;
 
-pub use block::{Block, Header};
+pub use block::{Block, Header, TxHashes};
 pub use error::LedgerError;
 pub use merkle::MerkleProof;
 pub use overlay::{Overlay, Savepoint, StateRead, WriteSet};

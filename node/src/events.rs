@@ -123,14 +123,16 @@ impl BlockEvents {
     /// The events of a block, with the parties of each transaction found from the transaction
     /// and its receipt alone (no state lookups): what the node's events thread uses.
     pub fn new(block: &Block, receipts: &[Vec<u8>]) -> Self {
-        Self::with_state(block, receipts, &MemState::new())
+        Self::with_state(block, receipts, &block.tx_hashes(), &MemState::new())
     }
 
     /// The events of a block; `st` finds the parties to objects a transaction names by id, and
     /// the block start's events (destructions reported overdue), which the block left in state.
+    /// `tx_hashes[i]` is `Hash::digest(&block.txs[i])` (the committing node knows them).
     pub fn with_state<S: OrderedState + ?Sized>(
         block: &Block,
         receipts: &[Vec<u8>],
+        tx_hashes: &[Hash],
         st: &S,
     ) -> Self {
         let h = &block.header;
@@ -149,10 +151,8 @@ impl BlockEvents {
             products: Vec::new(),
             audience: Audience::Public,
         }];
-        let mut tx_hashes = Vec::with_capacity(block.txs.len());
-        for (i, (tx, receipt)) in block.txs.iter().zip(receipts).enumerate() {
-            let hash = Hash::digest(tx);
-            tx_hashes.push(hash);
+        for (i, ((tx, receipt), &hash)) in block.txs.iter().zip(receipts).zip(tx_hashes).enumerate()
+        {
             let data = dpx_app::views::receipt_json(receipt);
             let audience = Audience::Parties(Arc::new(tx_party_set(st, tx, Some(receipt))));
             let (mut parties, mut products) = (Vec::new(), Vec::new());
@@ -228,7 +228,7 @@ impl BlockEvents {
                 audience,
             });
         }
-        Self { height: h.height, events, tx_hashes }
+        Self { height: h.height, events, tx_hashes: tx_hashes.to_vec() }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct NodeStatus {
     pub round: u32,
     pub validators: Vec<(PublicKey, u64)>,
     pub mempool_txs: usize,
+    /// When the pooled transaction that has waited longest was admitted (load shedding).
+    pub mempool_oldest: Option<std::time::Instant>,
     /// The validator key the consensus core signs with now (after any rotation).
     pub signing_key: Option<PublicKey>,
 }
@@ -71,7 +73,7 @@ pub struct Shared {
     pub events: broadcast::Sender<Arc<BlockEvents>>,
     /// Aggregate counts by height and time (`None` in in-process driver tests).
     pub aggregates: Option<Arc<crate::aggregates::Aggregates>>,
-    event_jobs: std::sync::mpsc::SyncSender<(Arc<Block>, Vec<Vec<u8>>)>,
+    event_jobs: std::sync::mpsc::SyncSender<EventJob>,
     pub config: Config,
     pub node_key: PublicKey,
     /// Configured to validate (`node.validator`): the node signs at every height whose set
@@ -146,27 +148,32 @@ impl Shared {
         if self.events.receiver_count() == 0 {
             return;
         }
-        if self.event_jobs.try_send((block, receipts)).is_err() {
+        if self.event_jobs.try_send((block, receipts, hashes.to_vec())).is_err() {
             warn!(height, "event derivation is behind; subscribers will be told to resume");
         }
     }
 }
 
+/// A committed block for the events thread: the block, its receipts and its transactions'
+/// digests.
+type EventJob = (Arc<Block>, Vec<Vec<u8>>, Vec<Hash>);
+
 /// The events thread: derives each committed block's events and hands them to subscribers.
 fn spawn_events_thread(
-    jobs: std::sync::mpsc::Receiver<(Arc<Block>, Vec<Vec<u8>>)>,
+    jobs: std::sync::mpsc::Receiver<EventJob>,
     events: broadcast::Sender<Arc<BlockEvents>>,
     store: Arc<Store>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("dpx-events".into())
         .spawn(move || {
-            for (block, receipts) in jobs {
+            for (block, receipts, hashes) in jobs {
                 // No receiver is fine: the last subscriber left.
                 // The latest state finds the parties to objects a transaction names by id
                 // (they never change), exactly as replayed streams and block reads do.
                 let st = dpx_app::LatestState::new(&store);
-                let _ = events.send(Arc::new(BlockEvents::with_state(&block, &receipts, &st)));
+                let _ =
+                    events.send(Arc::new(BlockEvents::with_state(&block, &receipts, &hashes, &st)));
             }
         })
         .context("starting the events thread")

@@ -211,7 +211,7 @@ fn an_overdue_destruction_is_reported_once_in_state_and_to_the_holder_alone() {
     for h in 1..=store.tip_height() {
         let block = store.block(h).unwrap().unwrap();
         let receipts = store.receipts(h).unwrap();
-        let events = BlockEvents::with_state(&block, &receipts, &st);
+        let events = BlockEvents::with_state(&block, &receipts, &block.tx_hashes(), &st);
         let found: Vec<_> =
             events.events.iter().filter(|e| e.kind == "lifecycle.destruction_overdue").collect();
         if h != l.overdue_at {

@@ -9,6 +9,14 @@ use proptest::prelude::*;
 use super::*;
 use crate::validate::{check_block_txs, first_bad_tx};
 
+fn first_bad(c: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, String)> {
+    first_bad_tx(c, txs, dpx_ledger::TxHashes::of(txs).digests())
+}
+
+fn check_txs(c: &TxChecker, txs: &[Vec<u8>]) -> Result<(), String> {
+    check_block_txs(c, txs, dpx_ledger::TxHashes::of(txs).digests())
+}
+
 pub(crate) const CHAIN: &str = "dpx-test";
 
 pub(crate) fn signed(seed: u8, nonce: u64) -> Vec<u8> {
@@ -64,10 +72,10 @@ fn each_signature_is_verified_once() {
     assert!(c.check_batch(txs.clone()).iter().all(Result::is_ok));
     assert_eq!(c.verifications(), 3);
     // Validating the block, then executing it: no further verification.
-    assert!(check_block_txs(&c, &txs).is_ok());
+    assert!(check_txs(&c, &txs).is_ok());
     let mut with_new = txs.clone();
     with_new.insert(1, forged(9, 0));
-    assert_eq!(first_bad_tx(&c, &with_new).unwrap().0, 1, "an unseen bad one is found");
+    assert_eq!(first_bad(&c, &with_new).unwrap().0, 1, "an unseen bad one is found");
     assert_eq!(c.verifications(), 4);
     assert!(c.stateless(&txs).iter().all(Result::is_ok));
     assert_eq!(c.verifications(), 4);
@@ -89,7 +97,7 @@ fn a_bad_signature_is_never_cached() {
         assert_eq!(r.unwrap_err(), TxError::BadSignature);
     }
     assert_eq!(c.verifications(), 3, "the forgery is checked every time");
-    assert!(check_block_txs(&c, &[bad]).unwrap_err().contains("transaction 0"));
+    assert!(check_txs(&c, &[bad]).unwrap_err().contains("transaction 0"));
 }
 
 #[test]

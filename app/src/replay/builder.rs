@@ -136,7 +136,9 @@ impl ChainBuilder {
         let cert =
             Certificate { height: Height(height), round: Round(0), value_id: id, signatures }
                 .encode();
-        let (mut writes, mut receipts) = execute_block(&self.store, &self.checker, &block)?;
+        let digests = block.tx_hashes();
+        let (mut writes, mut receipts) =
+            execute_block(&self.store, &self.checker, &block, &digests)?;
         alter(&mut writes, &mut receipts);
         self.store.commit_block(&block, &cert, writes, receipts)?;
         self.parent_certificate = cert;

@@ -57,7 +57,9 @@ use dpx_consensus::{Certificate, ValidatorSet};
 use dpx_contracts as contracts;
 use dpx_crypto::Hash;
 use dpx_genesis::Genesis;
-use dpx_ledger::{Block, Header, LedgerError, Store, StoreConfig, WriteSet, receipts_hash};
+use dpx_ledger::{
+    Block, Header, LedgerError, Store, StoreConfig, TxHashes, WriteSet, receipts_hash,
+};
 use serde::{Deserialize, Serialize};
 
 pub use ahead::default_workers as default_verify_workers;
@@ -366,8 +368,17 @@ impl Run<'_> {
                 .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
             // The certificate first: what the header claims about the parent counts only once a
             // quorum is known to have signed it.
-            let checked =
-                check_block(chain_id, checker, &block, certificate.as_deref(), &validators);
+            // Each transaction is hashed here once (digest and Merkle leaf) for every check,
+            // the execution and the commit.
+            let hashes = TxHashes::of(&block.txs);
+            let checked = check_block(
+                chain_id,
+                checker,
+                &block,
+                &hashes,
+                certificate.as_deref(),
+                &validators,
+            );
             let cert = match checked {
                 Ok(cert) => cert,
                 Err(d) => return stop(*d),
@@ -375,11 +386,11 @@ impl Run<'_> {
             if let Some(d) = check_outcome(&block.header, self.last, source, store)? {
                 return stop(d);
             }
-            let (writes, receipts) = execute_block(store, checker, &block)
+            let (writes, receipts) = execute_block(store, checker, &block, hashes.digests())
                 .map_err(|e| ReplayError::Execution { height: h, reason: format!("{e:#}") })?;
             let cert_bytes = certificate.unwrap_or_default();
-            let state_root =
-                store.commit_block(&block, &cert_bytes, writes.clone(), receipts.clone())?;
+            let prepared = store.prepare_block(&block, &hashes, &writes, &receipts)?;
+            let state_root = store.commit_prepared(&block, &cert_bytes, None, prepared)?;
             let rhash = receipts_hash(&receipts);
             if let Some(d) = source::compare_stored(
                 source, store, &block, &writes, &receipts, state_root, rhash,
@@ -505,6 +516,7 @@ fn check_block(
     chain_id: &str,
     checker: &TxChecker,
     block: &Block,
+    hashes: &TxHashes,
     certificate: Option<&[u8]>,
     validators: &ValidatorSet,
 ) -> Result<Certificate, Box<Divergence>> {
@@ -527,10 +539,10 @@ fn check_block(
     if validators.index_of(&block.header.proposer).is_none() {
         return Err(fail(Set, "the proposer is not in the validator set in force"));
     }
-    if let Err(e) = block.check_tx_root() {
+    if let Err(e) = hashes.check(block) {
         return Err(Box::new(
             Divergence::new(height, TxRoot, this.clone(), format!("{e}"))
-                .values(dpx_ledger::merkle::root(&block.txs), block.header.tx_root),
+                .values(hashes.root(), block.header.tx_root),
         ));
     }
     let Some(bytes) = certificate else {
@@ -540,7 +552,7 @@ fn check_block(
         .map_err(|e| fail(Cert, &format!("undecodable certificate: {e}")))?;
     check_certificate(chain_id, &cert, height, &block.id(), validators)
         .map_err(|e| fail(Cert, &e))?;
-    if let Some((i, reason)) = first_bad_tx(checker, &block.txs) {
+    if let Some((i, reason)) = first_bad_tx(checker, &block.txs, hashes.digests()) {
         return Err(Box::new(
             Divergence::new(height, Transactions, this, format!("transaction {i}: {reason}")).tx(i),
         ));
@@ -567,8 +579,9 @@ fn check_end(
         let validators = validator_set(store, last.height + 1).map_err(|e| {
             ReplayError::Execution { height: last.height + 1, reason: format!("{e:#}") }
         })?;
-        if let Err(d) = check_block(chain_id, checker, &block, certificate.as_deref(), &validators)
-        {
+        let hashes = TxHashes::of(&block.txs);
+        let cert = certificate.as_deref();
+        if let Err(d) = check_block(chain_id, checker, &block, &hashes, cert, &validators) {
             return Ok(Some(*d));
         }
         return check_outcome(&block.header, last, source, store);

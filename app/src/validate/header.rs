@@ -7,7 +7,7 @@
 
 use dpx_consensus::{Certificate, Height, ValidatorSet};
 use dpx_crypto::Hash;
-use dpx_ledger::{Block, Store};
+use dpx_ledger::{Block, Store, TxHashes};
 
 /// What a block is checked against: the local tip.
 #[derive(Debug)]
@@ -39,12 +39,14 @@ impl Tip {
     }
 }
 
-/// Check the header of `block` and the parent certificate it names against `tip`.
+/// Check the header of `block` (with its transactions' `hashes`, made once) and the parent
+/// certificate it names against `tip`.
 /// `parent_validators` is the set that signed the parent (unused at height 1). Transactions are
 /// checked by the caller.
 pub fn check_header(
     chain_id: &str,
     block: &Block,
+    hashes: &TxHashes,
     parent_certificate: &[u8],
     tip: &Tip,
     validators: &ValidatorSet,
@@ -60,7 +62,7 @@ pub fn check_header(
     expect(h.prev_receipts_hash == tip.receipts_hash, "previous receipts hash differs")?;
     expect(h.validator_set_hash == validators.hash(chain_id), "validator set hash differs")?;
     expect(validators.index_of(&h.proposer).is_some(), "proposer is not a validator")?;
-    block.check_tx_root().map_err(|e| e.to_string())?;
+    hashes.check(block).map_err(|e| e.to_string())?;
     if tip.height == 0 {
         expect(parent_certificate.is_empty(), "the first block has no parent certificate")?;
         expect(h.parent_certificate_hash == Hash::ZERO, "first block's parent certificate hash")?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dpx_consensus::{Certificate, ValidatorSet};
 use dpx_crypto::Hash;
-use dpx_ledger::{Block, Store};
+use dpx_ledger::{Block, Store, TxHashes};
 
 use crate::admit::{TxChecker, check_opaque_size};
 use crate::execute::{params, validator_set};
@@ -49,18 +49,29 @@ fn tip_and_parent_set(
     Ok((tip, parent_set))
 }
 
-/// Full validity of a proposed block on top of our tip (prevote rule).
+/// Full validity of a proposed block on top of our tip (prevote rule). `hashes` are its
+/// transactions' ([`TxHashes`], made once by the caller; checked against the header here).
+#[allow(clippy::too_many_arguments)] // the block, its hashes and parent certificate, and the clock
 pub fn validate_block(
     store: &Store,
     rules: BlockRules<'_>,
     block: &Block,
+    hashes: &TxHashes,
     parent_certificate: &[u8],
     validators: &ValidatorSet,
     max_drift: Duration,
     now_ms: u64,
 ) -> Result<(), String> {
     let (tip, parent_set) = tip_and_parent_set(store, rules, validators)?;
-    check_header(rules.chain_id(), block, parent_certificate, &tip, validators, &parent_set)?;
+    check_header(
+        rules.chain_id(),
+        block,
+        hashes,
+        parent_certificate,
+        &tip,
+        validators,
+        &parent_set,
+    )?;
     if block.header.time_ms > now_ms + max_drift.as_millis() as u64 {
         return Err(format!(
             "block time is {} ms ahead of our clock",
@@ -82,25 +93,38 @@ pub fn validate_block(
             limits.max_block_bytes
         ));
     }
-    check_block_txs(rules.checker, &block.txs)
+    check_block_txs(rules.checker, &block.txs, hashes.digests())
 }
 
 /// Every transaction of a block passes the stateless checks (signatures already verified by
-/// this node are not verified again) and none appears twice.
-pub fn check_block_txs(checker: &TxChecker, txs: &[Vec<u8>]) -> Result<(), String> {
-    match first_bad_tx(checker, txs) {
+/// this node are not verified again) and none appears twice. `digests[i]` is
+/// `Hash::digest(&txs[i])` ([`TxHashes::digests`]).
+pub fn check_block_txs(
+    checker: &TxChecker,
+    txs: &[Vec<u8>],
+    digests: &[Hash],
+) -> Result<(), String> {
+    match first_bad_tx(checker, txs, digests) {
         Some((i, reason)) => Err(format!("transaction {i}: {reason}")),
         None => Ok(()),
     }
 }
 
 /// The first transaction of a block that fails the stateless checks or repeats an earlier one.
-pub fn first_bad_tx(checker: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, String)> {
-    let hashes: Vec<Hash> = txs.iter().map(|t| Hash::digest(t)).collect();
+/// `hashes[i]` is `Hash::digest(&txs[i])`.
+///
+/// # Panics
+/// If the lists differ in length (a caller's bug).
+pub fn first_bad_tx(
+    checker: &TxChecker,
+    txs: &[Vec<u8>],
+    hashes: &[Hash],
+) -> Option<(usize, String)> {
+    assert_eq!(txs.len(), hashes.len(), "one digest per transaction");
     // Transactions this node already checked (admitted to its mempool, say) need no decoding:
     // their hash is enough. Only the others are decoded and verified. Opaque payloads have
     // nothing to decode.
-    let unknown = checker.unverified(&hashes);
+    let unknown = checker.unverified(hashes);
     let fresh: Vec<Vec<u8>> = unknown.iter().map(|&i| txs[i].clone()).collect();
     let mut verdicts = checker.stateless(&fresh).into_iter();
     let mut next_unknown = unknown.into_iter().peekable();
@@ -123,7 +147,8 @@ pub fn first_bad_tx(checker: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, Stri
     None
 }
 
-/// A block from sync: decode it and its certificate and check both against our tip.
+/// A block from sync: decode it and its certificate and check both against our tip. Returns
+/// the block with its transactions' hashes (made here, once) and the certificate.
 pub fn check_synced(
     store: &Store,
     rules: BlockRules<'_>,
@@ -131,20 +156,29 @@ pub fn check_synced(
     block: &[u8],
     cert: &[u8],
     parent_certificate: &[u8],
-) -> Result<(Block, Certificate), String> {
+) -> Result<(Block, TxHashes, Certificate), String> {
     let limit = params(store).map_err(|e| e.to_string())?.encoded_max();
     let block = Block::decode(block, limit).map_err(|e| e.to_string())?;
     let cert = Certificate::decode(cert).map_err(|e| e.to_string())?;
     let tip = store.tip_height();
+    let hashes = TxHashes::of(&block.txs);
     if block.header.height != tip + 1 {
-        return Ok((block, cert)); // not the next one: the caller skips it
+        return Ok((block, hashes, cert)); // not the next one: the caller skips it
     }
     check_certificate(rules.chain_id(), &cert, block.header.height, &block.id(), validators)?;
     let (tip, parent_set) = tip_and_parent_set(store, rules, validators)?;
-    check_header(rules.chain_id(), &block, parent_certificate, &tip, validators, &parent_set)?;
+    check_header(
+        rules.chain_id(),
+        &block,
+        &hashes,
+        parent_certificate,
+        &tip,
+        validators,
+        &parent_set,
+    )?;
     // Decided blocks were checked by a quorum, but a node never executes what it has not checked.
-    check_block_txs(rules.checker, &block.txs)?;
-    Ok((block, cert))
+    check_block_txs(rules.checker, &block.txs, hashes.digests())?;
+    Ok((block, hashes, cert))
 }
 
 #[cfg(test)]
@@ -152,14 +186,18 @@ mod tests {
     use super::*;
     use crate::admit::tests::{CHAIN, signed};
 
+    fn first_bad(c: &TxChecker, txs: &[Vec<u8>]) -> Option<(usize, String)> {
+        first_bad_tx(c, txs, TxHashes::of(txs).digests())
+    }
+
     #[test]
     fn duplicates_in_a_block_are_refused() {
         let c = TxChecker::new(CHAIN, false, 100);
         let t = signed(1, 0);
-        assert_eq!(first_bad_tx(&c, &[t.clone(), t]).unwrap().0, 1);
+        assert_eq!(first_bad(&c, &[t.clone(), t]).unwrap().0, 1);
         let o = TxChecker::new(CHAIN, true, 0);
-        assert_eq!(first_bad_tx(&o, &[vec![7; 512], vec![7; 512]]).unwrap().0, 1);
-        assert_eq!(first_bad_tx(&o, &[vec![1], Vec::new()]).unwrap().0, 1);
-        assert!(first_bad_tx(&o, &[vec![1], vec![2]]).is_none());
+        assert_eq!(first_bad(&o, &[vec![7; 512], vec![7; 512]]).unwrap().0, 1);
+        assert_eq!(first_bad(&o, &[vec![1], Vec::new()]).unwrap().0, 1);
+        assert!(first_bad(&o, &[vec![1], vec![2]]).is_none());
     }
 }

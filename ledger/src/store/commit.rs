@@ -17,7 +17,7 @@ use super::schema::{
 use super::tree::TreeView;
 use super::{Store, root_hash};
 use crate::{
-    Blake3Hasher, Block, LedgerError, MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteSet, key_hash,
+    Blake3Hasher, Block, LedgerError, MAX_KEY_BYTES, MAX_VALUE_BYTES, TxHashes, WriteSet, key_hash,
     receipts_hash,
 };
 
@@ -147,11 +147,12 @@ impl Store {
         writes: WriteSet,
         receipts: Vec<Vec<u8>>,
     ) -> Result<Hash, LedgerError> {
-        let prepared = self.prepare_block(block, &writes, &receipts)?;
+        let prepared = self.prepare_block(block, &TxHashes::of(&block.txs), &writes, &receipts)?;
         self.commit_prepared(block, certificate, parent_certificate, prepared)
     }
 
-    /// Everything of a commit but the write, done ahead: check that `block` extends the tip,
+    /// Everything of a commit but the write, done ahead: check that `block` extends the tip
+    /// (`hashes` are its transactions' digests and root, made once by the caller),
     /// run `writes` (its execution's) through the Jellyfish tree and stage the tree nodes,
     /// values, flat state, block, receipts and tx index in one batch — writing nothing.
     /// [`Store::commit_prepared`] then adds the certificates and the new tip and writes it,
@@ -165,10 +166,11 @@ impl Store {
     pub fn prepare_block(
         &self,
         block: &Block,
+        hashes: &TxHashes,
         writes: &WriteSet,
         receipts: &[Vec<u8>],
     ) -> Result<PreparedBlock, LedgerError> {
-        let height = self.check_extends(block)?;
+        let height = self.check_extends(block, hashes)?;
         if receipts.len() != block.txs.len() {
             return Err(LedgerError::ReceiptCount {
                 txs: block.txs.len(),
@@ -185,7 +187,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         let mut nodes = NodeChanges::default();
         self.stage_tree(&mut batch, &mut nodes, writes, &update, height, cutoff)?;
-        self.stage_block(&mut batch, block, receipts, height, &root)?;
+        self.stage_block(&mut batch, block, hashes.digests(), receipts, height, &root)?;
         Ok(PreparedBlock {
             height,
             block_id: block.id(),
@@ -257,7 +259,7 @@ impl Store {
     }
 
     /// The height `block` would take; errors unless it extends the tip exactly.
-    fn check_extends(&self, block: &Block) -> Result<u64, LedgerError> {
+    fn check_extends(&self, block: &Block, hashes: &TxHashes) -> Result<u64, LedgerError> {
         if !self.has_genesis() {
             return Err(LedgerError::NoGenesis);
         }
@@ -290,9 +292,8 @@ impl Store {
         expect("parent_id", parent_id, h.parent_id)?;
         expect("state_root", state_root, h.state_root)?;
         expect("prev_receipts_hash", prev_receipts, h.prev_receipts_hash)?;
-        block.check_tx_root()?;
-        let size = block.encode().len();
-        LedgerError::check_len("block", size, self.config.max_block_bytes)?;
+        hashes.check(block)?;
+        LedgerError::check_len("block", block.encoded_len(), self.config.max_block_bytes)?;
         Ok(h.height)
     }
 
@@ -353,6 +354,7 @@ impl Store {
         &self,
         batch: &mut WriteBatch,
         block: &Block,
+        hashes: &[Hash],
         receipts: &[Vec<u8>],
         height: u64,
         root: &Hash,
@@ -366,7 +368,6 @@ impl Store {
         // where the original was committed. So the index is consulted for every transaction of
         // the block — in one batched lookup, sorted, which the tx index's bloom filters answer
         // from memory for the usual case of a transaction never seen.
-        let hashes: Vec<Hash> = block.txs.iter().map(|tx| Hash::digest(tx)).collect();
         let mut unique: Vec<&[u8; 32]> = hashes.iter().map(|h| &h.0).collect();
         unique.sort_unstable();
         unique.dedup();
@@ -376,7 +377,7 @@ impl Store {
                 indexed.insert(**key);
             }
         }
-        for (i, ((tx, receipt), tx_hash)) in block.txs.iter().zip(receipts).zip(&hashes).enumerate()
+        for (i, ((tx, receipt), tx_hash)) in block.txs.iter().zip(receipts).zip(hashes).enumerate()
         {
             let pos = pos_key(height, i as u32);
             batch.put_cf(txs, pos, tx);
@@ -420,7 +421,7 @@ mod tests {
     use super::super::schema::CF_TX_INDEX;
     use super::super::test_blocks::next_block;
     use super::super::{Store, StoreConfig};
-    use crate::{LedgerError, WriteSet};
+    use crate::{LedgerError, TxHashes, WriteSet};
 
     const CHAIN: &str = "dpx-index-test";
 
@@ -498,7 +499,9 @@ mod tests {
             let block = next_block(&direct, vec![vec![h]]);
             assert_eq!(block.id(), next_block(&prepared, vec![vec![h]]).id());
             let r1 = direct.commit_block(&block, b"c", writes(h, 4 + h), vec![vec![h]]).unwrap();
-            let p = prepared.prepare_block(&block, &writes(h, 4 + h), &[vec![h]]).unwrap();
+            let p = prepared
+                .prepare_block(&block, &TxHashes::of(&block.txs), &writes(h, 4 + h), &[vec![h]])
+                .unwrap();
             assert_eq!((p.height(), p.root()), (u64::from(h), r1), "the prepared root");
             assert_eq!(prepared.tip_height(), u64::from(h - 1), "preparing writes nothing");
             let r2 = prepared.commit_prepared(&block, b"c", None, p).unwrap();
@@ -522,10 +525,16 @@ mod tests {
         let store = fresh(dir.path());
         let block1 = next_block(&store, vec![b"x".to_vec()]);
         let rival1 = next_block(&store, vec![b"y".to_vec()]);
-        let stale = store.prepare_block(&rival1, &writes(1, 2), &[vec![1]]).unwrap();
-        let mine = store.prepare_block(&block1, &writes(9, 3), &[vec![1]]).unwrap();
+        let stale = store
+            .prepare_block(&rival1, &TxHashes::of(&rival1.txs), &writes(1, 2), &[vec![1]])
+            .unwrap();
+        let mine = store
+            .prepare_block(&block1, &TxHashes::of(&block1.txs), &writes(9, 3), &[vec![1]])
+            .unwrap();
         // Not the prepared block: refused.
-        let other = store.prepare_block(&block1, &writes(9, 3), &[vec![1]]).unwrap();
+        let other = store
+            .prepare_block(&block1, &TxHashes::of(&block1.txs), &writes(9, 3), &[vec![1]])
+            .unwrap();
         let err = store.commit_prepared(&rival1, b"c", None, other).unwrap_err();
         assert!(matches!(err, LedgerError::HeaderMismatch { .. }), "{err}");
         assert_eq!(store.tip_height(), 0);
@@ -542,12 +551,18 @@ mod tests {
             "the committed change stands"
         );
         // A block that does not extend the tip cannot be prepared.
-        let err = store.prepare_block(&rival1, &writes(2, 1), &[vec![2]]).unwrap_err();
+        let err = store
+            .prepare_block(&rival1, &TxHashes::of(&rival1.txs), &writes(2, 1), &[vec![2]])
+            .unwrap_err();
         assert!(matches!(err, LedgerError::NotNext { tip: 1, found: 1 }), "{err}");
         let block2 = next_block(&store, vec![b"z".to_vec()]);
-        let err = store.prepare_block(&block2, &writes(2, 1), &[]).unwrap_err();
+        let err = store
+            .prepare_block(&block2, &TxHashes::of(&block2.txs), &writes(2, 1), &[])
+            .unwrap_err();
         assert!(matches!(err, LedgerError::ReceiptCount { .. }), "{err}");
-        let p = store.prepare_block(&block2, &writes(2, 1), &[vec![2]]).unwrap();
+        let p = store
+            .prepare_block(&block2, &TxHashes::of(&block2.txs), &writes(2, 1), &[vec![2]])
+            .unwrap();
         store.commit_prepared(&block2, b"c", None, p).unwrap();
         assert_eq!(store.tip_height(), 2);
     }

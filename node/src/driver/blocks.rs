@@ -19,20 +19,23 @@ use std::sync::{Arc, OnceLock};
 use dpx_app::execute::params;
 use dpx_consensus::Round;
 use dpx_crypto::Hash;
-use dpx_ledger::Block;
+use dpx_ledger::{Block, TxHashes};
 use libp2p::PeerId;
 use tracing::debug;
 
 use super::Driver;
 use crate::wire;
 
-/// A block with the parent certificate that travels with it, and its two wire forms made
-/// once, when first needed: the whole encoding (a block rebuilt from a compact one is encoded
-/// only if it is ever sent whole) and the compact form.
+/// A block with the parent certificate that travels with it, its transactions' hashes (made
+/// once, when the block arrives, and checked against its header before it is cached; used by
+/// validation, execution and the commit) and its two wire forms made once, when first needed:
+/// the whole encoding (a block rebuilt from a compact one is encoded only if it is ever sent
+/// whole) and the compact form.
 #[derive(Debug, Clone)]
 pub(super) struct CachedBlock {
     /// Shared with the execution worker while the block is speculated on.
     pub block: Arc<Block>,
+    pub hashes: Arc<TxHashes>,
     /// The parent's certificate that the header names.
     pub parent_cert: Arc<Vec<u8>>,
     encoded: Arc<OnceLock<Vec<u8>>>,
@@ -43,11 +46,12 @@ pub(super) struct CachedBlock {
 }
 
 impl CachedBlock {
-    /// A block decoded from `bytes` (its canonical encoding).
-    pub fn decoded(block: Block, bytes: Vec<u8>, parent_cert: Vec<u8>) -> Self {
+    /// A block decoded from `bytes` (its canonical encoding), with its transactions' hashes.
+    pub fn decoded(block: Block, hashes: TxHashes, bytes: Vec<u8>, parent_cert: Vec<u8>) -> Self {
         let encoded_len = bytes.len();
         Self {
             block: Arc::new(block),
+            hashes: Arc::new(hashes),
             parent_cert: Arc::new(parent_cert),
             encoded: Arc::new(OnceLock::from(bytes)),
             encoded_len,
@@ -56,11 +60,13 @@ impl CachedBlock {
         }
     }
 
-    /// A block built here (our proposal, or one rebuilt from a compact block).
-    pub fn built(block: Block, parent_cert: Vec<u8>) -> Self {
+    /// A block built here (our proposal, or one rebuilt from a compact block), with its
+    /// transactions' hashes.
+    pub fn built(block: Block, hashes: TxHashes, parent_cert: Vec<u8>) -> Self {
         Self {
             encoded_len: block.encoded_len(),
             block: Arc::new(block),
+            hashes: Arc::new(hashes),
             parent_cert: Arc::new(parent_cert),
             encoded: Arc::new(OnceLock::new()),
             compact: Arc::new(OnceLock::new()),
@@ -85,9 +91,15 @@ impl CachedBlock {
             .get_or_init(|| super::compact::encode(&self.block, &self.parent_cert, |_| None))
     }
 
-    /// Hash → place of each transaction.
+    /// Hash → place of each transaction (the first place for a hash named twice).
     pub fn places(&self) -> &BTreeMap<Hash, usize> {
-        self.places.get_or_init(|| super::compact::places(self.compact()))
+        self.places.get_or_init(|| {
+            let mut places = BTreeMap::new();
+            for (i, h) in self.hashes.digests().iter().enumerate() {
+                places.entry(*h).or_insert(i);
+            }
+            places
+        })
     }
 
     fn size(&self) -> usize {
@@ -368,14 +380,17 @@ impl Driver {
         // The id is the header's hash: only the tx_root ties the transactions to it. Checked
         // before the block takes the id's place in the cache, or a peer could send the right
         // header with other transactions first and have the real block dropped as a
-        // duplicate (the proposal would then fail validation here).
-        if let Err(e) = block.check_tx_root() {
+        // duplicate (the proposal would then fail validation here). The hashes made for it
+        // are the ones every later step uses.
+        let hashes = TxHashes::of(&block.txs);
+        if let Err(e) = hashes.check(&block) {
             debug!(peer = %from, error = %e, "proposal block does not match its header");
             metrics.proposal_blocks_refused.inc();
             return Ok(());
         }
         let id = block.id();
-        self.accept_block(from, id, CachedBlock::decoded(block, bytes, parent_cert), limit)
+        let cb = CachedBlock::decoded(block, hashes, bytes, parent_cert);
+        self.accept_block(from, id, cb, limit)
     }
 
     /// A block a peer sent, whole or rebuilt from its compact form: kept as the module docs
@@ -455,7 +470,8 @@ pub(super) mod tests {
 
     fn block(height: u64, n: u32, pad: usize) -> (Hash, CachedBlock) {
         let block = test_block(height, vec![[n.to_le_bytes().to_vec(), vec![0; pad]].concat()]);
-        (block.id(), CachedBlock::built(block, Vec::new()))
+        let hashes = TxHashes::of(&block.txs);
+        (block.id(), CachedBlock::built(block, hashes, Vec::new()))
     }
 
     fn peer(i: u8) -> PeerId {

@@ -11,7 +11,7 @@ use dpx_app::admit::check_stateful_pool;
 use dpx_app::execute::validator_set;
 use dpx_consensus::Certificate;
 use dpx_crypto::Hash;
-use dpx_ledger::{Block, LedgerError};
+use dpx_ledger::{Block, LedgerError, TxHashes};
 use tracing::{debug, info, warn};
 
 use super::Driver;
@@ -21,7 +21,7 @@ use crate::p2p::Command;
 impl Driver {
     pub(super) fn commit(&mut self, id: Hash, cert: &Certificate) -> anyhow::Result<()> {
         let cb = self.blocks.remove(&id).context("decided block vanished from the cache")?;
-        self.apply_block(cb.block, cert, &cb.parent_cert)?;
+        self.apply_block(cb.block, &cb.hashes, cert, &cb.parent_cert)?;
         Ok(())
     }
 
@@ -33,6 +33,7 @@ impl Driver {
     pub(super) fn apply_block(
         &mut self,
         block: Arc<Block>,
+        hashes: &TxHashes,
         cert: &Certificate,
         parent_cert: &[u8],
     ) -> anyhow::Result<()> {
@@ -57,7 +58,7 @@ impl Driver {
         let was_speculated = speculated.is_some();
         let cert_bytes = cert.encode();
         let (receipts, exec) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-            let fresh = || execute_and_prepare(&self.store, &self.shared.checker, &block);
+            let fresh = || execute_and_prepare(&self.store, &self.shared.checker, &block, hashes);
             let executed = match speculated {
                 Some(e) => e,
                 None => fresh()?,
@@ -97,9 +98,8 @@ impl Driver {
             commit_ms = started.elapsed().as_millis() as u64,
             "committed"
         );
-        let hashes: Vec<Hash> = block.txs.iter().map(|t| Hash::digest(t)).collect();
         let mut touched = BTreeSet::new();
-        for h in &hashes {
+        for h in hashes.digests() {
             if let Some(p) = self.mempool.remove(h) {
                 m.commit_latency_seconds.observe(p.admitted.elapsed().as_secs_f64());
                 touched.insert(p.signer);
@@ -158,7 +158,7 @@ impl Driver {
         self.timers.clear();
         self.height_started = false;
         self.publish_status();
-        self.shared.publish_block(block, receipts, &hashes);
+        self.shared.publish_block(block, receipts, hashes.digests());
         Ok(())
     }
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use dpx_app::execute::params;
 use dpx_crypto::Hash;
-use dpx_ledger::{Block, Header};
+use dpx_ledger::{Block, Header, TxHashes};
 use libp2p::PeerId;
 use tracing::debug;
 
@@ -81,21 +81,6 @@ pub fn encode(
         inline_positions,
         inline_txs,
     }
-}
-
-/// Hash → place of every transaction of a block, from its compact form `c` (whose hashes are
-/// those the proposer's pool computed; only the inline transactions are hashed here). The
-/// first place wins for a hash named twice.
-pub(super) fn places(c: &wire::CompactBlock) -> BTreeMap<Hash, usize> {
-    let mut places = BTreeMap::new();
-    for (i, slot) in slots(c, usize::MAX).unwrap_or_default().into_iter().enumerate() {
-        let h = match slot {
-            Slot::Hash(h) => h,
-            Slot::Tx(tx) => Hash::digest(&tx),
-        };
-        places.entry(h).or_insert(i);
-    }
-    places
 }
 
 /// One place of a compact block: its bytes, or the hash of bytes still to find.
@@ -159,6 +144,9 @@ pub(super) struct Partial {
     header: Header,
     parent_cert: Vec<u8>,
     slots: Vec<Slot>,
+    /// The digest of each place sent by hash (the pool or a fill found bytes of that digest);
+    /// `None` for the inline ones, hashed when the block is rebuilt.
+    digests: Vec<Option<Hash>>,
     /// Missing hash → its places (a block naming one transaction twice is invalid, but it
     /// must still be rebuilt to be judged).
     missing: BTreeMap<Hash, Vec<usize>>,
@@ -316,6 +304,13 @@ impl Driver {
                 return Ok(());
             }
         };
+        let digests = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Hash(h) => Some(*h),
+                Slot::Tx(_) => None,
+            })
+            .collect();
         let mut missing: BTreeMap<Hash, Vec<usize>> = BTreeMap::new();
         for (i, slot) in slots.iter_mut().enumerate() {
             if let Slot::Hash(hash) = slot {
@@ -331,6 +326,7 @@ impl Driver {
             header,
             parent_cert: c.parent_certificate,
             slots,
+            digests,
             missing,
             asked: None,
         };
@@ -456,9 +452,10 @@ impl Driver {
     }
 
     /// A complete compact block: the block itself, checked against its header and the byte
-    /// limit, then kept like a whole block.
+    /// limit, then kept like a whole block. Only the inline transactions are hashed for their
+    /// digests; every transaction once for its Merkle leaf.
     fn rebuild(&mut self, p: Partial, limit: usize) -> anyhow::Result<()> {
-        let txs = p
+        let txs: Vec<Vec<u8>> = p
             .slots
             .into_iter()
             .map(|s| match s {
@@ -472,12 +469,19 @@ impl Driver {
             self.shared.metrics.proposal_blocks_refused.inc();
             return Ok(());
         }
-        if let Err(e) = block.check_tx_root() {
+        let digests = p
+            .digests
+            .into_iter()
+            .zip(&block.txs)
+            .map(|(d, tx)| d.unwrap_or_else(|| Hash::digest(tx)))
+            .collect();
+        let hashes = TxHashes::with_digests(&block.txs, digests);
+        if let Err(e) = hashes.check(&block) {
             debug!(peer = %p.from, error = %e, "compact block does not match its header");
             self.shared.metrics.proposal_blocks_refused.inc();
             return Ok(());
         }
-        let cb = CachedBlock::built(block, p.parent_cert);
+        let cb = CachedBlock::built(block, hashes, p.parent_cert);
         self.accept_block(p.from, p.id, cb, limit)
     }
 }
@@ -504,6 +508,7 @@ mod tests {
             header,
             parent_cert: Vec::new(),
             slots: vec![Slot::Hash(Hash::digest(&[n]))],
+            digests: vec![Some(Hash::digest(&[n]))],
             missing: BTreeMap::from([(Hash::digest(&[n]), vec![0])]),
             asked: None,
         }

@@ -13,7 +13,7 @@ use dpx_app::execute::params;
 use dpx_app::validate::validate_block;
 use dpx_consensus::{Certificate, Height, Input, Round, SafetyState, SignedProposal};
 use dpx_crypto::Hash;
-use dpx_ledger::{Block, Header};
+use dpx_ledger::{Block, Header, TxHashes};
 use prost::Message as _;
 use tracing::{debug, info, warn};
 
@@ -87,7 +87,8 @@ impl ProposalFile {
             return None;
         }
         self.written = Some((height, p.proposal.value_id));
-        Some((p, CachedBlock::decoded(block, pb.block, pb.parent_certificate)))
+        let hashes = TxHashes::of(&block.txs);
+        Some((p, CachedBlock::decoded(block, hashes, pb.block, pb.parent_certificate)))
     }
 }
 
@@ -97,6 +98,8 @@ impl Driver {
         let params = params(&self.store)?;
         let pooled = self.mempool.reap(params.max_block_bytes, params.max_block_txs);
         let txs: Vec<Vec<u8>> = pooled.iter().map(|t| t.bytes.as_ref().clone()).collect();
+        // The pool hashed each transaction when it admitted it: only the Merkle leaves are new.
+        let hashes = TxHashes::with_digests(&txs, pooled.iter().map(|t| t.hash).collect());
         let tip = self.store.tip_height();
         let parent = self.store.header(tip)?;
         let parent_time = parent.as_ref().map_or(self.shared.genesis_time_ms, |h| h.time_ms);
@@ -113,7 +116,7 @@ impl Driver {
             } else {
                 Hash::digest(&parent_cert)
             },
-            tx_root: dpx_ledger::merkle::root(&txs),
+            tx_root: hashes.root(),
             state_root: self.store.state_root(tip)?.context("tip state root")?,
             validator_set_hash: self.validators.hash(&self.shared.chain_id),
             prev_receipts_hash: self.store.block_receipts_hash(tip)?.unwrap_or(Hash::ZERO),
@@ -127,9 +130,9 @@ impl Driver {
             let t = &pooled[i];
             Some((t.hash, t.admitted.elapsed() < super::compact::INLINE_YOUNGER_THAN))
         });
-        let cb = CachedBlock::built(block, parent_cert).with_compact(compact);
+        let cb = CachedBlock::built(block, hashes, parent_cert).with_compact(compact);
         // Our own block is valid by construction: execute it while it is voted on.
-        self.speculator.start(id, &cb.block);
+        self.speculator.start(id, &cb.block, &cb.hashes);
         self.blocks.insert_own(id, cb, round, &protect);
         let out = self.core.handle(Input::ProposeValue { height, round, value_id: id })?;
         self.execute(out)
@@ -152,6 +155,7 @@ impl Driver {
                 &self.store,
                 self.block_rules(),
                 &cb.block,
+                &cb.hashes,
                 &cb.parent_cert,
                 &self.validators,
                 self.timing.max_clock_drift,
@@ -160,8 +164,8 @@ impl Driver {
         });
         let valid = match verdict {
             Ok(()) => {
-                let block = Arc::clone(&cb.block);
-                self.speculator.start(value_id, &block);
+                let (block, hashes) = (Arc::clone(&cb.block), Arc::clone(&cb.hashes));
+                self.speculator.start(value_id, &block, &hashes);
                 true
             }
             Err(reason) => {

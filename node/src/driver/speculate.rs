@@ -32,7 +32,7 @@ use anyhow::Context as _;
 use dpx_app::admit::TxChecker;
 use dpx_app::execute::execute_block;
 use dpx_crypto::Hash;
-use dpx_ledger::{Block, PreparedBlock, Store};
+use dpx_ledger::{Block, PreparedBlock, Store, TxHashes};
 
 /// A block executed and its commit prepared, ready to write.
 #[derive(Debug)]
@@ -43,16 +43,18 @@ pub(super) struct Executed {
     pub took: Duration,
 }
 
-/// Execute `block` on the tip and prepare its commit (nothing is written).
+/// Execute `block` (its transactions' `hashes` made when it arrived) on the tip and prepare
+/// its commit (nothing is written).
 pub(super) fn execute_and_prepare(
     store: &Store,
     checker: &TxChecker,
     block: &Block,
+    hashes: &TxHashes,
 ) -> anyhow::Result<Executed> {
     let started = Instant::now();
-    let (writes, receipts) = execute_block(store, checker, block)?;
+    let (writes, receipts) = execute_block(store, checker, block, hashes.digests())?;
     let prepared = store
-        .prepare_block(block, &writes, &receipts)
+        .prepare_block(block, hashes, &writes, &receipts)
         .with_context(|| format!("preparing the commit of block {}", block.header.height))?;
     Ok(Executed { receipts, prepared, took: started.elapsed() })
 }
@@ -74,6 +76,7 @@ type Reply = anyhow::Result<Box<Executed>>;
 
 struct Job {
     block: Arc<Block>,
+    hashes: Arc<TxHashes>,
     reply: SyncSender<Reply>,
 }
 
@@ -90,7 +93,8 @@ impl Worker {
         let (jobs, inbox) = sync_channel::<Job>(1);
         let handle = std::thread::Builder::new().name("dpx-execute".into()).spawn(move || {
             while let Ok(job) = inbox.recv() {
-                let run = || execute_and_prepare(&store, &checker, &job.block).map(Box::new);
+                let run =
+                    || execute_and_prepare(&store, &checker, &job.block, &job.hashes).map(Box::new);
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("the execution worker panicked")));
                 // The driver may have stopped waiting (it is shutting down): nothing to do.
@@ -162,7 +166,7 @@ impl Speculator {
     /// Start executing `block` (named `id`) on the worker, unless one is already running or
     /// speculation is off. The caller checked that the block is valid on the current tip.
     /// Returns whether it was started.
-    pub fn start(&mut self, id: Hash, block: &Arc<Block>) -> bool {
+    pub fn start(&mut self, id: Hash, block: &Arc<Block>, hashes: &Arc<TxHashes>) -> bool {
         if !self.enabled || block.header.height != self.store.tip_height() + 1 {
             return false;
         }
@@ -183,7 +187,11 @@ impl Speculator {
         }
         let Some(worker) = &self.worker else { return false };
         let (reply, rx) = sync_channel(1);
-        if worker.jobs.try_send(Job { block: Arc::clone(block), reply }).is_err() {
+        if worker
+            .jobs
+            .try_send(Job { block: Arc::clone(block), hashes: Arc::clone(hashes), reply })
+            .is_err()
+        {
             return false;
         }
         self.running = Some(Running { id, reply: rx, done: None });

@@ -221,8 +221,8 @@ impl Driver {
                 &sb.parent_certificate,
             );
             match verdict {
-                Ok((block, cert)) if block.header.height == tip + 1 => {
-                    self.apply_block(Arc::new(block), &cert, &sb.parent_certificate)?;
+                Ok((block, hashes, cert)) if block.header.height == tip + 1 => {
+                    self.apply_block(Arc::new(block), &hashes, &cert, &sb.parent_certificate)?;
                     applied += 1;
                 }
                 Ok(_) => {}

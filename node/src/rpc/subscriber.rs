@@ -47,7 +47,7 @@ impl BlockSource for Store {
         let block = self.block(height).ok()??;
         let receipts = self.receipts(height).ok()?;
         let st = dpx_app::LatestState::new(self);
-        Some(BlockEvents::with_state(&block, &receipts, &st))
+        Some(BlockEvents::with_state(&block, &receipts, &block.tx_hashes(), &st))
     }
 }
 
