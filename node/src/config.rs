@@ -179,11 +179,23 @@ pub struct MempoolSection {
     /// pending transactions`) and counted (`dpx_mempool_signer_full`). Not applied on a
     /// consensus-only chain.
     pub max_txs_per_signer: usize,
+    /// Load shedding: while the transaction that has waited longest in the pool has waited
+    /// more than this, new submissions are refused at the door (503 `overloaded`, with
+    /// `Retry-After`), before any decoding or signature check, and counted
+    /// (`dpx_rpc_overloaded_total`). The node then spends its CPU on what it already took
+    /// instead of verifying work it cannot commit soon. 0 turns it off (the pool's count and
+    /// byte limits still apply).
+    pub shed_wait_ms: u64,
 }
 
 impl Default for MempoolSection {
     fn default() -> Self {
-        Self { max_txs: 100_000, max_bytes: 128 << 20, max_txs_per_signer: 10_000 }
+        Self {
+            max_txs: 100_000,
+            max_bytes: 128 << 20,
+            max_txs_per_signer: 10_000,
+            shed_wait_ms: 2_000,
+        }
     }
 }
 

@@ -92,6 +92,8 @@ pub struct Mempool {
     limits: MempoolLimits,
     by_hash: BTreeMap<Hash, (PublicKey, u64)>,
     by_account: BTreeMap<PublicKey, BTreeMap<u64, Slot>>,
+    /// Admission order → when admitted: the oldest waiting transaction is the first entry.
+    by_seq: BTreeMap<u64, Instant>,
     bytes: usize,
     next_seq: u64,
     /// Counts refusals because a signer had `max_txs_per_signer` pending.
@@ -104,6 +106,7 @@ impl Mempool {
             limits,
             by_hash: BTreeMap::new(),
             by_account: BTreeMap::new(),
+            by_seq: BTreeMap::new(),
             bytes: 0,
             next_seq: 0,
             signer_full: Counter::default(),
@@ -162,6 +165,7 @@ impl Mempool {
         self.by_hash.insert(tx.hash, (tx.signer, tx.nonce));
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.by_seq.insert(seq, tx.admitted);
         self.by_account.entry(tx.signer).or_default().insert(tx.nonce, Slot { tx, seq });
         Ok(())
     }
@@ -180,8 +184,15 @@ impl Mempool {
         if txs.is_empty() {
             self.by_account.remove(&signer);
         }
+        self.by_seq.remove(&slot.seq);
         self.bytes -= slot.tx.bytes.len();
         Some(slot.tx)
+    }
+
+    /// When the transaction that has waited longest was admitted (`None`: the pool is empty).
+    /// How long it has waited is the pool's queueing delay: what admission control sheds by.
+    pub fn oldest_admitted(&self) -> Option<Instant> {
+        self.by_seq.first_key_value().map(|(_, t)| *t)
     }
 
     /// Up to `max_count` transactions and `max_bytes` bytes for a block: each account's in
@@ -325,6 +336,34 @@ mod tests {
         assert!(p.evict_expired(5).is_empty(), "valid through its expiry height");
         assert_eq!(p.evict_expired(6), vec![c.hash]);
         assert_eq!(p.len(), 1);
+    }
+
+    /// The oldest admitted transaction still waiting is known, whatever leaves the pool and
+    /// in whatever order (committed, evicted by a recheck or by expiry).
+    #[test]
+    fn the_oldest_waiting_transaction_follows_removals() {
+        let mut p = pool(100, 1 << 20);
+        assert_eq!(p.oldest_admitted(), None);
+        let t0 = Instant::now();
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        let mut txs = Vec::new();
+        for (i, ms) in [(1u8, 0), (2, 10), (3, 20)] {
+            let mut t = tx(i, 0, 10);
+            t.admitted = at(ms);
+            p.insert(t.clone()).unwrap();
+            txs.push(t);
+        }
+        // A refused insert leaves no trace.
+        assert!(p.insert(txs[0].clone()).is_err());
+        assert_eq!(p.oldest_admitted(), Some(at(0)));
+        p.remove(&txs[1].hash);
+        assert_eq!(p.oldest_admitted(), Some(at(0)), "a younger one leaving changes nothing");
+        p.remove(&txs[0].hash);
+        assert_eq!(p.oldest_admitted(), Some(at(20)));
+        let only = [txs[2].signer].into_iter().collect();
+        p.recheck_accounts(&only, |_, _| Err("stale".into()));
+        assert_eq!(p.oldest_admitted(), None);
+        assert!(p.is_empty());
     }
 
     /// Each way an insert fails is its own refusal; a duplicate is none (it is pending).

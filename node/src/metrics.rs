@@ -40,6 +40,7 @@ pub struct Metrics {
     pub sync_peers_benched: Counter,
     pub rpc_requests: Counter,
     pub rpc_errors: Counter,
+    pub rpc_overloaded: Counter,
     // Refusals of peer- and signer-driven work (issue 14: every bound counts what it refused).
     pub mempool_signer_full: Counter,
     pub p2p_byte_limited: Counter,
@@ -189,6 +190,11 @@ impl Metrics {
             rpc_errors: reg!(
                 "rpc_errors",
                 "RPC requests answered with an error",
+                Counter::default()
+            ),
+            rpc_overloaded: reg!(
+                "rpc_overloaded",
+                "Submissions refused at the door while the pool's oldest transaction had waited longer than mempool.shed_wait_ms",
                 Counter::default()
             ),
             mempool_signer_full: reg!(

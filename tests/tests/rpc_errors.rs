@@ -27,6 +27,8 @@ struct Http {
 struct Answer {
     status: u16,
     content_type: String,
+    /// The `Retry-After` header, in seconds, if any.
+    retry_after: Option<u64>,
     body: Value,
 }
 
@@ -47,9 +49,14 @@ impl Http {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
             let bytes = r.bytes().await?;
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Ok(Answer { status, content_type, body })
+            Ok(Answer { status, content_type, retry_after, body })
         })
     }
 
@@ -577,6 +584,8 @@ fn pending_transactions_are_told_apart_from_committed_and_unknown() -> anyhow::R
         set_config(&net, i, |c| {
             c.mempool.max_txs = 3;
             c.mempool.max_txs_per_signer = 2;
+            // The pool's own limits are under test here, not load shedding (below).
+            c.mempool.shed_wait_ms = 0;
         })?;
     }
     net.start(0)?;
@@ -646,5 +655,58 @@ fn pending_transactions_are_told_apart_from_committed_and_unknown() -> anyhow::R
     assert_eq!(again.status, 200, "{again:?}");
     assert_eq!(again.body["receipt"]["code"], "ok", "{again:?}");
     assert_eq!((&again.body["hash"], &again.body["height"]), (&s.body["hash"], &s.body["height"]));
+    Ok(())
+}
+
+/// Load shedding: on a chain that cannot commit (one of two validators up), once the pool's
+/// oldest transaction has waited longer than `mempool.shed_wait_ms`, submissions alone and in
+/// batches are refused at the door with 503 `overloaded`, `Retry-After` and the figures, and
+/// counted; the transaction already taken stays pending. When the chain commits again the
+/// pool drains and submissions are taken again.
+#[test]
+fn an_overloaded_node_refuses_submissions_at_the_door() -> anyhow::Result<()> {
+    let mut net = Cluster::init(2)?;
+    for i in 0..2 {
+        set_config(&net, i, |c| c.mempool.shed_wait_ms = 400)?;
+    }
+    net.start(0)?;
+    let http = Http::new(&net.rpc[0])?;
+    wait_for(Duration::from_mins(1), || Ok(http.get("/health")?.status == 200))?;
+    let doc = Doc::fetch(&http)?;
+    let chain = http.get("/v1/status")?.body["chain_id"].as_str().expect("chain_id").to_owned();
+    let a0 = keyfile::load(&net.agency_key(0))?;
+
+    // Under the limit (an empty pool, then a fresh transaction): taken.
+    let first = signed(&a0, &chain, 0, "first");
+    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&first)}))?;
+    assert_eq!(a.status, 202, "{a:?}");
+    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&signed(&a0, &chain, 1, "second"))}))?;
+    assert_eq!(a.status, 202, "a burst within the limit is taken: {a:?}");
+
+    std::thread::sleep(Duration::from_millis(600));
+    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&signed(&a0, &chain, 2, "late"))}))?;
+    doc.error(&a, "overloaded", "alone");
+    let d = &a.body["error"]["details"];
+    assert_eq!(d["limit_ms"], 400, "{a:?}");
+    assert!(d["waited_ms"].as_u64().expect("waited_ms") > 400, "{a:?}");
+    assert_eq!(d["pending"], 2, "{a:?}");
+    assert!(a.retry_after.is_some_and(|s| (1..=30).contains(&s)), "Retry-After: {a:?}");
+    // Refused before any check: even bytes that would not decode get the same answer.
+    doc.error(&http.post_json("/v1/txs", &json!({"tx": "00"}))?, "overloaded", "undecodable");
+    let b =
+        http.post_json("/v1/txs/batch", &json!({"txs": [hex_tx(&signed(&a0, &chain, 2, "b"))]}))?;
+    doc.error(&b, "overloaded", "batch");
+    assert!(dpx_tests::metric(&net.rpc[0], "dpx_rpc_overloaded_total")? >= 3);
+    let s = http.get(&format!("/v1/txs/{}", first.hash()))?;
+    assert_eq!(s.body["status"], "pending", "what was taken stays: {s:?}");
+
+    // Quorum: the pool drains, and the door opens again.
+    net.start(1)?;
+    wait_for(Duration::from_mins(1), || {
+        Ok(http.get(&format!("/v1/txs/{}", first.hash()))?.body["status"] == "committed")
+    })?;
+    wait_for(Duration::from_mins(1), || Ok(http.get("/v1/status")?.body["mempool_txs"] == 0))?;
+    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&signed(&a0, &chain, 2, "again"))}))?;
+    assert_eq!(a.status, 202, "{a:?}");
     Ok(())
 }

@@ -21,11 +21,13 @@ pub struct ApiError {
     pub message: String,
     /// Machine-readable fields of the cause (a JSON object), if any.
     pub details: Option<Value>,
+    /// Seconds to wait before retrying (`Retry-After`), for refusals that pass.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+        Self { status, code, message: message.into(), details: None, retry_after_s: None }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -53,6 +55,13 @@ impl ApiError {
         self
     }
 
+    /// Answer with `Retry-After: secs`.
+    #[must_use]
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_s = Some(secs);
+        self
+    }
+
     /// The `{"code", "message", "details"?}` object (also used for items of a batch answer).
     pub fn body(&self) -> Value {
         let mut e = json!({ "code": self.code, "message": self.message });
@@ -66,7 +75,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.body() });
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_s {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 
@@ -292,6 +305,11 @@ pub const CATALOGUE: &[ErrorSpec] = &[
         "signer_quota",
         429,
         "the signer already has as many pending transactions as one signer may (details: pending)",
+    ),
+    e(
+        "overloaded",
+        503,
+        "load shedding: the pool's oldest transaction has waited longer than mempool.shed_wait_ms, so submissions are refused before any check (details: waited_ms, limit_ms, pending); see Retry-After",
     ),
     e(
         "mempool_full",

@@ -159,6 +159,47 @@ pub fn refusal_error(r: &Refusal, hash: Option<&Hash>) -> ApiError {
     }
 }
 
+/// Load shedding at the door (`mempool.shed_wait_ms`, 0: off): how long the pool's oldest
+/// transaction has waited (admitted at `oldest`), when that is over the limit. The pool is
+/// served in admission order, so this is the queueing delay a new transaction would add to;
+/// a burst on an idle chain does not trip it, a node that cannot keep up does.
+fn over_wait_limit(
+    oldest: Option<std::time::Instant>,
+    now: std::time::Instant,
+    limit_ms: u64,
+) -> Option<Duration> {
+    let waited = now.saturating_duration_since(oldest?);
+    (limit_ms > 0 && waited > Duration::from_millis(limit_ms)).then_some(waited)
+}
+
+/// Refuse a submission before any decoding or signature check while the node is overloaded
+/// (see [`over_wait_limit`]): 503 `overloaded` with `Retry-After`, counted. The client learns
+/// it at once and the node's CPU goes to what it already took.
+fn shed(s: &AppState) -> ApiResult<()> {
+    let limit_ms = s.config.mempool.shed_wait_ms;
+    let (oldest, pending) = {
+        let st = s.status.read();
+        (st.mempool_oldest, st.mempool_txs)
+    };
+    let Some(waited) = over_wait_limit(oldest, std::time::Instant::now(), limit_ms) else {
+        return Ok(());
+    };
+    s.metrics.rpc_overloaded.inc();
+    let waited_ms = waited.as_millis() as u64;
+    // Roughly how long the excess takes to drain, in whole seconds (1 to 30).
+    let retry_after = (waited_ms - limit_ms).div_ceil(1000).clamp(1, 30);
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        format!(
+            "the node is overloaded: its oldest pending transaction has waited {waited_ms} ms \
+             (the limit is {limit_ms} ms); retry after {retry_after} s or submit elsewhere"
+        ),
+    )
+    .with_details(json!({ "waited_ms": waited_ms, "limit_ms": limit_ms, "pending": pending }))
+    .with_retry_after(retry_after))
+}
+
 /// Stateless checks (decode, chain id, batched signature verification) off the async threads.
 async fn check_stateless(
     s: &AppState,
@@ -196,6 +237,7 @@ pub async fn submit(
     body: Bytes,
 ) -> ApiResult<Response> {
     let wait = parse_wait(&q)?;
+    shed(&s)?;
     let bytes = if is_json(&headers) {
         let j: JsonTx = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?;
@@ -269,6 +311,7 @@ pub async fn submit_batch(
             "batch submit supports wait=admission or check",
         ));
     }
+    shed(&s)?;
     let decoded: Vec<ApiResult<Vec<u8>>> = if is_json(&headers) {
         let j: JsonBatch = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?;
@@ -430,6 +473,20 @@ pub async fn proof(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shedding goes by how long the oldest pooled transaction has waited: never on an empty
+    /// pool, never when turned off, only strictly past the limit.
+    #[test]
+    fn the_door_closes_only_past_the_wait_limit() {
+        let t0 = std::time::Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(over_wait_limit(None, at(10_000), 1), None, "an empty pool");
+        assert_eq!(over_wait_limit(Some(t0), at(2_000), 2_000), None, "at the limit");
+        assert_eq!(over_wait_limit(Some(t0), at(2_001), 2_000), Some(Duration::from_millis(2_001)));
+        assert_eq!(over_wait_limit(Some(t0), at(60_000), 0), None, "off");
+        // A clock read before the admission (another thread's `now`) is no wait at all.
+        assert_eq!(over_wait_limit(Some(at(5)), t0, 1), None);
+    }
 
     /// Every refusal maps to a catalogued code whose status is the one answered.
     #[test]
