@@ -88,8 +88,11 @@ pub struct LoadArgs {
     /// Longest wait after the window for accepted transactions to commit, seconds.
     #[arg(long, default_value_t = 30.0)]
     pub drain: f64,
-    /// Repeats of a request answered 503 / 429 (counted in the record).
-    #[arg(long, default_value_t = 2)]
+    /// Repeats of a request answered 503 / 429 (counted in the record). Each waits what the
+    /// node's `Retry-After` asks (at most 5 s), else 40 ms doubling: a shedding node is
+    /// retried as a well-behaved client would, and a transaction refused after the last
+    /// repeat breaks its signer's nonce chain for the rest of the run.
+    #[arg(long, default_value_t = 4)]
     pub retries: u32,
     /// Full mode: most transactions per second one signer sends (sets how many are admitted).
     #[arg(long, default_value_t = 2.0)]

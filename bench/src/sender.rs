@@ -60,6 +60,17 @@ pub struct HttpCounts {
     pub retries: u64,
 }
 
+/// The `Retry-After` of an answer in whole seconds, capped at [`RETRY_AFTER_MAX`] (a
+/// well-behaved client waits as long as the node asks, up to a bound of its own).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 =
+        headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX))
+}
+
+/// The longest `Retry-After` the load generator honours.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(5);
+
 /// POST one batch with `wait=check`. `Err` carries a reason class (`http_503`, `transport`, …)
 /// for every transaction of the batch.
 pub async fn post_batch(
@@ -72,6 +83,8 @@ pub async fn post_batch(
     let url = format!("{}/v1/txs/batch?wait=check", conn.rpc);
     let mut attempt = 0u32;
     loop {
+        // What the node asked for with `Retry-After` (a shedding node says how long to wait).
+        let mut asked_wait: Option<Duration> = None;
         let enc = encoding.get();
         let (body, content_type) = batch_body(txs, enc);
         counts.requests += 1;
@@ -85,6 +98,7 @@ pub async fn post_batch(
         let reason = match outcome {
             Ok(r) => {
                 let status = r.status();
+                asked_wait = retry_after(r.headers());
                 let bytes = r.bytes().await.map_err(|e| format!("transport: {e}"));
                 if status.is_success() {
                     return match bytes {
@@ -129,7 +143,8 @@ pub async fn post_batch(
         }
         attempt += 1;
         counts.retries += 1;
-        tokio::time::sleep(Duration::from_millis(20 << attempt.min(5))).await;
+        let backoff = Duration::from_millis(20 << attempt.min(5));
+        tokio::time::sleep(asked_wait.map_or(backoff, |w| w.max(backoff))).await;
     }
 }
 
@@ -222,4 +237,22 @@ pub async fn run_sender(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_capped() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(reqwest::header::RETRY_AFTER, "3600".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(RETRY_AFTER_MAX));
+        // An HTTP date (allowed by RFC 9110, never sent by dpx) falls back to the backoff.
+        h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
 }
