@@ -41,7 +41,9 @@
 //! assert!(checker.check_batch(vec![tx.clone()])[0].is_ok());
 //! assert_eq!(checker.verifications(), 1);
 //! // ...and validating a block that carries the transaction does not verify it again.
-//! check_block_txs(&checker, &[tx]).unwrap();
+//! let txs = [tx];
+//! let hashes = dpx_ledger::TxHashes::of(&txs);
+//! check_block_txs(&checker, &txs, hashes.digests()).unwrap();
 //! assert_eq!(checker.verifications(), 1);
 //! ```
 
