@@ -205,6 +205,16 @@ impl TxHashes {
         self.root
     }
 
+    /// Digest → place of each transaction (the first place for a digest named twice), for
+    /// answering fetches by hash.
+    pub fn places(&self) -> std::collections::BTreeMap<Hash, usize> {
+        let mut places = std::collections::BTreeMap::new();
+        for (i, h) in self.digests.iter().enumerate() {
+            places.entry(*h).or_insert(i);
+        }
+        places
+    }
+
     /// That these are the hashes of `block`'s transactions as its header names them: the
     /// count matches and the root is the header's `tx_root` (no hashing).
     pub fn check(&self, block: &Block) -> Result<(), LedgerError> {

@@ -98,6 +98,12 @@ pub struct P2pSection {
     /// that the node may not keep up with (see `relay`).
     #[serde(default = "d_relay_queued")]
     pub max_relay_queued: usize,
+    /// Send the transactions this node's clients submit to the other validators (the mempool
+    /// relay). Off, they reach the others only inside this node's proposals, and every other
+    /// validator fetches them from it when it proposes: slower, for tests and for measuring
+    /// the fetch path.
+    #[serde(default = "d_true")]
+    pub relay_transactions: bool,
 }
 
 /// The HTTP API's limits. Every field has a default, so older config files still load.
@@ -317,6 +323,9 @@ fn d_relay_verifications() -> usize {
 fn d_relay_queued() -> usize {
     crate::relay::QUEUED_MAX
 }
+fn d_true() -> bool {
+    true
+}
 fn d_body() -> usize {
     2 << 20
 }
@@ -388,6 +397,7 @@ impl Config {
                 peer_burst_bytes: d_peer_bytes_burst(),
                 max_relay_verifications: d_relay_verifications(),
                 max_relay_queued: d_relay_queued(),
+                relay_transactions: true,
             },
             rpc: RpcSection {
                 listen: rpc_listen,

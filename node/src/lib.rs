@@ -43,6 +43,7 @@ pub mod relay;
 pub mod replay;
 pub mod rpc;
 pub mod safety;
+pub mod serve_fetch;
 pub mod serve_sync;
 pub mod testnet;
 

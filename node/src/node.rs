@@ -69,6 +69,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Bounds and penalties for transactions relayed by peers.
     pub relay: RelayGate,
+    /// Our own proposal blocks, whose transaction fetches the p2p task answers.
+    pub own_blocks: Arc<crate::serve_fetch::OwnBlocks>,
     pub driver_tx: mpsc::Sender<DriverMsg>,
     pub events: broadcast::Sender<Arc<BlockEvents>>,
     /// Aggregate counts by height and time (`None` in in-process driver tests).
@@ -488,6 +490,7 @@ pub async fn run_with(
         status: RwLock::new(NodeStatus::default()),
         limits: Limits { max_relay_batch: 10_000 },
         relay: RelayGate::new(cfg.p2p.max_relay_verifications, cfg.p2p.max_relay_queued),
+        own_blocks: Arc::default(),
         driver_tx,
         events,
         aggregates,
@@ -529,6 +532,7 @@ pub async fn run_with(
         shared.permitted_peers(&permitted),
         inbound_tx,
         sync_server,
+        Arc::clone(&shared.own_blocks),
         metrics.clone(),
     )?;
 
@@ -639,6 +643,7 @@ impl Shared {
             status: RwLock::new(NodeStatus::default()),
             limits: Limits { max_relay_batch: 10_000 },
             relay: RelayGate::new(2, crate::relay::QUEUED_MAX),
+            own_blocks: Arc::default(),
             driver_tx,
             events,
             aggregates: None,

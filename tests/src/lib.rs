@@ -158,6 +158,19 @@ impl Cluster {
         self.homes.len() - 1
     }
 
+    /// Change node `i`'s `config.toml` (before it starts).
+    pub fn configure(
+        &self,
+        i: usize,
+        f: impl FnOnce(&mut dpx_node::config::Config),
+    ) -> anyhow::Result<()> {
+        let path = self.homes[i].join("config.toml");
+        let mut cfg = dpx_node::config::Config::load(&path)?;
+        f(&mut cfg);
+        cfg.save(&path)?;
+        Ok(())
+    }
+
     pub fn chain_dir(&self) -> &Path {
         self.dir.path()
     }

@@ -218,3 +218,47 @@ fn n4_consensus_only_orders_opaque_payloads() -> anyhow::Result<()> {
     println!("consensus-only: 200 payloads committed once each in {tip} blocks");
     Ok(())
 }
+
+/// Compact blocks when nothing is relayed (`p2p.relay_transactions = false` everywhere): each
+/// validator's pool holds only what its own clients sent, so every other validator rebuilds
+/// a proposal block by fetching what the proposer did not send inline, and the proposer's
+/// p2p task answers from the block it published (`serve_fetch`), not its driver. Everything
+/// commits, once, and the same everywhere.
+#[test]
+fn n4_compact_blocks_are_fetched_from_the_proposer_when_relays_never_arrive() -> anyhow::Result<()>
+{
+    let mut c = Cluster::init_consensus_only(4)?;
+    for i in 0..4 {
+        c.configure(i, |cfg| cfg.p2p.relay_transactions = false)?;
+    }
+    c.start_all()?;
+    c.wait_height_all(1, T)?;
+    let mut hashes = Vec::new();
+    for node in 0..4u32 {
+        let txs: Vec<Vec<u8>> =
+            (0..40u32).map(|i| [node, i, 7].map(u32::to_le_bytes).concat()).collect();
+        let body = TxBatch { txs }.encode_to_vec();
+        let url = format!("{}/v1/txs/batch", c.rpc[node as usize]);
+        let (status, v) = post_bytes(&url, "application/x-protobuf", body)?;
+        assert_eq!(status, 200, "{v}");
+        for r in v["results"].as_array().expect("results") {
+            hashes.push(r["hash"].as_str().unwrap_or_else(|| panic!("refused: {r}")).to_owned());
+        }
+    }
+    let deadline = Instant::now() + T;
+    for h in &hashes {
+        while !matches!(c.get(3, &format!("/v1/txs/{h}")), Ok(v) if v["status"] == "committed") {
+            assert!(Instant::now() < deadline, "payload {h} never committed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let tip = c.check_agreement(&[0, 1, 2, 3])?;
+    let (mut fetched, mut served) = (0, 0);
+    for i in 0..4 {
+        fetched += metric(&c.rpc[i], "dpx_compact_txs_fetched_total")?;
+        served += metric(&c.rpc[i], "dpx_compact_fetches_served_total")?;
+    }
+    assert!(fetched >= 1 && served >= 1, "fetched {fetched}, fetches served {served}");
+    println!("relays off: 160 payloads committed in {tip} blocks, {fetched} fetched");
+    Ok(())
+}

@@ -249,18 +249,6 @@ fn wait_for(max: Duration, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyho
     anyhow::bail!("condition not reached within {max:?}")
 }
 
-fn set_config(
-    net: &Cluster,
-    i: usize,
-    f: impl FnOnce(&mut dpx_node::config::Config),
-) -> anyhow::Result<()> {
-    let path = net.homes[i].join("config.toml");
-    let mut cfg = dpx_node::config::Config::load(&path)?;
-    f(&mut cfg);
-    cfg.save(&path)?;
-    Ok(())
-}
-
 // ----- the tests ----------------------------------------------------------------------------
 
 /// Request-level errors: the query string, the body, unknown routes and methods, the body
@@ -268,7 +256,7 @@ fn set_config(
 #[test]
 fn every_error_is_json_with_a_catalogued_code() -> anyhow::Result<()> {
     let mut net = Cluster::init(1)?;
-    set_config(&net, 0, |c| {
+    net.configure(0, |c| {
         c.rpc.request_timeout_ms = 1500;
         c.rpc.max_batch_txs = 4;
     })?;
@@ -581,7 +569,7 @@ fn refusals_have_their_own_codes_and_resubmission_is_idempotent() -> anyhow::Res
 fn pending_transactions_are_told_apart_from_committed_and_unknown() -> anyhow::Result<()> {
     let mut net = Cluster::init(2)?;
     for i in 0..2 {
-        set_config(&net, i, |c| {
+        net.configure(i, |c| {
             c.mempool.max_txs = 3;
             c.mempool.max_txs_per_signer = 2;
             // The pool's own limits are under test here, not load shedding (below).
@@ -667,7 +655,7 @@ fn pending_transactions_are_told_apart_from_committed_and_unknown() -> anyhow::R
 fn an_overloaded_node_refuses_submissions_at_the_door() -> anyhow::Result<()> {
     let mut net = Cluster::init(2)?;
     for i in 0..2 {
-        set_config(&net, i, |c| c.mempool.shed_wait_ms = 400)?;
+        net.configure(i, |c| c.mempool.shed_wait_ms = 400)?;
     }
     net.start(0)?;
     let http = Http::new(&net.rpc[0])?;

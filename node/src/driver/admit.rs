@@ -14,6 +14,9 @@ use crate::wire::{self, NetMessage, net_message::Kind};
 impl Driver {
     pub(super) fn admit(&mut self, txs: Vec<CheckedTx>, from_peer: bool) -> Vec<AdmitResult> {
         let height = self.height();
+        // What our own clients sent goes to the other validators (peers' relays are not
+        // relayed again); `p2p.relay_transactions = false` keeps it here.
+        let relaying = !from_peer && self.shared.config.p2p.relay_transactions;
         let mut relay = Vec::new();
         // Newly pooled transactions, for compact blocks waiting on them.
         let mut arrived = Vec::new();
@@ -53,13 +56,15 @@ impl Driver {
                 if !self.partials.is_empty() {
                     arrived.push((hash, Arc::clone(&bytes)));
                 }
-                relay.push(bytes.as_ref().clone());
+                if relaying {
+                    relay.push(bytes.as_ref().clone());
+                }
                 Ok(Admitted::Pending(hash))
             })
             .collect::<Vec<_>>();
         self.update_mempool_metrics();
         self.arrived.extend(arrived);
-        if !from_peer && !relay.is_empty() {
+        if !relay.is_empty() {
             self.send(Command::Broadcast(NetMessage {
                 kind: Some(Kind::Txs(wire::TxBatch { txs: relay })),
             }));

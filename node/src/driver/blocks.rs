@@ -93,13 +93,7 @@ impl CachedBlock {
 
     /// Hash → place of each transaction (the first place for a hash named twice).
     pub fn places(&self) -> &BTreeMap<Hash, usize> {
-        self.places.get_or_init(|| {
-            let mut places = BTreeMap::new();
-            for (i, h) in self.hashes.digests().iter().enumerate() {
-                places.entry(*h).or_insert(i);
-            }
-            places
-        })
+        self.places.get_or_init(|| self.hashes.places())
     }
 
     fn size(&self) -> usize {

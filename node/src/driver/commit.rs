@@ -81,6 +81,7 @@ impl Driver {
         if was_speculated {
             m.speculation_used.inc();
         }
+        self.shared.own_blocks.prune(height);
         let since_last = self.last_commit.elapsed();
         self.last_commit = Instant::now();
         self.last_cert = Some(cert.clone());

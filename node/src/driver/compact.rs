@@ -397,22 +397,9 @@ impl Driver {
         }
         let Ok(id) = Hash::from_slice(&f.block_id) else { return Ok(()) };
         let Some(cb) = self.blocks.get(&id) else { return Ok(()) };
-        // Each transaction at most once, so an answer never holds more than the block.
-        let places = cb.places();
-        let mut served = std::collections::BTreeSet::new();
-        let txs = f
-            .hashes
-            .chunks_exact(HASH_BYTES)
-            .filter_map(|h| Hash::from_slice(h).ok())
-            .filter_map(|h| places.get(&h).copied())
-            .filter(|&i| served.insert(i))
-            .map(|i| cb.block.txs[i].clone())
-            .collect();
+        let fill = crate::serve_fetch::fill(&cb.block, cb.places(), &f);
         self.shared.metrics.compact_fetches_served.inc();
-        self.send(Command::Send(
-            from,
-            NetMessage { kind: Some(Kind::TxFill(wire::TxFill { block_id: f.block_id, txs })) },
-        ));
+        self.send(Command::Send(from, NetMessage { kind: Some(Kind::TxFill(fill)) }));
         Ok(())
     }
 

@@ -131,6 +131,8 @@ impl Driver {
             Some((t.hash, t.admitted.elapsed() < super::compact::INLINE_YOUNGER_THAN))
         });
         let cb = CachedBlock::built(block, hashes, parent_cert).with_compact(compact);
+        // Fetches for it are answered by the p2p task from now on, whatever the driver does.
+        self.shared.own_blocks.publish(id, Arc::clone(&cb.block), Arc::clone(&cb.hashes));
         // Our own block is valid by construction: execute it while it is voted on.
         self.speculator.start(id, &cb.block, &cb.hashes);
         self.blocks.insert_own(id, cb, round, &protect);

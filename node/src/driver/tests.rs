@@ -1152,6 +1152,15 @@ async fn our_proposal_goes_compact_with_the_freshest_inline_and_fetches_are_serv
         .expect("answered");
     assert_eq!(fill.0, chain.peer((me + 1) % 4));
     assert_eq!(fill.1.txs, vec![tx1.clone(), tx2.clone()]);
+    // The proposal is published for the p2p task, which answers the same without the driver.
+    let f = wire::TxFetch {
+        block_id: id.as_bytes().to_vec(),
+        hashes: [Hash::digest(&tx1).0, Hash::digest(&tx2).0].concat(),
+    };
+    assert_eq!(
+        node.driver.shared.own_blocks.answer(&f),
+        crate::serve_fetch::Answer::Fill(fill.1.clone())
+    );
     // Asking for one transaction many times gets it once: an answer never outgrows the block.
     let repeated = wire::TxFetch {
         block_id: id.as_bytes().to_vec(),

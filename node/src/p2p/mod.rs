@@ -32,6 +32,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
+use crate::serve_fetch::{Answer as FetchAnswer, OwnBlocks};
 use crate::wire::{NetMessage, NetResponse, SyncRequest, SyncResponse, net_message, net_response};
 use codec::{Frame, FrameCodec, PROTOCOL};
 use dpx_crypto::{Keypair, PublicKey};
@@ -203,6 +204,7 @@ pub fn spawn(
     permitted: BTreeSet<PeerId>,
     inbound: mpsc::Sender<Inbound>,
     sync_server: SyncServer,
+    own_blocks: Arc<OwnBlocks>,
     metrics: Metrics,
 ) -> anyhow::Result<(mpsc::Sender<Command>, PeerId)> {
     let mut seed = key.seed();
@@ -249,6 +251,7 @@ pub fn spawn(
         sync_pending: BTreeSet::new(),
         inbound,
         sync_server,
+        own_blocks,
         metrics,
     };
     tokio::spawn(task.run(swarm, cmd_rx));
@@ -265,6 +268,8 @@ struct NetTask {
     sync_pending: BTreeSet<OutboundRequestId>,
     inbound: mpsc::Sender<Inbound>,
     sync_server: SyncServer,
+    /// Our proposal blocks: their transaction fetches are answered here (`serve_fetch`).
+    own_blocks: Arc<OwnBlocks>,
     metrics: Metrics,
 }
 
@@ -432,6 +437,23 @@ impl NetTask {
                 }
                 let ack = NetResponse { kind: Some(net_response::Kind::Ack(crate::wire::Ack {})) };
                 let _ = swarm.behaviour_mut().send_response(channel, ack);
+                // A fetch for our own proposal block is answered here, not behind the
+                // driver's queue; any other goes to the driver.
+                if let Some(net_message::Kind::TxFetch(f)) = &request.kind {
+                    match self.own_blocks.answer(f) {
+                        FetchAnswer::Fill(fill) => {
+                            self.metrics.compact_fetches_served.inc();
+                            let msg = NetMessage { kind: Some(net_message::Kind::TxFill(fill)) };
+                            swarm.behaviour_mut().send_request(&peer, Frame::Message(msg));
+                            return;
+                        }
+                        FetchAnswer::Malformed => {
+                            self.metrics.proposal_blocks_refused.inc();
+                            return;
+                        }
+                        FetchAnswer::NotOurs => {}
+                    }
+                }
                 self.forward(Inbound::Message { from: peer, msg: request });
             }
             Event::Message {

@@ -1,0 +1,198 @@
+//! Answering peers' transaction fetches for our own proposal blocks on the p2p task, off the
+//! consensus driver.
+//!
+//! A validator that rebuilds our compact proposal block and lacks some of its transactions
+//! asks us for them (`TxFetch`, see `driver::compact`). The driver used to answer between its
+//! other work, so under load a fetch waited behind the relayed batches and votes queued ahead
+//! of it — and the asker's vote waited with it. The driver now publishes each block it
+//! proposes here, and the p2p task answers a fetch for one of them at once, from the same
+//! shared block (no copy until the answer is built). Fetches for any other block go to the
+//! driver as before.
+//!
+//! Bounds: at most [`OWN_BLOCKS_MAX`] blocks (a proposer makes one per round it leads), the
+//! ones at or below a committed height forgotten at commit; an answer holds each transaction
+//! of the block at most once, so a fetch can never make us send more than the block; a fetch
+//! naming more hashes than the block has transactions is malformed and gets no answer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use dpx_crypto::Hash;
+use dpx_ledger::{Block, TxHashes};
+use parking_lot::Mutex;
+
+use crate::wire::{TxFetch, TxFill};
+
+/// Our own proposal blocks kept for fetches at once.
+pub const OWN_BLOCKS_MAX: usize = 8;
+
+const HASH_BYTES: usize = 32;
+
+struct Own {
+    id: Hash,
+    block: Arc<Block>,
+    hashes: Arc<TxHashes>,
+    /// Hash → first place, made on the first fetch.
+    places: OnceLock<BTreeMap<Hash, usize>>,
+}
+
+/// What became of a fetch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// For one of our blocks: the fill to send back.
+    Fill(TxFill),
+    /// For one of our blocks, but malformed (a partial hash, more hashes than the block has
+    /// transactions): no answer.
+    Malformed,
+    /// Not one of ours: the driver answers from its block cache, if it holds the block.
+    NotOurs,
+}
+
+/// See the module docs. Shared by the driver (which publishes and prunes) and the p2p task.
+#[derive(Default)]
+pub struct OwnBlocks {
+    blocks: Mutex<VecDeque<Own>>,
+}
+
+impl std::fmt::Debug for OwnBlocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnBlocks").field("blocks", &self.blocks.lock().len()).finish()
+    }
+}
+
+impl OwnBlocks {
+    /// A block we propose, named `id`: fetches for it are answered from now on. The oldest
+    /// goes past [`OWN_BLOCKS_MAX`].
+    pub fn publish(&self, id: Hash, block: Arc<Block>, hashes: Arc<TxHashes>) {
+        let mut blocks = self.blocks.lock();
+        if blocks.iter().any(|o| o.id == id) {
+            return;
+        }
+        if blocks.len() >= OWN_BLOCKS_MAX {
+            blocks.pop_front();
+        }
+        blocks.push_back(Own { id, block, hashes, places: OnceLock::new() });
+    }
+
+    /// Forget the blocks at or below the committed `height`.
+    pub fn prune(&self, height: u64) {
+        self.blocks.lock().retain(|o| o.block.header.height > height);
+    }
+
+    /// Answer `f` if it asks for one of our blocks (see [`Answer`]).
+    pub fn answer(&self, f: &TxFetch) -> Answer {
+        let Ok(id) = Hash::from_slice(&f.block_id) else { return Answer::NotOurs };
+        // The block is shared: the lock is held only to find it, not to copy bytes.
+        let found = self
+            .blocks
+            .lock()
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| (Arc::clone(&o.block), Arc::clone(&o.hashes), o.places.get().cloned()));
+        let Some((block, hashes, places)) = found else { return Answer::NotOurs };
+        let count = f.hashes.len() / HASH_BYTES;
+        if !f.hashes.len().is_multiple_of(HASH_BYTES) || count > block.txs.len() {
+            return Answer::Malformed;
+        }
+        let places = places.unwrap_or_else(|| self.index(&id, &hashes));
+        Answer::Fill(fill(&block, &places, f))
+    }
+
+    /// Build (once) and return the hash index of block `id`.
+    fn index(&self, id: &Hash, hashes: &TxHashes) -> BTreeMap<Hash, usize> {
+        let places = hashes.places();
+        if let Some(o) = self.blocks.lock().iter().find(|o| o.id == *id) {
+            let _ = o.places.set(places.clone());
+        }
+        places
+    }
+}
+
+/// The answer to `f` from `block` (`places`: its hash index): the transactions it names, in
+/// the order named, each at most once (so an answer never holds more than the block); hashes
+/// the block does not name are left out.
+pub fn fill(block: &Block, places: &BTreeMap<Hash, usize>, f: &TxFetch) -> TxFill {
+    let mut served = std::collections::BTreeSet::new();
+    let txs = f
+        .hashes
+        .chunks_exact(HASH_BYTES)
+        .filter_map(|h| Hash::from_slice(h).ok())
+        .filter_map(|h| places.get(&h).copied())
+        .filter(|&i| served.insert(i))
+        .map(|i| block.txs[i].clone())
+        .collect();
+    TxFill { block_id: f.block_id.clone(), txs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpx_crypto::Keypair;
+    use dpx_ledger::Header;
+
+    fn block(height: u64, txs: Vec<Vec<u8>>) -> (Hash, Arc<Block>, Arc<TxHashes>) {
+        let hashes = TxHashes::of(&txs);
+        let header = Header {
+            chain_id: "c".into(),
+            height,
+            time_ms: 1,
+            proposer: Keypair::from_seed([1; 32]).public(),
+            parent_id: Hash::ZERO,
+            parent_certificate_hash: Hash::ZERO,
+            tx_root: hashes.root(),
+            state_root: Hash::ZERO,
+            validator_set_hash: Hash::ZERO,
+            prev_receipts_hash: Hash::ZERO,
+        };
+        let b = Block { header, txs };
+        (b.id(), Arc::new(b), Arc::new(hashes))
+    }
+
+    fn fetch(id: &Hash, hashes: &[Hash]) -> TxFetch {
+        TxFetch {
+            block_id: id.as_bytes().to_vec(),
+            hashes: hashes.iter().flat_map(|h| h.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_fetch_for_our_block_is_answered_once_per_transaction_and_only_from_it() {
+        let own = OwnBlocks::default();
+        let (id, b, h) = block(5, vec![b"a".to_vec(), b"b".to_vec(), vec![7; 1000]]);
+        own.publish(id, Arc::clone(&b), Arc::clone(&h));
+        let big = Hash::digest(&[7; 1000]);
+        // Asked twice (and a hash the block does not name): the block's bytes, each once.
+        let f = fetch(&id, &[big, Hash::digest(b"nope"), big]);
+        assert_eq!(
+            own.answer(&f),
+            Answer::Fill(TxFill { block_id: id.as_bytes().to_vec(), txs: vec![vec![7; 1000]] })
+        );
+        // The same again, now from the index made by the first.
+        assert!(matches!(own.answer(&f), Answer::Fill(t) if t.txs.len() == 1));
+        // More hashes than the block has transactions, or a partial hash: no answer.
+        assert_eq!(own.answer(&fetch(&id, &[big; 4])), Answer::Malformed);
+        let mut partial = fetch(&id, &[big]);
+        partial.hashes.pop();
+        assert_eq!(own.answer(&partial), Answer::Malformed);
+        // Another block, or no block id at all: the driver's to answer.
+        assert_eq!(own.answer(&fetch(&Hash::digest(b"other"), &[big])), Answer::NotOurs);
+        assert_eq!(own.answer(&TxFetch { block_id: vec![1], hashes: vec![] }), Answer::NotOurs);
+    }
+
+    #[test]
+    fn blocks_are_bounded_and_forgotten_at_commit() {
+        let own = OwnBlocks::default();
+        let ids: Vec<Hash> = (0..OWN_BLOCKS_MAX as u64 + 2)
+            .map(|n| {
+                let (id, b, h) = block(10 + n, vec![n.to_le_bytes().to_vec()]);
+                own.publish(id, b, h);
+                id
+            })
+            .collect();
+        let asks = |id: &Hash| !matches!(own.answer(&fetch(id, &[])), Answer::NotOurs);
+        assert!(!asks(&ids[0]) && !asks(&ids[1]), "the oldest went past the bound");
+        assert!(ids[2..].iter().all(asks));
+        own.prune(13);
+        assert!(!asks(&ids[3]) && asks(&ids[4]), "at or below the committed height forgotten");
+    }
+}
