@@ -32,15 +32,16 @@ struct Own {
     id: Hash,
     block: Arc<Block>,
     hashes: Arc<TxHashes>,
-    /// Hash → first place, made on the first fetch.
-    places: OnceLock<BTreeMap<Hash, usize>>,
+    /// Hash → first place, made by the first fetch's job.
+    places: Arc<OnceLock<BTreeMap<Hash, usize>>>,
 }
 
 /// What became of a fetch.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// For one of our blocks: the fill to send back.
-    Fill(TxFill),
+    /// For one of our blocks: the fill to send back, built by [`Job::fill`] (off the caller's
+    /// task: it copies up to a block of bytes).
+    Ours(Job),
     /// For one of our blocks, but malformed (a partial hash, more hashes than the block has
     /// transactions): no answer.
     Malformed,
@@ -71,7 +72,7 @@ impl OwnBlocks {
         if blocks.len() >= OWN_BLOCKS_MAX {
             blocks.pop_front();
         }
-        blocks.push_back(Own { id, block, hashes, places: OnceLock::new() });
+        blocks.push_back(Own { id, block, hashes, places: Arc::default() });
     }
 
     /// Forget the blocks at or below the committed `height`.
@@ -79,32 +80,46 @@ impl OwnBlocks {
         self.blocks.lock().retain(|o| o.block.header.height > height);
     }
 
-    /// Answer `f` if it asks for one of our blocks (see [`Answer`]).
+    /// Judge `f`: for one of our blocks, the job that builds its answer (see [`Answer`]).
     pub fn answer(&self, f: &TxFetch) -> Answer {
         let Ok(id) = Hash::from_slice(&f.block_id) else { return Answer::NotOurs };
         // The block is shared: the lock is held only to find it, not to copy bytes.
-        let found = self
-            .blocks
-            .lock()
-            .iter()
-            .find(|o| o.id == id)
-            .map(|o| (Arc::clone(&o.block), Arc::clone(&o.hashes), o.places.get().cloned()));
-        let Some((block, hashes, places)) = found else { return Answer::NotOurs };
+        let found = self.blocks.lock().iter().find(|o| o.id == id).map(|o| Job {
+            block: Arc::clone(&o.block),
+            hashes: Arc::clone(&o.hashes),
+            places: Arc::clone(&o.places),
+            fetch: f.clone(),
+        });
+        let Some(job) = found else { return Answer::NotOurs };
         let count = f.hashes.len() / HASH_BYTES;
-        if !f.hashes.len().is_multiple_of(HASH_BYTES) || count > block.txs.len() {
+        if !f.hashes.len().is_multiple_of(HASH_BYTES) || count > job.block.txs.len() {
             return Answer::Malformed;
         }
-        let places = places.unwrap_or_else(|| self.index(&id, &hashes));
-        Answer::Fill(fill(&block, &places, f))
+        Answer::Ours(job)
     }
+}
 
-    /// Build (once) and return the hash index of block `id`.
-    fn index(&self, id: &Hash, hashes: &TxHashes) -> BTreeMap<Hash, usize> {
-        let places = hashes.places();
-        if let Some(o) = self.blocks.lock().iter().find(|o| o.id == *id) {
-            let _ = o.places.set(places.clone());
-        }
-        places
+/// A fetch for one of our blocks, with what answering it needs (shared, not copied).
+#[derive(Debug)]
+pub struct Job {
+    block: Arc<Block>,
+    hashes: Arc<TxHashes>,
+    places: Arc<OnceLock<BTreeMap<Hash, usize>>>,
+    fetch: TxFetch,
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.block, &other.block) && self.fetch == other.fetch
+    }
+}
+impl Eq for Job {}
+
+impl Job {
+    /// The answer (see [`fill`]); the block's hash index is made by the first job that
+    /// needs it and shared by the rest.
+    pub fn fill(&self) -> TxFill {
+        fill(&self.block, self.places.get_or_init(|| self.hashes.places()), &self.fetch)
     }
 }
 
@@ -163,12 +178,16 @@ mod tests {
         let big = Hash::digest(&[7; 1000]);
         // Asked twice (and a hash the block does not name): the block's bytes, each once.
         let f = fetch(&id, &[big, Hash::digest(b"nope"), big]);
+        let fill = |a: Answer| match a {
+            Answer::Ours(job) => job.fill(),
+            other => panic!("not answered: {other:?}"),
+        };
         assert_eq!(
-            own.answer(&f),
-            Answer::Fill(TxFill { block_id: id.as_bytes().to_vec(), txs: vec![vec![7; 1000]] })
+            fill(own.answer(&f)),
+            TxFill { block_id: id.as_bytes().to_vec(), txs: vec![vec![7; 1000]] }
         );
         // The same again, now from the index made by the first.
-        assert!(matches!(own.answer(&f), Answer::Fill(t) if t.txs.len() == 1));
+        assert_eq!(fill(own.answer(&f)).txs.len(), 1);
         // More hashes than the block has transactions, or a partial hash: no answer.
         assert_eq!(own.answer(&fetch(&id, &[big; 4])), Answer::Malformed);
         let mut partial = fetch(&id, &[big]);

@@ -1,12 +1,44 @@
 //! P2P messages from peers: decoding never panics and what decodes re-encodes losslessly; a
 //! compact block's shape is judged without a panic and, when accepted, gives one place per
-//! transaction.
+//! transaction; a transaction fetch is answered from our own block without a panic and never
+//! with more than the block holds.
 #![no_main]
 
+use std::sync::{Arc, OnceLock};
+
+use dpx_crypto::{Hash, Keypair};
+use dpx_ledger::{Block, Header, TxHashes};
 use dpx_node::driver::compact::slots;
+use dpx_node::serve_fetch::{Answer, OwnBlocks};
 use dpx_node::wire::{NetMessage, NetResponse, net_message::Kind};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
+
+/// One published block of three transactions (one repeated), and its id.
+fn own() -> &'static (OwnBlocks, Hash, usize) {
+    static OWN: OnceLock<(OwnBlocks, Hash, usize)> = OnceLock::new();
+    OWN.get_or_init(|| {
+        let txs = vec![b"one".to_vec(), b"two".to_vec(), b"one".to_vec()];
+        let hashes = TxHashes::of(&txs);
+        let header = Header {
+            chain_id: "fuzz".into(),
+            height: 1,
+            time_ms: 1,
+            proposer: Keypair::from_seed([1; 32]).public(),
+            parent_id: Hash::ZERO,
+            parent_certificate_hash: Hash::ZERO,
+            tx_root: hashes.root(),
+            state_root: Hash::ZERO,
+            validator_set_hash: Hash::ZERO,
+            prev_receipts_hash: Hash::ZERO,
+        };
+        let block = Block { header, txs };
+        let (id, bytes) = (block.id(), block.txs.iter().map(Vec::len).sum());
+        let own = OwnBlocks::default();
+        own.publish(id, Arc::new(block), Arc::new(hashes));
+        (own, id, bytes)
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = NetMessage::decode(data) {
@@ -14,6 +46,18 @@ fuzz_target!(|data: &[u8]| {
         if let Some(Kind::Compact(c)) = &m.kind {
             if let Ok(places) = slots(c, 100_000) {
                 assert_eq!(places.len(), c.tx_count as usize);
+            }
+        }
+        if let Some(Kind::TxFetch(f)) = &m.kind {
+            let (own, id, block_bytes) = own();
+            // Aimed at our block: the fuzzer's hashes, under the id it cannot guess.
+            let mut aimed = f.clone();
+            aimed.block_id = id.as_bytes().to_vec();
+            for fetch in [f, &aimed] {
+                if let Answer::Ours(job) = own.answer(fetch) {
+                    let fill = job.fill();
+                    assert!(fill.txs.iter().map(Vec::len).sum::<usize>() <= *block_bytes);
+                }
             }
         }
     }

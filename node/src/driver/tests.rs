@@ -1157,10 +1157,10 @@ async fn our_proposal_goes_compact_with_the_freshest_inline_and_fetches_are_serv
         block_id: id.as_bytes().to_vec(),
         hashes: [Hash::digest(&tx1).0, Hash::digest(&tx2).0].concat(),
     };
-    assert_eq!(
-        node.driver.shared.own_blocks.answer(&f),
-        crate::serve_fetch::Answer::Fill(fill.1.clone())
-    );
+    match node.driver.shared.own_blocks.answer(&f) {
+        crate::serve_fetch::Answer::Ours(job) => assert_eq!(job.fill(), fill.1),
+        other => panic!("our proposal is not published: {other:?}"),
+    }
     // Asking for one transaction many times gets it once: an answer never outgrows the block.
     let repeated = wire::TxFetch {
         block_id: id.as_bytes().to_vec(),

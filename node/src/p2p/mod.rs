@@ -11,6 +11,9 @@
 //! logged. Inbound messages are rate limited per peer, by count and by bytes; a peer that sends a
 //! malformed or oversized frame is disconnected. Block-sync answers are served by at most
 //! [`SYNC_SERVING_MAX`] blocking tasks at once; requests over that are refused and counted.
+//! Transaction fetches for our own proposal blocks (`serve_fetch`) are answered here too, by at
+//! most [`FETCH_SERVING_MAX`] blocking tasks at once; over that, and for any other block, a
+//! fetch goes to the driver.
 //!
 //! Frames: every node accepts at least [`FRAME_BYTES_MIN`], derived from the largest block the
 //! chain parameters may allow (`dpx_contracts::MAX_ENCODED_BLOCK_BYTES`) and the largest
@@ -57,6 +60,10 @@ const _: () = assert!(FRAME_BYTES_MIN <= 16 << 20);
 /// a blocking thread); more are refused and counted (`dpx_p2p_sync_refused`), and the asker
 /// tries again or asks another peer.
 pub const SYNC_SERVING_MAX: usize = 4;
+/// Answers to transaction fetches for our own proposal blocks built at once, off this task
+/// (each copies up to a block of bytes); over it a fetch goes to the driver, which answers
+/// in turn.
+pub const FETCH_SERVING_MAX: usize = 4;
 
 /// What the rest of the node asks the network to do.
 #[derive(Debug)]
@@ -235,6 +242,8 @@ pub fn spawn(
     let local = *swarm.local_peer_id();
     swarm.listen_on(cfg.listen.clone()).context("listen")?;
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    // Answers to fetches, built off the task (at most `FETCH_SERVING_MAX` at once).
+    let (fills_tx, fills_rx) = mpsc::channel(FETCH_SERVING_MAX);
     let task = NetTask {
         dialers: cfg
             .peers
@@ -248,13 +257,15 @@ pub fn spawn(
         permitted,
         budgets: BTreeMap::new(),
         sync_serving: Arc::new(Semaphore::new(SYNC_SERVING_MAX)),
+        fetch_serving: Arc::new(Semaphore::new(FETCH_SERVING_MAX)),
+        fills: fills_tx,
         sync_pending: BTreeSet::new(),
         inbound,
         sync_server,
         own_blocks,
         metrics,
     };
-    tokio::spawn(task.run(swarm, cmd_rx));
+    tokio::spawn(task.run(swarm, cmd_rx, fills_rx));
     Ok((cmd_tx, local))
 }
 
@@ -270,11 +281,20 @@ struct NetTask {
     sync_server: SyncServer,
     /// Our proposal blocks: their transaction fetches are answered here (`serve_fetch`).
     own_blocks: Arc<OwnBlocks>,
+    /// Permits for the blocking tasks that build those answers.
+    fetch_serving: Arc<Semaphore>,
+    /// Answers built off this task, to send (see `run`).
+    fills: mpsc::Sender<(PeerId, NetMessage)>,
     metrics: Metrics,
 }
 
 impl NetTask {
-    async fn run(mut self, mut swarm: Swarm<Behaviour>, mut cmds: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut swarm: Swarm<Behaviour>,
+        mut cmds: mpsc::Receiver<Command>,
+        mut fills: mpsc::Receiver<(PeerId, NetMessage)>,
+    ) {
         let (reply_tx, mut reply_rx) =
             mpsc::channel::<(ResponseChannel<NetResponse>, NetResponse)>(SYNC_REPLY_QUEUE);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -288,6 +308,9 @@ impl NetTask {
                 Some((ch, resp)) = reply_rx.recv() => {
                     // The peer may have gone; nothing to do then.
                     let _ = swarm.behaviour_mut().send_response(ch, resp);
+                }
+                Some((peer, msg)) = fills.recv() => {
+                    swarm.behaviour_mut().send_request(&peer, Frame::Message(msg));
                 }
                 _ = tick.tick() => self.redial(&mut swarm),
             }
@@ -441,11 +464,20 @@ impl NetTask {
                 // driver's queue; any other goes to the driver.
                 if let Some(net_message::Kind::TxFetch(f)) = &request.kind {
                     match self.own_blocks.answer(f) {
-                        FetchAnswer::Fill(fill) => {
-                            self.metrics.compact_fetches_served.inc();
-                            let msg = NetMessage { kind: Some(net_message::Kind::TxFill(fill)) };
-                            swarm.behaviour_mut().send_request(&peer, Frame::Message(msg));
-                            return;
+                        FetchAnswer::Ours(job) => {
+                            if let Ok(permit) = self.fetch_serving.clone().try_acquire_owned() {
+                                self.metrics.compact_fetches_served.inc();
+                                let fills = self.fills.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    let fill = net_message::Kind::TxFill(job.fill());
+                                    // Holds its place until queued: at most FETCH_SERVING_MAX
+                                    // answers exist at once, built or waiting.
+                                    let _ = fills
+                                        .blocking_send((peer, NetMessage { kind: Some(fill) }));
+                                    drop(permit);
+                                });
+                                return;
+                            }
                         }
                         FetchAnswer::Malformed => {
                             self.metrics.proposal_blocks_refused.inc();
