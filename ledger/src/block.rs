@@ -184,7 +184,10 @@ impl TxHashes {
 
     /// With the digests already known (a node's mempool hashed each transaction when it was
     /// admitted): one pass, for the leaves. `digests[i]` must be `Hash::digest(&txs[i])`;
-    /// debug builds check it.
+    /// debug builds check it. **Consensus-critical:** [`TxHashes::check`] ties only the count
+    /// and the root to the header, while the digests become the tx index and (on a
+    /// consensus-only chain) the receipts, so digests from anywhere but these bytes would
+    /// make this node's state differ from everyone's.
     ///
     /// # Panics
     /// If the two lists differ in length (a caller's bug, not an input's).

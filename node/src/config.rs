@@ -185,8 +185,8 @@ pub struct MempoolSection {
     /// pending transactions`) and counted (`dpx_mempool_signer_full`). Not applied on a
     /// consensus-only chain.
     pub max_txs_per_signer: usize,
-    /// Load shedding: while the transaction that has waited longest in the pool has waited
-    /// more than this, new submissions are refused at the door (503 `overloaded`, with
+    /// Load shedding: while the pool's 64th transaction from the front has waited more than
+    /// this (on a validator of the set in force), new submissions are refused at the door (503 `overloaded`, with
     /// `Retry-After`), before any decoding or signature check, and counted
     /// (`dpx_rpc_overloaded_total`). The node then spends its CPU on what it already took
     /// instead of verifying work it cannot commit soon. 0 turns it off (the pool's count and

@@ -135,6 +135,7 @@ impl BlockEvents {
         tx_hashes: &[Hash],
         st: &S,
     ) -> Self {
+        debug_assert_eq!(tx_hashes.len(), block.txs.len(), "one hash per transaction");
         let h = &block.header;
         let mut events = vec![Event {
             kind: "block".into(),

@@ -16,6 +16,12 @@ use dpx_app::admit::Refusal;
 use dpx_crypto::{Hash, PublicKey};
 use prometheus_client::metrics::counter::Counter;
 
+/// Load shedding's rank (`mempool.shed_wait_ms`): the wait of the transaction this many
+/// places from the front of the pool. Not the oldest's, so a few transactions that linger (a
+/// peer's relay only this node holds, waiting for its next proposal) cannot close the door;
+/// a node that cannot keep up has thousands waiting.
+pub const SHED_RANK: usize = 64;
+
 /// One admitted transaction.
 #[derive(Debug, Clone)]
 pub struct PoolTx {
@@ -189,10 +195,11 @@ impl Mempool {
         Some(slot.tx)
     }
 
-    /// When the transaction that has waited longest was admitted (`None`: the pool is empty).
-    /// How long it has waited is the pool's queueing delay: what admission control sheds by.
-    pub fn oldest_admitted(&self) -> Option<Instant> {
-        self.by_seq.first_key_value().map(|(_, t)| *t)
+    /// When the `rank`-th longest-waiting transaction was admitted (1: the oldest; `None`:
+    /// fewer are pooled). How long it has waited is the pool's queueing delay, as admission
+    /// control sheds by it (a rank above 1, so a few stragglers do not count).
+    pub fn admitted_at_rank(&self, rank: usize) -> Option<Instant> {
+        self.by_seq.values().nth(rank.checked_sub(1)?).copied()
     }
 
     /// Up to `max_count` transactions and `max_bytes` bytes for a block: each account's in
@@ -343,7 +350,7 @@ mod tests {
     #[test]
     fn the_oldest_waiting_transaction_follows_removals() {
         let mut p = pool(100, 1 << 20);
-        assert_eq!(p.oldest_admitted(), None);
+        assert_eq!(p.admitted_at_rank(1), None);
         let t0 = Instant::now();
         let at = |ms| t0 + std::time::Duration::from_millis(ms);
         let mut txs = Vec::new();
@@ -355,15 +362,18 @@ mod tests {
         }
         // A refused insert leaves no trace.
         assert!(p.insert(txs[0].clone()).is_err());
-        assert_eq!(p.oldest_admitted(), Some(at(0)));
+        assert_eq!(p.admitted_at_rank(1), Some(at(0)));
+        assert_eq!(p.admitted_at_rank(3), Some(at(20)));
+        assert_eq!(p.admitted_at_rank(4), None, "fewer are pooled");
         p.remove(&txs[1].hash);
-        assert_eq!(p.oldest_admitted(), Some(at(0)), "a younger one leaving changes nothing");
+        assert_eq!(p.admitted_at_rank(1), Some(at(0)), "a younger one leaving changes nothing");
         p.remove(&txs[0].hash);
-        assert_eq!(p.oldest_admitted(), Some(at(20)));
+        assert_eq!(p.admitted_at_rank(1), Some(at(20)));
         let only = [txs[2].signer].into_iter().collect();
         p.recheck_accounts(&only, |_, _| Err("stale".into()));
-        assert_eq!(p.oldest_admitted(), None);
+        assert_eq!(p.admitted_at_rank(1), None);
         assert!(p.is_empty());
+        assert_eq!(p.admitted_at_rank(0), None);
     }
 
     /// Each way an insert fails is its own refusal; a duplicate is none (it is pending).

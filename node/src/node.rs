@@ -35,8 +35,9 @@ pub struct NodeStatus {
     pub round: u32,
     pub validators: Vec<(PublicKey, u64)>,
     pub mempool_txs: usize,
-    /// When the pooled transaction that has waited longest was admitted (load shedding).
-    pub mempool_oldest: Option<std::time::Instant>,
+    /// When the pooled transaction `mempool::SHED_RANK` places from the front was admitted
+    /// (load shedding; `None` while fewer are pooled).
+    pub mempool_waiting_since: Option<std::time::Instant>,
     /// The validator key the consensus core signs with now (after any rotation).
     pub signing_key: Option<PublicKey>,
 }

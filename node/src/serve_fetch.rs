@@ -84,18 +84,18 @@ impl OwnBlocks {
     pub fn answer(&self, f: &TxFetch) -> Answer {
         let Ok(id) = Hash::from_slice(&f.block_id) else { return Answer::NotOurs };
         // The block is shared: the lock is held only to find it, not to copy bytes.
-        let found = self.blocks.lock().iter().find(|o| o.id == id).map(|o| Job {
-            block: Arc::clone(&o.block),
-            hashes: Arc::clone(&o.hashes),
-            places: Arc::clone(&o.places),
-            fetch: f.clone(),
-        });
-        let Some(job) = found else { return Answer::NotOurs };
+        let found = self
+            .blocks
+            .lock()
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| (Arc::clone(&o.block), Arc::clone(&o.hashes), Arc::clone(&o.places)));
+        let Some((block, hashes, places)) = found else { return Answer::NotOurs };
         let count = f.hashes.len() / HASH_BYTES;
-        if !f.hashes.len().is_multiple_of(HASH_BYTES) || count > job.block.txs.len() {
+        if !f.hashes.len().is_multiple_of(HASH_BYTES) || count > block.txs.len() {
             return Answer::Malformed;
         }
-        Answer::Ours(job)
+        Answer::Ours(Job { block, hashes, places, fetch: f.clone() })
     }
 }
 

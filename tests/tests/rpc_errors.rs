@@ -647,54 +647,73 @@ fn pending_transactions_are_told_apart_from_committed_and_unknown() -> anyhow::R
 }
 
 /// Load shedding: on a chain that cannot commit (one of two validators up), once the pool's
-/// oldest transaction has waited longer than `mempool.shed_wait_ms`, submissions alone and in
-/// batches are refused at the door with 503 `overloaded`, `Retry-After` and the figures, and
-/// counted; the transaction already taken stays pending. When the chain commits again the
-/// pool drains and submissions are taken again.
+/// 64th transaction from the front has waited longer than `mempool.shed_wait_ms`,
+/// submissions alone and in batches are refused at the door with 503 `overloaded`,
+/// `Retry-After` and the figures, and counted; what was taken stays pending. A full node,
+/// whose pool holds the same relayed transactions but which proposes nothing, never sheds.
+/// When the chain commits again the pool drains and submissions are taken again.
 #[test]
 fn an_overloaded_node_refuses_submissions_at_the_door() -> anyhow::Result<()> {
-    let mut net = Cluster::init(2)?;
-    for i in 0..2 {
+    let mut net = Cluster::init_with(2, 1)?;
+    for i in 0..3 {
         net.configure(i, |c| c.mempool.shed_wait_ms = 400)?;
     }
     net.start(0)?;
+    net.start(2)?;
     let http = Http::new(&net.rpc[0])?;
-    wait_for(Duration::from_mins(1), || Ok(http.get("/health")?.status == 200))?;
+    let full = Http::new(&net.rpc[2])?;
+    for h in [&http, &full] {
+        wait_for(Duration::from_mins(1), || Ok(h.get("/health")?.status == 200))?;
+    }
     let doc = Doc::fetch(&http)?;
     let chain = http.get("/v1/status")?.body["chain_id"].as_str().expect("chain_id").to_owned();
     let a0 = keyfile::load(&net.agency_key(0))?;
+    // The full node is connected before anything is relayed.
+    wait_for(Duration::from_mins(1), || {
+        Ok(dpx_tests::metric(&net.rpc[2], "dpx_peers").unwrap_or(0) >= 1)
+    })?;
 
-    // Under the limit (an empty pool, then a fresh transaction): taken.
-    let first = signed(&a0, &chain, 0, "first");
-    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&first)}))?;
-    assert_eq!(a.status, 202, "{a:?}");
-    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&signed(&a0, &chain, 1, "second"))}))?;
-    assert_eq!(a.status, 202, "a burst within the limit is taken: {a:?}");
+    // A burst of 70 on an empty pool: taken (it is the wait that counts, not the size).
+    let burst: Vec<SignedTransaction> =
+        (0..70).map(|n| signed(&a0, &chain, n, &format!("t{n}"))).collect();
+    let b = http.post_json(
+        "/v1/txs/batch",
+        &json!({"txs": burst.iter().map(hex_tx).collect::<Vec<_>>()}),
+    )?;
+    assert_eq!(b.status, 200, "{b:?}");
+    assert!(
+        b.body["results"].as_array().expect("results").iter().all(|r| r["status"] == "checked"),
+        "a burst within the limit is taken: {b:?}"
+    );
+    wait_for(Duration::from_mins(1), || Ok(full.get("/v1/status")?.body["mempool_txs"] == 70))?;
 
     std::thread::sleep(Duration::from_millis(600));
-    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&signed(&a0, &chain, 2, "late"))}))?;
+    let late = signed(&a0, &chain, 70, "late");
+    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&late)}))?;
     doc.error(&a, "overloaded", "alone");
     let d = &a.body["error"]["details"];
     assert_eq!(d["limit_ms"], 400, "{a:?}");
     assert!(d["waited_ms"].as_u64().expect("waited_ms") > 400, "{a:?}");
-    assert_eq!(d["pending"], 2, "{a:?}");
+    assert_eq!(d["pending"], 70, "{a:?}");
     assert!(a.retry_after.is_some_and(|s| (1..=30).contains(&s)), "Retry-After: {a:?}");
     // Refused before any check: even bytes that would not decode get the same answer.
     doc.error(&http.post_json("/v1/txs", &json!({"tx": "00"}))?, "overloaded", "undecodable");
-    let b =
-        http.post_json("/v1/txs/batch", &json!({"txs": [hex_tx(&signed(&a0, &chain, 2, "b"))]}))?;
+    let b = http.post_json("/v1/txs/batch", &json!({"txs": [hex_tx(&late)]}))?;
     doc.error(&b, "overloaded", "batch");
     assert!(dpx_tests::metric(&net.rpc[0], "dpx_rpc_overloaded_total")? >= 3);
-    let s = http.get(&format!("/v1/txs/{}", first.hash()))?;
+    let s = http.get(&format!("/v1/txs/{}", burst[0].hash()))?;
     assert_eq!(s.body["status"], "pending", "what was taken stays: {s:?}");
+    // The full node holds the same 70, as long, and takes the submission.
+    let a = full.post_json("/v1/txs", &json!({"tx": hex_tx(&late)}))?;
+    assert_eq!(a.status, 202, "a full node never sheds: {a:?}");
 
     // Quorum: the pool drains, and the door opens again.
     net.start(1)?;
     wait_for(Duration::from_mins(1), || {
-        Ok(http.get(&format!("/v1/txs/{}", first.hash()))?.body["status"] == "committed")
+        Ok(http.get(&format!("/v1/txs/{}", late.hash()))?.body["status"] == "committed")
     })?;
-    wait_for(Duration::from_mins(1), || Ok(http.get("/v1/status")?.body["mempool_txs"] == 0))?;
-    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&signed(&a0, &chain, 2, "again"))}))?;
+    let again = signed(&a0, &chain, 71, "again");
+    let a = http.post_json("/v1/txs", &json!({"tx": hex_tx(&again)}))?;
     assert_eq!(a.status, 202, "{a:?}");
     Ok(())
 }

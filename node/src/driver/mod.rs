@@ -531,7 +531,7 @@ impl Driver {
         st.tip_time_ms = header.as_ref().map_or(self.shared.genesis_time_ms, |h| h.time_ms);
         st.validators = self.validators.validators().iter().map(|v| (v.key, v.power)).collect();
         st.mempool_txs = self.mempool.len();
-        st.mempool_oldest = self.mempool.oldest_admitted();
+        st.mempool_waiting_since = self.mempool.admitted_at_rank(crate::mempool::SHED_RANK);
         st.round = self.core.view().map_or(0, |v| v.round.0);
         st.signing_key = self.key.as_ref().map(Keypair::public);
     }
@@ -549,7 +549,7 @@ impl Driver {
         self.shared.metrics.mempool_bytes.set(self.mempool.bytes() as i64);
         let mut st = self.shared.status.write();
         st.mempool_txs = self.mempool.len();
-        st.mempool_oldest = self.mempool.oldest_admitted();
+        st.mempool_waiting_since = self.mempool.admitted_at_rank(crate::mempool::SHED_RANK);
     }
 }
 

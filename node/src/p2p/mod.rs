@@ -12,8 +12,8 @@
 //! malformed or oversized frame is disconnected. Block-sync answers are served by at most
 //! [`SYNC_SERVING_MAX`] blocking tasks at once; requests over that are refused and counted.
 //! Transaction fetches for our own proposal blocks (`serve_fetch`) are answered here too, by at
-//! most [`FETCH_SERVING_MAX`] blocking tasks at once; over that, and for any other block, a
-//! fetch goes to the driver.
+//! most [`FETCH_SERVING_MAX`] blocking tasks at once and once per peer and block per 400 ms
+//! (over either the fetch gets nothing); a fetch for any other block goes to the driver.
 //!
 //! Frames: every node accepts at least [`FRAME_BYTES_MIN`], derived from the largest block the
 //! chain parameters may allow (`dpx_contracts::MAX_ENCODED_BLOCK_BYTES`) and the largest
@@ -64,6 +64,10 @@ pub const SYNC_SERVING_MAX: usize = 4;
 /// (each copies up to a block of bytes); over it a fetch goes to the driver, which answers
 /// in turn.
 pub const FETCH_SERVING_MAX: usize = 4;
+/// One answer per peer and block per this long (see `on_rr`).
+const FETCH_AGAIN_AFTER: Duration = Duration::from_millis(400);
+/// (Peer, block) pairs remembered for that; over it the newest go unremembered.
+const FETCHES_REMEMBERED: usize = 1024;
 
 /// What the rest of the node asks the network to do.
 #[derive(Debug)]
@@ -258,6 +262,7 @@ pub fn spawn(
         budgets: BTreeMap::new(),
         sync_serving: Arc::new(Semaphore::new(SYNC_SERVING_MAX)),
         fetch_serving: Arc::new(Semaphore::new(FETCH_SERVING_MAX)),
+        fetches_answered: BTreeMap::new(),
         fills: fills_tx,
         sync_pending: BTreeSet::new(),
         inbound,
@@ -283,6 +288,8 @@ struct NetTask {
     own_blocks: Arc<OwnBlocks>,
     /// Permits for the blocking tasks that build those answers.
     fetch_serving: Arc<Semaphore>,
+    /// When each (peer, block) was last answered.
+    fetches_answered: BTreeMap<(PeerId, Vec<u8>), Instant>,
     /// Answers built off this task, to send (see `run`).
     fills: mpsc::Sender<(PeerId, NetMessage)>,
     metrics: Metrics,
@@ -465,19 +472,41 @@ impl NetTask {
                 if let Some(net_message::Kind::TxFetch(f)) = &request.kind {
                     match self.own_blocks.answer(f) {
                         FetchAnswer::Ours(job) => {
-                            if let Ok(permit) = self.fetch_serving.clone().try_acquire_owned() {
-                                self.metrics.compact_fetches_served.inc();
-                                let fills = self.fills.clone();
-                                tokio::task::spawn_blocking(move || {
-                                    let fill = net_message::Kind::TxFill(job.fill());
-                                    // Holds its place until queued: at most FETCH_SERVING_MAX
-                                    // answers exist at once, built or waiting.
-                                    let _ = fills
-                                        .blocking_send((peer, NetMessage { kind: Some(fill) }));
-                                    drop(permit);
-                                });
+                            // An answer can be a whole block for a few hundred bytes asked:
+                            // one per peer and block per FETCH_AGAIN_AFTER (an honest peer
+                            // asks again only after 500 ms), and at most FETCH_SERVING_MAX
+                            // being built; a fetch over either gets nothing (the asker asks
+                            // again at the proposer's re-broadcast).
+                            let now = Instant::now();
+                            let key = (peer, f.block_id.clone());
+                            let recent = self
+                                .fetches_answered
+                                .get(&key)
+                                .is_some_and(|t| now.duration_since(*t) < FETCH_AGAIN_AFTER);
+                            let permit = self.fetch_serving.clone().try_acquire_owned();
+                            let (false, Ok(permit)) = (recent, permit) else {
+                                self.metrics.p2p_rate_limited.inc();
                                 return;
+                            };
+                            if self.fetches_answered.len() >= FETCHES_REMEMBERED {
+                                self.fetches_answered
+                                    .retain(|_, t| now.duration_since(*t) < FETCH_AGAIN_AFTER);
                             }
+                            if self.fetches_answered.len() < FETCHES_REMEMBERED {
+                                self.fetches_answered.insert(key, now);
+                            }
+                            self.metrics.compact_fetches_served.inc();
+                            let fills = self.fills.clone();
+                            tokio::task::spawn_blocking(move || {
+                                let fill = net_message::Kind::TxFill(job.fill());
+                                // The permit is held until the answer is queued: at most
+                                // FETCH_SERVING_MAX answers are being built or wait in the
+                                // queue (of as many places) at once.
+                                let _ =
+                                    fills.blocking_send((peer, NetMessage { kind: Some(fill) }));
+                                drop(permit);
+                            });
+                            return;
                         }
                         FetchAnswer::Malformed => {
                             self.metrics.proposal_blocks_refused.inc();

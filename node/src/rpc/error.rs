@@ -309,7 +309,7 @@ pub const CATALOGUE: &[ErrorSpec] = &[
     e(
         "overloaded",
         503,
-        "load shedding: the pool's oldest transaction has waited longer than mempool.shed_wait_ms, so submissions are refused before any check (details: waited_ms, limit_ms, pending); see Retry-After",
+        "load shedding: the pool's 64th transaction from the front has waited longer than mempool.shed_wait_ms, so submissions are refused before any check (details: waited_ms, limit_ms, pending); see Retry-After",
     ),
     e(
         "mempool_full",

@@ -159,10 +159,11 @@ pub fn refusal_error(r: &Refusal, hash: Option<&Hash>) -> ApiError {
     }
 }
 
-/// Load shedding at the door (`mempool.shed_wait_ms`, 0: off): how long the pool's oldest
-/// transaction has waited (admitted at `oldest`), when that is over the limit. The pool is
-/// served in admission order, so this is the queueing delay a new transaction would add to;
-/// a burst on an idle chain does not trip it, a node that cannot keep up does.
+/// Load shedding at the door (`mempool.shed_wait_ms`, 0: off): how long the pool's
+/// `SHED_RANK`-th transaction from the front has waited (admitted at `oldest`), when that is
+/// over the limit. The pool is served in admission order, so this is the queueing delay a new
+/// transaction would add to; a burst on an idle chain does not trip it, a node that cannot
+/// keep up does, and a few stragglers do not.
 fn over_wait_limit(
     oldest: Option<std::time::Instant>,
     now: std::time::Instant,
@@ -175,12 +176,21 @@ fn over_wait_limit(
 /// Refuse a submission before any decoding or signature check while the node is overloaded
 /// (see [`over_wait_limit`]): 503 `overloaded` with `Retry-After`, counted. The client learns
 /// it at once and the node's CPU goes to what it already took.
+///
+/// Only a validator of the set in force sheds: its pool drains through the blocks it and the
+/// others propose. A full node (or a validator out of the set) proposes nothing, so
+/// transactions its relay could not deliver would wait in its pool for ever and keep its door
+/// shut; the validators it relays to shed for it.
 fn shed(s: &AppState) -> ApiResult<()> {
     let limit_ms = s.config.mempool.shed_wait_ms;
-    let (oldest, pending) = {
+    let (oldest, pending, proposes) = {
         let st = s.status.read();
-        (st.mempool_oldest, st.mempool_txs)
+        let proposes = st.signing_key.is_some_and(|k| st.validators.iter().any(|(v, _)| *v == k));
+        (st.mempool_waiting_since, st.mempool_txs, proposes)
     };
+    if !proposes {
+        return Ok(());
+    }
     let Some(waited) = over_wait_limit(oldest, std::time::Instant::now(), limit_ms) else {
         return Ok(());
     };
@@ -192,7 +202,7 @@ fn shed(s: &AppState) -> ApiResult<()> {
         StatusCode::SERVICE_UNAVAILABLE,
         "overloaded",
         format!(
-            "the node is overloaded: its oldest pending transaction has waited {waited_ms} ms \
+            "the node is overloaded: its pending transactions have waited {waited_ms} ms \
              (the limit is {limit_ms} ms); retry after {retry_after} s or submit elsewhere"
         ),
     )
