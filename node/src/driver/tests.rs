@@ -15,6 +15,8 @@ use dpx_ledger::{Block, Header};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
+use dpx_app::admit::Refusal;
+
 use super::{Driver, DriverTiming};
 use crate::config::{Config, Home};
 use crate::mempool::{Mempool, MempoolLimits};
@@ -1292,4 +1294,23 @@ async fn with_compact_proposals_off_blocks_go_whole_and_compact_ones_are_still_t
     let (block, cert) = follower.next_block(&chain, p, vec![tx]);
     follower.net(chain.peer(p), Kind::Compact(all_by_hash(&block, &cert)));
     assert!(follower.driver.blocks.holds(&block.id()));
+}
+
+/// On a consensus-only chain whose blocks are smaller than the largest payload admission
+/// takes, a payload no block could hold is refused at admission: it would never be reaped
+/// and would hold up every payload pooled behind it (they share one pseudo-account).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opaque_payload_larger_than_a_block_is_refused_at_admission() {
+    let mut chain = Chain::new();
+    chain.genesis.consensus_only = true;
+    chain.genesis.app.params.max_tx_bytes = 1024;
+    chain.genesis.app.params.max_block_bytes = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = open(&chain, dir.path(), Some(0));
+    let checked = node.driver.shared.checker.check_batch(vec![vec![1; 5000], vec![2; 4096]]);
+    let txs = checked.into_iter().map(Result::unwrap).collect();
+    let results = node.driver.admit(txs, false);
+    assert_eq!(results[0], Err(Refusal::PayloadSize { len: 5000, max: 4096 }));
+    assert!(results[1].is_ok(), "a payload of a whole block fits: {:?}", results[1]);
+    assert_eq!(node.driver.mempool.len(), 1);
 }
