@@ -45,6 +45,8 @@ pub mod rpc;
 pub mod safety;
 pub mod serve_fetch;
 pub mod serve_sync;
+#[doc(hidden)]
+pub mod testing;
 pub mod testnet;
 
 /// Generated protobuf types of the node's own wire messages (`proto/node.proto`).

@@ -142,24 +142,10 @@ pub fn fill(block: &Block, places: &BTreeMap<Hash, usize>, f: &TxFetch) -> TxFil
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dpx_crypto::Keypair;
-    use dpx_ledger::Header;
 
     fn block(height: u64, txs: Vec<Vec<u8>>) -> (Hash, Arc<Block>, Arc<TxHashes>) {
-        let hashes = TxHashes::of(&txs);
-        let header = Header {
-            chain_id: "c".into(),
-            height,
-            time_ms: 1,
-            proposer: Keypair::from_seed([1; 32]).public(),
-            parent_id: Hash::ZERO,
-            parent_certificate_hash: Hash::ZERO,
-            tx_root: hashes.root(),
-            state_root: Hash::ZERO,
-            validator_set_hash: Hash::ZERO,
-            prev_receipts_hash: Hash::ZERO,
-        };
-        let b = Block { header, txs };
+        let b = crate::testing::made_up_block(height, txs);
+        let hashes = TxHashes::of(&b.txs);
         (b.id(), Arc::new(b), Arc::new(hashes))
     }
 

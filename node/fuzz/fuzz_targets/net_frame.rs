@@ -6,10 +6,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use dpx_crypto::{Hash, Keypair};
-use dpx_ledger::{Block, Header, TxHashes};
+use dpx_crypto::Hash;
+use dpx_ledger::TxHashes;
 use dpx_node::driver::compact::slots;
 use dpx_node::serve_fetch::{Answer, OwnBlocks};
+use dpx_node::testing::made_up_block;
 use dpx_node::wire::{NetMessage, NetResponse, net_message::Kind};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -18,21 +19,8 @@ use prost::Message;
 fn own() -> &'static (OwnBlocks, Hash, usize) {
     static OWN: OnceLock<(OwnBlocks, Hash, usize)> = OnceLock::new();
     OWN.get_or_init(|| {
-        let txs = vec![b"one".to_vec(), b"two".to_vec(), b"one".to_vec()];
-        let hashes = TxHashes::of(&txs);
-        let header = Header {
-            chain_id: "fuzz".into(),
-            height: 1,
-            time_ms: 1,
-            proposer: Keypair::from_seed([1; 32]).public(),
-            parent_id: Hash::ZERO,
-            parent_certificate_hash: Hash::ZERO,
-            tx_root: hashes.root(),
-            state_root: Hash::ZERO,
-            validator_set_hash: Hash::ZERO,
-            prev_receipts_hash: Hash::ZERO,
-        };
-        let block = Block { header, txs };
+        let block = made_up_block(1, vec![b"one".to_vec(), b"two".to_vec(), b"one".to_vec()]);
+        let hashes = TxHashes::of(&block.txs);
         let (id, bytes) = (block.id(), block.txs.iter().map(Vec::len).sum());
         let own = OwnBlocks::default();
         own.publish(id, Arc::new(block), Arc::new(hashes));

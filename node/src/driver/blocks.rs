@@ -441,25 +441,12 @@ impl Driver {
 pub(super) mod tests {
     use super::*;
     use dpx_crypto::Keypair;
-    use dpx_ledger::Header;
 
     const MAX: usize = 10_000;
 
     /// A decodable block of `txs` at `height` with a made-up header (the tx root is right).
     pub(in crate::driver) fn test_block(height: u64, txs: Vec<Vec<u8>>) -> Block {
-        let header = Header {
-            chain_id: "c".into(),
-            height,
-            time_ms: 1,
-            proposer: Keypair::from_seed([1; 32]).public(),
-            parent_id: Hash::ZERO,
-            parent_certificate_hash: Hash::ZERO,
-            tx_root: dpx_ledger::merkle::root(&txs),
-            state_root: Hash::ZERO,
-            validator_set_hash: Hash::ZERO,
-            prev_receipts_hash: Hash::ZERO,
-        };
-        Block { header, txs }
+        crate::testing::made_up_block(height, txs)
     }
 
     fn block(height: u64, n: u32, pad: usize) -> (Hash, CachedBlock) {

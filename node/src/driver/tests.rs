@@ -251,20 +251,11 @@ fn vote(
 
 /// A decodable block for `height` that no proposal names.
 fn junk_block(chain: &Chain, height: u64, n: u32) -> Block {
-    let txs = vec![n.to_le_bytes().to_vec()];
-    let header = Header {
-        chain_id: chain.chain_id().to_owned(),
-        height,
-        time_ms: u64::from(n),
-        proposer: Keypair::from_seed([201; 32]).public(),
-        parent_id: Hash::ZERO,
-        parent_certificate_hash: Hash::ZERO,
-        tx_root: dpx_ledger::merkle::root(&txs),
-        state_root: Hash::ZERO,
-        validator_set_hash: Hash::ZERO,
-        prev_receipts_hash: Hash::ZERO,
-    };
-    Block { header, txs }
+    let mut b = crate::testing::made_up_block(height, vec![n.to_le_bytes().to_vec()]);
+    b.header.chain_id = chain.chain_id().to_owned();
+    b.header.time_ms = u64::from(n);
+    b.header.proposer = Keypair::from_seed([201; 32]).public();
+    b
 }
 
 fn junk_peer() -> PeerId {
