@@ -405,6 +405,8 @@ pub fn document() -> Value {
     });
     submit["responses"]["403"] = err_ref();
     submit["responses"]["415"] = err_ref();
+    let shedding = "A validator past its capacity sheds load: while its mempool's 64th transaction from the front has waited longer than mempool.shed_wait_ms, submissions (alone or in batches) are refused before any check with 503 overloaded and Retry-After (seconds); retry then, or submit to another node.";
+    submit["description"] = json!(shedding);
     let mut batch = op(
         "Submit up to rpc.max_batch_txs transactions",
         &json!([query("wait", "admission | check", "string")]),
@@ -417,6 +419,7 @@ pub fn document() -> Value {
         "application/x-protobuf": { "schema": { "type": "string", "format": "binary",
             "description": "a dpx.node.v1.TxBatch message (repeated bytes txs = 1): no hex, for high-rate clients" } } } });
     batch["responses"]["415"] = err_ref();
+    batch["description"] = json!(shedding);
     let kind = path_param(
         "kind",
         "participants, products, demands, responses, orders, grants, usage, subjects, policies, proposals, accounts, attestations, balances, bank_records, money, destructions, overdue_destructions, jobs",
@@ -516,6 +519,11 @@ mod tests {
             assert!(info.contains(word), "{word}");
         }
         assert!(doc["paths"]["/v1/txs"]["post"]["responses"]["408"].is_object());
+        for path in ["/v1/txs", "/v1/txs/batch"] {
+            let post = &doc["paths"][path]["post"];
+            assert!(post["responses"]["503"].is_object(), "{path}");
+            assert!(post["description"].as_str().unwrap().contains("overloaded"), "{path}");
+        }
     }
 
     #[test]
