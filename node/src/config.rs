@@ -431,7 +431,17 @@ impl Config {
             std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
         anyhow::ensure!(meta.len() <= CONFIG_BYTES_MAX, "{} is too large", path.display());
         let text = std::fs::read_to_string(path)?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let cfg: Self =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // A node that proposes nothing and relays nothing would keep its clients'
+        // transactions to itself for ever.
+        anyhow::ensure!(
+            cfg.node.validator || cfg.p2p.relay_transactions,
+            "{}: p2p.relay_transactions = false on a node that does not validate: its clients' \
+             transactions would never reach a proposer",
+            path.display()
+        );
+        Ok(cfg)
     }
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
@@ -516,6 +526,24 @@ mod tests {
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back.rpc.listen, "127.0.0.1:2");
         assert!(toml::from_str::<Config>(&format!("{text}\n[bogus]\nx = 1\n")).is_err());
+    }
+
+    /// A full node that does not relay would keep its clients' transactions for ever; a
+    /// validator may (its proposals carry them), and older files without the key relay.
+    #[test]
+    fn a_full_node_that_does_not_relay_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut c = Config::new("v0", "/ip4/127.0.0.1/tcp/1".into(), "127.0.0.1:2".into());
+        c.p2p.relay_transactions = false;
+        c.save(&path).unwrap();
+        assert!(Config::load(&path).is_ok(), "a validator proposes what it keeps");
+        c.node.validator = false;
+        c.save(&path).unwrap();
+        let e = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(e.contains("relay_transactions"), "{e}");
+        let text = "[p2p]\nlisten = \"/ip4/127.0.0.1/tcp/1\"\n[rpc]\nlisten = \"127.0.0.1:2\"\n";
+        assert!(toml::from_str::<Config>(text).unwrap().p2p.relay_transactions);
     }
 
     #[test]
