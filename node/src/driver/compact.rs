@@ -388,7 +388,7 @@ impl Driver {
     /// answered from that block, each transaction at most once, hashes it does not name left
     /// out. A fetch for a block we do not hold, or one malformed, gets no answer: what a peer
     /// can make us send is bounded by the blocks we hold, not by our pool.
-    pub(super) fn on_tx_fetch(&mut self, from: PeerId, f: wire::TxFetch) -> anyhow::Result<()> {
+    pub(super) fn on_tx_fetch(&mut self, from: PeerId, f: &wire::TxFetch) -> anyhow::Result<()> {
         let max_txs = params(&self.store)?.max_block_txs;
         if !f.hashes.len().is_multiple_of(HASH_BYTES) || f.hashes.len() / HASH_BYTES > max_txs {
             debug!(peer = %from, "malformed transaction fetch");
@@ -397,7 +397,7 @@ impl Driver {
         }
         let Ok(id) = Hash::from_slice(&f.block_id) else { return Ok(()) };
         let Some(cb) = self.blocks.get(&id) else { return Ok(()) };
-        let fill = crate::serve_fetch::fill(&cb.block, cb.places(), &f);
+        let fill = crate::serve_fetch::fill(&cb.block, cb.places(), f);
         self.shared.metrics.compact_fetches_served.inc();
         self.send(Command::Send(from, NetMessage { kind: Some(Kind::TxFill(fill)) }));
         Ok(())

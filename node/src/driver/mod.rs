@@ -340,7 +340,7 @@ impl Driver {
             },
             Some(Kind::Block(pb)) => self.on_block(from, pb.block, pb.parent_certificate)?,
             Some(Kind::Compact(c)) => self.on_compact(from, c)?,
-            Some(Kind::TxFetch(f)) => self.on_tx_fetch(from, f)?,
+            Some(Kind::TxFetch(f)) => self.on_tx_fetch(from, &f)?,
             Some(Kind::TxFill(f)) => self.on_tx_fill(from, f)?,
             Some(Kind::Txs(batch)) => self.admit_from_peer(from, batch.txs),
             Some(Kind::Status(st)) => {

@@ -21,8 +21,9 @@ pub struct ApiError {
     pub message: String,
     /// Machine-readable fields of the cause (a JSON object), if any.
     pub details: Option<Value>,
-    /// Seconds to wait before retrying (`Retry-After`), for refusals that pass.
-    pub retry_after_s: Option<u64>,
+    /// Seconds to wait before retrying (`Retry-After`), for refusals that pass. (A `u16`
+    /// keeps the error small: it travels in every `Result` of the handlers.)
+    pub retry_after_s: Option<u16>,
 }
 
 impl ApiError {
@@ -57,7 +58,7 @@ impl ApiError {
 
     /// Answer with `Retry-After: secs`.
     #[must_use]
-    pub fn with_retry_after(mut self, secs: u64) -> Self {
+    pub fn with_retry_after(mut self, secs: u16) -> Self {
         self.retry_after_s = Some(secs);
         self
     }
