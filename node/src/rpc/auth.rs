@@ -589,17 +589,14 @@ impl IntoResponse for AuthError {
                 );
                 r
             }
-            Self::ReplayCacheFull { retry_after_s } => {
-                let mut r = ApiError::unavailable(self.to_string()).into_response();
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                r
-            }
+            Self::ReplayCacheFull { retry_after_s } => ApiError::unavailable(self.to_string())
+                .with_retry_after(retry_after_s)
+                .into_response(),
             Self::KeyQuotaFull { retry_after_s, .. } => {
                 let m = self.to_string();
-                let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "key_rate_limited", m)
-                    .into_response();
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                r
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "key_rate_limited", m)
+                    .with_retry_after(retry_after_s)
+                    .into_response()
             }
             // The same codes as an unsigned request's body limits (`rpc/deadline.rs`).
             Self::Body(status, m) => {

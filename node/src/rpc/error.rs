@@ -56,10 +56,10 @@ impl ApiError {
         self
     }
 
-    /// Answer with `Retry-After: secs`.
+    /// Answer with `Retry-After: secs` (at most 65,535).
     #[must_use]
-    pub fn with_retry_after(mut self, secs: u16) -> Self {
-        self.retry_after_s = Some(secs);
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_s = Some(u16::try_from(secs).unwrap_or(u16::MAX));
         self
     }
 

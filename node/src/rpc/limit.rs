@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
@@ -73,16 +73,13 @@ pub async fn per_ip(
 ) -> Response {
     match limiter.allow(addr.ip()) {
         Some(true) => next.run(req).await,
-        Some(false) => {
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests from this address; slow down",
-            )
-            .into_response();
-            resp.headers_mut().insert(header::RETRY_AFTER, limiter.retry_after_s().into());
-            resp
-        }
+        Some(false) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests from this address; slow down",
+        )
+        .with_retry_after(limiter.retry_after_s())
+        .into_response(),
         None => ApiError::unavailable("too many clients").into_response(),
     }
 }

@@ -197,7 +197,7 @@ fn shed(s: &AppState) -> ApiResult<()> {
     s.metrics.rpc_overloaded.inc();
     let waited_ms = waited.as_millis() as u64;
     // Roughly how long the excess takes to drain, in whole seconds (1 to 30).
-    let retry_after = (waited_ms - limit_ms).div_ceil(1000).clamp(1, 30) as u16;
+    let retry_after = (waited_ms - limit_ms).div_ceil(1000).clamp(1, 30);
     Err(ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "overloaded",
