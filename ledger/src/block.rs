@@ -143,16 +143,7 @@ impl Block {
     /// One hash pass over the transactions; a node that also needs their digests makes
     /// [`TxHashes`] once instead.
     pub fn check_tx_root(&self) -> Result<(), LedgerError> {
-        let found = merkle::root(&self.txs);
-        if found == self.header.tx_root {
-            Ok(())
-        } else {
-            Err(LedgerError::HeaderMismatch {
-                field: "tx_root",
-                expected: found,
-                found: self.header.tx_root,
-            })
-        }
+        check_root(&self.header, merkle::root(&self.txs))
     }
 
     /// Hashes of the transactions, in block order (`Hash::digest` of each tx's bytes).
@@ -170,16 +161,35 @@ impl Block {
 /// Made only from the transactions themselves ([`TxHashes::of`]) or from digests the caller
 /// computed from those bytes ([`TxHashes::with_digests`]); [`TxHashes::check`] ties them to a
 /// header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TxHashes {
     digests: Vec<Hash>,
     root: Hash,
+    /// Digest → first place, made when first asked for ([`TxHashes::places`]).
+    places: std::sync::OnceLock<std::collections::BTreeMap<Hash, usize>>,
 }
+
+impl PartialEq for TxHashes {
+    fn eq(&self, other: &Self) -> bool {
+        self.digests == other.digests && self.root == other.root
+    }
+}
+impl Eq for TxHashes {}
 
 impl TxHashes {
     /// Digest and leaf of every transaction: two hash passes over the bytes.
     pub fn of(txs: &[Vec<u8>]) -> Self {
         Self::with_digests(txs, txs.iter().map(|tx| Hash::digest(tx)).collect())
+    }
+
+    /// The hashes of a block from outside, checked against its header as cheaply as a
+    /// mismatch allows: the leaves and the root first, and only if the root is the header's
+    /// `tx_root` the digests (a junk block costs one pass, as `Block::check_tx_root` did).
+    pub fn of_block(block: &Block) -> Result<Self, LedgerError> {
+        let root = merkle::root(&block.txs);
+        check_root(&block.header, root)?;
+        let digests = block.tx_hashes();
+        Ok(Self { digests, root, places: std::sync::OnceLock::new() })
     }
 
     /// With the digests already known (a node's mempool hashed each transaction when it was
@@ -194,8 +204,7 @@ impl TxHashes {
     pub fn with_digests(txs: &[Vec<u8>], digests: Vec<Hash>) -> Self {
         assert_eq!(txs.len(), digests.len(), "one digest per transaction");
         debug_assert!(txs.iter().zip(&digests).all(|(tx, d)| Hash::digest(tx) == *d));
-        let leaves: Vec<Hash> = txs.iter().map(|tx| merkle::tx_leaf(tx)).collect();
-        Self { digests, root: merkle::root_of_leaves(&leaves) }
+        Self { digests, root: merkle::root(txs), places: std::sync::OnceLock::new() }
     }
 
     /// Each transaction's digest, in block order.
@@ -209,13 +218,15 @@ impl TxHashes {
     }
 
     /// Digest → place of each transaction (the first place for a digest named twice), for
-    /// answering fetches by hash.
-    pub fn places(&self) -> std::collections::BTreeMap<Hash, usize> {
-        let mut places = std::collections::BTreeMap::new();
-        for (i, h) in self.digests.iter().enumerate() {
-            places.entry(*h).or_insert(i);
-        }
-        places
+    /// answering fetches by hash; made on the first call and kept.
+    pub fn places(&self) -> &std::collections::BTreeMap<Hash, usize> {
+        self.places.get_or_init(|| {
+            let mut places = std::collections::BTreeMap::new();
+            for (i, h) in self.digests.iter().enumerate() {
+                places.entry(*h).or_insert(i);
+            }
+            places
+        })
     }
 
     /// That these are the hashes of `block`'s transactions as its header names them: the
@@ -227,15 +238,20 @@ impl TxHashes {
                 hashes: self.digests.len(),
             });
         }
-        if self.root == block.header.tx_root {
-            Ok(())
-        } else {
-            Err(LedgerError::HeaderMismatch {
-                field: "tx_root",
-                expected: self.root,
-                found: block.header.tx_root,
-            })
-        }
+        check_root(&block.header, self.root)
+    }
+}
+
+/// `found` (the transactions' Merkle root) is the header's `tx_root`.
+fn check_root(header: &Header, found: Hash) -> Result<(), LedgerError> {
+    if found == header.tx_root {
+        Ok(())
+    } else {
+        Err(LedgerError::HeaderMismatch {
+            field: "tx_root",
+            expected: found,
+            found: header.tx_root,
+        })
     }
 }
 
@@ -324,6 +340,12 @@ pub(crate) mod tests {
                 Err(LedgerError::HeaderMismatch { field: "tx_root", .. })
             );
             prop_assert!(root_refused);
+            // From outside: refused on the root alone, else the same hashes.
+            let refused = matches!(TxHashes::of_block(&block), Err(LedgerError::HeaderMismatch { .. }));
+            prop_assert!(refused);
+            block.header.tx_root = other.root();
+            prop_assert_eq!(TxHashes::of_block(&block).unwrap(), other.clone());
+            prop_assert_eq!(other.places().len(), other.digests().iter().collect::<std::collections::BTreeSet<_>>().len());
         }
 
         #[test]

@@ -92,16 +92,6 @@ pub fn root(txs: &[Vec<u8>]) -> Hash {
     root_of(Tree::Txs, txs)
 }
 
-/// The leaf of one transaction in the tree under [`root`].
-pub(crate) fn tx_leaf(tx: &[u8]) -> Hash {
-    Tree::Txs.leaf(tx)
-}
-
-/// The root of a tree of leaves already hashed ([`tx_leaf`]).
-pub(crate) fn root_of_leaves(leaves: &[Hash]) -> Hash {
-    subtree_root(leaves)
-}
-
 /// Inclusion proof of `txs[index]` under [`root`].
 pub fn prove(txs: &[Vec<u8>], index: usize) -> Result<MerkleProof, LedgerError> {
     prove_in(Tree::Txs, txs, index)

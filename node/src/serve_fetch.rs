@@ -15,7 +15,7 @@
 //! naming more hashes than the block has transactions is malformed and gets no answer.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use dpx_crypto::Hash;
 use dpx_ledger::{Block, TxHashes};
@@ -32,8 +32,6 @@ struct Own {
     id: Hash,
     block: Arc<Block>,
     hashes: Arc<TxHashes>,
-    /// Hash → first place, made by the first fetch's job.
-    places: Arc<OnceLock<BTreeMap<Hash, usize>>>,
 }
 
 /// What became of a fetch.
@@ -72,7 +70,7 @@ impl OwnBlocks {
         if blocks.len() >= OWN_BLOCKS_MAX {
             blocks.pop_front();
         }
-        blocks.push_back(Own { id, block, hashes, places: Arc::default() });
+        blocks.push_back(Own { id, block, hashes });
     }
 
     /// Forget the blocks at or below the committed `height`.
@@ -89,13 +87,13 @@ impl OwnBlocks {
             .lock()
             .iter()
             .find(|o| o.id == id)
-            .map(|o| (Arc::clone(&o.block), Arc::clone(&o.hashes), Arc::clone(&o.places)));
-        let Some((block, hashes, places)) = found else { return Answer::NotOurs };
+            .map(|o| (Arc::clone(&o.block), Arc::clone(&o.hashes)));
+        let Some((block, hashes)) = found else { return Answer::NotOurs };
         let count = f.hashes.len() / HASH_BYTES;
         if !f.hashes.len().is_multiple_of(HASH_BYTES) || count > block.txs.len() {
             return Answer::Malformed;
         }
-        Answer::Ours(Job { block, hashes, places, fetch: f.clone() })
+        Answer::Ours(Job { block, hashes, fetch: f.clone() })
     }
 }
 
@@ -104,7 +102,6 @@ impl OwnBlocks {
 pub struct Job {
     block: Arc<Block>,
     hashes: Arc<TxHashes>,
-    places: Arc<OnceLock<BTreeMap<Hash, usize>>>,
     fetch: TxFetch,
 }
 
@@ -119,7 +116,7 @@ impl Job {
     /// The answer (see [`fill`]); the block's hash index is made by the first job that
     /// needs it and shared by the rest.
     pub fn fill(&self) -> TxFill {
-        fill(&self.block, self.places.get_or_init(|| self.hashes.places()), &self.fetch)
+        fill(&self.block, self.hashes.places(), &self.fetch)
     }
 }
 

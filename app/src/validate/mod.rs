@@ -148,7 +148,8 @@ pub fn first_bad_tx(
 }
 
 /// A block from sync: decode it and its certificate and check both against our tip. Returns
-/// the block with its transactions' hashes (made here, once) and the certificate.
+/// the block with its transactions' hashes (made here, once) and the certificate; `None` for
+/// a block that is not the next one (the caller skips it).
 pub fn check_synced(
     store: &Store,
     rules: BlockRules<'_>,
@@ -156,16 +157,18 @@ pub fn check_synced(
     block: &[u8],
     cert: &[u8],
     parent_certificate: &[u8],
-) -> Result<(Block, TxHashes, Certificate), String> {
+) -> Result<Option<(Block, TxHashes, Certificate)>, String> {
     let limit = params(store).map_err(|e| e.to_string())?.encoded_max();
     let block = Block::decode(block, limit).map_err(|e| e.to_string())?;
     let cert = Certificate::decode(cert).map_err(|e| e.to_string())?;
     let tip = store.tip_height();
-    let hashes = TxHashes::of(&block.txs);
     if block.header.height != tip + 1 {
-        return Ok((block, hashes, cert)); // not the next one: the caller skips it
+        return Ok(None);
     }
     check_certificate(rules.chain_id(), &cert, block.header.height, &block.id(), validators)?;
+    // After the certificate (a few signatures) and before the rest: one pass for the root
+    // of a block that does not match its header, two for one that does.
+    let hashes = TxHashes::of_block(&block).map_err(|e| e.to_string())?;
     let (tip, parent_set) = tip_and_parent_set(store, rules, validators)?;
     check_header(
         rules.chain_id(),
@@ -178,7 +181,7 @@ pub fn check_synced(
     )?;
     // Decided blocks were checked by a quorum, but a node never executes what it has not checked.
     check_block_txs(rules.checker, &block.txs, hashes.digests())?;
-    Ok((block, hashes, cert))
+    Ok(Some((block, hashes, cert)))
 }
 
 #[cfg(test)]

@@ -41,8 +41,6 @@ pub(super) struct CachedBlock {
     encoded: Arc<OnceLock<Vec<u8>>>,
     encoded_len: usize,
     compact: Arc<OnceLock<wire::CompactBlock>>,
-    /// Hash → place of each transaction, for answering fetches (made on the first one).
-    places: Arc<OnceLock<BTreeMap<Hash, usize>>>,
 }
 
 impl CachedBlock {
@@ -56,7 +54,6 @@ impl CachedBlock {
             encoded: Arc::new(OnceLock::from(bytes)),
             encoded_len,
             compact: Arc::new(OnceLock::new()),
-            places: Arc::new(OnceLock::new()),
         }
     }
 
@@ -70,7 +67,6 @@ impl CachedBlock {
             parent_cert: Arc::new(parent_cert),
             encoded: Arc::new(OnceLock::new()),
             compact: Arc::new(OnceLock::new()),
-            places: Arc::new(OnceLock::new()),
         }
     }
 
@@ -89,11 +85,6 @@ impl CachedBlock {
     pub fn compact(&self) -> &wire::CompactBlock {
         self.compact
             .get_or_init(|| super::compact::encode(&self.block, &self.parent_cert, |_| None))
-    }
-
-    /// Hash → place of each transaction (the first place for a hash named twice).
-    pub fn places(&self) -> &BTreeMap<Hash, usize> {
-        self.places.get_or_init(|| self.hashes.places())
     }
 
     fn size(&self) -> usize {
@@ -376,12 +367,14 @@ impl Driver {
         // header with other transactions first and have the real block dropped as a
         // duplicate (the proposal would then fail validation here). The hashes made for it
         // are the ones every later step uses.
-        let hashes = TxHashes::of(&block.txs);
-        if let Err(e) = hashes.check(&block) {
-            debug!(peer = %from, error = %e, "proposal block does not match its header");
-            metrics.proposal_blocks_refused.inc();
-            return Ok(());
-        }
+        let hashes = match TxHashes::of_block(&block) {
+            Ok(h) => h,
+            Err(e) => {
+                debug!(peer = %from, error = %e, "proposal block does not match its header");
+                metrics.proposal_blocks_refused.inc();
+                return Ok(());
+            }
+        };
         let id = block.id();
         let cb = CachedBlock::decoded(block, hashes, bytes, parent_cert);
         self.accept_block(from, id, cb, limit)

@@ -397,7 +397,7 @@ impl Driver {
         }
         let Ok(id) = Hash::from_slice(&f.block_id) else { return Ok(()) };
         let Some(cb) = self.blocks.get(&id) else { return Ok(()) };
-        let fill = crate::serve_fetch::fill(&cb.block, cb.places(), f);
+        let fill = crate::serve_fetch::fill(&cb.block, cb.hashes.places(), f);
         self.shared.metrics.compact_fetches_served.inc();
         self.send(Command::Send(from, NetMessage { kind: Some(Kind::TxFill(fill)) }));
         Ok(())

@@ -211,7 +211,6 @@ impl Driver {
         let mut applied = 0;
         let mut bad = false;
         for sb in resp.blocks.into_iter().take(SYNC_BATCH as usize) {
-            let tip = self.store.tip_height();
             let verdict = check_synced(
                 &self.store,
                 self.block_rules(),
@@ -221,11 +220,11 @@ impl Driver {
                 &sb.parent_certificate,
             );
             match verdict {
-                Ok((block, hashes, cert)) if block.header.height == tip + 1 => {
+                Ok(Some((block, hashes, cert))) => {
                     self.apply_block(Arc::new(block), &hashes, &cert, &sb.parent_certificate)?;
                     applied += 1;
                 }
-                Ok(_) => {}
+                Ok(None) => {} // not the next block
                 Err(reason) => {
                     warn!(peer = %from, %reason, "bad block from sync; ignoring the rest");
                     bad = true;
