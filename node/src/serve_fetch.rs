@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dpx_crypto::Hash;
 use dpx_ledger::{Block, TxHashes};
@@ -25,6 +26,12 @@ use crate::wire::{TxFetch, TxFill};
 
 /// Our own proposal blocks kept for fetches at once.
 pub const OWN_BLOCKS_MAX: usize = 8;
+/// One answer per peer and block per this long: an answer can be a whole block for a few
+/// hundred bytes asked, and an honest peer asks again only after 500 ms.
+pub const FETCH_AGAIN_AFTER: Duration = Duration::from_millis(400);
+/// (Peer, block) pairs remembered for that; when full, the expired go, and a new pair is
+/// answered without being remembered only if none has expired (never more than the bound).
+const FETCHES_REMEMBERED: usize = 1024;
 
 const HASH_BYTES: usize = 32;
 
@@ -94,6 +101,41 @@ impl OwnBlocks {
             return Answer::Malformed;
         }
         Answer::Ours(Job { block, hashes, fetch: f.clone() })
+    }
+}
+
+/// When each (peer, block) was last answered, to answer each at most once per
+/// [`FETCH_AGAIN_AFTER`]. Owned by the p2p task.
+#[derive(Debug)]
+pub struct FetchPace<P> {
+    answered: BTreeMap<(P, Vec<u8>), Instant>,
+}
+
+impl<P> Default for FetchPace<P> {
+    fn default() -> Self {
+        Self { answered: BTreeMap::new() }
+    }
+}
+
+impl<P: Ord + Clone> FetchPace<P> {
+    /// Whether `peer` may have an answer for `block_id` now (and if so, it is counted).
+    pub fn allow(&mut self, peer: &P, block_id: &[u8], now: Instant) -> bool {
+        let key = (peer.clone(), block_id.to_vec());
+        if self.answered.get(&key).is_some_and(|t| now.duration_since(*t) < FETCH_AGAIN_AFTER) {
+            return false;
+        }
+        if self.answered.len() >= FETCHES_REMEMBERED {
+            self.answered.retain(|_, t| now.duration_since(*t) < FETCH_AGAIN_AFTER);
+        }
+        if self.answered.len() < FETCHES_REMEMBERED {
+            self.answered.insert(key, now);
+        }
+        true
+    }
+
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.answered.len()
     }
 }
 
@@ -179,6 +221,27 @@ mod tests {
         // Another block, or no block id at all: the driver's to answer.
         assert_eq!(own.answer(&fetch(&Hash::digest(b"other"), &[big])), Answer::NotOurs);
         assert_eq!(own.answer(&TxFetch { block_id: vec![1], hashes: vec![] }), Answer::NotOurs);
+    }
+
+    /// A peer asking for the same block again and again gets one answer per 400 ms; other
+    /// peers and blocks are not held up by it; a flood of distinct (peer, block) pairs never
+    /// grows the memory past its bound.
+    #[test]
+    fn answers_are_paced_per_peer_and_block() {
+        let mut pace = FetchPace::<u8>::default();
+        let t0 = Instant::now();
+        assert!(pace.allow(&1u8, b"block", t0));
+        for ms in [0, 1, 399] {
+            assert!(!pace.allow(&1u8, b"block", t0 + Duration::from_millis(ms)), "{ms} ms");
+        }
+        assert!(pace.allow(&2u8, b"block", t0), "another peer");
+        assert!(pace.allow(&1u8, b"other", t0), "another block");
+        assert!(pace.allow(&1u8, b"block", t0 + FETCH_AGAIN_AFTER));
+        let mut flood = FetchPace::<u32>::default();
+        for n in 0..10_000u32 {
+            flood.allow(&n, b"block", t0);
+            assert!(flood.remembered() <= FETCHES_REMEMBERED);
+        }
     }
 
     #[test]

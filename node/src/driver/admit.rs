@@ -17,15 +17,19 @@ impl Driver {
         // What our own clients sent goes to the other validators (peers' relays are not
         // relayed again); `p2p.relay_transactions = false` keeps it here.
         let relaying = !from_peer && self.shared.config.p2p.relay_transactions;
-        // A payload larger than a block would sit in the pool for ever (no block can take
-        // it) and hold up every payload behind it: refused here. Signed transactions are held
-        // to the smaller `max_tx_bytes` by `check_stateful`.
-        let max_tx_bytes = match dpx_app::execute::params(&self.store) {
-            Ok(p) => p.max_block_bytes,
-            Err(e) => {
-                let refusal = Refusal::LedgerRead(e.to_string());
-                return txs.iter().map(|_| Err(refusal.clone())).collect();
+        // An opaque payload larger than a block would sit in the pool for ever (no block can
+        // take it) and hold up every payload behind it: refused here. Signed transactions are
+        // held to the smaller `max_tx_bytes` by `check_stateful` (no read here for them).
+        let max_opaque_bytes = if self.shared.checker.is_opaque() {
+            match dpx_app::execute::params(&self.store) {
+                Ok(p) => p.max_block_bytes,
+                Err(e) => {
+                    let refusal = Refusal::LedgerRead(e.to_string());
+                    return txs.iter().map(|_| Err(refusal.clone())).collect();
+                }
             }
+        } else {
+            usize::MAX
         };
         let mut relay = Vec::new();
         // Newly pooled transactions, for compact blocks waiting on them.
@@ -48,8 +52,9 @@ impl Driver {
                     check_stateful(&self.store, verified, height, |k, a, b| {
                         pool.has_nonces(k, a, b)
                     })?;
-                } else if tx.bytes.len() > max_tx_bytes {
-                    return Err(Refusal::PayloadSize { len: tx.bytes.len(), max: max_tx_bytes });
+                } else if tx.bytes.len() > max_opaque_bytes {
+                    let (len, max) = (tx.bytes.len(), max_opaque_bytes);
+                    return Err(Refusal::PayloadSize { len, max });
                 }
                 let bytes = tx.bytes.clone();
                 let inserted = self.mempool.insert(PoolTx {

@@ -35,7 +35,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
-use crate::serve_fetch::{Answer as FetchAnswer, OwnBlocks};
+use crate::serve_fetch::{Answer as FetchAnswer, FetchPace, OwnBlocks};
 use crate::wire::{NetMessage, NetResponse, SyncRequest, SyncResponse, net_message, net_response};
 use codec::{Frame, FrameCodec, PROTOCOL};
 use dpx_crypto::{Keypair, PublicKey};
@@ -61,13 +61,8 @@ const _: () = assert!(FRAME_BYTES_MIN <= 16 << 20);
 /// tries again or asks another peer.
 pub const SYNC_SERVING_MAX: usize = 4;
 /// Answers to transaction fetches for our own proposal blocks built at once, off this task
-/// (each copies up to a block of bytes); over it a fetch goes to the driver, which answers
-/// in turn.
+/// (each copies up to a block of bytes); a fetch over it gets nothing.
 pub const FETCH_SERVING_MAX: usize = 4;
-/// One answer per peer and block per this long (see `on_rr`).
-const FETCH_AGAIN_AFTER: Duration = Duration::from_millis(400);
-/// (Peer, block) pairs remembered for that; over it the newest go unremembered.
-const FETCHES_REMEMBERED: usize = 1024;
 
 /// What the rest of the node asks the network to do.
 #[derive(Debug)]
@@ -262,7 +257,7 @@ pub fn spawn(
         budgets: BTreeMap::new(),
         sync_serving: Arc::new(Semaphore::new(SYNC_SERVING_MAX)),
         fetch_serving: Arc::new(Semaphore::new(FETCH_SERVING_MAX)),
-        fetches_answered: BTreeMap::new(),
+        fetch_pace: FetchPace::default(),
         fills: fills_tx,
         sync_pending: BTreeSet::new(),
         inbound,
@@ -288,8 +283,8 @@ struct NetTask {
     own_blocks: Arc<OwnBlocks>,
     /// Permits for the blocking tasks that build those answers.
     fetch_serving: Arc<Semaphore>,
-    /// When each (peer, block) was last answered.
-    fetches_answered: BTreeMap<(PeerId, Vec<u8>), Instant>,
+    /// One answer per peer and block per `serve_fetch::FETCH_AGAIN_AFTER`.
+    fetch_pace: FetchPace<PeerId>,
     /// Answers built off this task, to send (see `run`).
     fills: mpsc::Sender<(PeerId, NetMessage)>,
     metrics: Metrics,
@@ -472,28 +467,16 @@ impl NetTask {
                 if let Some(net_message::Kind::TxFetch(f)) = &request.kind {
                     match self.own_blocks.answer(f) {
                         FetchAnswer::Ours(job) => {
-                            // An answer can be a whole block for a few hundred bytes asked:
-                            // one per peer and block per FETCH_AGAIN_AFTER (an honest peer
-                            // asks again only after 500 ms), and at most FETCH_SERVING_MAX
-                            // being built; a fetch over either gets nothing (the asker asks
-                            // again at the proposer's re-broadcast).
-                            let now = Instant::now();
-                            let key = (peer, f.block_id.clone());
-                            let recent = self
-                                .fetches_answered
-                                .get(&key)
-                                .is_some_and(|t| now.duration_since(*t) < FETCH_AGAIN_AFTER);
-                            let permit = self.fetch_serving.clone().try_acquire_owned();
-                            let (false, Ok(permit)) = (recent, permit) else {
+                            // At most FETCH_SERVING_MAX being built and one per peer and
+                            // block per 400 ms; a fetch over either gets nothing (the asker
+                            // asks again at the proposer's re-broadcast).
+                            let Ok(permit) = self.fetch_serving.clone().try_acquire_owned() else {
                                 self.metrics.p2p_rate_limited.inc();
                                 return;
                             };
-                            if self.fetches_answered.len() >= FETCHES_REMEMBERED {
-                                self.fetches_answered
-                                    .retain(|_, t| now.duration_since(*t) < FETCH_AGAIN_AFTER);
-                            }
-                            if self.fetches_answered.len() < FETCHES_REMEMBERED {
-                                self.fetches_answered.insert(key, now);
+                            if !self.fetch_pace.allow(&peer, &f.block_id, Instant::now()) {
+                                self.metrics.p2p_rate_limited.inc();
+                                return;
                             }
                             self.metrics.compact_fetches_served.inc();
                             let fills = self.fills.clone();
