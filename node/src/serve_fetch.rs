@@ -12,7 +12,9 @@
 //! Bounds: at most [`OWN_BLOCKS_MAX`] blocks (a proposer makes one per round it leads), the
 //! ones at or below a committed height forgotten at commit; an answer holds each transaction
 //! of the block at most once, so a fetch can never make us send more than the block; a fetch
-//! naming more hashes than the block has transactions is malformed and gets no answer.
+//! naming more hashes than the block has transactions is malformed and gets no answer; a
+//! peer gets one answer per block per [`FETCH_AGAIN_AFTER`] ([`FetchPace`]), and the p2p task
+//! builds at most `p2p::FETCH_SERVING_MAX` answers at once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
