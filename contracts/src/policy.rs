@@ -210,20 +210,40 @@ pub fn parse_policies(text: &str, max_bytes: usize) -> Result<PolicySet, Contrac
     Ok(set)
 }
 
+/// A parsed policy set, and whether its decisions are blind to which participant or product
+/// they are about (see [`decision_key`]).
+struct ParsedSet {
+    set: PolicySet,
+    identity_blind: bool,
+}
+
+impl ParsedSet {
+    fn new(set: PolicySet) -> Self {
+        // Every policy's condition (its scope constraints included) names only actions and the
+        // market: no `Participant::"…"` or `Product::"…"` literal anywhere.
+        let identity_blind = set.policies().all(|p| {
+            p.entity_literals()
+                .iter()
+                .all(|u| matches!(u.type_name().to_string().as_str(), "Action" | "Market"))
+        });
+        Self { set, identity_blind }
+    }
+}
+
 thread_local! {
     /// Parsed policy set by text hash. A pure cache: the same text always parses to the same set,
     /// so hits and misses cannot change any result.
-    static CACHE: RefCell<Option<(Hash, Rc<PolicySet>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Option<(Hash, Rc<ParsedSet>)>> = const { RefCell::new(None) };
 }
 
-fn cached_set(record: &PolicySetRecord) -> Result<Rc<PolicySet>, ContractError> {
+fn cached_set(record: &PolicySetRecord) -> Result<Rc<ParsedSet>, ContractError> {
     if let Some(set) = CACHE
         .with_borrow(|c| c.as_ref().filter(|(h, _)| *h == record.hash).map(|(_, s)| Rc::clone(s)))
     {
         return Ok(set);
     }
     // Stored text was validated when written; re-check the size bound only.
-    let set = Rc::new(parse_policies(&record.text, MAX_POLICY_BYTES)?);
+    let set = Rc::new(ParsedSet::new(parse_policies(&record.text, MAX_POLICY_BYTES)?));
     CACHE.with_borrow_mut(|c| *c = Some((record.hash, Rc::clone(&set))));
     Ok(set)
 }
@@ -293,90 +313,180 @@ pub fn decide<S: State + ?Sized>(
     context: &PolicyContext,
 ) -> Result<DecisionReceipt, ContractError> {
     let record = current_policies(st)?;
+    let parsed = cached_set(&record)?;
     // A product's provider as it stands now (a missing record leaves the entity out: a policy
     // that reads it then errors, and so denies).
-    // The cache key takes the stored bytes; they are decoded only when Cedar has to run.
-    let provider_bytes = match resource {
-        Resource::Product(p) => st.get(&keys::participant(&p.provider)),
+    let provider: Option<Participant> = match resource {
+        Resource::Product(p) => st
+            .get(&keys::participant(&p.provider))
+            .map(|b| codec::decode(&b))
+            .transpose()
+            .map_err(ContractError::from)?,
         _ => None,
     };
+    let r_uid = resource_uid(principal, resource);
     let key =
-        decision_key(&record, principal, action, resource, provider_bytes.as_deref(), context);
-    if let Some(d) = DECISIONS.with_borrow(|c| c.get(&key).cloned()) {
-        return Ok(d);
+        decision_key(&record, &parsed, principal, action, resource, provider.as_ref(), context);
+    if let Some(verdict) = DECISIONS.with_borrow(|c| c.get(&key).cloned()) {
+        return Ok(receipt(&record, principal, action, &r_uid, verdict));
     }
-    let provider: Option<Participant> =
-        provider_bytes.map(|b| codec::decode(&b)).transpose().map_err(ContractError::from)?;
-    let d = evaluate(&record, principal, action, resource, provider.as_ref(), context)?;
-    DECISIONS.with_borrow_mut(|c| {
-        if c.len() >= DECISIONS_MAX {
-            c.clear();
-        }
-        c.insert(key, d.clone());
-    });
-    Ok(d)
+    let verdict =
+        evaluate(&parsed.set, principal, action, resource, &r_uid, provider.as_ref(), context)?;
+    // An error's text may name an entity, so only error-free verdicts are remembered.
+    if verdict.erroring.is_empty() {
+        DECISIONS.with_borrow_mut(|c| {
+            if c.len() >= DECISIONS_MAX {
+                c.clear();
+            }
+            c.insert(key, verdict.clone());
+        });
+    }
+    Ok(receipt(&record, principal, action, &r_uid, verdict))
 }
 
 /// Decisions each thread remembers (a few hundred bytes each).
 const DECISIONS_MAX: usize = 4096;
 
 thread_local! {
-    /// Decisions by a digest of everything they depend on: the policy set, the principal's and
-    /// the resource's records and a product's provider's record (every attribute the entities
-    /// are built from), the action and the context. Evaluation is a pure function of exactly these, so a hit returns what
-    /// evaluating again would; it saves the Cedar evaluation when, as is typical, one consumer
-    /// uses one product many times.
-    static DECISIONS: RefCell<HashMap<Hash, DecisionReceipt>> = RefCell::new(HashMap::new());
+    /// Verdicts by a digest of everything they depend on ([`decision_key`]). Evaluation is a
+    /// pure function of exactly that, so a hit returns what evaluating again would; it saves the
+    /// Cedar evaluation whenever a request looks to the policies like an earlier one.
+    static DECISIONS: RefCell<HashMap<Hash, Verdict>> = RefCell::new(HashMap::new());
 }
 
+/// What Cedar said, before it is put in a receipt.
+#[derive(Debug, Clone)]
+struct Verdict {
+    allowed: bool,
+    /// Sorted.
+    determining: Vec<String>,
+    /// (policy id, error text), sorted, deduplicated.
+    erroring: Vec<(String, String)>,
+}
+
+/// The memo's key: a digest of every input of [`evaluate`] as the policies can see it — the
+/// policy set, the action, the context, every attribute the entities are built from, and which
+/// of the entities are the same one.
+///
+/// **Identities are left out when the policies cannot tell them apart.** Cedar can compare
+/// entity identifiers only with each other (`==`, `in`; these entities have no parents), with
+/// literals, and by type; it cannot read an identifier's text. So when no policy names a
+/// `Participant` or `Product` literal, renaming the entities consistently cannot change a
+/// decision, and the key needs only their attributes and the equalities between them (the
+/// principal and a participant resource; a product's provider and the principal; the provider
+/// record and the product's provider). Then two consumers with the same roles, rating and
+/// status asking to use two products with the same terms share one evaluation: the typical
+/// marketplace load, where the old identity-keyed memo almost never hit. A set that names a
+/// literal keys every identity too. Error texts can name an entity, so verdicts with errors are
+/// never remembered (see [`decide`]); the receipt's identities come from the request itself.
 fn decision_key(
     record: &PolicySetRecord,
-    principal: &Participant,
-    action: Action,
-    resource: &Resource,
-    provider: Option<&[u8]>,
-    context: &PolicyContext,
-) -> Hash {
-    let mut w = HashWriter::new(Domain::new("dpx/policy-decision-cache/v1"), "");
-    w.update(record.hash.as_bytes())
-        .update(&record.version.to_le_bytes())
-        .update(&codec::encode(principal))
-        .update(action.as_str().as_bytes());
-    match resource {
-        Resource::Market => w.update(b"market"),
-        Resource::Participant(p) => w.update(b"participant").update(&codec::encode(p)),
-        Resource::Product(p) => w.update(b"product").update(&codec::encode(p)),
-    };
-    match provider {
-        Some(bytes) => w.update(b"provider").update(bytes),
-        None => w.update(b"no provider"),
-    };
-    w.update(&[u8::from(context.grant_consumed)]).update(context.purpose.as_bytes());
-    w.finish()
-}
-
-/// Evaluate the request with Cedar (what [`decide`] returns on a cache miss).
-fn evaluate(
-    record: &PolicySetRecord,
+    parsed: &ParsedSet,
     principal: &Participant,
     action: Action,
     resource: &Resource,
     provider: Option<&Participant>,
     context: &PolicyContext,
-) -> Result<DecisionReceipt, ContractError> {
-    let set = cached_set(record)?;
+) -> Hash {
+    let ids = !parsed.identity_blind;
+    let mut w = HashWriter::new(Domain::new("dpx/policy-decision-cache/v2"), "");
+    w.update(record.hash.as_bytes()).update(&[u8::from(ids)]);
+    put_str(&mut w, action.as_str());
+    put_participant(&mut w, principal, ids);
+    match resource {
+        Resource::Market => {
+            w.update(b"M");
+        }
+        Resource::Participant(p) if p.account == principal.account => {
+            w.update(b"P=");
+        }
+        Resource::Participant(p) => {
+            w.update(b"P");
+            put_participant(&mut w, p, ids);
+        }
+        Resource::Product(p) => {
+            let s = &p.spec;
+            w.update(b"R").update(&[
+                s.grade,
+                u8::from(p.listed),
+                s.conditions.min_consumer_rating,
+                u8::from(s.conditions.whitelist_only),
+                u8::from(p.provider == principal.account),
+            ]);
+            put_str(&mut w, s.category.as_str());
+            put_str(&mut w, &s.domain);
+            put_strs(&mut w, s.conditions.purposes.iter().map(String::as_str));
+            if ids {
+                put_str(&mut w, &p.id.to_string());
+                w.update(p.provider.as_bytes());
+            }
+            // The provider's entity, as `evaluate` adds it.
+            match provider.filter(|q| q.account != principal.account) {
+                Some(q) => {
+                    w.update(&[1, u8::from(q.account == p.provider)]);
+                    put_participant(&mut w, q, ids);
+                }
+                None => {
+                    w.update(&[0]);
+                }
+            }
+        }
+    }
+    w.update(&[u8::from(context.grant_consumed)]);
+    put_str(&mut w, &context.purpose);
+    w.finish()
+}
+
+fn put_str(w: &mut HashWriter, s: &str) {
+    w.update(&(s.len() as u64).to_le_bytes()).update(s.as_bytes());
+}
+
+fn put_strs<'a>(w: &mut HashWriter, items: impl ExactSizeIterator<Item = &'a str>) {
+    w.update(&(items.len() as u64).to_le_bytes());
+    for s in items {
+        put_str(w, s);
+    }
+}
+
+/// The attributes of [`participant_entity`], and with `ids` its identity.
+fn put_participant(w: &mut HashWriter, p: &Participant, ids: bool) {
+    put_strs(w, p.roles.iter().map(|r| r.as_str()));
+    w.update(&[p.rating, u8::from(p.suspended)]);
+    put_str(w, p.list_status.as_str());
+    if ids {
+        w.update(p.account.as_bytes());
+    }
+}
+
+/// The Cedar resource of a request.
+fn resource_uid(principal: &Participant, resource: &Resource) -> EntityUid {
+    match resource {
+        Resource::Market => uid(2, "dpx"),
+        Resource::Participant(p) if p.account == principal.account => {
+            participant_uid(&principal.account)
+        }
+        Resource::Participant(p) => participant_uid(&p.account),
+        Resource::Product(p) => uid(1, &p.id.to_string()),
+    }
+}
+
+/// Evaluate the request with Cedar (what [`decide`] does on a memo miss).
+fn evaluate(
+    set: &PolicySet,
+    principal: &Participant,
+    action: Action,
+    resource: &Resource,
+    r_uid: &EntityUid,
+    provider: Option<&Participant>,
+    context: &PolicyContext,
+) -> Result<Verdict, ContractError> {
     let p_entity = participant_entity(principal)?;
     let p_uid = p_entity.uid();
-    let (r_uid, r_entity) = match resource {
-        Resource::Market => {
-            (uid(2, "dpx"), Some(Entity::new_no_attrs(uid(2, "dpx"), HashSet::new())))
-        }
-        Resource::Participant(p) if p.account == principal.account => (p_uid.clone(), None),
-        Resource::Participant(p) => (participant_uid(&p.account), Some(participant_entity(p)?)),
-        Resource::Product(p) => {
-            let e = product_entity(p)?;
-            (e.uid(), Some(e))
-        }
+    let r_entity = match resource {
+        Resource::Market => Some(Entity::new_no_attrs(r_uid.clone(), HashSet::new())),
+        Resource::Participant(p) if p.account == principal.account => None,
+        Resource::Participant(p) => Some(participant_entity(p)?),
+        Resource::Product(p) => Some(product_entity(p)?),
     };
     // The provider, unless it is the principal itself (already there, and an entity appears once).
     let provider_entity =
@@ -393,7 +503,7 @@ fn evaluate(
     .map_err(policy_err)?;
     let request = Request::new(p_uid, uid(3, action.as_str()), r_uid.clone(), ctx, Some(&SCHEMA))
         .map_err(policy_err)?;
-    let response = Authorizer::new().is_authorized(&request, &set, &entities);
+    let response = Authorizer::new().is_authorized(&request, set, &entities);
     let mut determining: Vec<String> =
         response.diagnostics().reason().map(ToString::to_string).collect();
     determining.sort();
@@ -409,6 +519,18 @@ fn evaluate(
     erroring.dedup();
     // Fail closed: an erroring policy denies, even if every other policy allows.
     let allowed = response.decision() == Decision::Allow && erroring.is_empty();
+    Ok(Verdict { allowed, determining, erroring })
+}
+
+/// The receipt of a verdict on `principal` doing `action` on `r_uid`.
+fn receipt(
+    record: &PolicySetRecord,
+    principal: &Participant,
+    action: Action,
+    r_uid: &EntityUid,
+    verdict: Verdict,
+) -> DecisionReceipt {
+    let Verdict { allowed, determining, erroring } = verdict;
     let reason = if erroring.is_empty() {
         match (allowed, determining.is_empty()) {
             (true, _) => format!("allowed by {}", determining.join(", ")),
@@ -426,7 +548,7 @@ fn evaluate(
         }
         format!("denied: policies failed to evaluate (fail closed): {}", named.join("; "))
     };
-    Ok(DecisionReceipt {
+    DecisionReceipt {
         action: action.as_str().to_string(),
         principal: principal.account,
         resource: r_uid.to_string(),
@@ -435,7 +557,7 @@ fn evaluate(
         policy_hash: record.hash,
         determining,
         reason,
-    })
+    }
 }
 
 /// `text` cut to at most [`MAX_ERROR_TEXT_BYTES`] on a character boundary.
@@ -465,6 +587,265 @@ pub fn authorize_read<S: State + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    use crate::products::{ProductConditions, ProductSpec};
+    use crate::state::MemState;
+    use crate::types::{Category, ListStatus, ProductId, Role};
+
+    fn key(i: u8) -> PublicKey {
+        dpx_crypto::Keypair::from_seed([i + 1; 32]).public()
+    }
+
+    fn participant(
+        i: u8,
+        roles: Vec<Role>,
+        rating: u8,
+        status: ListStatus,
+        suspended: bool,
+    ) -> Participant {
+        Participant {
+            account: key(i),
+            current_key: key(i),
+            name: format!("participant {i}"),
+            roles,
+            rating,
+            list_status: status,
+            suspended,
+            suspension_reason: String::new(),
+            admitted_by: key(0),
+            admitted_height: 1,
+            updated_height: u64::from(i),
+        }
+    }
+
+    fn product(
+        i: u8,
+        provider: u8,
+        grade: u8,
+        min_rating: u8,
+        whitelist: bool,
+        purposes: Vec<String>,
+    ) -> Product {
+        Product {
+            id: ProductId(Hash::digest(&[i])),
+            provider: key(provider),
+            spec: ProductSpec {
+                name: format!("product {i}"),
+                category: Category::Report,
+                domain: "finance".into(),
+                grade,
+                price: u64::from(i) * 100,
+                terms_hash: Hash::digest(b"terms"),
+                conditions: ProductConditions {
+                    min_consumer_rating: min_rating,
+                    whitelist_only: whitelist,
+                    purposes,
+                },
+                retention_days: None,
+            },
+            listed: true,
+            listed_height: 1,
+            updated_height: 1,
+            version: 1,
+        }
+    }
+
+    fn with_policies(text: &str, version: u64) -> MemState {
+        let mut st = MemState::new();
+        let rec = PolicySetRecord {
+            version,
+            hash: Hash::digest(text.as_bytes()),
+            text: text.to_string(),
+            height: 1,
+        };
+        st.put(keys::POLICY_CURRENT.to_vec(), codec::encode(&rec));
+        st
+    }
+
+    /// What `decide` would return with no memo at all.
+    fn fresh(
+        st: &MemState,
+        principal: &Participant,
+        action: Action,
+        resource: &Resource,
+        context: &PolicyContext,
+    ) -> Result<DecisionReceipt, ContractError> {
+        let record = current_policies(st)?;
+        let set = parse_policies(&record.text, MAX_POLICY_BYTES)?;
+        let provider: Option<Participant> = match resource {
+            Resource::Product(p) => {
+                st.get(&keys::participant(&p.provider)).map(|b| codec::decode(&b).unwrap())
+            }
+            _ => None,
+        };
+        let r_uid = resource_uid(principal, resource);
+        let v = evaluate(&set, principal, action, resource, &r_uid, provider.as_ref(), context)?;
+        Ok(receipt(&record, principal, action, &r_uid, v))
+    }
+
+    fn memo_len() -> usize {
+        DECISIONS.with_borrow(HashMap::len)
+    }
+
+    /// Bans participant 1 by name, so identities matter to this set's decisions.
+    fn naming_set() -> String {
+        format!(
+            "{DEFAULT_POLICIES}\n@id(\"ban-one\")\nforbid (principal == Participant::\"{}\", action, resource);\n",
+            key(1).to_hex()
+        )
+    }
+
+    #[test]
+    fn a_set_that_names_a_participant_or_product_is_not_identity_blind() {
+        let blind =
+            |t: &str| ParsedSet::new(parse_policies(t, MAX_POLICY_BYTES).unwrap()).identity_blind;
+        assert!(blind(DEFAULT_POLICIES), "the defaults name only actions");
+        assert!(!blind(&naming_set()));
+        let in_body = format!(
+            "{DEFAULT_POLICIES}\n@id(\"x\") forbid (principal, action, resource) when {{ resource == Product::\"{}\" }};",
+            ProductId(Hash::digest(&[7]))
+        );
+        assert!(!blind(&in_body), "a literal in a condition counts");
+        let market = format!(
+            "{DEFAULT_POLICIES}\n@id(\"x\") forbid (principal, action, resource) when {{ resource == Market::\"other\" }};"
+        );
+        assert!(blind(&market), "the market is never renamed");
+    }
+
+    #[test]
+    fn look_alike_consumers_share_a_verdict_but_not_a_receipt() {
+        let st = with_policies(DEFAULT_POLICIES, 1);
+        let mut st = st;
+        let prov = participant(9, vec![Role::Provider], 3, ListStatus::Normal, false);
+        st.put(keys::participant(&prov.account), codec::encode(&prov));
+        let (a, b) = (
+            participant(2, vec![Role::Consumer], 2, ListStatus::Normal, false),
+            participant(3, vec![Role::Consumer], 2, ListStatus::Normal, false),
+        );
+        let (pa, pb) = (product(1, 9, 3, 0, false, vec![]), product(2, 9, 3, 0, false, vec![]));
+        let ctx = PolicyContext { grant_consumed: false, purpose: String::new() };
+        let ra = decide(&st, &a, Action::UseGrant, &Resource::Product(pa.clone()), &ctx).unwrap();
+        let before = memo_len();
+        let rb = decide(&st, &b, Action::UseGrant, &Resource::Product(pb.clone()), &ctx).unwrap();
+        assert_eq!(memo_len(), before, "the second request is answered from the memo");
+        assert!(!ra.allowed && !rb.allowed, "grade 3 needs a consumed grant");
+        assert_eq!(rb, fresh(&st, &b, Action::UseGrant, &Resource::Product(pb), &ctx).unwrap());
+        assert_eq!(rb.principal, b.account);
+        assert_ne!(ra.resource, rb.resource);
+        // Rotating one's own key is allowed; on someone else's, refused (`resource == principal`).
+        let own =
+            decide(&st, &a, Action::RotateKey, &Resource::Participant(a.clone()), &ctx).unwrap();
+        let other =
+            decide(&st, &a, Action::RotateKey, &Resource::Participant(b.clone()), &ctx).unwrap();
+        assert!(own.allowed && !other.allowed, "{own:?} {other:?}");
+    }
+
+    #[test]
+    fn a_product_of_ones_own_is_not_one_whose_provider_is_missing() {
+        // The same provider-reading policies, once on the principal's own product (its entity
+        // is the provider) and once on a product whose provider has no record (the policy
+        // errors, so denies): look-alike requests that must not share a verdict.
+        let st = with_policies(DEFAULT_POLICIES, 1);
+        let me = participant(2, vec![Role::Provider], 3, ListStatus::Normal, false);
+        let ctx = PolicyContext { grant_consumed: true, purpose: String::new() };
+        let own = product(1, 2, 3, 0, false, vec![]);
+        let orphan = product(1, 5, 3, 0, false, vec![]);
+        let own = decide(&st, &me, Action::UseGrant, &Resource::Product(own), &ctx).unwrap();
+        let orphan = decide(&st, &me, Action::UseGrant, &Resource::Product(orphan), &ctx).unwrap();
+        assert!(own.allowed, "{own:?}");
+        assert!(!orphan.allowed && orphan.reason.contains("fail closed"), "{orphan:?}");
+    }
+
+    #[test]
+    fn a_set_that_names_a_participant_keys_identities() {
+        let st = with_policies(&naming_set(), 2);
+        let (banned, twin) = (
+            participant(1, vec![Role::Agency], 0, ListStatus::Normal, false),
+            participant(2, vec![Role::Agency], 0, ListStatus::Normal, false),
+        );
+        let ctx = PolicyContext::none();
+        // In both orders: whichever is asked first, the other is not answered from its verdict.
+        for (first, second) in [(&twin, &banned), (&banned, &twin)] {
+            DECISIONS.with_borrow_mut(HashMap::clear);
+            let r1 = decide(&st, first, Action::Admit, &Resource::Market, &ctx).unwrap();
+            let r2 = decide(&st, second, Action::Admit, &Resource::Market, &ctx).unwrap();
+            for (p, r) in [(first, r1), (second, r2)] {
+                assert_eq!(r.allowed, p.account != banned.account, "{r:?}");
+            }
+        }
+    }
+
+    fn arb_participant(i: u8) -> impl Strategy<Value = Participant> {
+        (
+            prop::sample::subsequence(vec![Role::Agency, Role::Provider], 0..=2),
+            0u8..3,
+            prop::sample::select(vec![
+                ListStatus::Normal,
+                ListStatus::Normal,
+                ListStatus::Whitelisted,
+                ListStatus::NegativeListed,
+            ]),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(move |(roles, rating, status, suspended)| {
+                participant(i, roles, rating, status, suspended)
+            })
+    }
+
+    fn arb_set() -> impl Strategy<Value = (String, u64)> {
+        prop_oneof![Just((DEFAULT_POLICIES.to_string(), 1)), Just((naming_set(), 2))]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Whatever the memo holds from earlier cases (this thread's, across every case), a
+        /// decision is exactly what evaluating afresh gives: small attribute domains make
+        /// look-alike requests, and so memo hits, common.
+        #[test]
+        fn a_remembered_decision_is_the_fresh_one(
+            (text, version) in arb_set(),
+            who in 0u8..4,
+            principal_seed in arb_participant(0),
+            others in prop::collection::vec(arb_participant(0), 4),
+            resource_kind in 0u8..4,
+            res_who in 0u8..4,
+            prov_who in 0u8..4,
+            provider_stored in any::<bool>(),
+            grade in 2u8..4,
+            min_rating in 0u8..2,
+            whitelist in prop::bool::weighted(0.2),
+            purposes in prop::sample::subsequence(vec!["hiring".to_string()], 0..=1),
+            action in prop::sample::select(vec![Action::UseGrant, Action::Order, Action::RotateKey, Action::Rate, Action::Admit, Action::Read, Action::ListProduct]),
+            grant_consumed in any::<bool>(),
+            purpose in prop::sample::select(vec!["hiring".to_string(), "credit".to_string(), String::new()]),
+        ) {
+            let mut st = with_policies(&text, version);
+            let account = |i: u8, p: &Participant| Participant { account: key(i), current_key: key(i), ..p.clone() };
+            let principal = account(who, &principal_seed);
+            let other = |i: u8| if i == who { principal.clone() } else { account(i, &others[usize::from(i)]) };
+            if provider_stored {
+                st.put(keys::participant(&key(prov_who)), codec::encode(&other(prov_who)));
+            }
+            let resource = match resource_kind {
+                0 => Resource::Market,
+                1 => Resource::Participant(other(res_who)),
+                _ => Resource::Product(product(res_who, prov_who, grade, min_rating, whitelist, purposes)),
+            };
+            let action = match (&resource, action) {
+                (Resource::Market, _) => Action::Admit,
+                (Resource::Participant(_), a) if [Action::RotateKey, Action::Rate].contains(&a) => a,
+                (Resource::Participant(_), _) => Action::RotateKey,
+                (Resource::Product(_), a) if [Action::UseGrant, Action::Order, Action::ListProduct].contains(&a) => a,
+                (Resource::Product(_), _) => Action::UseGrant,
+            };
+            let ctx = PolicyContext { grant_consumed, purpose };
+            let got = decide(&st, &principal, action, &resource, &ctx).map_err(|e| e.to_string());
+            let want = fresh(&st, &principal, action, &resource, &ctx).map_err(|e| e.to_string());
+            prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn built_in_schema_and_defaults_validate() {
