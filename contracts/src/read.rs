@@ -373,9 +373,12 @@ fn poster_of<S: State + ?Sized>(st: &S, id: &DemandId) -> Option<PublicKey> {
 
 // ----- transactions -------------------------------------------------------------------------
 
-/// Event attributes whose value names a party (a hex key) in receipts.
+/// Event attributes whose value names a party (a hex key) in receipts. Not `subject`: grant
+/// events name the data subject by its [`SubjectId`](crate::SubjectId), a hash, never by key
+/// (its key comes from state, see `subject_key`); parsing it as a key would cost a point
+/// decompression per event for nothing, and one id in sixteen or so would decode to a curve
+/// point that is nobody's key.
 const PARTY_ATTRS: &[&str] = &[
-    "subject",
     "consumer",
     "provider",
     "buyer",
@@ -396,7 +399,8 @@ const PARTY_ATTRS: &[&str] = &[
 /// provider, a grant's subject and consumer, a demand's poster, a product's provider); those
 /// never change once an object exists, so any state at or after the transaction's block gives
 /// the same answer. Pass `&MemState::new()` (no lookups) where no state is at hand: the
-/// receipt's events still name the parties of every transaction that succeeded.
+/// receipt's events still name the participants of every transaction that succeeded (a data
+/// subject, named by id in grant events, is then found only through state).
 pub fn tx_parties<S: State + ?Sized>(
     st: &S,
     signer: &PublicKey,

@@ -487,7 +487,7 @@ fn transaction_parties() {
         reason: String::new(),
         events: vec![
             Event::new("grant.consumed")
-                .attr("subject", k(SUBJECT))
+                .attr("subject", sid(SUBJECT))
                 .attr("consumer", k(BUYER))
                 .attr("product", product(true).id)
                 .attr("purpose", "not a key"),
@@ -511,10 +511,22 @@ fn transaction_parties() {
         request_hash: Hash::ZERO,
     };
     let none = MemState::new();
+    // Without state the receipt names the consumer; the subject (named by id) needs state.
     assert_eq!(
         tx_parties(&none, &signer, Some(&use_by_id), Some(&receipt)),
-        BTreeSet::from([k(BUYER), k(SUBJECT)])
+        BTreeSet::from([k(BUYER)])
     );
+    assert_eq!(
+        tx_parties(&st, &signer, Some(&use_by_id), Some(&receipt)),
+        BTreeSet::from([k(BUYER), k(SUBJECT), k(PROVIDER)])
+    );
+    // A subject id is never read as a key, even one whose bytes are a valid key.
+    let lookalike = SubjectId(Hash(k(STRANGER).to_bytes()));
+    let odd = Receipt {
+        events: vec![Event::new("grant.consumed").attr("subject", lookalike)],
+        ..receipt.clone()
+    };
+    assert!(!tx_parties(&none, &signer, None, Some(&odd)).contains(&k(STRANGER)));
     assert_eq!(
         tx_parties(&st, &signer, Some(&use_by_id), None),
         BTreeSet::from([k(BUYER), k(SUBJECT), k(PROVIDER)])
