@@ -279,12 +279,102 @@ fn pruning_keeps_the_window_and_drops_the_rest() {
         (count(full.path(), "jmt_nodes"), count(full.path(), "jmt_values"));
     assert!(pruned_nodes < full_nodes, "{pruned_nodes} !< {full_nodes}");
     assert!(pruned_values < full_values, "{pruned_values} !< {full_values}");
+    assert_values_pruned_to(full.path(), 10);
+    // Pruning at once to where the window ended leaves exactly what pruning at every commit
+    // left, and nothing any retained version does not need.
+    let store = Store::open(full.path(), CHAIN, fast_config()).unwrap();
+    store.prune_to(27).unwrap();
+    store.verify_integrity().unwrap();
+    drop(store);
+    assert_eq!(count(full.path(), "jmt_nodes"), pruned_nodes);
+    assert_eq!(count(full.path(), "jmt_values"), pruned_values);
+    assert_values_pruned_to(full.path(), 27);
+    assert_values_pruned_to(dir.path(), 27);
+}
+
+/// Every key's value entries at or below `oldest` but the latest are gone (a read at `oldest`
+/// needs that one), and no stale record is left for a version at or below `oldest`.
+fn assert_values_pruned_to(path: &std::path::Path, oldest: u64) {
+    let db = open_read_only(path);
+    let mut at_or_below: std::collections::HashMap<Vec<u8>, u32> = Default::default();
+    for item in db.iterator_cf(db.cf_handle("jmt_values").unwrap(), rocksdb::IteratorMode::Start) {
+        let (k, _) = item.unwrap();
+        let version = u64::from_be_bytes(k[32..40].try_into().unwrap());
+        if version <= oldest {
+            *at_or_below.entry(k[..32].to_vec()).or_default() += 1;
+        }
+    }
+    assert!(at_or_below.values().all(|&n| n == 1), "a superseded entry survived pruning");
+    let stale = db.cf_handle("stale").unwrap();
+    let left = db
+        .iterator_cf(stale, rocksdb::IteratorMode::Start)
+        .filter(|i| u64::from_be_bytes(i.as_ref().unwrap().0[..8].try_into().unwrap()) <= oldest)
+        .count();
+    assert_eq!(left, 0, "stale records at or below {oldest} left");
+}
+
+fn open_read_only(path: &std::path::Path) -> rocksdb::DB {
+    let opts = rocksdb::Options::default();
+    let cfs = rocksdb::DB::list_cf(&opts, path).expect("test setup");
+    rocksdb::DB::open_cf_for_read_only(&opts, path, cfs, false).expect("test setup")
+}
+
+/// A store written before stale records were batched per version (one entry per record,
+/// `since ‖ kind ‖ key`, empty value) prunes exactly as a new one does.
+#[test]
+fn a_store_with_one_stale_entry_per_record_still_prunes() {
+    let build = || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+        store.genesis(genesis_writes()).unwrap();
+        for h in 1..=20 {
+            let (txs, writes) = workload(h);
+            commit(&store, txs, writes);
+        }
+        drop(store);
+        dir
+    };
+    let (new, old) = (build(), build());
+    // Rewrite `old`'s batched entries (`since ‖ 2`, records `kind ‖ u16 BE length ‖ key`) into
+    // the earlier layout.
+    {
+        let opts = rocksdb::Options::default();
+        let cfs = rocksdb::DB::list_cf(&opts, old.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, old.path(), cfs).unwrap();
+        let stale = db.cf_handle("stale").unwrap();
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut rewritten = 0;
+        for item in db.iterator_cf(stale, rocksdb::IteratorMode::Start) {
+            let (k, v) = item.unwrap();
+            assert_eq!((k.len(), k[8]), (9, 2), "only batched entries are written now");
+            let mut rest = &v[..];
+            while !rest.is_empty() {
+                let len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
+                let mut one = k[..8].to_vec();
+                one.push(rest[0]);
+                one.extend_from_slice(&rest[3..3 + len]);
+                batch.put_cf(stale, one, []);
+                rewritten += 1;
+                rest = &rest[3 + len..];
+            }
+            batch.delete_cf(stale, &k);
+        }
+        assert!(rewritten > 100, "the workload replaces nodes and values ({rewritten})");
+        db.write(batch).unwrap();
+    }
+    for dir in [&new, &old] {
+        let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+        store.prune_to(15).unwrap();
+        store.verify_integrity().unwrap();
+        drop(store);
+        assert_values_pruned_to(dir.path(), 15);
+    }
+    assert_eq!(count(old.path(), "jmt_nodes"), count(new.path(), "jmt_nodes"));
+    assert_eq!(count(old.path(), "jmt_values"), count(new.path(), "jmt_values"));
 }
 
 fn count(path: &std::path::Path, cf: &str) -> usize {
-    let opts = rocksdb::Options::default();
-    let cfs = rocksdb::DB::list_cf(&opts, path).expect("test setup");
-    let db = rocksdb::DB::open_cf_for_read_only(&opts, path, cfs, false).expect("test setup");
+    let db = open_read_only(path);
     db.iterator_cf(db.cf_handle(cf).expect("test setup"), rocksdb::IteratorMode::Start).count()
 }
 

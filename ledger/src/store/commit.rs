@@ -1,6 +1,6 @@
 //! Genesis and block commit: everything a block changes goes into one synced `WriteBatch`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
 use dpx_crypto::Hash;
@@ -10,9 +10,9 @@ use rocksdb::{WriteBatch, WriteOptions};
 
 use super::schema::{
     CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_NODES, CF_RECEIPTS, CF_ROOTS, CF_STALE,
-    CF_STATE, CF_TX_INDEX, CF_TXS, CF_VALUES, META_GENESIS, META_OLDEST, META_TIP, STALE_NODE,
-    STALE_VALUE, encode_node, encode_value, node_key, pos_key, roots_value, stale_key, u64_key,
-    value_key,
+    CF_STATE, CF_TX_INDEX, CF_TXS, CF_VALUES, META_GENESIS, META_OLDEST, META_TIP, STALE_BATCH,
+    STALE_NODE, STALE_VALUE, encode_node, encode_value, node_key, pos_key, push_stale, roots_value,
+    stale_key, u64_key, value_key,
 };
 use super::tree::TreeView;
 use super::{Store, root_hash};
@@ -318,13 +318,19 @@ impl Store {
             batch.put_cf(nodes, &k, encode_node(node)?);
             changes.written.push((k, node.clone()));
         }
+        // Stale records by the version they are stale since (this one), one entry per version.
+        let mut stale_batches: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         for s in &update.stale_node_index_batch {
             let k = node_key(&s.node_key)?;
             if prune_now {
                 batch.delete_cf(nodes, &k);
                 changes.deleted.push(k);
             } else {
-                batch.put_cf(stale, stale_key(s.stale_since_version, STALE_NODE, &k), []);
+                push_stale(
+                    stale_batches.entry(s.stale_since_version).or_default(),
+                    STALE_NODE,
+                    &k,
+                )?;
             }
         }
         let view = self.tree_view();
@@ -337,7 +343,11 @@ impl Store {
                     if prune_now {
                         batch.delete_cf(values, prev_key);
                     } else {
-                        batch.put_cf(stale, stale_key(version, STALE_VALUE, &prev_key), []);
+                        push_stale(
+                            stale_batches.entry(version).or_default(),
+                            STALE_VALUE,
+                            &prev_key,
+                        )?;
                     }
                 }
             }
@@ -346,6 +356,11 @@ impl Store {
                 Some(v) => batch.put_cf(state, key, v),
                 None => batch.delete_cf(state, key),
             }
+        }
+        for (since, records) in stale_batches {
+            // Each version is staged once (its commit, or the snapshot it is imported from),
+            // so the entry is never overwritten.
+            batch.put_cf(stale, stale_key(since, STALE_BATCH, &[]), records);
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //!
 //! jmt reports, for every version, which nodes it replaced ("stale since" that version); the
 //! commit records those, plus the value entries it superseded, in the stale column family keyed
-//! by that version. A record stale since `s` is needed only by versions below `s`, so once the
+//! by that version (one entry per version; stores written before that hold one entry per
+//! record, which are pruned the same way). A record stale since `s` is needed only by versions below `s`, so once the
 //! oldest retained version reaches `s` it can go.
 
 use std::sync::atomic::Ordering;
@@ -12,8 +13,8 @@ use rocksdb::{IteratorMode, WriteBatch};
 use super::Store;
 use super::commit::NodeChanges;
 use super::schema::{
-    CF_META, CF_NODES, CF_STALE, CF_VALUES, META_OLDEST, STALE_NODE, STALE_VALUE, read_u64,
-    root_node_key, u64_key,
+    CF_META, CF_NODES, CF_STALE, CF_VALUES, META_OLDEST, STALE_BATCH, STALE_NODE, STALE_VALUE,
+    read_u64, root_node_key, stale_records, u64_key,
 };
 use crate::LedgerError;
 
@@ -33,8 +34,21 @@ impl Store {
         cutoff: u64,
     ) -> Result<(), LedgerError> {
         let (stale, nodes, values) = (self.cf(CF_STALE)?, self.cf(CF_NODES)?, self.cf(CF_VALUES)?);
+        let mut unstale = |kind: u8, what: &[u8]| match kind {
+            STALE_NODE => {
+                batch.delete_cf(nodes, what);
+                changes.deleted.push(what.to_vec());
+                Ok(())
+            }
+            STALE_VALUE => {
+                batch.delete_cf(values, what);
+                Ok(())
+            }
+            other => Err(LedgerError::Corrupt(format!("stale kind {other}"))),
+        };
+        let mut done = Vec::new();
         for item in self.db.iterator_cf(stale, IteratorMode::Start) {
-            let (k, _) = item?;
+            let (k, v) = item?;
             if k.len() < 9 {
                 return Err(LedgerError::Corrupt("short stale record".into()));
             }
@@ -42,13 +56,16 @@ impl Store {
                 break;
             }
             match k[8] {
-                STALE_NODE => {
-                    batch.delete_cf(nodes, &k[9..]);
-                    changes.deleted.push(k[9..].to_vec());
+                STALE_BATCH => {
+                    for (kind, what) in stale_records(&v)? {
+                        unstale(kind, what)?;
+                    }
                 }
-                STALE_VALUE => batch.delete_cf(values, &k[9..]),
-                other => return Err(LedgerError::Corrupt(format!("stale kind {other}"))),
+                kind => unstale(kind, &k[9..])?,
             }
+            done.push(k);
+        }
+        for k in done {
             batch.delete_cf(stale, &k);
         }
         // A version that changed nothing copies its parent's root instead of replacing it, so

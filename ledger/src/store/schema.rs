@@ -59,8 +59,16 @@ pub const META_GENESIS: &[u8] = b"genesis";
 /// Height a snapshot was imported at (its block has no receipts here).
 pub const META_BASE: &[u8] = b"snapshot_base";
 
+/// A stale record of one tree node: key `since ‖ STALE_NODE ‖ node key`, empty value. Written
+/// by stores before one entry held a whole version's records; still pruned.
 pub const STALE_NODE: u8 = 0;
+/// A stale record of one value entry: key `since ‖ STALE_VALUE ‖ value key`, empty value.
 pub const STALE_VALUE: u8 = 1;
+/// Every stale record of one version in one entry: key `since ‖ STALE_BATCH`, value the
+/// records one after another, each `kind (STALE_NODE | STALE_VALUE) ‖ u16 BE length ‖ key`
+/// ([`push_stale`], [`stale_records`]). One put per block instead of one per replaced node
+/// and value: about 29% of a full-mix block's RocksDB puts.
+pub const STALE_BATCH: u8 = 2;
 
 pub fn u64_key(v: u64) -> [u8; 8] {
     v.to_be_bytes()
@@ -187,10 +195,84 @@ pub fn stale_key(since: u64, kind: u8, what: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Append one record to a version's [`STALE_BATCH`] entry.
+pub fn push_stale(buf: &mut Vec<u8>, kind: u8, what: &[u8]) -> Result<(), LedgerError> {
+    let len = u16::try_from(what.len())
+        .map_err(|_| LedgerError::Corrupt(format!("stale key of {} bytes", what.len())))?;
+    buf.push(kind);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(what);
+    Ok(())
+}
+
+/// The records of a [`STALE_BATCH`] entry, in order: `(kind, key)`. A truncated entry or an
+/// unknown kind is an error (the store is corrupt), never a panic.
+pub fn stale_records(mut bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, LedgerError> {
+    let bad = |what: &str| LedgerError::Corrupt(format!("stale batch: {what}"));
+    let mut out = Vec::new();
+    while let [kind, a, b, rest @ ..] = bytes {
+        if ![STALE_NODE, STALE_VALUE].contains(kind) {
+            return Err(bad(&format!("kind {kind}")));
+        }
+        let len = usize::from(u16::from_be_bytes([*a, *b]));
+        if rest.len() < len {
+            return Err(bad("truncated key"));
+        }
+        out.push((*kind, &rest[..len]));
+        bytes = &rest[len..];
+    }
+    if !bytes.is_empty() {
+        return Err(bad("truncated record"));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn stale_batches_round_trip(
+            records in proptest::collection::vec(
+                (prop_oneof![Just(STALE_NODE), Just(STALE_VALUE)], proptest::collection::vec(any::<u8>(), 0..80)),
+                0..40,
+            )
+        ) {
+            let mut buf = Vec::new();
+            for (kind, what) in &records {
+                push_stale(&mut buf, *kind, what).unwrap();
+            }
+            let got = stale_records(&buf).unwrap();
+            let want: Vec<(u8, &[u8])> = records.iter().map(|(k, w)| (*k, &w[..])).collect();
+            prop_assert_eq!(got, want);
+            // Any cut but the record boundaries is refused, never a panic.
+            for cut in 0..buf.len() {
+                let _ = stale_records(&buf[..cut]);
+            }
+        }
+
+        #[test]
+        fn any_stale_batch_bytes_decode_or_refuse(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(records) = stale_records(&bytes) {
+                let mut again = Vec::new();
+                for (kind, what) in records {
+                    push_stale(&mut again, kind, what).unwrap();
+                }
+                prop_assert_eq!(again, bytes, "accepted bytes are canonical");
+            }
+        }
+    }
+
+    #[test]
+    fn stale_batches_refuse_bad_bytes() {
+        assert!(stale_records(&[]).unwrap().is_empty());
+        assert!(stale_records(&[STALE_NODE, 0]).is_err(), "a record cut in its length");
+        assert!(stale_records(&[STALE_VALUE, 0, 3, 1, 2]).is_err(), "a key cut short");
+        assert!(stale_records(&[9, 0, 0]).is_err(), "an unknown kind");
+        assert!(push_stale(&mut Vec::new(), STALE_NODE, &vec![0; 70_000]).is_err());
+    }
 
     proptest! {
         #[test]
