@@ -296,19 +296,25 @@ fn pruning_keeps_the_window_and_drops_the_rest() {
 /// needs that one), and no stale record is left for a version at or below `oldest`.
 fn assert_values_pruned_to(path: &std::path::Path, oldest: u64) {
     let db = open_read_only(path);
-    let mut at_or_below: std::collections::HashMap<Vec<u8>, u32> = Default::default();
-    for item in db.iterator_cf(db.cf_handle("jmt_values").unwrap(), rocksdb::IteratorMode::Start) {
-        let (k, _) = item.unwrap();
-        let version = u64::from_be_bytes(k[32..40].try_into().unwrap());
+    let mut at_or_below = std::collections::HashMap::<Vec<u8>, u32>::new();
+    for item in db
+        .iterator_cf(db.cf_handle("jmt_values").expect("test setup"), rocksdb::IteratorMode::Start)
+    {
+        let (k, _) = item.expect("test setup");
+        let version = u64::from_be_bytes(k[32..40].try_into().expect("test setup"));
         if version <= oldest {
             *at_or_below.entry(k[..32].to_vec()).or_default() += 1;
         }
     }
     assert!(at_or_below.values().all(|&n| n == 1), "a superseded entry survived pruning");
-    let stale = db.cf_handle("stale").unwrap();
+    let stale = db.cf_handle("stale").expect("test setup");
     let left = db
         .iterator_cf(stale, rocksdb::IteratorMode::Start)
-        .filter(|i| u64::from_be_bytes(i.as_ref().unwrap().0[..8].try_into().unwrap()) <= oldest)
+        .filter(|i| {
+            u64::from_be_bytes(
+                i.as_ref().expect("test setup").0[..8].try_into().expect("test setup"),
+            ) <= oldest
+        })
         .count();
     assert_eq!(left, 0, "stale records at or below {oldest} left");
 }
@@ -454,6 +460,33 @@ fn refuses_other_chain_and_newer_format() {
     }
     let err = Store::open(dir.path(), CHAIN, fast_config()).unwrap_err();
     assert!(matches!(err, LedgerError::NewerFormat { found: 99, .. }), "{err}");
+}
+
+fn format_version(path: &std::path::Path) -> u32 {
+    let db = open_read_only(path);
+    let raw = db
+        .get_cf(db.cf_handle("meta").expect("test setup"), b"format_version")
+        .expect("test setup")
+        .expect("test setup");
+    u32::from_be_bytes(raw.as_slice().try_into().expect("test setup"))
+}
+
+#[test]
+fn an_older_format_is_upgraded_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path(), CHAIN, fast_config()).unwrap().genesis(genesis_writes()).unwrap();
+    assert_eq!(format_version(dir.path()), 2);
+    {
+        let opts = rocksdb::Options::default();
+        let cfs = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), cfs).unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), b"format_version", 1u32.to_be_bytes()).unwrap();
+    }
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    let (txs, writes) = workload(1);
+    commit(&store, txs, writes);
+    drop(store);
+    assert_eq!(format_version(dir.path()), 2, "a binary older than format 2 now refuses it");
 }
 
 #[test]

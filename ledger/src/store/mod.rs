@@ -163,6 +163,13 @@ impl Store {
             if found > FORMAT_VERSION {
                 return Err(LedgerError::NewerFormat { path, found, supported: FORMAT_VERSION });
             }
+            if found < FORMAT_VERSION {
+                // Everything earlier is still read; what this binary writes from now on may
+                // not be, so an older binary must refuse the store from here on.
+                let mut wo = rocksdb::WriteOptions::default();
+                wo.set_sync(true);
+                db.put_cf_opt(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
+            }
         }
         match db.get_cf(meta, META_CHAIN_ID)? {
             Some(found) if found != chain_id.as_bytes() => {

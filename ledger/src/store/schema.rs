@@ -8,8 +8,13 @@ use jmt::storage::{NibblePath, Node, NodeKey};
 
 use crate::LedgerError;
 
-/// On-disk format version written by this code. A store with a higher number is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version written by this code. A store with a higher number is refused; one
+/// with a lower number is upgraded in place when opened (every earlier layout is still read).
+///
+/// - 1: the first.
+/// - 2: stale records batched per version ([`STALE_BATCH`]); an older binary would fail to
+///   prune them, so it must refuse the store.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// meta: chain id, format version, tip, oldest retained version, genesis flag.
 pub const CF_META: &str = "meta";

@@ -15,13 +15,18 @@ use rocksdb::{IteratorMode, WriteBatch};
 
 use super::commit::{NodeChanges, apply_tree};
 use super::schema::{
-    CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_ROOTS, CF_TXS, CF_VALUES, FORMAT_VERSION,
-    META_BASE, META_GENESIS, META_OLDEST, META_TIP, decode_value, pos_key, read_value_key,
-    roots_value, u64_key,
+    CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_ROOTS, CF_TXS, CF_VALUES, META_BASE,
+    META_GENESIS, META_OLDEST, META_TIP, decode_value, pos_key, read_value_key, roots_value,
+    u64_key,
 };
 use super::tree::TreeView;
 use super::{StateEntry, Store};
 use crate::{Block, LedgerError, MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteSet, block::hash_field, pb};
+
+/// Version of the snapshot stream this code writes; a stream with a higher number is refused.
+/// Its own number, not the store's: the store's layout can change without changing what a
+/// snapshot carries (store format 2 did), and snapshots stay readable by older nodes.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 const MAGIC: &[u8; 8] = b"DPXSNAP1";
 const END: u32 = u32::MAX;
@@ -62,7 +67,7 @@ impl Store {
             .ok_or_else(|| LedgerError::Corrupt(format!("no roots at {height}")))?;
         let block = self.block(height)?.map(|b| b.encode()).unwrap_or_default();
         let header = pb::SnapshotHeader {
-            format_version: FORMAT_VERSION,
+            format_version: SNAPSHOT_FORMAT_VERSION,
             chain_id: self.chain_id.clone(),
             height,
             state_root: state_root.0.to_vec(),
@@ -126,11 +131,11 @@ impl Store {
             get_bytes(input, len, "snapshot header", MAX_HEADER_BYTES)?.as_slice(),
         )
         .map_err(|e| LedgerError::decode("snapshot header", e))?;
-        if header.format_version > FORMAT_VERSION {
+        if header.format_version > SNAPSHOT_FORMAT_VERSION {
             return Err(LedgerError::NewerFormat {
                 path: self.path.clone(),
                 found: header.format_version,
-                supported: FORMAT_VERSION,
+                supported: SNAPSHOT_FORMAT_VERSION,
             });
         }
         if header.chain_id != self.chain_id {
