@@ -472,7 +472,7 @@ fn format_version(path: &std::path::Path) -> u32 {
 }
 
 #[test]
-fn an_older_format_is_upgraded_when_opened() {
+fn an_older_format_is_upgraded_by_the_first_write() {
     let dir = tempfile::tempdir().unwrap();
     Store::open(dir.path(), CHAIN, fast_config()).unwrap().genesis(genesis_writes()).unwrap();
     assert_eq!(format_version(dir.path()), 2);
@@ -482,6 +482,12 @@ fn an_older_format_is_upgraded_when_opened() {
         let db = rocksdb::DB::open_cf(&opts, dir.path(), cfs).unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), b"format_version", 1u32.to_be_bytes()).unwrap();
     }
+    // Opening and reading (an audit replaying from a stopped node's home) changes nothing.
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    assert!(store.get_latest(b"obj/001").unwrap().is_some());
+    drop(store);
+    assert_eq!(format_version(dir.path()), 1, "opening alone leaves the format as it was");
+    // The first batch written records the new format.
     let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
     let (txs, writes) = workload(1);
     commit(&store, txs, writes);
@@ -549,4 +555,65 @@ fn cache_settings_are_bounded() {
     commit(&store, txs, writes);
     store.get_with_proof(b"obj/001", 1).unwrap();
     assert_eq!(store.node_cache_stats(), dpx_ledger::NodeCacheStats::default());
+}
+
+/// The latest-state cache never lets a read return less than a commit that returned before the
+/// read began: readers race commits that rewrite the same keys (and delete one of them now and
+/// then), and every value read is at least the height the last finished commit wrote.
+#[test]
+fn latest_state_reads_never_go_back_behind_a_finished_commit() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const KEYS: u64 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), CHAIN, fast_config()).unwrap();
+    let key = |i: u64| format!("hot/{i}").into_bytes();
+    store
+        .genesis((0..KEYS).map(|i| (key(i), Some(0u64.to_be_bytes().to_vec()))).collect())
+        .unwrap();
+    let finished = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for r in 0..3u64 {
+            let (store, finished, done) = (&store, &finished, &done);
+            s.spawn(move || {
+                let mut reads = 0u64;
+                while !done.load(Ordering::SeqCst) || reads < 1000 {
+                    let i = (reads + r) % KEYS;
+                    let before = finished.load(Ordering::SeqCst);
+                    let got = store.get_latest(&key(i)).unwrap();
+                    let after = finished.load(Ordering::SeqCst);
+                    // Height h deletes key h % KEYS when h is a multiple of 5, else writes h
+                    // to it. What a read sees was written by a commit no older than the last
+                    // one finished before it began, and no newer than the one running after.
+                    let h = match got {
+                        Some(v) => u64::from_be_bytes(v.try_into().unwrap()),
+                        None => (before..=after + 1)
+                            .rev()
+                            .find(|d| d % 5 == 0 && d % KEYS == i)
+                            .unwrap_or_else(|| {
+                                panic!("key {i} absent, commits {before}..={after}")
+                            }),
+                    };
+                    assert!(
+                        (before..=after + 1).contains(&h),
+                        "key {i} read height {h}, commits {before}..={after} finished around it"
+                    );
+                    reads += 1;
+                }
+            });
+        }
+        for h in 1..=300u64 {
+            let writes = (0..KEYS)
+                .map(|i| {
+                    let value = (h % 5 == 0 && i == h % KEYS).then_some(());
+                    (key(i), if value.is_some() { None } else { Some(h.to_be_bytes().to_vec()) })
+                })
+                .collect();
+            commit(&store, vec![format!("tx-{h}").into_bytes()], writes);
+            finished.store(h, Ordering::SeqCst);
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    let stats = store.state_cache_stats();
+    assert!(stats.hits > 0 && stats.misses > 0, "{stats:?}");
 }

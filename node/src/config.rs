@@ -254,6 +254,9 @@ pub struct StorageSection {
     pub node_cache_nodes: usize,
     /// Most MiB (estimated) the node cache may hold (0: no node cache).
     pub node_cache_mib: usize,
+    /// Most MiB (estimated) of latest-state values kept in memory for the keys that are read
+    /// (0: no state cache).
+    pub state_cache_mib: usize,
 }
 
 impl Default for StorageSection {
@@ -264,6 +267,7 @@ impl Default for StorageSection {
             block_cache_mib: d.block_cache_bytes >> 20,
             node_cache_nodes: d.node_cache_nodes,
             node_cache_mib: d.node_cache_bytes >> 20,
+            state_cache_mib: d.state_cache_bytes >> 20,
         }
     }
 }
@@ -280,6 +284,7 @@ impl StorageSection {
             block_cache_bytes: mib("block_cache_mib", self.block_cache_mib)?,
             node_cache_nodes: self.node_cache_nodes,
             node_cache_bytes: mib("node_cache_mib", self.node_cache_mib)?,
+            state_cache_bytes: mib("state_cache_mib", self.state_cache_mib)?,
             ..StoreConfig::default()
         };
         c.validate().map_err(|e| anyhow::anyhow!("[storage]: {e} (bytes; the file gives MiB)"))?;
@@ -595,21 +600,24 @@ mod tests {
             (got.block_cache_bytes, got.node_cache_nodes, got.node_cache_bytes),
             (d.block_cache_bytes, d.node_cache_nodes, d.node_cache_bytes)
         );
+        assert_eq!(got.state_cache_bytes, d.state_cache_bytes);
         assert!(got.sync_writes, "a node always syncs its commits");
         // Given, in MiB.
         let text = format!(
-            "{base}[storage]\nretain_versions = 100\nblock_cache_mib = 256\nnode_cache_nodes = 0\nnode_cache_mib = 0\n"
+            "{base}[storage]\nretain_versions = 100\nblock_cache_mib = 256\nnode_cache_nodes = 0\nnode_cache_mib = 0\nstate_cache_mib = 8\n"
         );
         let got = toml::from_str::<Config>(&text).unwrap().storage.store_config().unwrap();
         assert_eq!(got.retain_versions, Some(100));
         assert_eq!(got.block_cache_bytes, 256 << 20);
         assert_eq!((got.node_cache_nodes, got.node_cache_bytes), (0, 0));
+        assert_eq!(got.state_cache_bytes, 8 << 20);
         // Out of range, or overflowing the conversion: a clear error naming the section.
         for (setting, value) in [
             ("block_cache_mib", "0".to_owned()),
             // 2^50 MiB fits the file's integers, not usize bytes.
             ("block_cache_mib", (1u64 << 50).to_string()),
             ("node_cache_mib", (1u64 << 50).to_string()),
+            ("state_cache_mib", (1u64 << 50).to_string()),
             ("node_cache_nodes", "1000000000000".to_owned()),
             ("retain_versions", "0".to_owned()),
         ] {

@@ -64,6 +64,10 @@ pub struct Metrics {
     pub storage_node_cache_bytes: Gauge,
     pub storage_node_cache_hits: Counter,
     pub storage_node_cache_misses: Counter,
+    pub storage_state_cache_entries: Gauge,
+    pub storage_state_cache_bytes: Gauge,
+    pub storage_state_cache_hits: Counter,
+    pub storage_state_cache_misses: Counter,
 }
 
 impl Default for Metrics {
@@ -298,6 +302,26 @@ impl Metrics {
                 "State-tree node reads that went to RocksDB",
                 Counter::default()
             ),
+            storage_state_cache_entries: reg!(
+                "storage_state_cache_entries",
+                "Latest-state keys held in the state cache",
+                Gauge::default()
+            ),
+            storage_state_cache_bytes: reg!(
+                "storage_state_cache_bytes",
+                "Estimated bytes held in the latest-state cache",
+                Gauge::default()
+            ),
+            storage_state_cache_hits: reg!(
+                "storage_state_cache_hits",
+                "Latest-state reads answered from the state cache",
+                Counter::default()
+            ),
+            storage_state_cache_misses: reg!(
+                "storage_state_cache_misses",
+                "Latest-state reads that went to RocksDB",
+                Counter::default()
+            ),
             registry: Arc::new(r),
         }
     }
@@ -315,6 +339,11 @@ impl Metrics {
         };
         follow(&self.storage_node_cache_hits, n.hits);
         follow(&self.storage_node_cache_misses, n.misses);
+        let st = store.state_cache_stats();
+        gauge(&self.storage_state_cache_entries, st.entries);
+        gauge(&self.storage_state_cache_bytes, st.bytes);
+        follow(&self.storage_state_cache_hits, st.hits);
+        follow(&self.storage_state_cache_misses, st.misses);
     }
 
     /// The Prometheus text exposition.

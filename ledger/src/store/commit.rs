@@ -10,9 +10,9 @@ use rocksdb::{WriteBatch, WriteOptions};
 
 use super::schema::{
     CF_BLOCK_IDS, CF_CERTS, CF_HEADERS, CF_META, CF_NODES, CF_RECEIPTS, CF_ROOTS, CF_STALE,
-    CF_STATE, CF_TX_INDEX, CF_TXS, CF_VALUES, META_GENESIS, META_OLDEST, META_TIP, STALE_BATCH,
-    STALE_NODE, STALE_VALUE, encode_node, encode_value, node_key, pos_key, push_stale, roots_value,
-    stale_key, u64_key, value_key,
+    CF_STATE, CF_TX_INDEX, CF_TXS, CF_VALUES, FORMAT_VERSION, META_FORMAT, META_GENESIS,
+    META_OLDEST, META_TIP, STALE_BATCH, STALE_NODE, STALE_VALUE, encode_node, encode_value,
+    node_key, pos_key, push_stale, roots_value, stale_key, u64_key, value_key,
 };
 use super::tree::TreeView;
 use super::{Store, root_hash};
@@ -28,6 +28,9 @@ pub(crate) struct NodeChanges {
     pub written: Vec<(Vec<u8>, Node)>,
     /// Encoded keys of every node deleted.
     pub deleted: Vec<Vec<u8>>,
+    /// Every latest-state key written, with its new value (`None`: deleted), for the state
+    /// cache once the batch has landed.
+    pub state: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// A block made ready to commit ahead of its decision ([`Store::prepare_block`]): its state
@@ -69,16 +72,29 @@ impl std::fmt::Debug for PreparedBlock {
 
 impl Store {
     /// Write `batch`, then bring the node cache in line with what it did to the tree nodes.
-    pub(crate) fn write(&self, batch: WriteBatch, nodes: NodeChanges) -> Result<(), LedgerError> {
+    pub(crate) fn write(
+        &self,
+        mut batch: WriteBatch,
+        nodes: NodeChanges,
+    ) -> Result<(), LedgerError> {
+        let upgrade = self.format_upgrade.load(Ordering::Acquire);
+        if upgrade {
+            batch.put_cf(self.cf(CF_META)?, META_FORMAT, FORMAT_VERSION.to_be_bytes());
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.config.sync_writes);
         self.db.write_opt(batch, &wo)?;
+        if upgrade {
+            self.format_upgrade.store(false, Ordering::Release);
+        }
         // Deletions first: `forget` moves the epoch, so a reader that fetched a deleted node
         // before the batch cannot put it back.
         if !nodes.deleted.is_empty() {
             self.nodes.forget(&nodes.deleted);
         }
         self.nodes.insert_committed(nodes.written);
+        // Before the commit returns, so every later read sees its writes.
+        self.state.committed(&nodes.state);
         Ok(())
     }
 
@@ -334,7 +350,9 @@ impl Store {
             }
         }
         let view = self.tree_view();
+        changes.state.reserve(writes.len());
         for (key, value) in writes {
+            changes.state.push((key.clone(), value.clone()));
             let kh = key_hash(key);
             if version > 0 {
                 // The entry this write supersedes is needed only by versions below `version`.

@@ -9,6 +9,7 @@ mod options;
 mod prune;
 pub(crate) mod schema;
 mod snapshot;
+mod state_cache;
 #[cfg(test)]
 mod test_blocks;
 mod tree;
@@ -31,6 +32,7 @@ use schema::{
     CF_TXS, FORMAT_VERSION, META_BASE, META_CHAIN_ID, META_FORMAT, META_GENESIS, META_OLDEST,
     META_TIP, pos_key, read_pos, read_roots, read_u64, u64_key,
 };
+pub use state_cache::StateCacheStats;
 use tree::TreeView;
 
 use crate::{
@@ -49,6 +51,8 @@ pub const BLOCK_CACHE_BYTES_RANGE: (usize, usize) = (1 << 20, 64 << 30);
 pub const NODE_CACHE_NODES_MAX: usize = 50_000_000;
 /// Bound of [`StoreConfig::node_cache_bytes`]: 64 GiB.
 pub const NODE_CACHE_BYTES_MAX: usize = 64 << 30;
+/// Bound of [`StoreConfig::state_cache_bytes`]: 64 GiB.
+pub const STATE_CACHE_BYTES_MAX: usize = 64 << 30;
 
 /// How a [`Store`] behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +76,10 @@ pub struct StoreConfig {
     /// Most bytes (estimated) of that node cache (at most [`NODE_CACHE_BYTES_MAX`]; 0 turns it
     /// off). Default 128 MiB, about the top four levels of a tree of ten million keys.
     pub node_cache_bytes: usize,
+    /// Most bytes (estimated) of latest-state values kept in memory in front of RocksDB, for
+    /// the keys that are read (at most [`STATE_CACHE_BYTES_MAX`]; 0 turns it off). Default
+    /// 64 MiB.
+    pub state_cache_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -85,6 +93,7 @@ impl Default for StoreConfig {
             block_cache_bytes: 64 << 20,
             node_cache_nodes: 250_000,
             node_cache_bytes: 128 << 20,
+            state_cache_bytes: 64 << 20,
         }
     }
 }
@@ -104,7 +113,8 @@ impl StoreConfig {
         };
         within("block_cache_bytes", self.block_cache_bytes, BLOCK_CACHE_BYTES_RANGE)?;
         within("node_cache_nodes", self.node_cache_nodes, (0, NODE_CACHE_NODES_MAX))?;
-        within("node_cache_bytes", self.node_cache_bytes, (0, NODE_CACHE_BYTES_MAX))
+        within("node_cache_bytes", self.node_cache_bytes, (0, NODE_CACHE_BYTES_MAX))?;
+        within("state_cache_bytes", self.state_cache_bytes, (0, STATE_CACHE_BYTES_MAX))
     }
 }
 
@@ -117,8 +127,12 @@ pub struct Store {
     tip: AtomicU64,
     oldest: AtomicU64,
     genesis_done: AtomicBool,
+    /// The store's recorded format is older than [`FORMAT_VERSION`]: the next batch written
+    /// records the new one.
+    format_upgrade: AtomicBool,
     commit_lock: Mutex<()>,
     nodes: NodeCache,
+    state: state_cache::StateCache,
     /// Kept for its usage figure; every column family holds a handle to it.
     block_cache: Cache,
 }
@@ -154,6 +168,7 @@ impl Store {
         let meta = db
             .cf_handle(CF_META)
             .ok_or_else(|| LedgerError::Corrupt("missing meta column family".into()))?;
+        let mut upgrade = false;
         if let Some(raw) = db.get_cf(meta, META_FORMAT)? {
             let found = u32::from_be_bytes(
                 raw.as_slice()
@@ -163,13 +178,11 @@ impl Store {
             if found > FORMAT_VERSION {
                 return Err(LedgerError::NewerFormat { path, found, supported: FORMAT_VERSION });
             }
-            if found < FORMAT_VERSION {
-                // Everything earlier is still read; what this binary writes from now on may
-                // not be, so an older binary must refuse the store from here on.
-                let mut wo = rocksdb::WriteOptions::default();
-                wo.set_sync(true);
-                db.put_cf_opt(meta, META_FORMAT, FORMAT_VERSION.to_be_bytes(), &wo)?;
-            }
+            // Everything earlier is still read; what this binary writes may not be, so the
+            // first batch it writes records the new format (and an older binary then refuses
+            // the store). Opening alone changes nothing: an audit replaying from a stopped
+            // node's home leaves it as its own binary expects.
+            upgrade = found < FORMAT_VERSION;
         }
         match db.get_cf(meta, META_CHAIN_ID)? {
             Some(found) if found != chain_id.as_bytes() => {
@@ -199,8 +212,10 @@ impl Store {
             tip: AtomicU64::new(tip),
             oldest: AtomicU64::new(oldest),
             genesis_done: AtomicBool::new(genesis_done),
+            format_upgrade: AtomicBool::new(upgrade),
             commit_lock: Mutex::new(()),
             nodes: NodeCache::new(config.node_cache_nodes, config.node_cache_bytes),
+            state: state_cache::StateCache::new(config.state_cache_bytes),
             block_cache,
             config,
         })
@@ -228,6 +243,11 @@ impl Store {
     /// The state-tree node cache's counters.
     pub fn node_cache_stats(&self) -> NodeCacheStats {
         self.nodes.stats()
+    }
+
+    /// The latest-state value cache's counters.
+    pub fn state_cache_stats(&self) -> StateCacheStats {
+        self.state.stats()
     }
 
     /// Bytes RocksDB's block cache holds now (data, index and filter blocks).
@@ -378,7 +398,14 @@ impl Store {
 
     /// The value of `key` in the latest state.
     pub fn get_latest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
-        Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+        match self.state.get(key) {
+            Ok(value) => Ok(value),
+            Err(start) => {
+                let value = self.db.get_cf(self.cf(CF_STATE)?, key)?;
+                self.state.insert(start, key, value.as_ref());
+                Ok(value)
+            }
+        }
     }
 
     /// The value of `key` at `version` with a proof against [`Store::state_root`]`(version)`;

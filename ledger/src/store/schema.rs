@@ -9,7 +9,8 @@ use jmt::storage::{NibblePath, Node, NodeKey};
 use crate::LedgerError;
 
 /// On-disk format version written by this code. A store with a higher number is refused; one
-/// with a lower number is upgraded in place when opened (every earlier layout is still read).
+/// with a lower number is upgraded by the first batch written (every earlier layout is still
+/// read; opening alone, as an audit replay from a stopped node does, changes nothing).
 ///
 /// - 1: the first.
 /// - 2: stale records batched per version ([`STALE_BATCH`]); an older binary would fail to
