@@ -33,7 +33,7 @@ use crate::codec::{self, Wire, pb};
 use crate::error::{ContractError, DecodeError};
 use crate::keys;
 use crate::participants::Participant;
-use crate::products::Product;
+use crate::products::{Product, ProductConditions, ProductSpec};
 use crate::receipt::DecisionReceipt;
 use crate::state::State;
 use crate::types::code_enum;
@@ -398,27 +398,49 @@ fn decision_key(
             w.update(b"M");
         }
         Resource::Participant(p) if p.account == principal.account => {
-            w.update(b"P=");
+            w.update(b"S");
         }
         Resource::Participant(p) => {
             w.update(b"P");
             put_participant(&mut w, p, ids);
         }
         Resource::Product(p) => {
-            let s = &p.spec;
+            // Every field named, so a new one does not compile until it is either keyed here
+            // or known not to reach `product_entity` (the test
+            // `every_attribute_the_entities_carry_is_in_the_key` checks what is keyed).
+            let Product {
+                id,
+                provider: provider_key,
+                spec,
+                listed,
+                listed_height: _,
+                updated_height: _,
+                version: _,
+            } = p;
+            let ProductSpec {
+                name: _,
+                category,
+                domain,
+                grade,
+                price: _,
+                terms_hash: _,
+                conditions,
+                retention_days: _,
+            } = spec;
+            let ProductConditions { min_consumer_rating, whitelist_only, purposes } = conditions;
             w.update(b"R").update(&[
-                s.grade,
-                u8::from(p.listed),
-                s.conditions.min_consumer_rating,
-                u8::from(s.conditions.whitelist_only),
-                u8::from(p.provider == principal.account),
+                *grade,
+                u8::from(*listed),
+                *min_consumer_rating,
+                u8::from(*whitelist_only),
+                u8::from(*provider_key == principal.account),
             ]);
-            put_str(&mut w, s.category.as_str());
-            put_str(&mut w, &s.domain);
-            put_strs(&mut w, s.conditions.purposes.iter().map(String::as_str));
+            put_str(&mut w, category.as_str());
+            put_str(&mut w, domain);
+            put_strs(&mut w, purposes.iter().map(String::as_str));
             if ids {
-                put_str(&mut w, &p.id.to_string());
-                w.update(p.provider.as_bytes());
+                put_str(&mut w, &id.to_string());
+                w.update(provider_key.as_bytes());
             }
             // The provider's entity, as `evaluate` adds it.
             match provider.filter(|q| q.account != principal.account) {
@@ -450,11 +472,25 @@ fn put_strs<'a>(w: &mut HashWriter, items: impl ExactSizeIterator<Item = &'a str
 
 /// The attributes of [`participant_entity`], and with `ids` its identity.
 fn put_participant(w: &mut HashWriter, p: &Participant, ids: bool) {
-    put_strs(w, p.roles.iter().map(|r| r.as_str()));
-    w.update(&[p.rating, u8::from(p.suspended)]);
-    put_str(w, p.list_status.as_str());
+    // Every field named: see the product's in `decision_key`.
+    let Participant {
+        account,
+        current_key: _,
+        name: _,
+        roles,
+        rating,
+        list_status,
+        suspended,
+        suspension_reason: _,
+        admitted_by: _,
+        admitted_height: _,
+        updated_height: _,
+    } = p;
+    put_strs(w, roles.iter().map(|r| r.as_str()));
+    w.update(&[*rating, u8::from(*suspended)]);
+    put_str(w, list_status.as_str());
     if ids {
-        w.update(p.account.as_bytes());
+        w.update(account.as_bytes());
     }
 }
 
@@ -739,6 +775,79 @@ mod tests {
         let other =
             decide(&st, &a, Action::RotateKey, &Resource::Participant(b.clone()), &ctx).unwrap();
         assert!(own.allowed && !other.allowed, "{own:?} {other:?}");
+    }
+
+    /// A field's name and a change to it.
+    type Change<T> = (&'static str, fn(&mut T));
+
+    /// The memo key lists attributes by hand, so it must change exactly when an attribute the
+    /// entities carry changes: every field of a participant and of a product is changed in
+    /// turn (identities aside: they are keyed only for sets that name them).
+    #[test]
+    fn every_attribute_the_entities_carry_is_in_the_key() {
+        let record = PolicySetRecord {
+            version: 1,
+            hash: Hash::digest(DEFAULT_POLICIES.as_bytes()),
+            text: DEFAULT_POLICIES.to_string(),
+            height: 1,
+        };
+        let parsed = ParsedSet::new(parse_policies(DEFAULT_POLICIES, MAX_POLICY_BYTES).unwrap());
+        assert!(parsed.identity_blind);
+        let ctx = PolicyContext { grant_consumed: true, purpose: "hiring".into() };
+        let prov = participant(9, vec![Role::Provider], 3, ListStatus::Normal, false);
+        let memo_key = |p: &Participant, r: &Product| {
+            let res = Resource::Product(r.clone());
+            decision_key(&record, &parsed, p, Action::UseGrant, &res, Some(&prov), &ctx)
+        };
+        let attrs = |e: Entity| {
+            let mut v = e.to_json_value().unwrap()["attrs"].clone();
+            // A product's provider is an identity; the key keeps only how it relates.
+            v.as_object_mut().unwrap().remove("provider");
+            v
+        };
+        let p0 = participant(2, vec![Role::Consumer], 1, ListStatus::Normal, false);
+        let r0 = product(1, 9, 3, 1, false, vec!["hiring".into()]);
+        let participant_changes: [Change<Participant>; 10] = [
+            ("current_key", |p| p.current_key = key(7)),
+            ("name", |p| p.name.push('!')),
+            ("roles", |p| p.roles.push(Role::Provider)),
+            ("rating", |p| p.rating += 1),
+            ("list_status", |p| p.list_status = ListStatus::Whitelisted),
+            ("suspended", |p| p.suspended = true),
+            ("suspension_reason", |p| p.suspension_reason.push('!')),
+            ("admitted_by", |p| p.admitted_by = key(7)),
+            ("admitted_height", |p| p.admitted_height += 1),
+            ("updated_height", |p| p.updated_height += 1),
+        ];
+        for (field, change) in participant_changes {
+            let mut p = p0.clone();
+            change(&mut p);
+            let seen =
+                attrs(participant_entity(&p).unwrap()) != attrs(participant_entity(&p0).unwrap());
+            assert_eq!(memo_key(&p, &r0) != memo_key(&p0, &r0), seen, "participant.{field}");
+        }
+        let product_changes: [Change<Product>; 14] = [
+            ("name", |r| r.spec.name.push('!')),
+            ("category", |r| r.spec.category = Category::Software),
+            ("domain", |r| r.spec.domain.push('!')),
+            ("grade", |r| r.spec.grade += 1),
+            ("price", |r| r.spec.price += 1),
+            ("terms_hash", |r| r.spec.terms_hash = Hash::digest(b"other")),
+            ("min_consumer_rating", |r| r.spec.conditions.min_consumer_rating += 1),
+            ("whitelist_only", |r| r.spec.conditions.whitelist_only = true),
+            ("purposes", |r| r.spec.conditions.purposes.push("credit".into())),
+            ("retention_days", |r| r.spec.retention_days = Some(30)),
+            ("listed", |r| r.listed = false),
+            ("listed_height", |r| r.listed_height += 1),
+            ("updated_height", |r| r.updated_height += 1),
+            ("version", |r| r.version += 1),
+        ];
+        for (field, change) in product_changes {
+            let mut r = r0.clone();
+            change(&mut r);
+            let seen = attrs(product_entity(&r).unwrap()) != attrs(product_entity(&r0).unwrap());
+            assert_eq!(memo_key(&p0, &r) != memo_key(&p0, &r0), seen, "product.{field}");
+        }
     }
 
     #[test]

@@ -83,7 +83,10 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.config.sync_writes);
+        self.state.landing(&nodes.state);
         self.db.write_opt(batch, &wo)?;
+        // At once, before anything that could fail or panic: every later read sees the batch.
+        self.state.committed(&nodes.state);
         if upgrade {
             self.format_upgrade.store(false, Ordering::Release);
         }
@@ -93,8 +96,6 @@ impl Store {
             self.nodes.forget(&nodes.deleted);
         }
         self.nodes.insert_committed(nodes.written);
-        // Before the commit returns, so every later read sees its writes.
-        self.state.committed(&nodes.state);
         Ok(())
     }
 

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::schema::{
-    CF_CERTS, CF_HEADERS, CF_META, CF_ROOTS, CF_STATE, CF_TX_INDEX, CF_TXS, CF_VALUES, META_BASE,
-    read_pos, read_u64, read_value_key, u64_key,
+    CF_CERTS, CF_HEADERS, CF_META, CF_ROOTS, CF_STALE, CF_STATE, CF_TX_INDEX, CF_TXS, CF_VALUES,
+    META_BASE, STALE_BATCH, STALE_NODE, STALE_VALUE, read_pos, read_u64, read_value_key,
+    stale_records, u64_key,
 };
 use super::tree::EmptyTree;
 use crate::{Blake3Hasher, LedgerError, WriteSet, key_hash, receipts_hash};
@@ -34,7 +35,9 @@ impl Store {
     /// - every stored block links to its parent (id, state root, receipts hash), matches its tx
     ///   root, has a certificate and one receipt per transaction;
     /// - every tx index entry points at a stored transaction with that hash;
-    /// - nothing exists above the tip (no half-written block).
+    /// - nothing exists above the tip (no half-written block);
+    /// - every stale record (what pruning will delete) decodes, so a corrupt one is found now,
+    ///   not by the commit whose pruning reaches it.
     ///
     /// Reads everything: meant for tests, audits and after an unclean shutdown, not hot paths.
     pub fn verify_integrity(&self) -> Result<IntegrityReport, LedgerError> {
@@ -47,6 +50,17 @@ impl Store {
         let tree_root = tree.get_root_hash(tip).map_err(|e| fail(format!("tree root: {e}")))?;
         if tree_root.0 != root.0 {
             return Err(fail(format!("tree root {} != recorded {root}", Hash(tree_root.0))));
+        }
+
+        for item in self.db.iterator_cf(self.cf(CF_STALE)?, IteratorMode::Start) {
+            let (k, v) = item?;
+            match k.get(8) {
+                Some(&STALE_BATCH) if k.len() == 9 => {
+                    stale_records(&v).map_err(|e| fail(format!("stale entry {k:02x?}: {e}")))?;
+                }
+                Some(&(STALE_NODE | STALE_VALUE)) if k.len() > 9 => {}
+                _ => return Err(fail(format!("stale entry with a bad key {k:02x?}"))),
+            }
         }
 
         let mut flat = WriteSet::new();

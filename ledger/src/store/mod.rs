@@ -168,8 +168,7 @@ impl Store {
         let meta = db
             .cf_handle(CF_META)
             .ok_or_else(|| LedgerError::Corrupt("missing meta column family".into()))?;
-        let mut upgrade = false;
-        if let Some(raw) = db.get_cf(meta, META_FORMAT)? {
+        let upgrade = if let Some(raw) = db.get_cf(meta, META_FORMAT)? {
             let found = u32::from_be_bytes(
                 raw.as_slice()
                     .try_into()
@@ -182,8 +181,11 @@ impl Store {
             // first batch it writes records the new format (and an older binary then refuses
             // the store). Opening alone changes nothing: an audit replaying from a stopped
             // node's home leaves it as its own binary expects.
-            upgrade = found < FORMAT_VERSION;
-        }
+            found < FORMAT_VERSION
+        } else {
+            // A store with a chain but no recorded format predates the record: format 1.
+            db.get_cf(meta, META_CHAIN_ID)?.is_some()
+        };
         match db.get_cf(meta, META_CHAIN_ID)? {
             Some(found) if found != chain_id.as_bytes() => {
                 return Err(LedgerError::WrongChain {

@@ -6,16 +6,17 @@
 //! memtable's skip list at the cost of a dozen cache-missing comparisons. This cache answers
 //! them from a hash map.
 //!
-//! **Coherence.** The latest value of a key changes only when a commit's batch lands
-//! ([`StateCache::committed`], called by the store right after it, before the commit returns):
-//! every key it wrote that the cache holds takes its new value. A reader that missed, read
-//! RocksDB and wants to keep what it read could race with a commit (read the old value before
-//! the batch lands, insert it after the cache was updated), so each commit first moves an epoch
-//! and then updates the entries, and a reader's insert, checked under its shard's lock, is
-//! dropped when the epoch moved since its read began. A reader that inserts before the epoch
-//! moves has its entry overwritten by the update that follows. So once a commit has returned,
-//! every read sees its writes, as without the cache; while it is landing, a read may see the
-//! value from just before it, as a read racing the batch could without the cache.
+//! **Coherence.** The latest value of a key changes only when a commit's batch lands. Just
+//! before writing the batch the store calls [`StateCache::landing`]: it moves an epoch and
+//! forgets every key the batch writes, so while the batch lands those keys are read from
+//! RocksDB, which shows a batch whole or not at all, as without the cache. Right after the
+//! write, before the commit returns, [`StateCache::committed`] moves the epoch again and gives
+//! every key of the batch the cache holds again (read in between) its new value. A reader that
+//! missed, read RocksDB and wants to keep what it read could race with a commit (read the old
+//! value before the batch lands, insert it after), so a reader's insert, checked under its
+//! shard's lock, is dropped when the epoch moved since its read began; one that inserts before
+//! the epoch moves has its entry forgotten or overwritten by the step that follows. So once a
+//! commit has returned every read sees its writes, and no read sees part of a batch.
 //!
 //! Only keys that were read are held: a commit updates the entries present and adds none (a
 //! block writes many keys — new grants, usage records — that are rarely read back). Absent keys
@@ -127,7 +128,26 @@ impl StateCache {
         shard.bytes += cost;
     }
 
-    /// A commit's writes have landed: every cached key among them takes its new value.
+    /// A commit's batch is about to land: forget every key it writes, so that until it has
+    /// landed and [`StateCache::committed`] ran, those keys are read from RocksDB (which shows
+    /// the batch whole or not at all, as without the cache), and void the inserts of reads
+    /// begun before.
+    pub fn landing(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if self.shard_bytes == 0 {
+            return;
+        }
+        for (key, _) in writes {
+            let mut shard = self.shard(key);
+            if let Some(old) = shard.map.remove(key.as_slice()) {
+                shard.bytes -= charge(key, old.as_ref());
+            }
+        }
+    }
+
+    /// A commit's writes have landed: every cached key among them (read again since
+    /// [`StateCache::landing`]) takes its new value, unless that would pass the bound, in
+    /// which case it is forgotten.
     pub fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if self.shard_bytes == 0 {
@@ -135,10 +155,15 @@ impl StateCache {
         }
         for (key, value) in writes {
             let mut shard = self.shard(key);
-            let Some(slot) = shard.map.get_mut(key.as_slice()) else { continue };
+            let Some(slot) = shard.map.get(key.as_slice()) else { continue };
             let (old, new) = (charge(key, slot.as_ref()), charge(key, value.as_ref()));
-            slot.clone_from(value);
-            shard.bytes = shard.bytes - old + new;
+            if shard.bytes - old + new > self.shard_bytes {
+                shard.map.remove(key.as_slice());
+                shard.bytes -= old;
+            } else {
+                shard.map.insert(key.clone(), value.clone());
+                shard.bytes = shard.bytes - old + new;
+            }
         }
     }
 
@@ -204,6 +229,33 @@ mod tests {
         c.insert(start, b"k", v("old").as_ref());
         c.committed(&[(b"k".to_vec(), v("new"))]);
         assert_eq!(c.get(b"k").unwrap(), v("new"));
+    }
+
+    #[test]
+    fn a_landing_batch_is_read_from_rocksdb_and_updates_stay_bounded() {
+        let c = StateCache::new(SHARDS * 1000);
+        let start = c.get(b"a").unwrap_err();
+        c.insert(start, b"a", v("old").as_ref());
+        let before = c.get(b"x").unwrap_err(); // a read begun before the batch lands
+        let w = [(b"a".to_vec(), v("new")), (b"x".to_vec(), v("new"))];
+        c.landing(&w);
+        assert!(c.get(b"a").is_err(), "the keys of a landing batch are read from RocksDB");
+        // A read during the landing that saw the old value is overwritten by `committed`;
+        // the one begun before the landing is not kept at all.
+        let during = c.get(b"a").unwrap_err();
+        c.insert(during, b"a", v("old").as_ref());
+        c.insert(before, b"x", v("old").as_ref());
+        c.committed(&w);
+        assert_eq!(c.get(b"a").unwrap(), v("new"));
+        assert!(c.get(b"x").is_err(), "the read begun before the landing was dropped");
+        // A new value that would pass the shard's share is forgotten, not kept over it.
+        let big = [(b"c".to_vec(), Some(vec![0; 990]))];
+        c.landing(&big);
+        let during = c.get(b"c").unwrap_err();
+        c.insert(during, b"c", None);
+        c.committed(&big);
+        assert!(c.get(b"c").is_err());
+        assert!(c.stats().bytes <= SHARDS * 1000, "{:?}", c.stats());
     }
 
     #[test]
