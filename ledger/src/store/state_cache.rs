@@ -55,6 +55,15 @@ fn charge(key: &[u8], value: Option<&Vec<u8>>) -> usize {
     key.len() + value.map_or(0, Vec::len) + ENTRY_OVERHEAD_BYTES
 }
 
+impl Shard {
+    /// Drop `key`'s entry, if held.
+    fn forget(&mut self, key: &[u8]) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= charge(key, old.as_ref());
+        }
+    }
+}
+
 /// The cache.
 pub(crate) struct StateCache {
     shards: [Mutex<Shard>; SHARDS],
@@ -122,9 +131,8 @@ impl StateCache {
             shard.map.clear();
             shard.bytes = 0;
         }
-        if let Some(old) = shard.map.insert(key.to_vec(), value.cloned()) {
-            shard.bytes -= charge(key, old.as_ref());
-        }
+        shard.forget(key);
+        shard.map.insert(key.to_vec(), value.cloned());
         shard.bytes += cost;
     }
 
@@ -138,10 +146,7 @@ impl StateCache {
             return;
         }
         for (key, _) in writes {
-            let mut shard = self.shard(key);
-            if let Some(old) = shard.map.remove(key.as_slice()) {
-                shard.bytes -= charge(key, old.as_ref());
-            }
+            self.shard(key).forget(key);
         }
     }
 
@@ -158,8 +163,7 @@ impl StateCache {
             let Some(slot) = shard.map.get(key.as_slice()) else { continue };
             let (old, new) = (charge(key, slot.as_ref()), charge(key, value.as_ref()));
             if shard.bytes - old + new > self.shard_bytes {
-                shard.map.remove(key.as_slice());
-                shard.bytes -= old;
+                shard.forget(key);
             } else {
                 shard.map.insert(key.clone(), value.clone());
                 shard.bytes = shard.bytes - old + new;
